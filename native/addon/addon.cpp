@@ -1,0 +1,12 @@
+// Node-API entry point: each binding group registers its functions on the exports object.
+#include <napi.h>
+
+#include "addon/bindings.h"
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  activeflow::RegisterKernelBindings(env, exports);
+  activeflow::RegisterModelBindings(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(activeflow, Init)

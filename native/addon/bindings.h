@@ -1,0 +1,28 @@
+// Binding groups of the addon. Each lives in its own file and registers its functions.
+#pragma once
+#include <napi.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace activeflow {
+
+// Kernel entry points for tests and tools (kernels_binding.cpp).
+void RegisterKernelBindings(Napi::Env env, Napi::Object exports);
+// Model loading and forward passes (model_binding.cpp).
+void RegisterModelBindings(Napi::Env env, Napi::Object exports);
+
+// An error that crosses into JS as an Error with a stable `code` property.
+struct NativeError : std::runtime_error {
+  std::string code;
+  NativeError(std::string c, const std::string& msg) : std::runtime_error(msg), code(std::move(c)) {}
+};
+
+// Throws a JS Error carrying e.code (used by synchronous bindings).
+inline Napi::Error ToJsError(Napi::Env env, const std::string& code, const std::string& msg) {
+  Napi::Error err = Napi::Error::New(env, msg);
+  err.Set("code", Napi::String::New(env, code));
+  return err;
+}
+
+}  // namespace activeflow

@@ -1,0 +1,34 @@
+// The only module that loads the .node file. Everything else imports `loadAddon()`.
+import { createRequire } from "node:module";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { ActiveflowError } from "../../errors.js";
+import type { KernelBindings } from "./kernelTypes.js";
+import type { ModelBindings } from "./modelTypes.js";
+
+export type NativeAddon = KernelBindings & ModelBindings;
+
+let cached: NativeAddon | undefined;
+
+function findAddon(): string {
+  // dist/src/backends/native/binding.js and src/backends/native/binding.ts both sit 3-4
+  // levels below the package root; walk up until build/Release is found.
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const candidate = join(dir, "build", "Release", "activeflow.node");
+    if (existsSync(candidate)) return candidate;
+    dir = dirname(dir);
+  }
+  throw new ActiveflowError(
+    "NATIVE_NOT_BUILT",
+    "native addon build/Release/activeflow.node not found; run `npm run build:native`",
+  );
+}
+
+export function loadAddon(): NativeAddon {
+  if (cached) return cached;
+  const require = createRequire(import.meta.url);
+  cached = require(findAddon()) as NativeAddon;
+  return cached;
+}
