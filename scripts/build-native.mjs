@@ -6,6 +6,7 @@
 //   native/kernels/isa/*.cpp  compiled once per ISA (scalar, avx2, avx512) with
 //                             -DAF_ISA=<name> and that ISA's flags; runtime dispatch picks one.
 //   native/kernels/*.cpp      compiled once, baseline x86-64 flags.
+//   native/model/*.cpp        compiled once, baseline flags: the forward pass (plain C++).
 //   native/addon/*.cpp        compiled once, baseline flags, with node-addon-api.
 import { execFile } from "node:child_process";
 import { createRequire } from "node:module";
@@ -99,6 +100,10 @@ async function main() {
   for (const src of list("native/kernels")) {
     const base = src.slice(src.lastIndexOf("/") + 1, -4);
     compile(src, join(objDir, `k_${base}.o`), [...baseline, ...(isX86 ? ["-DAF_HAVE_X86=1"] : [])]);
+  }
+  for (const src of list("native/model")) {
+    const base = src.slice(src.lastIndexOf("/") + 1, -4);
+    compile(src, join(objDir, `m_${base}.o`), baseline);
   }
   for (const src of list("native/addon")) {
     const base = src.slice(src.lastIndexOf("/") + 1, -4);
