@@ -449,9 +449,11 @@ export function getStringArray(file: GgufFile, key: string): string[] {
   return getOptionalStringArray(file, key) ?? badValue(file, key, "an array of strings", undefined);
 }
 
-// Numeric arrays come back as typed arrays when large and number[] when small; this
-// accessor hides the difference.
-export function getOptionalNumberArray(file: GgufFile, key: string): ArrayLike<number> | undefined {
+// Numeric arrays come back as typed arrays when large and number[] when small; the
+// accessors hide the difference behind this indexable, iterable type.
+export type NumberArray = readonly number[] | Float32Array | Int32Array | Uint32Array;
+
+export function getOptionalNumberArray(file: GgufFile, key: string): NumberArray | undefined {
   const v = file.metadata.get(key);
   if (v === undefined) return undefined;
   if (v instanceof Float32Array || v instanceof Int32Array || v instanceof Uint32Array) return v;
@@ -459,7 +461,7 @@ export function getOptionalNumberArray(file: GgufFile, key: string): ArrayLike<n
   return badValue(file, key, "an array of numbers", v);
 }
 
-export function getNumberArray(file: GgufFile, key: string): ArrayLike<number> {
+export function getNumberArray(file: GgufFile, key: string): NumberArray {
   return getOptionalNumberArray(file, key) ?? badValue(file, key, "an array of numbers", undefined);
 }
 
