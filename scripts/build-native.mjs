@@ -30,7 +30,7 @@ const ISAS = isX86
   ? {
       scalar: [],
       avx2: ["-mavx2", "-mfma", "-mf16c"],
-      avx512: ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx2", "-mfma", "-mf16c"],
+      avx512: ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni", "-mavx2", "-mfma", "-mf16c"],
     }
   : { scalar: [] };
 

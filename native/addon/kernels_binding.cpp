@@ -1,0 +1,246 @@
+// Synchronous kernel entry points for tests and tools. Each validates its arguments (type,
+// sizes) and throws a JS Error with code BAD_ARGUMENT instead of letting a kernel read out
+// of bounds; they run on the calling thread, so they are for small inputs only.
+#include <string.h>
+
+#include <string>
+#include <vector>
+
+#include "activeflow/kernels.h"
+#include "addon/bindings.h"
+
+namespace activeflow {
+
+namespace {
+
+[[noreturn]] void Bad(Napi::Env env, const std::string& msg) { throw ToJsError(env, "BAD_ARGUMENT", msg); }
+
+int ArgType(const Napi::CallbackInfo& info, size_t i, const char* fn) {
+  if (info.Length() <= i || !info[i].IsNumber()) Bad(info.Env(), std::string(fn) + ": argument 'type' must be a number (GGML type id)");
+  const int type = info[i].As<Napi::Number>().Int32Value();
+  if (!af_type_supported(type)) {
+    Bad(info.Env(), std::string(fn) + ": type " + std::to_string(type) +
+                        " is not a supported weight type (F32, F16, BF16, Q4_0, Q4_1, Q8_0, Q4_K, Q5_K, Q6_K)");
+  }
+  return type;
+}
+
+int64_t ArgCount(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name) {
+  if (info.Length() <= i || !info[i].IsNumber()) Bad(info.Env(), std::string(fn) + ": argument '" + name + "' must be a number");
+  const double v = info[i].As<Napi::Number>().DoubleValue();
+  if (!(v >= 1 && v <= (double)(1LL << 40)) || v != (double)(int64_t)v) {
+    Bad(info.Env(), std::string(fn) + ": argument '" + name + "' must be a positive integer, got " + std::to_string(v));
+  }
+  return (int64_t)v;
+}
+
+Napi::Float32Array ArgF32(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name) {
+  if (info.Length() <= i || !info[i].IsTypedArray() ||
+      info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    Bad(info.Env(), std::string(fn) + ": argument '" + name + "' must be a Float32Array");
+  }
+  return info[i].As<Napi::Float32Array>();
+}
+
+Napi::Uint8Array ArgU8(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name) {
+  if (info.Length() <= i || !info[i].IsTypedArray() ||
+      info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    Bad(info.Env(), std::string(fn) + ": argument '" + name + "' must be a Uint8Array");
+  }
+  return info[i].As<Napi::Uint8Array>();
+}
+
+void CheckBlocks(Napi::Env env, const char* fn, int type, int64_t n) {
+  const int64_t blk = af_type_block_elems(type);
+  if (n <= 0 || n % blk != 0) {
+    Bad(env, std::string(fn) + ": n = " + std::to_string(n) + " must be a positive multiple of the block size " +
+                 std::to_string(blk) + " of type " + std::to_string(type));
+  }
+}
+
+float ArgFloat(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name) {
+  if (info.Length() <= i || !info[i].IsNumber()) Bad(info.Env(), std::string(fn) + ": argument '" + name + "' must be a number");
+  return info[i].As<Napi::Number>().FloatValue();
+}
+
+Napi::Value IsaName(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), af_isa_name()); }
+
+Napi::Value IsaSet(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsString()) Bad(info.Env(), "isaSet: argument 'name' must be a string");
+  const std::string name = info[0].As<Napi::String>().Utf8Value();
+  if (af_isa_set(name.c_str()) != 0) {
+    throw ToJsError(info.Env(), "NATIVE", "isaSet: path '" + name + "' is not available on this CPU (available: " +
+                                              af_isa_available() + ")");
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value IsaAvailable(const Napi::CallbackInfo& info) {
+  Napi::Array out = Napi::Array::New(info.Env());
+  const std::string list = af_isa_available();
+  size_t start = 0;
+  uint32_t k = 0;
+  while (start <= list.size()) {
+    const size_t comma = list.find(',', start);
+    const size_t end = comma == std::string::npos ? list.size() : comma;
+    if (end > start) out.Set(k++, Napi::String::New(info.Env(), list.substr(start, end - start)));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+// rowBytes(type, n): bytes of one row of n elements.
+Napi::Value RowBytes(const Napi::CallbackInfo& info) {
+  const int type = ArgType(info, 0, "rowBytes");
+  const int64_t n = ArgCount(info, 1, "rowBytes", "n");
+  CheckBlocks(info.Env(), "rowBytes", type, n);
+  return Napi::Number::New(info.Env(), (double)af_row_bytes(type, n));
+}
+
+Napi::Value QuantizeRow(const Napi::CallbackInfo& info) {
+  const int type = ArgType(info, 0, "quantizeRow");
+  Napi::Float32Array x = ArgF32(info, 1, "quantizeRow", "x");
+  const int64_t n = (int64_t)x.ElementLength();
+  CheckBlocks(info.Env(), "quantizeRow", type, n);
+  Napi::Uint8Array out = Napi::Uint8Array::New(info.Env(), af_row_bytes(type, n));
+  af_quantize_row(type, x.Data(), out.Data(), n);
+  return out;
+}
+
+Napi::Value DequantizeRow(const Napi::CallbackInfo& info) {
+  const int type = ArgType(info, 0, "dequantizeRow");
+  Napi::Uint8Array src = ArgU8(info, 1, "dequantizeRow", "bytes");
+  const int64_t n = ArgCount(info, 2, "dequantizeRow", "n");
+  CheckBlocks(info.Env(), "dequantizeRow", type, n);
+  if (src.ByteLength() < af_row_bytes(type, n)) {
+    Bad(info.Env(), "dequantizeRow: " + std::to_string(n) + " elements of type " + std::to_string(type) + " need " +
+                        std::to_string(af_row_bytes(type, n)) + " bytes, got " + std::to_string(src.ByteLength()));
+  }
+  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), (size_t)n);
+  af_dequantize_row(type, src.Data(), out.Data(), n);
+  return out;
+}
+
+struct MatArgs {
+  int type;
+  Napi::Uint8Array w;
+  int64_t rows, n;
+  Napi::Float32Array x;
+};
+
+MatArgs ParseMat(const Napi::CallbackInfo& info, const char* fn, int64_t nb) {
+  MatArgs a{ArgType(info, 0, fn), ArgU8(info, 1, fn, "w"), ArgCount(info, 2, fn, "rows"), ArgCount(info, 3, fn, "n"),
+            ArgF32(info, 4, fn, "x")};
+  CheckBlocks(info.Env(), fn, a.type, a.n);
+  const size_t need = af_row_bytes(a.type, a.n) * (size_t)a.rows;
+  if (a.w.ByteLength() < need) {
+    Bad(info.Env(), std::string(fn) + ": w holds " + std::to_string(a.w.ByteLength()) + " bytes, " +
+                        std::to_string(a.rows) + " rows of " + std::to_string(a.n) + " need " + std::to_string(need));
+  }
+  if ((int64_t)a.x.ElementLength() != nb * a.n) {
+    Bad(info.Env(), std::string(fn) + ": x has " + std::to_string(a.x.ElementLength()) + " elements, expected " +
+                        std::to_string(nb * a.n));
+  }
+  return a;
+}
+
+Napi::Value Matvec(const Napi::CallbackInfo& info) {
+  MatArgs a = ParseMat(info, "matvec", 1);
+  std::vector<uint8_t> xq(af_act_bytes(a.type, a.n) + 64);
+  af_quantize_act(a.type, a.x.Data(), xq.data(), a.n);
+  Napi::Float32Array y = Napi::Float32Array::New(info.Env(), (size_t)a.rows);
+  af_matvec(a.type, a.w.Data(), af_row_bytes(a.type, a.n), xq.data(), y.Data(), a.n, 0, a.rows);
+  return y;
+}
+
+Napi::Value Matmul(const Napi::CallbackInfo& info) {
+  const int64_t nb = ArgCount(info, 5, "matmul", "nb");
+  MatArgs a = ParseMat(info, "matmul", nb);
+  const size_t xs = af_act_bytes(a.type, a.n);
+  std::vector<uint8_t> xq(xs * (size_t)nb + 64);
+  for (int64_t b = 0; b < nb; b++) af_quantize_act(a.type, a.x.Data() + b * a.n, xq.data() + b * xs, a.n);
+  Napi::Float32Array y = Napi::Float32Array::New(info.Env(), (size_t)(nb * a.rows));
+  af_matmul(a.type, a.w.Data(), af_row_bytes(a.type, a.n), xq.data(), xs, y.Data(), a.rows, a.n, nb, 0, a.rows);
+  return y;
+}
+
+Napi::Float32Array Copy(Napi::Env env, const Napi::Float32Array& x) {
+  Napi::Float32Array out = Napi::Float32Array::New(env, x.ElementLength());
+  memcpy(out.Data(), x.Data(), x.ElementLength() * sizeof(float));
+  return out;
+}
+
+void SameLength(Napi::Env env, const char* fn, const Napi::Float32Array& a, const Napi::Float32Array& b) {
+  if (a.ElementLength() != b.ElementLength()) {
+    Bad(env, std::string(fn) + ": arrays differ in length (" + std::to_string(a.ElementLength()) + " vs " +
+                 std::to_string(b.ElementLength()) + ")");
+  }
+}
+
+Napi::Value DotF32(const Napi::CallbackInfo& info) {
+  Napi::Float32Array a = ArgF32(info, 0, "dotF32", "a"), b = ArgF32(info, 1, "dotF32", "b");
+  SameLength(info.Env(), "dotF32", a, b);
+  return Napi::Number::New(info.Env(), af_dot_f32(a.Data(), b.Data(), (int64_t)a.ElementLength()));
+}
+
+Napi::Value AxpyF32(const Napi::CallbackInfo& info) {
+  const float s = ArgFloat(info, 0, "axpyF32", "a");
+  Napi::Float32Array x = ArgF32(info, 1, "axpyF32", "x"), y = ArgF32(info, 2, "axpyF32", "y");
+  SameLength(info.Env(), "axpyF32", x, y);
+  Napi::Float32Array out = Copy(info.Env(), y);
+  af_axpy_f32(s, x.Data(), out.Data(), (int64_t)x.ElementLength());
+  return out;
+}
+
+Napi::Value ScaleF32(const Napi::CallbackInfo& info) {
+  const float s = ArgFloat(info, 0, "scaleF32", "a");
+  Napi::Float32Array out = Copy(info.Env(), ArgF32(info, 1, "scaleF32", "y"));
+  af_scale_f32(s, out.Data(), (int64_t)out.ElementLength());
+  return out;
+}
+
+Napi::Value Rmsnorm(const Napi::CallbackInfo& info) {
+  Napi::Float32Array x = ArgF32(info, 0, "rmsnorm", "x"), w = ArgF32(info, 1, "rmsnorm", "w");
+  SameLength(info.Env(), "rmsnorm", x, w);
+  const float eps = ArgFloat(info, 2, "rmsnorm", "eps");
+  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), x.ElementLength());
+  af_rmsnorm_f32(x.Data(), w.Data(), out.Data(), (int64_t)x.ElementLength(), eps);
+  return out;
+}
+
+Napi::Value SiluMul(const Napi::CallbackInfo& info) {
+  Napi::Float32Array g = ArgF32(info, 0, "siluMul", "gate"), u = ArgF32(info, 1, "siluMul", "up");
+  SameLength(info.Env(), "siluMul", g, u);
+  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), g.ElementLength());
+  af_silu_mul_f32(g.Data(), u.Data(), out.Data(), (int64_t)g.ElementLength());
+  return out;
+}
+
+Napi::Value Softmax(const Napi::CallbackInfo& info) {
+  Napi::Float32Array out = Copy(info.Env(), ArgF32(info, 0, "softmax", "x"));
+  af_softmax_f32(out.Data(), (int64_t)out.ElementLength());
+  return out;
+}
+
+}  // namespace
+
+void RegisterKernelBindings(Napi::Env env, Napi::Object exports) {
+  char err[256] = "";
+  if (af_isa_init(err, sizeof err) != 0) {
+    throw ToJsError(env, "NATIVE", std::string("activeflow kernels: cannot select an instruction set: ") + err);
+  }
+  const struct {
+    const char* name;
+    Napi::Value (*fn)(const Napi::CallbackInfo&);
+  } fns[] = {
+      {"isaName", IsaName},       {"isaSet", IsaSet},         {"isaAvailable", IsaAvailable},
+      {"rowBytes", RowBytes},     {"quantizeRow", QuantizeRow}, {"dequantizeRow", DequantizeRow},
+      {"matvec", Matvec},         {"matmul", Matmul},         {"dotF32", DotF32},
+      {"axpyF32", AxpyF32},       {"scaleF32", ScaleF32},     {"rmsnorm", Rmsnorm},
+      {"siluMul", SiluMul},       {"softmax", Softmax},
+  };
+  for (const auto& f : fns) exports.Set(f.name, Napi::Function::New(env, f.fn, f.name));
+}
+
+}  // namespace activeflow

@@ -1,0 +1,109 @@
+// SIMD kernels of the float weight types (F32, F16, BF16 rows against an F32 activation;
+// weights converted on the fly) and of the float primitives; each ends with a scalar tail.
+#include "kernels/isa/isa.h"
+#if !defined(AF_ISA_SCALAR)
+
+#include <math.h>
+
+#include "activeflow/kernels.h"
+#include "activeflow/vec.h"
+#include "kernels/isa/simd_tiles.h"
+
+namespace AF_NS {
+namespace {
+
+using namespace vec;
+
+
+template <int TYPE>
+struct KFloat {
+  typedef typename std::conditional<TYPE == AF_F32, float, uint16_t>::type T;
+  static F load(const T* p) {
+    if constexpr (TYPE == AF_F32) return fload(p); else return fload(p, TYPE == AF_BF16);
+  }
+  static float one(const T* p) {
+    if constexpr (TYPE == AF_F32) return *p;
+    else if constexpr (TYPE == AF_BF16) return af_bf16_to_fp32(*p);
+    else return h2f(*p);
+  }
+  template <int NR, int NC>
+  static void tile(const char* w, size_t rs, const char* const* xs, int64_t n, float* y, int64_t ldy) {
+    F acc[NR][NC];
+    for (int r = 0; r < NR; r++)
+      for (int c = 0; c < NC; c++) acc[r][c] = fzero();
+    int64_t i = 0;
+    for (; i + kF <= n; i += kF) {
+      F xv[NC];
+      for (int c = 0; c < NC; c++) xv[c] = fload((const float*)xs[c] + i);
+      for (int r = 0; r < NR; r++) {
+        const F wv = load((const T*)(w + r * rs) + i);
+        for (int c = 0; c < NC; c++) acc[r][c] = fmadd(wv, xv[c], acc[r][c]);
+      }
+    }
+    for (int r = 0; r < NR; r++) {
+      for (int c = 0; c < NC; c++) {
+        float s = fhsum(acc[r][c]);
+        for (int64_t k = i; k < n; k++) s += one((const T*)(w + r * rs) + k) * ((const float*)xs[c])[k];
+        y[c * ldy + r] = s;
+      }
+    }
+  }
+};
+
+float dot_f32(const float* a, const float* b, int64_t n) {
+  F acc0 = fzero(), acc1 = fzero();
+  int64_t i = 0;
+  for (; i + 2 * kF <= n; i += 2 * kF) {
+    acc0 = fmadd(fload(a + i), fload(b + i), acc0);
+    acc1 = fmadd(fload(a + i + kF), fload(b + i + kF), acc1);
+  }
+  for (; i + kF <= n; i += kF) acc0 = fmadd(fload(a + i), fload(b + i), acc0);
+  float s = fhsum(fadd(acc0, acc1));
+  for (; i < n; i++) s += a[i] * b[i];
+  return s;
+}
+
+void axpy_f32(float a, const float* x, float* y, int64_t n) {
+  const F av = fset1(a);
+  int64_t i = 0;
+  for (; i + kF <= n; i += kF) fstore(y + i, fmadd(av, fload(x + i), fload(y + i)));
+  for (; i < n; i++) y[i] += a * x[i];
+}
+
+void scale_f32(float a, float* y, int64_t n) {
+  const F av = fset1(a);
+  int64_t i = 0;
+  for (; i + kF <= n; i += kF) fstore(y + i, fmul(av, fload(y + i)));
+  for (; i < n; i++) y[i] *= a;
+}
+
+void rmsnorm_f32(const float* x, const float* w, float* y, int64_t n, float eps) {
+  const float ss = dot_f32(x, x, n);
+  const float inv = 1.0f / sqrtf(ss / (float)n + eps);
+  const F iv = fset1(inv);
+  int64_t i = 0;
+  for (; i + kF <= n; i += kF) fstore(y + i, fmul(fmul(fload(x + i), iv), fload(w + i)));
+  for (; i < n; i++) y[i] = x[i] * inv * w[i];
+}
+
+}  // namespace
+
+void fill_simd_quant(af_kernel_table* t);
+
+void fill_simd_table(af_kernel_table* t) {
+  t->matvec[AF_F32] = matvec_tiles<KFloat<AF_F32>>;
+  t->matmul[AF_F32] = matmul_tiles<KFloat<AF_F32>>;
+  t->matvec[AF_F16] = matvec_tiles<KFloat<AF_F16>>;
+  t->matmul[AF_F16] = matmul_tiles<KFloat<AF_F16>>;
+  t->matvec[AF_BF16] = matvec_tiles<KFloat<AF_BF16>>;
+  t->matmul[AF_BF16] = matmul_tiles<KFloat<AF_BF16>>;
+  t->dot_f32 = dot_f32;
+  t->axpy_f32 = axpy_f32;
+  t->scale_f32 = scale_f32;
+  t->rmsnorm_f32 = rmsnorm_f32;
+  fill_simd_quant(t);
+}
+
+}  // namespace AF_NS
+
+#endif

@@ -1,0 +1,54 @@
+// Drivers that cover a row range (and a batch) with a kernel's NR x NC tiles; the row and
+// batch tails fall back to 1-row / 1-activation tiles of the same kernel.
+#ifndef ACTIVEFLOW_SIMD_TILES_H
+#define ACTIVEFLOW_SIMD_TILES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <type_traits>
+
+namespace AF_NS {
+namespace {
+
+template <class K>
+void matvec_tiles(const void* w, size_t rs, const void* xq, float* y, int64_t n, int64_t r0,
+                  int64_t r1) {
+  constexpr int NR = vec::kMatvecRows;
+  const char* xs[1] = {(const char*)xq};
+  const char* wp = (const char*)w;
+  int64_t r = r0;
+  for (; r + NR <= r1; r += NR) K::template tile<NR, 1>(wp + r * rs, rs, xs, n, y + (r - r0), 0);
+  for (; r < r1; r++) K::template tile<1, 1>(wp + r * rs, rs, xs, n, y + (r - r0), 0);
+}
+
+// Rows outer, batch inner: NR weight rows stay in L1 while every activation passes over them.
+template <class K>
+void matmul_tiles(const void* w, size_t rs, const void* xq, size_t xstride, float* y,
+                  int64_t ldy, int64_t n, int64_t nb, int64_t r0, int64_t r1) {
+  constexpr int NR = vec::kMatmulRows, NC = vec::kMatmulCols;
+  const char* wp = (const char*)w;
+  const char* xp = (const char*)xq;
+  for (int64_t r = r0; r < r1;) {
+    const bool full = r1 - r >= NR;
+    const char* wr = wp + r * rs;
+    int64_t b = 0;
+    for (; b + NC <= nb; b += NC) {
+      const char* xs[NC];
+      for (int c = 0; c < NC; c++) xs[c] = xp + (b + c) * xstride;
+      if (full) K::template tile<NR, NC>(wr, rs, xs, n, y + b * ldy + r, ldy);
+      else K::template tile<1, NC>(wr, rs, xs, n, y + b * ldy + r, ldy);
+    }
+    for (; b < nb; b++) {
+      const char* xs[1] = {xp + b * xstride};
+      if (full) K::template tile<NR, 1>(wr, rs, xs, n, y + b * ldy + r, ldy);
+      else K::template tile<1, 1>(wr, rs, xs, n, y + b * ldy + r, ldy);
+    }
+    r += full ? NR : 1;
+  }
+}
+
+}  // namespace
+}  // namespace AF_NS
+
+#endif
