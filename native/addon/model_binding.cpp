@@ -1,0 +1,262 @@
+// Model bindings: loading and evaluation run on libuv worker threads (AsyncWorker), so the
+// event loop keeps turning while a model loads or a token is computed.
+#include <memory>
+
+#include "activeflow/kernels.h"
+#include "addon/bindings.h"
+#include "model/model.h"
+
+namespace activeflow {
+
+namespace {
+
+Napi::Error ModelErrorToJs(Napi::Env env, const std::string& code, const std::string& msg) {
+  return ToJsError(env, code, msg);
+}
+
+// Runs `fn` on a worker thread; resolves with `resolve(env)` or rejects with a coded error.
+class Task : public Napi::AsyncWorker {
+ public:
+  using Fn = std::function<void()>;
+  using Resolve = std::function<Napi::Value(Napi::Env)>;
+  Task(Napi::Env env, Fn fn, Resolve resolve)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), fn_(std::move(fn)),
+        resolve_(std::move(resolve)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  // Objects (typed arrays) that must outlive the work.
+  void Keep(Napi::Value v) { keep_.push_back(Napi::Persistent(v.As<Napi::Object>())); }
+
+  void Execute() override {
+    try {
+      fn_();
+    } catch (const ModelError& e) {
+      code_ = e.code;
+      message_ = e.what();
+    } catch (const std::bad_alloc&) {
+      code_ = "NATIVE";
+      message_ = "out of memory";
+    } catch (const std::exception& e) {
+      code_ = "NATIVE";
+      message_ = e.what();
+    }
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (!code_.empty()) {
+      deferred_.Reject(ModelErrorToJs(env, code_, message_).Value());
+      return;
+    }
+    try {
+      deferred_.Resolve(resolve_ ? resolve_(env) : env.Undefined());
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Fn fn_;
+  Resolve resolve_;
+  std::vector<Napi::ObjectReference> keep_;
+  std::string code_, message_;
+};
+
+int GetInt(const Napi::Object& o, const char* key, int fallback, bool required) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) {
+    if (required) throw ToJsError(o.Env(), "BAD_ARGUMENT", std::string("model config is missing ") + key);
+    return fallback;
+  }
+  if (!v.IsNumber()) throw ToJsError(o.Env(), "BAD_ARGUMENT", std::string("model config field ") + key + " must be a number");
+  return v.As<Napi::Number>().Int32Value();
+}
+
+float GetFloat(const Napi::Object& o, const char* key, float fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsNumber()) throw ToJsError(o.Env(), "BAD_ARGUMENT", std::string("model config field ") + key + " must be a number");
+  return v.As<Napi::Number>().FloatValue();
+}
+
+class NativeModel : public Napi::ObjectWrap<NativeModel> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "NativeModel",
+                       {
+                           InstanceMethod("eval", &NativeModel::Eval),
+                           InstanceMethod("abort", &NativeModel::Abort),
+                           InstanceMethod("setThreads", &NativeModel::SetThreads),
+                           InstanceMethod("dispose", &NativeModel::Dispose),
+                           InstanceMethod("info", &NativeModel::Info),
+                       });
+  }
+
+  NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeModel>(info) {}
+  ~NativeModel() override { Release(); }
+
+  void Attach(Napi::Env env, std::shared_ptr<Model> m) {
+    model_ = std::move(m);
+    external_ = static_cast<int64_t>(model_->kv_bytes());
+    Napi::MemoryManagement::AdjustExternalMemory(env, external_);
+  }
+
+ private:
+  Model& Get(Napi::Env env) {
+    if (!model_) throw ToJsError(env, "DISPOSED", "model has been disposed");
+    return *model_;
+  }
+
+  void Release() {
+    model_.reset();
+  }
+
+  // eval(tokens: Int32Array, pos: number, logits: Float32Array, allLogits: boolean): Promise<void>
+  Napi::Value Eval(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Model& m = Get(env);
+    if (busy_->load()) throw ToJsError(env, "BAD_ARGUMENT", "an evaluation is already running on this model");
+    if (info.Length() < 4 || !info[0].IsTypedArray() || !info[1].IsNumber() || !info[2].IsTypedArray()) {
+      throw ToJsError(env, "BAD_ARGUMENT", "eval(tokens: Int32Array, pos: number, logits: Float32Array, allLogits: boolean)");
+    }
+    auto tokens = info[0].As<Napi::TypedArray>();
+    auto logits = info[2].As<Napi::TypedArray>();
+    if (tokens.TypedArrayType() != napi_int32_array || logits.TypedArrayType() != napi_float32_array) {
+      throw ToJsError(env, "BAD_ARGUMENT", "eval expects an Int32Array of tokens and a Float32Array for logits");
+    }
+    const int n = static_cast<int>(tokens.ElementLength());
+    const int pos = info[1].As<Napi::Number>().Int32Value();
+    const bool all = info[3].ToBoolean().Value();
+    const size_t need = static_cast<size_t>(all ? n : 1) * m.config().n_vocab;
+    if (logits.ElementLength() < need) {
+      throw ToJsError(env, "BAD_ARGUMENT", "logits buffer holds " + std::to_string(logits.ElementLength()) +
+                                               " floats, needs " + std::to_string(need));
+    }
+    const int32_t* tp = tokens.As<Napi::Int32Array>().Data();
+    float* lp = logits.As<Napi::Float32Array>().Data();
+    std::shared_ptr<Model> keep = model_;
+    auto busy = busy_;
+    auto abort = abort_;
+    abort->store(false);
+    busy->store(true);
+    auto* task = new Task(
+        env,
+        [keep, tp, n, pos, lp, all, busy, abort] {
+          struct Done {
+            std::shared_ptr<std::atomic<bool>> b;
+            ~Done() { b->store(false); }
+          } done{busy};
+          keep->eval(tp, n, pos, lp, all, abort.get());
+        },
+        nullptr);
+    task->Keep(info[0]);
+    task->Keep(info[2]);
+    Napi::Promise p = task->Promise();
+    task->Queue();
+    return p;
+  }
+
+  Napi::Value Abort(const Napi::CallbackInfo& info) {
+    abort_->store(true);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Model& m = Get(env);
+    if (busy_->load()) throw ToJsError(env, "BAD_ARGUMENT", "cannot change threads during an evaluation");
+    if (info.Length() < 1 || !info[0].IsNumber()) throw ToJsError(env, "BAD_ARGUMENT", "setThreads(n: number)");
+    m.set_threads(info[0].As<Napi::Number>().Int32Value());
+    return env.Undefined();
+  }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (model_) {
+      abort_->store(true);
+      Napi::MemoryManagement::AdjustExternalMemory(env, -external_);
+      external_ = 0;
+      Release();  // a running evaluation keeps its own reference until it ends
+    }
+    return env.Undefined();
+  }
+
+  Napi::Value Info(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Model& m = Get(env);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("fileBytes", Napi::Number::New(env, static_cast<double>(m.file_bytes())));
+    o.Set("kvBytes", Napi::Number::New(env, static_cast<double>(m.kv_bytes())));
+    o.Set("threads", Napi::Number::New(env, m.threads()));
+    o.Set("isa", Napi::String::New(env, af_isa_name()));
+    return o;
+  }
+
+  std::shared_ptr<Model> model_;
+  std::shared_ptr<std::atomic<bool>> busy_ = std::make_shared<std::atomic<bool>>(false);
+  std::shared_ptr<std::atomic<bool>> abort_ = std::make_shared<std::atomic<bool>>(false);
+  int64_t external_ = 0;
+};
+
+Napi::FunctionReference* g_model_ctor = nullptr;
+
+// loadModel({ path, config, tensors: [{ name, type, dims, offset }], threads }): Promise<NativeModel>
+Napi::Value LoadModel(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) throw ToJsError(env, "BAD_ARGUMENT", "loadModel(spec) needs an object");
+  Napi::Object spec = info[0].As<Napi::Object>();
+  if (!spec.Get("path").IsString()) throw ToJsError(env, "BAD_ARGUMENT", "loadModel: spec.path must be a string");
+  std::string path = spec.Get("path").As<Napi::String>();
+  if (!spec.Get("config").IsObject()) throw ToJsError(env, "BAD_ARGUMENT", "loadModel: spec.config must be an object");
+  Napi::Object c = spec.Get("config").As<Napi::Object>();
+  ModelConfig cfg;
+  cfg.n_layer = GetInt(c, "nLayer", 0, true);
+  cfg.n_embd = GetInt(c, "nEmbd", 0, true);
+  cfg.n_ff = GetInt(c, "nFf", 0, true);
+  cfg.n_head = GetInt(c, "nHead", 0, true);
+  cfg.n_head_kv = GetInt(c, "nHeadKv", 0, true);
+  cfg.head_dim = GetInt(c, "headDim", 0, true);
+  cfg.n_vocab = GetInt(c, "nVocab", 0, true);
+  cfg.n_rot = GetInt(c, "nRot", cfg.head_dim, false);
+  cfg.rope_theta = GetFloat(c, "ropeTheta", 10000.0f);
+  cfg.rms_eps = GetFloat(c, "rmsEps", 1e-5f);
+  cfg.rope_neox = c.Get("ropeNeox").ToBoolean().Value();
+  cfg.n_ctx = GetInt(c, "nCtx", 2048, false);
+  cfg.n_batch = GetInt(c, "nBatch", 64, false);
+  const int threads = spec.Get("threads").IsNumber() ? spec.Get("threads").As<Napi::Number>().Int32Value() : 1;
+  if (!spec.Get("tensors").IsArray()) throw ToJsError(env, "BAD_ARGUMENT", "loadModel: spec.tensors must be an array");
+  Napi::Array arr = spec.Get("tensors").As<Napi::Array>();
+  auto tensors = std::make_shared<std::vector<TensorSpec>>();
+  tensors->reserve(arr.Length());
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Object t = arr.Get(i).As<Napi::Object>();
+    TensorSpec s;
+    s.name = t.Get("name").As<Napi::String>();
+    s.type = t.Get("type").As<Napi::Number>().Int32Value();
+    s.offset = static_cast<uint64_t>(t.Get("offset").As<Napi::Number>().DoubleValue());
+    Napi::Array dims = t.Get("dims").As<Napi::Array>();
+    for (uint32_t d = 0; d < dims.Length(); d++) s.dims.push_back(dims.Get(d).As<Napi::Number>().Int64Value());
+    tensors->push_back(std::move(s));
+  }
+  auto result = std::make_shared<std::shared_ptr<Model>>();
+  auto* task = new Task(
+      env, [result, path, cfg, tensors, threads] { *result = std::make_shared<Model>(path, cfg, *tensors, threads); },
+      [result](Napi::Env env) -> Napi::Value {
+        Napi::Object obj = g_model_ctor->New({});
+        NativeModel::Unwrap(obj)->Attach(env, *result);
+        return obj;
+      });
+  Napi::Promise p = task->Promise();
+  task->Queue();
+  return p;
+}
+
+}  // namespace
+
+void RegisterModelBindings(Napi::Env env, Napi::Object exports) {
+  Napi::Function ctor = NativeModel::Define(env);
+  g_model_ctor = new Napi::FunctionReference(Napi::Persistent(ctor));
+  exports.Set("NativeModel", ctor);
+  exports.Set("loadModel", Napi::Function::New(env, LoadModel));
+}
+
+}  // namespace activeflow

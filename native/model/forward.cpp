@@ -1,0 +1,208 @@
+// The dense forward pass: embedding -> layers (attention, SwiGLU FFN) -> norm -> output head.
+// Built from a few shared steps (linear, rope, attention) so the sparse engine can replace
+// `linear` with a gather over active channels and keep the rest.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "activeflow/kernels.h"
+#include "model/model.h"
+
+namespace activeflow {
+
+namespace {
+
+void AddBias(float* y, const Tensor& b, int n, int64_t dim, int64_t ld) {
+  if (!b.present()) return;
+  const float* bias = reinterpret_cast<const float*>(b.data);
+  for (int t = 0; t < n; t++) {
+    for (int64_t i = 0; i < dim; i++) y[t * ld + i] += bias[i];
+  }
+}
+
+// Rows per thread share are rounded to this so SIMD tiles in af_matmul stay whole.
+constexpr int64_t kRowAlign = 16;
+
+}  // namespace
+
+void Model::linear(const float* x, int n, size_t in_stride, std::initializer_list<LinearOut> outs) {
+  // All outputs of one call share the input and (in every model we load) the weight type;
+  // quantise the input once per distinct type.
+  const Tensor& w0 = *outs.begin()->w;
+  const int type = w0.type;
+  const int64_t n_in = w0.ne0;
+  const size_t act = af_act_bytes(type, n_in);
+  for (const auto& o : outs) {
+    if (o.w->type != type || o.w->ne0 != n_in) {
+      // Mixed types: fall back to one call per output.
+      if (outs.size() > 1) {
+        for (const auto& single : outs) linear(x, n, in_stride, {single});
+        return;
+      }
+    }
+  }
+  uint8_t* xq = s_.xq.data();
+  pool_->run([&](int ith, int nth) {
+    int64_t b0, b1;
+    SplitRange(n, ith, nth, 1, &b0, &b1);
+    for (int64_t b = b0; b < b1; b++) af_quantize_act(type, x + b * in_stride, xq + b * act, n_in);
+  });
+  pool_->run([&](int ith, int nth) {
+    for (const auto& o : outs) {
+      int64_t r0, r1;
+      SplitRange(o.w->ne1, ith, nth, kRowAlign, &r0, &r1);
+      if (r0 >= r1) continue;
+      if (n == 1) {
+        af_matvec(type, o.w->data, o.w->row_bytes, xq, o.y + r0, n_in, r0, r1);
+      } else {
+        af_matmul(type, o.w->data, o.w->row_bytes, xq, act, o.y, o.ldy, n_in, n, r0, r1);
+      }
+    }
+  });
+}
+
+void Model::rope(float* v, int n_heads, int pos) {
+  const int hd = cfg_.head_dim;
+  const int half = cfg_.n_rot / 2;
+  for (int i = 0; i < half; i++) {
+    const float angle = static_cast<float>(pos) * inv_freq_[i];
+    const float c = std::cos(angle), s = std::sin(angle);
+    for (int h = 0; h < n_heads; h++) {
+      float* x = v + h * hd;
+      // NeoX pairs element i with i + n_rot/2; the original (GPT-J) layout pairs 2i, 2i+1.
+      const int a = cfg_.rope_neox ? i : 2 * i;
+      const int b = cfg_.rope_neox ? i + half : 2 * i + 1;
+      const float x0 = x[a], x1 = x[b];
+      x[a] = x0 * c - x1 * s;
+      x[b] = x0 * s + x1 * c;
+    }
+  }
+}
+
+void Model::attention(int layer, int n, int pos) {
+  const int hd = cfg_.head_dim;
+  const int q_dim = cfg_.n_head * hd;
+  const int kv_dim = cfg_.n_head_kv * hd;
+  const int group = cfg_.n_head / cfg_.n_head_kv;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const float* K = kv_k_.get() + static_cast<size_t>(layer) * cfg_.n_ctx * kv_dim;
+  const float* V = kv_v_.get() + static_cast<size_t>(layer) * cfg_.n_ctx * kv_dim;
+  const int work = n * cfg_.n_head;
+  pool_->run([&](int ith, int nth) {
+    float* scores = s_.scores.data() + static_cast<size_t>(ith) * cfg_.n_ctx;
+    int64_t w0, w1;
+    SplitRange(work, ith, nth, 1, &w0, &w1);
+    for (int64_t w = w0; w < w1; w++) {
+      const int t = static_cast<int>(w / cfg_.n_head);
+      const int h = static_cast<int>(w % cfg_.n_head);
+      const int kvh = h / group;
+      const int len = pos + t + 1;  // causal: this token sees positions [0, pos + t]
+      const float* q = s_.q.data() + static_cast<size_t>(t) * q_dim + h * hd;
+      for (int j = 0; j < len; j++) {
+        scores[j] = af_dot_f32(q, K + static_cast<size_t>(j) * kv_dim + kvh * hd, hd) * scale;
+      }
+      af_softmax_f32(scores, len);
+      float* out = s_.attn.data() + static_cast<size_t>(t) * q_dim + h * hd;
+      std::memset(out, 0, sizeof(float) * hd);
+      for (int j = 0; j < len; j++) {
+        af_axpy_f32(scores[j], V + static_cast<size_t>(j) * kv_dim + kvh * hd, out, hd);
+      }
+    }
+  });
+}
+
+void Model::eval(const int32_t* tokens, int n, int pos, float* logits, bool all_logits,
+                 const std::atomic<bool>* abort) {
+  if (n <= 0) throw ModelError("BAD_ARGUMENT", "eval needs at least one token");
+  if (pos < 0 || pos + n > cfg_.n_ctx) {
+    throw ModelError("CONTEXT_FULL", "positions " + std::to_string(pos) + ".." +
+                                         std::to_string(pos + n - 1) + " exceed the context length " +
+                                         std::to_string(cfg_.n_ctx));
+  }
+  for (int i = 0; i < n; i++) {
+    if (tokens[i] < 0 || tokens[i] >= cfg_.n_vocab) {
+      throw ModelError("BAD_ARGUMENT", "token id " + std::to_string(tokens[i]) +
+                                           " is outside the vocabulary (" +
+                                           std::to_string(cfg_.n_vocab) + " tokens)");
+    }
+  }
+  for (int done = 0; done < n; done += cfg_.n_batch) {
+    const int m = std::min(cfg_.n_batch, n - done);
+    const bool last = done + m == n;
+    float* out = all_logits ? logits + static_cast<size_t>(done) * cfg_.n_vocab : (last ? logits : nullptr);
+    eval_chunk(tokens + done, m, pos + done, out, all_logits, abort);
+  }
+}
+
+void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, bool all_logits,
+                       const std::atomic<bool>* abort) {
+  const ModelConfig& c = cfg_;
+  const int E = c.n_embd, F = c.n_ff, hd = c.head_dim;
+  const int q_dim = c.n_head * hd, kv_dim = c.n_head_kv * hd;
+  float* x = s_.x.data();
+  float* xn = s_.xn.data();
+
+  for (int t = 0; t < n; t++) {
+    const Tensor& te = w_.tok_embd;
+    af_dequantize_row(te.type, te.data + static_cast<size_t>(tokens[t]) * te.row_bytes, x + t * E, E);
+  }
+
+  for (int il = 0; il < c.n_layer; il++) {
+    if (abort && abort->load(std::memory_order_relaxed)) throw ModelError("ABORTED", "evaluation aborted");
+    const LayerWeights& L = w_.layers[il];
+
+    // Attention block.
+    for (int t = 0; t < n; t++) {
+      af_rmsnorm_f32(x + t * E, reinterpret_cast<const float*>(L.attn_norm.data), xn + t * E, E, c.rms_eps);
+    }
+    linear(xn, n, E, {{&L.wq, s_.q.data(), q_dim}, {&L.wk, s_.k.data(), kv_dim}, {&L.wv, s_.v.data(), kv_dim}});
+    AddBias(s_.q.data(), L.bq, n, q_dim, q_dim);
+    AddBias(s_.k.data(), L.bk, n, kv_dim, kv_dim);
+    AddBias(s_.v.data(), L.bv, n, kv_dim, kv_dim);
+    float* Kc = kv_k_.get() + static_cast<size_t>(il) * c.n_ctx * kv_dim;
+    float* Vc = kv_v_.get() + static_cast<size_t>(il) * c.n_ctx * kv_dim;
+    for (int t = 0; t < n; t++) {
+      float* q = s_.q.data() + t * q_dim;
+      float* k = s_.k.data() + t * kv_dim;
+      if (L.q_norm.present()) {
+        for (int h = 0; h < c.n_head; h++)
+          af_rmsnorm_f32(q + h * hd, reinterpret_cast<const float*>(L.q_norm.data), q + h * hd, hd, c.rms_eps);
+      }
+      if (L.k_norm.present()) {
+        for (int h = 0; h < c.n_head_kv; h++)
+          af_rmsnorm_f32(k + h * hd, reinterpret_cast<const float*>(L.k_norm.data), k + h * hd, hd, c.rms_eps);
+      }
+      rope(q, c.n_head, pos + t);
+      rope(k, c.n_head_kv, pos + t);
+      std::memcpy(Kc + static_cast<size_t>(pos + t) * kv_dim, k, sizeof(float) * kv_dim);
+      std::memcpy(Vc + static_cast<size_t>(pos + t) * kv_dim, s_.v.data() + t * kv_dim, sizeof(float) * kv_dim);
+    }
+    attention(il, n, pos);
+    // o projection straight into the FFN-input scratch, then the residual add.
+    linear(s_.attn.data(), n, q_dim, {{&L.wo, xn, E}});
+    for (int i = 0; i < n * E; i++) x[i] += xn[i];
+
+    // SwiGLU FFN block.
+    for (int t = 0; t < n; t++) {
+      af_rmsnorm_f32(x + t * E, reinterpret_cast<const float*>(L.ffn_norm.data), xn + t * E, E, c.rms_eps);
+    }
+    linear(xn, n, E, {{&L.gate, s_.gate.data(), F}, {&L.up, s_.up.data(), F}});
+    for (int t = 0; t < n; t++) {
+      af_silu_mul_f32(s_.gate.data() + t * F, s_.up.data() + t * F, s_.gate.data() + t * F, F);
+    }
+    linear(s_.gate.data(), n, F, {{&L.down, xn, E}});
+    for (int i = 0; i < n * E; i++) x[i] += xn[i];
+  }
+
+  if (!logits) return;  // a middle prefill chunk: only the KV cache matters
+  const float* on = reinterpret_cast<const float*>(w_.output_norm.data);
+  if (all_logits) {
+    for (int t = 0; t < n; t++) af_rmsnorm_f32(x + t * E, on, xn + t * E, E, c.rms_eps);
+    linear(xn, n, E, {{&w_.output, logits, c.n_vocab}});
+  } else {
+    af_rmsnorm_f32(x + (n - 1) * E, on, xn, E, c.rms_eps);
+    linear(xn, 1, E, {{&w_.output, logits, c.n_vocab}});
+  }
+}
+
+}  // namespace activeflow

@@ -1,0 +1,40 @@
+#include <cerrno>
+#include <cstring>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "model/model.h"
+
+namespace activeflow {
+
+MappedFile::MappedFile(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw ModelError("ENOENT_MODEL", path + ": cannot open: " + std::strerror(errno));
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    int e = errno;
+    ::close(fd);
+    throw ModelError("NATIVE", path + ": cannot stat: " + std::strerror(e));
+  }
+  size_ = static_cast<size_t>(st.st_size);
+  if (size_ == 0) {
+    ::close(fd);
+    throw ModelError("GGUF_EMPTY", path + ": file is empty");
+  }
+  void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+  int e = errno;
+  ::close(fd);
+  if (p == MAP_FAILED) throw ModelError("NATIVE", path + ": cannot map: " + std::strerror(e));
+  // The dense engine reads every weight every token: ask for the whole file up front.
+  ::madvise(p, size_, MADV_WILLNEED);
+  data_ = static_cast<uint8_t*>(p);
+}
+
+MappedFile::~MappedFile() {
+  if (data_) ::munmap(data_, size_);
+}
+
+}  // namespace activeflow

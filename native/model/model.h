@@ -1,0 +1,153 @@
+// A llama-family model held in DRAM (the file mapped read-only) and its run state.
+// Config, weights and run state are separate types, as in llama2.c.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <stdexcept>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include "model/threadpool.h"
+
+namespace activeflow {
+
+// Thrown by the model code; the binding turns `code` into the JS error's code.
+struct ModelError : std::runtime_error {
+  std::string code;
+  ModelError(std::string c, const std::string& msg) : std::runtime_error(msg), code(std::move(c)) {}
+};
+
+struct ModelConfig {
+  int n_layer = 0;
+  int n_embd = 0;      // residual width
+  int n_ff = 0;        // FFN hidden width
+  int n_head = 0;
+  int n_head_kv = 0;
+  int head_dim = 0;    // per-head width of q and k (and v)
+  int n_vocab = 0;
+  int n_rot = 0;       // rotated dims per head (<= head_dim)
+  float rope_theta = 10000.0f;
+  float rms_eps = 1e-5f;
+  bool rope_neox = false;  // pairs (i, i + n_rot/2) instead of (2i, 2i+1)
+  int n_ctx = 2048;        // KV cache length in tokens
+  int n_batch = 64;        // prefill chunk: tokens evaluated per pass
+};
+
+// A view of one tensor inside the mapped file. For a linear weight, rows are outputs:
+// ne1 rows of ne0 elements each (GGML order [ne0, ne1]).
+struct Tensor {
+  const uint8_t* data = nullptr;
+  int type = -1;
+  int64_t ne0 = 0;
+  int64_t ne1 = 1;
+  size_t row_bytes = 0;
+  bool present() const { return data != nullptr; }
+};
+
+struct LayerWeights {
+  Tensor attn_norm;  // [n_embd] f32
+  Tensor wq;         // [n_embd -> n_head * head_dim]
+  Tensor wk;         // [n_embd -> n_head_kv * head_dim]
+  Tensor wv;         // [n_embd -> n_head_kv * head_dim]
+  Tensor wo;         // [n_head * head_dim -> n_embd]
+  Tensor bq, bk, bv; // optional biases (qwen2) [n_head*head_dim], [kv_dim], [kv_dim] f32
+  Tensor q_norm;     // optional per-head RMSNorm (qwen3) [head_dim] f32
+  Tensor k_norm;     // optional [head_dim] f32
+  Tensor ffn_norm;   // [n_embd] f32
+  Tensor gate;       // [n_embd -> n_ff]
+  Tensor up;         // [n_embd -> n_ff]
+  Tensor down;       // [n_ff -> n_embd]
+};
+
+struct Weights {
+  Tensor tok_embd;     // [n_embd, n_vocab]: one row per token
+  Tensor output_norm;  // [n_embd] f32
+  Tensor output;       // [n_embd -> n_vocab]; tok_embd when tied
+  Tensor rope_freqs;   // optional [n_rot/2] f32: llama3 frequency factors (theta / factor)
+  std::vector<LayerWeights> layers;
+};
+
+// A read-only mapping of the model file.
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+// Description of one tensor as the GGUF reader found it (absolute file offset).
+struct TensorSpec {
+  std::string name;
+  int type;
+  std::vector<int64_t> dims;
+  uint64_t offset;
+};
+
+// Per-pass scratch, sized for n_batch tokens.
+struct Scratch {
+  std::vector<float> x;       // [n_batch][n_embd] residual stream
+  std::vector<float> xn;      // [n_batch][max(n_embd, n_ff)] normed input of a linear layer
+  std::vector<float> q;       // [n_batch][n_head * head_dim]
+  std::vector<float> k;       // [n_batch][kv_dim]
+  std::vector<float> v;       // [n_batch][kv_dim]
+  std::vector<float> attn;    // [n_batch][n_head * head_dim] attention output
+  std::vector<float> gate;    // [n_batch][n_ff]
+  std::vector<float> up;      // [n_batch][n_ff]
+  std::vector<float> scores;  // [threads][n_ctx] attention scores
+  std::vector<uint8_t> xq;    // [n_batch][act bytes of the widest input] quantised activations
+  std::vector<float> logits;  // [n_vocab] last-token logits (when not all rows are wanted)
+};
+
+class Model {
+ public:
+  Model(const std::string& path, const ModelConfig& cfg, const std::vector<TensorSpec>& tensors,
+        int threads);
+  const ModelConfig& config() const { return cfg_; }
+  size_t file_bytes() const { return file_.size(); }
+  size_t kv_bytes() const { return kv_elems_ * sizeof(float) * 2; }
+  int threads() const { return pool_->size(); }
+  void set_threads(int threads);
+
+  // Evaluates tokens at positions [pos, pos + n). Writes logits of the last token to
+  // `logits` ([n_vocab]) or, when all_logits, of every token ([n][n_vocab]).
+  // Polls `abort` between layers and throws ModelError("ABORTED") when set.
+  void eval(const int32_t* tokens, int n, int pos, float* logits, bool all_logits,
+            const std::atomic<bool>* abort);
+
+ private:
+  void bind_weights(const std::vector<TensorSpec>& tensors);
+  void eval_chunk(const int32_t* tokens, int n, int pos, float* logits, bool all_logits,
+                  const std::atomic<bool>* abort);
+  // Quantises n input rows (stride in_stride floats) once, then computes every output of
+  // `outs` in one pass over the pool: y_i[b * ldy_i + r] = W_i row r . x_b.
+  struct LinearOut { const Tensor* w; float* y; int64_t ldy; };
+  void linear(const float* x, int n, size_t in_stride, std::initializer_list<LinearOut> outs);
+  void attention(int layer, int n, int pos);
+  void rope(float* v, int n_heads, int pos);
+
+  ModelConfig cfg_;
+  MappedFile file_;
+  Weights w_;
+  std::unique_ptr<ThreadPool> pool_;
+  // calloc'd so untouched cache pages cost no RSS until positions are written.
+  struct FreeDeleter { void operator()(float* p) const { std::free(p); } };
+  std::unique_ptr<float[], FreeDeleter> kv_k_;  // [n_layer][n_ctx][kv_dim]
+  std::unique_ptr<float[], FreeDeleter> kv_v_;  // [n_layer][n_ctx][kv_dim]
+  size_t kv_elems_ = 0;
+  std::vector<float> inv_freq_;  // [n_rot / 2] rotation frequency per pair
+  Scratch s_;
+};
+
+}  // namespace activeflow

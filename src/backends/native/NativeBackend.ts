@@ -1,0 +1,51 @@
+import type { Backend, BackendModel, BackendModelSpec } from "../../backend/Backend.js";
+import { ActiveflowError, type ErrorCode } from "../../errors.js";
+import { loadAddon } from "./binding.js";
+
+// Native errors carry a `code`; re-raise them as typed ActiveflowErrors.
+export function fromNativeError(e: unknown): unknown {
+  const code = e instanceof Error ? (e as Error & { code?: unknown }).code : undefined;
+  if (e instanceof Error && typeof code === "string") {
+    return new ActiveflowError(code as ErrorCode, e.message, { cause: e });
+  }
+  return e;
+}
+
+class NativeModel implements BackendModel {
+  constructor(private readonly inner: BackendModel) {}
+  async eval(tokens: Int32Array, pos: number, logits: Float32Array, allLogits: boolean): Promise<void> {
+    try {
+      await this.inner.eval(tokens, pos, logits, allLogits);
+    } catch (e) {
+      throw fromNativeError(e);
+    }
+  }
+  abort(): void {
+    this.inner.abort();
+  }
+  setThreads(threads: number): void {
+    try {
+      this.inner.setThreads(threads);
+    } catch (e) {
+      throw fromNativeError(e);
+    }
+  }
+  info() {
+    return this.inner.info();
+  }
+  dispose(): void {
+    this.inner.dispose();
+  }
+}
+
+export class NativeBackend implements Backend {
+  readonly name = "native";
+  async loadModel(spec: BackendModelSpec): Promise<BackendModel> {
+    const addon = loadAddon();
+    try {
+      return new NativeModel(await addon.loadModel(spec));
+    } catch (e) {
+      throw fromNativeError(e);
+    }
+  }
+}

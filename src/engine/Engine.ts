@@ -1,0 +1,252 @@
+// The engine: loads a model, owns the KV position, runs the generation loop and sampling.
+import type { Backend, BackendModel } from "../backend/Backend.js";
+import { NativeBackend } from "../backends/native/NativeBackend.js";
+import { ActiveflowError, isActiveflowError } from "../errors.js";
+import { readGguf } from "../gguf/reader.js";
+import { readModelConfig, type ModelConfig } from "../model/config.js";
+import { createTokenizer } from "../tokenizer/index.js";
+import type { ChatMessage, Tokenizer } from "../tokenizer/types.js";
+import { Sampler } from "./sampler.js";
+import { TokenTextStream } from "./textStream.js";
+import type { GeneratedToken, GenerateOptions, GenerationStats, LoadOptions } from "./types.js";
+
+// Tokens evaluated per prefill pass; larger batches amortise weight reads better but cost
+// scratch memory proportional to n_batch * n_ff.
+const PREFILL_BATCH = 64;
+
+function peakRssBytes(): number {
+  return process.resourceUsage().maxRSS * 1024;
+}
+
+export class Engine {
+  readonly tokenizer: Tokenizer;
+  readonly config: ModelConfig;
+  readonly contextLength: number;
+  readonly modelBytes: number;
+  readonly path: string;
+  private model: BackendModel | undefined;
+  private threads: number;
+  // Token ids whose keys and values sit in the KV cache, in order; a new prompt reuses the
+  // longest common prefix.
+  private cached: number[] = [];
+  private busy = false;
+  private readonly logits: Float32Array;
+
+  private constructor(path: string, model: BackendModel, tokenizer: Tokenizer, config: ModelConfig, contextLength: number, threads: number) {
+    this.path = path;
+    this.model = model;
+    this.tokenizer = tokenizer;
+    this.config = config;
+    this.contextLength = contextLength;
+    this.threads = threads;
+    this.modelBytes = model.info().fileBytes;
+    this.logits = new Float32Array(config.nVocab);
+  }
+
+  static async load(path: string, options: LoadOptions = {}, backend: Backend = new NativeBackend()): Promise<Engine> {
+    const threads = options.threads ?? 1;
+    if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
+      throw new ActiveflowError("BAD_ARGUMENT", `threads must be an integer from 1 to 256, got ${threads}`);
+    }
+    options.signal?.throwIfAborted();
+    const file = await readGguf(path);
+    const config = readModelConfig(file);
+    const tokenizer = createTokenizer(file);
+    const contextLength = options.contextLength ?? Math.min(2048, config.trainedContext);
+    if (!Number.isInteger(contextLength) || contextLength < 1) {
+      throw new ActiveflowError("BAD_ARGUMENT", `context length must be a positive integer, got ${contextLength}`);
+    }
+    options.onProgress?.(0.1);
+    const model = await backend.loadModel({
+      path,
+      config: { ...config, nCtx: contextLength, nBatch: PREFILL_BATCH },
+      tensors: file.tensors.map((t) => ({ name: t.name, type: t.type, dims: t.dims, offset: file.dataOffset + t.offset })),
+      threads,
+    });
+    options.onProgress?.(1);
+    if (options.signal?.aborted) {
+      model.dispose();
+      options.signal.throwIfAborted();
+    }
+    return new Engine(path, model, tokenizer, config, contextLength, threads);
+  }
+
+  get isa(): string {
+    return this.live().info().isa;
+  }
+
+  private live(): BackendModel {
+    if (!this.model) throw new ActiveflowError("DISPOSED", "engine has been disposed");
+    return this.model;
+  }
+
+  setThreads(threads: number): void {
+    this.live().setThreads(threads);
+    this.threads = threads;
+  }
+
+  // Evaluates `ids` after the longest cached prefix they share; returns the last logits.
+  private async prefill(ids: readonly number[], signal?: AbortSignal): Promise<Float32Array> {
+    const model = this.live();
+    if (ids.length === 0) throw new ActiveflowError("BAD_ARGUMENT", "prompt is empty: nothing to evaluate");
+    if (ids.length > this.contextLength) {
+      throw new ActiveflowError("CONTEXT_FULL", `prompt has ${ids.length} tokens; the context holds ${this.contextLength} (use a larger --ctx)`);
+    }
+    let keep = 0;
+    while (keep < this.cached.length && keep < ids.length && this.cached[keep] === ids[keep]) keep++;
+    if (keep === ids.length) keep--; // re-evaluate the last token to get its logits
+    this.cached.length = keep;
+    const rest = Int32Array.from(ids.slice(keep));
+    await this.run(() => model.eval(rest, keep, this.logits, false), signal);
+    this.cached.push(...rest);
+    return this.logits;
+  }
+
+  private async run(fn: () => Promise<void>, signal?: AbortSignal): Promise<void> {
+    const model = this.live();
+    const onAbort = () => model.abort();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      signal?.throwIfAborted();
+      await fn();
+    } catch (e) {
+      // A half-evaluated pass leaves the cache tail undefined: forget it.
+      this.cached.length = Math.min(this.cached.length, 0);
+      if (signal?.aborted) throw new ActiveflowError("ABORTED", "generation aborted");
+      throw e;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  // Teacher forcing: logits after each prefix of `ids` (one Float32Array(nVocab) per position).
+  async evaluateLogits(ids: readonly number[], signal?: AbortSignal): Promise<Float32Array[]> {
+    const model = this.live();
+    if (ids.length > this.contextLength) {
+      throw new ActiveflowError("CONTEXT_FULL", `${ids.length} tokens exceed the context length ${this.contextLength}`);
+    }
+    this.enter();
+    try {
+      this.cached = [];
+      const out: Float32Array[] = [];
+      const V = this.config.nVocab;
+      for (let start = 0; start < ids.length; start += PREFILL_BATCH) {
+        const chunk = Int32Array.from(ids.slice(start, start + PREFILL_BATCH));
+        const buf = new Float32Array(chunk.length * V);
+        await this.run(() => model.eval(chunk, start, buf, true), signal);
+        for (let i = 0; i < chunk.length; i++) out.push(buf.subarray(i * V, (i + 1) * V));
+        this.cached.push(...chunk);
+      }
+      return out;
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private enter(): void {
+    this.live();
+    if (this.busy) throw new ActiveflowError("BAD_ARGUMENT", "the engine is already generating; one generation at a time");
+    this.busy = true;
+  }
+
+  // Raw completion of a prompt (text, or token ids used as given).
+  async *generate(prompt: string | readonly number[], options: GenerateOptions = {}): AsyncGenerator<GeneratedToken, GenerationStats, void> {
+    const ids = typeof prompt === "string" ? this.tokenizer.encode(prompt, { addSpecial: options.addSpecial ?? true }) : [...prompt];
+    return yield* this.generateIds(ids, options);
+  }
+
+  // Renders the chat template, then generates the assistant's reply.
+  async *chat(messages: readonly ChatMessage[], options: GenerateOptions = {}): AsyncGenerator<GeneratedToken, GenerationStats, void> {
+    const text = this.tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true });
+    // Templates write BOS themselves when the model wants it; control tokens are real here.
+    const ids = this.tokenizer.encode(text, { addSpecial: false, parseSpecial: true });
+    return yield* this.generateIds(ids, options);
+  }
+
+  private async *generateIds(ids: number[], options: GenerateOptions): AsyncGenerator<GeneratedToken, GenerationStats, void> {
+    this.enter();
+    const maxTokens = options.maxTokens ?? 128;
+    if (!Number.isInteger(maxTokens) || maxTokens < 0) {
+      this.busy = false;
+      throw new ActiveflowError("BAD_ARGUMENT", `maxTokens must be a non-negative integer, got ${maxTokens}`);
+    }
+    const sampler = new Sampler(options);
+    const stopAtEos = options.stopAtEos ?? true;
+    const text = new TokenTextStream(this.tokenizer);
+    const history = [...ids];
+    const stats: GenerationStats = {
+      promptTokens: ids.length,
+      generatedTokens: 0,
+      prefillSeconds: 0,
+      decodeSeconds: 0,
+      prefillTokensPerSecond: 0,
+      decodeTokensPerSecond: 0,
+      peakRssBytes: 0,
+      modelBytes: this.modelBytes,
+      threads: this.threads,
+      isa: this.isa,
+      stopReason: "length",
+    };
+    try {
+      const t0 = performance.now();
+      let logits: Float32Array;
+      try {
+        logits = await this.prefill(ids, options.signal);
+      } catch (e) {
+        if (isActiveflowError(e) && e.code === "ABORTED") {
+          stats.stopReason = "aborted";
+          return stats;
+        }
+        throw e;
+      }
+      const t1 = performance.now();
+      stats.prefillSeconds = (t1 - t0) / 1000;
+      stats.prefillTokensPerSecond = stats.prefillSeconds > 0 ? ids.length / stats.prefillSeconds : 0;
+      const model = this.live();
+      const one = new Int32Array(1);
+      let decodeStart = t1;
+      for (let i = 0; i < maxTokens; i++) {
+        const id = sampler.sample(logits, history);
+        if (stopAtEos && this.tokenizer.stopIds.has(id)) {
+          stats.stopReason = "eos";
+          break;
+        }
+        history.push(id);
+        stats.generatedTokens++;
+        yield { id, text: text.push(id) };
+        if (i === 0) decodeStart = performance.now(); // decode speed excludes the first sample's wait on the consumer
+        if (i + 1 === maxTokens) break;
+        if (this.cached.length >= this.contextLength) {
+          stats.stopReason = "context";
+          break;
+        }
+        one[0] = id;
+        try {
+          await this.run(() => model.eval(one, this.cached.length, this.logits, false), options.signal);
+        } catch (e) {
+          if (isActiveflowError(e) && e.code === "ABORTED") {
+            stats.stopReason = "aborted";
+            break;
+          }
+          throw e;
+        }
+        this.cached.push(id);
+        logits = this.logits;
+      }
+      const t2 = performance.now();
+      const decoded = Math.max(0, stats.generatedTokens - 1);
+      stats.decodeSeconds = (t2 - decodeStart) / 1000;
+      stats.decodeTokensPerSecond = stats.decodeSeconds > 0 && decoded > 0 ? decoded / stats.decodeSeconds : 0;
+      return stats;
+    } finally {
+      stats.peakRssBytes = peakRssBytes();
+      this.busy = false;
+    }
+  }
+
+  async dispose(): Promise<void> {
+    this.model?.dispose();
+    this.model = undefined;
+    this.cached = [];
+  }
+}
