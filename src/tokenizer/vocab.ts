@@ -1,0 +1,214 @@
+// The vocabulary as llama.cpp loads it from GGUF metadata (llama_vocab::impl::load): token
+// texts, attributes, scores, BPE merge ranks, special ids and the add_* flags.
+import { ActiveflowError } from "../errors.js";
+import type { GgufValue } from "../gguf/types.js";
+import { preTokenizerInfo, type PreTokenizerInfo } from "./pretokenize.js";
+
+// Token attribute bits (llama_token_attr); token_type values map onto them.
+export const ATTR_UNDEFINED = 0;
+export const ATTR_UNKNOWN = 1 << 0;
+export const ATTR_UNUSED = 1 << 1;
+export const ATTR_NORMAL = 1 << 2;
+export const ATTR_CONTROL = 1 << 3;
+export const ATTR_USER_DEFINED = 1 << 4;
+export const ATTR_BYTE = 1 << 5;
+
+// tokenizer.ggml.token_type values (GGUF / llama_token_type).
+const TYPE_TO_ATTR: Readonly<Record<number, number>> = {
+  0: ATTR_UNDEFINED, 1: ATTR_NORMAL, 2: ATTR_UNKNOWN, 3: ATTR_CONTROL,
+  4: ATTR_USER_DEFINED, 5: ATTR_UNUSED, 6: ATTR_BYTE,
+};
+
+// Texts llama.cpp treats as end-of-generation whatever their type (llama-vocab.cpp, EOG list).
+const EOG_TEXTS = new Set([
+  "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
+  "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
+  "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
+  "<｜end▁of▁sentence｜>", "[e~[",
+]);
+// Texts that name the end-of-turn token when tokenizer.ggml.eot_token_id is absent.
+const EOT_TEXTS = new Set([
+  "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>",
+  "<EOT>", "_<EOT>", "[EOT]", "<｜end▁of▁sentence｜>", "<end_of_utterance>",
+]);
+
+export type VocabModel = "gpt2" | "llama";
+
+export interface Vocab {
+  model: VocabModel;
+  pre: PreTokenizerInfo;
+  tokens: string[]; // [n_vocab] token texts as stored (byte-level BPE: GPT-2 unicode chars)
+  attrs: Uint8Array; // [n_vocab] ATTR_* bits
+  scores: Float32Array; // [n_vocab] SentencePiece scores (0 when absent)
+  tokenToId: Map<string, number>;
+  // BPE merge ranks keyed by mergeKey(left, right); empty for SentencePiece.
+  mergeRanks: Map<string, number>;
+  bos: number | undefined;
+  eos: number | undefined;
+  eot: number | undefined;
+  eom: number | undefined;
+  unk: number | undefined;
+  pad: number | undefined;
+  addBos: boolean;
+  addEos: boolean;
+  addSpacePrefix: boolean;
+  eogIds: Set<number>;
+  chatTemplate: string | undefined;
+}
+
+// Unambiguous key for a merge pair even when a side contains spaces.
+export function mergeKey(left: string, right: string): string {
+  return `${left.length}:${left}${right}`;
+}
+
+type Meta = ReadonlyMap<string, GgufValue>;
+
+function bad(key: string, expected: string, got: unknown): ActiveflowError {
+  const shown = Array.isArray(got) ? `array(${got.length})` : typeof got;
+  return new ActiveflowError("TOKENIZER", `GGUF metadata ${key}: expected ${expected}, got ${shown}`);
+}
+
+function optString(meta: Meta, key: string): string | undefined {
+  const v = meta.get(key);
+  if (v === undefined) return undefined;
+  if (typeof v !== "string") throw bad(key, "a string", v);
+  return v;
+}
+
+function optBool(meta: Meta, key: string): boolean | undefined {
+  const v = meta.get(key);
+  if (v === undefined) return undefined;
+  if (typeof v === "boolean") return v;
+  if (typeof v === "number") return v !== 0;
+  throw bad(key, "a bool", v);
+}
+
+function optId(meta: Meta, key: string, nVocab: number): number | undefined {
+  const v = meta.get(key);
+  if (v === undefined) return undefined;
+  const n = typeof v === "bigint" ? Number(v) : v;
+  if (typeof n !== "number" || !Number.isInteger(n)) throw bad(key, "an integer token id", v);
+  // llama.cpp warns and keeps its default for out-of-range ids; -1 style values mean "none".
+  if (n < 0 || n >= nVocab) return undefined;
+  return n;
+}
+
+function optStrings(meta: Meta, key: string): string[] | undefined {
+  const v = meta.get(key);
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) throw bad(key, "an array of strings", v);
+  return v as string[];
+}
+
+function optNumbers(meta: Meta, key: string): ArrayLike<number> | undefined {
+  const v = meta.get(key);
+  if (v === undefined) return undefined;
+  if (v instanceof Float32Array || v instanceof Int32Array || v instanceof Uint32Array) return v;
+  if (Array.isArray(v) && v.every((x) => typeof x === "number")) return v as number[];
+  throw bad(key, "an array of numbers", v);
+}
+
+export function readVocab(meta: Meta): Vocab {
+  const modelName = optString(meta, "tokenizer.ggml.model");
+  if (modelName !== "gpt2" && modelName !== "llama") {
+    throw new ActiveflowError(
+      "TOKENIZER",
+      `GGUF metadata tokenizer.ggml.model is ${JSON.stringify(modelName)}; expected "gpt2" (byte-level BPE) or "llama" (SentencePiece)`,
+    );
+  }
+  const model: VocabModel = modelName;
+  const raw = optStrings(meta, "tokenizer.ggml.tokens");
+  if (raw === undefined || raw.length === 0) {
+    throw new ActiveflowError("TOKENIZER", "GGUF metadata tokenizer.ggml.tokens is missing or empty");
+  }
+  const n = raw.length;
+  const types = optNumbers(meta, "tokenizer.ggml.token_type");
+  const scoreArr = optNumbers(meta, "tokenizer.ggml.scores");
+  for (const [key, arr] of [["token_type", types], ["scores", scoreArr]] as const) {
+    if (arr !== undefined && arr.length !== n) {
+      throw new ActiveflowError("TOKENIZER", `GGUF metadata tokenizer.ggml.${key} has ${arr.length} entries; expected ${n} (one per token)`);
+    }
+  }
+
+  const tokens = new Array<string>(n);
+  const attrs = new Uint8Array(n);
+  const scores = new Float32Array(n);
+  const tokenToId = new Map<string, number>();
+  for (let i = 0; i < n; i++) {
+    // llama.cpp renames empty tokens so they can never match text.
+    const text = raw[i] === "" ? `[EMPTY_${i}]` : (raw[i] as string);
+    tokens[i] = text;
+    tokenToId.set(text, i);
+    attrs[i] = types === undefined ? ATTR_NORMAL : (TYPE_TO_ATTR[types[i] as number] ?? ATTR_UNDEFINED);
+    if (scoreArr !== undefined) scores[i] = scoreArr[i] as number;
+  }
+
+  const mergeRanks = new Map<string, number>();
+  let pre: PreTokenizerInfo;
+  let addBos: boolean;
+  let addSpacePrefix: boolean;
+  let bos: number | undefined;
+  let eos: number | undefined;
+  let unk: number | undefined;
+  if (model === "gpt2") {
+    const merges = optStrings(meta, "tokenizer.ggml.merges");
+    if (merges === undefined) {
+      throw new ActiveflowError("TOKENIZER", "GGUF metadata tokenizer.ggml.merges is missing; a gpt2 (BPE) tokenizer needs it");
+    }
+    merges.forEach((m, rank) => {
+      // Split at the first space after the first character, as llama.cpp does.
+      const pos = m.indexOf(" ", 1);
+      const key = pos < 0 ? mergeKey("", "") : mergeKey(m.slice(0, pos), m.slice(pos + 1));
+      if (!mergeRanks.has(key)) mergeRanks.set(key, rank);
+    });
+    pre = preTokenizerInfo(optString(meta, "tokenizer.ggml.pre") ?? "");
+    addBos = pre.addBos;
+    addSpacePrefix = false;
+    // llama.cpp's GPT-2 defaults: bos = eos = 11, no unk.
+    bos = n > 11 ? 11 : undefined;
+    eos = bos;
+    unk = undefined;
+  } else {
+    pre = { family: "default", ignoreMerges: false, addBos: true, cleanSpaces: false };
+    addBos = true;
+    addSpacePrefix = true;
+    bos = n > 1 ? 1 : undefined;
+    eos = n > 2 ? 2 : undefined;
+    unk = 0;
+  }
+  addSpacePrefix = optBool(meta, "tokenizer.ggml.add_space_prefix") ?? addSpacePrefix;
+  addBos = optBool(meta, "tokenizer.ggml.add_bos_token") ?? addBos;
+  const addEos = optBool(meta, "tokenizer.ggml.add_eos_token") ?? false;
+  const has = (key: string) => meta.has(`tokenizer.ggml.${key}`);
+  if (has("bos_token_id")) bos = optId(meta, "tokenizer.ggml.bos_token_id", n) ?? bos;
+  if (has("eos_token_id")) eos = optId(meta, "tokenizer.ggml.eos_token_id", n) ?? eos;
+  if (has("unknown_token_id")) unk = optId(meta, "tokenizer.ggml.unknown_token_id", n) ?? unk;
+  let eot = optId(meta, "tokenizer.ggml.eot_token_id", n);
+  let eom = optId(meta, "tokenizer.ggml.eom_token_id", n);
+  const pad = optId(meta, "tokenizer.ggml.padding_token_id", n);
+
+  // Auto-detect EOT/EOM by text and mark EOG tokens as control, as llama.cpp does.
+  const eogIds = new Set<number>();
+  for (let i = 0; i < n; i++) {
+    const text = tokens[i] as string;
+    if (eot === undefined && EOT_TEXTS.has(text)) {
+      eot = i;
+      attrs[i] = (attrs[i] as number) | ATTR_CONTROL;
+    }
+    if (eom === undefined && text === "<|eom_id|>") {
+      eom = i;
+      attrs[i] = (attrs[i] as number) | ATTR_CONTROL;
+    }
+    if (EOG_TEXTS.has(text)) {
+      eogIds.add(i);
+      attrs[i] = (attrs[i] as number) | ATTR_CONTROL;
+    }
+  }
+  for (const id of [eos, eot, eom]) if (id !== undefined) eogIds.add(id);
+
+  return {
+    model, pre, tokens, attrs, scores, tokenToId, mergeRanks,
+    bos, eos, eot, eom, unk, pad, addBos, addEos, addSpacePrefix, eogIds,
+    chatTemplate: optString(meta, "tokenizer.chat_template"),
+  };
+}
