@@ -1,9 +1,34 @@
 // Types of the addon's kernel entry points (native/addon/kernels_binding.cpp).
 // Used by kernel tests and tools; the engine itself goes through the model bindings.
+// `type` arguments are GGML type ids (GgmlType in src/gguf/types.ts); bad arguments throw
+// an Error with code "BAD_ARGUMENT". All calls are synchronous: small inputs only.
 export interface KernelBindings {
+  // The instruction-set path in use ("scalar" | "avx2" | "avx512").
   isaName(): string;
-  // Forces an ISA path ("scalar" | "avx2" | "avx512"); throws if this CPU lacks it.
+  // Forces an ISA path ("scalar" | "avx2" | "avx512"); throws (code "NATIVE") if this CPU lacks it.
   isaSet(name: string): void;
   // Paths this CPU can run, e.g. ["scalar", "avx2", "avx512"].
   isaAvailable(): string[];
+  // Bytes of one row of n elements of a weight type (n a multiple of its block size).
+  rowBytes(type: number, n: number): number;
+  // Reference (round-to-nearest) quantisation of one row; x.length a multiple of the block size.
+  quantizeRow(type: number, x: Float32Array): Uint8Array;
+  // Dequantises n elements of one row.
+  dequantizeRow(type: number, bytes: Uint8Array, n: number): Float32Array;
+  // y[r] = dot(row r of w, x) for rows rows of n elements; x is quantised to the type's
+  // activation partner first, as the engine does.
+  matvec(type: number, w: Uint8Array, rows: number, n: number, x: Float32Array): Float32Array;
+  // Batched form: x holds nb activations of n (batch-major); returns nb * rows, batch-major.
+  matmul(type: number, w: Uint8Array, rows: number, n: number, x: Float32Array, nb: number): Float32Array;
+  dotF32(a: Float32Array, b: Float32Array): number;
+  // Returns y + a * x (inputs untouched).
+  axpyF32(a: number, x: Float32Array, y: Float32Array): Float32Array;
+  // Returns a * y (input untouched).
+  scaleF32(a: number, y: Float32Array): Float32Array;
+  // x * w / sqrt(mean(x^2) + eps).
+  rmsnorm(x: Float32Array, w: Float32Array, eps: number): Float32Array;
+  // silu(gate) * up.
+  siluMul(gate: Float32Array, up: Float32Array): Float32Array;
+  // Softmax of a copy of x.
+  softmax(x: Float32Array): Float32Array;
 }
