@@ -1,0 +1,83 @@
+// Llama-architecture shapes for random-weight models: real model sizes for speed, I/O and
+// memory measurements (never quality), and a tiny one for tests.
+import { ActiveflowError } from "../errors.js";
+import { TYPE_LAYOUT, typeName } from "../gguf/types.js";
+
+export interface LlamaShape {
+  name: string;
+  dim: number; // embedding_length
+  layers: number; // block_count
+  ffn: number; // feed_forward_length
+  heads: number; // attention.head_count
+  kvHeads: number; // attention.head_count_kv
+  vocab: number;
+  contextLength: number;
+  ropeTheta: number;
+  normEps: number;
+}
+
+export const SHAPES = {
+  tiny: { name: "tiny", dim: 64, layers: 2, ffn: 128, heads: 4, kvHeads: 2, vocab: 320, contextLength: 256, ropeTheta: 10000, normEps: 1e-5 },
+  // TinyLlama-1.1B.
+  "1b": { name: "1b", dim: 2048, layers: 22, ffn: 5632, heads: 32, kvHeads: 4, vocab: 32000, contextLength: 2048, ropeTheta: 10000, normEps: 1e-5 },
+  "llama2-7b": { name: "llama2-7b", dim: 4096, layers: 32, ffn: 11008, heads: 32, kvHeads: 32, vocab: 32000, contextLength: 4096, ropeTheta: 10000, normEps: 1e-5 },
+  "llama3-8b": { name: "llama3-8b", dim: 4096, layers: 32, ffn: 14336, heads: 32, kvHeads: 8, vocab: 128256, contextLength: 8192, ropeTheta: 500000, normEps: 1e-5 },
+} as const satisfies Record<string, LlamaShape>;
+
+export type ShapeName = keyof typeof SHAPES;
+
+export function getShape(name: string): LlamaShape {
+  const s = (SHAPES as Record<string, LlamaShape>)[name];
+  if (!s) throw new ActiveflowError("BAD_ARGUMENT", `unknown model shape "${name}", expected one of ${Object.keys(SHAPES).join(", ")}`);
+  return s;
+}
+
+export interface ShapeTensor {
+  name: string;
+  // GGML order: [row length (n_in), rows (n_out)].
+  dims: number[];
+  // Norm weights stay F32 whatever the model type.
+  isNorm: boolean;
+}
+
+// Every tensor of a llama model of this shape, in file order (untied output head).
+export function llamaTensors(s: LlamaShape): ShapeTensor[] {
+  const headDim = s.dim / s.heads;
+  const kvDim = headDim * s.kvHeads;
+  const out: ShapeTensor[] = [
+    { name: "token_embd.weight", dims: [s.dim, s.vocab], isNorm: false },
+  ];
+  for (let l = 0; l < s.layers; l++) {
+    const p = `blk.${l}.`;
+    out.push(
+      { name: `${p}attn_norm.weight`, dims: [s.dim], isNorm: true },
+      { name: `${p}attn_q.weight`, dims: [s.dim, s.dim], isNorm: false },
+      { name: `${p}attn_k.weight`, dims: [s.dim, kvDim], isNorm: false },
+      { name: `${p}attn_v.weight`, dims: [s.dim, kvDim], isNorm: false },
+      { name: `${p}attn_output.weight`, dims: [s.dim, s.dim], isNorm: false },
+      { name: `${p}ffn_norm.weight`, dims: [s.dim], isNorm: true },
+      { name: `${p}ffn_gate.weight`, dims: [s.dim, s.ffn], isNorm: false },
+      { name: `${p}ffn_up.weight`, dims: [s.dim, s.ffn], isNorm: false },
+      { name: `${p}ffn_down.weight`, dims: [s.ffn, s.dim], isNorm: false },
+    );
+  }
+  out.push(
+    { name: "output_norm.weight", dims: [s.dim], isNorm: true },
+    { name: "output.weight", dims: [s.dim, s.vocab], isNorm: false },
+  );
+  return out;
+}
+
+export function paramCount(s: LlamaShape): number {
+  return llamaTensors(s).reduce((n, t) => n + t.dims.reduce((a, b) => a * b, 1), 0);
+}
+
+// Approximate file size of this shape in `type` (tensor data only; norms in F32).
+export function dataBytes(s: LlamaShape, type: number): number {
+  const layout = TYPE_LAYOUT[type];
+  if (!layout) throw new ActiveflowError("BAD_ARGUMENT", `unknown tensor type ${typeName(type)}`);
+  return llamaTensors(s).reduce((n, t) => {
+    const el = t.dims.reduce((a, b) => a * b, 1);
+    return n + (t.isNorm ? el * 4 : (el / layout[0]) * layout[1]);
+  }, 0);
+}
