@@ -1,0 +1,245 @@
+// Dense speed, ours vs llama.cpp (node-llama-cpp) on the same GGUF files: prefill of a fixed
+// 128-token prompt and greedy decode of 64 tokens, each engine at 1 and 2 threads, every
+// measurement in its own child process, engines alternating run by run, medians of several
+// runs. Prints a table and the ratios at each engine's best thread count; saves raw JSON to
+// bench/results/dense-<date>.json. Run with `npm run bench:dense` (see bench/README.md).
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { machineInfo } from "./lib/machine.js";
+import { smollm2Model, synth1bModel, type BenchModel } from "./lib/models.js";
+import { repoRoot } from "./lib/paths.js";
+import { runWorker } from "./lib/runWorker.js";
+import { fixedIds, median, table } from "./lib/stats.js";
+import type { EngineName, WorkerResult } from "./lib/types.js";
+
+const TARGET_DECODE = 0.9;
+const TARGET_PREFILL = 0.5;
+const PROMPT_SEED = 20251122;
+
+const { values: args } = parseArgs({
+  options: {
+    runs: { type: "string", default: "5" },
+    threads: { type: "string", default: "1,2" },
+    models: { type: "string", default: "smollm2,synth1b" },
+    engines: { type: "string", default: "ours,llamacpp" },
+    prompt: { type: "string", default: "128" },
+    decode: { type: "string", default: "64" },
+    timeout: { type: "string", default: "900" },
+    out: { type: "string" },
+  },
+});
+
+const runs = Number(args.runs);
+const threadCounts = args.threads.split(",").map(Number);
+const engines = args.engines.split(",") as EngineName[];
+const promptTokens = Number(args.prompt);
+const decodeTokens = Number(args.decode);
+const timeoutSeconds = Number(args.timeout);
+const log = (s: string) => process.stderr.write(s + "\n");
+
+interface Config {
+  engine: EngineName;
+  threads: number;
+}
+const key = (c: Config) => `${c.engine}@${c.threads}`;
+
+interface ConfigSummary extends Config {
+  runs: number;
+  prefillTokensPerSecond: number;
+  decodeTokensPerSecond: number;
+  loadSeconds: number;
+  dropped?: string;
+  errors: string[];
+}
+
+interface Best {
+  threads: number;
+  tokensPerSecond: number;
+}
+
+interface ModelReport {
+  model: string;
+  note: string;
+  path?: string;
+  skipped?: string;
+  promptIds?: number[];
+  results: WorkerResult[];
+  configs: ConfigSummary[];
+  best?: Record<string, { decode: Best; prefill: Best }>;
+  ratios?: { decode: number; prefill: number; decodeTarget: number; prefillTarget: number };
+}
+
+async function benchModel(model: BenchModel): Promise<ModelReport> {
+  const report: ModelReport = { model: model.name, note: model.note, results: [], configs: [] };
+  if (model.path === undefined) {
+    report.skipped = model.reason ?? "not available";
+    log(`[${model.name}] skipped: ${report.skipped}`);
+    return report;
+  }
+  report.path = model.path;
+  // Ids in [20, 1000) exist in any llama vocabulary; the text they spell does not matter.
+  const promptIds = fixedIds(promptTokens, PROMPT_SEED, 20, 1000);
+  report.promptIds = promptIds;
+  const configs: Config[] = threadCounts.flatMap((threads) => engines.map((engine) => ({ engine, threads })));
+  const active = new Map(configs.map((c) => [key(c), true]));
+  const errors = new Map<string, string[]>(configs.map((c) => [key(c), []]));
+  const dropped = new Map<string, string>();
+
+  for (let run = 0; run < runs; run++) {
+    for (const threads of threadCounts) {
+      // Alternate which engine goes first so drift (thermal, other load) hits both alike.
+      const order = run % 2 === 0 ? engines : [...engines].reverse();
+      for (const engine of order) {
+        const c = { engine, threads };
+        if (!active.get(key(c))) continue;
+        log(`[${model.name}] run ${run + 1}/${runs} ${key(c)} ...`);
+        try {
+          const r = await runWorker(
+            { engine, modelPath: model.path, threads, promptIds, decodeTokens, contextLength: 512 },
+            timeoutSeconds,
+          );
+          report.results.push(r);
+          log(
+            `  prefill ${r.prefillTokensPerSecond.toFixed(1)} tok/s, decode ${r.decodeTokensPerSecond.toFixed(1)} tok/s, load ${r.loadSeconds.toFixed(2)} s`,
+          );
+        } catch (e) {
+          const msg = (e as Error).message;
+          errors.get(key(c))!.push(msg);
+          log(`  failed: ${msg.split("\n").slice(0, 6).join("\n  ")}`);
+          // A config that fails once (engine missing, crash) is not retried.
+          active.set(key(c), false);
+          dropped.set(key(c), "failed");
+        }
+      }
+    }
+    if (run === 0) dropClearlySlower(report.results, configs, active, dropped);
+  }
+
+  for (const c of configs) {
+    const rs = report.results.filter((r) => r.engine === c.engine && r.threads === c.threads);
+    const s: ConfigSummary = {
+      ...c,
+      runs: rs.length,
+      prefillTokensPerSecond: median(rs.map((r) => r.prefillTokensPerSecond)),
+      decodeTokensPerSecond: median(rs.map((r) => r.decodeTokensPerSecond)),
+      loadSeconds: median(rs.map((r) => r.loadSeconds)),
+      errors: errors.get(key(c)) ?? [],
+    };
+    const d = dropped.get(key(c));
+    if (d !== undefined) s.dropped = d;
+    report.configs.push(s);
+  }
+  report.best = {};
+  for (const engine of engines) {
+    const mine = report.configs.filter((s) => s.engine === engine && s.runs > 0);
+    if (mine.length === 0) continue;
+    const bestOf = (f: (s: ConfigSummary) => number): Best => {
+      const b = mine.reduce((a, s) => (f(s) > f(a) ? s : a));
+      return { threads: b.threads, tokensPerSecond: f(b) };
+    };
+    report.best[engine] = { decode: bestOf((s) => s.decodeTokensPerSecond), prefill: bestOf((s) => s.prefillTokensPerSecond) };
+  }
+  const ours = report.best.ours;
+  const ref = report.best.llamacpp;
+  if (ours && ref) {
+    report.ratios = {
+      decode: ours.decode.tokensPerSecond / ref.decode.tokensPerSecond,
+      prefill: ours.prefill.tokensPerSecond / ref.prefill.tokensPerSecond,
+      decodeTarget: TARGET_DECODE,
+      prefillTarget: TARGET_PREFILL,
+    };
+  }
+  return report;
+}
+
+// After the first run, a thread count more than 2x slower than the same engine's best in
+// both prefill and decode cannot be its best; measuring it 4 more times would only burn
+// minutes (llama.cpp's spinning pool at 2 threads on 2 vCPUs is ~10x slower).
+function dropClearlySlower(results: WorkerResult[], configs: Config[], active: Map<string, boolean>, dropped: Map<string, string>): void {
+  for (const engine of engines) {
+    const first = results.filter((r) => r.engine === engine);
+    if (first.length < 2) continue;
+    const bestDecode = Math.max(...first.map((r) => r.decodeTokensPerSecond));
+    const bestPrefill = Math.max(...first.map((r) => r.prefillTokensPerSecond));
+    for (const r of first) {
+      if (r.decodeTokensPerSecond * 2 < bestDecode && r.prefillTokensPerSecond * 2 < bestPrefill) {
+        const k = key(configs.find((c) => c.engine === engine && c.threads === r.threads)!);
+        active.set(k, false);
+        dropped.set(k, `measured once: more than 2x slower than ${engine}'s best thread count`);
+        log(`  dropping ${k} after one run (more than 2x slower than its best thread count)`);
+      }
+    }
+  }
+}
+
+function fmt(x: number, digits = 1): string {
+  return Number.isFinite(x) ? x.toFixed(digits) : "-";
+}
+
+function printReport(rep: ModelReport): void {
+  console.log(`\n== ${rep.model} (${rep.note}) ==`);
+  if (rep.skipped !== undefined) {
+    console.log(`skipped: ${rep.skipped}`);
+    return;
+  }
+  const rows = rep.configs.map((s) => [
+    s.engine === "ours" ? "activeflow" : "llama.cpp",
+    String(s.threads),
+    String(s.runs),
+    fmt(s.prefillTokensPerSecond),
+    fmt(s.decodeTokensPerSecond),
+    fmt(s.loadSeconds, 2),
+    s.dropped ?? "",
+  ]);
+  console.log(table(["engine", "threads", "runs", "prefill tok/s", "decode tok/s", "load s", "note"], rows));
+  if (rep.ratios && rep.best?.ours && rep.best.llamacpp) {
+    const { ours, llamacpp } = rep.best;
+    const mark = (x: number, t: number) => (x >= t ? "meets" : "BELOW");
+    console.log(
+      `decode  ours/llama.cpp = ${rep.ratios.decode.toFixed(2)}x (ours ${ours.decode.threads} thr, llama.cpp ${llamacpp.decode.threads} thr; target >= ${TARGET_DECODE}x: ${mark(rep.ratios.decode, TARGET_DECODE)})`,
+    );
+    console.log(
+      `prefill ours/llama.cpp = ${rep.ratios.prefill.toFixed(2)}x (ours ${ours.prefill.threads} thr, llama.cpp ${llamacpp.prefill.threads} thr; target >= ${TARGET_PREFILL}x: ${mark(rep.ratios.prefill, TARGET_PREFILL)})`,
+    );
+  } else {
+    console.log("no ratio: one of the engines has no successful run");
+  }
+}
+
+async function main(): Promise<void> {
+  const machine = machineInfo();
+  log(`dense bench on ${machine.cpuModel}, ${machine.nproc} CPUs, node ${machine.node}, ${runs} runs, threads ${threadCounts.join("/")}`);
+  const wanted = args.models.split(",");
+  const reports: ModelReport[] = [];
+  for (const name of wanted) {
+    const model =
+      name === "smollm2"
+        ? await smollm2Model()
+        : name === "synth1b"
+          ? await synth1bModel(log)
+          : { name, note: "unknown", reason: `unknown model "${name}" (expected smollm2 or synth1b)` };
+    const rep = await benchModel(model);
+    reports.push(rep);
+    printReport(rep);
+  }
+  const isa = reports.flatMap((r) => r.results).find((r) => r.engine === "ours")?.isa;
+  const llamaIsa = reports.flatMap((r) => r.results).find((r) => r.engine === "llamacpp")?.isa;
+  const out = {
+    bench: "dense",
+    machine: { ...machine, isaPath: isa ?? null, llamaCppSystemInfo: llamaIsa ?? null },
+    settings: { runs, threadCounts, engines, promptTokens, decodeTokens, contextLength: 512, promptSeed: PROMPT_SEED },
+    method:
+      "each measurement is a fresh child process: load, 4-token warm-up, then one greedy run; prefill tok/s = prompt tokens / time to first token; decode tok/s = (generated - 1) / time from first to last token; medians over runs; best thread count per engine and metric",
+    models: reports,
+  };
+  const file = args.out ?? join(repoRoot(), "bench", "results", `dense-${machine.date.replace(/[:.]/g, "-").slice(0, 19)}.json`);
+  mkdirSync(join(file, ".."), { recursive: true });
+  writeFileSync(file, JSON.stringify(out, null, 2) + "\n");
+  console.log(`\nraw results: ${file}`);
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exitCode = 1;
+});
