@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+// `npm run demo`: install (when needed), build, fetch SmolLM2-135M-Instruct, and answer one
+// question greedily, printing the reply and the stats line. Each step says what it runs; a
+// failing step ends the demo with its name and a non-zero exit code.
+import { spawnSync } from "node:child_process";
+import { existsSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const npm = process.platform === "win32" ? "npm.cmd" : "npm";
+const bin = join(root, "bin", "activeflow.js");
+const QUESTION = "What is the capital of France, and what is it famous for?";
+
+function step(name, cmd, args, { capture = false } = {}) {
+  console.error(`\n== ${name}: ${[cmd === process.execPath ? "node" : cmd, ...args].join(" ")}`);
+  const r = spawnSync(cmd, args, {
+    cwd: root,
+    stdio: capture ? ["inherit", "pipe", "inherit"] : "inherit",
+    encoding: "utf8",
+    shell: process.platform === "win32",
+  });
+  if (r.error !== undefined || r.status !== 0) {
+    const why = r.error !== undefined ? r.error.message : r.signal !== null ? `signal ${r.signal}` : `exit code ${r.status}`;
+    console.error(`\ndemo failed at step "${name}" (${why})`);
+    process.exit(r.status && r.status > 0 ? r.status : 1);
+  }
+  if (capture) process.stdout.write(r.stdout);
+  return r.stdout ?? "";
+}
+
+// npm install only when node_modules is missing or older than package.json.
+function needsInstall() {
+  const marker = join(root, "node_modules", ".package-lock.json");
+  if (!existsSync(join(root, "node_modules"))) return true;
+  const installed = existsSync(marker) ? statSync(marker).mtimeMs : statSync(join(root, "node_modules")).mtimeMs;
+  return statSync(join(root, "package.json")).mtimeMs > installed;
+}
+
+if (needsInstall()) step("install", npm, ["install"]);
+else console.error("== install: node_modules is up to date, skipping npm install");
+step("build", npm, ["run", "build"]);
+const fetched = step("fetch", process.execPath, [bin, "fetch", "smollm2"], { capture: true });
+const model = fetched.trim().split("\n").pop();
+if (!model) {
+  console.error('\ndemo failed at step "fetch" (no model path printed)');
+  process.exit(1);
+}
+console.error(`\nQ: ${QUESTION}`);
+step("chat", process.execPath, [bin, "chat", model, "-p", QUESTION, "-n", "64", "--greedy"]);
