@@ -1,0 +1,208 @@
+// The flash layout (docs/FLASH_FORMAT.md): constants, metadata key names, and the layout of
+// a converted model computed from its shapes alone, so the converter and the reader derive
+// the same extents, record sizes and offsets from the same function.
+import { ActiveflowError } from "../errors.js";
+import { TYPE_LAYOUT, typeName } from "../gguf/types.js";
+
+export const FLASH_VERSION = 1;
+// Direct I/O needs 4 KiB-aligned offsets and lengths: every tensor starts on a page.
+export const FLASH_ALIGNMENT = 4096;
+// Bytes covered by one CRC-32C entry; pages are counted from each extent's start.
+export const CRC_PAGE_BYTES = 4096;
+export const CRC_TENSOR = "af.crc32c";
+export const DEFAULT_GROUP_SIZE = 4;
+// Zero bytes kept in the header (activeflow.reserved) so `calibrate` can add its
+// threshold keys by rewriting the header in place, without moving any tensor data.
+export const HEADER_RESERVE_BYTES = 64 * 1024;
+
+// Inputs of the linear layers; the tensors of one site share that input.
+export const SITES = ["attn_in", "attn_out", "ffn_in", "ffn_out"] as const;
+export type SiteName = (typeof SITES)[number];
+
+// Source tensors of each site (blk.<l>.<tensor>.weight), in record order.
+export const SITE_TENSORS: Readonly<Record<SiteName, readonly string[]>> = {
+  attn_in: ["attn_q", "attn_k", "attn_v"],
+  attn_out: ["attn_output"],
+  ffn_in: ["ffn_gate", "ffn_up"],
+  ffn_out: ["ffn_down"],
+};
+
+export const KEY = {
+  version: "activeflow.version",
+  groupSize: "activeflow.group_size",
+  sourceName: "activeflow.source.name",
+  sourceBytes: "activeflow.source.bytes",
+  checksum: "activeflow.checksum",
+  pageSize: "activeflow.page_size",
+  sites: "activeflow.sites",
+  reserved: "activeflow.reserved",
+  columnType: (s: SiteName): string => `activeflow.column_type.${s}`,
+  quantError: (s: SiteName): string => `activeflow.quant_error.${s}`,
+  nIn: (s: SiteName): string => `activeflow.n_in.${s}`,
+  nOut: (s: SiteName): string => `activeflow.n_out.${s}`,
+  tensors: (s: SiteName): string => `activeflow.tensors.${s}`,
+  // Written later by `calibrate`; the converter leaves them out.
+  thresholdsPrefix: "activeflow.thresholds.",
+} as const;
+
+export const CHECKSUM_NAME = "crc32c";
+
+export const extentName = (group: number, site: SiteName): string => `af.g${group}.${site}`;
+export const sourceTensorName = (layer: number, tensor: string): string => `blk.${layer}.${tensor}.weight`;
+
+// Bytes of one row of n elements of `type` (n a multiple of its block size).
+export function rowBytes(type: number, n: number): number {
+  const layout = TYPE_LAYOUT[type];
+  if (!layout) throw new ActiveflowError("BAD_ARGUMENT", `unknown tensor type ${typeName(type)}`);
+  if (n % layout[0] !== 0) {
+    throw new ActiveflowError("BAD_ARGUMENT", `${n} elements are not a whole number of ${typeName(type)} blocks of ${layout[0]}`);
+  }
+  return (n / layout[0]) * layout[1];
+}
+
+// Shape of one site, the same in every layer.
+export interface SiteShape {
+  site: SiteName;
+  // Input channels: records per extent.
+  nIn: number;
+  // Source tensors in record order, and each one's output rows (the column length).
+  tensors: readonly string[];
+  nOut: readonly number[];
+  // GGML type of every column of this site.
+  columnType: number;
+}
+
+// Where column j of one layer's tensor sits inside record j.
+export interface RecordPart {
+  layer: number;
+  tensor: string;
+  nOut: number;
+  // Byte offset inside the record, and bytes of the column (rowBytes(columnType, nOut)).
+  offset: number;
+  bytes: number;
+}
+
+export interface ExtentLayout {
+  name: string;
+  group: number;
+  site: SiteName;
+  firstLayer: number;
+  layers: number;
+  nIn: number;
+  columnType: number;
+  // Bytes of one record (one input channel for every layer and tensor of the group).
+  recordBytes: number;
+  // GGUF dims of the extent tensor: [record elements, nIn], type columnType.
+  dims: [number, number];
+  // nIn * recordBytes.
+  bytes: number;
+  // parts[li * tensors + ti]: layer firstLayer + li, tensor ti of the site.
+  parts: RecordPart[];
+  // Offset of record 0 from the start of the GGUF data section (a multiple of FLASH_ALIGNMENT).
+  dataOffset: number;
+  // Index of the extent's first CRC page in af.crc32c, and its page count.
+  firstPage: number;
+  pages: number;
+}
+
+export interface ResidentTensor {
+  name: string;
+  dims: readonly number[];
+  type: number;
+  bytes: number;
+  dataOffset: number;
+}
+
+export interface FlashLayout {
+  nLayer: number;
+  groupSize: number;
+  groups: number;
+  sites: SiteShape[];
+  // Copied tensors, in file order (before the extents).
+  resident: ResidentTensor[];
+  // Extents in file order: group 0's sites in SITES order, then group 1, ...
+  extents: ExtentLayout[];
+  crc: { name: string; pages: number; bytes: number; dataOffset: number };
+  // Bytes of the data section (up to the end of the last tensor).
+  dataBytes: number;
+}
+
+export interface LayoutInput {
+  nLayer: number;
+  groupSize: number;
+  sites: SiteShape[];
+  resident: readonly { name: string; dims: readonly number[]; type: number }[];
+}
+
+const alignUp = (n: number, a: number): number => Math.ceil(n / a) * a;
+
+// The full layout of a converted model, offsets relative to the GGUF data section. Tensor
+// order: resident tensors, extents (group-major, SITES order), then af.crc32c.
+export function computeFlashLayout(input: LayoutInput): FlashLayout {
+  const { nLayer, groupSize } = input;
+  if (!Number.isInteger(groupSize) || groupSize < 1) {
+    throw new ActiveflowError("BAD_ARGUMENT", `group size ${groupSize} must be a positive integer`);
+  }
+  if (!Number.isInteger(nLayer) || nLayer < 1) {
+    throw new ActiveflowError("BAD_ARGUMENT", `layer count ${nLayer} must be a positive integer`);
+  }
+  let at = 0;
+  const place = (bytes: number): number => {
+    const off = alignUp(at, FLASH_ALIGNMENT);
+    at = off + bytes;
+    return off;
+  };
+  const resident = input.resident.map((t) => {
+    const [blk, bb] = TYPE_LAYOUT[t.type] ?? [0, 0];
+    if (!blk) throw new ActiveflowError("BAD_ARGUMENT", `tensor ${t.name}: unknown type ${typeName(t.type)}`);
+    const bytes = (t.dims.reduce((a, b) => a * b, 1) / blk) * bb;
+    return { name: t.name, dims: [...t.dims], type: t.type, bytes, dataOffset: place(bytes) };
+  });
+
+  const groups = Math.ceil(nLayer / groupSize);
+  const extents: ExtentLayout[] = [];
+  let pagesSoFar = 0;
+  for (let g = 0; g < groups; g++) {
+    const firstLayer = g * groupSize;
+    const layers = Math.min(groupSize, nLayer - firstLayer);
+    for (const s of input.sites) {
+      const parts: RecordPart[] = [];
+      let recordBytes = 0;
+      let recordElems = 0;
+      for (let li = 0; li < layers; li++) {
+        s.tensors.forEach((tensor, ti) => {
+          const nOut = s.nOut[ti]!;
+          const bytes = rowBytes(s.columnType, nOut);
+          parts.push({ layer: firstLayer + li, tensor, nOut, offset: recordBytes, bytes });
+          recordBytes += bytes;
+          recordElems += nOut;
+        });
+      }
+      const bytes = recordBytes * s.nIn;
+      const pages = Math.ceil(bytes / CRC_PAGE_BYTES);
+      extents.push({
+        name: extentName(g, s.site), group: g, site: s.site, firstLayer, layers, nIn: s.nIn, columnType: s.columnType,
+        recordBytes, dims: [recordElems, s.nIn], bytes, parts, dataOffset: place(bytes), firstPage: pagesSoFar, pages,
+      });
+      pagesSoFar += pages;
+    }
+  }
+  const crcBytes = pagesSoFar * 4;
+  const crc = { name: CRC_TENSOR, pages: pagesSoFar, bytes: crcBytes, dataOffset: place(crcBytes) };
+  return { nLayer, groupSize, groups, sites: input.sites, resident, extents, crc, dataBytes: at };
+}
+
+// The extent of layer group `group` and `site`.
+export function findExtent(layout: FlashLayout, group: number, site: SiteName): ExtentLayout {
+  const i = group * layout.sites.length + layout.sites.findIndex((s) => s.site === site);
+  const e = layout.extents[i];
+  if (!e || e.group !== group || e.site !== site) {
+    throw new ActiveflowError("BAD_ARGUMENT", `no extent for group ${group} site ${site} (groups: ${layout.groups})`);
+  }
+  return e;
+}
+
+// Pages [first, last] of an extent that hold records [j0, j1) (for reading with direct I/O).
+export function recordPages(e: ExtentLayout, j0: number, j1: number): { first: number; last: number } {
+  return { first: Math.floor((j0 * e.recordBytes) / CRC_PAGE_BYTES), last: Math.floor((j1 * e.recordBytes - 1) / CRC_PAGE_BYTES) };
+}
