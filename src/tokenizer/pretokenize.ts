@@ -25,6 +25,17 @@ function llama3Like(digits: string): string {
   );
 }
 
+// Qwen 3.5: letters keep their combining marks.
+const QWEN35 =
+  `${CONTRACTIONS}|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}` +
+  `| ?[^${WS}\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|${S}*[\\r\\n]+|${S}+(?!${NS})|${S}+`;
+
+// GPT-4o / Llama 4: cased words with optional contraction, digits in threes.
+const GPT4O =
+  `[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))*((?=[\\p{L}])([^A-Z]))+${CONTRACTIONS}?` +
+  `|[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))+((?=[\\p{L}])([^A-Z]))*${CONTRACTIONS}?` +
+  `|\\p{N}{1,3}| ?[^${WS}\\p{L}\\p{N}]+[\\r\\n/]*|${S}*[\\r\\n]+|${S}+(?!${NS})|${S}+`;
+
 const TEKKEN =
   "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))*((?=[\\p{L}])([^A-Z]))+" +
   "|[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))+((?=[\\p{L}])([^A-Z]))*" +
@@ -39,15 +50,19 @@ const FAMILIES: Readonly<Record<string, readonly string[]>> = {
   llama3: [llama3Like("\\p{N}{1,3}")],
   qwen2: [llama3Like("\\p{N}")],
   tekken: [TEKKEN],
+  qwen35: [QWEN35],
+  "gpt-4o": [GPT4O],
+  "deepseek-coder": ["[\\r\\n]", `${S}?\\p{L}+`, `${S}?\\p{P}+`, "[\\u4E00-\\u9FA5\\u0800-\\u4E00\\uAC00-\\uD7FF]+", "\\p{N}"],
   falcon: ["[\\p{P}\\$\\+<=>\\^~\\|`]+", GPT2, "[0-9][0-9][0-9]"],
+  // Its `\s` means llama.cpp's whitespace set too (std::wregex sees non-ASCII spaces as \v).
   "deepseek-llm": [
-    "[\\r\\n]",
-    "\\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-ώᾀ-ᾴᾶ-ᾼιῂ-ῄῆ-ῌῐ-ΐῖ-Ίῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤΩℨK-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-𐳲𑢠-𑣟𞤀-𞥃]+",
-    "\\s?[!-/:-~！-／：-～‘-‟　-。]+",
+    "[\r\n]",
+    "\\s?[A-Za-z\u00B5\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u01BA\u01BC-\u01BF\u01C4-\u0293\u0295-\u02AF\u0370-\u0373\u0376\u0377\u037B-\u037D\u037F\u0386\u0388-\u038A\u038C\u038E-\u03A1\u03A3-\u03F5\u03F7-\u0481\u048A-\u052F\u0531-\u0556\u10A0-\u10C5\u13A0-\u13F5\u13F8-\u13FD\u1C90-\u1CBA\u1CBD-\u1CBF\u1D00-\u1D2B\u1D6B-\u1D77\u1D79-\u1D9A\u1E00-\u1F15\u1F18-\u1F1D\u1F20-\u1F45\u1F48-\u1F4D\u1F50-\u1F57\u1F59\u1F5B\u1F5D\u1F5F-\u1F7D\u1F80-\u1FB4\u1FB6-\u1FBC\u1FBE\u1FC2-\u1FC4\u1FC6-\u1FCC\u1FD0-\u1FD3\u1FD6-\u1FDB\u1FE0-\u1FEC\u1FF2-\u1FF4\u1FF6-\u1FFC\u2102\u2107\u210A-\u2113\u2115\u2119-\u211D\u2124\u2126\u2128\u212A-\u212D\u212F-\u2134\u2139\u213C-\u213F\u2145-\u2149\u214E\u2183\u2184\u2C00-\u2C7B\u2C7E-\u2CE4\u2CEB-\u2CEE\u2CF2\u2CF3\uA640-\uA66D\uA680-\uA69B\uA722-\uA76F\uA771-\uA787\uA78B-\uA78E\uAB70-\uABBF\uFB00-\uFB06\uFB13-\uFB17\uFF21-\uFF3A\uFF41-\uFF5A\u{10400}-\u{1044F}\u{104B0}-\u{104D3}\u{104D8}-\u{104FB}\u{10C80}-\u{10CB2}\u{10CC0}-\u{10CF2}\u{118A0}-\u{118DF}\u{1E900}-\u{1E943}]+",
+    "\\s?[!-/:-~\uFF01-\uFF0F\uFF1A-\uFF5E\u2018-\u201F\u3000-\u3002]+",
     "\\s+$",
-    "[一-龥ࠀ-一가-퟿]+",
+    "[\u4E00-\u9FA5\u0800-\u4E00\uAC00-\uD7FF]+",
     "\\p{N}+",
-  ],
+  ].map((src) => src.replaceAll("\\s", S)),
 };
 
 // tokenizer.ggml.pre value -> family, as llama-vocab.cpp maps them.
@@ -67,6 +82,9 @@ const PRE_TO_FAMILY: Readonly<Record<string, string>> = {
   qwen2: "qwen2", "deepseek-r1-qwen": "qwen2", megrez: "qwen2", stablelm2: "qwen2",
   hunyuan: "qwen2", "grok-2": "qwen2", "solar-open": "qwen2", kormo: "qwen2", f2llmv2: "qwen2",
   tekken: "tekken",
+  qwen35: "qwen35",
+  "gpt-4o": "gpt-4o", llama4: "gpt-4o", kanana2: "gpt-4o", talkie: "gpt-4o", "minimax-m2": "gpt-4o",
+  "deepseek-coder": "deepseek-coder",
   falcon: "falcon",
   "deepseek-llm": "deepseek-llm",
 };
@@ -85,7 +103,7 @@ export interface PreTokenizerInfo {
 const IGNORE_MERGES = new Set(["llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral",
   "midm-2.0", "lfm2", "tekken"]);
 const CLEAN_SPACES_OFF = new Set(["deepseek-llm", "deepseek-coder", "deepseek-v3", "command-r", "qwen2", "deepseek-r1-qwen", "kormo",
-  "f2llmv2", "tekken", "smollm", "chameleon", "trillion", "granite-docling", "hunyuan", "grok-2",
+  "f2llmv2", "tekken", "qwen35", "gpt-4o", "llama4", "kanana2", "talkie", "minimax-m2", "smollm", "chameleon", "trillion", "granite-docling", "hunyuan", "grok-2",
   "solar-open", "viking", "poro-chat"]);
 
 let warnedUnknown = new Set<string>();
