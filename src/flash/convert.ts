@@ -1,0 +1,388 @@
+// `activeflow convert`: rewrites a GGUF model into the flash layout (docs/FLASH_FORMAT.md).
+// Streams one extent (one layer group, one site) at a time: the group's source tensors of
+// that site are read, dequantised in bands of input channels, transposed, requantised as
+// columns and written as records, so memory stays near one group's weights of one site.
+import { open, rename, rm, stat, type FileHandle } from "node:fs/promises";
+import { basename } from "node:path";
+import { loadAddon, type NativeAddon } from "../backends/native/binding.js";
+import { ActiveflowError } from "../errors.js";
+import { GgmlType, TYPE_LAYOUT, typeName, type GgufFile, type GgufTensorInfo } from "../gguf/types.js";
+import { findTensor, getNumber, getString, readGguf } from "../gguf/reader.js";
+import { GgufWriter, arr, f32, str, strArr, u32, u32Arr, u64 } from "../gguf/writer.js";
+import { GgufValueType } from "../gguf/types.js";
+import { crc32c } from "./crc32c.js";
+import {
+  CHECKSUM_NAME, CRC_PAGE_BYTES, DEFAULT_GROUP_SIZE, FLASH_ALIGNMENT, FLASH_VERSION, HEADER_RESERVE_BYTES, KEY,
+  SITES, SITE_TENSORS, computeFlashLayout, sourceTensorName,
+  type ExtentLayout, type FlashLayout, type SiteName, type SiteShape,
+} from "./format.js";
+import { readTypedMetadata } from "./typedMetadata.js";
+
+export interface ConvertOptions {
+  // Layers per group (read together). Defaults to 4.
+  groupSize?: number;
+  // Forces one column type for every site (must divide every column length into blocks).
+  // Defaults to the source type where it fits, else `fallbackType`.
+  columnType?: number;
+  // Column type for sites whose source type does not fit the column length. Defaults to Q8_0.
+  fallbackType?: number;
+  signal?: AbortSignal;
+  // Fraction of the output written, 0..1.
+  onProgress?: (fraction: number) => void;
+}
+
+export interface SiteReport {
+  site: SiteName;
+  nIn: number;
+  tensors: readonly string[];
+  nOut: readonly number[];
+  sourceTypes: string[];
+  columnType: string;
+  // Relative RMS error the column requantisation adds: ||dequant(col) - dequant(src)|| / ||dequant(src)||.
+  quantError: number;
+  extentBytes: number;
+}
+
+export interface ConvertReport {
+  inPath: string;
+  outPath: string;
+  groupSize: number;
+  groups: number;
+  nLayer: number;
+  sites: SiteReport[];
+  residentBytes: number;
+  extentBytes: number;
+  fileBytes: number;
+  seconds: number;
+  // Peak resident set of the process so far (includes whatever ran before).
+  peakRssBytes: number;
+}
+
+// Types the kernels can quantise a column into.
+const COLUMN_TYPES: ReadonlySet<number> = new Set([
+  GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q8_0,
+  GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K,
+]);
+// Input channels per band: a multiple of every block size (32, 256); ~10 MB of floats
+// per tensor at n_out = 11008.
+const BAND = 256;
+const RESIDENT_CHUNK = 4 << 20;
+
+const blockOf = (type: number): number => TYPE_LAYOUT[type]![0];
+const bytesPerElem = (type: number): number => TYPE_LAYOUT[type]![1] / TYPE_LAYOUT[type]![0];
+const fits = (type: number, nOut: readonly number[]): boolean => nOut.every((n) => n % blockOf(type) === 0);
+
+function checkColumnType(type: number, what: string): void {
+  if (!COLUMN_TYPES.has(type)) {
+    throw new ActiveflowError("BAD_ARGUMENT",
+      `${what} ${typeName(type)} is not a column type (expected one of ${[...COLUMN_TYPES].map(typeName).join(", ")})`);
+  }
+}
+
+// Shapes of the four sites, checked to be the same in every layer, and their column types.
+function siteShapes(src: GgufFile, nLayer: number, opts: ConvertOptions): { shapes: SiteShape[]; sourceTypes: Map<SiteName, Set<number>> } {
+  const shapes: SiteShape[] = [];
+  const sourceTypes = new Map<SiteName, Set<number>>();
+  for (const site of SITES) {
+    const tensors = SITE_TENSORS[site];
+    const types = new Set<number>();
+    let nIn = 0;
+    const nOut: number[] = [];
+    for (let l = 0; l < nLayer; l++) {
+      tensors.forEach((t, ti) => {
+        const name = sourceTensorName(l, t);
+        const info = findTensor(src, name);
+        if (!info) throw new ActiveflowError("MODEL_MISSING_TENSOR", `${src.path}: tensor ${name} is missing (site ${site} needs ${tensors.join(", ")} in every layer)`);
+        if (info.dims.length !== 2) {
+          throw new ActiveflowError("MODEL_BAD_SHAPE", `${src.path}: tensor ${name} has dims [${info.dims.join(", ")}], expected 2 dims [n_in, n_out]`);
+        }
+        const [inDim, outDim] = info.dims as [number, number];
+        if (l === 0 && ti === 0) nIn = inDim;
+        if (l === 0) nOut.push(outDim);
+        if (inDim !== nIn || outDim !== nOut[ti]) {
+          throw new ActiveflowError("MODEL_BAD_SHAPE",
+            `${src.path}: tensor ${name} has dims [${inDim}, ${outDim}], expected [${nIn}, ${nOut[ti]}] like the other ${site} tensors of layer 0`);
+        }
+        types.add(info.type);
+      });
+    }
+    let columnType: number;
+    if (opts.columnType !== undefined) {
+      columnType = opts.columnType;
+      if (!fits(columnType, nOut)) {
+        throw new ActiveflowError("BAD_ARGUMENT",
+          `column type ${typeName(columnType)} needs column lengths that are multiples of ${blockOf(columnType)}, but site ${site} has ${nOut.join(", ")}`);
+      }
+    } else {
+      // Mixed source types (e.g. Q4_K_M): the most precise one, so no column loses bits.
+      const candidate = [...types].sort((a, b) => bytesPerElem(b) - bytesPerElem(a))[0]!;
+      const fallback = opts.fallbackType ?? GgmlType.Q8_0;
+      columnType = COLUMN_TYPES.has(candidate) && fits(candidate, nOut) ? candidate
+        : fits(fallback, nOut) ? fallback : GgmlType.F16;
+    }
+    shapes.push({ site, nIn, tensors, nOut, columnType });
+    sourceTypes.set(site, types);
+  }
+  return { shapes, sourceTypes };
+}
+
+// Running CRC-32C over consecutive pages of one extent, fed in chunks of any size.
+class PageHasher {
+  private crc = 0;
+  private fill = 0;
+  constructor(private readonly out: Uint32Array, private page: number) {}
+  update(bytes: Uint8Array): void {
+    let o = 0;
+    while (o < bytes.length) {
+      const n = Math.min(CRC_PAGE_BYTES - this.fill, bytes.length - o);
+      this.crc = crc32c(bytes.subarray(o, o + n), this.crc);
+      this.fill += n;
+      o += n;
+      if (this.fill === CRC_PAGE_BYTES) this.end();
+    }
+  }
+  // Closes a short last page.
+  finish(): void {
+    if (this.fill > 0) this.end();
+  }
+  private end(): void {
+    this.out[this.page++] = this.crc;
+    this.crc = 0;
+    this.fill = 0;
+  }
+}
+
+async function readAt(fh: FileHandle, buf: Uint8Array, position: number, path: string): Promise<void> {
+  let got = 0;
+  while (got < buf.length) {
+    const { bytesRead } = await fh.read(buf, got, buf.length - got, position + got);
+    if (bytesRead === 0) throw new ActiveflowError("GGUF_TRUNCATED", `${path}: tensor data ends early at offset ${position + got}`);
+    got += bytesRead;
+  }
+}
+
+function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
+  if (signal?.aborted) throw new ActiveflowError("ABORTED", `${what} was aborted`, { cause: signal.reason });
+}
+
+// dst[jb * rows + r] = src[r * cols + jb]: rows x cols to cols x rows, in tiles for the cache.
+function transpose(src: Float32Array, dst: Float32Array, rows: number, cols: number): void {
+  const T = 32;
+  for (let r0 = 0; r0 < rows; r0 += T) {
+    const r1 = Math.min(r0 + T, rows);
+    for (let c0 = 0; c0 < cols; c0 += T) {
+      const c1 = Math.min(c0 + T, cols);
+      for (let r = r0; r < r1; r++) {
+        const s = r * cols;
+        for (let c = c0; c < c1; c++) dst[c * rows + r] = src[s + c]!;
+      }
+    }
+  }
+}
+
+// Squared-error sums of one site, for its relative RMS requantisation error.
+interface ErrorSum { diff: number; ref: number }
+
+// Records of one extent, BAND input channels per chunk (the chunk buffer is reused).
+async function* extentRecords(
+  addon: NativeAddon, fh: FileHandle, src: GgufFile, e: ExtentLayout, crcs: Uint32Array, err: ErrorSum, signal: AbortSignal | undefined,
+): AsyncGenerator<Uint8Array> {
+  const what = `converting ${src.path}`;
+  // The group's source tensors of this site, in record order; released when the extent ends.
+  const sources: { info: GgufTensorInfo; bytes: Uint8Array }[] = [];
+  for (const p of e.parts) {
+    const info = findTensor(src, sourceTensorName(p.layer, p.tensor))!;
+    const bytes = new Uint8Array(info.bytes);
+    await readAt(fh, bytes, src.dataOffset + info.offset, src.path);
+    sources.push({ info, bytes });
+    throwIfAborted(signal, what);
+  }
+  const maxOut = Math.max(...e.parts.map((p) => p.nOut));
+  const chunk = new Uint8Array(Math.min(BAND, e.nIn) * e.recordBytes);
+  const gathered = new Uint8Array(maxOut * BAND * 4);
+  const cols = new Float32Array(maxOut * BAND);
+  const hasher = new PageHasher(crcs, e.firstPage);
+  for (let j0 = 0; j0 < e.nIn; j0 += BAND) {
+    const nb = Math.min(BAND, e.nIn - j0);
+    const out = chunk.subarray(0, nb * e.recordBytes);
+    e.parts.forEach((p, k) => {
+      const { info, bytes } = sources[k]!;
+      const [blk, bb] = TYPE_LAYOUT[info.type]!;
+      const srcRow = (info.dims[0]! / blk) * bb;
+      const slice = (nb / blk) * bb;
+      const sliceAt = (j0 / blk) * bb;
+      // Channels j0..j0+nb of every source row, side by side: an nOut x nb matrix.
+      for (let r = 0; r < p.nOut; r++) {
+        gathered.set(bytes.subarray(r * srcRow + sliceAt, r * srcRow + sliceAt + slice), r * slice);
+      }
+      const rowsMajor = addon.dequantizeRow(info.type, gathered.subarray(0, p.nOut * slice), p.nOut * nb);
+      const n = nb * p.nOut;
+      const colsMajor = cols.subarray(0, n);
+      transpose(rowsMajor, colsMajor, p.nOut, nb);
+      const q = addon.quantizeRow(e.columnType, colsMajor);
+      for (let jb = 0; jb < nb; jb++) out.set(q.subarray(jb * p.bytes, (jb + 1) * p.bytes), jb * e.recordBytes + p.offset);
+      const back = addon.dequantizeRow(e.columnType, q, n);
+      let diff = 0;
+      let ref = 0;
+      for (let i = 0; i < n; i++) {
+        const a = colsMajor[i]!;
+        const d = back[i]! - a;
+        diff += d * d;
+        ref += a * a;
+      }
+      err.diff += diff;
+      err.ref += ref;
+    });
+    hasher.update(out);
+    throwIfAborted(signal, what);
+    yield out;
+  }
+  hasher.finish();
+}
+
+async function* residentChunks(fh: FileHandle, src: GgufFile, name: string, signal: AbortSignal | undefined): AsyncGenerator<Uint8Array> {
+  const info = findTensor(src, name)!;
+  const buf = new Uint8Array(Math.min(RESIDENT_CHUNK, info.bytes));
+  for (let o = 0; o < info.bytes; o += buf.length) {
+    const part = buf.subarray(0, Math.min(buf.length, info.bytes - o));
+    await readAt(fh, part, src.dataOffset + info.offset + o, src.path);
+    throwIfAborted(signal, `converting ${src.path}`);
+    yield part;
+  }
+}
+
+// The flash layout `convertToFlash` would write for `src` (no data is read).
+export function planFlashLayout(src: GgufFile, options: ConvertOptions = {}): { layout: FlashLayout; sourceTypes: Map<SiteName, Set<number>> } {
+  const groupSize = options.groupSize ?? DEFAULT_GROUP_SIZE;
+  if (!Number.isInteger(groupSize) || groupSize < 1) {
+    throw new ActiveflowError("BAD_ARGUMENT", `group size ${groupSize} must be a positive integer`);
+  }
+  if (options.columnType !== undefined) checkColumnType(options.columnType, "column type");
+  if (options.fallbackType !== undefined) checkColumnType(options.fallbackType, "fallback column type");
+  if ([...src.metadata.keys()].some((k) => k.startsWith("activeflow."))) {
+    throw new ActiveflowError("BAD_ARGUMENT", `${src.path} is already in the flash layout (it has activeflow.* keys)`);
+  }
+  const arch = getString(src, "general.architecture");
+  const nLayer = getNumber(src, `${arch}.block_count`);
+  const { shapes, sourceTypes } = siteShapes(src, nLayer, options);
+  const siteNames = new Set(SITES.flatMap((s) => SITE_TENSORS[s]));
+  const isSiteWeight = (name: string): boolean => {
+    const m = /^blk\.(\d+)\.(\w+)\.weight$/.exec(name);
+    return m !== null && Number(m[1]) < nLayer && siteNames.has(m[2]!);
+  };
+  const resident = src.tensors.filter((t) => !isSiteWeight(t.name)).map((t) => ({ name: t.name, dims: t.dims, type: t.type }));
+  return { layout: computeFlashLayout({ nLayer, groupSize, sites: shapes, resident }), sourceTypes };
+}
+
+// Converts the GGUF at `inPath` into the flash layout at `outPath` (atomic: on error or
+// abort nothing is left at `outPath`).
+export async function convertToFlash(inPath: string, outPath: string, options: ConvertOptions = {}): Promise<ConvertReport> {
+  const started = performance.now();
+  const addon = loadAddon();
+  const src = await readGguf(inPath);
+  const { layout, sourceTypes } = planFlashLayout(src, options);
+  const meta = await readTypedMetadata(src);
+  const sourceBytes = (await stat(inPath)).size;
+
+  const writerOptions: ConstructorParameters<typeof GgufWriter>[1] = { alignment: FLASH_ALIGNMENT };
+  if (options.signal) writerOptions.signal = options.signal;
+  // The writer renames its temp file onto `partial`; the quant errors are patched into
+  // that file's header and only then is it renamed onto outPath, so outPath stays atomic.
+  const partial = `${outPath}.partial-${process.pid}`;
+  const w = new GgufWriter(partial, writerOptions);
+  for (const [k, v] of meta) if (k !== "general.alignment") w.set(k, v);
+  w.set("general.alignment", u32(FLASH_ALIGNMENT))
+    .set(KEY.version, u32(FLASH_VERSION))
+    .set(KEY.groupSize, u32(layout.groupSize))
+    .set(KEY.sourceName, str(basename(inPath)))
+    .set(KEY.sourceBytes, u64(sourceBytes))
+    .set(KEY.checksum, str(CHECKSUM_NAME))
+    .set(KEY.pageSize, u32(CRC_PAGE_BYTES))
+    .set(KEY.sites, strArr(layout.sites.map((s) => s.site)));
+  for (const s of layout.sites) {
+    w.set(KEY.nIn(s.site), u32(s.nIn))
+      .set(KEY.tensors(s.site), strArr(s.tensors))
+      .set(KEY.nOut(s.site), u32Arr(s.nOut))
+      .set(KEY.columnType(s.site), u32(s.columnType))
+      // Placeholder, same size as the final value: the header is written before the data.
+      .set(KEY.quantError(s.site), f32(0));
+  }
+  // Quant errors are only known at the end, so they are patched into the header in place.
+  w.set(KEY.reserved, arr(GgufValueType.UINT8, new Uint8Array(HEADER_RESERVE_BYTES)));
+  for (const t of layout.resident) w.addTensor(t);
+  for (const e of layout.extents) w.addTensor({ name: e.name, dims: e.dims, type: e.columnType });
+  w.addTensor({ name: layout.crc.name, dims: [layout.crc.pages], type: GgmlType.I32 });
+
+  const crcs = new Uint32Array(layout.crc.pages);
+  const errors = new Map<SiteName, ErrorSum>(SITES.map((s) => [s, { diff: 0, ref: 0 }]));
+  const quantError = new Map<SiteName, number>();
+  const fh = await open(inPath, "r");
+  try {
+    const nResident = layout.resident.length;
+    // Progress per chunk produced (the writer itself reports only per 4 MB flush).
+    let produced = 0;
+    const counted = async function* (chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+      for await (const c of chunks) {
+        produced += c.length;
+        options.onProgress?.(produced / layout.dataBytes);
+        yield c;
+      }
+    };
+    await w.write((t, i) => {
+      if (i < nResident) return counted(residentChunks(fh, src, t.name, options.signal));
+      const e = layout.extents[i - nResident];
+      if (e) return counted(extentRecords(addon, fh, src, e, crcs, errors.get(e.site)!, options.signal));
+      return new Uint8Array(crcs.buffer);
+    });
+    for (const [site, e] of errors) quantError.set(site, e.ref > 0 ? Math.sqrt(e.diff / e.ref) : 0);
+    await patchQuantErrors(partial, quantError);
+    throwIfAborted(options.signal, `converting ${inPath}`);
+    await rename(partial, outPath);
+    options.onProgress?.(1);
+  } catch (e) {
+    await rm(partial, { force: true });
+    throw e;
+  } finally {
+    await fh.close();
+  }
+
+  const residentBytes = layout.resident.reduce((n, t) => n + t.bytes, 0);
+  const extentBytes = layout.extents.reduce((n, e) => n + e.bytes, 0);
+  return {
+    inPath, outPath, groupSize: layout.groupSize, groups: layout.groups, nLayer: layout.nLayer,
+    sites: layout.sites.map((s) => ({
+      site: s.site, nIn: s.nIn, tensors: s.tensors, nOut: s.nOut,
+      sourceTypes: [...sourceTypes.get(s.site)!].map(typeName), columnType: typeName(s.columnType),
+      quantError: quantError.get(s.site)!,
+      extentBytes: layout.extents.filter((e) => e.site === s.site).reduce((n, e) => n + e.bytes, 0),
+    })),
+    residentBytes, extentBytes, fileBytes: (await stat(outPath)).size,
+    seconds: (performance.now() - started) / 1000,
+    peakRssBytes: process.resourceUsage().maxRSS * 1024,
+  };
+}
+
+// Writes the measured errors over the f32 placeholders of activeflow.quant_error.<site>.
+async function patchQuantErrors(path: string, errors: Map<SiteName, number>): Promise<void> {
+  const file = await readGguf(path);
+  const fh = await open(path, "r+");
+  try {
+    const header = Buffer.allocUnsafe(file.dataOffset);
+    await readAt(fh, header, 0, path);
+    for (const [site, value] of errors) {
+      // Key as encoded in the header: u64 length, bytes, then the u32 value type.
+      const key = Buffer.from(KEY.quantError(site), "utf8");
+      const needle = Buffer.alloc(8 + key.length + 4);
+      needle.writeBigUInt64LE(BigInt(key.length), 0);
+      key.copy(needle, 8);
+      needle.writeUInt32LE(GgufValueType.FLOAT32, 8 + key.length);
+      const at = header.indexOf(needle);
+      if (at < 0) throw new ActiveflowError("GGUF_BAD_VALUE", `${path}: metadata ${KEY.quantError(site)} not found in the header to patch`);
+      const v = Buffer.allocUnsafe(4);
+      v.writeFloatLE(value);
+      await fh.write(v, 0, 4, at + needle.length);
+    }
+  } finally {
+    await fh.close();
+  }
+}

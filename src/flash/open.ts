@@ -1,0 +1,184 @@
+// Reads a flash-layout model (docs/FLASH_FORMAT.md): validates the activeflow.* keys and
+// the extent tensors against the layout computed from them, loads the page checksums, and
+// gives absolute file offsets for every extent and resident tensor.
+import { open, type FileHandle } from "node:fs/promises";
+import { ActiveflowError } from "../errors.js";
+import { GgmlType, typeName, type GgufFile } from "../gguf/types.js";
+import {
+  findTensor, getNumber, getNumberArray, getOptionalNumber, getString, getStringArray, readGguf,
+} from "../gguf/reader.js";
+import { crc32c } from "./crc32c.js";
+import {
+  CHECKSUM_NAME, CRC_PAGE_BYTES, CRC_TENSOR, FLASH_ALIGNMENT, FLASH_VERSION, KEY, SITES, SITE_TENSORS,
+  computeFlashLayout, findExtent,
+  type ExtentLayout, type FlashLayout, type ResidentTensor, type SiteName, type SiteShape,
+} from "./format.js";
+
+export interface FlashExtent extends ExtentLayout {
+  // Absolute file offset of record 0 (a multiple of 4096); record j is at offset + j * recordBytes.
+  offset: number;
+}
+
+export interface FlashResident extends ResidentTensor {
+  // Absolute file offset of the tensor's data.
+  offset: number;
+}
+
+export interface FlashModel {
+  path: string;
+  gguf: GgufFile;
+  arch: string;
+  nLayer: number;
+  groupSize: number;
+  groups: number;
+  sites: SiteShape[];
+  // Relative RMS error of the column requantisation, per site.
+  quantError: Map<SiteName, number>;
+  // File order: group-major, SITES order within a group.
+  extents: FlashExtent[];
+  resident: FlashResident[];
+  // CRC-32C of each 4 KiB extent page; an extent's pages start at its firstPage.
+  crc: Uint32Array;
+  layout: FlashLayout;
+}
+
+function bad(path: string, msg: string): never {
+  throw new ActiveflowError("GGUF_BAD_VALUE", `${path}: ${msg}`);
+}
+
+function badTensor(path: string, msg: string): never {
+  throw new ActiveflowError("GGUF_BAD_TENSOR", `${path}: ${msg}`);
+}
+
+// Site shapes as the file's activeflow.* keys describe them.
+function readSites(f: GgufFile): SiteShape[] {
+  const sites = getStringArray(f, KEY.sites);
+  if (sites.join() !== SITES.join()) bad(f.path, `${KEY.sites} is [${sites.join(", ")}], expected [${SITES.join(", ")}]`);
+  return SITES.map((site) => {
+    const tensors = getStringArray(f, KEY.tensors(site));
+    if (tensors.join() !== SITE_TENSORS[site].join()) {
+      bad(f.path, `${KEY.tensors(site)} is [${tensors.join(", ")}], expected [${SITE_TENSORS[site].join(", ")}]`);
+    }
+    const nOut = [...getNumberArray(f, KEY.nOut(site))];
+    if (nOut.length !== tensors.length || nOut.some((n) => !Number.isInteger(n) || n < 1)) {
+      bad(f.path, `${KEY.nOut(site)} is [${nOut.join(", ")}], expected ${tensors.length} positive column lengths`);
+    }
+    const nIn = getNumber(f, KEY.nIn(site));
+    if (!Number.isInteger(nIn) || nIn < 1) bad(f.path, `${KEY.nIn(site)} is ${nIn}, expected a positive channel count`);
+    return { site, nIn, tensors, nOut, columnType: getNumber(f, KEY.columnType(site)) };
+  });
+}
+
+// Opens and validates a converted model; reads the header and the checksum table only.
+export async function openFlashModel(path: string): Promise<FlashModel> {
+  const f = await readGguf(path);
+  const version = getOptionalNumber(f, KEY.version);
+  if (version === undefined) bad(path, `not a flash-layout model (no ${KEY.version}); convert it with \`activeflow convert\``);
+  if (version !== FLASH_VERSION) bad(path, `${KEY.version} is ${version}, this build reads version ${FLASH_VERSION}`);
+  if (f.alignment !== FLASH_ALIGNMENT) bad(path, `general.alignment is ${f.alignment}, expected ${FLASH_ALIGNMENT}`);
+  const checksum = getString(f, KEY.checksum);
+  if (checksum !== CHECKSUM_NAME) bad(path, `${KEY.checksum} is "${checksum}", expected "${CHECKSUM_NAME}"`);
+  const pageSize = getNumber(f, KEY.pageSize);
+  if (pageSize !== CRC_PAGE_BYTES) bad(path, `${KEY.pageSize} is ${pageSize}, expected ${CRC_PAGE_BYTES}`);
+  const arch = getString(f, "general.architecture");
+  const nLayer = getNumber(f, `${arch}.block_count`);
+  const groupSize = getNumber(f, KEY.groupSize);
+  const sites = readSites(f);
+  const resident = f.tensors.filter((t) => !t.name.startsWith("af.")).map((t) => ({ name: t.name, dims: t.dims, type: t.type }));
+  const layout = computeFlashLayout({ nLayer, groupSize, sites, resident });
+
+  // Every tensor must sit where the layout says, so offsets can be trusted without the GGUF.
+  const expected = [...layout.resident, ...layout.extents.map((e) => ({ ...e, type: e.columnType })),
+    { name: CRC_TENSOR, dims: [layout.crc.pages], type: GgmlType.I32 as number, bytes: layout.crc.bytes, dataOffset: layout.crc.dataOffset }];
+  if (f.tensors.length !== expected.length) {
+    badTensor(path, `has ${f.tensors.length} tensors, the flash layout of ${layout.groups} groups x ${sites.length} sites expects ${expected.length}`);
+  }
+  for (const x of expected) {
+    const t = findTensor(f, x.name) ?? badTensor(path, `extent tensor ${x.name} is missing`);
+    if (t.type !== x.type || t.dims.join() !== x.dims.join() || t.offset !== x.dataOffset) {
+      badTensor(path, `tensor ${x.name} is ${typeName(t.type)} [${t.dims.join(", ")}] at data offset ${t.offset}, ` +
+        `the layout expects ${typeName(x.type)} [${x.dims.join(", ")}] at ${x.dataOffset}`);
+    }
+  }
+  const crcInfo = findTensor(f, CRC_TENSOR)!;
+  const crc = new Uint32Array(layout.crc.pages);
+  const fh = await open(path, "r");
+  try {
+    await readFully(fh, new Uint8Array(crc.buffer), f.dataOffset + crcInfo.offset, path);
+  } finally {
+    await fh.close();
+  }
+  const quantError = new Map<SiteName, number>(SITES.map((s) => [s, getNumber(f, KEY.quantError(s))]));
+  return {
+    path, gguf: f, arch, nLayer, groupSize, groups: layout.groups, sites, quantError, layout, crc,
+    extents: layout.extents.map((e) => ({ ...e, offset: f.dataOffset + e.dataOffset })),
+    resident: layout.resident.map((t) => ({ ...t, offset: f.dataOffset + t.dataOffset })),
+  };
+}
+
+async function readFully(fh: FileHandle, buf: Uint8Array, position: number, path: string): Promise<void> {
+  let got = 0;
+  while (got < buf.length) {
+    const { bytesRead } = await fh.read(buf, got, buf.length - got, position + got);
+    if (bytesRead === 0) throw new ActiveflowError("GGUF_TRUNCATED", `${path}: data ends early at offset ${position + got}`);
+    got += bytesRead;
+  }
+}
+
+// The extent of layer group `group` and `site` (the layer group of layer l is l / groupSize).
+export function flashExtent(model: FlashModel, group: number, site: SiteName): FlashExtent {
+  const e = findExtent(model.layout, group, site);
+  return model.extents[model.layout.extents.indexOf(e)]!;
+}
+
+// Checks pages read from an extent: `bytes` holds its pages from `firstPage` on (page k of
+// the extent is extent bytes [k * 4096, (k + 1) * 4096)); the last may be the short end page.
+// Throws GGUF_BAD_TENSOR naming the extent and the file offset of the first bad page.
+// (The error code list has no FLASH_CHECKSUM yet.)
+export function checkExtentPages(model: FlashModel, e: FlashExtent, firstPage: number, bytes: Uint8Array): void {
+  for (let o = 0, k = firstPage; o < bytes.length; o += CRC_PAGE_BYTES, k++) {
+    const start = k * CRC_PAGE_BYTES;
+    if (k >= e.pages) badTensor(model.path, `extent ${e.name}: page ${k} is past its ${e.pages} pages`);
+    const len = Math.min(CRC_PAGE_BYTES, e.bytes - start);
+    if (bytes.length - o < len) break; // a partial page cannot be checked; the caller reads whole pages
+    const got = crc32c(bytes.subarray(o, o + len));
+    const want = model.crc[e.firstPage + k]!;
+    if (got !== want) {
+      badTensor(model.path,
+        `extent ${e.name}: page ${k} at file offset ${e.offset + start} (extent offset ${start}, ${len} bytes) fails its CRC-32C check: ` +
+        `computed 0x${got.toString(16).padStart(8, "0")}, stored 0x${want.toString(16).padStart(8, "0")}`);
+    }
+  }
+}
+
+export interface VerifyOptions {
+  signal?: AbortSignal;
+  // Fraction of extent bytes checked, 0..1.
+  onProgress?: (fraction: number) => void;
+}
+
+// Reads every extent and checks every page against af.crc32c; throws on the first bad page.
+export async function verifyFlashFile(path: string, options: VerifyOptions = {}): Promise<{ pages: number; bytes: number }> {
+  const model = await openFlashModel(path);
+  const total = model.extents.reduce((n, e) => n + e.bytes, 0);
+  const buf = new Uint8Array(1024 * CRC_PAGE_BYTES);
+  let done = 0;
+  const fh = await open(path, "r");
+  try {
+    for (const e of model.extents) {
+      for (let o = 0; o < e.bytes; o += buf.length) {
+        if (options.signal?.aborted) {
+          throw new ActiveflowError("ABORTED", `verifying ${path} was aborted`, { cause: options.signal.reason });
+        }
+        const part = buf.subarray(0, Math.min(buf.length, e.bytes - o));
+        await readFully(fh, part, e.offset + o, path);
+        checkExtentPages(model, e, o / CRC_PAGE_BYTES, part);
+        done += part.length;
+        options.onProgress?.(done / total);
+      }
+    }
+  } finally {
+    await fh.close();
+  }
+  return { pages: model.crc.length, bytes: total };
+}
