@@ -203,7 +203,7 @@ test("a flipped byte in an extent is caught, naming the extent and the page's fi
     try {
       const b = Buffer.alloc(1);
       await fh.read(b, 0, 1, e.offset + 5000);
-      b[0] ^= 0x10;
+      b[0] = b[0]! ^ 0x10;
       await fh.write(b, 0, 1, e.offset + 5000);
     } finally {
       await fh.close();
