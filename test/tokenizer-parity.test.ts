@@ -2,8 +2,9 @@
 // wikitext, a table of tricky strings, special-token parsing and detokenization.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
-import { homedir } from "node:os";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { readGguf } from "../src/gguf/reader.js";
@@ -28,6 +29,37 @@ const TABLE = JSON.parse(readFileSync(join(ROOT, "test/data/tokenizer-strings.js
   special: string[];
 };
 
+// node-llama-cpp ships llama.cpp's source as a git bundle, including its vocab-only test
+// GGUFs (models/ggml-vocab-*.gguf); they give SentencePiece and Llama 3 / Qwen 2 parity.
+const BUNDLE = join(ROOT, "node_modules/node-llama-cpp/llama/gitRelease.bundle");
+const VOCABS = ["llama-spm", "llama-bpe", "qwen2"];
+
+// Extracts models/ggml-vocab-<name>.gguf (and its .inp strings) once into the temp dir.
+function bundledVocab(name: string): { path: string; inputs: string[] } | string {
+  if (!existsSync(BUNDLE)) return `${BUNDLE} is absent`;
+  const dir = join(tmpdir(), `activeflow-llama-vocab-${statSync(BUNDLE).size}`);
+  const file = `ggml-vocab-${name}.gguf`;
+  try {
+    if (!existsSync(join(dir, file))) {
+      const git = join(dir, "git");
+      if (!existsSync(join(git, "refs/heads/v"))) {
+        mkdirSync(git, { recursive: true });
+        execFileSync("git", ["init", "-q", "--bare", git]);
+        execFileSync("git", ["-C", git, "fetch", "-q", BUNDLE, "HEAD:refs/heads/v"], { stdio: "ignore" });
+      }
+      for (const f of [`${file}.inp`, file]) {
+        const bytes = execFileSync("git", ["-C", git, "show", `v:models/${f}`], { maxBuffer: 1 << 26 });
+        writeFileSync(join(dir, `${f}.tmp`), bytes);
+        renameSync(join(dir, `${f}.tmp`), join(dir, f));
+      }
+    }
+  } catch (e) {
+    return `could not extract ${file} from ${BUNDLE} with git: ${(e as Error).message}`;
+  }
+  const inputs = readFileSync(join(dir, `${file}.inp`), "utf8").split("\n__ggml_vocab_test__\n");
+  return { path: join(dir, file), inputs };
+}
+
 interface RefModel {
   tokenize(text: string, special: boolean): readonly number[];
   detokenize(ids: readonly number[], special: boolean): string;
@@ -35,7 +67,7 @@ interface RefModel {
 }
 let ours: Tokenizer | undefined;
 let ref: RefModel | undefined;
-let llama: { dispose(): Promise<void> } | undefined;
+let llama: import("node-llama-cpp").Llama | undefined;
 let skipReason = "";
 
 before(async () => {
@@ -51,7 +83,8 @@ before(async () => {
     return;
   }
   ours = createTokenizer(await readGguf(MODEL));
-  const l = await nlc.getLlama({ gpu: false, build: "never", logLevel: nlc.LlamaLogLevel.error });
+  // Vocab-only loads print a harmless "missing tensor" error before falling back; hide it.
+  const l = await nlc.getLlama({ gpu: false, build: "never", logLevel: nlc.LlamaLogLevel.disabled });
   llama = l;
   const m = await l.loadModel({ modelPath: MODEL });
   ref = {
@@ -139,3 +172,30 @@ test("SmolLM2 metadata: stop ids, BOS flag and the chat template", (t) => {
   assert.ok(prompt.startsWith("<|im_start|>system\n"), prompt);
   assert.ok(prompt.endsWith("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"), prompt);
 });
+
+for (const name of VOCABS) {
+  test(`llama.cpp test vocab ${name}: ids, BOS/EOS and text match`, async (t) => {
+    if (llama === undefined) return t.skip(skipReason);
+    const vocab = bundledVocab(name);
+    if (typeof vocab === "string") return t.skip(vocab);
+    const tok = createTokenizer(await readGguf(vocab.path));
+    const m = await llama.loadModel({ modelPath: vocab.path, vocabOnly: true });
+    try {
+      const wiki = existsSync(WIKI) ? [readFileSync(WIKI, "utf8").slice(0, 5_000)] : [];
+      for (const s of [...wiki, ...TABLE.strings, ...vocab.inputs]) {
+        const want = Array.from(m.tokenize(s, false), Number);
+        assertSameIds(tok.encode(s), want, `${name} ${show(s)}`);
+        if (m.tokens.shouldPrependBosToken) want.unshift(Number(m.tokens.bos));
+        if (m.tokens.shouldAppendEosToken) want.push(Number(m.tokens.eos));
+        assertSameIds(tok.encode(s, { addSpecial: true }), want, `${name} addSpecial ${show(s)}`);
+        assert.equal(tok.decode(want), m.detokenize(want as never, true), `${name} decode ${show(s)}`);
+        assert.equal(tok.decode(want, { skipSpecial: true }), m.detokenize(want as never, false), `${name} decode ${show(s)}`);
+      }
+      for (const s of TABLE.special) {
+        assertSameIds(tok.encode(s, { parseSpecial: true }), Array.from(m.tokenize(s, true), Number), `${name} special ${show(s)}`);
+      }
+    } finally {
+      await m.dispose();
+    }
+  });
+}

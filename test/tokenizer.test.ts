@@ -115,7 +115,7 @@ test("byte-level BPE encodes, decodes and honours add_bos_token", () => {
 
 test("runs of many spaces merge in n log n and stay exact", () => {
   const tok = tinyBpe();
-  const n = 100_000;
+  const n = 30_000;
   const ids = tok.encode(" ".repeat(n) + "x");
   // n-1 spaces pair up leftmost first, the last space stays with "x" (" ?\p{L}+").
   const pairs = Math.floor((n - 1) / 2);

@@ -56,9 +56,11 @@ export interface Vocab {
   chatTemplate: string | undefined;
 }
 
-// Unambiguous key for a merge pair even when a side contains spaces.
+// Merge-rank key of a pair: the merge line itself ("left right"). Byte-level symbols never
+// hold a space (it is mapped to "Ġ"), so the first space after the first char splits it
+// back exactly as llama.cpp does, and loading needs no new strings.
 export function mergeKey(left: string, right: string): string {
-  return `${left.length}:${left}${right}`;
+  return `${left} ${right}`;
 }
 
 type Meta = ReadonlyMap<string, GgufValue>;
@@ -156,10 +158,8 @@ export function readVocab(meta: Meta): Vocab {
       throw new ActiveflowError("TOKENIZER", "GGUF metadata tokenizer.ggml.merges is missing; a gpt2 (BPE) tokenizer needs it");
     }
     merges.forEach((m, rank) => {
-      // Split at the first space after the first character, as llama.cpp does.
-      const pos = m.indexOf(" ", 1);
-      const key = pos < 0 ? mergeKey("", "") : mergeKey(m.slice(0, pos), m.slice(pos + 1));
-      if (!mergeRanks.has(key)) mergeRanks.set(key, rank);
+      // llama.cpp keeps the first rank of a repeated pair; a line without a space never matches.
+      if (m.indexOf(" ", 1) > 0 && !mergeRanks.has(m)) mergeRanks.set(m, rank);
     });
     pre = preTokenizerInfo(optString(meta, "tokenizer.ggml.pre") ?? "");
     addBos = pre.addBos;
