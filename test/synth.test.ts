@@ -91,23 +91,63 @@ test("reference quantisers match ggml's bytes and dequantise within half a step"
   assert.throws(() => quantize(GgmlType.Q4_K, x), /Q4_K is not implemented/);
 });
 
+test("K-quant and BF16 dequantisers match ggml on random blocks", () => {
+  // Hashes checked once against gguf-py's numpy dequantisers (gguf.quants.dequantize).
+  const golden: [number, number, string][] = [
+    [GgmlType.Q4_K, 144, "79dd2b8a03912f75f6b3a7403d2c9c7eaaff8f46175864acb97bf9d6996a8c4a"],
+    [GgmlType.Q5_K, 176, "cd8827252fbb19511378dcae7e06647c2672a315e58e60cd0a5f0e4927951ee5"],
+    [GgmlType.Q6_K, 210, "039fa588459b253f73b85fed6a4521363db7cfb83788b6085bf4d0970f4fd467"],
+    [GgmlType.BF16, 2, "854e219e64c06b40dfdd1a14608110072f7effd5a4aec867d7b529b8a120f97b"],
+  ];
+  for (const [type, bb, hash] of golden) {
+    const nb = 16;
+    const qk = type === GgmlType.BF16 ? 1 : 256;
+    const bytes = new Uint8Array(nb * bb);
+    let s = 99 + type;
+    for (let i = 0; i < bytes.length; i++) {
+      s ^= s << 13;
+      s ^= s >>> 17;
+      s ^= s << 5;
+      bytes[i] = s & 255;
+    }
+    // Keep the FP16 scales (and BF16 values) small and finite.
+    if (type === GgmlType.BF16) {
+      for (let i = 1; i < bytes.length; i += 2) bytes[i] = bytes[i]! & 0xbf;
+    } else {
+      for (let b = 0; b < nb; b++) {
+        for (const o of type === GgmlType.Q6_K ? [208] : [0, 2]) bytes[b * bb + o + 1] = bytes[b * bb + o + 1]! & 0x3b;
+      }
+    }
+    const out = dequantize(type, bytes, nb * qk);
+    assert.equal(createHash("sha256").update(new Uint8Array(out.buffer)).digest("hex"), hash, `type ${type}`);
+  }
+});
+
 test("shapes have the published parameter counts", () => {
   assert.ok(Math.abs(paramCount(SHAPES["1b"]) / 1.1e9 - 1) < 0.01, `1b: ${paramCount(SHAPES["1b"])}`);
   assert.ok(Math.abs(paramCount(SHAPES["llama2-7b"]) / 6.738e9 - 1) < 0.01);
   assert.ok(Math.abs(paramCount(SHAPES["llama3-8b"]) / 8.03e9 - 1) < 0.01);
   assert.equal(llamaTensors(SHAPES.tiny).length, 1 + 9 * 2 + 2);
+  for (const s of Object.values(SHAPES)) {
+    assert.equal(s.dim % s.heads, 0, s.name);
+    assert.equal(s.heads % s.kvHeads, 0, s.name);
+  }
   // Q4_0 1B is ~0.6 GB.
   assert.ok(Math.abs(dataBytes(SHAPES["1b"], GgmlType.Q4_0) / 0.62e9 - 1) < 0.05);
 });
 
-test("synthesized tiny model reads back with llama metadata, vocab and sane weights", async () => {
-  for (const type of [GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q8_0, GgmlType.F16, GgmlType.F32]) {
-    const path = join(dir, `tiny-${type}.gguf`);
+test("synthesized tiny and small models read back with llama metadata, vocab and sane weights", async () => {
+  const cases = [
+    ...[GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q8_0, GgmlType.F16, GgmlType.F32].map((t) => ["tiny", t] as const),
+    ...[GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.BF16].map((t) => ["small", t] as const),
+  ];
+  for (const [shape, type] of cases) {
+    const path = join(dir, `${shape}-${type}.gguf`);
     let last = 0;
-    await synthesizeModel("tiny", type, path, { seed: 42, onProgress: (done, total) => { last = done / total; } });
+    await synthesizeModel(shape, type, path, { seed: 42, onProgress: (done, total) => { last = done / total; } });
     assert.equal(last, 1);
     const f = await readGguf(path);
-    const s = SHAPES.tiny;
+    const s = SHAPES[shape];
     assert.equal(getString(f, "general.architecture"), "llama");
     assert.equal(getNumber(f, "llama.block_count"), s.layers);
     assert.equal(getNumber(f, "llama.embedding_length"), s.dim);
@@ -126,12 +166,14 @@ test("synthesized tiny model reads back with llama metadata, vocab and sane weig
     assert.equal(f.tensors.length, 21);
     for (const t of f.tensors) assert.equal(t.type, t.name.includes("norm") ? GgmlType.F32 : type, t.name);
     assert.deepEqual([...dequantize(0, await tensorData(f, "blk.1.ffn_norm.weight"), s.dim)], new Array(s.dim).fill(1));
-    // Weights: mean ~0, std ~1/sqrt(n_in).
-    const w = dequantize(type, await tensorData(f, "blk.0.ffn_gate.weight"), s.dim * s.ffn);
-    const mean = w.reduce((a, b) => a + b, 0) / w.length;
-    const std = Math.sqrt(w.reduce((a, b) => a + (b - mean) ** 2, 0) / w.length);
-    assert.ok(Math.abs(mean) < 0.02, `type ${type} mean ${mean}`);
-    assert.ok(Math.abs(std * Math.sqrt(s.dim) - 1) < 0.15, `type ${type} std ${std}`);
+    // Weights: mean ~0, std ~1/sqrt(n_in), for a row-input tensor and the embedding.
+    for (const [name, n] of [["blk.0.ffn_gate.weight", s.dim * s.ffn], ["token_embd.weight", s.dim * s.vocab]] as const) {
+      const w = dequantize(type, await tensorData(f, name), n);
+      const mean = w.reduce((a, b) => a + b, 0) / w.length;
+      const std = Math.sqrt(w.reduce((a, b) => a + (b - mean) ** 2, 0) / w.length);
+      assert.ok(Math.abs(mean) * Math.sqrt(s.dim) < 0.05, `${shape} type ${type} ${name} mean ${mean}`);
+      assert.ok(Math.abs(std * Math.sqrt(s.dim) - 1) < 0.1, `${shape} type ${type} ${name} std ${std}`);
+    }
   }
 });
 
@@ -149,7 +191,8 @@ test("synth is deterministic from the seed and aborts cleanly", async () => {
   ac.abort();
   await assert.rejects(synthesizeModel("tiny", GgmlType.Q4_0, join(sub, "x.gguf"), { signal: ac.signal }), /aborted/);
   await assert.rejects(synthesizeModel("nope", GgmlType.Q4_0, join(sub, "y.gguf")), /unknown model shape "nope"/);
-  await assert.rejects(synthesizeModel("tiny", GgmlType.Q6_K, join(sub, "y.gguf")), /Q6_K is not supported/);
+  await assert.rejects(synthesizeModel("tiny", GgmlType.I32, join(sub, "y.gguf")), /I32 is not supported/);
+  await assert.rejects(synthesizeModel("tiny", GgmlType.Q6_K, join(sub, "y.gguf")), /row length 64 is not a multiple of the Q6_K block size 256/);
   assert.deepEqual(await readdir(sub), []);
 });
 
@@ -186,7 +229,7 @@ test("tiny models: llama, qwen2, qwen3 read back exactly as written", async () =
 });
 
 // Loading in llama.cpp proves the files are valid GGUF models, not just readable by us.
-test("node-llama-cpp loads a synthesized tiny llama and the tiny models", async (t) => {
+test("node-llama-cpp loads synthesized tiny (Q4_0) and small (Q4_K) llamas and the tiny models", async (t) => {
   let nlc: typeof import("node-llama-cpp");
   try {
     nlc = await import("node-llama-cpp");
@@ -198,7 +241,9 @@ test("node-llama-cpp loads a synthesized tiny llama and the tiny models", async 
   const paths: string[] = [];
   const synth = join(dir, "nlc-synth.gguf");
   await synthesizeModel("tiny", GgmlType.Q4_0, synth, { seed: 1 });
-  paths.push(synth);
+  const synthK = join(dir, "nlc-synth-k.gguf");
+  await synthesizeModel("small", GgmlType.Q4_K, synthK, { seed: 1 });
+  paths.push(synth, synthK);
   for (const arch of ["llama", "qwen2", "qwen3"] as const) {
     const p = join(dir, `nlc-${arch}.gguf`);
     await buildTinyModel(p, { arch, type: GgmlType.Q4_1, tied: arch === "llama" });
@@ -209,7 +254,8 @@ test("node-llama-cpp loads a synthesized tiny llama and the tiny models", async 
     try {
       const ctx = await model.createContext({ contextSize: 64, threads: 1 });
       try {
-        if (p !== synth) assert.deepEqual(model.tokenize("Hello world"), [287, 290], p);
+        const isSynth = p === synth || p === synthK;
+        if (!isSynth) assert.deepEqual(model.tokenize("Hello world"), [287, 290], p);
         const seq = ctx.getSequence();
         const out: number[] = [];
         for await (const tok of seq.evaluate(model.tokenize("Hello the cat"))) {
@@ -217,7 +263,7 @@ test("node-llama-cpp loads a synthesized tiny llama and the tiny models", async 
           if (out.length >= 3) break;
         }
         assert.equal(out.length, 3, p);
-        const vocab = p === synth ? SHAPES.tiny.vocab : TINY_VOCAB_SIZE;
+        const vocab = p === synth ? SHAPES.tiny.vocab : p === synthK ? SHAPES.small.vocab : TINY_VOCAB_SIZE;
         assert.ok(out.every((x) => Number.isInteger(x) && x >= 0 && x < vocab), `${p}: ${out.join(",")}`);
       } finally {
         await ctx.dispose();

@@ -1,6 +1,7 @@
 // Reference (round-to-nearest) quantisers for the tiny test models, written to give the
 // same bytes as ggml's quantize_row_*_ref: float32 arithmetic via Math.fround, FP16
-// scales rounded to nearest even. Dequantisers are here so tests can compare against them.
+// scales rounded to nearest even. Dequantisers (also for BF16 and the K-quants) are here so
+// tests can compare kernels and files against them.
 import { ActiveflowError } from "../errors.js";
 import { GgmlType, TYPE_LAYOUT, typeName } from "../gguf/types.js";
 
@@ -161,7 +162,77 @@ export function dequantize(type: number, bytes: Uint8Array, n: number): Float32A
         }
       }
       return out;
+    case GgmlType.BF16:
+      for (let i = 0; i < n; i++) {
+        u32Scratch[0] = dv.getUint16(i * 2, true) << 16;
+        out[i] = f32Scratch[0]!;
+      }
+      return out;
+    case GgmlType.Q4_K:
+    case GgmlType.Q5_K:
+      dequantizeQ45K(type, bytes, dv, out, n);
+      return out;
+    case GgmlType.Q6_K:
+      dequantizeQ6K(bytes, dv, out, n);
+      return out;
     default:
       throw new ActiveflowError("BAD_ARGUMENT", `synth dequantiser: type ${typeName(type)} is not implemented`);
+  }
+}
+
+// Sub-block j's 6-bit scale and min from the 12 packed bytes at q (ggml get_scale_min_k4).
+function scaleMinK4(j: number, b: Uint8Array, q: number): [number, number] {
+  if (j < 4) return [b[q + j]! & 63, b[q + j + 4]! & 63];
+  return [(b[q + j + 4]! & 0xf) | ((b[q + j - 4]! >> 6) << 4), (b[q + j + 4]! >> 4) | ((b[q + j]! >> 6) << 4)];
+}
+
+// Q4_K: half d, half dmin, scales[12], qs[128]. Q5_K adds qh[32] before qs.
+function dequantizeQ45K(type: number, b: Uint8Array, dv: DataView, out: Float32Array, n: number): void {
+  const five = type === GgmlType.Q5_K;
+  const bb = five ? 176 : 144;
+  for (let blk = 0; blk < n / 256; blk++) {
+    const o = blk * bb;
+    const d = fp16ToFp32(dv.getUint16(o, true));
+    const dmin = fp16ToFp32(dv.getUint16(o + 2, true));
+    const qh = o + 16;
+    let qs = five ? o + 48 : o + 16;
+    for (let j = 0, is = 0; j < 256; j += 64, is += 2) {
+      const [sc1, m1] = scaleMinK4(is, b, o + 4);
+      const [sc2, m2] = scaleMinK4(is + 1, b, o + 4);
+      const y = blk * 256 + j;
+      for (let l = 0; l < 32; l++) {
+        const hi1 = five && b[qh + l]! & (1 << is) ? 16 : 0;
+        const hi2 = five && b[qh + l]! & (2 << is) ? 16 : 0;
+        out[y + l] = fr(fr(d * sc1) * ((b[qs + l]! & 0xf) + hi1) - fr(dmin * m1));
+        out[y + 32 + l] = fr(fr(d * sc2) * ((b[qs + l]! >> 4) + hi2) - fr(dmin * m2));
+      }
+      qs += 32;
+    }
+  }
+}
+
+// Q6_K: ql[128] (low 4 bits), qh[64] (high 2 bits), int8 scales[16], half d.
+function dequantizeQ6K(b: Uint8Array, dv: DataView, out: Float32Array, n: number): void {
+  for (let blk = 0; blk < n / 256; blk++) {
+    const o = blk * 210;
+    const d = fp16ToFp32(dv.getUint16(o + 208, true));
+    for (let half = 0; half < 2; half++) {
+      const ql = o + 64 * half;
+      const qh = o + 128 + 32 * half;
+      const sc = o + 192 + 8 * half;
+      const y = blk * 256 + 128 * half;
+      for (let l = 0; l < 32; l++) {
+        const is = l >> 4;
+        const h = b[qh + l]!;
+        const q1 = ((b[ql + l]! & 0xf) | ((h & 3) << 4)) - 32;
+        const q2 = ((b[ql + l + 32]! & 0xf) | (((h >> 2) & 3) << 4)) - 32;
+        const q3 = ((b[ql + l]! >> 4) | (((h >> 4) & 3) << 4)) - 32;
+        const q4 = ((b[ql + l + 32]! >> 4) | (((h >> 6) & 3) << 4)) - 32;
+        out[y + l] = fr(d * dv.getInt8(sc + is)) * q1;
+        out[y + l + 32] = fr(d * dv.getInt8(sc + is + 2)) * q2;
+        out[y + l + 64] = fr(d * dv.getInt8(sc + is + 4)) * q3;
+        out[y + l + 96] = fr(d * dv.getInt8(sc + is + 6)) * q4;
+      }
+    }
   }
 }

@@ -18,6 +18,8 @@ export interface LlamaShape {
 
 export const SHAPES = {
   tiny: { name: "tiny", dim: 64, layers: 2, ffn: 128, heads: 4, kvHeads: 2, vocab: 320, contextLength: 256, ropeTheta: 10000, normEps: 1e-5 },
+  // Rows of 256 so the K-quants (Q4_K, Q5_K, Q6_K) fit; still tiny (2.5M params).
+  small: { name: "small", dim: 256, layers: 2, ffn: 768, heads: 4, kvHeads: 2, vocab: 512, contextLength: 256, ropeTheta: 10000, normEps: 1e-5 },
   // TinyLlama-1.1B.
   "1b": { name: "1b", dim: 2048, layers: 22, ffn: 5632, heads: 32, kvHeads: 4, vocab: 32000, contextLength: 2048, ropeTheta: 10000, normEps: 1e-5 },
   "llama2-7b": { name: "llama2-7b", dim: 4096, layers: 32, ffn: 11008, heads: 32, kvHeads: 32, vocab: 32000, contextLength: 4096, ropeTheta: 10000, normEps: 1e-5 },

@@ -20,8 +20,6 @@ export function fileTypeOf(type: number): number {
   return f;
 }
 
-export const SYNTH_TYPES: readonly number[] = [GgmlType.F32, GgmlType.F16, GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q8_0];
-
 // splitmix32 finaliser: spreads (seed, tensor index) into a nonzero xorshift state.
 function mix(x: number): number {
   x = Math.imul(x ^ (x >>> 16), 0x21f0aaad);
@@ -48,14 +46,26 @@ export class Rng {
   }
 }
 
-// Std of one code around its mean, times the block scale gives the weight std: Q4_0 codes
-// -8..7, Q4 codes 0..15 (Q4_1 with m = -7.5 d), Q8 codes -128..127. Block scales take a
-// random sign, so Q4_0's -0.5 d code mean cancels across blocks without touching nibbles.
+// Std of one code around its mean; times the block scale it gives the weight std. Codes:
+// Q4_0 -8..7, Q4_1 0..15 (m = -7.5 d), Q8_0 -128..127, Q4_K 32 * (0..15) (dmin = 7.5 d,
+// all sub-block scales and mins 32), Q5_K 32 * (0..31) (dmin = 15.5 d), Q6_K 16 * (-32..31).
+// Block scales take a random sign, so a code mean of -0.5 cancels across blocks.
+const uniformStd = (levels: number): number => Math.sqrt((levels * levels - 1) / 12);
 const CODE_STD: Record<number, number> = {
-  [GgmlType.Q4_0]: Math.sqrt((16 * 16 - 1) / 12 + 0.25),
-  [GgmlType.Q4_1]: Math.sqrt((16 * 16 - 1) / 12),
-  [GgmlType.Q8_0]: Math.sqrt((256 * 256 - 1) / 12 + 0.25),
+  [GgmlType.Q4_0]: Math.sqrt(uniformStd(16) ** 2 + 0.25),
+  [GgmlType.Q4_1]: uniformStd(16),
+  [GgmlType.Q8_0]: Math.sqrt(uniformStd(256) ** 2 + 0.25),
+  [GgmlType.Q4_K]: 32 * uniformStd(16),
+  [GgmlType.Q5_K]: 32 * uniformStd(32),
+  [GgmlType.Q6_K]: 16 * Math.sqrt(uniformStd(64) ** 2 + 0.25),
 };
+// Q4_K/Q5_K packed 6-bit scales and mins, all 32 (see ggml's get_scale_min_k4).
+const K_SCALES_32 = [0xa0, 0xa0, 0xa0, 0xa0, 0xa0, 0xa0, 0xa0, 0xa0, 0, 0, 0, 0];
+
+export const SYNTH_TYPES: readonly number[] = [
+  GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q8_0,
+  GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K,
+];
 
 const CHUNK_TARGET = 4 << 20;
 
@@ -69,14 +79,22 @@ function* randomTensor(type: number, elements: number, std: number, rng: Rng): G
   const chunkBytes = Math.max(unit, Math.floor(CHUNK_TARGET / unit) * unit);
   const buf = new Uint8Array(Math.min(chunkBytes, Math.ceil(total / 4) * 4));
   const words = new Uint32Array(buf.buffer);
-  // Per-block scales picked by a random byte: magnitude 0.5x..1.5x of the mean, either sign.
+  // Per-block scales picked by a random byte: magnitude 0.5x..1.5x of the mean, either sign;
+  // `offsets` holds the matching Q4_1 m / K-quant dmin.
   const scale = new Uint16Array(256);
+  const offsets = new Uint16Array(256);
   const codeStd = CODE_STD[type] ?? 1;
-  for (let k = 0; k < 256; k++) scale[k] = fp32ToFp16((k & 1 ? -1 : 1) * (std / codeStd) * (0.5 + (k >> 1) / 128));
-  // F32/F16 values come from a 4096-entry uniform table (std `std`) picked by random bits.
+  const zero = type === GgmlType.Q4_1 ? -7.5 : type === GgmlType.Q4_K ? 7.5 : type === GgmlType.Q5_K ? 15.5 : 0;
+  for (let k = 0; k < 256; k++) {
+    const d = fp32ToFp16((k & 1 ? -1 : 1) * (std / codeStd) * (0.5 + (k >> 1) / 128));
+    scale[k] = d;
+    offsets[k] = fp32ToFp16(zero * fp16ToFp32(d));
+  }
+  // Float values come from a 4096-entry uniform table (std `std`) picked by random bits.
   const a = std * Math.sqrt(3);
   const f32Table = new Float32Array(4096).map((_, k) => -a + (2 * a * (k + 0.5)) / 4096);
-  const f16Table = new Uint16Array(4096).map((_, k) => fp32ToFp16(f32Table[k]!));
+  const f16Table = new Uint16Array(4096).map((_, k) =>
+    type === GgmlType.BF16 ? Math.round(new Uint32Array(f32Table.buffer, k * 4, 1)[0]! / 65536) : fp32ToFp16(f32Table[k]!));
   const f32View = new Float32Array(buf.buffer);
   const u16View = new Uint16Array(buf.buffer);
 
@@ -89,23 +107,38 @@ function* randomTensor(type: number, elements: number, std: number, rng: Rng): G
         for (let i = 0; i < nWords; i++) f32View[i] = f32Table[words[i]! & 4095]!;
         break;
       case GgmlType.F16:
+      case GgmlType.BF16:
         for (let i = 0; i < n / 2; i++) u16View[i] = f16Table[u16View[i]! & 4095]!;
         break;
       case GgmlType.Q4_0:
+      case GgmlType.Q8_0:
         for (let o = 0; o < n; o += bb) setHalf(buf, o, scale[buf[o]!]!);
         break;
       case GgmlType.Q4_1:
         for (let o = 0; o < n; o += bb) {
-          const d = scale[buf[o]!]!;
-          setHalf(buf, o, d);
-          setHalf(buf, o + 2, fp32ToFp16(-7.5 * fp16ToFp32(d)));
+          const k = buf[o]!;
+          setHalf(buf, o, scale[k]!);
+          setHalf(buf, o + 2, offsets[k]!);
         }
         break;
-      case GgmlType.Q8_0:
-        for (let o = 0; o < n; o += bb) setHalf(buf, o, scale[buf[o]!]!);
+      case GgmlType.Q4_K:
+      case GgmlType.Q5_K:
+        for (let o = 0; o < n; o += bb) {
+          const k = buf[o]!;
+          setHalf(buf, o, scale[k]!);
+          setHalf(buf, o + 2, offsets[k]!);
+          buf.set(K_SCALES_32, o + 4);
+        }
+        break;
+      case GgmlType.Q6_K:
+        // Layout: ql[128], qh[64], int8 scales[16], half d.
+        for (let o = 0; o < n; o += bb) {
+          buf.fill(16, o + 192, o + 208);
+          setHalf(buf, o + 208, scale[buf[o]!]!);
+        }
         break;
       default:
-        throw new ActiveflowError("BAD_ARGUMENT", `synth: random ${typeName(type)} weights are not implemented (use F32, F16, Q4_0, Q4_1 or Q8_0)`);
+        throw new ActiveflowError("BAD_ARGUMENT", `synth: random ${typeName(type)} weights are not implemented`);
     }
     yield buf.subarray(0, n);
     done += n;
