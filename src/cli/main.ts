@@ -53,6 +53,11 @@ function reportError(ctx: CliContext, e: unknown, verbose: boolean): number {
 // The real process: its streams, environment and SIGINT. A second Ctrl-C while a generation is
 // still stopping ends the process at once.
 function processContext(): CliContext {
+  // `activeflow run ... | head -1` closes our stdout early: that is a normal way to stop.
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(0);
+    throw e;
+  });
   return {
     stdin: process.stdin,
     stdout: process.stdout,
