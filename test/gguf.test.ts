@@ -204,6 +204,9 @@ test("writer: wrong data size and abort signal both fail cleanly", async () => {
     await assert.rejects(w2.write(() => new Uint8Array(128)), (e: Error & { code?: string }) => e.code === "ABORTED");
     assert.deepEqual(await readdir(dir), []);
     assert.throws(() => new GgufWriter(path).addTensor({ name: "q", dims: [30], type: GgmlType.Q4_0 }), /not a multiple of the Q4_0 block size 32/);
+    const w3 = new GgufWriter(path);
+    w3.set("x.count", u32(-1));
+    await assert.rejects(w3.write(() => new Uint8Array(0)), /metadata x\.count: .*out of range/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

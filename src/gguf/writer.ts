@@ -222,7 +222,13 @@ export class GgufWriter {
     h.u64(this.metadata.size);
     for (const [k, v] of this.metadata) {
       h.string(k);
-      h.value(k, v, true);
+      try {
+        h.value(k, v, true);
+      } catch (e) {
+        if (e instanceof ActiveflowError) throw e;
+        // Node's range errors do not say which key held the value.
+        throw new ActiveflowError("BAD_ARGUMENT", `metadata ${k}: ${(e as Error).message}`, { cause: e });
+      }
     }
     for (const t of this.tensors) {
       h.string(t.name);
