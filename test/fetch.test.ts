@@ -23,6 +23,7 @@ const isFetchError = (re: RegExp) => (e: unknown) => e instanceof ActiveflowErro
 
 test("cache location follows ACTIVEFLOW_CACHE, else ~/.cache/activeflow", () => {
   assert.equal(cacheRoot({ ACTIVEFLOW_CACHE: "/x/y" }), "/x/y");
+  assert.equal(cacheRoot({ ACTIVEFLOW_CACHE: "rel/dir" }), join(process.cwd(), "rel/dir"));
   assert.equal(modelsDir({ ACTIVEFLOW_CACHE: "/x/y" }), join("/x/y", "models"));
   assert.equal(cacheRoot({}), join(homedir(), ".cache", "activeflow"));
   assert.equal(SMOLLM2.file.size, 98_362_432);

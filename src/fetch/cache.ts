@@ -2,7 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { Transform, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { ActiveflowError } from "../errors.js";
@@ -19,7 +19,8 @@ export interface ExpectedFile {
 
 export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
   const fromEnv = env.ACTIVEFLOW_CACHE;
-  return fromEnv !== undefined && fromEnv !== "" ? fromEnv : join(homedir(), ".cache", "activeflow");
+  // Absolute, so the path `activeflow fetch` prints works from any directory.
+  return fromEnv !== undefined && fromEnv !== "" ? resolve(fromEnv) : join(homedir(), ".cache", "activeflow");
 }
 
 export function modelsDir(env: NodeJS.ProcessEnv = process.env): string {
