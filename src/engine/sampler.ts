@@ -136,7 +136,7 @@ export class Sampler {
   }
 
   // Fills candIds/candLogits with the survivors of top-k, top-p and min-p (in that order) and
-  // returns their count. Non-finite logits never survive.
+  // returns their count. -Infinity (masked) and NaN logits never survive.
   private selectCandidates(x: Float32Array): number {
     const n = x.length;
     if (this.candIds.length < n) {
