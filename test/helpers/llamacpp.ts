@@ -150,6 +150,8 @@ export class LlamaCppRef {
     const vocab = this.vocabSize;
     const key = createHash("sha256")
       .update(modelFingerprint(this.modelPath))
+      // llama.cpp's logits depend on the batch size (batch 1 takes other kernels than 512).
+      .update(`batch=${this.context.batchSize};threads=${this.threads}`)
       .update(new Uint8Array(Int32Array.from(ids).buffer))
       .digest("hex")
       .slice(0, 24);
