@@ -88,6 +88,10 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                            InstanceMethod("setThreads", &NativeModel::SetThreads),
                            InstanceMethod("dispose", &NativeModel::Dispose),
                            InstanceMethod("info", &NativeModel::Info),
+                           InstanceMethod("setThresholds", &NativeModel::SetThresholds),
+                           InstanceMethod("setCapture", &NativeModel::SetCapture),
+                           InstanceMethod("histograms", &NativeModel::Histograms),
+                           InstanceMethod("siteCounts", &NativeModel::SiteCounts),
                        });
   }
 
@@ -178,6 +182,76 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       Release();  // a running evaluation keeps its own reference until it ends
     }
     return env.Undefined();
+  }
+
+  void NotBusy(Napi::Env env, const char* what) {
+    if (busy_->load()) throw ToJsError(env, "BAD_ARGUMENT", std::string("cannot ") + what + " during an evaluation");
+  }
+
+  // setThresholds(t: Float32Array [nLayer * 4] | null)
+  Napi::Value SetThresholds(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Model& m = Get(env);
+    NotBusy(env, "change thresholds");
+    if (info.Length() < 1 || info[0].IsNull() || info[0].IsUndefined()) {
+      m.set_thresholds(nullptr);
+      return env.Undefined();
+    }
+    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+      throw ToJsError(env, "BAD_ARGUMENT", "setThresholds expects a Float32Array or null");
+    }
+    auto t = info[0].As<Napi::Float32Array>();
+    const size_t need = static_cast<size_t>(m.config().n_layer) * kSites;
+    if (t.ElementLength() != need) {
+      throw ToJsError(env, "BAD_ARGUMENT", "thresholds hold " + std::to_string(t.ElementLength()) +
+                                               " values, expected n_layer * 4 = " + std::to_string(need));
+    }
+    m.set_thresholds(t.Data());
+    return env.Undefined();
+  }
+
+  Napi::Value SetCapture(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Model& m = Get(env);
+    NotBusy(env, "change capture");
+    const bool on = info.Length() > 0 && info[0].ToBoolean().Value();
+    m.set_capture(on);
+    if (info.Length() > 1 && info[1].ToBoolean().Value()) m.clear_histograms();
+    return env.Undefined();
+  }
+
+  // histograms(): Float64Array [nLayer][4][bins] of |x| counts, plus the bin layout.
+  Napi::Value Histograms(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Model& m = Get(env);
+    const auto& h = m.histograms();
+    Napi::Float64Array out = Napi::Float64Array::New(env, h.size());
+    for (size_t i = 0; i < h.size(); i++) out[i] = static_cast<double>(h[i]);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("counts", out);
+    o.Set("bins", Napi::Number::New(env, kHistBins));
+    o.Set("perOctave", Napi::Number::New(env, kHistPerOctave));
+    o.Set("minLog2", Napi::Number::New(env, kHistMinLog2));
+    return o;
+  }
+
+  // siteCounts(reset?: boolean): { kept: number[4], seen: number[4] }
+  Napi::Value SiteCounts(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Model& m = Get(env);
+    Napi::Array kept = Napi::Array::New(env, kSites), seen = Napi::Array::New(env, kSites);
+    for (int s = 0; s < kSites; s++) {
+      kept.Set(s, Napi::Number::New(env, static_cast<double>(m.site_kept()[s])));
+      seen.Set(s, Napi::Number::New(env, static_cast<double>(m.site_seen()[s])));
+    }
+    if (info.Length() > 0 && info[0].ToBoolean().Value()) {
+      NotBusy(env, "reset counts");
+      m.reset_site_counts();
+    }
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("kept", kept);
+    o.Set("seen", seen);
+    return o;
   }
 
   Napi::Value Info(const Napi::CallbackInfo& info) {

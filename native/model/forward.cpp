@@ -61,6 +61,58 @@ void Model::linear(const float* x, int n, size_t in_stride, std::initializer_lis
   });
 }
 
+void Model::set_thresholds(const float* t) {
+  if (!t) {
+    thresholds_.clear();
+    return;
+  }
+  thresholds_.assign(t, t + static_cast<size_t>(cfg_.n_layer) * kSites);
+}
+
+void Model::set_capture(bool on) {
+  capture_ = on;
+  if (on && hist_.empty()) hist_.assign(static_cast<size_t>(cfg_.n_layer) * kSites * kHistBins, 0);
+}
+
+void Model::clear_histograms() { std::fill(hist_.begin(), hist_.end(), 0); }
+
+void Model::reset_site_counts() {
+  for (int s = 0; s < kSites; s++) kept_[s] = seen_[s] = 0;
+}
+
+void Model::site_input(int layer, int site, float* x, int n, int64_t n_in, size_t stride) {
+  if (capture_) {
+    uint64_t* h = hist_.data() + (static_cast<size_t>(layer) * kSites + site) * kHistBins;
+    for (int t = 0; t < n; t++) {
+      const float* row = x + t * stride;
+      for (int64_t i = 0; i < n_in; i++) {
+        const float a = std::fabs(row[i]);
+        int bin = 0;
+        if (a > 0.0f) {
+          bin = static_cast<int>(std::floor((std::log2(a) - kHistMinLog2) * kHistPerOctave));
+          bin = std::min(std::max(bin, 0), kHistBins - 1);
+        }
+        h[bin]++;
+      }
+    }
+  }
+  seen_[site] += static_cast<uint64_t>(n) * n_in;
+  if (thresholds_.empty()) {
+    kept_[site] += static_cast<uint64_t>(n) * n_in;
+    return;
+  }
+  const float thr = thresholds_[static_cast<size_t>(layer) * kSites + site];
+  uint64_t kept = 0;
+  for (int t = 0; t < n; t++) {
+    float* row = x + t * stride;
+    for (int64_t i = 0; i < n_in; i++) {
+      if (std::fabs(row[i]) > thr) kept++;
+      else row[i] = 0.0f;
+    }
+  }
+  kept_[site] += kept;
+}
+
 void Model::rope(float* v, int n_heads, int pos) {
   const int hd = cfg_.head_dim;
   const int half = cfg_.n_rot / 2;
@@ -155,6 +207,7 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
     for (int t = 0; t < n; t++) {
       af_rmsnorm_f32(x + t * E, reinterpret_cast<const float*>(L.attn_norm.data), xn + t * E, E, c.rms_eps);
     }
+    site_input(il, kAttnIn, xn, n, E, E);
     linear(xn, n, E, {{&L.wq, s_.q.data(), q_dim}, {&L.wk, s_.k.data(), kv_dim}, {&L.wv, s_.v.data(), kv_dim}});
     AddBias(s_.q.data(), L.bq, n, q_dim, q_dim);
     AddBias(s_.k.data(), L.bk, n, kv_dim, kv_dim);
@@ -179,6 +232,7 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
     }
     attention(il, n, pos);
     // o projection straight into the FFN-input scratch, then the residual add.
+    site_input(il, kAttnOut, s_.attn.data(), n, q_dim, q_dim);
     linear(s_.attn.data(), n, q_dim, {{&L.wo, xn, E}});
     for (int i = 0; i < n * E; i++) x[i] += xn[i];
 
@@ -186,10 +240,12 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
     for (int t = 0; t < n; t++) {
       af_rmsnorm_f32(x + t * E, reinterpret_cast<const float*>(L.ffn_norm.data), xn + t * E, E, c.rms_eps);
     }
+    site_input(il, kFfnIn, xn, n, E, E);
     linear(xn, n, E, {{&L.gate, s_.gate.data(), F}, {&L.up, s_.up.data(), F}});
     for (int t = 0; t < n; t++) {
       af_silu_mul_f32(s_.gate.data() + t * F, s_.up.data() + t * F, s_.gate.data() + t * F, F);
     }
+    site_input(il, kFfnOut, s_.gate.data(), n, F, F);
     linear(s_.gate.data(), n, F, {{&L.down, xn, E}});
     for (int i = 0; i < n * E; i++) x[i] += xn[i];
   }

@@ -95,6 +95,14 @@ struct TensorSpec {
   uint64_t offset;
 };
 
+// Inputs of linear layers ("sites"): q/k/v share one input, gate/up share one.
+enum Site { kAttnIn = 0, kAttnOut = 1, kFfnIn = 2, kFfnOut = 3, kSites = 4 };
+// |x| histogram for calibration: log2-spaced, kHistPerOctave bins per octave from 2^kHistMinLog2;
+// bin 0 also holds exact zeros and everything below the range.
+constexpr int kHistPerOctave = 32;
+constexpr int kHistMinLog2 = -24;
+constexpr int kHistBins = kHistPerOctave * 40;
+
 // Per-pass scratch, sized for n_batch tokens.
 struct Scratch {
   std::vector<float> x;       // [n_batch][n_embd] residual stream
@@ -120,6 +128,18 @@ class Model {
   int threads() const { return pool_->size(); }
   void set_threads(int threads);
 
+  // Contextual sparsity: an input element of a linear layer takes part only if |x| > the
+  // threshold of its (layer, site). t is [n_layer][kSites]; nullptr restores the dense model.
+  void set_thresholds(const float* t);
+  // Accumulate |x| histograms of every site input ([n_layer][kSites][kHistBins] counts).
+  void set_capture(bool on);
+  const std::vector<uint64_t>& histograms() const { return hist_; }
+  void clear_histograms();
+  // Elements kept and seen per site since the last reset (active fraction = kept / seen).
+  const uint64_t* site_kept() const { return kept_; }
+  const uint64_t* site_seen() const { return seen_; }
+  void reset_site_counts();
+
   // Evaluates tokens at positions [pos, pos + n). Writes logits of the last token to
   // `logits` ([n_vocab]) or, when all_logits, of every token ([n][n_vocab]).
   // Polls `abort` between layers and throws ModelError("ABORTED") when set.
@@ -135,6 +155,8 @@ class Model {
   struct LinearOut { const Tensor* w; float* y; int64_t ldy; };
   void linear(const float* x, int n, size_t in_stride, std::initializer_list<LinearOut> outs);
   void attention(int layer, int n, int pos);
+  // Applies the site's threshold to n input rows in place and feeds the histograms.
+  void site_input(int layer, int site, float* x, int n, int64_t n_in, size_t stride);
   void rope(float* v, int n_heads, int pos);
 
   ModelConfig cfg_;
@@ -148,6 +170,11 @@ class Model {
   size_t kv_elems_ = 0;
   std::vector<float> inv_freq_;  // [n_rot / 2] rotation frequency per pair
   Scratch s_;
+  std::vector<float> thresholds_;  // [n_layer][kSites]; empty = dense
+  bool capture_ = false;
+  std::vector<uint64_t> hist_;     // [n_layer][kSites][kHistBins]
+  uint64_t kept_[kSites] = {0, 0, 0, 0};
+  uint64_t seen_[kSites] = {0, 0, 0, 0};
 };
 
 }  // namespace activeflow

@@ -24,6 +24,18 @@ export interface BackendModelInfo {
   isa: string;
 }
 
+export const SITES = ["attn_in", "attn_out", "ffn_in", "ffn_out"] as const;
+export type Site = (typeof SITES)[number];
+
+// |x| counts per (layer, site): bins log2-spaced, perOctave per octave from 2^minLog2;
+// bin 0 also holds zeros and everything below the range.
+export interface SiteHistograms {
+  counts: Float64Array; // [nLayer][4][bins]
+  bins: number;
+  perOctave: number;
+  minLog2: number;
+}
+
 export interface BackendModel {
   // Evaluates tokens at positions [pos, pos + n) and writes the last token's logits
   // ([nVocab]) or, with allLogits, every token's ([n][nVocab]) into `logits`.
@@ -31,6 +43,14 @@ export interface BackendModel {
   // Makes a running eval reject with code ABORTED at its next layer boundary.
   abort(): void;
   setThreads(threads: number): void;
+  // Contextual sparsity: per (layer, site) magnitude thresholds, [nLayer * 4] in site order
+  // attn_in, attn_out, ffn_in, ffn_out; null restores the dense model.
+  setThresholds(thresholds: Float32Array | null): void;
+  // Accumulate |x| histograms of every site input (clear = start from zero).
+  setCapture(on: boolean, clear?: boolean): void;
+  histograms(): SiteHistograms;
+  // Elements kept / seen per site since the last reset.
+  siteCounts(reset?: boolean): { kept: number[]; seen: number[] };
   info(): BackendModelInfo;
   dispose(): void;
 }

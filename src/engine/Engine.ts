@@ -1,5 +1,5 @@
 // The engine: loads a model, owns the KV position, runs the generation loop and sampling.
-import type { Backend, BackendModel } from "../backend/Backend.js";
+import type { Backend, BackendModel, SiteHistograms } from "../backend/Backend.js";
 import { NativeBackend } from "../backends/native/NativeBackend.js";
 import { ActiveflowError, isActiveflowError } from "../errors.js";
 import { readGguf } from "../gguf/reader.js";
@@ -83,6 +83,27 @@ export class Engine {
   setThreads(threads: number): void {
     this.live().setThreads(threads);
     this.threads = threads;
+  }
+
+  // Contextual sparsity: per-(layer, site) thresholds ([nLayer * 4]) or null for dense.
+  // The KV cache was computed under the old setting, so it is dropped.
+  setThresholds(thresholds: Float32Array | null): void {
+    this.live().setThresholds(thresholds);
+    this.cached = [];
+  }
+
+  // Records |x| histograms of every linear layer's input while evaluating (calibration).
+  setCapture(on: boolean, clear = false): void {
+    this.live().setCapture(on, clear);
+  }
+
+  histograms(): SiteHistograms {
+    return this.live().histograms();
+  }
+
+  // Active elements kept / seen per site since the last reset.
+  siteCounts(reset = false): { kept: number[]; seen: number[] } {
+    return this.live().siteCounts(reset);
   }
 
   // Evaluates `ids` after the longest cached prefix they share; returns the last logits.

@@ -1,4 +1,4 @@
-import type { Backend, BackendModel, BackendModelSpec } from "../../backend/Backend.js";
+import type { Backend, BackendModel, BackendModelSpec, SiteHistograms } from "../../backend/Backend.js";
 import { ActiveflowError, type ErrorCode } from "../../errors.js";
 import { loadAddon } from "./binding.js";
 
@@ -32,6 +32,22 @@ class NativeModel implements BackendModel {
   }
   info() {
     return this.inner.info();
+  }
+  setThresholds(thresholds: Float32Array | null): void {
+    try {
+      this.inner.setThresholds(thresholds);
+    } catch (e) {
+      throw fromNativeError(e);
+    }
+  }
+  setCapture(on: boolean, clear?: boolean): void {
+    this.inner.setCapture(on, clear);
+  }
+  histograms(): SiteHistograms {
+    return this.inner.histograms();
+  }
+  siteCounts(reset?: boolean): { kept: number[]; seen: number[] } {
+    return this.inner.siteCounts(reset);
   }
   dispose(): void {
     this.inner.dispose();

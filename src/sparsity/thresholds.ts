@@ -1,0 +1,117 @@
+// Per-(layer, site) magnitude thresholds from |x| histograms: the threshold for sparsity s is
+// the s-quantile of |x| at that site, so a fraction s of its input elements falls at or below it.
+import { ActiveflowError } from "../errors.js";
+import { SITES, type SiteHistograms } from "../backend/Backend.js";
+
+export const SPARSITY_LEVELS: readonly number[] = [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
+
+// thresholds[levelIndex] is a Float32Array [nLayer * 4] in site order.
+export interface ThresholdTable {
+  levels: number[];
+  nLayer: number;
+  sites: readonly string[];
+  thresholds: Float32Array[];
+  // Tokens the histograms were gathered over, and where the text came from.
+  calibrationTokens: number;
+  source: string;
+}
+
+// Lower edge of histogram bin b (bin 0 starts at 0).
+function binEdge(h: SiteHistograms, b: number): number {
+  return b <= 0 ? 0 : 2 ** (h.minLog2 + b / h.perOctave);
+}
+
+// The s-quantile of one histogram, interpolated log-linearly inside its bin.
+export function histogramQuantile(h: SiteHistograms, base: number, s: number): number {
+  if (s <= 0) return -1; // keep everything, exact zeros included
+  let total = 0;
+  for (let b = 0; b < h.bins; b++) total += h.counts[base + b]!;
+  if (total === 0) return 0;
+  const target = s * total;
+  let acc = 0;
+  for (let b = 0; b < h.bins; b++) {
+    const c = h.counts[base + b]!;
+    if (c > 0 && acc + c >= target) {
+      const frac = (target - acc) / c;
+      if (b === 0) return binEdge(h, 1) * frac;
+      const lo = binEdge(h, b), hi = binEdge(h, b + 1);
+      return lo * (hi / lo) ** frac;
+    }
+    acc += c;
+  }
+  return binEdge(h, h.bins);
+}
+
+export function thresholdsFromHistograms(
+  h: SiteHistograms,
+  nLayer: number,
+  levels: readonly number[],
+  calibrationTokens: number,
+  source: string,
+): ThresholdTable {
+  if (h.counts.length !== nLayer * SITES.length * h.bins) {
+    throw new ActiveflowError("BAD_ARGUMENT", `histograms hold ${h.counts.length} counts, expected ${nLayer * SITES.length * h.bins}`);
+  }
+  const thresholds = levels.map((s) => {
+    const t = new Float32Array(nLayer * SITES.length);
+    for (let i = 0; i < t.length; i++) t[i] = histogramQuantile(h, i * h.bins, s);
+    return t;
+  });
+  return { levels: [...levels], nLayer, sites: SITES, thresholds, calibrationTokens, source };
+}
+
+// Thresholds for sparsity s: the table's level, or log-linear interpolation between the two
+// levels around s (thresholds grow roughly geometrically with s).
+export function thresholdsFor(table: ThresholdTable, s: number): Float32Array {
+  if (!(s >= 0 && s < 1)) throw new ActiveflowError("BAD_ARGUMENT", `sparsity must be in [0, 1), got ${s}`);
+  const { levels, thresholds } = table;
+  const exact = levels.indexOf(s);
+  if (exact >= 0) return thresholds[exact]!;
+  let hi = levels.findIndex((l) => l > s);
+  if (hi <= 0) {
+    throw new ActiveflowError("BAD_ARGUMENT", `sparsity ${s} is outside the calibrated range ${levels[0]}..${levels[levels.length - 1]}`);
+  }
+  const lo = hi - 1;
+  const f = (s - levels[lo]!) / (levels[hi]! - levels[lo]!);
+  const a = thresholds[lo]!, b = thresholds[hi]!;
+  const out = new Float32Array(a.length);
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!, y = b[i]!;
+    out[i] = x > 0 && y > 0 ? x * (y / x) ** f : x + (y - x) * f;
+  }
+  return out;
+}
+
+export function tableToJson(t: ThresholdTable): object {
+  return {
+    version: 1,
+    levels: t.levels,
+    nLayer: t.nLayer,
+    sites: t.sites,
+    calibrationTokens: t.calibrationTokens,
+    source: t.source,
+    thresholds: t.thresholds.map((a) => Array.from(a)),
+  };
+}
+
+export function tableFromJson(j: unknown, where: string): ThresholdTable {
+  const o = j as Record<string, unknown>;
+  const bad = (m: string) => new ActiveflowError("BAD_ARGUMENT", `${where}: ${m}`);
+  if (!o || o.version !== 1) throw bad("unknown calibration table version");
+  const levels = o.levels, nLayer = o.nLayer, th = o.thresholds;
+  if (!Array.isArray(levels) || typeof nLayer !== "number" || !Array.isArray(th) || th.length !== levels.length) {
+    throw bad("malformed calibration table");
+  }
+  const thresholds = th.map((row, i) => {
+    if (!Array.isArray(row) || row.length !== nLayer * SITES.length) throw bad(`thresholds[${i}] must hold ${nLayer * SITES.length} numbers`);
+    return Float32Array.from(row as number[]);
+  });
+  return {
+    levels: levels as number[],
+    nLayer,
+    sites: SITES,
+    thresholds,
+    calibrationTokens: Number(o.calibrationTokens ?? 0),
+    source: String(o.source ?? ""),
+  };
+}
