@@ -7,6 +7,7 @@
 //                             -DAF_ISA=<name> and that ISA's flags; runtime dispatch picks one.
 //   native/kernels/*.cpp      compiled once, baseline x86-64 flags.
 //   native/model/*.cpp        compiled once, baseline flags: the forward pass (plain C++).
+//   native/io/*.cpp           compiled once, baseline flags: flash I/O (plain C++).
 //   native/addon/*.cpp        compiled once, baseline flags, with node-addon-api.
 import { execFile } from "node:child_process";
 import { createRequire } from "node:module";
@@ -104,6 +105,10 @@ async function main() {
   for (const src of list("native/model")) {
     const base = src.slice(src.lastIndexOf("/") + 1, -4);
     compile(src, join(objDir, `m_${base}.o`), baseline);
+  }
+  for (const src of list("native/io")) {
+    const base = src.slice(src.lastIndexOf("/") + 1, -4);
+    compile(src, join(objDir, `io_${base}.o`), baseline);
   }
   for (const src of list("native/addon")) {
     const base = src.slice(src.lastIndexOf("/") + 1, -4);

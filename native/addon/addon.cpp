@@ -6,6 +6,7 @@
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   activeflow::RegisterKernelBindings(env, exports);
   activeflow::RegisterModelBindings(env, exports);
+  activeflow::RegisterIoBindings(env, exports);
   return exports;
 }
 

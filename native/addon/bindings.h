@@ -11,6 +11,8 @@ namespace activeflow {
 void RegisterKernelBindings(Napi::Env env, Napi::Object exports);
 // Model loading and forward passes (model_binding.cpp).
 void RegisterModelBindings(Napi::Env env, Napi::Object exports);
+// Flash file reads, coalescing and CRC-32C (io_binding.cpp).
+void RegisterIoBindings(Napi::Env env, Napi::Object exports);
 
 // An error that crosses into JS as an Error with a stable `code` property.
 struct NativeError : std::runtime_error {

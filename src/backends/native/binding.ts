@@ -4,10 +4,11 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ActiveflowError } from "../../errors.js";
+import type { IoBindings } from "./ioTypes.js";
 import type { KernelBindings } from "./kernelTypes.js";
 import type { ModelBindings } from "./modelTypes.js";
 
-export type NativeAddon = KernelBindings & ModelBindings;
+export type NativeAddon = KernelBindings & ModelBindings & IoBindings;
 
 let cached: NativeAddon | undefined;
 

@@ -1,0 +1,375 @@
+// Flash I/O bindings for tests and benchmarks (the engine calls native/io directly from C++):
+// openFlashFile -> a handle whose readRanges runs a coalesced batch on a libuv worker thread,
+// crc32c, and planFlashReads to inspect coalescing without a disk.
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "addon/bindings.h"
+#include "io/crc32c.h"
+#include "io/flash_file.h"
+#include "io/io_error.h"
+#include "io/read_plan.h"
+#include "io/reader.h"
+
+namespace activeflow {
+
+namespace {
+
+// Runs `fn` on a worker thread; resolves with `resolve(env)` or rejects with a coded error.
+class IoTask : public Napi::AsyncWorker {
+ public:
+  using Fn = std::function<void()>;
+  using Resolve = std::function<Napi::Value(Napi::Env)>;
+  IoTask(Napi::Env env, Fn fn, Resolve resolve)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), fn_(std::move(fn)),
+        resolve_(std::move(resolve)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  // JS objects whose memory the work touches; held until the task ends.
+  void Keep(Napi::Value v) { keep_.push_back(Napi::Persistent(v.As<Napi::Object>())); }
+
+  void Execute() override {
+    try {
+      fn_();
+    } catch (const IoError& e) {
+      code_ = e.code;
+      message_ = e.what();
+    } catch (const std::bad_alloc&) {
+      code_ = "NATIVE";
+      message_ = "out of memory";
+    } catch (const std::exception& e) {
+      code_ = "NATIVE";
+      message_ = e.what();
+    }
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (!code_.empty()) {
+      deferred_.Reject(ToJsError(env, code_, message_).Value());
+      return;
+    }
+    try {
+      deferred_.Resolve(resolve_(env));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Fn fn_;
+  Resolve resolve_;
+  std::vector<Napi::ObjectReference> keep_;
+  std::string code_, message_;
+};
+
+// Runs a synchronous native call, turning IoError into a coded JS error.
+template <typename F>
+auto Guard(Napi::Env env, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const IoError& e) {
+    throw ToJsError(env, e.code, e.what());
+  }
+}
+
+IoBackend ParseBackend(Napi::Env env, const Napi::Value& v) {
+  if (v.IsUndefined()) return IoBackend::kAuto;
+  const std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+  if (s == "auto") return IoBackend::kAuto;
+  if (s == "io_uring") return IoBackend::kIoUring;
+  if (s == "pread") return IoBackend::kPread;
+  throw ToJsError(env, "BAD_ARGUMENT", "backend must be \"auto\", \"io_uring\" or \"pread\", got " + v.ToString().Utf8Value());
+}
+
+uint32_t GetU32(Napi::Env env, const Napi::Value& v, const char* what, uint32_t fallback) {
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsNumber() || v.As<Napi::Number>().DoubleValue() < 0) {
+    throw ToJsError(env, "BAD_ARGUMENT", std::string(what) + " must be a non-negative number");
+  }
+  return v.As<Napi::Number>().Uint32Value();
+}
+
+// offsets: Float64Array or BigUint64Array; lengths: Uint32Array of the same length.
+std::vector<ReadReq> ParseRanges(Napi::Env env, const Napi::Value& offs, const Napi::Value& lens) {
+  if (!lens.IsTypedArray() || lens.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+    throw ToJsError(env, "BAD_ARGUMENT", "lengths must be a Uint32Array");
+  }
+  auto l = lens.As<Napi::Uint32Array>();
+  std::vector<ReadReq> reqs(l.ElementLength());
+  if (!offs.IsTypedArray()) throw ToJsError(env, "BAD_ARGUMENT", "offsets must be a Float64Array or BigUint64Array");
+  auto ta = offs.As<Napi::TypedArray>();
+  if (ta.ElementLength() != reqs.size()) {
+    throw ToJsError(env, "BAD_ARGUMENT", "offsets holds " + std::to_string(ta.ElementLength()) + " values, lengths " +
+                                             std::to_string(reqs.size()));
+  }
+  if (ta.TypedArrayType() == napi_float64_array) {
+    const double* o = offs.As<Napi::Float64Array>().Data();
+    for (size_t i = 0; i < reqs.size(); i++) {
+      if (!(o[i] >= 0) || o[i] > 9007199254740991.0 || o[i] != static_cast<double>(static_cast<uint64_t>(o[i]))) {
+        throw ToJsError(env, "BAD_ARGUMENT", "offsets[" + std::to_string(i) + "] = " + std::to_string(o[i]) +
+                                                 " is not a non-negative integer");
+      }
+      reqs[i] = {static_cast<uint64_t>(o[i]), l[i], nullptr};
+    }
+  } else if (ta.TypedArrayType() == napi_biguint64_array) {
+    const uint64_t* o = offs.As<Napi::TypedArrayOf<uint64_t>>().Data();
+    for (size_t i = 0; i < reqs.size(); i++) reqs[i] = {o[i], l[i], nullptr};
+  } else {
+    throw ToJsError(env, "BAD_ARGUMENT", "offsets must be a Float64Array or BigUint64Array");
+  }
+  return reqs;
+}
+
+Napi::Object StatsToJs(Napi::Env env, const ReadStats& s, const char* backend) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("bytesRequested", Napi::Number::New(env, static_cast<double>(s.bytes_requested)));
+  o.Set("bytesRead", Napi::Number::New(env, static_cast<double>(s.bytes_read)));
+  o.Set("deviceReads", Napi::Number::New(env, static_cast<double>(s.device_reads)));
+  o.Set("pagesVerified", Napi::Number::New(env, static_cast<double>(s.pages_verified)));
+  o.Set("ioSeconds", Napi::Number::New(env, s.io_seconds));
+  o.Set("waitSeconds", Napi::Number::New(env, s.wait_seconds));
+  o.Set("backend", Napi::String::New(env, backend));
+  return o;
+}
+
+class FlashHandle : public Napi::ObjectWrap<FlashHandle> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "FlashHandle",
+                       {
+                           InstanceMethod("readRanges", &FlashHandle::ReadRanges),
+                           InstanceMethod("mode", &FlashHandle::Mode),
+                           InstanceMethod("size", &FlashHandle::Size),
+                           InstanceMethod("backend", &FlashHandle::Backend),
+                           InstanceMethod("close", &FlashHandle::Close),
+                       });
+  }
+
+  FlashHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FlashHandle>(info) {}
+
+  void Attach(std::shared_ptr<FlashFile> f, IoBackend backend, uint32_t max_read) {
+    file_ = std::move(f);
+    backend_ = backend;
+    max_read_ = max_read;
+  }
+
+ private:
+  const FlashFile& File(Napi::Env env) {
+    if (!file_) throw ToJsError(env, "DISPOSED", "flash file has been closed");
+    return *file_;
+  }
+
+  // One reader per (queue depth, max gap); a new pair replaces it. Running reads keep theirs.
+  std::shared_ptr<Reader> GetReader(Napi::Env env, unsigned qd, int64_t max_gap) {
+    if (!reader_ || reader_->options().queue_depth != qd || reader_->options().max_gap != max_gap) {
+      ReaderOptions o;
+      o.backend = backend_;
+      o.queue_depth = qd;
+      o.max_gap = max_gap;
+      o.max_read = max_read_;
+      reader_ = Guard(env, [&] { return std::make_shared<Reader>(file_, o); });
+    }
+    return reader_;
+  }
+
+  // readRanges(offsets, lengths, maxGap?, qd?, { checksums?, checksumBase?, into? })
+  Napi::Value ReadRanges(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    File(env);
+    std::vector<ReadReq> reqs = ParseRanges(env, info[0], info[1]);
+    int64_t max_gap = 16 << 10;
+    if (info.Length() > 2 && !info[2].IsUndefined()) {
+      if (!info[2].IsNumber()) throw ToJsError(env, "BAD_ARGUMENT", "maxGap must be a number (negative: never merge)");
+      max_gap = info[2].As<Napi::Number>().Int64Value();
+    }
+    const uint32_t qd = GetU32(env, info.Length() > 3 ? info[3] : env.Undefined(), "qd", 32);
+    Napi::Object opts = info.Length() > 4 && info[4].IsObject() ? info[4].As<Napi::Object>() : Napi::Object::New(env);
+
+    uint64_t total = 0;
+    for (const ReadReq& r : reqs) total += r.length;
+    Napi::ArrayBuffer buf;
+    size_t buf_offset = 0;
+    Napi::Value into = opts.Get("into");
+    if (!into.IsUndefined()) {
+      if (!into.IsTypedArray() || into.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+        throw ToJsError(env, "BAD_ARGUMENT", "into must be a Uint8Array");
+      }
+      auto u = into.As<Napi::Uint8Array>();
+      if (u.ByteLength() < total) {
+        throw ToJsError(env, "BAD_ARGUMENT", "into holds " + std::to_string(u.ByteLength()) + " bytes, the ranges need " +
+                                                 std::to_string(total));
+      }
+      buf = u.ArrayBuffer();
+      buf_offset = u.ByteOffset();
+    } else {
+      buf = Napi::ArrayBuffer::New(env, static_cast<size_t>(total));
+    }
+    uint8_t* base = static_cast<uint8_t*>(buf.Data()) + buf_offset;
+    uint64_t at = 0;
+    for (ReadReq& r : reqs) {
+      r.dst = base + at;
+      at += r.length;
+    }
+
+    auto sums = std::make_shared<PageChecksums>();
+    Napi::Value table = opts.Get("checksums");
+    if (!table.IsUndefined()) {
+      if (!table.IsTypedArray() || table.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+        throw ToJsError(env, "BAD_ARGUMENT", "checksums must be a Uint32Array (CRC-32C per 4 KiB page)");
+      }
+      auto t = table.As<Napi::Uint32Array>();
+      sums->crcs = t.Data();
+      sums->pages = t.ElementLength();
+      Napi::Value b = opts.Get("checksumBase");
+      sums->base = b.IsNumber() ? static_cast<uint64_t>(b.As<Napi::Number>().Int64Value()) : 0;
+    }
+
+    std::shared_ptr<Reader> reader = GetReader(env, qd, max_gap);
+    auto stats = std::make_shared<ReadStats>();
+    auto shared_reqs = std::make_shared<std::vector<ReadReq>>(std::move(reqs));
+    Napi::Reference<Napi::ArrayBuffer> keep_buf = Napi::Persistent(buf);
+    auto* task = new IoTask(
+        env,
+        [reader, shared_reqs, sums, stats] {
+          *stats = reader->read(shared_reqs->data(), shared_reqs->size(), sums->pages ? sums.get() : nullptr);
+        },
+        [reader, stats, total, buf_offset, ab = std::make_shared<Napi::Reference<Napi::ArrayBuffer>>(std::move(keep_buf))](
+            Napi::Env env) -> Napi::Value {
+          Napi::Object o = Napi::Object::New(env);
+          o.Set("data", Napi::Uint8Array::New(env, static_cast<size_t>(total), ab->Value(), buf_offset));
+          o.Set("stats", StatsToJs(env, *stats, reader->backend_name()));
+          return o;
+        });
+    if (!table.IsUndefined()) task->Keep(table);
+    Napi::Promise p = task->Promise();
+    task->Queue();
+    return p;
+  }
+
+  Napi::Value Mode(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), File(info.Env()).mode_name()); }
+
+  Napi::Value Size(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(File(info.Env()).size()));
+  }
+
+  // The engine readRanges will use: "io_uring" or "pread".
+  Napi::Value Backend(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    File(env);
+    if (reader_) return Napi::String::New(env, reader_->backend_name());
+    if (backend_ == IoBackend::kPread) return Napi::String::New(env, "pread");
+    if (backend_ == IoBackend::kIoUring) return Napi::String::New(env, "io_uring");
+    return Napi::String::New(env, DefaultIoBackendName());
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    reader_.reset();  // running reads keep their own references until they finish
+    file_.reset();
+    return info.Env().Undefined();
+  }
+
+  std::shared_ptr<FlashFile> file_;
+  std::shared_ptr<Reader> reader_;
+  IoBackend backend_ = IoBackend::kAuto;
+  uint32_t max_read_ = 1 << 20;
+};
+
+Napi::FunctionReference* g_flash_ctor = nullptr;
+
+// openFlashFile(path, { direct?, backend?, maxRead? }): FlashHandle
+Napi::Value OpenFlashFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) throw ToJsError(env, "BAD_ARGUMENT", "openFlashFile(path: string, options?)");
+  const std::string path = info[0].As<Napi::String>();
+  Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+  const bool direct = opts.Get("direct").IsUndefined() ? true : opts.Get("direct").ToBoolean().Value();
+  const IoBackend backend = ParseBackend(env, opts.Get("backend"));
+  const uint32_t max_read = GetU32(env, opts.Get("maxRead"), "maxRead", 1 << 20);
+  if (max_read < 4096 || max_read % 4096 != 0 || max_read > (64u << 20)) {
+    throw ToJsError(env, "BAD_ARGUMENT", "maxRead " + std::to_string(max_read) + " must be a multiple of 4096 in 4 KiB..64 MiB");
+  }
+  auto file = Guard(env, [&] { return std::make_shared<FlashFile>(path, direct); });
+  if (backend == IoBackend::kIoUring && !IoUringAvailable()) {
+    throw ToJsError(env, "FLASH_IO", path + ": io_uring was requested but io_uring_setup is refused on this system");
+  }
+  Napi::Object obj = g_flash_ctor->New({});
+  FlashHandle::Unwrap(obj)->Attach(std::move(file), backend, max_read);
+  return obj;
+}
+
+// crc32c(bytes: Uint8Array, seed?: number, path?: "auto" | "hw" | "scalar"): number
+Napi::Value Crc32cJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    throw ToJsError(env, "BAD_ARGUMENT", "crc32c(bytes: Uint8Array, seed?: number, path?: string)");
+  }
+  auto b = info[0].As<Napi::Uint8Array>();
+  const uint32_t seed = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Uint32Value() : 0;
+  const std::string path = info.Length() > 2 && info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "auto";
+  uint32_t crc;
+  if (path == "auto") {
+    crc = Crc32c(b.Data(), b.ByteLength(), seed);
+  } else if (path == "scalar") {
+    crc = Crc32cScalar(b.Data(), b.ByteLength(), seed);
+  } else if (path == "hw") {
+    if (!Crc32cHasHw()) throw ToJsError(env, "NATIVE", "crc32c: this CPU has no SSE4.2 crc32 instruction");
+    crc = Crc32cHw(b.Data(), b.ByteLength(), seed);
+  } else {
+    throw ToJsError(env, "BAD_ARGUMENT", "crc32c path must be \"auto\", \"hw\" or \"scalar\", got \"" + path + "\"");
+  }
+  return Napi::Number::New(env, crc);
+}
+
+// crc32cInfo(): { path: "sse42" | "scalar", hw: boolean }
+Napi::Value Crc32cInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("path", Napi::String::New(env, Crc32cPath()));
+  o.Set("hw", Napi::Boolean::New(env, Crc32cHasHw()));
+  return o;
+}
+
+// planFlashReads(offsets, lengths, maxGap, maxRead, fileSize): { offsets: Float64Array, lengths: Uint32Array }
+Napi::Value PlanFlashReads(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<ReadReq> reqs = ParseRanges(env, info[0], info[1]);
+  if (info.Length() < 5 || !info[2].IsNumber() || !info[3].IsNumber() || !info[4].IsNumber()) {
+    throw ToJsError(env, "BAD_ARGUMENT", "planFlashReads(offsets, lengths, maxGap, maxRead, fileSize)");
+  }
+  static uint8_t sink;  // plans never dereference dst
+  for (ReadReq& r : reqs) r.dst = &sink;
+  ReadPlan plan = Guard(env, [&] {
+    return PlanReads(reqs.data(), reqs.size(), info[2].As<Napi::Number>().Int64Value(),
+                     info[3].As<Napi::Number>().Uint32Value(), static_cast<uint64_t>(info[4].As<Napi::Number>().Int64Value()));
+  });
+  Napi::Float64Array offs = Napi::Float64Array::New(env, plan.reads.size());
+  Napi::Uint32Array lens = Napi::Uint32Array::New(env, plan.reads.size());
+  for (size_t i = 0; i < plan.reads.size(); i++) {
+    offs[i] = static_cast<double>(plan.reads[i].offset);
+    lens[i] = plan.reads[i].length;
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("offsets", offs);
+  o.Set("lengths", lens);
+  o.Set("bytesRequested", Napi::Number::New(env, static_cast<double>(plan.bytes_requested)));
+  return o;
+}
+
+// ioDefaultBackend(): what "auto" picks here ("io_uring" when io_uring_setup works).
+Napi::Value IoDefaultBackend(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), DefaultIoBackendName()); }
+
+}  // namespace
+
+void RegisterIoBindings(Napi::Env env, Napi::Object exports) {
+  Napi::Function ctor = FlashHandle::Define(env);
+  g_flash_ctor = new Napi::FunctionReference(Napi::Persistent(ctor));
+  exports.Set("openFlashFile", Napi::Function::New(env, OpenFlashFile));
+  exports.Set("crc32c", Napi::Function::New(env, Crc32cJs));
+  exports.Set("crc32cInfo", Napi::Function::New(env, Crc32cInfo));
+  exports.Set("planFlashReads", Napi::Function::New(env, PlanFlashReads));
+  exports.Set("ioDefaultBackend", Napi::Function::New(env, IoDefaultBackend));
+}
+
+}  // namespace activeflow

@@ -1,0 +1,111 @@
+// Batched range reads from a FlashFile: each batch is planned (sorted, coalesced, aligned;
+// see read_plan.h), read into an aligned staging area with up to queue_depth reads in
+// flight, optionally checked page by page against CRC-32C, and copied to the callers' dst.
+// A loader thread owns the I/O engine and runs batches in submission order, so a caller
+// can submit the next layer's reads and wait for them after computing this layer.
+#pragma once
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "io/aligned_buffer.h"
+#include "io/flash_file.h"
+#include "io/io_engine.h"
+#include "io/read_plan.h"
+
+namespace activeflow {
+
+enum class IoBackend { kAuto, kIoUring, kPread };
+
+struct ReaderOptions {
+  // kAuto: io_uring when the kernel allows it, else the pread pool (AF_IO_BACKEND=pread in
+  // the environment forces the pool). Defaults to kAuto.
+  IoBackend backend = IoBackend::kAuto;
+  // Device reads in flight at once. Defaults to 32.
+  unsigned queue_depth = 32;
+  // Ranges whose page-widened extents are at most this far apart share one read; < 0 never
+  // merges. Defaults to 16 KiB.
+  int64_t max_gap = 16 << 10;
+  // Largest single device read, a multiple of 4096. Staging holds queue_depth of them but only
+  // touches what reads use. Defaults to 1 MiB.
+  uint32_t max_read = 1 << 20;
+};
+
+// Expected CRC-32C of each 4 KiB page of a file region: page i covers
+// [base + 4096 i, base + 4096 (i + 1)), clipped to the file size. base is a multiple of 4096.
+// The table must stay alive until the batch completes.
+struct PageChecksums {
+  const uint32_t* crcs = nullptr;
+  uint64_t base = 0;
+  uint64_t pages = 0;
+};
+
+struct ReadStats {
+  uint64_t bytes_requested = 0;
+  uint64_t bytes_read = 0;     // bytes the device returned
+  uint64_t device_reads = 0;   // reads issued (including retries of short reads)
+  uint64_t pages_verified = 0;
+  double io_seconds = 0;       // loader: batch start to last copy
+  double wait_seconds = 0;     // caller: time blocked in wait()
+};
+
+class Reader {
+ public:
+  // Throws IoError("FLASH_IO") when io_uring is forced and unavailable.
+  Reader(std::shared_ptr<const FlashFile> file, const ReaderOptions& opts);
+  ~Reader();  // finishes the batch in progress; batches still queued fail
+  Reader(const Reader&) = delete;
+  Reader& operator=(const Reader&) = delete;
+
+  // Queues a batch; dst buffers (and sums->crcs) must stay valid until wait() returns.
+  uint64_t submit(std::vector<ReadReq> reqs, const PageChecksums* sums = nullptr);
+  // Blocks until the batch is done; rethrows its IoError. Each ticket is waited once.
+  ReadStats wait(uint64_t ticket);
+  ReadStats read(const ReadReq* reqs, size_t n, const PageChecksums* sums = nullptr);
+
+  const char* backend_name() const { return engine_->name(); }
+  const ReaderOptions& options() const { return opts_; }
+  const FlashFile& file() const { return *file_; }
+
+ private:
+  struct Batch {
+    uint64_t ticket;
+    std::vector<ReadReq> reqs;
+    PageChecksums sums;
+  };
+  struct Result {
+    bool done = false;
+    ReadStats stats;
+    std::exception_ptr error;
+  };
+
+  void Loop();
+  ReadStats Run(const Batch& b);
+  void Verify(const PageChecksums& sums, uint64_t offset, const uint8_t* data, uint64_t got, ReadStats& st) const;
+
+  std::shared_ptr<const FlashFile> file_;
+  ReaderOptions opts_;
+  std::unique_ptr<IoEngine> engine_;
+  AlignedBuffer staging_;  // [queue_depth][max_read] slots
+
+  std::mutex mu_;
+  std::condition_variable work_cv_, done_cv_;
+  std::deque<Batch> queue_;
+  std::map<uint64_t, Result> results_;
+  uint64_t next_ticket_ = 1;
+  bool stop_ = false;
+  std::thread loader_;
+};
+
+// Whether io_uring_setup works here (probed once).
+bool IoUringAvailable();
+// The backend kAuto resolves to on this machine (honours AF_IO_BACKEND).
+const char* DefaultIoBackendName();
+
+}  // namespace activeflow

@@ -1,0 +1,76 @@
+// Types of the addon's flash I/O entry points (native/addon/io_binding.cpp), used by tests,
+// the I/O benchmark and the converter (crc32c). The engine reads weights from C++ directly.
+// Errors carry a `code`: "FLASH_IO" (open/read failures, io_uring refused when forced),
+// "FLASH_CHECKSUM" (a page failed its CRC-32C; the message names the page's file offset),
+// "BAD_ARGUMENT", "DISPOSED".
+
+// "auto" picks io_uring when io_uring_setup works here, else the pread thread pool.
+export type IoBackendName = "auto" | "io_uring" | "pread";
+
+export interface OpenFlashFileOptions {
+  // O_DIRECT; falls back to buffered reads + posix_fadvise(DONTNEED) where refused. Defaults to true.
+  direct?: boolean;
+  // Defaults to "auto".
+  backend?: IoBackendName;
+  // Largest single device read in bytes, a multiple of 4096. Defaults to 1 MiB.
+  maxRead?: number;
+}
+
+export interface ReadRangesOptions {
+  // Expected CRC-32C of each 4 KiB page of a region starting at checksumBase.
+  checksums?: Uint32Array;
+  // File offset of the region's first page, a multiple of 4096. Defaults to 0.
+  checksumBase?: number;
+  // Destination for the concatenated bytes (avoids a fresh allocation per call).
+  into?: Uint8Array;
+}
+
+export interface ReadStats {
+  bytesRequested: number;
+  // Bytes the device returned (aligned, coalesced reads).
+  bytesRead: number;
+  deviceReads: number;
+  pagesVerified: number;
+  // Loader thread time from batch start to the last copy.
+  ioSeconds: number;
+  // Time the worker thread waited for the batch.
+  waitSeconds: number;
+  backend: "io_uring" | "pread";
+}
+
+export interface FlashHandle {
+  // Reads lengths[i] bytes at offsets[i] for every i, concatenated in request order.
+  // maxGap: merge reads whose page-widened extents are at most this far apart (negative:
+  // never merge). Defaults to 16384. qd: reads in flight. Defaults to 32.
+  readRanges(
+    offsets: Float64Array | BigUint64Array,
+    lengths: Uint32Array,
+    maxGap?: number,
+    qd?: number,
+    options?: ReadRangesOptions,
+  ): Promise<{ data: Uint8Array; stats: ReadStats }>;
+  // "direct" (O_DIRECT) or "buffered" (the filesystem refused O_DIRECT).
+  mode(): "direct" | "buffered";
+  size(): number;
+  backend(): "io_uring" | "pread";
+  close(): void;
+}
+
+export interface IoBindings {
+  openFlashFile(path: string, options?: OpenFlashFileOptions): FlashHandle;
+  // CRC-32C (Castagnoli); seed chains: crc32c(b, crc32c(a)) === crc32c(a ++ b).
+  // path forces the SSE4.2 ("hw") or table ("scalar") code. Defaults to "auto".
+  crc32c(bytes: Uint8Array, seed?: number, path?: "auto" | "hw" | "scalar"): number;
+  // The path "auto" uses (AF_CRC32C=scalar forces the table) and whether the CPU has crc32.
+  crc32cInfo(): { path: "sse42" | "scalar"; hw: boolean };
+  // The aligned device reads a batch would issue, without reading.
+  planFlashReads(
+    offsets: Float64Array | BigUint64Array,
+    lengths: Uint32Array,
+    maxGap: number,
+    maxRead: number,
+    fileSize: number,
+  ): { offsets: Float64Array; lengths: Uint32Array; bytesRequested: number };
+  // What "auto" resolves to on this machine.
+  ioDefaultBackend(): "io_uring" | "pread";
+}
