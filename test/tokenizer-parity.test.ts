@@ -32,7 +32,7 @@ const TABLE = JSON.parse(readFileSync(join(ROOT, "test/data/tokenizer-strings.js
 // node-llama-cpp ships llama.cpp's source as a git bundle, including its vocab-only test
 // GGUFs (models/ggml-vocab-*.gguf); they give SentencePiece and Llama 3 / Qwen 2 parity.
 const BUNDLE = join(ROOT, "node_modules/node-llama-cpp/llama/gitRelease.bundle");
-const VOCABS = ["llama-spm", "llama-bpe", "qwen2"];
+const VOCABS = ["llama-spm", "phi-3", "llama-bpe", "qwen2"];
 
 // Extracts models/ggml-vocab-<name>.gguf (and its .inp strings) once into the temp dir.
 function bundledVocab(name: string): { path: string; inputs: string[] } | string {

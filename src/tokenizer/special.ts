@@ -2,11 +2,14 @@
 // tokenizer_st_partition: tokens are tried longest first; each one splits every remaining
 // text fragment at all of its occurrences. User-defined tokens always split; control and
 // unknown tokens only when parseSpecial is set, so user text cannot inject them.
-import { ATTR_CONTROL, ATTR_UNKNOWN, ATTR_USER_DEFINED, type Vocab } from "./vocab.js";
+import { ATTR_CONTROL, ATTR_LSTRIP, ATTR_RSTRIP, ATTR_UNKNOWN, ATTR_USER_DEFINED, type Vocab } from "./vocab.js";
 
 export type Fragment = { text: string } | { id: number };
 
 const utf8 = new TextEncoder();
+
+// C isspace() in the "C" locale, which llama.cpp uses for LSTRIP/RSTRIP.
+const isSpace = (c: number): boolean => c === 0x20 || (c >= 0x09 && c <= 0x0d);
 
 // Special token ids sorted by UTF-8 length, longest first (ties by id, for determinism).
 export function specialTokenOrder(vocab: Vocab): number[] {
@@ -37,9 +40,12 @@ export function partitionSpecial(text: string, vocab: Vocab, order: readonly num
       for (;;) {
         const at = f.text.indexOf(tok, from);
         if (at < 0) break;
-        if (at > from) next.push({ text: f.text.slice(from, at) });
+        let leftEnd = at;
+        if (attr & ATTR_LSTRIP) while (leftEnd > from && isSpace(f.text.charCodeAt(leftEnd - 1))) leftEnd--;
+        if (leftEnd > from) next.push({ text: f.text.slice(from, leftEnd) });
         next.push({ id });
         from = at + tok.length;
+        if (attr & ATTR_RSTRIP) while (from < f.text.length && isSpace(f.text.charCodeAt(from))) from++;
       }
       if (from < f.text.length) next.push({ text: f.text.slice(from) });
     }

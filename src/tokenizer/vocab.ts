@@ -12,6 +12,9 @@ export const ATTR_NORMAL = 1 << 2;
 export const ATTR_CONTROL = 1 << 3;
 export const ATTR_USER_DEFINED = 1 << 4;
 export const ATTR_BYTE = 1 << 5;
+// Eat whitespace left / right of the token when partitioning text (set by model name).
+export const ATTR_LSTRIP = 1 << 7;
+export const ATTR_RSTRIP = 1 << 8;
 
 // tokenizer.ggml.token_type values (GGUF / llama_token_type).
 const TYPE_TO_ATTR: Readonly<Record<number, number>> = {
@@ -38,7 +41,7 @@ export interface Vocab {
   model: VocabModel;
   pre: PreTokenizerInfo;
   tokens: string[]; // [n_vocab] token texts as stored (byte-level BPE: GPT-2 unicode chars)
-  attrs: Uint8Array; // [n_vocab] ATTR_* bits
+  attrs: Uint16Array; // [n_vocab] ATTR_* bits
   scores: Float32Array; // [n_vocab] SentencePiece scores (0 when absent)
   tokenToId: Map<string, number>;
   // BPE merge ranks keyed by mergeKey(left, right); empty for SentencePiece.
@@ -110,6 +113,55 @@ function optNumbers(meta: Meta, key: string): ArrayLike<number> | undefined {
   throw bad(key, "an array of numbers", v);
 }
 
+// llama.cpp's text-based fixups after its EOG scan: gpt-oss channel tokens always render,
+// <|end|> stops nothing when <|return|>/<|call|> (or <|calls|>/<|flush|>) exist, and </s>
+// stops nothing when <|tool_response> exists.
+function fixupsByName(tokens: string[], attrs: Uint16Array, tokenToId: Map<string, number>, eog: Set<number>): void {
+  for (const t of ["<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"]) {
+    const id = tokenToId.get(t);
+    if (id !== undefined) attrs[id] = ATTR_USER_DEFINED;
+  }
+  const eogText = new Set([...eog].map((id) => tokens[id]));
+  const end = tokenToId.get("<|end|>");
+  const hasCall = eogText.has("<|call|>") || eogText.has("<|calls|>");
+  if (end !== undefined && eog.has(end) && hasCall && (eogText.has("<|return|>") || eogText.has("<|flush|>"))) {
+    eog.delete(end);
+    attrs[end] = ATTR_USER_DEFINED;
+  }
+  const s = tokenToId.get("</s>");
+  if (s !== undefined && eog.has(s) && eogText.has("<|tool_response>")) {
+    eog.delete(s);
+    attrs[s] = ATTR_NORMAL;
+  }
+}
+
+// Per-model LSTRIP/RSTRIP flags llama.cpp sets from general.name / pre / architecture.
+function stripAttrsByName(meta: Meta, attrs: Uint16Array, tokenToId: Map<string, number>): void {
+  const str = (key: string) => {
+    const v = meta.get(key);
+    return typeof v === "string" ? v : "";
+  };
+  const name = str("general.name").toLowerCase();
+  const pre = str("tokenizer.ggml.pre");
+  const arch = str("general.architecture");
+  const set = (text: string, bit: number, on: boolean) => {
+    const id = tokenToId.get(text);
+    if (id !== undefined) attrs[id] = on ? (attrs[id] as number) | bit : (attrs[id] as number) & ~bit;
+  };
+  const has = (s: string, parts: string[]) => parts.some((p) => s.includes(p));
+  if (has(pre, ["jina-v2-de", "jina-v2-es", "jina-v2-code"]) || has(arch, ["nomic-bert-moe", "jina-bert-v3"])) {
+    set("<mask>", ATTR_LSTRIP, true);
+  } else if (has(name, ["phi-3", "phi3"])) {
+    attrs.forEach((a, id) => {
+      if (a & (ATTR_CONTROL | ATTR_USER_DEFINED | ATTR_UNKNOWN)) attrs[id] = a | ATTR_RSTRIP;
+    });
+    set("</s>", ATTR_RSTRIP, true);
+    for (const t of ["<unk>", "<s>", "<|endoftext|>"]) set(t, ATTR_RSTRIP, false);
+  } else if (name.includes("modern-bert")) {
+    set("[MASK]", ATTR_LSTRIP, true);
+  }
+}
+
 export function readVocab(meta: Meta): Vocab {
   const modelName = optString(meta, "tokenizer.ggml.model");
   if (modelName !== "gpt2" && modelName !== "llama") {
@@ -133,7 +185,7 @@ export function readVocab(meta: Meta): Vocab {
   }
 
   const tokens = new Array<string>(n);
-  const attrs = new Uint8Array(n);
+  const attrs = new Uint16Array(n);
   const scores = new Float32Array(n);
   const tokenToId = new Map<string, number>();
   for (let i = 0; i < n; i++) {
@@ -205,6 +257,8 @@ export function readVocab(meta: Meta): Vocab {
     }
   }
   for (const id of [eos, eot, eom]) if (id !== undefined) eogIds.add(id);
+  fixupsByName(tokens, attrs, tokenToId, eogIds);
+  stripAttrsByName(meta, attrs, tokenToId);
 
   return {
     model, pre, tokens, attrs, scores, tokenToId, mergeRanks,
