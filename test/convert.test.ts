@@ -12,7 +12,7 @@ import { GgufWriter, str, u32 } from "../src/gguf/writer.js";
 import { buildTinyModel, type TinyArch } from "../src/synth/tinyModel.js";
 import { convertToFlash } from "../src/flash/convert.js";
 import { FLASH_ALIGNMENT, KEY, SITES } from "../src/flash/format.js";
-import { checkExtentPages, flashExtent, openFlashModel, verifyFlashFile } from "../src/flash/open.js";
+import { checkExtentPages, flashExtent, openFlashModel, readExtentRecords, verifyFlashFile } from "../src/flash/open.js";
 
 const addon = loadAddon();
 
@@ -213,6 +213,19 @@ test("a flipped byte in an extent is caught, naming the extent and the page's fi
       err.message.includes(`extent af.g1.ffn_in: page 1 at file offset ${pageAt}`) && /fails its CRC-32C check/.test(err.message));
     const bad = await readFile(out);
     assert.throws(() => checkExtentPages(fm, e, 1, bad.subarray(pageAt, pageAt + 4096)), /af\.g1\.ffn_in: page 1/);
+    // Record reads check the pages they cover: records of page 0 still read, page 1's fail.
+    const rh = await open(out, "r");
+    try {
+      const perPage = Math.floor(4096 / e.recordBytes);
+      const ok = await readExtentRecords(fm, rh, e, 1, perPage);
+      assert.ok(Buffer.from(ok).equals(good.subarray(e.offset + e.recordBytes, e.offset + perPage * e.recordBytes)));
+      const last = await readExtentRecords(fm, rh, e, e.nIn - 3, e.nIn);
+      assert.ok(Buffer.from(last).equals(good.subarray(e.offset + (e.nIn - 3) * e.recordBytes, e.offset + e.bytes)));
+      await assert.rejects(readExtentRecords(fm, rh, e, perPage, perPage + 40), /af\.g1\.ffn_in: page 1 at file offset/);
+      await assert.rejects(readExtentRecords(fm, rh, e, 5, 5), /records \[5, 5\) are not inside/);
+    } finally {
+      await rh.close();
+    }
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -10,7 +10,7 @@ import {
 import { crc32c } from "./crc32c.js";
 import {
   CHECKSUM_NAME, CRC_PAGE_BYTES, CRC_TENSOR, FLASH_ALIGNMENT, FLASH_VERSION, KEY, SITES, SITE_TENSORS,
-  computeFlashLayout, findExtent,
+  computeFlashLayout, findExtent, recordPages,
   type ExtentLayout, type FlashLayout, type ResidentTensor, type SiteName, type SiteShape,
 } from "./format.js";
 
@@ -181,4 +181,19 @@ export async function verifyFlashFile(path: string, options: VerifyOptions = {})
     await fh.close();
   }
   return { pages: model.crc.length, bytes: total };
+}
+
+// Reads records [j0, j1) of an extent the way the flash store does: the 4 KiB pages that
+// cover them (offsets and lengths page-aligned, the short end page excepted), each page
+// checked against its CRC-32C. Returns the records' bytes, record j0 first.
+export async function readExtentRecords(model: FlashModel, fh: FileHandle, e: FlashExtent, j0: number, j1: number): Promise<Uint8Array> {
+  if (!(Number.isInteger(j0) && Number.isInteger(j1) && 0 <= j0 && j0 < j1 && j1 <= e.nIn)) {
+    throw new ActiveflowError("BAD_ARGUMENT", `extent ${e.name}: records [${j0}, ${j1}) are not inside [0, ${e.nIn})`);
+  }
+  const { first, last } = recordPages(e, j0, j1);
+  const start = first * CRC_PAGE_BYTES;
+  const pages = new Uint8Array(Math.min((last + 1) * CRC_PAGE_BYTES, e.bytes) - start);
+  await readFully(fh, pages, e.offset + start, model.path);
+  checkExtentPages(model, e, first, pages);
+  return pages.subarray(j0 * e.recordBytes - start, j1 * e.recordBytes - start);
 }
