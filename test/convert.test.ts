@@ -181,6 +181,7 @@ test("--column-type forces one type; a type that does not fit the columns is ref
       (e) => isActiveflowError(e) && e.code === "BAD_ARGUMENT" && /already in the flash layout/.test(e.message));
     await assert.rejects(openFlashModel(m.path),
       (e) => isActiveflowError(e) && e.code === "GGUF_BAD_VALUE" && /not a flash-layout model/.test(e.message));
+    await assert.rejects(convertToFlash(m.path, m.path), /output .* is the input model/);
     assert.ok(!existsSync(join(dir, "x.gguf")) && !existsSync(join(dir, "y.gguf")));
   } finally {
     await rm(dir, { recursive: true, force: true });

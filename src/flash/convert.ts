@@ -3,7 +3,7 @@
 // that site are read, dequantised in bands of input channels, transposed, requantised as
 // columns and written as records, so memory stays near one group's weights of one site.
 import { open, rename, rm, stat, type FileHandle } from "node:fs/promises";
-import { basename } from "node:path";
+import { basename, resolve } from "node:path";
 import { loadAddon, type NativeAddon } from "../backends/native/binding.js";
 import { ActiveflowError } from "../errors.js";
 import { GgmlType, TYPE_LAYOUT, typeName, type GgufFile, type GgufTensorInfo } from "../gguf/types.js";
@@ -278,6 +278,9 @@ export function planFlashLayout(src: GgufFile, options: ConvertOptions = {}): { 
 // abort nothing is left at `outPath`).
 export async function convertToFlash(inPath: string, outPath: string, options: ConvertOptions = {}): Promise<ConvertReport> {
   const started = performance.now();
+  if (resolve(inPath) === resolve(outPath)) {
+    throw new ActiveflowError("BAD_ARGUMENT", `convert: output ${outPath} is the input model; choose another path`);
+  }
   const addon = loadAddon();
   const src = await readGguf(inPath);
   const { layout, sourceTypes } = planFlashLayout(src, options);
