@@ -131,7 +131,8 @@ test("tricky strings encode to llama.cpp's ids and round-trip", (t) => {
   for (const s of TABLE.strings) {
     const got = ours.encode(s);
     assertSameIds(got, ref.tokenize(s, false), show(s));
-    assert.equal(ours.decode(got), s, `decode(encode(${show(s)}))`);
+    // Lone surrogates come back as U+FFFD, as any UTF-8 round trip gives them.
+    assert.equal(ours.decode(got), Buffer.from(s).toString(), `decode(encode(${show(s)}))`);
     assert.equal(ours.decode(got), ref.detokenize(got, false), `decode vs llama.cpp for ${show(s)}`);
   }
 });

@@ -19,6 +19,7 @@ export { partitionSpecial, type Fragment } from "./special.js";
 export { ChatTemplate } from "./chat.js";
 
 const utf8 = new TextEncoder();
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 const EMPTY: Uint8Array = new Uint8Array(0);
 
 export class GgufTokenizer implements Tokenizer {
@@ -47,8 +48,10 @@ export class GgufTokenizer implements Tokenizer {
     this.pieces = [new Array(this.vocabSize), new Array(this.vocabSize)];
   }
 
-  encode(text: string, options: EncodeOptions = {}): number[] {
+  encode(input: string, options: EncodeOptions = {}): number[] {
     const v = this.vocab;
+    // llama.cpp gets UTF-8 from Node, where a lone surrogate has become U+FFFD.
+    const text = input.replace(LONE_SURROGATE, "\uFFFD");
     const addSpecial = options.addSpecial ?? false;
     const frags = partitionSpecial(text, v, this.specialOrder, options.parseSpecial ?? false);
     const out: number[] = [];
