@@ -1,6 +1,7 @@
 #include "io/reader.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -68,6 +69,7 @@ Reader::Reader(std::shared_ptr<const FlashFile> file, const ReaderOptions& opts)
   }
   engine_ = MakeEngine(*file_, opts_.backend, opts_.queue_depth);
   staging_ = AlignedBuffer(static_cast<size_t>(opts_.queue_depth) * opts_.max_read);
+  for (unsigned i = opts_.queue_depth; i-- > 0;) free_slots_.push_back(i);
   loader_ = std::thread([this] { Loop(); });
 }
 
@@ -117,39 +119,157 @@ ReadStats Reader::read(const ReadReq* reqs, size_t n, const PageChecksums* sums)
   return wait(submit(std::vector<ReadReq>(reqs, reqs + n), sums));
 }
 
+// The loader keeps reads of several batches in flight at once: when the oldest batch has
+// nothing left to issue, reads of the next one fill the free slots, so the queue does not
+// drain between batches (the next layer's preload starts while this layer's tail lands).
 void Reader::Loop() {
+  std::deque<std::unique_ptr<Active>> active;
+  std::vector<IoDone> done(opts_.queue_depth);
+  size_t in_flight = 0;
+  uint32_t next_id = 1;
   for (;;) {
-    Batch b;
+    std::deque<Batch> incoming;
+    bool stopping;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      work_cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
-      if (stop_) {
-        // Fail what is still queued so no waiter blocks forever.
-        for (const Batch& q : queue_) {
-          Result& r = results_[q.ticket];
-          r.error = std::make_exception_ptr(IoError("FLASH_IO", file_->path() + ": reader closed before the read ran"));
-          r.done = true;
-        }
-        queue_.clear();
-        done_cv_.notify_all();
-        return;
+      if (active.empty()) work_cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+      stopping = stop_;
+      if (!stopping) incoming.swap(queue_);
+    }
+    for (Batch& b : incoming) {
+      auto a = std::make_unique<Active>();
+      a->id = next_id++;
+      a->t0 = Now();
+      a->batch = std::move(b);
+      try {
+        a->plan = PlanReads(a->batch.reqs.data(), a->batch.reqs.size(), opts_.max_gap, opts_.max_read, file_->size());
+        a->stats.bytes_requested = a->plan.bytes_requested;
+        a->state.resize(a->plan.reads.size());
+      } catch (...) {
+        a->error = std::current_exception();
       }
-      b = std::move(queue_.front());
-      queue_.pop_front();
+      active.push_back(std::move(a));
     }
-    Result res;
-    try {
-      res.stats = Run(b);
-    } catch (...) {
-      res.error = std::current_exception();
+    // Fill free slots, oldest batch first; a stopping reader issues nothing new.
+    for (auto& a : active) {
+      while (!stopping && !a->error && a->next < a->plan.reads.size() && !free_slots_.empty()) {
+        a->state[a->next] = {free_slots_.back(), 0};
+        free_slots_.pop_back();
+        Issue(*a, a->next++);
+        a->in_flight++;
+        in_flight++;
+      }
     }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      res.done = true;
-      results_[b.ticket] = std::move(res);
+    if (in_flight > 0) {
+      const size_t n = engine_->reap(done.data(), done.size());
+      for (size_t i = 0; i < n; i++) {
+        const uint32_t id = static_cast<uint32_t>(done[i].tag >> 32);
+        const size_t k = static_cast<size_t>(done[i].tag & 0xFFFFFFFFu);
+        for (auto& a : active) {
+          if (a->id != id) continue;
+          if (Complete(*a, k, done[i].result)) {
+            a->in_flight--;
+            in_flight--;
+          }
+          break;
+        }
+      }
     }
-    done_cv_.notify_all();
+    // Publish finished batches (in any order: results are keyed by ticket).
+    std::vector<std::pair<uint64_t, Result>> finished;
+    for (auto it = active.begin(); it != active.end();) {
+      Active& a = **it;
+      const bool all_issued = a.error || stopping || a.next == a.plan.reads.size();
+      if (!all_issued || a.in_flight > 0) {
+        ++it;
+        continue;
+      }
+      Result r;
+      r.done = true;
+      if (a.error) {
+        r.error = a.error;
+      } else if (a.next < a.plan.reads.size()) {
+        r.error = std::make_exception_ptr(IoError("FLASH_IO", file_->path() + ": reader closed before the read ran"));
+      } else {
+        a.stats.io_seconds = Now() - a.t0;
+        r.stats = a.stats;
+      }
+      finished.emplace_back(a.batch.ticket, std::move(r));
+      it = active.erase(it);
+    }
+    if (!finished.empty()) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        for (auto& f : finished) results_[f.first] = std::move(f.second);
+      }
+      done_cv_.notify_all();
+    }
+    if (stopping && in_flight == 0) break;
   }
+  // Fail what is still queued so no waiter blocks forever.
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const Batch& q : queue_) {
+    Result& r = results_[q.ticket];
+    r.error = std::make_exception_ptr(IoError("FLASH_IO", file_->path() + ": reader closed before the read ran"));
+    r.done = true;
+  }
+  queue_.clear();
+  done_cv_.notify_all();
+}
+
+void Reader::Issue(Active& a, size_t k) {
+  const DeviceRead& r = a.plan.reads[k];
+  const uint32_t got = a.state[k].got;
+  engine_->submit({SlotPtr(a.state[k].slot) + got, r.length - got, r.offset + got, (uint64_t{a.id} << 32) | k});
+  a.stats.device_reads++;
+}
+
+// Handles one completion of read k; returns true when the read is finished (done or failed),
+// false when a remainder or retry was issued.
+bool Reader::Complete(Active& a, size_t k, int64_t res) {
+  const FlashFile& f = *file_;
+  const DeviceRead& r = a.plan.reads[k];
+  InFlight& s = a.state[k];
+  const uint64_t want_end = std::min<uint64_t>(r.offset + r.length, f.size());
+  if (!a.error) {
+    if (res == -EINTR || res == -EAGAIN) {
+      Issue(a, k);
+      return false;
+    }
+    if (res > 0) {
+      s.got += static_cast<uint32_t>(res);
+      if (r.offset + s.got < want_end) {
+        Issue(a, k);  // a short read before EOF: read the rest
+        return false;
+      }
+    }
+    if (res < 0) {
+      a.error = std::make_exception_ptr(IoError("FLASH_IO", f.path() + ": read of " + std::to_string(r.length - s.got) +
+                                                                 " bytes at offset " + std::to_string(r.offset + s.got) +
+                                                                 " failed: " + std::strerror(static_cast<int>(-res)),
+                                                  static_cast<int>(-res)));
+    } else if (res == 0 && r.offset + s.got < want_end) {
+      a.error = std::make_exception_ptr(IoError("FLASH_IO", f.path() + ": unexpected end of file at offset " +
+                                                                 std::to_string(r.offset + s.got) + ", size " +
+                                                                 std::to_string(f.size())));
+    }
+  }
+  a.stats.bytes_read += s.got;
+  if (!a.error) {
+    try {
+      const uint8_t* data = SlotPtr(s.slot);
+      Verify(a.batch.sums, r.offset, data, s.got, a.stats);
+      for (uint32_t p = r.first_piece; p < r.first_piece + r.n_pieces; p++) {
+        const Piece& pc = a.plan.pieces[p];
+        std::memcpy(pc.dst, data + pc.read_offset, pc.length);
+      }
+      f.drop_cached(r.offset, s.got);
+    } catch (...) {
+      a.error = std::current_exception();
+    }
+  }
+  free_slots_.push_back(s.slot);
+  return true;
 }
 
 void Reader::Verify(const PageChecksums& sums, uint64_t offset, const uint8_t* data, uint64_t got, ReadStats& st) const {
@@ -168,91 +288,6 @@ void Reader::Verify(const PageChecksums& sums, uint64_t offset, const uint8_t* d
     }
     st.pages_verified++;
   }
-}
-
-ReadStats Reader::Run(const Batch& b) {
-  const double t0 = Now();
-  ReadStats st;
-  const FlashFile& f = *file_;
-  ReadPlan plan = PlanReads(b.reqs.data(), b.reqs.size(), opts_.max_gap, opts_.max_read, f.size());
-  st.bytes_requested = plan.bytes_requested;
-
-  const unsigned depth = opts_.queue_depth;
-  std::vector<unsigned> free_slots;  // LIFO, so small batches keep touching the same pages
-  for (unsigned i = depth; i-- > 0;) free_slots.push_back(i);
-  struct InFlight {
-    unsigned slot;
-    uint32_t got;
-  };
-  std::vector<InFlight> state(plan.reads.size());
-  std::vector<IoDone> done(depth);
-  std::exception_ptr error;
-  size_t next = 0, in_flight = 0;
-
-  auto slot_ptr = [&](unsigned slot) { return staging_.data() + static_cast<size_t>(slot) * opts_.max_read; };
-  auto issue = [&](size_t k) {
-    const DeviceRead& r = plan.reads[k];
-    const uint32_t got = state[k].got;
-    engine_->submit({slot_ptr(state[k].slot) + got, r.length - got, r.offset + got, k});
-    st.device_reads++;
-  };
-
-  while (next < plan.reads.size() || in_flight > 0) {
-    while (!error && next < plan.reads.size() && !free_slots.empty()) {
-      state[next] = {free_slots.back(), 0};
-      free_slots.pop_back();
-      issue(next++);
-      in_flight++;
-    }
-    if (in_flight == 0) break;
-    const size_t n = engine_->reap(done.data(), done.size());
-    for (size_t i = 0; i < n; i++) {
-      const size_t k = done[i].tag;
-      const DeviceRead& r = plan.reads[k];
-      InFlight& s = state[k];
-      const int64_t res = done[i].result;
-      const uint64_t want_end = std::min<uint64_t>(r.offset + r.length, f.size());
-      if (res < 0 && (res == -EINTR || res == -EAGAIN) && !error) {
-        issue(k);
-        continue;
-      }
-      if (res < 0 && !error) {
-        error = std::make_exception_ptr(IoError("FLASH_IO", f.path() + ": read of " + std::to_string(r.length - s.got) +
-                                                               " bytes at offset " + std::to_string(r.offset + s.got) +
-                                                               " failed: " + std::strerror(static_cast<int>(-res)),
-                                                static_cast<int>(-res)));
-      }
-      if (res > 0) s.got += static_cast<uint32_t>(res);
-      if (res > 0 && r.offset + s.got < want_end && !error) {
-        issue(k);  // a short read before EOF: read the rest
-        continue;
-      }
-      if (res == 0 && r.offset + s.got < want_end && !error) {
-        error = std::make_exception_ptr(IoError("FLASH_IO", f.path() + ": unexpected end of file at offset " +
-                                                               std::to_string(r.offset + s.got) + ", size " +
-                                                               std::to_string(f.size())));
-      }
-      in_flight--;
-      st.bytes_read += s.got;
-      if (!error) {
-        try {
-          const uint8_t* data = slot_ptr(s.slot);
-          Verify(b.sums, r.offset, data, s.got, st);
-          for (uint32_t p = r.first_piece; p < r.first_piece + r.n_pieces; p++) {
-            const Piece& pc = plan.pieces[p];
-            std::memcpy(pc.dst, data + pc.read_offset, pc.length);
-          }
-          f.drop_cached(r.offset, s.got);
-        } catch (...) {
-          error = std::current_exception();
-        }
-      }
-      free_slots.push_back(s.slot);
-    }
-  }
-  if (error) std::rethrow_exception(error);
-  st.io_seconds = Now() - t0;
-  return st;
 }
 
 }  // namespace activeflow

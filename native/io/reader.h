@@ -1,8 +1,9 @@
 // Batched range reads from a FlashFile: each batch is planned (sorted, coalesced, aligned;
 // see read_plan.h), read into an aligned staging area with up to queue_depth reads in
 // flight, optionally checked page by page against CRC-32C, and copied to the callers' dst.
-// A loader thread owns the I/O engine and runs batches in submission order, so a caller
-// can submit the next layer's reads and wait for them after computing this layer.
+// A loader thread owns the I/O engine and issues batches in submission order, overlapping
+// the tail of one with the head of the next, so a caller can submit the next layer's reads
+// and wait for them after computing this layer.
 #pragma once
 #include <condition_variable>
 #include <cstdint>
@@ -59,7 +60,7 @@ class Reader {
  public:
   // Throws IoError("FLASH_IO") when io_uring is forced and unavailable.
   Reader(std::shared_ptr<const FlashFile> file, const ReaderOptions& opts);
-  ~Reader();  // finishes the batch in progress; batches still queued fail
+  ~Reader();  // waits for reads in flight; batches not yet finished fail
   Reader(const Reader&) = delete;
   Reader& operator=(const Reader&) = delete;
 
@@ -85,14 +86,34 @@ class Reader {
     std::exception_ptr error;
   };
 
+  struct InFlight {
+    unsigned slot;  // staging slot index
+    uint32_t got;   // bytes landed so far
+  };
+  // A batch the loader is working on; only the loader thread touches it.
+  struct Active {
+    uint32_t id = 0;
+    double t0 = 0;
+    Batch batch;
+    ReadPlan plan;
+    std::vector<InFlight> state;  // per device read
+    size_t next = 0;              // reads issued
+    size_t in_flight = 0;
+    ReadStats stats;
+    std::exception_ptr error;
+  };
+
   void Loop();
-  ReadStats Run(const Batch& b);
+  void Issue(Active& a, size_t k);
+  bool Complete(Active& a, size_t k, int64_t res);
+  uint8_t* SlotPtr(unsigned slot) const { return staging_.data() + static_cast<size_t>(slot) * opts_.max_read; }
   void Verify(const PageChecksums& sums, uint64_t offset, const uint8_t* data, uint64_t got, ReadStats& st) const;
 
   std::shared_ptr<const FlashFile> file_;
   ReaderOptions opts_;
   std::unique_ptr<IoEngine> engine_;
-  AlignedBuffer staging_;  // [queue_depth][max_read] slots
+  AlignedBuffer staging_;            // [queue_depth][max_read] slots
+  std::vector<unsigned> free_slots_;  // LIFO, so small reads keep touching the same pages
 
   std::mutex mu_;
   std::condition_variable work_cv_, done_cv_;
