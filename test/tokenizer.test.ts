@@ -137,6 +137,7 @@ test("special tokens: control only with parseSpecial, user-defined always", () =
   assert.equal(tok.decode(parsed), "<|im_start|>hello<tool>");
   assert.equal(tok.decode(parsed, { skipSpecial: true }), "hello<tool>");
   assert.ok(tok.stopIds.has(id(tok, "<|im_end|>")));
+  assert.ok(tok.isControl(start) && !tok.isControl(tool) && !tok.isControl(id(tok, "hello")));
 });
 
 test("tokenBytes lets a streaming decoder hold back split UTF-8", () => {

@@ -102,8 +102,14 @@ export class GgufTokenizer implements Tokenizer {
     return new TextDecoder().decode(bytes);
   }
 
+  // Control tokens render as their text here; streaming callers that hide them can ask isControl.
   tokenBytes(id: number): Uint8Array {
     return this.piece(id, true);
+  }
+
+  // True for control and unknown tokens: the ones decode drops when skipSpecial is set.
+  isControl(id: number): boolean {
+    return ((this.vocab.attrs[id] ?? 0) & (ATTR_UNKNOWN | ATTR_CONTROL)) !== 0;
   }
 
   applyChatTemplate(messages: readonly ChatMessage[], options: { addGenerationPrompt?: boolean } = {}): string {
