@@ -88,7 +88,7 @@ test("pre-tokenizer splits like llama.cpp's regexes", () => {
   assert.deepEqual(new PreTokenizer("gpt2").split("a \u0085 b"), ["a", " \u0085", " b"]);
   // Whole text survives any split.
   const s = "Ünïcödé 😀👨‍👩‍👧 中文 مرحبا\r\n\t1,234.5 don't";
-  for (const f of ["default", "gpt2", "starcoder", "llama3", "qwen2", "tekken", "deepseek-llm"]) {
+  for (const f of ["default", "gpt2", "starcoder", "llama3", "qwen2", "qwen35", "tekken", "gpt-4o", "deepseek-llm", "deepseek-coder", "falcon", "bloom", "viking"]) {
     assert.equal(new PreTokenizer(f).split(s).join(""), s, f);
   }
 });

@@ -50,6 +50,9 @@ const FAMILIES: Readonly<Record<string, readonly string[]>> = {
   llama3: [llama3Like("\\p{N}{1,3}")],
   qwen2: [llama3Like("\\p{N}")],
   tekken: [TEKKEN],
+  // Bloom / Poro / GPT-3 Finnish: words without the listed punctuation, an optional space first.
+  bloom: [` ?[^(${WS}|.,!?\u2026\u3002\uFF0C\u3001\u0964\u06D4\u060C)]+`],
+  viking: [` ?[^(${WS}|.,!?\u2026\u3002\uFF0C\u3001\u0964\u06D4\u060C)]+`, "\\p{N}"],
   qwen35: [QWEN35],
   "gpt-4o": [GPT4O],
   "deepseek-coder": ["[\\r\\n]", `${S}?\\p{L}+`, `${S}?\\p{P}+`, "[\\u4E00-\\u9FA5\\u0800-\\u4E00\\uAC00-\\uD7FF]+", "\\p{N}"],
@@ -82,6 +85,7 @@ const PRE_TO_FAMILY: Readonly<Record<string, string>> = {
   qwen2: "qwen2", "deepseek-r1-qwen": "qwen2", megrez: "qwen2", stablelm2: "qwen2",
   hunyuan: "qwen2", "grok-2": "qwen2", "solar-open": "qwen2", kormo: "qwen2", f2llmv2: "qwen2",
   tekken: "tekken",
+  bloom: "bloom", "poro-chat": "bloom", "gpt3-finnish": "bloom", viking: "viking",
   qwen35: "qwen35",
   "gpt-4o": "gpt-4o", llama4: "gpt-4o", kanana2: "gpt-4o", talkie: "gpt-4o", "minimax-m2": "gpt-4o",
   "deepseek-coder": "deepseek-coder",
