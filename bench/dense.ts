@@ -107,9 +107,12 @@ async function benchModel(model: BenchModel): Promise<ModelReport> {
           const msg = (e as Error).message;
           errors.get(key(c))!.push(msg);
           log(`  failed: ${msg.split("\n").slice(0, 6).join("\n  ")}`);
-          // A config that fails once (engine missing, crash) is not retried.
-          active.set(key(c), false);
-          dropped.set(key(c), "failed");
+          // A second failure (engine missing, crash) drops the config; one may be transient
+          // (e.g. the addon being rebuilt under us).
+          if (errors.get(key(c))!.length >= 2) {
+            active.set(key(c), false);
+            dropped.set(key(c), "failed twice");
+          }
         }
       }
     }
