@@ -3,6 +3,11 @@
 #ifndef ACTIVEFLOW_VEC_AVX512_H
 #define ACTIVEFLOW_VEC_AVX512_H
 
+// GCC 12 warns about _mm512_undefined_* inside its own intrinsics headers (a known false
+// positive); keep -Wall output readable.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 #define AF_VEC_VNNI 1
 #include "activeflow/vec_x86_int.h"
 

@@ -26,8 +26,8 @@ inline I unpack_nibbles16(const uint8_t* p) {
 }
 inline I lo_nibbles(I v) { return _mm256_and_si256(v, _mm256_set1_epi8(0x0F)); }
 inline I hi_nibbles(I v) { return _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0F)); }
-// Bytes whose bit k is set become `val` << shift... specialised: bits k..k+width-1 of each
-// byte moved to bits 4.. (the high part of a 5- or 6-bit code).
+// Bits k.. of each byte, masked by `mask`, moved up to bit 4: the high part of a 5-bit
+// (mask 1) or 6-bit (mask 3) code.
 inline I high_bits(I v, int k, int mask) {
   const I b = _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(k)), _mm256_set1_epi8((char)mask));
   return _mm256_slli_epi16(b, 4);
@@ -73,6 +73,9 @@ inline I dot_s8s8(I acc, const S8W& w, I x) {
 
 inline F8 f8zero() { return _mm256_setzero_ps(); }
 inline F8 f8set1(float a) { return _mm256_set1_ps(a); }
+inline F8 f8load(const float* p) { return _mm256_loadu_ps(p); }
+inline void f8store(float* p, F8 v) { _mm256_storeu_ps(p, v); }
+inline F8 f8mul(F8 a, F8 b) { return _mm256_mul_ps(a, b); }
 inline F8 i2f(I v) { return _mm256_cvtepi32_ps(v); }
 inline F8 f8madd(F8 a, F8 b, F8 c) { return _mm256_fmadd_ps(a, b, c); }
 inline float f8hsum(F8 v) {
@@ -81,6 +84,9 @@ inline float f8hsum(F8 v) {
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
 }
+
+// Software prefetch into L1 (weight streams too many for the hardware prefetcher alone).
+inline void prefetch(const void* p) { _mm_prefetch((const char*)p, _MM_HINT_T0); }
 
 // One IEEE half (block scale) to float.
 inline float h2f(uint16_t h) { return _cvtsh_ss(h); }

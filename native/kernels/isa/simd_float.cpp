@@ -36,6 +36,7 @@ struct KFloat {
       F xv[NC];
       for (int c = 0; c < NC; c++) xv[c] = fload((const float*)xs[c] + i);
       for (int r = 0; r < NR; r++) {
+        prefetch((const T*)(w + r * rs) + i + kPrefetchBytes / sizeof(T));
         const F wv = load((const T*)(w + r * rs) + i);
         for (int c = 0; c < NC; c++) acc[r][c] = fmadd(wv, xv[c], acc[r][c]);
       }

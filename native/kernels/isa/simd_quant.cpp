@@ -14,37 +14,64 @@ namespace {
 
 using namespace vec;
 
+// The activation side of one 32-element block for NC activations: codes, scale d as a
+// broadcast vector, and the sums s = d * sum(q) with lane c holding activation c (so one
+// FMA per weight row accumulates a row's offset terms for all NC activations).
+template <int NC>
+struct ActBlocks {
+  I q[NC];
+  F8 d[NC];
+  F8 s;
+  ActBlocks(const char* const* xs, int64_t i) {
+    alignas(32) float sa[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int c = 0; c < NC; c++) {
+      const block_q8_1* xb = (const block_q8_1*)xs[c] + i;
+      q[c] = iload(xb->qs);
+      d[c] = f8set1(xb->d);
+      sa[c] = xb->s;
+    }
+    s = NC == 1 ? f8set1(sa[0]) : f8load(sa);
+  }
+};
+
+// Writes tile results: y[c * ldy + r] = hsum(acc[r][c]) + lane c of corr[r].
+template <int NR, int NC>
+inline void store_tile(const F8 (&acc)[NR][NC], const F8 (&corr)[NR], float* y, int64_t ldy) {
+  for (int r = 0; r < NR; r++) {
+    alignas(32) float cr[8];
+    f8store(cr, corr[r]);
+    for (int c = 0; c < NC; c++) y[c * ldy + r] = f8hsum(acc[r][c]) + cr[c];
+  }
+}
+
 // Q4_0 / Q4_1 against Q8_1: unsigned codes dot x, plus the offset (m, or -8d) times sum(x).
 template <class B, bool HAS_M>
 struct KQ4 {
   template <int NR, int NC>
   static void tile(const char* w, size_t rs, const char* const* xs, int64_t n, float* y, int64_t ldy) {
-    F8 acc[NR][NC];
-    float corr[NR][NC];
-    for (int r = 0; r < NR; r++)
-      for (int c = 0; c < NC; c++) acc[r][c] = f8zero(), corr[r][c] = 0;
+    F8 acc[NR][NC], corr[NR];
+    for (int r = 0; r < NR; r++) {
+      corr[r] = f8zero();
+      for (int c = 0; c < NC; c++) acc[r][c] = f8zero();
+    }
     const int64_t nblk = n / AF_QK;
     for (int64_t i = 0; i < nblk; i++) {
-      I xv[NC];
-      float dx[NC], sx[NC];
-      for (int c = 0; c < NC; c++) {
-        const block_q8_1* xb = (const block_q8_1*)xs[c] + i;
-        xv[c] = iload(xb->qs), dx[c] = xb->d, sx[c] = xb->s;
-      }
+      const ActBlocks<NC> x(xs, i);
       for (int r = 0; r < NR; r++) {
         const B* wb = (const B*)(w + r * rs) + i;
+        prefetch((const char*)wb + kPrefetchBytes);
         const I u = unpack_nibbles16(wb->qs);
         const float d = h2f(wb->d);
         float m;
         if constexpr (HAS_M) m = h2f(wb->m); else m = -8.0f * d;
+        corr[r] = f8madd(f8set1(m), x.s, corr[r]);
+        const F8 dv = f8set1(d);
         for (int c = 0; c < NC; c++) {
-          acc[r][c] = f8madd(i2f(dot_u8s8(izero(), u, xv[c])), f8set1(d * dx[c]), acc[r][c]);
-          corr[r][c] += m * sx[c];
+          acc[r][c] = f8madd(i2f(dot_u8s8(izero(), u, x.q[c])), f8mul(dv, x.d[c]), acc[r][c]);
         }
       }
     }
-    for (int r = 0; r < NR; r++)
-      for (int c = 0; c < NC; c++) y[c * ldy + r] = f8hsum(acc[r][c]) + corr[r][c];
+    store_tile(acc, corr, y, ldy);
   }
 };
 
@@ -52,30 +79,27 @@ struct KQ4 {
 struct KQ8 {
   template <int NR, int NC>
   static void tile(const char* w, size_t rs, const char* const* xs, int64_t n, float* y, int64_t ldy) {
-    F8 acc[NR][NC];
-    float corr[NR][NC];
-    for (int r = 0; r < NR; r++)
-      for (int c = 0; c < NC; c++) acc[r][c] = f8zero(), corr[r][c] = 0;
+    F8 acc[NR][NC], corr[NR];
+    for (int r = 0; r < NR; r++) {
+      corr[r] = f8zero();
+      for (int c = 0; c < NC; c++) acc[r][c] = f8zero();
+    }
     const int64_t nblk = n / AF_QK;
     for (int64_t i = 0; i < nblk; i++) {
-      I xv[NC];
-      float dx[NC], sx[NC];
-      for (int c = 0; c < NC; c++) {
-        const block_q8_1* xb = (const block_q8_1*)xs[c] + i;
-        xv[c] = iload(xb->qs), dx[c] = xb->d, sx[c] = xb->s;
-      }
+      const ActBlocks<NC> x(xs, i);
       for (int r = 0; r < NR; r++) {
         const block_q8_0* wb = (const block_q8_0*)(w + r * rs) + i;
+        prefetch((const char*)wb + kPrefetchBytes);
         const S8W wq = prep_s8(iload(wb->qs));
         const float d = h2f(wb->d);
+        if constexpr (kS8Offset != 0) corr[r] = f8madd(f8set1(-(float)kS8Offset * d), x.s, corr[r]);
+        const F8 dv = f8set1(d);
         for (int c = 0; c < NC; c++) {
-          acc[r][c] = f8madd(i2f(dot_s8s8(izero(), wq, xv[c])), f8set1(d * dx[c]), acc[r][c]);
-          if constexpr (kS8Offset != 0) corr[r][c] -= (float)kS8Offset * d * sx[c];
+          acc[r][c] = f8madd(i2f(dot_s8s8(izero(), wq, x.q[c])), f8mul(dv, x.d[c]), acc[r][c]);
         }
       }
     }
-    for (int r = 0; r < NR; r++)
-      for (int c = 0; c < NC; c++) y[c * ldy + r] = f8hsum(acc[r][c]) + corr[r][c];
+    store_tile(acc, corr, y, ldy);
   }
 };
 
@@ -96,6 +120,7 @@ struct KQ45K {
       for (int c = 0; c < NC; c++) xb[c] = (const block_q8_K*)xs[c] + i;
       for (int r = 0; r < NR; r++) {
         const B* wb = (const B*)(w + r * rs) + i;
+        prefetch_block(wb, sizeof(B));
         uint8_t sc[8], mn[8];
         for (int j = 0; j < 8; j++) af_k_scale_min(j, wb->scales, &sc[j], &mn[j]);
         I isum[NC];
@@ -142,6 +167,7 @@ struct KQ6K {
       for (int c = 0; c < NC; c++) xb[c] = (const block_q8_K*)xs[c] + i;
       for (int r = 0; r < NR; r++) {
         const block_q6_K* wb = (const block_q6_K*)(w + r * rs) + i;
+        prefetch_block(wb, sizeof(block_q6_K));
         I isum[NC];
         for (int c = 0; c < NC; c++) isum[c] = izero();
         for (int h = 0; h < 2; h++) {

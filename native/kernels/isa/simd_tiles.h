@@ -11,6 +11,16 @@
 namespace AF_NS {
 namespace {
 
+// How far ahead of the current block each weight row is prefetched. Without it a matvec
+// over DRAM-resident weights (the 28 MB Q8_0 output head) reached ~5 GB/s of ~9 possible
+// on one thread; 1.5-4 KB ahead measured best.
+constexpr int kPrefetchBytes = 2048;
+
+// Prefetches the cache lines of one super-block kPrefetchBytes ahead.
+inline void prefetch_block(const void* p, size_t bytes) {
+  for (size_t off = 0; off < bytes; off += 64) vec::prefetch((const char*)p + kPrefetchBytes + off);
+}
+
 template <class K>
 void matvec_tiles(const void* w, size_t rs, const void* xq, float* y, int64_t n, int64_t r0,
                   int64_t r1) {
