@@ -13,7 +13,8 @@ const bin = join(root, "bin", "activeflow.js");
 const QUESTION = "What is the capital of France, and what is it famous for?";
 
 function step(name, cmd, args, { capture = false } = {}) {
-  console.error(`\n== ${name}: ${[cmd === process.execPath ? "node" : cmd, ...args].join(" ")}`);
+  const shown = [cmd === process.execPath ? "node" : cmd, ...args].map((a) => (/\s/.test(a) ? JSON.stringify(a) : a));
+  console.error(`\n== ${name}: ${shown.join(" ")}`);
   const r = spawnSync(cmd, args, {
     cwd: root,
     stdio: capture ? ["inherit", "pipe", "inherit"] : "inherit",
