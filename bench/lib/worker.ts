@@ -2,25 +2,13 @@
 // page-cache warmth beyond the file itself: load, warm up, then one timed greedy run.
 // Usage: node dist/bench/lib/worker.js '<WorkerRequest JSON>'; prints RESULT_MARKER + JSON.
 import { LlamaCppRef } from "../../test/helpers/llamacpp.js";
+import type { Engine } from "../../src/engine/Engine.js";
 import { RESULT_MARKER, type WorkerRequest, type WorkerResult } from "./types.js";
 
 // Warm-up prompt: a short run that pages the weights in and spins up thread pools. Its first
 // id differs from the measured prompt's so no KV prefix is reused.
 const WARMUP_IDS = [11, 12, 13, 14];
 const WARMUP_TOKENS = 4;
-
-// The slice of the Engine API the benchmark drives (src/engine/Engine.ts).
-interface BenchEngine {
-  readonly isa: string;
-  generate(
-    prompt: number[],
-    options: { greedy: true; maxTokens: number; stopAtEos: false; addSpecial: false },
-  ): AsyncGenerator<{ id: number; text: string }, unknown, void>;
-  dispose(): void | Promise<void>;
-}
-interface EngineClass {
-  load(path: string, options: { threads?: number; contextLength?: number }): Promise<BenchEngine>;
-}
 
 interface Timed {
   generated: number;
@@ -29,7 +17,7 @@ interface Timed {
   stats?: unknown;
 }
 
-async function timeOurs(engine: BenchEngine, ids: number[], n: number): Promise<Timed> {
+async function timeOurs(engine: Engine, ids: number[], n: number): Promise<Timed> {
   const it = engine.generate(ids, { greedy: true, maxTokens: n, stopAtEos: false, addSpecial: false });
   const t0 = performance.now();
   let tFirst = t0;
@@ -46,8 +34,8 @@ async function timeOurs(engine: BenchEngine, ids: number[], n: number): Promise<
 }
 
 async function runOurs(req: WorkerRequest): Promise<WorkerResult> {
-  const spec = "../../src/engine/Engine.js";
-  const { Engine } = (await import(spec)) as { Engine: EngineClass };
+  // Imported here, not at the top, so a llama.cpp worker never loads our engine or addon.
+  const { Engine } = await import("../../src/engine/Engine.js");
   const t0 = performance.now();
   const engine = await Engine.load(req.modelPath, { threads: req.threads, contextLength: req.contextLength });
   const loadSeconds = (performance.now() - t0) / 1000;

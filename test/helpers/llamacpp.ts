@@ -188,6 +188,9 @@ export interface DistributionComparison {
   meanKl: number;
   maxKl: number;
   maxKlAt: number;
+  // Positions whose argmaxes differ; refMargin = log p_ref(refTop) - log p_ref(oursTop), so
+  // a small margin means llama.cpp itself was near a tie there.
+  disagreements: { position: number; refTop: number; oursTop: number; refMargin: number }[];
 }
 
 // Compares per-position logits (same vocab) in float64 so the KL of near-equal
@@ -197,6 +200,7 @@ export function compareDistributions(ref: readonly Float32Array[], ours: readonl
   let klSum = 0;
   let maxKl = -Infinity;
   let maxKlAt = -1;
+  const disagreements: DistributionComparison["disagreements"] = [];
   for (let t = 0; t < ref.length; t++) {
     const p = ref[t]!;
     const q = ours[t]!;
@@ -205,14 +209,17 @@ export function compareDistributions(ref: readonly Float32Array[], ours: readonl
     const lq = logSoftmax(q);
     let kl = 0;
     for (let i = 0; i < lp.length; i++) kl += Math.exp(lp[i]!) * (lp[i]! - lq[i]!);
-    if (argmax(p) === argmax(q)) agree++;
+    const refTop = argmax(p);
+    const oursTop = argmax(q);
+    if (refTop === oursTop) agree++;
+    else disagreements.push({ position: t, refTop, oursTop, refMargin: lp[refTop]! - lp[oursTop]! });
     klSum += kl;
     if (kl > maxKl) {
       maxKl = kl;
       maxKlAt = t;
     }
   }
-  return { top1: agree / ref.length, meanKl: klSum / ref.length, maxKl, maxKlAt };
+  return { top1: agree / ref.length, meanKl: klSum / ref.length, maxKl, maxKlAt, disagreements };
 }
 
 function logSoftmax(x: Float32Array): Float64Array {
