@@ -5,6 +5,7 @@
 // test-quantize-fns), and the float primitives.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -117,6 +118,15 @@ function findData(name: string): string {
   throw new Error(`test data ${name} not found above ${fileURLToPath(import.meta.url)}`);
 }
 
+function findFileUp(rel: string): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    if (existsSync(join(dir, rel))) return join(dir, rel);
+    dir = dirname(dir);
+  }
+  throw new Error(`${rel} not found above ${fileURLToPath(import.meta.url)}`);
+}
+
 function hexBytes(hex: string): Uint8Array {
   return Uint8Array.from(hex.match(/../g) ?? [], (h) => parseInt(h, 16));
 }
@@ -132,6 +142,23 @@ test("ISA paths: scalar always available, current one listed, unknown path rejec
   assert.throws(() => addon.isaSet("neon9000"), (e: Error & { code?: string }) => {
     return e.code === "NATIVE" && /neon9000/.test(e.message);
   });
+});
+
+test("ACTIVEFLOW_ISA forces a path at load; an unknown one fails naming the value", () => {
+  const addonPath = findFileUp(join("build", "Release", "activeflow.node"));
+  const load = (isa: string) =>
+    spawnSync(process.execPath, ["-e", `console.log(require(${JSON.stringify(addonPath)}).isaName())`], {
+      env: { ...process.env, ACTIVEFLOW_ISA: isa },
+      encoding: "utf8",
+    });
+  for (const isa of isas) {
+    const r = load(isa);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), isa);
+  }
+  const bad = load("sse9");
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /ACTIVEFLOW_ISA=sse9: unknown path, expected scalar\|avx2\|avx512/);
 });
 
 test("golden: dequantisation and reference quantisation match ggml (gguf-py)", () => {
