@@ -7,6 +7,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   activeflow::RegisterKernelBindings(env, exports);
   activeflow::RegisterModelBindings(env, exports);
   activeflow::RegisterIoBindings(env, exports);
+  activeflow::RegisterColBindings(env, exports);
   return exports;
 }
 

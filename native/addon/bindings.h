@@ -13,6 +13,8 @@ void RegisterKernelBindings(Napi::Env env, Napi::Object exports);
 void RegisterModelBindings(Napi::Env env, Napi::Object exports);
 // Flash file reads, coalescing and CRC-32C (io_binding.cpp).
 void RegisterIoBindings(Napi::Env env, Napi::Object exports);
+// Column gather-axpy over transposed flash columns (col_binding.cpp).
+void RegisterColBindings(Napi::Env env, Napi::Object exports);
 
 // An error that crosses into JS as an Error with a stable `code` property.
 struct NativeError : std::runtime_error {

@@ -4,11 +4,12 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ActiveflowError } from "../../errors.js";
+import type { ColBindings } from "./colTypes.js";
 import type { IoBindings } from "./ioTypes.js";
 import type { KernelBindings } from "./kernelTypes.js";
 import type { ModelBindings } from "./modelTypes.js";
 
-export type NativeAddon = KernelBindings & ModelBindings & IoBindings;
+export type NativeAddon = KernelBindings & ModelBindings & IoBindings & ColBindings;
 
 let cached: NativeAddon | undefined;
 

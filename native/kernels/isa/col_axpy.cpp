@@ -1,0 +1,260 @@
+// Column gather-axpy (activeflow/col_kernels.h), compiled once per ISA. One driver walks the
+// columns in fixed groups and the range in blocks; per type a small codec says where a block's
+// scales and codes live, and col_vec.h turns the codes into this ISA's float vectors. The
+// arithmetic per element is the same in every ISA (see the header), so paths agree bitwise.
+#include <string.h>
+
+#include "activeflow/col_kernels.h"
+#include "activeflow/kernels.h"
+#include "activeflow/quants.h"
+#include "kernels/col_table.h"
+#include "kernels/isa/col_vec.h"
+#include "kernels/isa/isa.h"
+
+#define AF_COL_TABLE_FN AF_CAT(af_col_table, AF_ISA)
+
+namespace AF_NS {
+namespace {
+
+using colv::F;
+using colv::kF;
+constexpr int G = AF_COL_GROUP;
+// Blocks of y per pass of a column group: y[chunk] stays in L1 while every group of columns
+// is applied to it, and each column is still read in runs of several blocks.
+constexpr int64_t kChunkElems = 1024;
+
+inline uint16_t rd16(const uint8_t* p) {
+  uint16_t v;
+  memcpy(&v, p, 2);
+  return v;
+}
+
+// A codec describes one column format: kStore elements in kStoreBytes of storage, processed
+// kBlock elements at a time, in sub-blocks of kSub elements that share a scale d (and an
+// offset m when kOffset): x = d * q + m.
+struct CQ4_0 {
+  static constexpr int kStore = 32, kStoreBytes = 18, kBlock = 32, kSub = 32;
+  static constexpr bool kOffset = false;
+  static void params(const uint8_t* b, float* d, float*) { d[0] = colv::h2f(rd16(b)); }
+  static void codes(const uint8_t* b, int, F* out) { colv::q4_0(b + 2, out); }
+};
+struct CQ4_1 {
+  static constexpr int kStore = 32, kStoreBytes = 20, kBlock = 32, kSub = 32;
+  static constexpr bool kOffset = true;
+  static void params(const uint8_t* b, float* d, float* m) {
+    d[0] = colv::h2f(rd16(b));
+    m[0] = colv::h2f(rd16(b + 2));
+  }
+  static void codes(const uint8_t* b, int, F* out) { colv::q4_1(b + 4, out); }
+};
+struct CQ8_0 {
+  static constexpr int kStore = 32, kStoreBytes = 34, kBlock = 32, kSub = 32;
+  static constexpr bool kOffset = false;
+  static void params(const uint8_t* b, float* d, float*) { d[0] = colv::h2f(rd16(b)); }
+  static void codes(const uint8_t* b, int, F* out) { colv::q8_0((const int8_t*)(b + 2), out); }
+};
+// Q4_K: d, dmin, scales[12], qs[128]; sub-block j: d * sc_j, offset -dmin * m_j.
+struct CQ4_K {
+  static constexpr int kStore = 256, kStoreBytes = 144, kBlock = 256, kSub = 32;
+  static constexpr bool kOffset = true;
+  static void params(const uint8_t* b, float* d, float* m) {
+    const float dd = colv::h2f(rd16(b)), dm = colv::h2f(rd16(b + 2));
+    for (int j = 0; j < 8; j++) {
+      uint8_t sc, mn;
+      af_k_scale_min(j, b + 4, &sc, &mn);
+      d[j] = dd * (float)sc;
+      m[j] = -(dm * (float)mn);
+    }
+  }
+  static void codes(const uint8_t* b, int j, F* out) { colv::q4k(b + 16 + 32 * (j >> 1), j & 1, out); }
+};
+// Q5_K: d, dmin, scales[12], qh[32], qs[128]; as Q4_K plus bit j of qh[l].
+struct CQ5_K {
+  static constexpr int kStore = 256, kStoreBytes = 176, kBlock = 256, kSub = 32;
+  static constexpr bool kOffset = true;
+  static void params(const uint8_t* b, float* d, float* m) { CQ4_K::params(b, d, m); }
+  static void codes(const uint8_t* b, int j, F* out) {
+    colv::q5k(b + 48 + 32 * (j >> 1), b + 16, j & 1, j, out);
+  }
+};
+// Q6_K: ql[128], qh[64], scales[16] (int8), d. Sub-block t of 16 = half h, quarter k, part lh.
+struct CQ6_K {
+  static constexpr int kStore = 256, kStoreBytes = 210, kBlock = 256, kSub = 16;
+  static constexpr bool kOffset = false;
+  static void params(const uint8_t* b, float* d, float*) {
+    const float dd = colv::h2f(rd16(b + 208));
+    for (int t = 0; t < 16; t++) d[t] = dd * (float)(int8_t)b[192 + t];
+  }
+  static void codes(const uint8_t* b, int t, F* out) {
+    const int h = t >> 3, k = (t & 7) >> 1, lh = t & 1;
+    colv::q6k(b + 64 * h + 32 * (k & 1) + 16 * lh, b + 128 + 32 * h + 16 * lh, 4 * (k >> 1), 2 * k, out);
+  }
+};
+// Float columns: d = 1, the codes are the values; processed 32 at a time, any tail scalar.
+struct CF32 {
+  static constexpr int kStore = 1, kStoreBytes = 4, kBlock = 32, kSub = 32;
+  static constexpr bool kOffset = false;
+  static void params(const uint8_t*, float* d, float*) { d[0] = 1.0f; }
+  static void codes(const uint8_t* b, int, F* out) { colv::f32((const float*)b, out); }
+  static float value(const uint8_t* b, int64_t k) {
+    float v;
+    memcpy(&v, b + 4 * k, 4);
+    return v;
+  }
+};
+struct CF16 {
+  static constexpr int kStore = 1, kStoreBytes = 2, kBlock = 32, kSub = 32;
+  static constexpr bool kOffset = false;
+  static void params(const uint8_t*, float* d, float*) { d[0] = 1.0f; }
+  static void codes(const uint8_t* b, int, F* out) { colv::f16((const uint16_t*)b, out); }
+  static float value(const uint8_t* b, int64_t k) { return af_fp16_to_fp32(rd16(b + 2 * k)); }
+};
+struct CBF16 {
+  static constexpr int kStore = 1, kStoreBytes = 2, kBlock = 32, kSub = 32;
+  static constexpr bool kOffset = false;
+  static void params(const uint8_t*, float* d, float*) { d[0] = 1.0f; }
+  static void codes(const uint8_t* b, int, F* out) { colv::bf16((const uint16_t*)b, out); }
+  static float value(const uint8_t* b, int64_t k) { return af_bf16_to_fp32(rd16(b + 2 * k)); }
+};
+
+template <class C>
+constexpr int64_t block_bytes() {
+  return (int64_t)C::kBlock / C::kStore * C::kStoreBytes;
+}
+template <class C>
+const uint8_t* at(const void* col, int64_t e) {
+  return (const uint8_t*)col + e / C::kStore * C::kStoreBytes;
+}
+
+// Float-only tail [e, e1) (shorter than a block): the same per-element order, one at a time.
+template <class C>
+void tail(const void* const* cols, const float* a, int64_t n_cols, float* y, int64_t e,
+          int64_t e1) {
+  if constexpr (C::kStore == 1) {
+    for (; e < e1; e++) {
+      float acc = y[e];
+      for (int64_t g = 0; g < n_cols; g += G) {
+        const int n = (int)(n_cols - g < G ? n_cols - g : G);
+        float r = 0.0f;
+        for (int i = 0; i < n; i++) r = fmaf(a[g + i], C::value((const uint8_t*)cols[g + i], e), r);
+        acc = acc + r;
+      }
+      y[e] = acc;
+    }
+  }
+}
+
+// y[e] += sum_i a[i] * col_i[e] over the whole blocks of [e0, e1), then the float tail.
+template <class C>
+void col_axpy(const void* const* cols, const float* a, int64_t n_cols, float* y, int64_t e0,
+              int64_t e1) {
+  constexpr int kSubs = C::kBlock / C::kSub, kV = C::kSub / kF;
+  constexpr int64_t kChunk = kChunkElems / C::kBlock > 0 ? kChunkElems / C::kBlock : 1;
+  const int64_t nblk = (e1 - e0) / C::kBlock;
+  for (int64_t c0 = 0; c0 < nblk; c0 += kChunk) {
+    const int64_t c1 = c0 + kChunk < nblk ? c0 + kChunk : nblk;
+    for (int64_t g = 0; g < n_cols; g += G) {
+      const int n = (int)(n_cols - g < G ? n_cols - g : G);
+      const float* ag = a + g;
+      const uint8_t* p[G];
+      for (int i = 0; i < n; i++) p[i] = at<C>(cols[g + i], e0 + c0 * C::kBlock);
+      float* yb = y + e0 + c0 * C::kBlock;
+      for (int64_t b = c0; b < c1; b++, yb += C::kBlock) {
+        float d[G][kSubs], m[G][kSubs];
+        for (int i = 0; i < n; i++) C::params(p[i], d[i], m[i]);
+        for (int j = 0; j < kSubs; j++) {
+          float bias = 0.0f;
+          if constexpr (C::kOffset) {
+            for (int i = 0; i < n; i++) bias = fmaf(ag[i], m[i][j], bias);
+          }
+          F r[kV];
+          for (int v = 0; v < kV; v++) r[v] = colv::set1(bias);
+          for (int i = 0; i < n; i++) {
+            F q[kV];
+            C::codes(p[i], j, q);
+            const F s = colv::set1(ag[i] * d[i][j]);
+            for (int v = 0; v < kV; v++) r[v] = colv::madd(s, q[v], r[v]);
+          }
+          float* yj = yb + j * C::kSub;
+          for (int v = 0; v < kV; v++) colv::store(yj + v * kF, colv::add(colv::load(yj + v * kF), r[v]));
+        }
+        for (int i = 0; i < n; i++) p[i] += block_bytes<C>();
+      }
+    }
+  }
+  tail<C>(cols, a, n_cols, y, e0 + nblk * C::kBlock, e1);
+}
+
+// Batched form: per block and group, decode each column's codes once into q, then apply them
+// to every activation row with the same per-element arithmetic as col_axpy.
+template <class C>
+void col_axpy_batch(const void* const* cols, const float* a, int64_t n_cols, int64_t nb, float* y,
+                    int64_t ldy, int64_t e0, int64_t e1) {
+  constexpr int kSubs = C::kBlock / C::kSub, kV = C::kSub / kF;
+  constexpr int64_t kChunk = kChunkElems / C::kBlock > 0 ? kChunkElems / C::kBlock : 1;
+  const int64_t nblk = (e1 - e0) / C::kBlock;
+  for (int64_t c0 = 0; c0 < nblk; c0 += kChunk) {
+    const int64_t c1 = c0 + kChunk < nblk ? c0 + kChunk : nblk;
+    for (int64_t g = 0; g < n_cols; g += G) {
+      const int n = (int)(n_cols - g < G ? n_cols - g : G);
+      const uint8_t* p[G];
+      for (int i = 0; i < n; i++) p[i] = at<C>(cols[g + i], e0 + c0 * C::kBlock);
+      for (int64_t b = c0; b < c1; b++) {
+        const int64_t eb = e0 + b * C::kBlock;
+        float d[G][kSubs], m[G][kSubs];
+        for (int i = 0; i < n; i++) C::params(p[i], d[i], m[i]);
+        for (int j = 0; j < kSubs; j++) {
+          F q[G][kV];
+          for (int i = 0; i < n; i++) C::codes(p[i], j, q[i]);
+          for (int64_t bb = 0; bb < nb; bb++) {
+            const float* ag = a + bb * n_cols + g;
+            float bias = 0.0f;
+            if constexpr (C::kOffset) {
+              for (int i = 0; i < n; i++) bias = fmaf(ag[i], m[i][j], bias);
+            }
+            F r[kV];
+            for (int v = 0; v < kV; v++) r[v] = colv::set1(bias);
+            for (int i = 0; i < n; i++) {
+              const F s = colv::set1(ag[i] * d[i][j]);
+              for (int v = 0; v < kV; v++) r[v] = colv::madd(s, q[i][v], r[v]);
+            }
+            float* yj = y + bb * ldy + eb + j * C::kSub;
+            for (int v = 0; v < kV; v++) colv::store(yj + v * kF, colv::add(colv::load(yj + v * kF), r[v]));
+          }
+        }
+        for (int i = 0; i < n; i++) p[i] += block_bytes<C>();
+      }
+    }
+  }
+  for (int64_t bb = 0; bb < nb; bb++) {
+    tail<C>(cols, a + bb * n_cols, n_cols, y + bb * ldy, e0 + nblk * C::kBlock, e1);
+  }
+}
+
+af_col_table build() {
+  af_col_table t = {};
+#define AF_COL_STR2(x) #x
+#define AF_COL_STR(x) AF_COL_STR2(x)
+  t.name = AF_COL_STR(AF_ISA);
+#define AF_COL(T, C)                   \
+  t.axpy[T] = col_axpy<C>;             \
+  t.batch[T] = col_axpy_batch<C>;
+  AF_COL(AF_F32, CF32)
+  AF_COL(AF_F16, CF16)
+  AF_COL(AF_BF16, CBF16)
+  AF_COL(AF_Q4_0, CQ4_0)
+  AF_COL(AF_Q4_1, CQ4_1)
+  AF_COL(AF_Q8_0, CQ8_0)
+  AF_COL(AF_Q4_K, CQ4_K)
+  AF_COL(AF_Q5_K, CQ5_K)
+  AF_COL(AF_Q6_K, CQ6_K)
+#undef AF_COL
+  return t;
+}
+
+const af_col_table table = build();
+
+}  // namespace
+}  // namespace AF_NS
+
+const af_col_table* AF_COL_TABLE_FN() { return &AF_NS::table; }

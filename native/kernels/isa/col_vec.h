@@ -1,0 +1,153 @@
+// Vectors of the column kernels (col_axpy.cpp), one section per ISA: float vector ops and the
+// decoders that turn one sub-block of a column's codes (or float values) into float vectors
+// in element order. Every decoder is exact (small integers and IEEE halves convert exactly),
+// so the ISAs differ only in vector width, never in the values fed to the FMAs.
+#ifndef ACTIVEFLOW_COL_VEC_H
+#define ACTIVEFLOW_COL_VEC_H
+
+#include <math.h>
+#include <stdint.h>
+
+#include "activeflow/kernels.h"
+
+#if defined(AF_ISA_SCALAR)
+
+namespace {
+namespace colv {
+
+constexpr int kF = 1;  // floats per F
+typedef float F;
+
+inline F zero() { return 0.0f; }
+inline F set1(float a) { return a; }
+inline F madd(F a, F b, F c) { return fmaf(a, b, c); }
+inline F add(F a, F b) { return a + b; }
+inline F load(const float* p) { return *p; }
+inline void store(float* p, F v) { *p = v; }
+inline float h2f(uint16_t h) { return af_fp16_to_fp32(h); }
+
+// Q4_0: 16 bytes, low nibbles are elements 0..15, high 16..31; code q - 8.
+inline void q4_0(const uint8_t* qs, F* out) {
+  for (int k = 0; k < 16; k++) {
+    out[k] = (float)((qs[k] & 15) - 8);
+    out[k + 16] = (float)((qs[k] >> 4) - 8);
+  }
+}
+// Q4_1: as Q4_0, unsigned codes.
+inline void q4_1(const uint8_t* qs, F* out) {
+  for (int k = 0; k < 16; k++) {
+    out[k] = (float)(qs[k] & 15);
+    out[k + 16] = (float)(qs[k] >> 4);
+  }
+}
+inline void q8_0(const int8_t* qs, F* out) {
+  for (int k = 0; k < 32; k++) out[k] = (float)qs[k];
+}
+// Q4_K sub-block: the low (hi = 0) or high (hi = 1) nibbles of 32 bytes.
+inline void q4k(const uint8_t* qs, int hi, F* out) {
+  for (int k = 0; k < 32; k++) out[k] = (float)((qs[k] >> (4 * hi)) & 15);
+}
+// Q5_K sub-block: nibbles as Q4_K plus bit `bit` of qh[k] as bit 4.
+inline void q5k(const uint8_t* qs, const uint8_t* qh, int hi, int bit, F* out) {
+  for (int k = 0; k < 32; k++) {
+    out[k] = (float)(((qs[k] >> (4 * hi)) & 15) | (((qh[k] >> bit) & 1) << 4));
+  }
+}
+// Q6_K sub-block of 16: nibble (ql >> shift) & 15, bits (qh >> qshift) & 3 on top; code q - 32.
+inline void q6k(const uint8_t* ql, const uint8_t* qh, int shift, int qshift, F* out) {
+  for (int k = 0; k < 16; k++) {
+    out[k] = (float)((((ql[k] >> shift) & 15) | (((qh[k] >> qshift) & 3) << 4)) - 32);
+  }
+}
+inline void f32(const float* p, F* out) {
+  for (int k = 0; k < 32; k++) out[k] = p[k];
+}
+inline void f16(const uint16_t* p, F* out) {
+  for (int k = 0; k < 32; k++) out[k] = af_fp16_to_fp32(p[k]);
+}
+inline void bf16(const uint16_t* p, F* out) {
+  for (int k = 0; k < 32; k++) out[k] = af_bf16_to_fp32(p[k]);
+}
+
+}  // namespace colv
+}  // namespace
+
+#else  // AVX2 / AVX-512
+
+#include "activeflow/vec.h"
+
+namespace {
+namespace colv {
+
+constexpr int kF = vec::kF;
+typedef vec::F F;
+
+inline F zero() { return vec::fzero(); }
+inline F set1(float a) { return vec::fset1(a); }
+inline F madd(F a, F b, F c) { return vec::fmadd(a, b, c); }
+inline F add(F a, F b) { return vec::fadd(a, b); }
+inline F load(const float* p) { return vec::fload(p); }
+inline void store(float* p, F v) { vec::fstore(p, v); }
+inline float h2f(uint16_t h) { return vec::h2f(h); }
+
+// 32 signed byte codes (element order) -> 32 / kF float vectors.
+inline void s8x32(__m256i v, F* out) {
+  const __m128i lo = _mm256_castsi256_si128(v);
+  const __m128i hi = _mm256_extracti128_si256(v, 1);
+#if defined(AF_ISA_AVX512)
+  out[0] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(lo));
+  out[1] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(hi));
+#else
+  out[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo));
+  out[1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)));
+  out[2] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi));
+  out[3] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)));
+#endif
+}
+// 16 signed byte codes -> 16 / kF float vectors.
+inline void s8x16(__m128i v, F* out) {
+#if defined(AF_ISA_AVX512)
+  out[0] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(v));
+#else
+  out[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
+  out[1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8)));
+#endif
+}
+
+inline void q4_0(const uint8_t* qs, F* out) {
+  s8x32(_mm256_sub_epi8(vec::unpack_nibbles16(qs), _mm256_set1_epi8(8)), out);
+}
+inline void q4_1(const uint8_t* qs, F* out) { s8x32(vec::unpack_nibbles16(qs), out); }
+inline void q8_0(const int8_t* qs, F* out) { s8x32(vec::iload(qs), out); }
+inline void q4k(const uint8_t* qs, int hi, F* out) {
+  const __m256i v = vec::iload(qs);
+  s8x32(hi ? vec::hi_nibbles(v) : vec::lo_nibbles(v), out);
+}
+inline void q5k(const uint8_t* qs, const uint8_t* qh, int hi, int bit, F* out) {
+  const __m256i v = vec::iload(qs);
+  const __m256i n = hi ? vec::hi_nibbles(v) : vec::lo_nibbles(v);
+  s8x32(_mm256_or_si256(n, vec::high_bits(vec::iload(qh), bit, 1)), out);
+}
+inline void q6k(const uint8_t* ql, const uint8_t* qh, int shift, int qshift, F* out) {
+  const __m128i l = _mm_and_si128(_mm_srl_epi16(_mm_loadu_si128((const __m128i*)ql), _mm_cvtsi32_si128(shift)),
+                                  _mm_set1_epi8(15));
+  const __m128i h = _mm_and_si128(_mm_srl_epi16(_mm_loadu_si128((const __m128i*)qh), _mm_cvtsi32_si128(qshift)),
+                                  _mm_set1_epi8(3));
+  s8x16(_mm_sub_epi8(_mm_or_si128(l, _mm_slli_epi16(h, 4)), _mm_set1_epi8(32)), out);
+}
+inline void f32(const float* p, F* out) {
+  for (int v = 0; v < 32 / kF; v++) out[v] = vec::fload(p + v * kF);
+}
+inline void f16(const uint16_t* p, F* out) {
+  for (int v = 0; v < 32 / kF; v++) out[v] = vec::fload(p + v * kF, false);
+}
+inline void bf16(const uint16_t* p, F* out) {
+  for (int v = 0; v < 32 / kF; v++) out[v] = vec::fload(p + v * kF, true);
+}
+
+}  // namespace colv
+}  // namespace
+
+#endif
+
+#endif
