@@ -210,7 +210,7 @@ test("a flipped byte in an extent is caught, naming the extent and the page's fi
       await fh.close();
     }
     const pageAt = e.offset + 4096;
-    await assert.rejects(verifyFlashFile(out), (err) => isActiveflowError(err) && err.code === "GGUF_BAD_TENSOR" &&
+    await assert.rejects(verifyFlashFile(out), (err) => isActiveflowError(err) && err.code === "FLASH_CHECKSUM" &&
       err.message.includes(`extent af.g1.ffn_in: page 1 at file offset ${pageAt}`) && /fails its CRC-32C check/.test(err.message));
     const bad = await readFile(out);
     assert.throws(() => checkExtentPages(fm, e, 1, bad.subarray(pageAt, pageAt + 4096)), /af\.g1\.ffn_in: page 1/);
@@ -227,6 +227,19 @@ test("a flipped byte in an extent is caught, naming the extent and the page's fi
     } finally {
       await rh.close();
     }
+    // Pages are whole file pages: the zero padding after an extent's last record is covered.
+    await writeFile(out, good);
+    const padAt = e.offset + e.bytes + 10;
+    assert.ok(e.bytes % 4096 !== 0 && padAt < e.offset + e.pages * 4096);
+    const ph = await open(out, "r+");
+    try {
+      await ph.write(Buffer.from([0x5a]), 0, 1, padAt);
+    } finally {
+      await ph.close();
+    }
+    const lastPage = e.pages - 1;
+    await assert.rejects(verifyFlashFile(out), (err) => isActiveflowError(err) && err.code === "FLASH_CHECKSUM" &&
+      err.message.includes(`extent af.g1.ffn_in: page ${lastPage} at file offset ${e.offset + lastPage * 4096}`));
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -141,9 +141,10 @@ class PageHasher {
       if (this.fill === CRC_PAGE_BYTES) this.end();
     }
   }
-  // Closes a short last page.
+  // Closes a short last page as the full file page it is: the GGUF padding after an extent
+  // is zeros up to the next 4 KiB boundary, and readers check whole pages.
   finish(): void {
-    if (this.fill > 0) this.end();
+    if (this.fill > 0) this.update(new Uint8Array(CRC_PAGE_BYTES - this.fill));
   }
   private end(): void {
     this.out[this.page++] = this.crc;

@@ -131,21 +131,21 @@ export function flashExtent(model: FlashModel, group: number, site: SiteName): F
   return model.extents[model.layout.extents.indexOf(e)]!;
 }
 
-// Checks pages read from an extent: `bytes` holds its pages from `firstPage` on (page k of
-// the extent is extent bytes [k * 4096, (k + 1) * 4096)); the last may be the short end page.
-// Throws GGUF_BAD_TENSOR naming the extent and the file offset of the first bad page.
-// (The error code list has no FLASH_CHECKSUM yet.)
+// Checks whole 4 KiB pages read from an extent: `bytes` holds extent pages firstPage,
+// firstPage + 1, ... (page k is file bytes [offset + k * 4096, offset + (k + 1) * 4096), the
+// zero padding after the extent included). Throws FLASH_CHECKSUM naming the extent and the
+// file offset of the first bad page.
 export function checkExtentPages(model: FlashModel, e: FlashExtent, firstPage: number, bytes: Uint8Array): void {
+  if (bytes.length % CRC_PAGE_BYTES !== 0) {
+    throw new ActiveflowError("BAD_ARGUMENT", `extent ${e.name}: ${bytes.length} bytes are not whole ${CRC_PAGE_BYTES}-byte pages`);
+  }
   for (let o = 0, k = firstPage; o < bytes.length; o += CRC_PAGE_BYTES, k++) {
-    const start = k * CRC_PAGE_BYTES;
-    if (k >= e.pages) badTensor(model.path, `extent ${e.name}: page ${k} is past its ${e.pages} pages`);
-    const len = Math.min(CRC_PAGE_BYTES, e.bytes - start);
-    if (bytes.length - o < len) break; // a partial page cannot be checked; the caller reads whole pages
-    const got = crc32c(bytes.subarray(o, o + len));
+    if (k >= e.pages) throw new ActiveflowError("BAD_ARGUMENT", `extent ${e.name}: page ${k} is past its ${e.pages} pages`);
+    const got = crc32c(bytes.subarray(o, o + CRC_PAGE_BYTES));
     const want = model.crc[e.firstPage + k]!;
     if (got !== want) {
-      badTensor(model.path,
-        `extent ${e.name}: page ${k} at file offset ${e.offset + start} (extent offset ${start}, ${len} bytes) fails its CRC-32C check: ` +
+      throw new ActiveflowError("FLASH_CHECKSUM",
+        `${model.path}: extent ${e.name}: page ${k} at file offset ${e.offset + k * CRC_PAGE_BYTES} fails its CRC-32C check: ` +
         `computed 0x${got.toString(16).padStart(8, "0")}, stored 0x${want.toString(16).padStart(8, "0")}`);
     }
   }
@@ -170,7 +170,7 @@ export async function verifyFlashFile(path: string, options: VerifyOptions = {})
         if (options.signal?.aborted) {
           throw new ActiveflowError("ABORTED", `verifying ${path} was aborted`, { cause: options.signal.reason });
         }
-        const part = buf.subarray(0, Math.min(buf.length, e.bytes - o));
+        const part = buf.subarray(0, Math.min(buf.length, e.pages * CRC_PAGE_BYTES - o));
         await readFully(fh, part, e.offset + o, path);
         checkExtentPages(model, e, o / CRC_PAGE_BYTES, part);
         done += part.length;
@@ -183,16 +183,15 @@ export async function verifyFlashFile(path: string, options: VerifyOptions = {})
   return { pages: model.crc.length, bytes: total };
 }
 
-// Reads records [j0, j1) of an extent the way the flash store does: the 4 KiB pages that
-// cover them (offsets and lengths page-aligned, the short end page excepted), each page
-// checked against its CRC-32C. Returns the records' bytes, record j0 first.
+// Reads records [j0, j1) of an extent the way the flash store does: the whole 4 KiB pages
+// that cover them (offsets and lengths page-aligned), each checked against its CRC-32C. Returns the records' bytes, record j0 first.
 export async function readExtentRecords(model: FlashModel, fh: FileHandle, e: FlashExtent, j0: number, j1: number): Promise<Uint8Array> {
   if (!(Number.isInteger(j0) && Number.isInteger(j1) && 0 <= j0 && j0 < j1 && j1 <= e.nIn)) {
     throw new ActiveflowError("BAD_ARGUMENT", `extent ${e.name}: records [${j0}, ${j1}) are not inside [0, ${e.nIn})`);
   }
   const { first, last } = recordPages(e, j0, j1);
   const start = first * CRC_PAGE_BYTES;
-  const pages = new Uint8Array(Math.min((last + 1) * CRC_PAGE_BYTES, e.bytes) - start);
+  const pages = new Uint8Array((last + 1) * CRC_PAGE_BYTES - start);
   await readFully(fh, pages, e.offset + start, model.path);
   checkExtentPages(model, e, first, pages);
   return pages.subarray(j0 * e.recordBytes - start, j1 * e.recordBytes - start);
