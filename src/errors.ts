@@ -21,7 +21,10 @@ export type ErrorCode =
   | "BAD_ARGUMENT"
   | "ABORTED"
   | "CONTEXT_FULL"
-  | "DISPOSED";
+  | "DISPOSED"
+  | "FLASH_IO"
+  | "FLASH_CHECKSUM"
+  | "BUDGET_TOO_SMALL";
 
 export class ActiveflowError extends Error {
   readonly code: ErrorCode;

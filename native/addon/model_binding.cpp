@@ -2,8 +2,10 @@
 // event loop keeps turning while a model loads or a token is computed.
 #include <memory>
 
+#include "activeflow/col_kernels.h"
 #include "activeflow/kernels.h"
 #include "addon/bindings.h"
+#include "io/io_error.h"
 #include "model/model.h"
 
 namespace activeflow {
@@ -30,6 +32,9 @@ class Task : public Napi::AsyncWorker {
     try {
       fn_();
     } catch (const ModelError& e) {
+      code_ = e.code;
+      message_ = e.what();
+    } catch (const IoError& e) {
       code_ = e.code;
       message_ = e.what();
     } catch (const std::bad_alloc&) {
@@ -92,6 +97,9 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                            InstanceMethod("setCapture", &NativeModel::SetCapture),
                            InstanceMethod("histograms", &NativeModel::Histograms),
                            InstanceMethod("siteCounts", &NativeModel::SiteCounts),
+                           InstanceMethod("flashStats", &NativeModel::FlashStats),
+                           InstanceMethod("setCacheBytes", &NativeModel::SetCacheBytes),
+                           InstanceMethod("resetCacheCounts", &NativeModel::ResetCacheCounts),
                        });
   }
 
@@ -254,6 +262,55 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     return o;
   }
 
+  // flashStats(reset?: boolean): I/O and cache counters of a flash-layout model.
+  Napi::Value FlashStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Model& m = Get(env);
+    Napi::Object o = Napi::Object::New(env);
+    auto num = [&](const char* k, double v) { o.Set(k, Napi::Number::New(env, v)); };
+    num("weightResidentBytes", static_cast<double>(m.weight_resident_bytes()));
+    num("scratchBytes", static_cast<double>(m.scratch_bytes()));
+    num("kvBytes", static_cast<double>(m.kv_bytes()));
+    ColumnStore* st = m.store();
+    if (st) {
+      const ColumnStats& s = st->stats();
+      num("lookups", static_cast<double>(s.lookups));
+      num("hits", static_cast<double>(s.hits));
+      num("bytesRead", static_cast<double>(s.bytes_read));
+      num("bytesRequested", static_cast<double>(s.bytes_requested));
+      num("deviceReads", static_cast<double>(s.device_reads));
+      num("ioWaitSeconds", s.io_wait_s);
+      num("columnComputeSeconds", s.compute_s);
+      num("headBytesRead", static_cast<double>(m.head_bytes_read()));
+      num("cacheBytes", static_cast<double>(st->cache_bytes()));
+      num("stagingBytes", static_cast<double>(st->staging_bytes()));
+      if (info.Length() > 0 && info[0].ToBoolean().Value()) {
+        NotBusy(env, "reset stats");
+        st->reset_stats();
+      }
+    }
+    return o;
+  }
+
+  // setCacheBytes(bytes): re-plans the hot cache between tokens; memory goes back to the OS.
+  Napi::Value SetCacheBytes(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Model& m = Get(env);
+    NotBusy(env, "resize the cache");
+    if (!m.store()) throw ToJsError(env, "BAD_ARGUMENT", "setCacheBytes needs a flash-layout model");
+    if (info.Length() < 1 || !info[0].IsNumber()) throw ToJsError(env, "BAD_ARGUMENT", "setCacheBytes(bytes: number)");
+    m.store()->set_cache_bytes(static_cast<size_t>(info[0].As<Napi::Number>().DoubleValue()));
+    return env.Undefined();
+  }
+
+  Napi::Value ResetCacheCounts(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Model& m = Get(env);
+    NotBusy(env, "reset counts");
+    if (m.store()) m.store()->reset_counts();
+    return env.Undefined();
+  }
+
   Napi::Value Info(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Model& m = Get(env);
@@ -272,6 +329,66 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
 };
 
 Napi::FunctionReference* g_model_ctor = nullptr;
+
+double Num(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) throw ToJsError(o.Env(), "BAD_ARGUMENT", std::string("flash spec field ") + key + " must be a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+// The flash half of loadModel's spec: extents, checksums and the budget split.
+std::shared_ptr<FlashSetup> ParseFlash(const Napi::Object& f) {
+  auto s = std::make_shared<FlashSetup>();
+  s->group_size = static_cast<int>(Num(f, "groupSize"));
+  s->cache_bytes = static_cast<size_t>(Num(f, "cacheBytes"));
+  s->verify = f.Get("verify").ToBoolean().Value();
+  s->direct = f.Get("direct").IsUndefined() ? true : f.Get("direct").ToBoolean().Value();
+  s->embd_resident = f.Get("embdResident").ToBoolean().Value();
+  s->head_resident = f.Get("headResident").ToBoolean().Value();
+  if (f.Get("headStagingBytes").IsNumber()) s->head_staging_bytes = static_cast<size_t>(Num(f, "headStagingBytes"));
+  if (f.Get("queueDepth").IsNumber()) s->queue_depth = static_cast<unsigned>(Num(f, "queueDepth"));
+  if (f.Get("maxRead").IsNumber()) s->max_read = static_cast<uint32_t>(Num(f, "maxRead"));
+  if (f.Get("crcs").IsTypedArray()) {
+    auto c = f.Get("crcs").As<Napi::Uint32Array>();
+    s->crcs.assign(c.Data(), c.Data() + c.ElementLength());
+    s->crc_base = static_cast<uint64_t>(Num(f, "crcBase"));
+  }
+  if (s->group_size < 1) throw ToJsError(f.Env(), "BAD_ARGUMENT", "flash spec groupSize must be >= 1");
+  Napi::Array ex = f.Get("extents").As<Napi::Array>();
+  for (uint32_t i = 0; i < ex.Length(); i++) {
+    Napi::Object o = ex.Get(i).As<Napi::Object>();
+    FlashExtent e;
+    e.group = static_cast<int>(Num(o, "group"));
+    e.site = static_cast<int>(Num(o, "site"));
+    e.first_layer = static_cast<int>(Num(o, "firstLayer"));
+    e.layers = static_cast<int>(Num(o, "layers"));
+    e.tensors = static_cast<int>(Num(o, "tensors"));
+    e.type = static_cast<int>(Num(o, "type"));
+    e.n_in = static_cast<int64_t>(Num(o, "nIn"));
+    e.offset = static_cast<uint64_t>(Num(o, "offset"));
+    e.record_bytes = static_cast<uint32_t>(Num(o, "recordBytes"));
+    if (!af_col_supported(e.type)) {
+      throw ToJsError(f.Env(), "GGUF_UNKNOWN_TYPE", "extent " + std::to_string(i) + " has unsupported column type " + std::to_string(e.type));
+    }
+    Napi::Array parts = o.Get("parts").As<Napi::Array>();
+    if (static_cast<int>(parts.Length()) != e.layers * e.tensors) {
+      throw ToJsError(f.Env(), "BAD_ARGUMENT", "extent " + std::to_string(i) + " needs layers * tensors parts");
+    }
+    for (uint32_t k = 0; k < parts.Length(); k++) {
+      Napi::Object p = parts.Get(k).As<Napi::Object>();
+      FlashPart part;
+      part.offset = static_cast<uint32_t>(Num(p, "offset"));
+      part.bytes = static_cast<uint32_t>(Num(p, "bytes"));
+      part.n_out = static_cast<int64_t>(Num(p, "nOut"));
+      if (static_cast<uint64_t>(part.offset) + part.bytes > e.record_bytes) {
+        throw ToJsError(f.Env(), "BAD_ARGUMENT", "extent " + std::to_string(i) + " part " + std::to_string(k) + " lies outside its record");
+      }
+      e.parts.push_back(part);
+    }
+    s->extents.push_back(std::move(e));
+  }
+  return s;
+}
 
 // loadModel({ path, config, tensors: [{ name, type, dims, offset }], threads }): Promise<NativeModel>
 Napi::Value LoadModel(const Napi::CallbackInfo& info) {
@@ -311,9 +428,15 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
     for (uint32_t d = 0; d < dims.Length(); d++) s.dims.push_back(dims.Get(d).As<Napi::Number>().Int64Value());
     tensors->push_back(std::move(s));
   }
+  std::shared_ptr<FlashSetup> flash;
+  if (spec.Get("flash").IsObject()) flash = ParseFlash(spec.Get("flash").As<Napi::Object>());
   auto result = std::make_shared<std::shared_ptr<Model>>();
   auto* task = new Task(
-      env, [result, path, cfg, tensors, threads] { *result = std::make_shared<Model>(path, cfg, *tensors, threads); },
+      env,
+      [result, path, cfg, tensors, threads, flash] {
+        *result = std::make_shared<Model>(path, cfg, *tensors, threads,
+                                          flash ? std::make_unique<FlashSetup>(*flash) : nullptr);
+      },
       [result](Napi::Env env) -> Napi::Value {
         Napi::Object obj = g_model_ctor->New({});
         NativeModel::Unwrap(obj)->Attach(env, *result);

@@ -194,10 +194,7 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
   float* x = s_.x.data();
   float* xn = s_.xn.data();
 
-  for (int t = 0; t < n; t++) {
-    const Tensor& te = w_.tok_embd;
-    af_dequantize_row(te.type, te.data + static_cast<size_t>(tokens[t]) * te.row_bytes, x + t * E, E);
-  }
+  for (int t = 0; t < n; t++) embed(tokens[t], x + t * E);
 
   for (int il = 0; il < c.n_layer; il++) {
     if (abort && abort->load(std::memory_order_relaxed)) throw ModelError("ABORTED", "evaluation aborted");
@@ -208,7 +205,13 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
       af_rmsnorm_f32(x + t * E, reinterpret_cast<const float*>(L.attn_norm.data), xn + t * E, E, c.rms_eps);
     }
     site_input(il, kAttnIn, xn, n, E, E);
-    linear(xn, n, E, {{&L.wq, s_.q.data(), q_dim}, {&L.wk, s_.k.data(), kv_dim}, {&L.wv, s_.v.data(), kv_dim}});
+    if (store_) {
+      float* ys[] = {s_.q.data(), s_.k.data(), s_.v.data()};
+      const int64_t ld[] = {q_dim, kv_dim, kv_dim};
+      store_->linear(il, kAttnIn, xn, n, E, ys, ld, *pool_);
+    } else {
+      linear(xn, n, E, {{&L.wq, s_.q.data(), q_dim}, {&L.wk, s_.k.data(), kv_dim}, {&L.wv, s_.v.data(), kv_dim}});
+    }
     AddBias(s_.q.data(), L.bq, n, q_dim, q_dim);
     AddBias(s_.k.data(), L.bk, n, kv_dim, kv_dim);
     AddBias(s_.v.data(), L.bv, n, kv_dim, kv_dim);
@@ -233,7 +236,13 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
     attention(il, n, pos);
     // o projection straight into the FFN-input scratch, then the residual add.
     site_input(il, kAttnOut, s_.attn.data(), n, q_dim, q_dim);
-    linear(s_.attn.data(), n, q_dim, {{&L.wo, xn, E}});
+    if (store_) {
+      float* ys[] = {xn};
+      const int64_t ld[] = {E};
+      store_->linear(il, kAttnOut, s_.attn.data(), n, q_dim, ys, ld, *pool_);
+    } else {
+      linear(s_.attn.data(), n, q_dim, {{&L.wo, xn, E}});
+    }
     for (int i = 0; i < n * E; i++) x[i] += xn[i];
 
     // SwiGLU FFN block.
@@ -241,12 +250,24 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
       af_rmsnorm_f32(x + t * E, reinterpret_cast<const float*>(L.ffn_norm.data), xn + t * E, E, c.rms_eps);
     }
     site_input(il, kFfnIn, xn, n, E, E);
-    linear(xn, n, E, {{&L.gate, s_.gate.data(), F}, {&L.up, s_.up.data(), F}});
+    if (store_) {
+      float* ys[] = {s_.gate.data(), s_.up.data()};
+      const int64_t ld[] = {F, F};
+      store_->linear(il, kFfnIn, xn, n, E, ys, ld, *pool_);
+    } else {
+      linear(xn, n, E, {{&L.gate, s_.gate.data(), F}, {&L.up, s_.up.data(), F}});
+    }
     for (int t = 0; t < n; t++) {
       af_silu_mul_f32(s_.gate.data() + t * F, s_.up.data() + t * F, s_.gate.data() + t * F, F);
     }
     site_input(il, kFfnOut, s_.gate.data(), n, F, F);
-    linear(s_.gate.data(), n, F, {{&L.down, xn, E}});
+    if (store_) {
+      float* ys[] = {xn};
+      const int64_t ld[] = {E};
+      store_->linear(il, kFfnOut, s_.gate.data(), n, F, ys, ld, *pool_);
+    } else {
+      linear(s_.gate.data(), n, F, {{&L.down, xn, E}});
+    }
     for (int i = 0; i < n * E; i++) x[i] += xn[i];
   }
 
@@ -254,10 +275,55 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
   const float* on = reinterpret_cast<const float*>(w_.output_norm.data);
   if (all_logits) {
     for (int t = 0; t < n; t++) af_rmsnorm_f32(x + t * E, on, xn + t * E, E, c.rms_eps);
-    linear(xn, n, E, {{&w_.output, logits, c.n_vocab}});
+    output_head(xn, n, logits);
   } else {
     af_rmsnorm_f32(x + (n - 1) * E, on, xn, E, c.rms_eps);
-    linear(xn, 1, E, {{&w_.output, logits, c.n_vocab}});
+    output_head(xn, 1, logits);
+  }
+}
+
+void Model::embed(int32_t token, float* out) {
+  const Tensor& te = w_.tok_embd;
+  const uint8_t* row = te.data ? te.data + static_cast<size_t>(token) * te.row_bytes : nullptr;
+  if (!row) {
+    ReadReq req{te.file_offset + static_cast<uint64_t>(token) * te.row_bytes, static_cast<uint32_t>(te.row_bytes),
+                row_staging_.data()};
+    reader_->read(&req, 1, nullptr);
+    row = row_staging_.data();
+  }
+  af_dequantize_row(te.type, row, out, cfg_.n_embd);
+}
+
+// logits [n][n_vocab] = output head . xn. A head left on flash streams through a staging
+// buffer in row chunks: slow, but it lets budgets below the head's size run at all.
+void Model::output_head(const float* xn, int n, float* logits) {
+  const Tensor& w = w_.output;
+  if (w.data) {
+    linear(xn, n, cfg_.n_embd, {{&w, logits, cfg_.n_vocab}});
+    return;
+  }
+  const int64_t rows_per = std::max<int64_t>(1, static_cast<int64_t>(head_staging_.size() / w.row_bytes));
+  for (int64_t r0 = 0; r0 < w.ne1; r0 += rows_per) {
+    const int64_t r1 = std::min(w.ne1, r0 + rows_per);
+    ReadReq req{w.file_offset + static_cast<uint64_t>(r0) * w.row_bytes,
+                static_cast<uint32_t>((r1 - r0) * w.row_bytes), head_staging_.data()};
+    reader_->read(&req, 1, nullptr);
+    head_bytes_read_ += req.length;
+    // A view of rows [r0, r1) as its own tensor; outputs land at logits + r0.
+    Tensor chunk = w;
+    chunk.data = head_staging_.data();
+    chunk.ne1 = r1 - r0;
+    std::vector<float> tmp;
+    float* y = logits + r0;
+    if (n > 1) {
+      tmp.resize(static_cast<size_t>(n) * (r1 - r0));
+      y = tmp.data();
+    }
+    linear(xn, n, cfg_.n_embd, {{&chunk, y, r1 - r0}});
+    for (int b = 1; n > 1 && b <= n; b++) {
+      std::memcpy(logits + static_cast<size_t>(b - 1) * cfg_.n_vocab + r0, tmp.data() + static_cast<size_t>(b - 1) * (r1 - r0),
+                  sizeof(float) * (r1 - r0));
+    }
   }
 }
 

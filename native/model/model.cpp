@@ -21,15 +21,41 @@ std::string Shape(const std::vector<int64_t>& d) {
 }  // namespace
 
 Model::Model(const std::string& path, const ModelConfig& cfg, const std::vector<TensorSpec>& tensors,
-             int threads)
-    : cfg_(cfg), file_(path) {
+             int threads, std::unique_ptr<FlashSetup> flash)
+    : cfg_(cfg), flash_(std::move(flash)) {
   if (cfg_.n_layer <= 0 || cfg_.n_embd <= 0 || cfg_.n_head <= 0 || cfg_.n_head_kv <= 0 ||
       cfg_.head_dim <= 0 || cfg_.n_vocab <= 0 || cfg_.n_ff <= 0 || cfg_.n_ctx <= 0 ||
       cfg_.n_head % cfg_.n_head_kv != 0 || cfg_.n_rot <= 0 || cfg_.n_rot > cfg_.head_dim ||
       cfg_.n_rot % 2 != 0) {
     throw ModelError("MODEL_UNSUPPORTED", path + ": inconsistent model config");
   }
+  if (flash_) {
+    flash_file_ = std::make_shared<FlashFile>(path, flash_->direct);
+    file_bytes_ = flash_file_->size();
+    ReaderOptions ro;
+    ro.queue_depth = flash_->queue_depth;
+    ro.max_read = flash_->max_read;
+    reader_ = std::make_shared<Reader>(flash_file_, ro);
+    if (!flash_->crcs.empty()) {
+      sums_.crcs = flash_->crcs.data();
+      sums_.base = flash_->crc_base;
+      sums_.pages = flash_->crcs.size();
+    }
+    load_resident(tensors);
+  } else {
+    file_ = std::make_unique<MappedFile>(path);
+    file_bytes_ = file_->size();
+  }
   bind_weights(tensors);
+  if (flash_) {
+    if (static_cast<int>(flash_->extents.size()) != ((cfg_.n_layer + flash_->group_size - 1) / flash_->group_size) * kSites) {
+      throw ModelError("MODEL_BAD_SHAPE", path + ": extent count does not match the layer groups");
+    }
+    store_ = std::make_unique<ColumnStore>(flash_->extents, flash_->group_size, reader_,
+                                           flash_->verify && sums_.crcs ? &sums_ : nullptr, flash_->cache_bytes);
+    if (!w_.output.data) head_staging_ = AlignedBuffer(std::max(flash_->head_staging_bytes, w_.output.row_bytes));
+    if (!w_.tok_embd.data) row_staging_ = AlignedBuffer(w_.tok_embd.row_bytes);
+  }
 
   const int kv_dim = cfg_.n_head_kv * cfg_.head_dim;
   kv_elems_ = static_cast<size_t>(cfg_.n_layer) * cfg_.n_ctx * kv_dim;
@@ -82,7 +108,8 @@ void Model::set_threads(int threads) {
 void Model::bind_weights(const std::vector<TensorSpec>& tensors) {
   std::unordered_map<std::string, const TensorSpec*> by_name;
   for (const auto& t : tensors) by_name[t.name] = &t;
-  const size_t file_size = file_.size();
+  const size_t file_size = file_bytes_;
+  const bool flash = flash_ != nullptr;
 
   // Binds `name` with the expected dims; ne0/ne1 of a missing optional tensor stay empty.
   auto bind = [&](const std::string& name, std::vector<int64_t> want, bool required) -> Tensor {
@@ -118,7 +145,13 @@ void Model::bind_weights(const std::vector<TensorSpec>& tensors) {
                                               " runs past the end of the file (" +
                                               std::to_string(file_size) + " bytes)");
     }
-    t.data = file_.data() + s.offset;
+    t.file_offset = s.offset;
+    if (!flash) {
+      t.data = file_->data() + s.offset;
+    } else {
+      auto r = resident_at_.find(name);
+      t.data = r == resident_at_.end() ? nullptr : r->second;
+    }
     return t;
   };
   auto bind_f32 = [&](const std::string& name, int64_t n, bool required) -> Tensor {
@@ -135,27 +168,89 @@ void Model::bind_weights(const std::vector<TensorSpec>& tensors) {
   w_.tok_embd = bind("token_embd.weight", {E, V}, true);
   w_.output_norm = bind_f32("output_norm.weight", E, true);
   w_.output = bind("output.weight", {E, V}, false);
-  if (!w_.output.present()) w_.output = w_.tok_embd;  // tied embeddings
+  if (!w_.output.present()) {
+    w_.output = w_.tok_embd;  // tied embeddings
+    if (flash && flash_->head_resident) w_.output.data = resident_at_.at("token_embd.weight");
+  }
   w_.rope_freqs = bind_f32("rope_freqs.weight", cfg_.n_rot / 2, false);
   w_.layers.resize(cfg_.n_layer);
   for (int i = 0; i < cfg_.n_layer; i++) {
     const std::string p = "blk." + std::to_string(i) + ".";
     LayerWeights& l = w_.layers[i];
     l.attn_norm = bind_f32(p + "attn_norm.weight", E, true);
-    l.wq = bind(p + "attn_q.weight", {E, Q}, true);
-    l.wk = bind(p + "attn_k.weight", {E, KV}, true);
-    l.wv = bind(p + "attn_v.weight", {E, KV}, true);
-    l.wo = bind(p + "attn_output.weight", {Q, E}, true);
+    l.wq = bind(p + "attn_q.weight", {E, Q}, !flash);
+    l.wk = bind(p + "attn_k.weight", {E, KV}, !flash);
+    l.wv = bind(p + "attn_v.weight", {E, KV}, !flash);
+    l.wo = bind(p + "attn_output.weight", {Q, E}, !flash);
     l.bq = bind_f32(p + "attn_q.bias", Q, false);
     l.bk = bind_f32(p + "attn_k.bias", KV, false);
     l.bv = bind_f32(p + "attn_v.bias", KV, false);
     l.q_norm = bind_f32(p + "attn_q_norm.weight", cfg_.head_dim, false);
     l.k_norm = bind_f32(p + "attn_k_norm.weight", cfg_.head_dim, false);
     l.ffn_norm = bind_f32(p + "ffn_norm.weight", E, true);
-    l.gate = bind(p + "ffn_gate.weight", {E, F}, true);
-    l.up = bind(p + "ffn_up.weight", {E, F}, true);
-    l.down = bind(p + "ffn_down.weight", {F, E}, true);
+    l.gate = bind(p + "ffn_gate.weight", {E, F}, !flash);
+    l.up = bind(p + "ffn_up.weight", {E, F}, !flash);
+    l.down = bind(p + "ffn_down.weight", {F, E}, !flash);
   }
+}
+
+// Flash mode: copies the tensors that live in DRAM (norms, biases, and by policy the
+// embedding and the output head) out of the file with one batched read.
+void Model::load_resident(const std::vector<TensorSpec>& tensors) {
+  const bool tied = std::none_of(tensors.begin(), tensors.end(), [](const TensorSpec& t) { return t.name == "output.weight"; });
+  auto wanted = [&](const std::string& name) {
+    if (name == "token_embd.weight") return flash_->embd_resident || (tied && flash_->head_resident);
+    if (name == "output.weight") return flash_->head_resident;
+    return true;
+  };
+  std::vector<std::pair<const TensorSpec*, size_t>> plan;  // tensor, offset in resident_
+  size_t total = 0;
+  for (const auto& t : tensors) {
+    if (!wanted(t.name)) continue;
+    if (!af_type_supported(t.type) || t.dims.empty()) {
+      throw ModelError("GGUF_UNKNOWN_TYPE", "tensor " + t.name + " has unsupported type " + std::to_string(t.type));
+    }
+    int64_t rows = 1;
+    for (size_t d = 1; d < t.dims.size(); d++) rows *= t.dims[d];
+    const size_t bytes = af_row_bytes(t.type, t.dims[0]) * static_cast<size_t>(rows);
+    if (t.offset > file_bytes_ || bytes > file_bytes_ - t.offset) {
+      throw ModelError("GGUF_BAD_TENSOR", "tensor " + t.name + " at offset " + std::to_string(t.offset) + " runs past the end of the file");
+    }
+    plan.push_back({&t, total});
+    total += (bytes + 63) / 64 * 64;
+  }
+  resident_ = AlignedBuffer(total);
+  std::vector<ReadReq> reqs;
+  for (const auto& [t, at] : plan) {
+    int64_t rows = 1;
+    for (size_t d = 1; d < t->dims.size(); d++) rows *= t->dims[d];
+    size_t left = af_row_bytes(t->type, t->dims[0]) * static_cast<size_t>(rows);
+    // ReadReq lengths are 32-bit: split big tensors.
+    uint64_t off = t->offset;
+    uint8_t* dst = resident_.data() + at;
+    while (left > 0) {
+      const uint32_t len = static_cast<uint32_t>(std::min<size_t>(left, 1u << 30));
+      reqs.push_back({off, len, dst});
+      off += len;
+      dst += len;
+      left -= len;
+    }
+    resident_at_[t->name] = resident_.data() + at;
+  }
+  if (!reqs.empty()) reader_->read(reqs.data(), reqs.size(), nullptr);
+}
+
+size_t Model::weight_resident_bytes() const {
+  if (!flash_) return file_bytes_;
+  return resident_.size() + head_staging_.size() + row_staging_.size() + (store_ ? store_->resident_bytes() : 0) +
+         static_cast<size_t>(flash_->queue_depth) * flash_->max_read;
+}
+
+size_t Model::scratch_bytes() const {
+  size_t b = 0;
+  b += (s_.x.size() + s_.xn.size() + s_.q.size() + s_.k.size() + s_.v.size() + s_.attn.size() + s_.gate.size() +
+        s_.up.size() + s_.scores.size() + s_.logits.size()) * sizeof(float);
+  return b + s_.xq.size();
 }
 
 }  // namespace activeflow

@@ -10,8 +10,13 @@
 #include <stdexcept>
 #include <initializer_list>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
+#include "io/aligned_buffer.h"
+#include "io/flash_file.h"
+#include "io/reader.h"
+#include "model/column_store.h"
 #include "model/threadpool.h"
 
 namespace activeflow {
@@ -41,12 +46,13 @@ struct ModelConfig {
 // A view of one tensor inside the mapped file. For a linear weight, rows are outputs:
 // ne1 rows of ne0 elements each (GGML order [ne0, ne1]).
 struct Tensor {
-  const uint8_t* data = nullptr;
+  const uint8_t* data = nullptr;  // null for a flash-resident tensor read on demand
+  uint64_t file_offset = 0;
   int type = -1;
   int64_t ne0 = 0;
   int64_t ne1 = 1;
   size_t row_bytes = 0;
-  bool present() const { return data != nullptr; }
+  bool present() const { return type >= 0; }
 };
 
 struct LayerWeights {
@@ -103,6 +109,22 @@ constexpr int kHistPerOctave = 32;
 constexpr int kHistMinLog2 = -24;
 constexpr int kHistBins = kHistPerOctave * 40;
 
+// How a flash-layout model is run: which tensors live where and how the DRAM budget is split.
+struct FlashSetup {
+  std::vector<FlashExtent> extents;  // [group][site]
+  int group_size = 1;
+  std::vector<uint32_t> crcs;  // CRC-32C per 4 KiB page from crc_base over all extents
+  uint64_t crc_base = 0;
+  bool verify = false;         // check every page read against its CRC
+  bool direct = true;          // O_DIRECT (falls back to buffered + DONTNEED where refused)
+  size_t cache_bytes = 0;      // hot-column cache share of the budget
+  bool embd_resident = false;  // token_embd rows in DRAM, else one small read per token
+  bool head_resident = true;   // output head in DRAM, else streamed through a staging buffer
+  size_t head_staging_bytes = 4 << 20;
+  unsigned queue_depth = 16;
+  uint32_t max_read = 256 << 10;
+};
+
 // Per-pass scratch, sized for n_batch tokens.
 struct Scratch {
   std::vector<float> x;       // [n_batch][n_embd] residual stream
@@ -120,10 +142,19 @@ struct Scratch {
 
 class Model {
  public:
+  // flash == nullptr: the whole GGUF is mapped (dense, in DRAM). Otherwise `path` is a
+  // flash-layout file: `tensors` lists its resident tensors and the linear layers come
+  // from the column store.
   Model(const std::string& path, const ModelConfig& cfg, const std::vector<TensorSpec>& tensors,
-        int threads);
+        int threads, std::unique_ptr<FlashSetup> flash = nullptr);
   const ModelConfig& config() const { return cfg_; }
-  size_t file_bytes() const { return file_.size(); }
+  size_t file_bytes() const { return file_bytes_; }
+  bool is_flash() const { return store_ != nullptr; }
+  ColumnStore* store() { return store_.get(); }
+  // DRAM held for weights now: mapped or copied resident tensors, cache, staging.
+  size_t weight_resident_bytes() const;
+  size_t scratch_bytes() const;
+  uint64_t head_bytes_read() const { return head_bytes_read_; }
   size_t kv_bytes() const { return kv_elems_ * sizeof(float) * 2; }
   int threads() const { return pool_->size(); }
   void set_threads(int threads);
@@ -148,6 +179,9 @@ class Model {
 
  private:
   void bind_weights(const std::vector<TensorSpec>& tensors);
+  void load_resident(const std::vector<TensorSpec>& tensors);
+  void embed(int32_t token, float* out);
+  void output_head(const float* xn, int n, float* logits);
   void eval_chunk(const int32_t* tokens, int n, int pos, float* logits, bool all_logits,
                   const std::atomic<bool>* abort);
   // Quantises n input rows (stride in_stride floats) once, then computes every output of
@@ -160,7 +194,19 @@ class Model {
   void rope(float* v, int n_heads, int pos);
 
   ModelConfig cfg_;
-  MappedFile file_;
+  size_t file_bytes_ = 0;
+  std::unique_ptr<MappedFile> file_;  // dense mode
+  // Flash mode: resident tensors copied into resident_, the rest read through reader_.
+  std::unique_ptr<FlashSetup> flash_;
+  std::shared_ptr<FlashFile> flash_file_;
+  std::shared_ptr<Reader> reader_;
+  PageChecksums sums_;
+  AlignedBuffer resident_;
+  std::unordered_map<std::string, const uint8_t*> resident_at_;  // tensor name -> copy in resident_
+  AlignedBuffer head_staging_;  // [rows that fit][row_bytes] of a streamed output head
+  AlignedBuffer row_staging_;   // one token_embd row read on demand
+  std::unique_ptr<ColumnStore> store_;
+  uint64_t head_bytes_read_ = 0;
   Weights w_;
   std::unique_ptr<ThreadPool> pool_;
   // calloc'd so untouched cache pages cost no RSS until positions are written.

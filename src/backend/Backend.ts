@@ -10,11 +10,59 @@ export interface BackendTensor {
   offset: number;
 }
 
+// One extent of a flash-layout model as the native column store needs it.
+export interface BackendExtent {
+  group: number;
+  site: number; // index in SITES
+  firstLayer: number;
+  layers: number;
+  tensors: number;
+  type: number; // column type
+  nIn: number;
+  offset: number; // absolute file offset of record 0
+  recordBytes: number;
+  parts: { offset: number; bytes: number; nOut: number }[]; // [layers][tensors]
+}
+
+export interface BackendFlashSpec {
+  groupSize: number;
+  extents: BackendExtent[];
+  crcs: Uint32Array;
+  crcBase: number;
+  verify: boolean;
+  direct: boolean;
+  cacheBytes: number;
+  embdResident: boolean;
+  headResident: boolean;
+  headStagingBytes: number;
+  queueDepth: number;
+  maxRead: number;
+}
+
 export interface BackendModelSpec {
   path: string;
   config: ModelConfig & { nCtx: number; nBatch: number };
+  // Dense: every tensor of the GGUF. Flash: the resident tensors only.
   tensors: BackendTensor[];
   threads: number;
+  flash?: BackendFlashSpec;
+}
+
+export interface BackendFlashStats {
+  weightResidentBytes: number;
+  scratchBytes: number;
+  kvBytes: number;
+  // Absent for a dense model.
+  lookups?: number;
+  hits?: number;
+  bytesRead?: number;
+  bytesRequested?: number;
+  deviceReads?: number;
+  ioWaitSeconds?: number;
+  columnComputeSeconds?: number;
+  headBytesRead?: number;
+  cacheBytes?: number;
+  stagingBytes?: number;
 }
 
 export interface BackendModelInfo {
@@ -51,6 +99,10 @@ export interface BackendModel {
   histograms(): SiteHistograms;
   // Elements kept / seen per site since the last reset.
   siteCounts(reset?: boolean): { kept: number[]; seen: number[] };
+  flashStats(reset?: boolean): BackendFlashStats;
+  // Re-plans the hot cache of a flash-layout model between tokens.
+  setCacheBytes(bytes: number): void;
+  resetCacheCounts(): void;
   info(): BackendModelInfo;
   dispose(): void;
 }

@@ -8,7 +8,14 @@ import { createTokenizer } from "../tokenizer/index.js";
 import type { ChatMessage, Tokenizer } from "../tokenizer/types.js";
 import { Sampler } from "./sampler.js";
 import { TokenTextStream } from "./textStream.js";
-import type { GeneratedToken, GenerateOptions, GenerationStats, LoadOptions } from "./types.js";
+import type { FlashRunStats, GeneratedToken, GenerateOptions, GenerationStats, LoadOptions } from "./types.js";
+import { SITES } from "../backend/Backend.js";
+import { ensureConverted } from "../flash/cache.js";
+import { openFlashModel, type FlashModel } from "../flash/open.js";
+import { KEY } from "../flash/format.js";
+import { FLASH_BATCH, HEAD_STAGING_BYTES, IO_MAX_READ, IO_QUEUE_DEPTH, parseBudget, planFlashMemory, weightBytesOf, type FlashMemoryPlan } from "../memory/budget.js";
+import { loadCalibration } from "../sparsity/store.js";
+import { thresholdsFor, type ThresholdTable } from "../sparsity/thresholds.js";
 
 // Tokens evaluated per prefill pass; larger batches amortise weight reads better but cost
 // scratch memory proportional to n_batch * n_ff.
@@ -31,8 +38,18 @@ export class Engine {
   private cached: number[] = [];
   private busy = false;
   private readonly logits: Float32Array;
+  // Flash mode: the converted model, its memory plan and the sparsity in force.
+  readonly flash: FlashModel | undefined;
+  readonly plan: FlashMemoryPlan | undefined;
+  private sparsityLevel = 0;
+  private residentPeak = 0;
 
-  private constructor(path: string, model: BackendModel, tokenizer: Tokenizer, config: ModelConfig, contextLength: number, threads: number) {
+  private constructor(
+    path: string, model: BackendModel, tokenizer: Tokenizer, config: ModelConfig, contextLength: number, threads: number,
+    flash?: FlashModel, plan?: FlashMemoryPlan,
+  ) {
+    this.flash = flash;
+    this.plan = plan;
     this.path = path;
     this.model = model;
     this.tokenizer = tokenizer;
@@ -49,26 +66,124 @@ export class Engine {
       throw new ActiveflowError("BAD_ARGUMENT", `threads must be an integer from 1 to 256, got ${threads}`);
     }
     options.signal?.throwIfAborted();
-    const file = await readGguf(path);
+    const sparsity = options.sparsity ?? 0;
+    if (!(sparsity >= 0 && sparsity < 1)) throw new ActiveflowError("BAD_ARGUMENT", `sparsity must be in [0, 1), got ${sparsity}`);
+    let file = await readGguf(path);
+    const source = path;
+    if (options.dram !== undefined && !file.metadata.has(KEY.version)) {
+      path = await ensureConverted(path, {
+        ...(options.groupSize !== undefined ? { groupSize: options.groupSize } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+        ...(options.log ? { log: options.log } : {}),
+      });
+      file = await readGguf(path);
+    }
     const config = readModelConfig(file);
     const tokenizer = createTokenizer(file);
     const contextLength = options.contextLength ?? Math.min(2048, config.trainedContext);
     if (!Number.isInteger(contextLength) || contextLength < 1) {
       throw new ActiveflowError("BAD_ARGUMENT", `context length must be a positive integer, got ${contextLength}`);
     }
-    options.onProgress?.(0.1);
-    const model = await backend.loadModel({
-      path,
-      config: { ...config, nCtx: contextLength, nBatch: PREFILL_BATCH },
-      tensors: file.tensors.map((t) => ({ name: t.name, type: t.type, dims: t.dims, offset: file.dataOffset + t.offset })),
-      threads,
-    });
+    let table: ThresholdTable | undefined;
+    if (sparsity > 0) {
+      table = (await loadCalibration(path)) ?? (source !== path ? await loadCalibration(source) : undefined);
+      if (!table) {
+        throw new ActiveflowError(
+          "BAD_ARGUMENT",
+          `${source}: sparsity ${sparsity} needs thresholds, and the model has no calibration; run \`activeflow calibrate ${source}\` first`,
+        );
+      }
+    }
+    let flash: FlashModel | undefined;
+    let plan: FlashMemoryPlan | undefined;
+    let model: BackendModel;
+    if (file.metadata.has(KEY.version)) {
+      flash = await openFlashModel(path);
+      const weights = weightBytesOf(flash);
+      const budget = options.dram === undefined ? Number.MAX_SAFE_INTEGER : typeof options.dram === "number" ? options.dram : parseBudget(options.dram, weights);
+      plan = planFlashMemory(flash, config, contextLength, threads, budget);
+      if (options.dram === undefined) plan.budgetBytes = plan.weightBytes + plan.kvBytes + plan.scratchBytes;
+      model = await backend.loadModel({
+        path,
+        config: { ...config, nCtx: contextLength, nBatch: FLASH_BATCH },
+        tensors: flash.resident.map((t) => ({ name: t.name, type: t.type, dims: [...t.dims], offset: t.offset })),
+        threads,
+        flash: {
+          groupSize: flash.groupSize,
+          extents: flash.extents.map((e) => ({
+            group: e.group,
+            site: SITES.indexOf(e.site),
+            firstLayer: e.firstLayer,
+            layers: e.layers,
+            tensors: e.parts.length / e.layers,
+            type: e.columnType,
+            nIn: e.nIn,
+            offset: e.offset,
+            recordBytes: e.recordBytes,
+            parts: e.parts.map((p) => ({ offset: p.offset, bytes: p.bytes, nOut: p.nOut })),
+          })),
+          crcs: flash.crc,
+          crcBase: flash.extents[0]?.offset ?? 0,
+          verify: options.verifyReads ?? false,
+          direct: true,
+          cacheBytes: plan.cacheBytes,
+          embdResident: plan.embdResident,
+          headResident: plan.headResident,
+          headStagingBytes: HEAD_STAGING_BYTES,
+          queueDepth: IO_QUEUE_DEPTH,
+          maxRead: IO_MAX_READ,
+        },
+      });
+    } else {
+      model = await backend.loadModel({
+        path,
+        config: { ...config, nCtx: contextLength, nBatch: PREFILL_BATCH },
+        tensors: file.tensors.map((t) => ({ name: t.name, type: t.type, dims: t.dims, offset: file.dataOffset + t.offset })),
+        threads,
+      });
+    }
     options.onProgress?.(1);
     if (options.signal?.aborted) {
       model.dispose();
       options.signal.throwIfAborted();
     }
-    return new Engine(path, model, tokenizer, config, contextLength, threads);
+    const engine = new Engine(path, model, tokenizer, config, contextLength, threads, flash, plan);
+    if (table) {
+      model.setThresholds(thresholdsFor(table, sparsity));
+      engine.sparsityLevel = sparsity;
+    }
+    return engine;
+  }
+
+  get sparsity(): number {
+    return this.sparsityLevel;
+  }
+
+  // Counters of a flash-mode run since the last reset, in the units `run --json` reports.
+  flashStats(reset = false): FlashRunStats | undefined {
+    if (!this.flash || !this.plan) return undefined;
+    const model = this.live();
+    const f = model.flashStats(reset);
+    const counts = model.siteCounts(reset);
+    this.residentPeak = Math.max(this.residentPeak, f.weightResidentBytes);
+    const frac = (s: number) => (counts.seen[s]! > 0 ? counts.kept[s]! / counts.seen[s]! : 1);
+    return {
+      dramBudgetBytes: this.plan.budgetBytes,
+      weightResidentBytesPeak: this.residentPeak,
+      kvBytes: f.kvBytes,
+      scratchBytes: f.scratchBytes,
+      cacheBytes: f.cacheBytes ?? 0,
+      headResident: this.plan.headResident,
+      sparsity: this.sparsityLevel,
+      flashBytesRead: (f.bytesRead ?? 0) + (f.headBytesRead ?? 0),
+      flashReads: f.deviceReads ?? 0,
+      meanReadBytes: f.deviceReads ? (f.bytesRead ?? 0) / f.deviceReads : 0,
+      cacheHitRate: f.lookups ? (f.hits ?? 0) / f.lookups : 0,
+      activeFraction: { q: frac(0), k: frac(0), v: frac(0), o: frac(1), gate: frac(2), up: frac(2), down: frac(3) },
+      ioWaitSeconds: f.ioWaitSeconds ?? 0,
+      computeSeconds: f.columnComputeSeconds ?? 0,
+    };
   }
 
   get isa(): string {
@@ -117,6 +232,7 @@ export class Engine {
     while (keep < this.cached.length && keep < ids.length && this.cached[keep] === ids[keep]) keep++;
     if (keep === ids.length) keep--; // re-evaluate the last token to get its logits
     this.cached.length = keep;
+    if (keep === 0 && this.flash) model.resetCacheCounts(); // LFU counts restart per sequence
     const rest = Int32Array.from(ids.slice(keep));
     await this.run(() => model.eval(rest, keep, this.logits, false), signal);
     this.cached.push(...rest);
@@ -195,6 +311,7 @@ export class Engine {
     const stopAtEos = options.stopAtEos ?? true;
     const text = new TokenTextStream(this.tokenizer);
     const history = [...ids];
+    this.flashStats(true);
     const stats: GenerationStats = {
       promptTokens: ids.length,
       generatedTokens: 0,
@@ -261,6 +378,8 @@ export class Engine {
       return stats;
     } finally {
       stats.peakRssBytes = peakRssBytes();
+      const flash = this.model ? this.flashStats() : undefined;
+      if (flash) stats.flash = flash;
       this.busy = false;
     }
   }

@@ -46,6 +46,26 @@ export interface GenerationStats {
   threads: number;
   isa: string;
   stopReason: "eos" | "length" | "aborted" | "context";
+  // Present when the model runs from the flash layout under a DRAM budget.
+  flash?: FlashRunStats;
+}
+
+export interface FlashRunStats {
+  dramBudgetBytes: number;
+  weightResidentBytesPeak: number;
+  kvBytes: number;
+  scratchBytes: number;
+  cacheBytes: number;
+  headResident: boolean;
+  sparsity: number;
+  flashBytesRead: number;
+  flashReads: number;
+  meanReadBytes: number;
+  cacheHitRate: number;
+  // Kept / seen input elements per site: attn_in (q, k, v), attn_out (o), ffn_in (gate, up), ffn_out (down).
+  activeFraction: { q: number; k: number; v: number; o: number; gate: number; up: number; down: number };
+  ioWaitSeconds: number;
+  computeSeconds: number;
 }
 
 export interface LoadOptions {
@@ -55,6 +75,19 @@ export interface LoadOptions {
   contextLength?: number;
   signal?: AbortSignal;
   onProgress?: (fraction: number) => void;
+  // DRAM budget: bytes, "512MB", "2GB" or a percentage of the model's weight bytes ("35%").
+  // Setting it runs the model from the flash layout (a GGUF is converted once into the
+  // cache). Defaults to no budget: a GGUF runs dense, fully in DRAM.
+  dram?: string | number;
+  // Contextual sparsity in [0, 1): the fraction of each linear layer's inputs skipped, using
+  // the model's calibration table. Defaults to 0 (dense).
+  sparsity?: number;
+  // Layers per group of the flash layout when converting. Defaults to 4.
+  groupSize?: number;
+  // Check every page read from flash against its CRC-32C. Defaults to false.
+  verifyReads?: boolean;
+  // Progress and notices during long steps (conversion), one line each.
+  log?: (line: string) => void;
 }
 
 export type { ChatMessage };

@@ -1,4 +1,4 @@
-import type { Backend, BackendModel, BackendModelSpec, SiteHistograms } from "../../backend/Backend.js";
+import type { Backend, BackendModel, BackendModelSpec, SiteHistograms, BackendFlashStats } from "../../backend/Backend.js";
 import { ActiveflowError, type ErrorCode } from "../../errors.js";
 import { loadAddon } from "./binding.js";
 
@@ -48,6 +48,19 @@ class NativeModel implements BackendModel {
   }
   siteCounts(reset?: boolean): { kept: number[]; seen: number[] } {
     return this.inner.siteCounts(reset);
+  }
+  flashStats(reset?: boolean): BackendFlashStats {
+    return this.inner.flashStats(reset);
+  }
+  setCacheBytes(bytes: number): void {
+    try {
+      this.inner.setCacheBytes(bytes);
+    } catch (e) {
+      throw fromNativeError(e);
+    }
+  }
+  resetCacheCounts(): void {
+    this.inner.resetCacheCounts();
   }
   dispose(): void {
     this.inner.dispose();

@@ -1,0 +1,102 @@
+// Active-weight columns on flash, a hot-column cache in DRAM, and the sparse linear step.
+// For each (layer, site) visit: the active input channels (nonzero after thresholding) are
+// looked up in the cache; misses are read from flash (coalesced direct I/O) into cache slots
+// or a staging area; then y = sum over active j of x_j * column_j, in ascending j, so which
+// columns were cached (the budget) never changes the result.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "io/aligned_buffer.h"
+#include "io/reader.h"
+#include "model/threadpool.h"
+
+namespace activeflow {
+
+// Where one layer's column of one tensor sits inside a record.
+struct FlashPart {
+  uint32_t offset;  // bytes from the record start
+  uint32_t bytes;   // row_bytes(type, n_out)
+  int64_t n_out;    // column length = output rows of the tensor
+};
+
+// One extent: n_in records of record_bytes, for the layers of one group and one site.
+struct FlashExtent {
+  int group = 0;
+  int site = 0;
+  int first_layer = 0;
+  int layers = 0;
+  int tensors = 0;  // tensors of the site (3 for attn_in, 2 for ffn_in, else 1)
+  int type = 0;     // column type
+  int64_t n_in = 0;
+  uint64_t offset = 0;  // absolute file offset of record 0
+  uint32_t record_bytes = 0;
+  std::vector<FlashPart> parts;  // [layers][tensors]
+};
+
+struct ColumnStats {
+  uint64_t lookups = 0;    // active channels looked up
+  uint64_t hits = 0;       // found in the cache
+  uint64_t bytes_read = 0; // bytes the device returned
+  uint64_t bytes_requested = 0;
+  uint64_t device_reads = 0;
+  double io_wait_s = 0;
+  double compute_s = 0;
+};
+
+class ColumnStore {
+ public:
+  // extents indexed [group * 4 + site]. cache_bytes: the hot cache's share of the budget.
+  ColumnStore(std::vector<FlashExtent> extents, int group_size, std::shared_ptr<Reader> reader,
+              const PageChecksums* sums, size_t cache_bytes);
+
+  // ys[t] ([n][ldy]) = W_t x for every tensor t of (layer, site); x is [n][stride], already
+  // thresholded (zeros are inactive).
+  void linear(int layer, int site, const float* x, int n, size_t stride, float* const* ys,
+              const int64_t* ldys, ThreadPool& pool);
+
+  // Re-plans the cache for a new size; cached columns are dropped (memory goes back to the OS).
+  void set_cache_bytes(size_t bytes);
+  size_t cache_bytes() const { return cache_bytes_; }
+  // Bytes of cache and staging memory allocated now.
+  size_t resident_bytes() const;
+  size_t staging_bytes() const { return staging_.size(); }
+  // LFU counts restart for each sequence (as the paper's policy).
+  void reset_counts();
+  const ColumnStats& stats() const { return stats_; }
+  void reset_stats() { stats_ = ColumnStats(); }
+
+ private:
+  struct Cache {
+    std::vector<int32_t> slot_of;  // [n_in] -> slot, or -1
+    std::vector<int32_t> chan_of;  // [cap] -> channel, or -1 when free
+    std::vector<uint32_t> count;   // [n_in] uses in this sequence
+    std::vector<uint64_t> stamp;   // [cap] visit that last used the slot (pinned in that visit)
+    uint8_t* mem = nullptr;        // [cap][record_bytes]
+    int32_t cap = 0;
+    int32_t used = 0;
+  };
+  void plan_cache();
+
+  std::vector<FlashExtent> extents_;
+  int group_size_;
+  std::shared_ptr<Reader> reader_;
+  const PageChecksums* sums_;
+  size_t cache_bytes_;
+  AlignedBuffer cache_mem_;
+  std::vector<Cache> caches_;    // per extent
+  AlignedBuffer staging_;        // the largest extent: every record of one visit fits
+  uint64_t visit_ = 0;
+  ColumnStats stats_;
+  // Per-visit scratch.
+  std::vector<int32_t> active_;
+  std::vector<const uint8_t*> records_;
+  std::vector<const void*> cols_;
+  std::vector<float> a_;
+  std::vector<ReadReq> reqs_;
+  std::vector<int32_t> victims_;
+};
+
+}  // namespace activeflow

@@ -1,0 +1,120 @@
+// The DRAM budget: parsing "--dram" values and splitting a budget between the parts of a
+// flash-layout model (DESIGN.md, "Memory: what the budget means"). The numbers here mirror
+// what the native side allocates (native/model: resident copies, staging, cache, KV, scratch).
+import { ActiveflowError } from "../errors.js";
+import type { FlashModel } from "../flash/open.js";
+import type { ModelConfig } from "../model/config.js";
+
+const UNITS: Record<string, number> = { "": 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1 << 20, mb: 1 << 20, mib: 1 << 20, g: 1 << 30, gb: 1 << 30, gib: 1 << 30 };
+
+// "35%" (of the model's weight bytes), "512MB", "2GiB", "123456".
+export function parseBudget(value: string, weightBytes: number): number {
+  const v = value.trim().toLowerCase();
+  const pct = /^(\d+(?:\.\d+)?)%$/.exec(v);
+  if (pct) {
+    const p = Number(pct[1]);
+    if (!(p > 0)) throw new ActiveflowError("BAD_ARGUMENT", `--dram ${value}: a percentage must be above 0`);
+    return Math.floor((weightBytes * p) / 100);
+  }
+  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/.exec(v);
+  const unit = m ? UNITS[m[2]!] : undefined;
+  if (!m || unit === undefined) {
+    throw new ActiveflowError("BAD_ARGUMENT", `--dram ${value}: expected bytes, a size such as 512MB or 2GB, or a percentage such as 35%`);
+  }
+  const bytes = Math.floor(Number(m[1]) * unit);
+  if (!(bytes > 0)) throw new ActiveflowError("BAD_ARGUMENT", `--dram ${value}: must be above 0`);
+  return bytes;
+}
+
+// Read staging of the I/O layer: queue depth x largest read.
+export const IO_QUEUE_DEPTH = 8;
+export const IO_MAX_READ = 256 << 10;
+export const HEAD_STAGING_BYTES = 4 << 20;
+// Tokens per prefill pass in flash mode (scratch grows with it).
+export const FLASH_BATCH = 16;
+
+const alignPage = (n: number) => Math.ceil(n / 4096) * 4096;
+const align64 = (n: number) => Math.ceil(n / 64) * 64;
+
+export interface FlashMemoryPlan {
+  budgetBytes: number;
+  minimumBytes: number;
+  // Norms, biases, rope factors: always in DRAM.
+  smallResidentBytes: number;
+  headResident: boolean;
+  headBytes: number;
+  embdResident: boolean;
+  stagingBytes: number; // the largest extent (every record of one visit) + I/O staging + head/row staging
+  kvBytes: number;
+  scratchBytes: number;
+  cacheBytes: number;
+  // Weight bytes the plan keeps in DRAM at most (resident tensors + staging + cache).
+  weightBytes: number;
+}
+
+export function kvBytes(cfg: ModelConfig, nCtx: number): number {
+  return 2 * cfg.nLayer * nCtx * cfg.nHeadKv * cfg.headDim * 4;
+}
+
+// Mirrors the native Scratch sizes for a batch of nBatch tokens.
+export function scratchBytes(cfg: ModelConfig, nBatch: number, nCtx: number, threads: number): number {
+  const q = cfg.nHead * cfg.headDim, kv = cfg.nHeadKv * cfg.headDim;
+  const wide = Math.max(cfg.nEmbd, cfg.nFf, q);
+  const floats = nBatch * (cfg.nEmbd + wide + q + 2 * kv + q + 2 * cfg.nFf) + threads * nCtx + cfg.nVocab;
+  // Quantised activations: at most ~1.2 bytes per input element of the widest input.
+  return floats * 4 + nBatch * Math.ceil(wide * 1.2) + 64;
+}
+
+export function weightBytesOf(flash: FlashModel): number {
+  return flash.resident.reduce((s, t) => s + t.bytes, 0) + flash.extents.reduce((s, e) => s + e.bytes, 0);
+}
+
+export function planFlashMemory(
+  flash: FlashModel,
+  cfg: ModelConfig,
+  nCtx: number,
+  threads: number,
+  budgetBytes: number,
+): FlashMemoryPlan {
+  const tied = !flash.resident.some((t) => t.name === "output.weight");
+  let small = 0, headBytes = 0;
+  for (const t of flash.resident) {
+    if (t.name === "output.weight" || (tied && t.name === "token_embd.weight")) headBytes = t.bytes;
+    else if (t.name !== "token_embd.weight") small += align64(t.bytes);
+  }
+  const embdRow = flash.resident.find((t) => t.name === "token_embd.weight");
+  const rowStaging = embdRow ? alignPage(embdRow.bytes / cfg.nVocab) : 0;
+  const largestExtent = Math.max(...flash.extents.map((e) => alignPage(e.bytes)));
+  const ioStaging = IO_QUEUE_DEPTH * IO_MAX_READ;
+  const kv = kvBytes(cfg, nCtx);
+  const scratch = scratchBytes(cfg, FLASH_BATCH, nCtx, threads);
+  const fixed = small + largestExtent + ioStaging + rowStaging + kv + scratch;
+  const minimum = fixed + HEAD_STAGING_BYTES;
+  if (budgetBytes < minimum) {
+    throw new ActiveflowError(
+      "BUDGET_TOO_SMALL",
+      `a DRAM budget of ${fmt(budgetBytes)} is below this model's minimum of ${fmt(minimum)} ` +
+        `(staging ${fmt(largestExtent + ioStaging)}, KV cache ${fmt(kv)} for ${nCtx} tokens, scratch ${fmt(scratch)}, norms ${fmt(small)})`,
+    );
+  }
+  // The head is read in full every token, the cache only helps for the share it hits, so
+  // the head gets DRAM first.
+  let left = budgetBytes - fixed;
+  const headResident = headBytes > 0 && align64(headBytes) <= left;
+  if (headResident) left -= align64(headBytes);
+  else left -= HEAD_STAGING_BYTES;
+  const cacheBytes = Math.max(0, Math.floor(left * 0.98)); // slack for per-extent rounding
+  const weightBytes = small + largestExtent + ioStaging + rowStaging + (headResident ? align64(headBytes) : HEAD_STAGING_BYTES) + cacheBytes;
+  return {
+    budgetBytes, minimumBytes: minimum, smallResidentBytes: small, headResident, headBytes, embdResident: false,
+    stagingBytes: largestExtent + ioStaging + rowStaging + (headResident ? 0 : HEAD_STAGING_BYTES),
+    kvBytes: kv, scratchBytes: scratch, cacheBytes, weightBytes,
+  };
+}
+
+export function fmt(bytes: number): string {
+  if (bytes >= 1 << 30) return `${(bytes / (1 << 30)).toFixed(2)} GiB`;
+  if (bytes >= 1 << 20) return `${(bytes / (1 << 20)).toFixed(1)} MiB`;
+  if (bytes >= 1 << 10) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${bytes} B`;
+}
