@@ -10,6 +10,7 @@ import { GgmlType, typeName } from "../src/gguf/types.js";
 import { readGguf, findTensor } from "../src/gguf/reader.js";
 import { GgufWriter, str, u32 } from "../src/gguf/writer.js";
 import { buildTinyModel, type TinyArch } from "../src/synth/tinyModel.js";
+import { crc32c } from "../src/flash/crc32c.js";
 import { convertToFlash } from "../src/flash/convert.js";
 import { FLASH_ALIGNMENT, KEY, SITES } from "../src/flash/format.js";
 import { checkExtentPages, flashExtent, openFlashModel, readExtentRecords, verifyFlashFile } from "../src/flash/open.js";
@@ -80,6 +81,14 @@ async function checkConversion(srcPath: string, flashPath: string): Promise<void
   }
   assert.deepEqual(await verifyFlashFile(flashPath), { pages: fm.crc.length, bytes: fm.extents.reduce((n, e) => n + e.bytes, 0) });
 }
+
+test("the addon's CRC-32C (used for pages) equals the TS table code", () => {
+  const b = Uint8Array.from({ length: 9000 }, (_, i) => (i * 2654435761) >>> 24);
+  for (const [o, n] of [[0, 4096], [1, 4095], [3, 8997], [0, 0]] as const) {
+    assert.equal(addon.crc32c(b.subarray(o, o + n)), crc32c(b.subarray(o, o + n)));
+  }
+  assert.equal(addon.crc32c(b.subarray(100), addon.crc32c(b.subarray(0, 100))), crc32c(b));
+});
 
 const ARCHS: TinyArch[] = ["llama", "qwen2", "qwen3"];
 const TYPES = [GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q8_0, GgmlType.F32];

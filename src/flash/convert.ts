@@ -10,7 +10,7 @@ import { GgmlType, TYPE_LAYOUT, typeName, type GgufFile, type GgufTensorInfo } f
 import { findTensor, getNumber, getString, readGguf } from "../gguf/reader.js";
 import { GgufWriter, arr, f32, str, strArr, u32, u32Arr, u64 } from "../gguf/writer.js";
 import { GgufValueType } from "../gguf/types.js";
-import { crc32c } from "./crc32c.js";
+import type { Crc32cFn } from "./crc32c.js";
 import {
   CHECKSUM_NAME, CRC_PAGE_BYTES, DEFAULT_GROUP_SIZE, FLASH_ALIGNMENT, FLASH_VERSION, HEADER_RESERVE_BYTES, KEY,
   SITES, SITE_TENSORS, computeFlashLayout, sourceTensorName,
@@ -130,12 +130,12 @@ function siteShapes(src: GgufFile, nLayer: number, opts: ConvertOptions): { shap
 class PageHasher {
   private crc = 0;
   private fill = 0;
-  constructor(private readonly out: Uint32Array, private page: number) {}
+  constructor(private readonly out: Uint32Array, private page: number, private readonly crc32c: Crc32cFn) {}
   update(bytes: Uint8Array): void {
     let o = 0;
     while (o < bytes.length) {
       const n = Math.min(CRC_PAGE_BYTES - this.fill, bytes.length - o);
-      this.crc = crc32c(bytes.subarray(o, o + n), this.crc);
+      this.crc = this.crc32c(bytes.subarray(o, o + n), this.crc);
       this.fill += n;
       o += n;
       if (this.fill === CRC_PAGE_BYTES) this.end();
@@ -202,7 +202,7 @@ async function* extentRecords(
   const chunk = new Uint8Array(Math.min(BAND, e.nIn) * e.recordBytes);
   const gathered = new Uint8Array(maxOut * BAND * 4);
   const cols = new Float32Array(maxOut * BAND);
-  const hasher = new PageHasher(crcs, e.firstPage);
+  const hasher = new PageHasher(crcs, e.firstPage, (b, seed) => addon.crc32c(b, seed));
   for (let j0 = 0; j0 < e.nIn; j0 += BAND) {
     const nb = Math.min(BAND, e.nIn - j0);
     const out = chunk.subarray(0, nb * e.recordBytes);

@@ -51,3 +51,6 @@ export function crc32cPages(bytes: Uint8Array, pageBytes: number, out: Uint32Arr
     out[k] = crc32c(bytes.subarray(o, Math.min(o + pageBytes, bytes.length)));
   }
 }
+
+// A CRC-32C function: the addon's SSE4.2 one when the caller has it, else crc32c above.
+export type Crc32cFn = (bytes: Uint8Array, crc?: number) => number;
