@@ -4,6 +4,7 @@
 // runs. Prints a table and the ratios at each engine's best thread count; saves raw JSON to
 // bench/results/dense-<date>.json. Run with `npm run bench:dense` (see bench/README.md).
 import { mkdirSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { machineInfo } from "./lib/machine.js";
@@ -213,6 +214,9 @@ function printReport(rep: ModelReport): void {
 async function main(): Promise<void> {
   const machine = machineInfo();
   log(`dense bench on ${machine.cpuModel}, ${machine.nproc} CPUs, node ${machine.node}, ${runs} runs, threads ${threadCounts.join("/")}`);
+  if ((machine.loadAverage[0] ?? 0) > 0.5 * machine.nproc) {
+    log(`warning: load average ${machine.loadAverage[0]} on ${machine.nproc} CPUs; other processes will distort these numbers`);
+  }
   const wanted = args.models.split(",");
   const reports: ModelReport[] = [];
   for (const name of wanted) {
@@ -230,7 +234,12 @@ async function main(): Promise<void> {
   const llamaIsa = reports.flatMap((r) => r.results).find((r) => r.engine === "llamacpp")?.isa;
   const out = {
     bench: "dense",
-    machine: { ...machine, isaPath: isa ?? null, llamaCppSystemInfo: llamaIsa ?? null },
+    machine: {
+      ...machine,
+      loadAverageAtEnd: loadavg().map((x) => Math.round(x * 100) / 100),
+      isaPath: isa ?? null,
+      llamaCppSystemInfo: llamaIsa ?? null,
+    },
     settings: { runs, threadCounts, engines, promptTokens, decodeTokens, contextLength: 512, promptSeed: PROMPT_SEED },
     method:
       "each measurement is a fresh child process: load, 4-token warm-up, then one greedy run; prefill tok/s = prompt tokens / time to first token; decode tok/s = (generated - 1) / time from first to last token; medians over runs; best thread count per engine and metric",

@@ -1,6 +1,6 @@
 // What the numbers were measured on, saved beside them.
 import { readFileSync } from "node:fs";
-import { availableParallelism, totalmem } from "node:os";
+import { availableParallelism, loadavg, totalmem } from "node:os";
 
 export interface MachineInfo {
   cpuModel: string;
@@ -12,6 +12,8 @@ export interface MachineInfo {
   platform: string;
   date: string;
   nodeLlamaCppVersion: string | undefined;
+  // 1/5/15-minute load averages at the start: above ~0.5 on 2 vCPUs the numbers are noisy.
+  loadAverage: number[];
 }
 
 const FLAGS_OF_INTEREST = ["avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512vnni", "avx_vnni", "amx_int8"];
@@ -51,5 +53,6 @@ export function machineInfo(): MachineInfo {
     platform: `${process.platform}-${process.arch}`,
     date: new Date().toISOString(),
     nodeLlamaCppVersion: packageVersion("node-llama-cpp"),
+    loadAverage: loadavg().map((x) => Math.round(x * 100) / 100),
   };
 }
