@@ -7,6 +7,7 @@ export class TokenTextStream {
   constructor(private readonly tokenizer: Tokenizer) {}
 
   push(id: number): string {
+    if (this.tokenizer.isControl(id)) return "";
     return this.decoder.decode(this.tokenizer.tokenBytes(id), { stream: true });
   }
 

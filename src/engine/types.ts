@@ -71,7 +71,7 @@ export interface FlashRunStats {
 export interface LoadOptions {
   // Compute threads. Defaults to 1 (measured best on 2-vCPU machines; see bench/dense).
   threads?: number;
-  // KV cache length in tokens. Defaults to min(4096, the model's trained context).
+  // KV cache length in tokens. Defaults to min(2048, the model's trained context).
   contextLength?: number;
   signal?: AbortSignal;
   onProgress?: (fraction: number) => void;

@@ -24,6 +24,8 @@ export interface Tokenizer {
   // Raw bytes of one token (byte-level BPE byte mapping or SentencePiece <0xNN> undone),
   // for streaming decoders that must hold back incomplete UTF-8 sequences.
   tokenBytes(id: number): Uint8Array;
+  // True for control tokens (chat markers and the like), which streamed text leaves out.
+  isControl(id: number): boolean;
   // Renders messages with the GGUF's tokenizer.chat_template; throws CHAT_TEMPLATE if the
   // model has none and no fallback applies.
   applyChatTemplate(messages: readonly ChatMessage[], options?: { addGenerationPrompt?: boolean }): string;
