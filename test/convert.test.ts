@@ -1,17 +1,18 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { mkdtemp, open, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, open, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadAddon } from "../src/backends/native/binding.js";
 import { isActiveflowError } from "../src/errors.js";
 import { GgmlType, typeName } from "../src/gguf/types.js";
 import { readGguf, findTensor } from "../src/gguf/reader.js";
-import { GgufWriter, str, u32 } from "../src/gguf/writer.js";
+import { GgufWriter, f32Arr, str, u32 } from "../src/gguf/writer.js";
 import { buildTinyModel, type TinyArch } from "../src/synth/tinyModel.js";
 import { crc32c } from "../src/flash/crc32c.js";
 import { convertToFlash } from "../src/flash/convert.js";
+import { updateFlashMetadata } from "../src/flash/metadata.js";
 import { FLASH_ALIGNMENT, KEY, SITES } from "../src/flash/format.js";
 import { checkExtentPages, flashExtent, openFlashModel, readExtentRecords, verifyFlashFile } from "../src/flash/open.js";
 
@@ -275,6 +276,41 @@ test("an aborted conversion leaves nothing at the target", async () => {
     await convertToFlash(m.path, out, { groupSize: 1, onProgress: (f) => fractions.push(f) });
     assert.equal(fractions.at(-1), 1);
     assert.ok(fractions.every((f, i) => i === 0 || f >= fractions[i - 1]!));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("calibration keys go into the header room in place; tensor data does not move", async () => {
+  const dir = await tempDir();
+  try {
+    const m = await buildTinyModel(join(dir, "t.gguf"), { type: GgmlType.Q4_0 });
+    const out = join(dir, "t.flash.gguf");
+    await convertToFlash(m.path, out, { groupSize: 1 });
+    const before = await openFlashModel(out);
+    const size = (await stat(out)).size;
+    const data = (await readFile(out)).subarray(before.gguf.dataOffset);
+    const th = new Map(SITES.map((s, i) => [`${KEY.thresholdsPrefix}${s}`, f32Arr([0.5 + i, 0.25 + i])]));
+    const { roomLeft } = await updateFlashMetadata(out, th);
+    assert.ok(roomLeft > 60_000 && roomLeft < 65_536);
+    const after = await openFlashModel(out);
+    assert.equal(after.gguf.dataOffset, before.gguf.dataOffset);
+    assert.equal((await stat(out)).size, size);
+    assert.ok((await readFile(out)).subarray(after.gguf.dataOffset).equals(data));
+    assert.deepEqual(after.gguf.metadata.get(`${KEY.thresholdsPrefix}ffn_in`), [2.5, 2.25]);
+    assert.equal(after.gguf.metadata.get("tokenizer.ggml.pre"), before.gguf.metadata.get("tokenizer.ggml.pre"));
+    assert.deepEqual(after.gguf.tensors, before.gguf.tensors);
+    // Replacing keys keeps them in place; the room grows back when values shrink.
+    const again = await updateFlashMetadata(out, new Map([[`${KEY.thresholdsPrefix}ffn_in`, f32Arr([1])]]));
+    assert.equal(again.roomLeft, roomLeft + 4);
+    assert.deepEqual((await readGguf(out)).metadata.get(`${KEY.thresholdsPrefix}ffn_in`), [1]);
+    await verifyFlashFile(out);
+    // More than the room: refused, file untouched.
+    const whole = await readFile(out);
+    await assert.rejects(updateFlashMetadata(out, new Map([["activeflow.big", f32Arr(new Float32Array(20_000))]])),
+      (e) => isActiveflowError(e) && e.code === "BAD_ARGUMENT" && /needs \d+ bytes more than the \d+-byte activeflow.reserved room/.test(e.message));
+    assert.ok((await readFile(out)).equals(whole));
+    await assert.rejects(updateFlashMetadata(m.path, th), /no activeflow.reserved header room/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

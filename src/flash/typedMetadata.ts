@@ -85,6 +85,20 @@ function toWriteValue(v: GgufValue, tags: Tags): GgufWriteValue {
   return { type: GgufValueType.ARRAY, elemType: tags.elem, value: v as ArrayLike<number> };
 }
 
+// Byte span of each metadata entry in `header` (the file's first bytes, from offset 0), in
+// file order, and where the key/value section ends.
+export function metadataSpans(header: Buffer, path: string, count: number): { spans: { key: string; start: number; end: number }[]; end: number } {
+  const c = new Cursor(header, path);
+  const spans: { key: string; start: number; end: number }[] = [];
+  for (let i = 0; i < count; i++) {
+    const start = c.pos;
+    const key = c.string();
+    readTags(c, c.u32());
+    spans.push({ key, start, end: c.pos });
+  }
+  return { spans, end: c.pos };
+}
+
 // Every metadata entry of `file` (as read by readGguf) with its GGUF type, in file order.
 export async function readTypedMetadata(file: GgufFile): Promise<Map<string, GgufWriteValue>> {
   const fh = await open(file.path, "r");

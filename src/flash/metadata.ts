@@ -1,0 +1,105 @@
+// Adds or replaces metadata keys of a flash file in place (docs/FLASH_FORMAT.md section 8):
+// the new key/value bytes are paid for by shrinking activeflow.reserved, so the tensor infos
+// and every tensor's data stay where they are and a multi-GB file is not rewritten. Used by
+// `calibrate` for activeflow.thresholds.*.
+import { open } from "node:fs/promises";
+import { ActiveflowError } from "../errors.js";
+import { readGguf } from "../gguf/reader.js";
+import { GgufValueType } from "../gguf/types.js";
+import { arr, type GgufWriteValue } from "../gguf/writer.js";
+import { KEY } from "./format.js";
+import { metadataSpans } from "./typedMetadata.js";
+
+const SCALAR_BYTES: Partial<Record<number, number>> = {
+  [GgufValueType.UINT8]: 1, [GgufValueType.INT8]: 1, [GgufValueType.BOOL]: 1,
+  [GgufValueType.UINT16]: 2, [GgufValueType.INT16]: 2,
+  [GgufValueType.UINT32]: 4, [GgufValueType.INT32]: 4, [GgufValueType.FLOAT32]: 4,
+  [GgufValueType.UINT64]: 8, [GgufValueType.INT64]: 8, [GgufValueType.FLOAT64]: 8,
+};
+
+function scalar(type: number, v: unknown, key: string): Buffer {
+  const size = SCALAR_BYTES[type];
+  if (size === undefined) throw new ActiveflowError("BAD_ARGUMENT", `metadata ${key}: value type ${type} is not a scalar`);
+  const b = Buffer.alloc(size);
+  switch (type) {
+    case GgufValueType.UINT8: b.writeUInt8(Number(v)); break;
+    case GgufValueType.INT8: b.writeInt8(Number(v)); break;
+    case GgufValueType.UINT16: b.writeUInt16LE(Number(v)); break;
+    case GgufValueType.INT16: b.writeInt16LE(Number(v)); break;
+    case GgufValueType.UINT32: b.writeUInt32LE(Number(v)); break;
+    case GgufValueType.INT32: b.writeInt32LE(Number(v)); break;
+    case GgufValueType.FLOAT32: b.writeFloatLE(Number(v)); break;
+    case GgufValueType.FLOAT64: b.writeDoubleLE(Number(v)); break;
+    case GgufValueType.BOOL: b.writeUInt8(v ? 1 : 0); break;
+    case GgufValueType.UINT64: b.writeBigUInt64LE(BigInt(v as number | bigint)); break;
+    case GgufValueType.INT64: b.writeBigInt64LE(BigInt(v as number | bigint)); break;
+  }
+  return b;
+}
+
+const u32 = (n: number): Buffer => scalar(GgufValueType.UINT32, n, "");
+const u64 = (n: number): Buffer => scalar(GgufValueType.UINT64, n, "");
+const gstr = (s: string): Buffer => {
+  const b = Buffer.from(s, "utf8");
+  return Buffer.concat([u64(b.length), b]);
+};
+
+// GGUF bytes of a value (with its type tag when `tagged`), as GgufWriter writes them.
+function encodeValue(key: string, v: GgufWriteValue, tagged: boolean): Buffer {
+  const parts: Buffer[] = tagged ? [u32(v.type)] : [];
+  if (v.type === GgufValueType.STRING) parts.push(gstr(v.value));
+  else if (v.type === GgufValueType.ARRAY) {
+    const items = v.value as ArrayLike<unknown>;
+    parts.push(u32(v.elemType), u64(items.length));
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i];
+      if (v.elemType === GgufValueType.STRING) parts.push(gstr(String(item)));
+      else if (v.elemType === GgufValueType.ARRAY) parts.push(encodeValue(`${key}[${i}]`, item as GgufWriteValue, false));
+      else parts.push(scalar(v.elemType, item, key));
+    }
+  } else parts.push(scalar(v.type, v.value, key));
+  return Buffer.concat(parts);
+}
+
+const encodeEntry = (key: string, v: GgufWriteValue): Buffer => Buffer.concat([gstr(key), encodeValue(key, v, true)]);
+
+// Sets `entries` (new keys are appended, existing ones replaced where they are) and shrinks
+// activeflow.reserved by the bytes this adds. Returns the room left. Throws BAD_ARGUMENT,
+// leaving the file untouched, when the room is too small or a key is the reserve itself.
+export async function updateFlashMetadata(path: string, entries: ReadonlyMap<string, GgufWriteValue>): Promise<{ roomLeft: number }> {
+  if (entries.has(KEY.reserved) || entries.has("general.alignment")) {
+    throw new ActiveflowError("BAD_ARGUMENT", `${path}: ${KEY.reserved} and general.alignment cannot be set in place`);
+  }
+  const file = await readGguf(path);
+  const fh = await open(path, "r+");
+  try {
+    const header = Buffer.allocUnsafe(file.dataOffset);
+    const { bytesRead } = await fh.read(header, 0, header.length, 0);
+    const { spans, end } = metadataSpans(header.subarray(0, bytesRead), path, file.metadata.size);
+    const reserve = spans.find((s) => s.key === KEY.reserved);
+    if (!reserve) {
+      throw new ActiveflowError("BAD_ARGUMENT", `${path}: no ${KEY.reserved} header room (not a flash file, or written by another tool); rewrite the file instead`);
+    }
+    const kept: Buffer[] = [];
+    for (const s of spans) {
+      if (s.key === KEY.reserved) continue;
+      const v = entries.get(s.key);
+      kept.push(v ? encodeEntry(s.key, v) : header.subarray(s.start, s.end));
+    }
+    for (const [k, v] of entries) if (!file.metadata.has(k)) kept.push(encodeEntry(k, v));
+    const used = kept.reduce((n, b) => n + b.length, 0);
+    // The reserve entry without its bytes: key, type, element type, count.
+    const reserveFixed = encodeEntry(KEY.reserved, arr(GgufValueType.UINT8, new Uint8Array(0))).length;
+    const room = end - 24 - used - reserveFixed;
+    if (room < 0) {
+      throw new ActiveflowError("BAD_ARGUMENT",
+        `${path}: the new metadata needs ${-room} bytes more than the ${reserve.end - reserve.start - reserveFixed}-byte ${KEY.reserved} room; rewrite the file instead`);
+    }
+    const kv = Buffer.concat([u64(kept.length + 1), ...kept, encodeEntry(KEY.reserved, arr(GgufValueType.UINT8, new Uint8Array(room)))]);
+    // One write over [16, end): the key/value count and the whole key/value section.
+    await fh.write(kv, 0, kv.length, 16);
+    return { roomLeft: room };
+  } finally {
+    await fh.close();
+  }
+}
