@@ -1,6 +1,9 @@
 // Command-line parsing for `activeflow`, hand-rolled so help text and parsing come from one
 // table: every option the parser accepts is listed in --help, and nothing else is.
 import { ActiveflowError } from "../errors.js";
+import { GgmlType } from "../gguf/types.js";
+import { parseBudget } from "../memory/budget.js";
+import { SHAPES } from "../synth/shapes.js";
 
 // A bad command line (exit code 2, with a hint to --help) as opposed to a failure while
 // running (exit code 1).
@@ -25,6 +28,23 @@ interface OptionSpec {
   min?: number;
   max?: number;
   above?: number;
+  below?: number; // exclusive upper bound
+  // Strings: the accepted values (compared case-insensitively), listed in errors.
+  choices?: readonly string[];
+  // Strings: a syntax check; returns what was expected when `raw` is bad.
+  check?: (raw: string) => string | undefined;
+}
+
+// Weight types by their lower-case GGML names (q4_0, q8_0, f16, ...); I32 is never a weight.
+const WEIGHT_TYPES = Object.keys(GgmlType).filter((k) => Number.isNaN(Number(k)) && k !== "I32").map((k) => k.toLowerCase());
+
+function checkBudget(raw: string): string | undefined {
+  try {
+    parseBudget(raw, 1 << 30);
+    return undefined;
+  } catch {
+    return "bytes, a size such as 512MB or 2GB, or a percentage of the model's weights such as 35%";
+  }
 }
 
 export const OPTIONS = {
@@ -41,6 +61,16 @@ export const OPTIONS = {
   minP: { long: "min-p", kind: "number", value: "x", min: 0, max: 1, help: "Drop tokens less likely than x times the best one; 0 disables. Defaults to 0.05." },
   repeatPenalty: { long: "repeat-penalty", kind: "number", value: "x", above: 0, max: 100, help: "Penalise tokens seen in the last --repeat-last-n tokens; 1 disables. Defaults to 1." },
   repeatLastN: { long: "repeat-last-n", kind: "int", value: "n", min: 0, max: 1_000_000, help: "How many recent tokens --repeat-penalty looks at. Defaults to 64." },
+  dram: { long: "dram", kind: "string", value: "size", check: checkBudget, help: "DRAM budget for the model (weights, KV cache, scratch): bytes, 512MB, 2GB or a percentage of the weights (35%). Runs the model from the flash layout; a .gguf is converted once into the cache. Defaults to no budget (dense, all in DRAM)." },
+  sparsity: { long: "sparsity", kind: "number", value: "s", min: 0, below: 1, help: "Fraction of each linear layer's inputs skipped (contextual sparsity), using the model's calibration table. Defaults to 0 (dense)." },
+  groupSize: { long: "group-size", kind: "int", value: "n", min: 1, max: 256, help: "Layers per group of the flash layout (read together) when converting. Defaults to 4." },
+  verifyReads: { long: "verify-reads", kind: "flag", help: "Check every page read from flash against its CRC-32C." },
+  columnType: { long: "column-type", kind: "string", value: "type", choices: WEIGHT_TYPES, help: `Store every column in this type (${WEIGHT_TYPES.join(", ")}). Defaults to the source type where it fits the column length, else q8_0.` },
+  text: { long: "text", kind: "string", value: "file", help: "Text file to read." },
+  tokens: { long: "tokens", kind: "int", value: "n", min: 16, max: 10_000_000, help: "Calibration tokens: with --text, the first n tokens of the file (defaults to 4096); without, the 16 built-in prompts are each continued by n/16 tokens (defaults to 1024)." },
+  window: { long: "window", kind: "int", value: "n", min: 2, max: 1_048_576, help: "Tokens per teacher-forced window; each window starts a fresh context. Defaults to 512." },
+  shape: { long: "shape", kind: "string", value: "name", choices: Object.keys(SHAPES), help: `Model shape: ${Object.keys(SHAPES).join(", ")}.` },
+  type: { long: "type", kind: "string", value: "type", choices: WEIGHT_TYPES, help: "Type of the linear weights, token_embd and output (norms stay f32). Defaults to q4_0." },
   json: { long: "json", kind: "flag", help: "Print one JSON object (tokens, text, speeds, memory) as the last line of stdout instead of the streamed text." },
   verbose: { long: "verbose", kind: "flag", help: "Show stack traces on errors." },
   help: { long: "help", short: "h", kind: "flag", help: "Show this help." },
@@ -56,7 +86,7 @@ export type OptionValues = {
       : number;
 };
 
-export type CommandName = "run" | "chat" | "fetch";
+export type CommandName = "run" | "chat" | "fetch" | "convert" | "calibrate" | "eval" | "synth" | "verify";
 
 interface CommandSpec {
   usage: string;
@@ -71,14 +101,22 @@ interface CommandSpec {
 
 const SAMPLING: OptionKey[] = ["seed", "greedy", "temperature", "topK", "topP", "minP", "repeatPenalty", "repeatLastN"];
 const MODEL_NOTE = "<model> is a .gguf file, or `smollm2` for the cached SmolLM2-135M-Instruct (fetched on first use).";
+const FLASH: OptionKey[] = ["dram", "sparsity", "groupSize", "verifyReads"];
+const FLASH_NOTE = [
+  "With --dram the model runs from the flash layout under that DRAM budget; the context length",
+  "then defaults to the prompt's tokens plus -n, rounded up to 64, so the KV cache stays small.",
+];
 
 export const COMMANDS: Record<CommandName, CommandSpec> = {
   run: {
     usage: "activeflow run <model> -p <prompt> [options]",
     summary: "Complete a prompt (raw text, no chat template) and stream the result.",
-    details: [MODEL_NOTE],
     positionals: ["model"],
-    options: ["prompt", "maxTokens", "threads", "ctx", ...SAMPLING, "json", "verbose", "help"],
+    details: [MODEL_NOTE, ...FLASH_NOTE],
+    options: ["prompt", "maxTokens", "threads", "ctx", ...FLASH, ...SAMPLING, "json", "verbose", "help"],
+    optionHelp: {
+      json: "Print one JSON object (tokens, text, speeds, memory; flash I/O and budget with --dram) as the last line of stdout instead of the streamed text.",
+    },
   },
   chat: {
     usage: "activeflow chat <model> [-p <message>] [options]",
@@ -88,9 +126,11 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
       "Without -p: an interactive session; each reply streams as it is generated. Type /exit",
       "(or end input with Ctrl-D) to quit, /reset to forget the conversation. Ctrl-C stops a reply.",
       "With -p: one turn, then exit.",
+      "With --dram the model runs from the flash layout under that DRAM budget; the context length",
+      "then defaults to the first message's tokens plus -n rounded up to 64 (with -p), or 1024.",
     ],
     positionals: ["model"],
-    options: ["prompt", "system", "maxTokens", "threads", "ctx", ...SAMPLING, "json", "verbose", "help"],
+    options: ["prompt", "system", "maxTokens", "threads", "ctx", ...FLASH, ...SAMPLING, "json", "verbose", "help"],
     optionHelp: {
       prompt: "Send this one message, print the reply and exit (no interactive session).",
       maxTokens: "Tokens per reply at most. Defaults to 128.",
@@ -105,6 +145,64 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
       "$ACTIVEFLOW_CACHE or ~/.cache/activeflow. The last line of stdout is the .gguf path.",
     ],
     positionals: ["name"],
+    options: ["verbose", "help"],
+  },
+  convert: {
+    usage: "activeflow convert <in.gguf> <out> [options]",
+    summary: "Rewrite a GGUF model into the flash layout (weights stored as columns, by layer group).",
+    details: [
+      "Prints per-site column types and requantisation errors, sizes and time. The output appears",
+      "only when complete (written to a temporary file, then renamed).",
+    ],
+    positionals: ["in.gguf", "out"],
+    options: ["groupSize", "columnType", "json", "verbose", "help"],
+    optionHelp: { json: "Print the report as one JSON line on stdout instead of a table." },
+  },
+  calibrate: {
+    usage: "activeflow calibrate <model> [options]",
+    summary: "Measure per-layer activation thresholds for every sparsity level and save them beside the model.",
+    details: [
+      "<model> is a .gguf file (run dense) or a converted flash-layout file. The table is written",
+      "to <model>.calibration.json (and beside the model's cached converted files, if any).",
+      "Without --text the model calibrates on its own continuations of 16 fixed prompts.",
+      "The evaluation text (wiki.test.raw) is refused: calibration must not see it.",
+    ],
+    positionals: ["model"],
+    options: ["text", "tokens", "threads", "json", "verbose", "help"],
+    optionHelp: {
+      text: "Calibrate on this text file instead of self-generated text.",
+      json: "Print a summary (path, tokens, source, thresholds per level) as one JSON line on stdout.",
+    },
+  },
+  eval: {
+    usage: "activeflow eval <model> --text <file> [options]",
+    summary: "Teacher-forced quality of the sparse model against itself dense: perplexity, KL, top-1 agreement.",
+    details: [
+      "<model> is a .gguf file or a converted flash-layout file. Sparsity above 0 needs the",
+      "model's calibration table (made by `activeflow calibrate <model>`).",
+    ],
+    positionals: ["model"],
+    options: ["text", "sparsity", "maxTokens", "window", "threads", "json", "verbose", "help"],
+    optionHelp: {
+      text: "Evaluation text file (e.g. wikitext-2 wiki.test.raw). Required.",
+      sparsity: "Fraction of each linear layer's inputs skipped. Defaults to 0 (scores the dense model only).",
+      maxTokens: "Tokens of the text to evaluate at most. Defaults to 4096.",
+      json: "Print one JSON line (ppl, ppl_dense, kl_to_dense, top1_agreement, tokens, sparsity, active_fraction) instead of a table.",
+    },
+  },
+  synth: {
+    usage: "activeflow synth --shape <name> [--type q4_0] <out.gguf> [options]",
+    summary: "Write a random-weight llama GGUF of a real model's shape (for speed, I/O and memory tests only).",
+    details: ["The file appears only when complete. The last line of stdout is its path."],
+    positionals: ["out.gguf"],
+    options: ["shape", "type", "seed", "verbose", "help"],
+    optionHelp: { seed: "Random seed; the same seed writes the same bytes. Defaults to 1." },
+  },
+  verify: {
+    usage: "activeflow verify <converted file>",
+    summary: "Check every page of a flash-layout file against its stored CRC-32C.",
+    details: ["On corruption: one line naming the extent and file offset of the first bad page, exit 1."],
+    positionals: ["file"],
     options: ["verbose", "help"],
   },
 };
@@ -185,7 +283,7 @@ export function parseArgs(argv: readonly string[]): Parsed {
       raw = argv[++i];
       if (raw === undefined) throw new UsageError(`option ${name} needs a value <${o.value ?? "value"}>`, command);
     }
-    values[key] = o.kind === "string" ? raw : parseNumber(name, raw, o, command);
+    values[key] = o.kind === "string" ? checkString(name, raw, o, command) : parseNumber(name, raw, o, command);
   }
 
   if (values.help === true) return { kind: "help", command };
@@ -198,10 +296,25 @@ export function parseArgs(argv: readonly string[]): Parsed {
   if (command === "run" && values.prompt === undefined) {
     throw new UsageError("run needs a prompt: -p <text>", command);
   }
+  if (command === "eval" && values.text === undefined) {
+    throw new UsageError("eval needs the evaluation text: --text <file>", command);
+  }
+  if (command === "synth" && values.shape === undefined) {
+    throw new UsageError(`synth needs a shape: --shape <${Object.keys(SHAPES).join("|")}>`, command);
+  }
   if (command === "fetch" && positionals[0] !== "smollm2") {
     throw new UsageError(`unknown model "${positionals[0]}" for fetch; the only fetchable model is smollm2`, command);
   }
   return { kind: "command", command, positionals, values: values as OptionValues };
+}
+
+function checkString(name: string, raw: string, o: OptionSpec, command: CommandName): string {
+  if (o.choices !== undefined && !o.choices.includes(raw.toLowerCase())) {
+    throw new UsageError(`invalid value for ${name}: "${raw}" (expected one of ${o.choices.join(", ")})`, command);
+  }
+  const expected = o.check?.(raw);
+  if (expected !== undefined) throw new UsageError(`invalid value for ${name}: "${raw}" (expected ${expected})`, command);
+  return o.choices !== undefined ? raw.toLowerCase() : raw;
 }
 
 const INT_RE = /^[+-]?\d+$/;
@@ -216,7 +329,8 @@ function parseNumber(name: string, raw: string, o: OptionSpec, command: CommandN
     (!isInt || Number.isSafeInteger(v)) &&
     (o.min === undefined || v >= o.min) &&
     (o.above === undefined || v > o.above) &&
-    (o.max === undefined || v <= o.max);
+    (o.max === undefined || v <= o.max) &&
+    (o.below === undefined || v < o.below);
   if (!inRange) {
     throw new UsageError(`invalid value for ${name}: "${raw}" (expected ${describeRange(o)})`, command);
   }
@@ -226,7 +340,7 @@ function parseNumber(name: string, raw: string, o: OptionSpec, command: CommandN
 function describeRange(o: OptionSpec): string {
   const what = o.kind === "int" ? "an integer" : "a number";
   const lo = o.above !== undefined ? `> ${o.above}` : o.min !== undefined ? `>= ${o.min}` : undefined;
-  const hi = o.max !== undefined && o.max < Number.MAX_SAFE_INTEGER ? `<= ${o.max}` : undefined;
+  const hi = o.below !== undefined ? `< ${o.below}` : o.max !== undefined && o.max < Number.MAX_SAFE_INTEGER ? `<= ${o.max}` : undefined;
   return [what, [lo, hi].filter((s) => s !== undefined).join(" and ")].filter((s) => s !== "").join(" ");
 }
 
@@ -243,7 +357,7 @@ export function helpText(command?: CommandName): string {
       "Usage: activeflow <command> [options]",
       "",
       "Commands:",
-      ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(7)} ${c.summary}`),
+      ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(9)} ${c.summary}`),
       "",
       "Options:",
       "  -h, --help      Show help; `activeflow <command> --help` shows a command's options.",
@@ -253,6 +367,8 @@ export function helpText(command?: CommandName): string {
       "  activeflow fetch smollm2",
       '  activeflow run smollm2 -p "The capital of France is" -n 32 --greedy',
       "  activeflow chat smollm2",
+      "  activeflow calibrate smollm2",
+      '  activeflow run smollm2 --dram 35% --sparsity 0.5 -p "The capital of France is" --greedy',
     ];
     return lines.join("\n") + "\n";
   }

@@ -5,11 +5,16 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isActiveflowError } from "../errors.js";
 import { helpText, parseArgs, UsageError } from "./args.js";
+import { calibrateCommand } from "./commands/calibrate.js";
 import { chatCommand } from "./commands/chat.js";
 import type { CliContext } from "./commands/context.js";
+import { convertCommand } from "./commands/convert.js";
+import { evalCommand } from "./commands/eval.js";
 import { fetchCommand } from "./commands/fetch.js";
 import { loadRealEngine } from "./commands/model.js";
 import { runCommand } from "./commands/run.js";
+import { synthCommand } from "./commands/synth.js";
+import { verifyCommand } from "./commands/verify.js";
 
 export async function main(argv: readonly string[], ctx: CliContext = processContext()): Promise<number> {
   const verbose = argv.includes("--verbose");
@@ -31,6 +36,16 @@ export async function main(argv: readonly string[], ctx: CliContext = processCon
         return await chatCommand(ctx, model, parsed.values);
       case "fetch":
         return await fetchCommand(ctx);
+      case "convert":
+        return await convertCommand(ctx, model, parsed.positionals[1]!, parsed.values);
+      case "calibrate":
+        return await calibrateCommand(ctx, model, parsed.values);
+      case "eval":
+        return await evalCommand(ctx, model, parsed.values);
+      case "synth":
+        return await synthCommand(ctx, model, parsed.values);
+      case "verify":
+        return await verifyCommand(ctx, model);
     }
   } catch (e) {
     return reportError(ctx, e, verbose);

@@ -1,6 +1,6 @@
 // What the CLI prints after a generation: a human stats line (stderr) and the --json record
 // (stdout). Field names in the JSON are snake_case and stable: scripts and benchmarks read them.
-import type { GenerationStats } from "../engine/types.js";
+import type { FlashRunStats, GenerationStats } from "../engine/types.js";
 
 export interface GenerationResult {
   tokens: number[]; // generated ids only
@@ -26,7 +26,41 @@ export function statsLine(r: GenerationResult): string {
     `stop: ${s.stopReason}`,
   ];
   if (r.seed !== undefined) parts.push(`seed ${r.seed}`);
-  return `stats: ${parts.join(" | ")}`;
+  const line = `stats: ${parts.join(" | ")}`;
+  return s.flash ? `${line}\n${flashLine(s.flash)}` : line;
+}
+
+// The second stats line in flash mode: what the budget held and what was read.
+export function flashLine(f: FlashRunStats): string {
+  const a = f.activeFraction;
+  const parts = [
+    `budget ${fixed(f.dramBudgetBytes / MB, 1)} MB (weights peak ${fixed(f.weightResidentBytesPeak / MB, 1)}, cache ${fixed(f.cacheBytes / MB, 1)}, KV ${fixed(f.kvBytes / MB, 2)}, head ${f.headResident ? "resident" : "streamed"})`,
+    `sparsity ${f.sparsity}`,
+    `read ${fixed(f.flashBytesRead / MB, 1)} MB in ${f.flashReads} reads (mean ${fixed(f.meanReadBytes / 1024, 1)} KB)`,
+    `cache hits ${fixed(f.cacheHitRate * 100, 1)}%`,
+    `active q/k/v ${fixed(a.q, 2)} o ${fixed(a.o, 2)} gate/up ${fixed(a.gate, 2)} down ${fixed(a.down, 2)}`,
+    `I/O wait ${fixed(f.ioWaitSeconds, 2)} s, column compute ${fixed(f.computeSeconds, 2)} s`,
+  ];
+  return `flash: ${parts.join(" | ")}`;
+}
+
+// Flash-mode fields of the --json record (snake_case, stable).
+export function flashRecord(f: FlashRunStats): Record<string, unknown> {
+  return {
+    dram_budget_bytes: f.dramBudgetBytes,
+    weight_resident_bytes_peak: f.weightResidentBytesPeak,
+    flash_bytes_read: f.flashBytesRead,
+    flash_reads: f.flashReads,
+    mean_read_bytes: f.meanReadBytes,
+    cache_hit_rate: f.cacheHitRate,
+    active_fraction: { ...f.activeFraction },
+    io_wait_s: f.ioWaitSeconds,
+    compute_s: f.computeSeconds,
+    sparsity: f.sparsity,
+    kv_bytes: f.kvBytes,
+    cache_bytes: f.cacheBytes,
+    head_resident: f.headResident,
+  };
 }
 
 export function jsonRecord(r: GenerationResult): Record<string, unknown> {
@@ -46,6 +80,7 @@ export function jsonRecord(r: GenerationResult): Record<string, unknown> {
     threads: s.threads,
     stop_reason: s.stopReason,
     seed: r.seed ?? null,
+    ...(s.flash ? flashRecord(s.flash) : {}),
   };
 }
 

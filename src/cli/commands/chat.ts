@@ -7,13 +7,20 @@ import type { ChatMessage } from "../../tokenizer/types.js";
 import type { OptionValues } from "../args.js";
 import type { CliContext, EngineLike } from "./context.js";
 import { exitCodeFor, generateOptions, reportGeneration, streamGeneration } from "./generate.js";
-import { loadOptions, resolveModelPath } from "./model.js";
+import { engineLoadOptions, resolveModelPath } from "./model.js";
 
 export async function chatCommand(ctx: CliContext, model: string, values: OptionValues): Promise<number> {
   const path = await resolveModelPath(model, ctx);
-  const engine = await ctx.loadEngine(path, loadOptions(values));
+  const messages: ChatMessage[] = values.system !== undefined ? [{ role: "system", content: values.system }] : [];
+  const first = values.prompt !== undefined ? { messages: [...messages, { role: "user" as const, content: values.prompt }] } : undefined;
+  const load = await engineLoadOptions(ctx, path, values, first);
+  let engine;
   try {
-    const messages: ChatMessage[] = values.system !== undefined ? [{ role: "system", content: values.system }] : [];
+    engine = await ctx.loadEngine(path, load.options);
+  } finally {
+    load.done();
+  }
+  try {
     if (values.prompt !== undefined) {
       messages.push({ role: "user", content: values.prompt });
       return await turn(ctx, engine, messages, values, 0);

@@ -1,9 +1,11 @@
 // Turns the <model> argument into a file path (or fetches SmolLM2), and loads the engine.
 import { statSync } from "node:fs";
-import { resolve } from "node:path";
+import { basename, resolve } from "node:path";
 import { ActiveflowError } from "../../errors.js";
 import type { LoadOptions } from "../../engine/types.js";
+import type { ChatMessage } from "../../tokenizer/types.js";
 import type { OptionValues } from "../args.js";
+import { ProgressLine } from "../progress.js";
 import type { CliContext, EngineLike } from "./context.js";
 import { fetchSmolLM2WithProgress } from "./fetch.js";
 
@@ -26,7 +28,59 @@ export function loadOptions(values: OptionValues): LoadOptions {
   const o: LoadOptions = {};
   if (values.threads !== undefined) o.threads = values.threads;
   if (values.ctx !== undefined) o.contextLength = values.ctx;
+  if (values.dram !== undefined) o.dram = values.dram;
+  if (values.sparsity !== undefined) o.sparsity = values.sparsity;
+  if (values.groupSize !== undefined) o.groupSize = values.groupSize;
+  if (values.verifyReads === true) o.verifyReads = true;
   return o;
+}
+
+// What the first generation will hold in the context: a raw prompt (run) or chat messages.
+export type FirstInput = { prompt: string } | { messages: ChatMessage[] } | undefined;
+
+const CTX_ROUND = 64;
+// Interactive chat cannot know its conversation's length up front.
+export const CHAT_FLASH_CONTEXT = 1024;
+
+// Under a DRAM budget the KV cache is part of the budget, so the context defaults to what the
+// first generation needs (its prompt tokens + maxTokens, rounded up to 64) instead of the
+// engine's 2048. Reads only the model's header and tokenizer.
+export async function budgetContextLength(path: string, first: FirstInput, maxTokens: number): Promise<number> {
+  if (first === undefined) return CHAT_FLASH_CONTEXT;
+  const { readGguf } = await import("../../gguf/reader.js");
+  const { createTokenizer } = await import("../../tokenizer/index.js");
+  const { readModelConfig } = await import("../../model/config.js");
+  const file = await readGguf(path);
+  const tokenizer = createTokenizer(file);
+  const promptTokens =
+    "prompt" in first
+      ? tokenizer.encode(first.prompt, { addSpecial: true }).length
+      : tokenizer.encode(tokenizer.applyChatTemplate(first.messages, { addGenerationPrompt: true }), { addSpecial: false, parseSpecial: true }).length;
+  const wanted = Math.ceil((promptTokens + maxTokens) / CTX_ROUND) * CTX_ROUND;
+  return Math.min(wanted, Math.max(CTX_ROUND, readModelConfig(file).trainedContext));
+}
+
+// Load options for run/chat, plus a progress line for a first-time conversion (--dram on a
+// .gguf). Returns the options and the function that ends the progress line.
+export async function engineLoadOptions(
+  ctx: CliContext,
+  path: string,
+  values: OptionValues,
+  first: FirstInput,
+): Promise<{ options: LoadOptions; done: () => void }> {
+  const options = loadOptions(values);
+  if (values.dram === undefined) return { options, done: () => {} };
+  if (options.contextLength === undefined) options.contextLength = await budgetContextLength(path, first, values.maxTokens ?? 128);
+  const line = new ProgressLine(ctx.stderr);
+  let label: string | undefined;
+  options.log = (s) => {
+    label = `converting ${basename(path)} to the flash layout (once)`;
+    ctx.stderr.write(`${s}\n`);
+  };
+  options.onProgress = (f) => {
+    if (label !== undefined) line.update(label, f);
+  };
+  return { options, done: () => line.done(label !== undefined ? `converted ${basename(path)} to the flash layout` : undefined) };
 }
 
 // The real engine is imported lazily: --help, argument errors and fetch never load the addon.

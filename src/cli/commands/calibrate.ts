@@ -1,0 +1,97 @@
+// `activeflow calibrate <model>`: thresholds for every sparsity level, saved beside the model
+// (and beside the model's cached converted files, so flash-mode runs of it find them first).
+import { readdir, readFile } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { ActiveflowError } from "../../errors.js";
+import type { OptionValues } from "../args.js";
+import { ProgressLine } from "../progress.js";
+import type { CliContext } from "./context.js";
+import { resolveModelPath } from "./model.js";
+import { formatTable } from "./table.js";
+
+// The evaluation text (DESIGN.md, "Measuring"): calibrating on it would make eval meaningless.
+export const EVALUATION_TEXT_NAME = "wiki.test.raw";
+
+export function refuseEvaluationText(path: string): void {
+  if (basename(path).toLowerCase() === EVALUATION_TEXT_NAME) {
+    throw new ActiveflowError(
+      "BAD_ARGUMENT",
+      `calibrate: ${path} is the evaluation text; calibration text must be disjoint from it (use another text file, or no --text for self-generated text)`,
+    );
+  }
+}
+
+const BUILTIN_PROMPTS = 16;
+
+export async function calibrateCommand(ctx: CliContext, model: string, values: OptionValues): Promise<number> {
+  if (values.text !== undefined) refuseEvaluationText(values.text);
+  const path = await resolveModelPath(model, ctx);
+  const text = values.text !== undefined ? await readText(values.text) : undefined;
+  const { Engine } = await import("../../engine/Engine.js");
+  const { calibrate, CALIBRATION_PROMPTS } = await import("../../sparsity/calibrate.js");
+  const { saveCalibration } = await import("../../sparsity/store.js");
+  const engine = await Engine.load(path, values.threads !== undefined ? { threads: values.threads } : {});
+  const line = new ProgressLine(ctx.stderr);
+  const controller = new AbortController();
+  const off = ctx.onInterrupt(() => controller.abort());
+  let table;
+  try {
+    const perPrompt = Math.ceil((values.tokens ?? BUILTIN_PROMPTS * 64) / CALIBRATION_PROMPTS.length);
+    table = await calibrate(engine, {
+      ...(text !== undefined ? { text, maxTokens: values.tokens ?? 4096 } : { tokensPerPrompt: perPrompt }),
+      signal: controller.signal,
+      onProgress: (f) => line.update(`calibrating ${basename(path)}`, f),
+    });
+    line.done();
+  } catch (e) {
+    line.done();
+    throw e;
+  } finally {
+    off();
+    await engine.dispose();
+  }
+  const saved = [await saveCalibration(path, table)];
+  if (engine.flash === undefined) {
+    for (const converted of await cachedConversions(path)) saved.push(await saveCalibration(converted, table));
+  }
+  const sites = table.sites;
+  const mean = table.thresholds.map((t) =>
+    sites.map((_, s) => {
+      let sum = 0;
+      for (let l = 0; l < table.nLayer; l++) sum += Math.max(0, t[l * sites.length + s]!);
+      return sum / table.nLayer;
+    }),
+  );
+  if (values.json === true) {
+    ctx.stdout.write(
+      `${JSON.stringify({ paths: saved, tokens: table.calibrationTokens, source: table.source, levels: table.levels, sites, mean_thresholds: mean })}\n`,
+    );
+    return 0;
+  }
+  ctx.stdout.write(`calibrated on ${table.calibrationTokens} tokens (${table.source}); mean |x| threshold over layers:\n`);
+  ctx.stdout.write(formatTable(["sparsity", ...sites], table.levels.map((l, i) => [l.toFixed(2), ...mean[i]!.map((x) => x.toPrecision(3))])));
+  for (const p of saved) ctx.stdout.write(`saved ${p}\n`);
+  return 0;
+}
+
+async function readText(file: string): Promise<string> {
+  try {
+    return await readFile(file, "utf8");
+  } catch (e) {
+    throw new ActiveflowError("BAD_ARGUMENT", `cannot read text file ${file}: ${(e as Error).message}`);
+  }
+}
+
+// Converted copies of a GGUF in the cache (any group size), as src/flash/cache.ts names them.
+async function cachedConversions(source: string): Promise<string[]> {
+  const { flashCachePath } = await import("../../flash/cache.js");
+  const one = await flashCachePath(source, 1);
+  const prefix = basename(one).replace(/\.g1\.af\.gguf$/, ".g");
+  let names: string[];
+  try {
+    names = await readdir(dirname(one));
+  } catch {
+    return [];
+  }
+  return names.filter((n) => n.startsWith(prefix) && n.endsWith(".af.gguf")).map((n) => join(dirname(one), n));
+}

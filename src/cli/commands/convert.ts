@@ -1,0 +1,52 @@
+// `activeflow convert <in.gguf> <out>`: the flash layout, with a progress bar on stderr and
+// the converter's report as a table (or one JSON line).
+import { basename, resolve } from "node:path";
+import { GgmlType } from "../../gguf/types.js";
+import type { OptionValues } from "../args.js";
+import { ProgressLine } from "../progress.js";
+import type { CliContext } from "./context.js";
+import { resolveModelPath } from "./model.js";
+import { formatTable, mib } from "./table.js";
+
+export async function convertCommand(ctx: CliContext, input: string, output: string, values: OptionValues): Promise<number> {
+  const inPath = await resolveModelPath(input, ctx);
+  const outPath = resolve(output);
+  const { convertToFlash } = await import("../../flash/convert.js");
+  const line = new ProgressLine(ctx.stderr);
+  const controller = new AbortController();
+  const off = ctx.onInterrupt(() => controller.abort());
+  let report;
+  try {
+    report = await convertToFlash(inPath, outPath, {
+      ...(values.groupSize !== undefined ? { groupSize: values.groupSize } : {}),
+      ...(values.columnType !== undefined ? { columnType: ggmlTypeOf(values.columnType) } : {}),
+      signal: controller.signal,
+      onProgress: (f) => line.update(`converting ${basename(inPath)}`, f),
+    });
+    line.done(`converted ${basename(inPath)} -> ${outPath}`);
+  } catch (e) {
+    line.done();
+    throw e;
+  } finally {
+    off();
+  }
+  if (values.json === true) {
+    ctx.stdout.write(`${JSON.stringify(report)}\n`);
+    return 0;
+  }
+  const rows = report.sites.map((s) => [
+    s.site, String(s.nIn), s.tensors.join(","), s.sourceTypes.join(","), s.columnType, s.quantError.toExponential(2), mib(s.extentBytes),
+  ]);
+  ctx.stdout.write(formatTable(["site", "n_in", "tensors", "source", "column", "quant_err", "MiB"], rows));
+  ctx.stdout.write(
+    `${report.nLayer} layers in ${report.groups} groups of ${report.groupSize}; resident ${mib(report.residentBytes)} MiB, ` +
+      `extents ${mib(report.extentBytes)} MiB, file ${mib(report.fileBytes)} MiB; ${report.seconds.toFixed(1)} s\n` +
+      `${report.outPath}\n`,
+  );
+  return 0;
+}
+
+// "q8_0" -> GgmlType.Q8_0 (the parser has already checked the name).
+export function ggmlTypeOf(name: string): number {
+  return GgmlType[name.toUpperCase() as keyof typeof GgmlType];
+}

@@ -1,0 +1,32 @@
+// `activeflow synth --shape <name> <out.gguf>`: a random-weight model of a real shape, with a
+// progress bar; the writer renames a temporary file into place, so the output is atomic.
+import { basename, resolve } from "node:path";
+import type { OptionValues } from "../args.js";
+import { ProgressLine } from "../progress.js";
+import { ggmlTypeOf } from "./convert.js";
+import type { CliContext } from "./context.js";
+
+export async function synthCommand(ctx: CliContext, output: string, values: OptionValues): Promise<number> {
+  const { synthesizeModel } = await import("../../synth/synth.js");
+  const outPath = resolve(output);
+  const shape = values.shape!;
+  const type = values.type ?? "q4_0";
+  const line = new ProgressLine(ctx.stderr);
+  const controller = new AbortController();
+  const off = ctx.onInterrupt(() => controller.abort());
+  try {
+    await synthesizeModel(shape, ggmlTypeOf(type), outPath, {
+      seed: values.seed ?? 1,
+      signal: controller.signal,
+      onProgress: (done, total) => line.update(`writing ${basename(outPath)} (${shape}, ${type})`, total > 0 ? done / total : undefined),
+    });
+    line.done(`wrote ${basename(outPath)} (${shape}, ${type})`);
+  } catch (e) {
+    line.done();
+    throw e;
+  } finally {
+    off();
+  }
+  ctx.stdout.write(`${outPath}\n`);
+  return 0;
+}
