@@ -184,6 +184,39 @@ function transpose(src: Float32Array, dst: Float32Array, rows: number, cols: num
 // Squared-error sums of one site, for its relative RMS requantisation error.
 interface ErrorSum { diff: number; ref: number }
 
+// Columns j0..j0+nb of one source tensor (nOut rows of type info.type in `bytes`) as floats,
+// column-major: the result's [jb * nOut + r] is W[r][j0 + jb]. Uses the scratch buffers.
+function bandColumns(
+  addon: NativeAddon, info: GgufTensorInfo, bytes: Uint8Array, nOut: number, j0: number, nb: number, gathered: Uint8Array, cols: Float32Array,
+): Float32Array {
+  const [blk, bb] = TYPE_LAYOUT[info.type]!;
+  const srcRow = (info.dims[0]! / blk) * bb;
+  const slice = (nb / blk) * bb;
+  const sliceAt = (j0 / blk) * bb;
+  // The band's slice of every source row, side by side: an nOut x nb matrix of source blocks.
+  for (let r = 0; r < nOut; r++) {
+    gathered.set(bytes.subarray(r * srcRow + sliceAt, r * srcRow + sliceAt + slice), r * slice);
+  }
+  const rowsMajor = addon.dequantizeRow(info.type, gathered.subarray(0, nOut * slice), nOut * nb);
+  const colsMajor = cols.subarray(0, nb * nOut);
+  transpose(rowsMajor, colsMajor, nOut, nb);
+  return colsMajor;
+}
+
+function addError(err: ErrorSum, ref: Float32Array, got: Float32Array): void {
+  let diff = 0;
+  let sum = 0;
+  for (let i = 0; i < ref.length; i++) {
+    const a = ref[i]!;
+    const d = got[i]! - a;
+    diff += d * d;
+    sum += a * a;
+  }
+  err.diff += diff;
+  err.ref += sum;
+}
+
+
 // Records of one extent, BAND input channels per chunk (the chunk buffer is reused).
 async function* extentRecords(
   addon: NativeAddon, fh: FileHandle, src: GgufFile, e: ExtentLayout, crcs: Uint32Array, err: ErrorSum, signal: AbortSignal | undefined,
@@ -208,31 +241,10 @@ async function* extentRecords(
     const out = chunk.subarray(0, nb * e.recordBytes);
     e.parts.forEach((p, k) => {
       const { info, bytes } = sources[k]!;
-      const [blk, bb] = TYPE_LAYOUT[info.type]!;
-      const srcRow = (info.dims[0]! / blk) * bb;
-      const slice = (nb / blk) * bb;
-      const sliceAt = (j0 / blk) * bb;
-      // Channels j0..j0+nb of every source row, side by side: an nOut x nb matrix.
-      for (let r = 0; r < p.nOut; r++) {
-        gathered.set(bytes.subarray(r * srcRow + sliceAt, r * srcRow + sliceAt + slice), r * slice);
-      }
-      const rowsMajor = addon.dequantizeRow(info.type, gathered.subarray(0, p.nOut * slice), p.nOut * nb);
-      const n = nb * p.nOut;
-      const colsMajor = cols.subarray(0, n);
-      transpose(rowsMajor, colsMajor, p.nOut, nb);
+      const colsMajor = bandColumns(addon, info, bytes, p.nOut, j0, nb, gathered, cols);
       const q = addon.quantizeRow(e.columnType, colsMajor);
       for (let jb = 0; jb < nb; jb++) out.set(q.subarray(jb * p.bytes, (jb + 1) * p.bytes), jb * e.recordBytes + p.offset);
-      const back = addon.dequantizeRow(e.columnType, q, n);
-      let diff = 0;
-      let ref = 0;
-      for (let i = 0; i < n; i++) {
-        const a = colsMajor[i]!;
-        const d = back[i]! - a;
-        diff += d * d;
-        ref += a * a;
-      }
-      err.diff += diff;
-      err.ref += ref;
+      addError(err, colsMajor, addon.dequantizeRow(e.columnType, q, colsMajor.length));
     });
     hasher.update(out);
     throwIfAborted(signal, what);
