@@ -1,7 +1,9 @@
-import { test } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { PassThrough } from "node:stream";
 import { fileURLToPath } from "node:url";
@@ -10,7 +12,8 @@ import { main } from "../src/cli/main.js";
 import type { CliContext, EngineLike } from "../src/cli/commands/context.js";
 import { ActiveflowError } from "../src/errors.js";
 import type { ChatMessage } from "../src/tokenizer/types.js";
-import type { GeneratedToken, GenerateOptions, GenerationStats } from "../src/engine/types.js";
+import type { FlashRunStats, GeneratedToken, GenerateOptions, GenerationStats, LoadOptions } from "../src/engine/types.js";
+import { buildTinyModel } from "../src/synth/tinyModel.js";
 import { SMOLLM2 } from "../src/fetch/smollm2.js";
 import { modelsDir } from "../src/fetch/cache.js";
 
@@ -49,7 +52,7 @@ function stats(generated: number, stopReason: GenerationStats["stopReason"]): Ge
   };
 }
 
-function harness(opts: { stdin?: string; interruptAfter?: number; failChatOn?: string } = {}): Harness {
+function harness(opts: { stdin?: string; interruptAfter?: number; failChatOn?: string; flash?: FlashRunStats } = {}): Harness {
   let out = "";
   let err = "";
   const handlers = new Set<() => void>();
@@ -68,7 +71,9 @@ function harness(opts: { stdin?: string; interruptAfter?: number; failChatOn?: s
       yield { id: 100 + i, text: WORDS[i]! };
       if (opts.interruptAfter === i + 1) h.interrupt();
     }
-    return stats(n, n === WORDS.length ? "eos" : "length");
+    const st = stats(n, n === WORDS.length ? "eos" : "length");
+    if (opts.flash) st.flash = opts.flash;
+    return st;
   }
   const engine: EngineLike = {
     modelBytes: 4567,
@@ -161,10 +166,67 @@ test("parser: bad command lines are UsageErrors naming the option and value", ()
     [["fetch", "smollm2", "--top-k", "3"], /--top-k does not apply to fetch/],
     [["frobnicate"], /unknown command "frobnicate"/],
     [["--frob"], /unknown option --frob/],
+    [["run", "m", "-p", "x", "--dram", "0"], /--dram: "0" \(expected bytes, a size such as 512MB or 2GB, or a percentage/],
+    [["run", "m", "-p", "x", "--dram", "lots"], /--dram: "lots"/],
+    [["run", "m", "-p", "x", "--dram", "0%"], /--dram: "0%"/],
+    [["run", "m", "-p", "x", "--sparsity", "1"], /--sparsity: "1" \(expected a number >= 0 and < 1\)/],
+    [["chat", "m", "--sparsity", "-0.1"], /--sparsity: "-0.1"/],
+    [["run", "m", "-p", "x", "--group-size", "0"], /--group-size: "0" \(expected an integer >= 1/],
+    [["run", "m", "-p", "x", "--verify-reads=1"], /--verify-reads takes no value/],
+    [["convert", "in.gguf"], /missing <out>: usage: activeflow convert/],
+    [["convert", "in.gguf", "out", "--column-type", "q3_x"], /--column-type: "q3_x" \(expected one of f32, f16, q4_0/],
+    [["convert", "in.gguf", "out", "--dram", "1GB"], /--dram does not apply to convert/],
+    [["calibrate"], /missing <model>/],
+    [["calibrate", "m", "--tokens", "3"], /--tokens: "3" \(expected an integer >= 16/],
+    [["calibrate", "m", "--sparsity", "0.5"], /--sparsity does not apply to calibrate/],
+    [["eval", "m"], /eval needs the evaluation text: --text <file>/],
+    [["eval", "m", "--text", "t", "--sparsity", "0.95x"], /--sparsity: "0.95x"/],
+    [["eval", "m", "--text", "t", "--window", "1"], /--window: "1" \(expected an integer >= 2/],
+    [["synth", "out.gguf"], /synth needs a shape: --shape <tiny\|small\|1b\|llama2-7b\|llama3-8b>/],
+    [["synth", "out.gguf", "--shape", "huge"], /--shape: "huge" \(expected one of tiny, small, 1b, llama2-7b, llama3-8b\)/],
+    [["synth", "out.gguf", "--shape", "tiny", "--type", "q5_x"], /--type: "q5_x"/],
+    [["synth", "--shape", "tiny"], /missing <out.gguf>/],
+    [["verify"], /missing <file>/],
+    [["verify", "a", "b"], /unexpected argument "b"/],
   ];
   for (const [argv, re] of bad) {
     assert.throws(() => parseArgs(argv), (e: unknown) => e instanceof UsageError && re.test(e.message), argv.join(" "));
   }
+});
+
+test("parser: flash options of run/chat and the new commands' options", () => {
+  const p = parseArgs(["run", "m", "-p", "x", "--dram", "35%", "--sparsity", "0.5", "--group-size", "2", "--verify-reads"]);
+  assert.ok(p.kind === "command");
+  assert.deepEqual(p.values, { prompt: "x", dram: "35%", sparsity: 0.5, groupSize: 2, verifyReads: true });
+  for (const dram of ["123456", "512MB", "2GB", "1.5GiB", "35%", "0.5%"]) {
+    const q = parseArgs(["chat", "m", "--dram", dram]);
+    assert.ok(q.kind === "command" && q.values.dram === dram, dram);
+  }
+  const c = parseArgs(["convert", "a.gguf", "b.af", "--group-size", "3", "--column-type", "Q8_0", "--json"]);
+  assert.ok(c.kind === "command");
+  assert.deepEqual(c.positionals, ["a.gguf", "b.af"]);
+  assert.deepEqual(c.values, { groupSize: 3, columnType: "q8_0", json: true });
+  const s = parseArgs(["synth", "--shape", "1b", "--type", "q4_0", "o.gguf", "--seed", "5"]);
+  assert.ok(s.kind === "command");
+  assert.deepEqual(s.positionals, ["o.gguf"]);
+  assert.deepEqual(s.values, { shape: "1b", type: "q4_0", seed: 5 });
+  const e = parseArgs(["eval", "m", "--text", "t.txt", "--sparsity", "0.5", "-n", "100", "--window", "64", "--json"]);
+  assert.ok(e.kind === "command");
+  assert.deepEqual(e.values, { text: "t.txt", sparsity: 0.5, maxTokens: 100, window: 64, json: true });
+  assert.deepEqual(parseArgs(["verify", "--help"]), { kind: "help", command: "verify" });
+});
+
+test("help: the new commands' usage lines and what they say about flash mode", () => {
+  assert.match(helpText("convert"), /^Usage: activeflow convert <in\.gguf> <out> \[options\]\n/);
+  assert.match(helpText("convert"), /--column-type <type> +Store every column in this type \(f32, f16, q4_0, q4_1, q8_0, q4_k, q5_k, q6_k, bf16\)/);
+  assert.match(helpText("calibrate"), /wiki\.test\.raw\) is refused/);
+  assert.match(helpText("eval"), /activeflow calibrate <model>/);
+  assert.match(helpText("synth"), /--shape <name> +Model shape: tiny, small, 1b, llama2-7b, llama3-8b\./);
+  assert.match(helpText("verify"), /^Usage: activeflow verify <converted file>\n/);
+  assert.match(helpText("run"), /--dram <size> +DRAM budget/);
+  assert.match(helpText("run"), /rounded up to 64/);
+  assert.match(helpText("chat"), /--verify-reads +Check every page/);
+  for (const name of ["convert", "calibrate", "eval", "synth", "verify"]) assert.match(helpText(), new RegExp(`\n  ${name} +\\S`));
 });
 
 // ---- main() in-process ----
@@ -253,6 +315,94 @@ test("main: chat session keeps history, /reset clears it, errors do not end it, 
   // Each turn gets its own seed so replies differ, reproducibly.
   assert.deepEqual(h.calls.map((c) => c.options.seed), [5, 6, 7, 8]);
   assert.equal(h.out(), "Hello,\nHello,\nHello,\n");
+});
+
+// ---- flash options through main() (fake engine, real tokenizer of a tiny GGUF) ----
+
+const FLASH_STATS: FlashRunStats = {
+  dramBudgetBytes: 8_000_000, weightResidentBytesPeak: 5_000_000, kvBytes: 65_536, scratchBytes: 40_000, cacheBytes: 3_000_000,
+  headResident: true, sparsity: 0.5, flashBytesRead: 1_234_567, flashReads: 12, meanReadBytes: 102_880.6, cacheHitRate: 0.75,
+  activeFraction: { q: 0.5, k: 0.5, v: 0.5, o: 0.45, gate: 0.51, up: 0.51, down: 0.48 }, ioWaitSeconds: 0.01, computeSeconds: 0.02,
+};
+
+let tinyDir: string | undefined;
+async function tinyGguf(): Promise<string> {
+  tinyDir ??= await mkdtemp(join(tmpdir(), "af-cli-"));
+  const path = join(tinyDir, "tiny.gguf");
+  if (!existsSync(path)) await buildTinyModel(path);
+  return path;
+}
+after(async () => {
+  if (tinyDir !== undefined) await rm(tinyDir, { recursive: true, force: true });
+});
+
+test("main: run --dram passes the flash options and sizes the context to prompt + -n, rounded up to 64", async () => {
+  const model = await tinyGguf();
+  const { readGguf } = await import("../src/gguf/reader.js");
+  const { createTokenizer } = await import("../src/tokenizer/index.js");
+  const tok = createTokenizer(await readGguf(model));
+  const prompt = "hello world, the world is here. ".repeat(4);
+  const promptTokens = tok.encode(prompt, { addSpecial: true }).length;
+  const h = harness();
+  assert.equal(await main(["run", model, "-p", prompt, "-n", "40", "--dram", "35%", "--sparsity", "0.5", "--group-size", "2", "--verify-reads", "--greedy"], h.ctx), 0, h.err());
+  const o = h.loads[0]!.options as LoadOptions;
+  assert.equal(o.dram, "35%");
+  assert.equal(o.sparsity, 0.5);
+  assert.equal(o.groupSize, 2);
+  assert.equal(o.verifyReads, true);
+  assert.equal(o.contextLength, Math.ceil((promptTokens + 40) / 64) * 64);
+  assert.ok(o.contextLength! % 64 === 0 && o.contextLength! >= promptTokens + 40);
+  // --ctx wins; without --dram the context is left to the engine.
+  const c = harness();
+  assert.equal(await main(["run", model, "-p", prompt, "--dram", "1GB", "--ctx", "300"], c.ctx), 0, c.err());
+  assert.equal((c.loads[0]!.options as LoadOptions).contextLength, 300);
+  const d = harness();
+  assert.equal(await main(["run", model, "-p", prompt], d.ctx), 0, d.err());
+  assert.equal((d.loads[0]!.options as LoadOptions).contextLength, undefined);
+  // chat -p: the rendered template's tokens count; an interactive chat gets a fixed 1024.
+  const t = harness();
+  assert.equal(await main(["chat", model, "-p", "hi", "-n", "10", "--dram", "1GB"], t.ctx), 0, t.err());
+  const chatTokens = tok.encode(tok.applyChatTemplate([{ role: "user", content: "hi" }], { addGenerationPrompt: true }), { addSpecial: false, parseSpecial: true }).length;
+  assert.equal((t.loads[0]!.options as LoadOptions).contextLength, Math.ceil((chatTokens + 10) / 64) * 64);
+  const r = harness({ stdin: "/exit\n" });
+  assert.equal(await main(["chat", model, "--dram", "1GB"], r.ctx), 0, r.err());
+  assert.equal((r.loads[0]!.options as LoadOptions).contextLength, 1024);
+});
+
+test("main: run --json in flash mode adds the budget, I/O and sparsity fields; stats gain a flash line", async () => {
+  const h = harness({ flash: FLASH_STATS });
+  assert.equal(await main(["run", ANY_FILE, "-p", "x", "-n", "2", "--greedy", "--json", "--dram", "8MB", "--ctx", "64"], h.ctx), 0, h.err());
+  const j = JSON.parse(h.out().trim()) as Record<string, unknown>;
+  assert.deepEqual(
+    Object.fromEntries(Object.entries(j).filter(([k]) => [
+      "dram_budget_bytes", "weight_resident_bytes_peak", "flash_bytes_read", "flash_reads", "mean_read_bytes", "cache_hit_rate",
+      "active_fraction", "io_wait_s", "compute_s", "sparsity", "kv_bytes", "cache_bytes", "head_resident",
+    ].includes(k))),
+    {
+      dram_budget_bytes: 8_000_000, weight_resident_bytes_peak: 5_000_000, flash_bytes_read: 1_234_567, flash_reads: 12,
+      mean_read_bytes: 102_880.6, cache_hit_rate: 0.75, active_fraction: { q: 0.5, k: 0.5, v: 0.5, o: 0.45, gate: 0.51, up: 0.51, down: 0.48 },
+      io_wait_s: 0.01, compute_s: 0.02, sparsity: 0.5, kv_bytes: 65_536, cache_bytes: 3_000_000, head_resident: true,
+    },
+  );
+  assert.match(h.err(), /\nflash: budget 7\.6 MB \(weights peak 4\.8, cache 2\.9, KV 0\.06, head resident\) \| sparsity 0\.5 \| read 1\.2 MB in 12 reads/);
+  // Dense runs keep the old record.
+  const d = harness();
+  assert.equal(await main(["run", ANY_FILE, "-p", "x", "--greedy", "--json"], d.ctx), 0);
+  assert.ok(!("dram_budget_bytes" in (JSON.parse(d.out().trim()) as object)));
+});
+
+test("main: engine load errors (budget too small, missing calibration) are one line, exit 1", async () => {
+  for (const [code, message] of [
+    ["BUDGET_TOO_SMALL", "a DRAM budget of 1.0 MiB is below this model's minimum of 7.2 MiB (staging 2.8 MiB, KV cache 128.0 KiB for 64 tokens)"],
+    ["BAD_ARGUMENT", "/m.gguf: sparsity 0.5 needs thresholds, and the model has no calibration; run `activeflow calibrate /m.gguf` first"],
+  ] as const) {
+    const h = harness();
+    h.ctx.loadEngine = async () => {
+      throw new ActiveflowError(code, message);
+    };
+    assert.equal(await main(["run", ANY_FILE, "-p", "x", "--dram", "1MB", "--ctx", "64", "--sparsity", "0.5"], h.ctx), 1);
+    assert.equal(h.err(), `error: ${message}\n`);
+  }
 });
 
 // ---- the real binary (compiled dist/) ----
