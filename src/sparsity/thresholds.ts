@@ -76,7 +76,8 @@ export function thresholdsFor(table: ThresholdTable, s: number): Float32Array {
   const a = thresholds[lo]!, b = thresholds[hi]!;
   const out = new Float32Array(a.length);
   for (let i = 0; i < a.length; i++) {
-    const x = a[i]!, y = b[i]!;
+    // Level 0's "keep everything" sentinel (-1) interpolates from 0, not from -1.
+    const x = Math.max(0, a[i]!), y = b[i]!;
     out[i] = x > 0 && y > 0 ? x * (y / x) ** f : x + (y - x) * f;
   }
   return out;
