@@ -71,6 +71,12 @@ inline I dot_s8s8(I acc, const S8W& w, I x) {
 }
 #endif
 
+// Folds four 8-lane int32 dots: lane c (c < 4) holds the low-128-bit half of dot c's sum
+// and lane c + 4 the high half, so sum(dot c) = lane c + lane c + 4.
+inline I fold4(I p0, I p1, I p2, I p3) {
+  return _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3));
+}
+
 inline F8 f8zero() { return _mm256_setzero_ps(); }
 inline F8 f8set1(float a) { return _mm256_set1_ps(a); }
 inline F8 f8load(const float* p) { return _mm256_loadu_ps(p); }
@@ -90,6 +96,14 @@ inline void prefetch(const void* p) { _mm_prefetch((const char*)p, _MM_HINT_T0);
 
 // One IEEE half (block scale) to float.
 inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+// Two adjacent halves (a block's d and m) with one conversion.
+inline void h2f_pair(const uint16_t* p, float* a, float* b) {
+  int32_t bits;
+  __builtin_memcpy(&bits, p, 4);
+  const __m128 v = _mm_cvtph_ps(_mm_cvtsi32_si128(bits));
+  *a = _mm_cvtss_f32(v);
+  *b = _mm_cvtss_f32(_mm_movehdup_ps(v));
+}
 
 }  // namespace vec
 }  // namespace

@@ -14,45 +14,73 @@ namespace {
 
 using namespace vec;
 
-// The activation side of one 32-element block for NC activations: codes, scale d as a
-// broadcast vector, and the sums s = d * sum(q) with lane c holding activation c (so one
-// FMA per weight row accumulates a row's offset terms for all NC activations).
+// The activation side of one 32-element block for NC activations: codes, scales d, and
+// the sums s = d * sum(q), both with lane c (mod NC) holding activation c, so one FMA per
+// weight row covers all NC activations.
 template <int NC>
 struct ActBlocks {
   I q[NC];
-  F8 d[NC];
+  F8 d;  // lanes c and c + 4 hold d of activation c (NC <= 4)
   F8 s;
   ActBlocks(const char* const* xs, int64_t i) {
-    alignas(32) float sa[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    alignas(32) float da[8] = {0, 0, 0, 0, 0, 0, 0, 0}, sa[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     for (int c = 0; c < NC; c++) {
       const block_q8_1* xb = (const block_q8_1*)xs[c] + i;
       q[c] = iload(xb->qs);
-      d[c] = f8set1(xb->d);
+      da[c] = da[c + 4] = xb->d;
       sa[c] = xb->s;
     }
+    d = NC == 1 ? f8set1(da[0]) : f8load(da);
     s = NC == 1 ? f8set1(sa[0]) : f8load(sa);
   }
 };
 
-// Writes tile results: y[c * ldy + r] = hsum(acc[r][c]) + lane c of corr[r].
-template <int NR, int NC>
-inline void store_tile(const F8 (&acc)[NR][NC], const F8 (&corr)[NR], float* y, int64_t ldy) {
-  for (int r = 0; r < NR; r++) {
-    alignas(32) float cr[8];
-    f8store(cr, corr[r]);
-    for (int c = 0; c < NC; c++) y[c * ldy + r] = f8hsum(acc[r][c]) + cr[c];
-  }
-}
-
-// Q4_0 / Q4_1 against Q8_1: unsigned codes dot x, plus the offset (m, or -8d) times sum(x).
+// Weight side policies of the 32-element formats: prepare a block's codes once, dot them
+// with an activation block, and give the scale d and the offset factor m (the term
+// m * s_x is added per block: Q4_1's min, Q4_0's -8d, Q8_0's VNNI offset).
 template <class B, bool HAS_M>
-struct KQ4 {
+struct Q4Policy {
+  typedef B Block;
+  typedef I W;
+  static W prep(const B* wb) { return unpack_nibbles16(wb->qs); }
+  static I dot(const W& w, I x) { return dot_u8s8(izero(), w, x); }
+  static constexpr bool kHasOffset = true;
+  static void scales(const B* wb, float* d, float* m) {
+    if constexpr (HAS_M) {
+      h2f_pair(&wb->d, d, m);
+    } else {
+      *d = h2f(wb->d);
+      *m = -8.0f * *d;
+    }
+  }
+};
+
+struct Q8Policy {
+  typedef block_q8_0 Block;
+  typedef S8W W;
+  static W prep(const block_q8_0* wb) { return prep_s8(iload(wb->qs)); }
+  static I dot(const W& w, I x) { return dot_s8s8(izero(), w, x); }
+  static constexpr bool kHasOffset = kS8Offset != 0;
+  static void scales(const block_q8_0* wb, float* d, float* m) {
+    *d = h2f(wb->d);
+    *m = -(float)kS8Offset * *d;
+  }
+};
+
+// NR x NC tile of a 32-element format against Q8_1 activations. With NC = 4 the four
+// integer dots of a row are first folded into one vector (lanes c and c + 4 hold halves of
+// dot c), so the int->float conversion and scaling run once per row instead of per dot.
+template <class P>
+struct K32 {
+  typedef typename P::Block B;
   template <int NR, int NC>
   static void tile(const char* w, size_t rs, const char* const* xs, int64_t n, float* y, int64_t ldy) {
-    F8 acc[NR][NC], corr[NR];
+    constexpr bool kFold = NC == 4;
+    constexpr int NA = kFold ? 1 : NC;  // accumulators per row
+    F8 acc[NR][NA], corr[NR];
     for (int r = 0; r < NR; r++) {
       corr[r] = f8zero();
-      for (int c = 0; c < NC; c++) acc[r][c] = f8zero();
+      for (int a = 0; a < NA; a++) acc[r][a] = f8zero();
     }
     const int64_t nblk = n / AF_QK;
     for (int64_t i = 0; i < nblk; i++) {
@@ -60,46 +88,29 @@ struct KQ4 {
       for (int r = 0; r < NR; r++) {
         const B* wb = (const B*)(w + r * rs) + i;
         prefetch((const char*)wb + kPrefetchBytes);
-        const I u = unpack_nibbles16(wb->qs);
-        const float d = h2f(wb->d);
-        float m;
-        if constexpr (HAS_M) m = h2f(wb->m); else m = -8.0f * d;
-        corr[r] = f8madd(f8set1(m), x.s, corr[r]);
-        const F8 dv = f8set1(d);
-        for (int c = 0; c < NC; c++) {
-          acc[r][c] = f8madd(i2f(dot_u8s8(izero(), u, x.q[c])), f8mul(dv, x.d[c]), acc[r][c]);
+        const typename P::W wq = P::prep(wb);
+        float d, m;
+        P::scales(wb, &d, &m);
+        if constexpr (P::kHasOffset) corr[r] = f8madd(f8set1(m), x.s, corr[r]);
+        const F8 scale = f8mul(f8set1(d), x.d);
+        if constexpr (kFold) {
+          const I p = fold4(P::dot(wq, x.q[0]), P::dot(wq, x.q[1]), P::dot(wq, x.q[2]), P::dot(wq, x.q[3]));
+          acc[r][0] = f8madd(i2f(p), scale, acc[r][0]);
+        } else {
+          for (int c = 0; c < NC; c++) acc[r][c] = f8madd(i2f(P::dot(wq, x.q[c])), scale, acc[r][c]);
         }
       }
     }
-    store_tile(acc, corr, y, ldy);
-  }
-};
-
-// Q8_0 against Q8_1 (signed x signed; see vec::prep_s8 for the offset).
-struct KQ8 {
-  template <int NR, int NC>
-  static void tile(const char* w, size_t rs, const char* const* xs, int64_t n, float* y, int64_t ldy) {
-    F8 acc[NR][NC], corr[NR];
     for (int r = 0; r < NR; r++) {
-      corr[r] = f8zero();
-      for (int c = 0; c < NC; c++) acc[r][c] = f8zero();
-    }
-    const int64_t nblk = n / AF_QK;
-    for (int64_t i = 0; i < nblk; i++) {
-      const ActBlocks<NC> x(xs, i);
-      for (int r = 0; r < NR; r++) {
-        const block_q8_0* wb = (const block_q8_0*)(w + r * rs) + i;
-        prefetch((const char*)wb + kPrefetchBytes);
-        const S8W wq = prep_s8(iload(wb->qs));
-        const float d = h2f(wb->d);
-        if constexpr (kS8Offset != 0) corr[r] = f8madd(f8set1(-(float)kS8Offset * d), x.s, corr[r]);
-        const F8 dv = f8set1(d);
-        for (int c = 0; c < NC; c++) {
-          acc[r][c] = f8madd(i2f(dot_s8s8(izero(), wq, x.q[c])), f8mul(dv, x.d[c]), acc[r][c]);
-        }
+      alignas(32) float cr[8], a[8];
+      f8store(cr, corr[r]);
+      if constexpr (kFold) {
+        f8store(a, acc[r][0]);
+        for (int c = 0; c < 4; c++) y[c * ldy + r] = a[c] + a[c + 4] + cr[c];
+      } else {
+        for (int c = 0; c < NC; c++) y[c * ldy + r] = f8hsum(acc[r][c]) + cr[c];
       }
     }
-    store_tile(acc, corr, y, ldy);
   }
 };
 
@@ -199,12 +210,12 @@ struct KQ6K {
 }  // namespace
 
 void fill_simd_quant(af_kernel_table* t) {
-  t->matvec[AF_Q4_0] = matvec_tiles<KQ4<block_q4_0, false>>;
-  t->matmul[AF_Q4_0] = matmul_tiles<KQ4<block_q4_0, false>>;
-  t->matvec[AF_Q4_1] = matvec_tiles<KQ4<block_q4_1, true>>;
-  t->matmul[AF_Q4_1] = matmul_tiles<KQ4<block_q4_1, true>>;
-  t->matvec[AF_Q8_0] = matvec_tiles<KQ8>;
-  t->matmul[AF_Q8_0] = matmul_tiles<KQ8>;
+  t->matvec[AF_Q4_0] = matvec_tiles<K32<Q4Policy<block_q4_0, false>>>;
+  t->matmul[AF_Q4_0] = matmul_tiles<K32<Q4Policy<block_q4_0, false>>>;
+  t->matvec[AF_Q4_1] = matvec_tiles<K32<Q4Policy<block_q4_1, true>>>;
+  t->matmul[AF_Q4_1] = matmul_tiles<K32<Q4Policy<block_q4_1, true>>>;
+  t->matvec[AF_Q8_0] = matvec_tiles<K32<Q8Policy>>;
+  t->matmul[AF_Q8_0] = matmul_tiles<K32<Q8Policy>>;
   t->matvec[AF_Q4_K] = matvec_tiles<KQ45K<false>>;
   t->matmul[AF_Q4_K] = matmul_tiles<KQ45K<false>>;
   t->matvec[AF_Q5_K] = matvec_tiles<KQ45K<true>>;
