@@ -21,7 +21,7 @@ using colv::kF;
 constexpr int G = AF_COL_GROUP;
 // Blocks of y per pass of a column group: y[chunk] stays in L1 while every group of columns
 // is applied to it, and each column is still read in runs of several blocks.
-constexpr int64_t kChunkElems = 1024;
+constexpr int64_t kChunkElems = 1000000;
 
 inline uint16_t rd16(const uint8_t* p) {
   uint16_t v;
@@ -42,8 +42,7 @@ struct CQ4_1 {
   static constexpr int kStore = 32, kStoreBytes = 20, kBlock = 32, kSub = 32;
   static constexpr bool kOffset = true;
   static void params(const uint8_t* b, float* d, float* m) {
-    d[0] = colv::h2f(rd16(b));
-    m[0] = colv::h2f(rd16(b + 2));
+    colv::h2f2(b, d, m);
   }
   static void codes(const uint8_t* b, int, F* out) { colv::q4_1(b + 4, out); }
 };
@@ -144,42 +143,56 @@ void tail(const void* const* cols, const float* a, int64_t n_cols, float* y, int
   }
 }
 
-// y[e] += sum_i a[i] * col_i[e] over the whole blocks of [e0, e1), then the float tail.
+// One group of N columns over nblk whole blocks: y[b] += r per block, r summed in registers.
+// N is a template argument so the column loops unroll and the pointers stay in registers.
+template <class C, int N>
+void group_pass(const uint8_t* const* cols, const float* ag, float* y, int64_t nblk) {
+  constexpr int kSubs = C::kBlock / C::kSub, kV = C::kSub / kF;
+  const uint8_t* p[N];
+  for (int i = 0; i < N; i++) p[i] = cols[i];
+  for (int64_t b = 0; b < nblk; b++, y += C::kBlock) {
+    const int64_t off = b * block_bytes<C>();
+    float d[N][kSubs], m[N][kSubs];
+    for (int i = 0; i < N; i++) C::params(p[i] + off, d[i], m[i]);
+    for (int j = 0; j < kSubs; j++) {
+      float bias = 0.0f;
+      if constexpr (C::kOffset) {
+        for (int i = 0; i < N; i++) bias = fmaf(ag[i], m[i][j], bias);
+      }
+      F r[kV];
+      for (int v = 0; v < kV; v++) r[v] = colv::set1(bias);
+      for (int i = 0; i < N; i++) {
+        F q[kV];
+        C::codes(p[i] + off, j, q);
+        const F s = colv::set1(ag[i] * d[i][j]);
+        for (int v = 0; v < kV; v++) r[v] = colv::madd(s, q[v], r[v]);
+      }
+      float* yj = y + j * C::kSub;
+      for (int v = 0; v < kV; v++) colv::store(yj + v * kF, colv::add(colv::load(yj + v * kF), r[v]));
+    }
+  }
+}
+
+// y[e] += sum_i a[i] * col_i[e] over the whole blocks of [e0, e1), then the float tail. Each
+// group of columns streams through its runs of the range while y stays in L1/L2.
 template <class C>
 void col_axpy(const void* const* cols, const float* a, int64_t n_cols, float* y, int64_t e0,
               int64_t e1) {
-  constexpr int kSubs = C::kBlock / C::kSub, kV = C::kSub / kF;
-  constexpr int64_t kChunk = kChunkElems / C::kBlock > 0 ? kChunkElems / C::kBlock : 1;
   const int64_t nblk = (e1 - e0) / C::kBlock;
-  for (int64_t c0 = 0; c0 < nblk; c0 += kChunk) {
-    const int64_t c1 = c0 + kChunk < nblk ? c0 + kChunk : nblk;
-    for (int64_t g = 0; g < n_cols; g += G) {
-      const int n = (int)(n_cols - g < G ? n_cols - g : G);
-      const float* ag = a + g;
-      const uint8_t* p[G];
-      for (int i = 0; i < n; i++) p[i] = at<C>(cols[g + i], e0 + c0 * C::kBlock);
-      float* yb = y + e0 + c0 * C::kBlock;
-      for (int64_t b = c0; b < c1; b++, yb += C::kBlock) {
-        float d[G][kSubs], m[G][kSubs];
-        for (int i = 0; i < n; i++) C::params(p[i], d[i], m[i]);
-        for (int j = 0; j < kSubs; j++) {
-          float bias = 0.0f;
-          if constexpr (C::kOffset) {
-            for (int i = 0; i < n; i++) bias = fmaf(ag[i], m[i][j], bias);
-          }
-          F r[kV];
-          for (int v = 0; v < kV; v++) r[v] = colv::set1(bias);
-          for (int i = 0; i < n; i++) {
-            F q[kV];
-            C::codes(p[i], j, q);
-            const F s = colv::set1(ag[i] * d[i][j]);
-            for (int v = 0; v < kV; v++) r[v] = colv::madd(s, q[v], r[v]);
-          }
-          float* yj = yb + j * C::kSub;
-          for (int v = 0; v < kV; v++) colv::store(yj + v * kF, colv::add(colv::load(yj + v * kF), r[v]));
-        }
-        for (int i = 0; i < n; i++) p[i] += block_bytes<C>();
-      }
+  for (int64_t g = 0; g < n_cols; g += G) {
+    const int n = (int)(n_cols - g < G ? n_cols - g : G);
+    const uint8_t* p[G];
+    for (int i = 0; i < n; i++) p[i] = at<C>(cols[g + i], e0);
+    static_assert(G == 8, "group_pass is instantiated for 1..8 columns");
+    switch (n) {
+      case 8: group_pass<C, 8>(p, a + g, y + e0, nblk); break;
+      case 7: group_pass<C, 7>(p, a + g, y + e0, nblk); break;
+      case 6: group_pass<C, 6>(p, a + g, y + e0, nblk); break;
+      case 5: group_pass<C, 5>(p, a + g, y + e0, nblk); break;
+      case 4: group_pass<C, 4>(p, a + g, y + e0, nblk); break;
+      case 3: group_pass<C, 3>(p, a + g, y + e0, nblk); break;
+      case 2: group_pass<C, 2>(p, a + g, y + e0, nblk); break;
+      default: group_pass<C, 1>(p, a + g, y + e0, nblk); break;
     }
   }
   tail<C>(cols, a, n_cols, y, e0 + nblk * C::kBlock, e1);

@@ -7,6 +7,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "activeflow/kernels.h"
 
@@ -25,6 +26,11 @@ inline F add(F a, F b) { return a + b; }
 inline F load(const float* p) { return *p; }
 inline void store(float* p, F v) { *p = v; }
 inline float h2f(uint16_t h) { return af_fp16_to_fp32(h); }
+// Two adjacent halves (a block's d and m) to floats.
+inline void h2f2(const uint8_t* p, float* d, float* m) {
+  *d = af_fp16_to_fp32((uint16_t)(p[0] | p[1] << 8));
+  *m = af_fp16_to_fp32((uint16_t)(p[2] | p[3] << 8));
+}
 
 // Q4_0: 16 bytes, low nibbles are elements 0..15, high 16..31; code q - 8.
 inline void q4_0(const uint8_t* qs, F* out) {
@@ -89,6 +95,14 @@ inline F add(F a, F b) { return vec::fadd(a, b); }
 inline F load(const float* p) { return vec::fload(p); }
 inline void store(float* p, F v) { vec::fstore(p, v); }
 inline float h2f(uint16_t h) { return vec::h2f(h); }
+// Two adjacent halves (a block's d and m) to floats with one conversion.
+inline void h2f2(const uint8_t* p, float* d, float* m) {
+  int32_t v;
+  memcpy(&v, p, 4);
+  const __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128(v));
+  *d = _mm_cvtss_f32(f);
+  *m = _mm_cvtss_f32(_mm_movehdup_ps(f));
+}
 
 // 32 signed byte codes (element order) -> 32 / kF float vectors.
 inline void s8x32(__m256i v, F* out) {
@@ -114,10 +128,42 @@ inline void s8x16(__m128i v, F* out) {
 #endif
 }
 
-inline void q4_0(const uint8_t* qs, F* out) {
-  s8x32(_mm256_sub_epi8(vec::unpack_nibbles16(qs), _mm256_set1_epi8(8)), out);
+// Q4_0 / Q4_1: widen the 16 bytes to int32 lanes first, so the nibbles split with a mask
+// and a shift (no byte shuffles). AVX-512 maps nibble -> float with one vpermps from a
+// 16-entry table (vpermps reads only the low 4 bits of each index).
+#if defined(AF_ISA_AVX512)
+inline void q4(const uint8_t* qs, float base, F* out) {
+  const __m512 table = _mm512_add_ps(_mm512_set_ps(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                     _mm512_set1_ps(base));
+  const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)qs));
+  out[0] = _mm512_permutexvar_ps(v, table);
+  out[1] = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), table);
 }
-inline void q4_1(const uint8_t* qs, F* out) { s8x32(vec::unpack_nibbles16(qs), out); }
+#else
+inline void q4(const uint8_t* qs, float base, F* out) {
+  const __m256i m = _mm256_set1_epi32(15), b = _mm256_set1_epi32((int)base);
+  const __m256i v0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)qs));
+  const __m256i v1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)(qs + 8)));
+  out[0] = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_and_si256(v0, m), b));
+  out[1] = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_and_si256(v1, m), b));
+  out[2] = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_srli_epi32(v0, 4), b));
+  out[3] = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_srli_epi32(v1, 4), b));
+}
+#endif
+inline void q4_0(const uint8_t* qs, F* out) { q4(qs, -8.0f, out); }
+inline void q4_1(const uint8_t* qs, F* out) {
+#if defined(AF_ISA_AVX512)
+  q4(qs, 0.0f, out);
+#else
+  const __m256i m = _mm256_set1_epi32(15);
+  const __m256i v0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)qs));
+  const __m256i v1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)(qs + 8)));
+  out[0] = _mm256_cvtepi32_ps(_mm256_and_si256(v0, m));
+  out[1] = _mm256_cvtepi32_ps(_mm256_and_si256(v1, m));
+  out[2] = _mm256_cvtepi32_ps(_mm256_srli_epi32(v0, 4));
+  out[3] = _mm256_cvtepi32_ps(_mm256_srli_epi32(v1, 4));
+#endif
+}
 inline void q8_0(const int8_t* qs, F* out) { s8x32(vec::iload(qs), out); }
 inline void q4k(const uint8_t* qs, int hi, F* out) {
   const __m256i v = vec::iload(qs);
