@@ -20,12 +20,18 @@ export async function runWorker(req: WorkerRequest, timeoutSeconds: number): Pro
   let stderr = "";
   child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
   child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutSeconds * 1000);
-  const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill("SIGKILL");
+  }, timeoutSeconds * 1000);
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+    child.on("close", (c, s) => resolve([c, s])),
+  );
   clearTimeout(timer);
   const line = stdout.split("\n").find((l) => l.startsWith(RESULT_MARKER));
   if (code !== 0 || line === undefined) {
-    const why = code === null ? `killed after ${timeoutSeconds} s` : `exit code ${code}`;
+    const why = timedOut ? `timed out after ${timeoutSeconds} s` : signal !== null ? `died with ${signal}` : `exit code ${code}`;
     throw new Error(`${req.engine} worker (${req.threads} threads, ${req.modelPath}) failed: ${why}\n${stderr.trim().slice(-2000)}`);
   }
   return JSON.parse(line.slice(RESULT_MARKER.length)) as WorkerResult;
