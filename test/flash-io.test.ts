@@ -322,6 +322,31 @@ test("batches run off the event loop and concurrent calls on one handle all comp
   }
 });
 
+test("page-aligned ranges into aligned memory land in place, checked and byte-exact", async () => {
+  for (const backend of ["auto", "pread"] as const) {
+    const h = addon.openFlashFile(filePath, { backend });
+    try {
+      const into = addon.allocAligned(64 * PAGE);
+      assert.equal(into.length, 64 * PAGE);
+      // Three aligned whole-page ranges (in place) and one unaligned range (staged copy).
+      const offsets = Float64Array.from([8 * PAGE, 100 * PAGE, 40 * PAGE, 5 * PAGE + 10]);
+      const lengths = Uint32Array.from([4 * PAGE, PAGE, 16 * PAGE, 100]);
+      const { data, stats } = await h.readRanges(offsets, lengths, -1, 4, { into, checksums: pageCrcs(content) });
+      assert.equal(data.buffer, into.buffer);
+      expectBytes(data, offsets, lengths, content);
+      assert.equal(stats.inPlaceReads, 3);
+      assert.equal(stats.pagesVerified, 4 + 1 + 16 + 1);
+      // A plain (unaligned) Uint8Array still gets the right bytes, through the staging copy.
+      const plain = new Uint8Array(64 * PAGE + 1).subarray(1);
+      const copied = await h.readRanges(offsets, lengths, -1, 4, { into: plain });
+      expectBytes(copied.data, offsets, lengths, content);
+      assert.equal(copied.stats.inPlaceReads, 0);
+    } finally {
+      h.close();
+    }
+  }
+});
+
 test("errors carry codes and name the file or value", async () => {
   const missing = join(dir, "missing.bin");
   assert.throws(

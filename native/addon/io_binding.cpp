@@ -1,12 +1,14 @@
 // Flash I/O bindings for tests and benchmarks (the engine calls native/io directly from C++):
 // openFlashFile -> a handle whose readRanges runs a coalesced batch on a libuv worker thread,
 // crc32c, and planFlashReads to inspect coalescing without a disk.
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "addon/bindings.h"
+#include "io/aligned_buffer.h"
 #include "io/crc32c.h"
 #include "io/flash_file.h"
 #include "io/io_error.h"
@@ -128,6 +130,7 @@ Napi::Object StatsToJs(Napi::Env env, const ReadStats& s, const char* backend) {
   o.Set("bytesRead", Napi::Number::New(env, static_cast<double>(s.bytes_read)));
   o.Set("deviceReads", Napi::Number::New(env, static_cast<double>(s.device_reads)));
   o.Set("pagesVerified", Napi::Number::New(env, static_cast<double>(s.pages_verified)));
+  o.Set("inPlaceReads", Napi::Number::New(env, static_cast<double>(s.in_place_reads)));
   o.Set("ioSeconds", Napi::Number::New(env, s.io_seconds));
   o.Set("waitSeconds", Napi::Number::New(env, s.wait_seconds));
   o.Set("backend", Napi::String::New(env, backend));
@@ -357,6 +360,26 @@ Napi::Value PlanFlashReads(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// allocAligned(bytes): a zeroed Uint8Array on 4 KiB-aligned native memory, so aligned ranges
+// read into it land in place (no staging copy).
+Napi::Value AllocAligned(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber() || info[0].As<Napi::Number>().DoubleValue() < 0 ||
+      info[0].As<Napi::Number>().DoubleValue() > 68719476736.0) {
+    throw ToJsError(env, "BAD_ARGUMENT", "allocAligned(bytes) needs a byte count in 0..64 GiB");
+  }
+  const size_t n = static_cast<size_t>(info[0].As<Napi::Number>().Int64Value());
+  AlignedBuffer* buf = new AlignedBuffer(n == 0 ? 1 : n);
+  std::memset(buf->data(), 0, buf->size());
+  const int64_t external = static_cast<int64_t>(buf->size());
+  Napi::MemoryManagement::AdjustExternalMemory(env, external);
+  auto ab = Napi::ArrayBuffer::New(env, buf->data(), n, [external](Napi::Env env, void*, AlignedBuffer* b) {
+    Napi::MemoryManagement::AdjustExternalMemory(env, -external);
+    delete b;
+  }, buf);
+  return Napi::Uint8Array::New(env, n, ab, 0);
+}
+
 // ioDefaultBackend(): what "auto" picks here ("io_uring" when io_uring_setup works).
 Napi::Value IoDefaultBackend(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), DefaultIoBackendName()); }
 
@@ -370,6 +393,7 @@ void RegisterIoBindings(Napi::Env env, Napi::Object exports) {
   exports.Set("crc32cInfo", Napi::Function::New(env, Crc32cInfo));
   exports.Set("planFlashReads", Napi::Function::New(env, PlanFlashReads));
   exports.Set("ioDefaultBackend", Napi::Function::New(env, IoDefaultBackend));
+  exports.Set("allocAligned", Napi::Function::New(env, AllocAligned));
 }
 
 }  // namespace activeflow

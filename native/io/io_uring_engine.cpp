@@ -26,12 +26,24 @@ int Enter(int ring, unsigned to_submit, unsigned min_complete, unsigned flags) {
   return static_cast<int>(::syscall(__NR_io_uring_enter, ring, to_submit, min_complete, flags, nullptr, 0));
 }
 
+// Completions are reaped only by the submitting thread inside io_uring_enter, so the kernel
+// need not interrupt it to run completion work (COOP/DEFER_TASKRUN; IPIs are dear in a VM).
+// Kernels before 6.1 refuse these flags with EINVAL; the ring is then set up plain.
+#ifndef AF_IO_URING_SETUP_FLAGS
+#define AF_IO_URING_SETUP_FLAGS (IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN)
+#endif
+
 class IoUringEngine final : public IoEngine {
  public:
   IoUringEngine(int fd, unsigned depth) : fd_(fd), depth_(depth) {
     io_uring_params p;
     std::memset(&p, 0, sizeof p);
+    p.flags = AF_IO_URING_SETUP_FLAGS;
     ring_ = Setup(depth, &p);
+    if (ring_ < 0 && errno == EINVAL && p.flags != 0) {
+      std::memset(&p, 0, sizeof p);
+      ring_ = Setup(depth, &p);
+    }
     if (ring_ < 0) {
       const int e = errno;
       throw IoError("FLASH_IO", std::string("io_uring_setup failed: ") + std::strerror(e), e);

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <future>
 #include <string>
 
 #include "io/crc32c.h"
@@ -67,10 +68,28 @@ Reader::Reader(std::shared_ptr<const FlashFile> file, const ReaderOptions& opts)
   if (opts_.max_read < kIoAlign || opts_.max_read % kIoAlign != 0) {
     throw IoError("BAD_ARGUMENT", "max read " + std::to_string(opts_.max_read) + " must be a positive multiple of 4096");
   }
-  engine_ = MakeEngine(*file_, opts_.backend, opts_.queue_depth);
   staging_ = AlignedBuffer(static_cast<size_t>(opts_.queue_depth) * opts_.max_read);
   for (unsigned i = opts_.queue_depth; i-- > 0;) free_slots_.push_back(i);
-  loader_ = std::thread([this] { Loop(); });
+  // The loader thread creates the engine: an io_uring set up with SINGLE_ISSUER accepts
+  // submissions only from the thread that created it.
+  std::promise<void> ready;
+  std::future<void> started = ready.get_future();
+  loader_ = std::thread([this, &ready] {
+    try {
+      engine_ = MakeEngine(*file_, opts_.backend, opts_.queue_depth);
+    } catch (...) {
+      ready.set_exception(std::current_exception());
+      return;
+    }
+    ready.set_value();
+    Loop();
+  });
+  try {
+    started.get();
+  } catch (...) {
+    loader_.join();
+    throw;
+  }
 }
 
 Reader::~Reader() {
@@ -150,12 +169,20 @@ void Reader::Loop() {
       }
       active.push_back(std::move(a));
     }
-    // Fill free slots, oldest batch first; a stopping reader issues nothing new.
+    // Fill the queue, oldest batch first; a stopping reader issues nothing new. A read that
+    // is exactly one aligned request into an aligned dst lands there directly, without a slot.
     for (auto& a : active) {
-      while (!stopping && !a->error && a->next < a->plan.reads.size() && !free_slots_.empty()) {
-        a->state[a->next] = {free_slots_.back(), 0};
-        free_slots_.pop_back();
-        Issue(*a, a->next++);
+      while (!stopping && !a->error && a->next < a->plan.reads.size() && in_flight < opts_.queue_depth) {
+        const size_t k = a->next;
+        unsigned slot = kNoSlot;
+        if (!LandsInPlace(a->plan, k)) {
+          if (free_slots_.empty()) break;
+          slot = free_slots_.back();
+          free_slots_.pop_back();
+        }
+        a->state[k] = {slot, 0};
+        a->next++;
+        Issue(*a, k);
         a->in_flight++;
         in_flight++;
       }
@@ -220,7 +247,7 @@ void Reader::Loop() {
 void Reader::Issue(Active& a, size_t k) {
   const DeviceRead& r = a.plan.reads[k];
   const uint32_t got = a.state[k].got;
-  engine_->submit({SlotPtr(a.state[k].slot) + got, r.length - got, r.offset + got, (uint64_t{a.id} << 32) | k});
+  engine_->submit({Landing(a, k) + got, r.length - got, r.offset + got, (uint64_t{a.id} << 32) | k});
   a.stats.device_reads++;
 }
 
@@ -257,19 +284,36 @@ bool Reader::Complete(Active& a, size_t k, int64_t res) {
   a.stats.bytes_read += s.got;
   if (!a.error) {
     try {
-      const uint8_t* data = SlotPtr(s.slot);
+      const uint8_t* data = Landing(a, k);
       Verify(a.batch.sums, r.offset, data, s.got, a.stats);
-      for (uint32_t p = r.first_piece; p < r.first_piece + r.n_pieces; p++) {
-        const Piece& pc = a.plan.pieces[p];
-        std::memcpy(pc.dst, data + pc.read_offset, pc.length);
+      if (s.slot == kNoSlot) {
+        a.stats.in_place_reads++;
+      } else {
+        for (uint32_t p = r.first_piece; p < r.first_piece + r.n_pieces; p++) {
+          const Piece& pc = a.plan.pieces[p];
+          std::memcpy(pc.dst, data + pc.read_offset, pc.length);
+        }
       }
       f.drop_cached(r.offset, s.got);
     } catch (...) {
       a.error = std::current_exception();
     }
   }
-  free_slots_.push_back(s.slot);
+  if (s.slot != kNoSlot) free_slots_.push_back(s.slot);
   return true;
+}
+
+bool Reader::LandsInPlace(const ReadPlan& plan, size_t k) {
+  const DeviceRead& r = plan.reads[k];
+  if (r.n_pieces != 1) return false;
+  const Piece& p = plan.pieces[r.first_piece];
+  return p.read_offset == 0 && p.length == r.length && reinterpret_cast<uintptr_t>(p.dst) % kIoAlign == 0;
+}
+
+uint8_t* Reader::Landing(const Active& a, size_t k) const {
+  const unsigned slot = a.state[k].slot;
+  if (slot == kNoSlot) return a.plan.pieces[a.plan.reads[k].first_piece].dst;
+  return staging_.data() + static_cast<size_t>(slot) * opts_.max_read;
 }
 
 void Reader::Verify(const PageChecksums& sums, uint64_t offset, const uint8_t* data, uint64_t got, ReadStats& st) const {

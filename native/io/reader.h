@@ -1,6 +1,8 @@
 // Batched range reads from a FlashFile: each batch is planned (sorted, coalesced, aligned;
 // see read_plan.h), read into an aligned staging area with up to queue_depth reads in
 // flight, optionally checked page by page against CRC-32C, and copied to the callers' dst.
+// A read that is exactly one page-aligned request into a 4 KiB-aligned dst skips the
+// staging copy and lands in dst.
 // A loader thread owns the I/O engine and issues batches in submission order, overlapping
 // the tail of one with the head of the next, so a caller can submit the next layer's reads
 // and wait for them after computing this layer.
@@ -52,6 +54,7 @@ struct ReadStats {
   uint64_t bytes_read = 0;     // bytes the device returned
   uint64_t device_reads = 0;   // reads issued (including retries of short reads)
   uint64_t pages_verified = 0;
+  uint64_t in_place_reads = 0;  // reads that landed in the caller's dst without a copy
   double io_seconds = 0;       // loader: batch start to last copy
   double wait_seconds = 0;     // caller: time blocked in wait()
 };
@@ -86,8 +89,9 @@ class Reader {
     std::exception_ptr error;
   };
 
+  static constexpr unsigned kNoSlot = ~0u;
   struct InFlight {
-    unsigned slot;  // staging slot index
+    unsigned slot;  // staging slot index, or kNoSlot when the read lands in the caller's dst
     uint32_t got;   // bytes landed so far
   };
   // A batch the loader is working on; only the loader thread touches it.
@@ -106,7 +110,8 @@ class Reader {
   void Loop();
   void Issue(Active& a, size_t k);
   bool Complete(Active& a, size_t k, int64_t res);
-  uint8_t* SlotPtr(unsigned slot) const { return staging_.data() + static_cast<size_t>(slot) * opts_.max_read; }
+  static bool LandsInPlace(const ReadPlan& plan, size_t k);
+  uint8_t* Landing(const Active& a, size_t k) const;  // where read k's bytes arrive
   void Verify(const PageChecksums& sums, uint64_t offset, const uint8_t* data, uint64_t got, ReadStats& st) const;
 
   std::shared_ptr<const FlashFile> file_;

@@ -31,6 +31,9 @@ export interface ReadStats {
   bytesRead: number;
   deviceReads: number;
   pagesVerified: number;
+  // Reads that landed in the destination without a staging copy (one page-aligned range
+  // into a 4 KiB-aligned destination, e.g. from allocAligned).
+  inPlaceReads: number;
   // Loader thread time from batch start to the last copy.
   ioSeconds: number;
   // Time the worker thread waited for the batch.
@@ -71,6 +74,9 @@ export interface IoBindings {
     maxRead: number,
     fileSize: number,
   ): { offsets: Float64Array; lengths: Uint32Array; bytesRequested: number };
+  // Zeroed memory aligned to 4 KiB (native, freed with the array), for `into` buffers whose
+  // aligned ranges should land without a copy.
+  allocAligned(bytes: number): Uint8Array;
   // What "auto" resolves to on this machine.
   ioDefaultBackend(): "io_uring" | "pread";
 }
