@@ -1,0 +1,126 @@
+// The swapping commands end to end, in-process with the real engine on a tiny synthetic model:
+// synth -> convert -> verify -> calibrate -> eval -> run --dram, and their failure lines.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { copyFile, mkdtemp, open, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PassThrough } from "node:stream";
+import { main } from "../src/cli/main.js";
+import type { CliContext } from "../src/cli/commands/context.js";
+import { loadRealEngine } from "../src/cli/commands/model.js";
+import { openFlashModel } from "../src/flash/open.js";
+import { calibrationPath } from "../src/sparsity/store.js";
+
+let dir = "";
+let savedCache: string | undefined;
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), "af-cli-flash-"));
+  // run --dram on a .gguf converts into the cache: keep it inside the temp dir.
+  savedCache = process.env.ACTIVEFLOW_CACHE;
+  process.env.ACTIVEFLOW_CACHE = join(dir, "cache");
+});
+
+after(async () => {
+  if (savedCache === undefined) delete process.env.ACTIVEFLOW_CACHE;
+  else process.env.ACTIVEFLOW_CACHE = savedCache;
+  if (dir !== "") await rm(dir, { recursive: true, force: true });
+});
+
+async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = "", err = "";
+  const sink = (append: (s: string) => void) => ({ write: (s: string) => (append(s), true) }) as unknown as CliContext["stdout"];
+  const stdin = new PassThrough();
+  stdin.end();
+  const ctx: CliContext = {
+    stdin, stdout: sink((s) => (out += s)), stderr: sink((s) => (err += s)), env: { ...process.env },
+    loadEngine: loadRealEngine, onInterrupt: () => () => {},
+  };
+  const code = await main(argv, ctx);
+  return { code, out, err };
+}
+
+test("synth, convert, verify, calibrate, eval and run --dram on a tiny model", async () => {
+  const gguf = join(dir, "tiny.gguf"), flash = join(dir, "tiny.af.gguf");
+
+  const s = await cli(["synth", "--shape", "tiny", "--type", "q8_0", gguf, "--seed", "2"]);
+  assert.equal(s.code, 0, s.err);
+  assert.equal(s.out, `${gguf}\n`);
+  assert.match(s.err, /wrote tiny\.gguf \(tiny, q8_0\)/);
+  assert.deepEqual((await readdir(dir)).sort(), ["tiny.gguf"], "no temporary files left");
+
+  const c = await cli(["convert", gguf, flash, "--group-size", "1", "--json"]);
+  assert.equal(c.code, 0, c.err);
+  const report = JSON.parse(c.out.trim()) as { groupSize: number; sites: { site: string; columnType: string; quantError: number }[]; fileBytes: number };
+  assert.equal(report.groupSize, 1);
+  assert.deepEqual(report.sites.map((x) => x.site), ["attn_in", "attn_out", "ffn_in", "ffn_out"]);
+  assert.equal(report.fileBytes, (await stat(flash)).size);
+  const table = await cli(["convert", gguf, join(dir, "tiny2.af.gguf"), "--column-type", "f16"]);
+  assert.equal(table.code, 0, table.err);
+  assert.match(table.out, /^site +n_in +tensors +source +column +quant_err +MiB\nattn_in +64 +attn_q,attn_k,attn_v +Q8_0 +F16 /);
+
+  const v = await cli(["verify", flash]);
+  assert.equal(v.code, 0, v.err);
+  assert.match(v.out, /^ok: .*tiny\.af\.gguf: \d+ pages/);
+
+  // A flipped byte: one error line naming the extent and the page's file offset, exit 1.
+  const fm = await openFlashModel(flash);
+  const e = fm.extents[1]!;
+  const bad = join(dir, "bad.af.gguf");
+  await copyFile(flash, bad);
+  const fh = await open(bad, "r+");
+  await fh.write(new Uint8Array([0xff ^ (await fh.read(new Uint8Array(1), 0, 1, e.offset + 10)).buffer[0]!]), 0, 1, e.offset + 10);
+  await fh.close();
+  const vb = await cli(["verify", bad]);
+  assert.equal(vb.code, 1);
+  const errLines = vb.err.split("\n").filter((l) => l.startsWith("error: "));
+  assert.equal(errLines.length, 1, vb.err);
+  assert.match(errLines[0]!, new RegExp(`extent ${e.name}: page 0 at file offset ${e.offset} fails its CRC-32C check`));
+
+  // Sparsity without a calibration table names the command to run.
+  const nocal = await cli(["run", gguf, "-p", "hello", "-n", "4", "--dram", "64MB", "--sparsity", "0.5"]);
+  assert.equal(nocal.code, 1);
+  assert.match(nocal.err, /run `activeflow calibrate .*tiny\.gguf` first\n$/);
+  const evalNocal = await cli(["eval", flash, "--text", gguf, "--sparsity", "0.5"]);
+  assert.equal(evalNocal.code, 1);
+  assert.match(evalNocal.err, /run `activeflow calibrate .*tiny\.af\.gguf` first\n$/);
+
+  // Calibrating the GGUF also writes the table beside its cached conversion (made just above).
+  const cal = await cli(["calibrate", gguf, "--tokens", "160", "--json"]);
+  assert.equal(cal.code, 0, cal.err);
+  const cj = JSON.parse(cal.out.trim()) as { paths: string[] };
+  assert.equal(cj.paths[0], calibrationPath(gguf));
+  assert.equal(cj.paths.length, 2, `a cached conversion's table too: ${cj.paths.join(", ")}`);
+  assert.match(cj.paths[1]!, /cache\/flash\/tiny-\d+-\d+\.g4\.af\.gguf\.calibration\.json$/);
+
+  const text = join(dir, "eval.txt");
+  await writeFile(text, "the cat sat on the mat and looked at the dog. ".repeat(20));
+  const ev = await cli(["eval", gguf, "--text", text, "--sparsity", "0.5", "--max-tokens", "200", "--window", "64", "--json"]);
+  assert.equal(ev.code, 0, ev.err);
+  const ej = JSON.parse(ev.out.trim()) as Record<string, number> & { active_fraction: Record<string, number> };
+  for (const k of ["ppl", "ppl_dense", "kl_to_dense", "top1_agreement", "tokens", "sparsity"]) assert.equal(typeof ej[k], "number", k);
+  assert.equal(ej.sparsity, 0.5);
+  assert.ok(ej.tokens > 150 && ej.tokens <= 200, `${ej.tokens} tokens`);
+  assert.ok(ej.kl_to_dense > 0 && ej.top1_agreement > 0 && ej.top1_agreement <= 1);
+  assert.ok(Math.abs(ej.active_fraction.q! - 0.5) < 0.1, `q active ${ej.active_fraction.q}`);
+  const evTable = await cli(["eval", gguf, "--text", text, "--max-tokens", "100", "--window", "64"]);
+  assert.equal(evTable.code, 0, evTable.err);
+  assert.match(evTable.out, /^sparsity +tokens +ppl +ppl_dense +kl_to_dense +top1_agreement\n +0 +\d+ /);
+
+  const run = await cli(["run", gguf, "-p", "hello world", "-n", "6", "--greedy", "--dram", "64MB", "--sparsity", "0.5", "--verify-reads", "--json"]);
+  assert.equal(run.code, 0, run.err);
+  const rj = JSON.parse(run.out.trim()) as Record<string, unknown>;
+  for (const k of [
+    "dram_budget_bytes", "weight_resident_bytes_peak", "flash_bytes_read", "flash_reads", "mean_read_bytes", "cache_hit_rate",
+    "active_fraction", "io_wait_s", "compute_s", "sparsity", "kv_bytes", "cache_bytes", "head_resident",
+  ]) assert.ok(k in rj, `run --json lacks ${k}`);
+  assert.equal(rj.dram_budget_bytes, 64 << 20);
+  assert.equal(rj.sparsity, 0.5);
+  assert.match(run.err, /\nflash: budget 64\.0 MB/);
+
+  // Too small a budget: the planner's one line, naming the minimum.
+  const small = await cli(["run", flash, "-p", "hello", "-n", "4", "--dram", "1MB"]);
+  assert.equal(small.code, 1);
+  assert.match(small.err, /^error: a DRAM budget of 1\.0 MiB is below this model's minimum of [\d.]+ MiB \(.*\)\n$/);
+});
