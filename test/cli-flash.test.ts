@@ -98,8 +98,11 @@ test("synth, convert, verify, calibrate, eval and run --dram on a tiny model", a
   await writeFile(text, "the cat sat on the mat and looked at the dog. ".repeat(20));
   const ev = await cli(["eval", gguf, "--text", text, "--sparsity", "0.5", "--max-tokens", "200", "--window", "64", "--json"]);
   assert.equal(ev.code, 0, ev.err);
-  const ej = JSON.parse(ev.out.trim()) as Record<string, number> & { active_fraction: Record<string, number> };
-  for (const k of ["ppl", "ppl_dense", "kl_to_dense", "top1_agreement", "tokens", "sparsity"]) assert.equal(typeof ej[k], "number", k);
+  const ej = JSON.parse(ev.out.trim()) as {
+    ppl: number; ppl_dense: number; kl_to_dense: number; top1_agreement: number; tokens: number; sparsity: number;
+    active_fraction: Record<string, number>;
+  };
+  for (const k of ["ppl", "ppl_dense", "kl_to_dense", "top1_agreement", "tokens", "sparsity"] as const) assert.equal(typeof ej[k], "number", k);
   assert.equal(ej.sparsity, 0.5);
   assert.ok(ej.tokens > 150 && ej.tokens <= 200, `${ej.tokens} tokens`);
   assert.ok(ej.kl_to_dense > 0 && ej.top1_agreement > 0 && ej.top1_agreement <= 1);
