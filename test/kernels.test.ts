@@ -237,6 +237,23 @@ for (const tc of TYPES) {
           assert.ok(emf <= tc.vsFloat, `${tc.name} ${isa} matmul[${b}] vs float ${where}: ${emf.toExponential(3)}`);
         }
       }
+      // A row sub-range (as threads split a matrix) gives the same rows as the full call.
+      if (rows > 4) {
+        const [r0, r1] = [1, rows - 2];
+        for (const isa of isas) {
+          addon.isaSet(isa);
+          const full = addon.matvec(tc.type, w.bytes, rows, n, X.subarray(0, n));
+          const part = addon.matvec(tc.type, w.bytes, rows, n, X.subarray(0, n), r0, r1);
+          assert.deepEqual(Array.from(part), Array.from(full.subarray(r0, r1)), `${tc.name} ${isa} matvec range`);
+          const fullM = addon.matmul(tc.type, w.bytes, rows, n, X, nb);
+          const partM = addon.matmul(tc.type, w.bytes, rows, n, X, nb, r0, r1);
+          for (let b = 0; b < nb; b++) {
+            const em = maxErr(partM.subarray(b * rows + r0, b * rows + r1), fullM.subarray(b * rows + r0, b * rows + r1), 1);
+            assert.ok(em <= 1e-6, `${tc.name} ${isa} matmul[${b}] range [${r0}, ${r1}) ${where}`);
+            assert.equal(partM[b * rows], 0, `${tc.name} ${isa} matmul wrote outside its range`);
+          }
+        }
+      }
       addon.isaSet(defaultIsa);
     }
   });
@@ -290,4 +307,5 @@ test("bad arguments throw BAD_ARGUMENT naming the problem", () => {
   bad(() => addon.matmul(GgmlType.F32, new Uint8Array(256), 1, 64, x, 2), /x has 64 elements, expected 128/);
   bad(() => addon.matvec(GgmlType.F32, new Uint8Array(256), 0, 64, x), /'rows' must be a positive integer/);
   bad(() => addon.dotF32(x, new Float32Array(3)), /arrays differ in length/);
+  bad(() => addon.matvec(GgmlType.F32, new Uint8Array(512), 2, 64, x, 1, 3), /row range \[1, 3\) must be non-empty and within \[0, 2\)/);
 });

@@ -145,23 +145,44 @@ MatArgs ParseMat(const Napi::CallbackInfo& info, const char* fn, int64_t nb) {
   return a;
 }
 
+// Optional trailing row range [r0, r1) (defaults to all rows), as the engine's threads
+// split a matrix.
+void ArgRange(const Napi::CallbackInfo& info, size_t i, const char* fn, int64_t rows, int64_t* r0, int64_t* r1) {
+  *r0 = 0;
+  *r1 = rows;
+  if (info.Length() <= i || info[i].IsUndefined()) return;
+  if (!info[i].IsNumber() || info.Length() <= i + 1 || !info[i + 1].IsNumber()) {
+    Bad(info.Env(), std::string(fn) + ": row range must be two numbers r0, r1");
+  }
+  *r0 = info[i].As<Napi::Number>().Int64Value();
+  *r1 = info[i + 1].As<Napi::Number>().Int64Value();
+  if (*r0 < 0 || *r1 > rows || *r0 >= *r1) {
+    Bad(info.Env(), std::string(fn) + ": row range [" + std::to_string(*r0) + ", " + std::to_string(*r1) +
+                        ") must be non-empty and within [0, " + std::to_string(rows) + ")");
+  }
+}
+
 Napi::Value Matvec(const Napi::CallbackInfo& info) {
   MatArgs a = ParseMat(info, "matvec", 1);
+  int64_t r0, r1;
+  ArgRange(info, 5, "matvec", a.rows, &r0, &r1);
   std::vector<uint8_t> xq(af_act_bytes(a.type, a.n) + 64);
   af_quantize_act(a.type, a.x.Data(), xq.data(), a.n);
-  Napi::Float32Array y = Napi::Float32Array::New(info.Env(), (size_t)a.rows);
-  af_matvec(a.type, a.w.Data(), af_row_bytes(a.type, a.n), xq.data(), y.Data(), a.n, 0, a.rows);
+  Napi::Float32Array y = Napi::Float32Array::New(info.Env(), (size_t)(r1 - r0));
+  af_matvec(a.type, a.w.Data(), af_row_bytes(a.type, a.n), xq.data(), y.Data(), a.n, r0, r1);
   return y;
 }
 
 Napi::Value Matmul(const Napi::CallbackInfo& info) {
   const int64_t nb = ArgCount(info, 5, "matmul", "nb");
   MatArgs a = ParseMat(info, "matmul", nb);
+  int64_t r0, r1;
+  ArgRange(info, 6, "matmul", a.rows, &r0, &r1);
   const size_t xs = af_act_bytes(a.type, a.n);
   std::vector<uint8_t> xq(xs * (size_t)nb + 64);
   for (int64_t b = 0; b < nb; b++) af_quantize_act(a.type, a.x.Data() + b * a.n, xq.data() + b * xs, a.n);
-  Napi::Float32Array y = Napi::Float32Array::New(info.Env(), (size_t)(nb * a.rows));
-  af_matmul(a.type, a.w.Data(), af_row_bytes(a.type, a.n), xq.data(), xs, y.Data(), a.rows, a.n, nb, 0, a.rows);
+  Napi::Float32Array y = Napi::Float32Array::New(info.Env(), (size_t)(nb * a.rows));  // zero-filled
+  af_matmul(a.type, a.w.Data(), af_row_bytes(a.type, a.n), xq.data(), xs, y.Data(), a.rows, a.n, nb, r0, r1);
   return y;
 }
 

@@ -15,11 +15,15 @@ export interface KernelBindings {
   quantizeRow(type: number, x: Float32Array): Uint8Array;
   // Dequantises n elements of one row.
   dequantizeRow(type: number, bytes: Uint8Array, n: number): Float32Array;
-  // y[r] = dot(row r of w, x) for rows rows of n elements; x is quantised to the type's
-  // activation partner first, as the engine does.
-  matvec(type: number, w: Uint8Array, rows: number, n: number, x: Float32Array): Float32Array;
-  // Batched form: x holds nb activations of n (batch-major); returns nb * rows, batch-major.
-  matmul(type: number, w: Uint8Array, rows: number, n: number, x: Float32Array, nb: number): Float32Array;
+  // y[r - r0] = dot(row r of w, x) for r in [r0, r1) of rows rows of n elements; x is
+  // quantised to the type's activation partner first, as the engine does. r0, r1 default
+  // to 0, rows.
+  matvec(type: number, w: Uint8Array, rows: number, n: number, x: Float32Array, r0?: number, r1?: number): Float32Array;
+  // Batched form: x holds nb activations of n (batch-major); returns nb * rows, batch-major,
+  // with only rows [r0, r1) written (the rest 0).
+  matmul(
+    type: number, w: Uint8Array, rows: number, n: number, x: Float32Array, nb: number, r0?: number, r1?: number,
+  ): Float32Array;
   dotF32(a: Float32Array, b: Float32Array): number;
   // Returns y + a * x (inputs untouched).
   axpyF32(a: number, x: Float32Array, y: Float32Array): Float32Array;
