@@ -213,13 +213,18 @@ async function main(): Promise<void> {
   log(`machine: ${machine.cpuModel}, ${machine.nproc} cpus, kernel ${machine.kernel}, load ${machine.loadAvgAtStart.map((x) => x.toFixed(2)).join(" ")}, cgroup ${machine.cgroup}`);
 
   const specs = await models(args);
+  // Each model is prepared right before its runs, so a slow conversion or calibration of a
+  // later model never holds up the earlier ones.
   const prepared = new Map<string, PrepareResult>();
-  for (const m of specs) {
+  const prepare = async (m: ModelSpec): Promise<PrepareResult> => {
+    const done = prepared.get(m.key);
+    if (done) return done;
     log(`preparing ${m.name} (flash conversion, calibration) ...`);
     const p = await prepareModel({ op: "prepare", modelPath: m.path, tokensPerPrompt: m.tokensPerPrompt }, log);
     log(`  weights ${gb(p.weightBytes)}, calibration: ${p.calibration}`);
     prepared.set(m.key, p);
-  }
+    return p;
+  };
 
   const measured: Measured[] = [];
   const promptIds = fixedIds(args.prompt, 4321, 20, 1000);
@@ -232,7 +237,7 @@ async function main(): Promise<void> {
   const probe: Measured[] = [];
   if (!threads) {
     const m = specs.find((s) => s.key === "smollm2") ?? specs[0]!;
-    const ps = points(prepared.get(m.key)!.weightBytes).filter((p) => p.budgetPct === 100 && p.sparsity !== 0);
+    const ps = points((await prepare(m)).weightBytes).filter((p) => p.budgetPct === 100 && p.sparsity !== 0);
     const best: Record<BudgetEngine, { t: number; tps: number }> = { ours: { t: 1, tps: -1 }, llamacpp: { t: 1, tps: -1 } };
     for (const t of [1, 2]) {
       for (const p of ps) {
@@ -247,7 +252,7 @@ async function main(): Promise<void> {
   log(`threads: ours ${threads.ours}, llama.cpp ${threads.llamacpp}`);
 
   for (const m of specs) {
-    const ps = points(prepared.get(m.key)!.weightBytes);
+    const ps = points((await prepare(m)).weightBytes);
     for (let run = 1; run <= m.runs; run++) {
       // Pairs at the same budget run back to back; which engine goes first alternates per run.
       const order = run % 2 === 1 ? ps : pairSwap(ps);
