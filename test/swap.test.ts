@@ -131,7 +131,7 @@ test("(a) the same sparsity at two budgets gives identical greedy tokens and bit
   assert.equal(maxAbsDiff(small.logits, all.logits), 0, "logits differ between budgets");
 });
 
-test("(b) sparsity 0 from flash matches the dense engine on the source GGUF (F32: 1e-4)", async () => {
+test("(b) sparsity 0 from flash matches the dense engine on the source GGUF (F32: same tokens, logits within 1e-3)", async () => {
   const ids = randomIds(rng(11), 40, 512);
   const both = async (e: Engine) => {
     const gens = [];
@@ -141,10 +141,13 @@ test("(b) sparsity 0 from flash matches the dense engine on the source GGUF (F32
   const dense = await withEngine(f32Gguf, {}, both);
   const flash = await withEngine(f32Flash, { dram: 1 << 30 }, both);
   assert.deepEqual(flash.gens, dense.gens);
-  // F32 columns are the source values exactly; only the summation order differs
-  // (column axpy vs row dot), so logits of magnitude ~5 agree to float rounding (measured 3e-6).
+  // F32 columns are the source values exactly; only the summation order differs (column axpy
+  // vs row dot). With an F32 KV cache that left logits of magnitude ~5 within 3e-6. The KV
+  // cache is F16 now (as llama.cpp's): a float-rounding difference in a key or value can
+  // flip its f16 rounding (one f16 ulp, 2^-11 relative), which measured up to 3.6e-4 over
+  // 3 seeds x 3 random 60-token sequences; 1e-3 bounds that with room.
   const d = maxAbsDiff(flash.logits, dense.logits);
-  assert.ok(d < 1e-4, `max |logit difference| ${d}`);
+  assert.ok(d < 1e-3, `max |logit difference| ${d}`);
 });
 
 test("(b) Q8_0 source: requantised columns stay within the measured tolerance of dense", async () => {
