@@ -359,14 +359,14 @@ test("main: run --dram passes the flash options and sizes the context to prompt 
   const d = harness();
   assert.equal(await main(["run", model, "-p", prompt], d.ctx), 0, d.err());
   assert.equal((d.loads[0]!.options as LoadOptions).contextLength, undefined);
-  // chat -p: the rendered template's tokens count; an interactive chat gets a fixed 1024.
+  // chat -p: the rendered template's tokens count; an interactive chat gets a fixed 512.
   const t = harness();
   assert.equal(await main(["chat", model, "-p", "hi", "-n", "10", "--dram", "1GB"], t.ctx), 0, t.err());
   const chatTokens = tok.encode(tok.applyChatTemplate([{ role: "user", content: "hi" }], { addGenerationPrompt: true }), { addSpecial: false, parseSpecial: true }).length;
   assert.equal((t.loads[0]!.options as LoadOptions).contextLength, Math.ceil((chatTokens + 10) / 64) * 64);
   const r = harness({ stdin: "/exit\n" });
   assert.equal(await main(["chat", model, "--dram", "1GB"], r.ctx), 0, r.err());
-  assert.equal((r.loads[0]!.options as LoadOptions).contextLength, 1024);
+  assert.equal((r.loads[0]!.options as LoadOptions).contextLength, 512);
 });
 
 test("main: run --json in flash mode adds the budget, I/O and sparsity fields; stats gain a flash line", async () => {

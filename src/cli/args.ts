@@ -127,7 +127,7 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
       "(or end input with Ctrl-D) to quit, /reset to forget the conversation. Ctrl-C stops a reply.",
       "With -p: one turn, then exit.",
       "With --dram the model runs from the flash layout under that DRAM budget; the context length",
-      "then defaults to the first message's tokens plus -n rounded up to 64 (with -p), or 1024.",
+      "then defaults to the first message's tokens plus -n rounded up to 64 (with -p), or 512.",
     ],
     positionals: ["model"],
     options: ["prompt", "system", "maxTokens", "threads", "ctx", ...FLASH, ...SAMPLING, "json", "verbose", "help"],

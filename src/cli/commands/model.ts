@@ -40,7 +40,7 @@ export type FirstInput = { prompt: string } | { messages: ChatMessage[] } | unde
 
 const CTX_ROUND = 64;
 // Interactive chat cannot know its conversation's length up front.
-export const CHAT_FLASH_CONTEXT = 1024;
+export const CHAT_FLASH_CONTEXT = 512;
 
 // Under a DRAM budget the KV cache is part of the budget, so the context defaults to what the
 // first generation needs (its prompt tokens + maxTokens, rounded up to 64) instead of the
