@@ -41,6 +41,9 @@ interface Point {
   mbPerSecond: number; // 1e6 bytes per second
   iops: number;
   meanLatencyUs?: number; // fio only: mean completion latency
+  // Process CPU seconds (user + system) per GB read; ours only. The decode threads share
+  // these 2 cores, so this is the other half of the io_uring vs pread choice.
+  cpuSecondsPerGb?: number;
   cachesDropped: boolean;
   round: number;
   // 1-minute load average before the run: other work on this 2-core machine skews points.
@@ -122,12 +125,17 @@ async function ours(engine: "io_uring" | "pread", bs: number, qd: number): Promi
     };
   };
   const lanes = [makeLane(), makeLane()];
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   deadline = t0 + seconds * 1000;
   await Promise.all(lanes.map((run) => run()));
   const elapsed = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
   h.close();
-  return { engine, blockBytes: bs, queueDepth: qd, seconds: elapsed, bytes, reads, mbPerSecond: bytes / elapsed / 1e6, iops: reads / elapsed };
+  return {
+    engine, blockBytes: bs, queueDepth: qd, seconds: elapsed, bytes, reads, mbPerSecond: bytes / elapsed / 1e6,
+    iops: reads / elapsed, cpuSecondsPerGb: (cpu.user + cpu.system) / 1e6 / (bytes / 1e9),
+  };
 }
 
 interface FioJson {
@@ -185,27 +193,43 @@ async function main(): Promise<void> {
     const ps = points.filter((p) => p.engine === e && p.blockBytes === bs && p.queueDepth === qd);
     if (ps.length === 0) return undefined;
     const lat = ps.flatMap((p) => (p.meanLatencyUs === undefined ? [] : [p.meanLatencyUs]));
+    const cpu = ps.flatMap((p) => (p.cpuSecondsPerGb === undefined ? [] : [p.cpuSecondsPerGb]));
     return {
       mbPerSecond: median(ps.map((p) => p.mbPerSecond)),
       iops: median(ps.map((p) => p.iops)),
       meanLatencyUs: lat.length ? median(lat) : undefined,
+      cpuSecondsPerGb: cpu.length ? median(cpu) : undefined,
     };
   };
   type Summary = ReturnType<typeof summary>;
   const mb = (p: Summary) => (p ? p.mbPerSecond.toFixed(1) : "-");
+  const cpu = (p: Summary) => p?.cpuSecondsPerGb?.toFixed(2) ?? "-";
   const ratio = (a: Summary, b: Summary) => (a && b ? (a.mbPerSecond / b.mbPerSecond).toFixed(2) : "-");
-  const medians: { blockBytes: number; queueDepth: number; engine: Engine; mbPerSecond: number; iops: number }[] = [];
+  const medians: { blockBytes: number; queueDepth: number; engine: Engine; mbPerSecond: number; iops: number; cpuSecondsPerGb?: number }[] = [];
   const rows = sizes.flatMap((bs) =>
     qds.map((qd) => {
       const u = summary("io_uring", bs, qd), p = summary("pread", bs, qd), f = summary("fio", bs, qd);
       for (const [engine, s] of [["io_uring", u], ["pread", p], ["fio", f]] as const) {
-        if (s) medians.push({ blockBytes: bs, queueDepth: qd, engine, mbPerSecond: s.mbPerSecond, iops: s.iops });
+        if (s) {
+          medians.push({
+            blockBytes: bs, queueDepth: qd, engine, mbPerSecond: s.mbPerSecond, iops: s.iops,
+            ...(s.cpuSecondsPerGb === undefined ? {} : { cpuSecondsPerGb: s.cpuSecondsPerGb }),
+          });
+        }
       }
-      return [label(bs), String(qd), mb(u), mb(p), mb(f), ratio(u, f), ratio(p, f), ratio(u, p), f ? f.iops.toFixed(0) : "-", f?.meanLatencyUs?.toFixed(0) ?? "-"];
+      return [
+        label(bs), String(qd), mb(u), mb(p), mb(f), ratio(u, f), ratio(p, f), ratio(u, p), cpu(u), cpu(p),
+        f ? f.iops.toFixed(0) : "-", f?.meanLatencyUs?.toFixed(0) ?? "-",
+      ];
     }),
   );
   console.log(`median of ${rounds} rounds of ${seconds} s, MB/s = 1e6 bytes/s`);
-  console.log(table(["bs", "qd", "io_uring MB/s", "pread MB/s", "fio MB/s", "uring/fio", "pread/fio", "uring/pread", "fio IOPS", "fio lat us"], rows));
+  console.log(
+    table(
+      ["bs", "qd", "io_uring MB/s", "pread MB/s", "fio MB/s", "uring/fio", "pread/fio", "uring/pread", "uring cpu s/GB", "pread cpu s/GB", "fio IOPS", "fio lat us"],
+      rows,
+    ),
+  );
 
   const date = new Date().toISOString().slice(0, 10);
   const out = args.out ?? join(repoRoot(), "bench", "results", `io-${date}.json`);

@@ -28,7 +28,10 @@ enum class IoBackend { kAuto, kIoUring, kPread };
 
 struct ReaderOptions {
   // kAuto: io_uring when the kernel allows it, else the pread pool (AF_IO_BACKEND=pread in
-  // the environment forces the pool). Defaults to kAuto.
+  // the environment forces the pool). io_uring is preferred by measurement on the 2-core
+  // virtio dev machine (bench/results/io-2026-11-22.json): it matches or beats the pool at
+  // 10 of 15 size/depth points and spends 1.5-3x less CPU per GB, which decode needs.
+  // Defaults to kAuto.
   IoBackend backend = IoBackend::kAuto;
   // Device reads in flight at once. Defaults to 32.
   unsigned queue_depth = 32;
