@@ -57,13 +57,18 @@ struct CQ4_K {
   static constexpr int kStore = 256, kStoreBytes = 144, kBlock = 256, kSub = 32;
   static constexpr bool kOffset = true;
   static void params(const uint8_t* b, float* d, float* m) {
-    const float dd = colv::h2f(rd16(b)), dm = colv::h2f(rd16(b + 2));
-    for (int j = 0; j < 8; j++) {
-      uint8_t sc, mn;
-      af_k_scale_min(j, b + 4, &sc, &mn);
-      d[j] = dd * (float)sc;
-      m[j] = -(dm * (float)mn);
-    }
+    float dd, dm;
+    colv::h2f2(b, &dd, &dm);
+    // The 6-bit scales and mins of af_k_scale_min, all eight at once on 32-bit words:
+    // bytes 0..3 / 4..7 hold sc / m of sub-blocks 0..3 in their low 6 bits; sub-blocks 4..7
+    // take their low 4 bits from the nibbles of bytes 8..11 and the top 2 from bits 6..7.
+    uint32_t w[3], sm[4];
+    memcpy(w, b + 4, 12);
+    sm[0] = w[0] & 0x3f3f3f3f;
+    sm[1] = (w[2] & 0x0f0f0f0f) | (((w[0] >> 6) & 0x03030303) << 4);
+    sm[2] = w[1] & 0x3f3f3f3f;
+    sm[3] = ((w[2] >> 4) & 0x0f0f0f0f) | (((w[1] >> 6) & 0x03030303) << 4);
+    colv::kscales(sm, dd, -dm, d, m);
   }
   static void codes(const uint8_t* b, int j, F* out) { colv::q4k(b + 16 + 32 * (j >> 1), j & 1, out); }
 };
@@ -82,7 +87,7 @@ struct CQ6_K {
   static constexpr bool kOffset = false;
   static void params(const uint8_t* b, float* d, float*) {
     const float dd = colv::h2f(rd16(b + 208));
-    for (int t = 0; t < 16; t++) d[t] = dd * (float)(int8_t)b[192 + t];
+    colv::scales16(b + 192, dd, d);
   }
   static void codes(const uint8_t* b, int t, F* out) {
     const int h = t >> 3, k = (t & 7) >> 1, lh = t & 1;

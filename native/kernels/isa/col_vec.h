@@ -32,6 +32,19 @@ inline void h2f2(const uint8_t* p, float* d, float* m) {
   *m = af_fp16_to_fp32((uint16_t)(p[2] | p[3] << 8));
 }
 
+// Q4_K/Q5_K sub-block scales: d[j] = dd * u[j], m[j] = mdm * u[8 + j] for the 16 bytes u.
+inline void kscales(const uint32_t* u, float dd, float mdm, float* d, float* m) {
+  uint8_t b[16];
+  memcpy(b, u, 16);
+  for (int j = 0; j < 8; j++) {
+    d[j] = dd * (float)b[j];
+    m[j] = mdm * (float)b[8 + j];
+  }
+}
+// Q6_K sub-block scales: d[t] = dd * (int8)s[t], t < 16.
+inline void scales16(const uint8_t* s, float dd, float* d) {
+  for (int t = 0; t < 16; t++) d[t] = dd * (float)(int8_t)s[t];
+}
 // Q4_0: 16 bytes, low nibbles are elements 0..15, high 16..31; code q - 8.
 inline void q4_0(const uint8_t* qs, F* out) {
   for (int k = 0; k < 16; k++) {
@@ -128,6 +141,19 @@ inline void s8x16(__m128i v, F* out) {
 #endif
 }
 
+// Q4_K/Q5_K sub-block scales: d[j] = dd * u[j], m[j] = mdm * u[8 + j] for the 16 bytes u.
+inline void kscales(const uint32_t* u, float dd, float mdm, float* d, float* m) {
+  const __m128i x = _mm_loadu_si128((const __m128i*)u);
+  _mm256_storeu_ps(d, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(x)), _mm256_set1_ps(dd)));
+  _mm256_storeu_ps(m, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(x, 8))),
+                                    _mm256_set1_ps(mdm)));
+}
+inline void scales16(const uint8_t* s, float dd, float* d) {
+  const __m128i x = _mm_loadu_si128((const __m128i*)s);
+  const __m256 f = _mm256_set1_ps(dd);
+  _mm256_storeu_ps(d, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(x)), f));
+  _mm256_storeu_ps(d + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(x, 8))), f));
+}
 // Q4_0 / Q4_1: widen the 16 bytes to int32 lanes first, so the nibbles split with a mask
 // and a shift (no byte shuffles). AVX-512 maps nibble -> float with one vpermps from a
 // 16-entry table (vpermps reads only the low 4 bits of each index).
@@ -164,11 +190,34 @@ inline void q4_1(const uint8_t* qs, F* out) {
   out[3] = _mm256_cvtepi32_ps(_mm256_srli_epi32(v1, 4));
 #endif
 }
-inline void q8_0(const int8_t* qs, F* out) { s8x32(vec::iload(qs), out); }
-inline void q4k(const uint8_t* qs, int hi, F* out) {
-  const __m256i v = vec::iload(qs);
-  s8x32(hi ? vec::hi_nibbles(v) : vec::lo_nibbles(v), out);
+#if defined(AF_ISA_AVX512)
+inline void q8_0(const int8_t* qs, F* out) {
+  out[0] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)qs)));
+  out[1] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(qs + 16))));
 }
+// Q4_K sub-block: the low (hi = 0) or high (hi = 1) nibbles of 32 bytes, widened first as q4.
+inline void q4k(const uint8_t* qs, int hi, F* out) {
+  const __m512 table = _mm512_set_ps(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  const __m128i sh = _mm_cvtsi32_si128(4 * hi);
+  for (int v = 0; v < 2; v++) {
+    const __m512i w = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(qs + 16 * v)));
+    out[v] = _mm512_permutexvar_ps(_mm512_srl_epi32(w, sh), table);
+  }
+}
+#else
+inline void q8_0(const int8_t* qs, F* out) {
+  for (int v = 0; v < 4; v++) {
+    out[v] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)(qs + 8 * v))));
+  }
+}
+inline void q4k(const uint8_t* qs, int hi, F* out) {
+  const __m128i sh = _mm_cvtsi32_si128(4 * hi);
+  for (int v = 0; v < 4; v++) {
+    const __m256i w = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)(qs + 8 * v)));
+    out[v] = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srl_epi32(w, sh), _mm256_set1_epi32(15)));
+  }
+}
+#endif
 inline void q5k(const uint8_t* qs, const uint8_t* qh, int hi, int bit, F* out) {
   const __m256i v = vec::iload(qs);
   const __m256i n = hi ? vec::hi_nibbles(v) : vec::lo_nibbles(v);
