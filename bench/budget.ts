@@ -4,7 +4,7 @@
 // See bench/README.md ("Budget") for what each number means.
 // Usage: node dist/bench/budget.js [--quick] [--runs N] [--models smollm2,synth7b] ...
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, release } from "node:os";
 import { join } from "node:path";
 import { modelsDir } from "../src/fetch/cache.js";
@@ -36,10 +36,12 @@ interface Args {
   noCgroup: boolean;
   out: string | undefined;
   prompt: number;
+  // Reprint the table and redraw the plots of a saved result file, measuring nothing.
+  report: string | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { quick: false, runs: 3, runs7b: 3, models: ["smollm2", "synth7b"], threads: undefined, cap: 120, noCgroup: false, out: undefined, prompt: 16 };
+  const a: Args = { quick: false, runs: 3, runs7b: 3, models: ["smollm2", "synth7b"], threads: undefined, cap: 120, noCgroup: false, out: undefined, prompt: 16, report: undefined };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]!;
     const v = () => {
@@ -58,6 +60,7 @@ function parseArgs(argv: string[]): Args {
     else if (k === "--no-cgroup") a.noCgroup = true;
     else if (k === "--out") a.out = v();
     else if (k === "--prompt") a.prompt = Number(v());
+    else if (k === "--report") a.report = v();
     else throw new Error(`unknown option ${k}; see bench/README.md ("Budget")`);
   }
   if (a.quick) {
@@ -183,8 +186,17 @@ function describe(r: RunRecord): string {
   return base + f + (r.detail ? ` [${r.detail}]` : "");
 }
 
+async function report(file: string): Promise<void> {
+  const saved = JSON.parse(readFileSync(file, "utf8")) as { runs: Measured[]; complete: boolean };
+  if (!saved.complete) log(`note: ${file} is from a benchmark that did not finish (all its finished runs are used)`);
+  const summaries = summarize(saved.runs);
+  printReport(summaries, ratios(summaries));
+  log(`plots: ${(await plotBudget(file, log)).join(", ")}`);
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
+  if (args.report !== undefined) return report(args.report);
   let kind: CgroupKind | undefined;
   const found = findCgroup();
   if (typeof found === "string") {
