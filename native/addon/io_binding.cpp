@@ -165,6 +165,7 @@ class FlashHandle : public Napi::ObjectWrap<FlashHandle> {
   }
 
   // One reader per (queue depth, max gap); a new pair replaces it. Running reads keep theirs.
+  // Its staging area (queue depth x max read) is reported to V8 as external memory.
   std::shared_ptr<Reader> GetReader(Napi::Env env, unsigned qd, int64_t max_gap) {
     if (!reader_ || reader_->options().queue_depth != qd || reader_->options().max_gap != max_gap) {
       ReaderOptions o;
@@ -172,9 +173,19 @@ class FlashHandle : public Napi::ObjectWrap<FlashHandle> {
       o.queue_depth = qd;
       o.max_gap = max_gap;
       o.max_read = max_read_;
-      reader_ = Guard(env, [&] { return std::make_shared<Reader>(file_, o); });
+      auto fresh = Guard(env, [&] { return std::make_shared<Reader>(file_, o); });
+      DropReader(env);
+      reader_ = std::move(fresh);
+      external_ = static_cast<int64_t>(reader_->staging_bytes());
+      Napi::MemoryManagement::AdjustExternalMemory(env, external_);
     }
     return reader_;
+  }
+
+  void DropReader(Napi::Env env) {
+    if (external_ != 0) Napi::MemoryManagement::AdjustExternalMemory(env, -external_);
+    external_ = 0;
+    reader_.reset();
   }
 
   // readRanges(offsets, lengths, maxGap?, qd?, { checksums?, checksumBase?, into? })
@@ -268,7 +279,7 @@ class FlashHandle : public Napi::ObjectWrap<FlashHandle> {
   }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
-    reader_.reset();  // running reads keep their own references until they finish
+    DropReader(info.Env());  // running reads keep their own references until they finish
     file_.reset();
     return info.Env().Undefined();
   }
@@ -277,6 +288,7 @@ class FlashHandle : public Napi::ObjectWrap<FlashHandle> {
   std::shared_ptr<Reader> reader_;
   IoBackend backend_ = IoBackend::kAuto;
   uint32_t max_read_ = 1 << 20;
+  int64_t external_ = 0;  // bytes reported to V8 for reader_'s staging
 };
 
 Napi::FunctionReference* g_flash_ctor = nullptr;

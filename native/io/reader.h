@@ -79,6 +79,7 @@ class Reader {
   const char* backend_name() const { return engine_->name(); }
   const ReaderOptions& options() const { return opts_; }
   const FlashFile& file() const { return *file_; }
+  size_t staging_bytes() const { return staging_.size(); }
 
  private:
   struct Batch {
