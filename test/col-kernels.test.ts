@@ -140,7 +140,7 @@ for (const tc of TYPES) {
 
   test(`colAxpyBatch ${tc.name}: each row bitwise equal to a single call`, () => {
     const nCols = 37;
-    const nb = 5;
+    const nb = 37; // past one 32-row tile of the kernel
     const ldy = tc.n + 3;
     const { bytes } = makeColumns(tc, nCols, 99 + tc.type);
     const a = gaussian(nb * nCols, 5);

@@ -19,9 +19,6 @@ namespace {
 using colv::F;
 using colv::kF;
 constexpr int G = AF_COL_GROUP;
-// Blocks of y per pass of a column group: y[chunk] stays in L1 while every group of columns
-// is applied to it, and each column is still read in runs of several blocks.
-constexpr int64_t kChunkElems = 1000000;
 
 inline uint16_t rd16(const uint8_t* p) {
   uint16_t v;
@@ -204,43 +201,53 @@ void col_axpy(const void* const* cols, const float* a, int64_t n_cols, float* y,
 }
 
 // Batched form: per block and group, decode each column's codes once into q, then apply them
-// to every activation row with the same per-element arithmetic as col_axpy.
+// to a tile of activation rows. The per-row scales a * d and offsets are computed for the
+// whole tile at once (vectorised over rows: the same products and FMAs, row by row, as
+// col_axpy, so every row gets the bits a single call would give it).
 template <class C>
 void col_axpy_batch(const void* const* cols, const float* a, int64_t n_cols, int64_t nb, float* y,
                     int64_t ldy, int64_t e0, int64_t e1) {
   constexpr int kSubs = C::kBlock / C::kSub, kV = C::kSub / kF;
-  constexpr int64_t kChunk = kChunkElems / C::kBlock > 0 ? kChunkElems / C::kBlock : 1;
+  constexpr int kRows = 32;  // activation rows per tile
   const int64_t nblk = (e1 - e0) / C::kBlock;
-  for (int64_t c0 = 0; c0 < nblk; c0 += kChunk) {
-    const int64_t c1 = c0 + kChunk < nblk ? c0 + kChunk : nblk;
+  for (int64_t r0 = 0; r0 < nb; r0 += kRows) {
+    const int nr = (int)(nb - r0 < kRows ? nb - r0 : kRows);
     for (int64_t g = 0; g < n_cols; g += G) {
       const int n = (int)(n_cols - g < G ? n_cols - g : G);
+      alignas(64) float at_[G][kRows] = {};  // at_[i][r] = a[r0 + r][g + i]
+      for (int i = 0; i < n; i++) {
+        for (int r = 0; r < nr; r++) at_[i][r] = a[(r0 + r) * n_cols + g + i];
+      }
       const uint8_t* p[G];
-      for (int i = 0; i < n; i++) p[i] = at<C>(cols[g + i], e0 + c0 * C::kBlock);
-      for (int64_t b = c0; b < c1; b++) {
-        const int64_t eb = e0 + b * C::kBlock;
+      for (int i = 0; i < n; i++) p[i] = at<C>(cols[g + i], e0);
+      for (int64_t b = 0; b < nblk; b++) {
+        const int64_t eb = e0 + b * C::kBlock, off = b * block_bytes<C>();
         float d[G][kSubs], m[G][kSubs];
-        for (int i = 0; i < n; i++) C::params(p[i], d[i], m[i]);
+        for (int i = 0; i < n; i++) C::params(p[i] + off, d[i], m[i]);
         for (int j = 0; j < kSubs; j++) {
           F q[G][kV];
-          for (int i = 0; i < n; i++) C::codes(p[i], j, q[i]);
-          for (int64_t bb = 0; bb < nb; bb++) {
-            const float* ag = a + bb * n_cols + g;
-            float bias = 0.0f;
-            if constexpr (C::kOffset) {
-              for (int i = 0; i < n; i++) bias = fmaf(ag[i], m[i][j], bias);
-            }
-            F r[kV];
-            for (int v = 0; v < kV; v++) r[v] = colv::set1(bias);
+          for (int i = 0; i < n; i++) C::codes(p[i] + off, j, q[i]);
+          alignas(64) float bias[kRows] = {};
+          alignas(64) float sv[G][kRows];
+          if constexpr (C::kOffset) {
             for (int i = 0; i < n; i++) {
-              const F s = colv::set1(ag[i] * d[i][j]);
-              for (int v = 0; v < kV; v++) r[v] = colv::madd(s, q[i][v], r[v]);
+              for (int r = 0; r < kRows; r++) bias[r] = fmaf(at_[i][r], m[i][j], bias[r]);
             }
-            float* yj = y + bb * ldy + eb + j * C::kSub;
-            for (int v = 0; v < kV; v++) colv::store(yj + v * kF, colv::add(colv::load(yj + v * kF), r[v]));
+          }
+          for (int i = 0; i < n; i++) {
+            for (int r = 0; r < kRows; r++) sv[i][r] = at_[i][r] * d[i][j];
+          }
+          for (int r = 0; r < nr; r++) {
+            F acc[kV];
+            for (int v = 0; v < kV; v++) acc[v] = colv::set1(bias[r]);
+            for (int i = 0; i < n; i++) {
+              const F s = colv::set1(sv[i][r]);
+              for (int v = 0; v < kV; v++) acc[v] = colv::madd(s, q[i][v], acc[v]);
+            }
+            float* yj = y + (r0 + r) * ldy + eb + j * C::kSub;
+            for (int v = 0; v < kV; v++) colv::store(yj + v * kF, colv::add(colv::load(yj + v * kF), acc[v]));
           }
         }
-        for (int i = 0; i < n; i++) p[i] += block_bytes<C>();
       }
     }
   }
