@@ -48,18 +48,20 @@ function list(dir) {
   return readdirSync(full).filter((f) => f.endsWith(".cpp")).map((f) => join(full, f));
 }
 
-function newestInput() {
+function newestOf(filter) {
   let newest = statSync(fileURLToPath(import.meta.url)).mtimeMs;
   const walk = (d) => {
     for (const e of readdirSync(d, { withFileTypes: true })) {
       const p = join(d, e.name);
       if (e.isDirectory()) walk(p);
-      else newest = Math.max(newest, statSync(p).mtimeMs);
+      else if (filter(p)) newest = Math.max(newest, statSync(p).mtimeMs);
     }
   };
   walk(join(root, "native"));
   return newest;
 }
+const newestInput = () => newestOf(() => true);
+const force = process.argv.includes("--force");
 
 async function pool(jobs, width) {
   let next = 0;
@@ -73,7 +75,7 @@ async function pool(jobs, width) {
 }
 
 async function main() {
-  if (existsSync(out) && statSync(out).mtimeMs > newestInput() && !process.argv.includes("--force")) {
+  if (existsSync(out) && statSync(out).mtimeMs > newestInput() && !force) {
     console.log(`native: up to date (${relative(root, out)})`);
     return;
   }
@@ -81,8 +83,14 @@ async function main() {
   mkdirSync(dirname(out), { recursive: true });
   const objects = [];
   const jobs = [];
+  // Incremental: an object is rebuilt when its source, any header, or this script is newer.
+  const newestHeader = newestOf((p) => p.endsWith(".h"));
   const compile = (src, obj, flags) => {
     objects.push(obj);
+    if (!force && existsSync(obj)) {
+      const t = statSync(obj).mtimeMs;
+      if (t > statSync(src).mtimeMs && t > newestHeader) return;
+    }
     jobs.push(async () => {
       try {
         await run(cxx, [...common, ...flags, "-c", src, "-o", obj], { maxBuffer: 64 << 20 });

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "activeflow/col_kernels.h"
 #include "activeflow/kernels.h"
 #include "model/model.h"
 
@@ -137,11 +138,14 @@ void Model::attention(int layer, int n, int pos) {
   const int kv_dim = cfg_.n_head_kv * hd;
   const int group = cfg_.n_head / cfg_.n_head_kv;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  const float* K = kv_k_.get() + static_cast<size_t>(layer) * cfg_.n_ctx * kv_dim;
-  const float* V = kv_v_.get() + static_cast<size_t>(layer) * cfg_.n_ctx * kv_dim;
+  const uint16_t* K = kv_k_.get() + static_cast<size_t>(layer) * cfg_.n_ctx * kv_dim;
+  const uint16_t* V = kv_v_.get() + static_cast<size_t>(layer) * cfg_.n_ctx * kv_dim;
+  const size_t kv_row = static_cast<size_t>(kv_dim) * sizeof(uint16_t);
   const int work = n * cfg_.n_head;
   pool_->run([&](int ith, int nth) {
     float* scores = s_.scores.data() + static_cast<size_t>(ith) * cfg_.n_ctx;
+    const void** vrows = s_.vrows.data() + static_cast<size_t>(ith) * cfg_.n_ctx;
+    float qh[512];  // one head of q rounded to f16, as llama.cpp multiplies f16 keys
     int64_t w0, w1;
     SplitRange(work, ith, nth, 1, &w0, &w1);
     for (int64_t w = w0; w < w1; w++) {
@@ -150,15 +154,18 @@ void Model::attention(int layer, int n, int pos) {
       const int kvh = h / group;
       const int len = pos + t + 1;  // causal: this token sees positions [0, pos + t]
       const float* q = s_.q.data() + static_cast<size_t>(t) * q_dim + h * hd;
-      for (int j = 0; j < len; j++) {
-        scores[j] = af_dot_f32(q, K + static_cast<size_t>(j) * kv_dim + kvh * hd, hd) * scale;
-      }
+      for (int d = 0; d < hd; d++) qh[d] = af_fp16_to_fp32(af_fp32_to_fp16(q[d]));
+      af_matvec(AF_F16, reinterpret_cast<const uint8_t*>(K + kvh * hd), kv_row, qh, scores, hd, 0, len);
+      af_scale_f32(scale, scores, len);
       af_softmax_f32(scores, len);
       float* out = s_.attn.data() + static_cast<size_t>(t) * q_dim + h * hd;
       std::memset(out, 0, sizeof(float) * hd);
+      // llama.cpp multiplies f16 values by probabilities rounded to f16: do the same.
       for (int j = 0; j < len; j++) {
-        af_axpy_f32(scores[j], V + static_cast<size_t>(j) * kv_dim + kvh * hd, out, hd);
+        scores[j] = af_fp16_to_fp32(af_fp32_to_fp16(scores[j]));
+        vrows[j] = V + static_cast<size_t>(j) * kv_dim + kvh * hd;
       }
+      af_col_axpy(AF_F16, vrows, scores, len, out, 0, hd);
     }
   });
 }
@@ -215,8 +222,8 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
     AddBias(s_.q.data(), L.bq, n, q_dim, q_dim);
     AddBias(s_.k.data(), L.bk, n, kv_dim, kv_dim);
     AddBias(s_.v.data(), L.bv, n, kv_dim, kv_dim);
-    float* Kc = kv_k_.get() + static_cast<size_t>(il) * c.n_ctx * kv_dim;
-    float* Vc = kv_v_.get() + static_cast<size_t>(il) * c.n_ctx * kv_dim;
+    uint16_t* Kc = kv_k_.get() + static_cast<size_t>(il) * c.n_ctx * kv_dim;
+    uint16_t* Vc = kv_v_.get() + static_cast<size_t>(il) * c.n_ctx * kv_dim;
     for (int t = 0; t < n; t++) {
       float* q = s_.q.data() + t * q_dim;
       float* k = s_.k.data() + t * kv_dim;
@@ -230,8 +237,13 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
       }
       rope(q, c.n_head, pos + t);
       rope(k, c.n_head_kv, pos + t);
-      std::memcpy(Kc + static_cast<size_t>(pos + t) * kv_dim, k, sizeof(float) * kv_dim);
-      std::memcpy(Vc + static_cast<size_t>(pos + t) * kv_dim, s_.v.data() + t * kv_dim, sizeof(float) * kv_dim);
+      uint16_t* kd = Kc + static_cast<size_t>(pos + t) * kv_dim;
+      uint16_t* vd = Vc + static_cast<size_t>(pos + t) * kv_dim;
+      const float* v = s_.v.data() + t * kv_dim;
+      for (int i = 0; i < kv_dim; i++) {
+        kd[i] = af_fp32_to_fp16(k[i]);
+        vd[i] = af_fp32_to_fp16(v[i]);
+      }
     }
     attention(il, n, pos);
     // o projection straight into the FFN-input scratch, then the residual add.

@@ -24,7 +24,7 @@ Model::Model(const std::string& path, const ModelConfig& cfg, const std::vector<
              int threads, std::unique_ptr<FlashSetup> flash)
     : cfg_(cfg), flash_(std::move(flash)) {
   if (cfg_.n_layer <= 0 || cfg_.n_embd <= 0 || cfg_.n_head <= 0 || cfg_.n_head_kv <= 0 ||
-      cfg_.head_dim <= 0 || cfg_.n_vocab <= 0 || cfg_.n_ff <= 0 || cfg_.n_ctx <= 0 ||
+      cfg_.head_dim <= 0 || cfg_.head_dim > 512 || cfg_.n_vocab <= 0 || cfg_.n_ff <= 0 || cfg_.n_ctx <= 0 ||
       cfg_.n_head % cfg_.n_head_kv != 0 || cfg_.n_rot <= 0 || cfg_.n_rot > cfg_.head_dim ||
       cfg_.n_rot % 2 != 0) {
     throw ModelError("MODEL_UNSUPPORTED", path + ": inconsistent model config");
@@ -59,11 +59,11 @@ Model::Model(const std::string& path, const ModelConfig& cfg, const std::vector<
 
   const int kv_dim = cfg_.n_head_kv * cfg_.head_dim;
   kv_elems_ = static_cast<size_t>(cfg_.n_layer) * cfg_.n_ctx * kv_dim;
-  kv_k_.reset(static_cast<float*>(std::calloc(kv_elems_, sizeof(float))));
-  kv_v_.reset(static_cast<float*>(std::calloc(kv_elems_, sizeof(float))));
+  kv_k_.reset(static_cast<uint16_t*>(std::calloc(kv_elems_, sizeof(uint16_t))));
+  kv_v_.reset(static_cast<uint16_t*>(std::calloc(kv_elems_, sizeof(uint16_t))));
   if (!kv_k_ || !kv_v_) {
     throw ModelError("NATIVE", "cannot allocate the KV cache (" +
-                                   std::to_string(kv_elems_ * 8 / (1 << 20)) + " MiB)");
+                                   std::to_string(kv_elems_ * 4 / (1 << 20)) + " MiB)");
   }
 
   // Rotation frequency per pair; llama3 files carry per-pair divisors in rope_freqs.
@@ -103,6 +103,7 @@ void Model::set_threads(int threads) {
   if (pool_ && pool_->size() == threads) return;
   pool_ = std::make_unique<ThreadPool>(threads);
   s_.scores.assign(static_cast<size_t>(threads) * cfg_.n_ctx, 0.0f);
+  s_.vrows.assign(static_cast<size_t>(threads) * cfg_.n_ctx, nullptr);
 }
 
 void Model::bind_weights(const std::vector<TensorSpec>& tensors) {
@@ -250,6 +251,7 @@ size_t Model::scratch_bytes() const {
   size_t b = 0;
   b += (s_.x.size() + s_.xn.size() + s_.q.size() + s_.k.size() + s_.v.size() + s_.attn.size() + s_.gate.size() +
         s_.up.size() + s_.scores.size() + s_.logits.size()) * sizeof(float);
+  b += s_.vrows.size() * sizeof(void*);
   return b + s_.xq.size();
 }
 

@@ -136,6 +136,7 @@ struct Scratch {
   std::vector<float> gate;    // [n_batch][n_ff]
   std::vector<float> up;      // [n_batch][n_ff]
   std::vector<float> scores;  // [threads][n_ctx] attention scores
+  std::vector<const void*> vrows;  // [threads][n_ctx] value rows of one head
   std::vector<uint8_t> xq;    // [n_batch][act bytes of the widest input] quantised activations
   std::vector<float> logits;  // [n_vocab] last-token logits (when not all rows are wanted)
 };
@@ -155,7 +156,7 @@ class Model {
   size_t weight_resident_bytes() const;
   size_t scratch_bytes() const;
   uint64_t head_bytes_read() const { return head_bytes_read_; }
-  size_t kv_bytes() const { return kv_elems_ * sizeof(float) * 2; }
+  size_t kv_bytes() const { return kv_elems_ * sizeof(uint16_t) * 2; }
   int threads() const { return pool_->size(); }
   void set_threads(int threads);
 
@@ -210,9 +211,10 @@ class Model {
   Weights w_;
   std::unique_ptr<ThreadPool> pool_;
   // calloc'd so untouched cache pages cost no RSS until positions are written.
-  struct FreeDeleter { void operator()(float* p) const { std::free(p); } };
-  std::unique_ptr<float[], FreeDeleter> kv_k_;  // [n_layer][n_ctx][kv_dim]
-  std::unique_ptr<float[], FreeDeleter> kv_v_;  // [n_layer][n_ctx][kv_dim]
+  // F16 as llama.cpp keeps it: half the memory, and the same rounding of keys and values.
+  struct FreeDeleter { void operator()(uint16_t* p) const { std::free(p); } };
+  std::unique_ptr<uint16_t[], FreeDeleter> kv_k_;  // [n_layer][n_ctx][kv_dim] f16
+  std::unique_ptr<uint16_t[], FreeDeleter> kv_v_;  // [n_layer][n_ctx][kv_dim] f16
   size_t kv_elems_ = 0;
   std::vector<float> inv_freq_;  // [n_rot / 2] rotation frequency per pair
   Scratch s_;

@@ -53,14 +53,14 @@ export interface FlashMemoryPlan {
 }
 
 export function kvBytes(cfg: ModelConfig, nCtx: number): number {
-  return 2 * cfg.nLayer * nCtx * cfg.nHeadKv * cfg.headDim * 4;
+  return 2 * cfg.nLayer * nCtx * cfg.nHeadKv * cfg.headDim * 2; // f16 keys and values
 }
 
 // Mirrors the native Scratch sizes for a batch of nBatch tokens.
 export function scratchBytes(cfg: ModelConfig, nBatch: number, nCtx: number, threads: number): number {
   const q = cfg.nHead * cfg.headDim, kv = cfg.nHeadKv * cfg.headDim;
   const wide = Math.max(cfg.nEmbd, cfg.nFf, q);
-  const floats = nBatch * (cfg.nEmbd + wide + q + 2 * kv + q + 2 * cfg.nFf) + threads * nCtx + cfg.nVocab;
+  const floats = nBatch * (cfg.nEmbd + wide + q + 2 * kv + q + 2 * cfg.nFf) + threads * nCtx * 3 + cfg.nVocab; // scores + value-row pointers
   // Quantised activations: at most ~1.2 bytes per input element of the widest input.
   return floats * 4 + nBatch * Math.ceil(wide * 1.2) + 64;
 }
