@@ -72,7 +72,10 @@ export class Engine {
     const source = path;
     if (options.dram !== undefined && !file.metadata.has(KEY.version)) {
       path = await ensureConverted(path, {
-        ...(options.groupSize !== undefined ? { groupSize: options.groupSize } : {}),
+        // Group size 1 until the preloading pipeline keeps a group's records between its
+        // layers: with 4, SmolLM2 at 35 % re-read each 4-layer record per layer (229 MB per
+        // token against 93 MB with 1).
+        groupSize: options.groupSize ?? 1,
         ...(options.signal ? { signal: options.signal } : {}),
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
         ...(options.log ? { log: options.log } : {}),

@@ -82,7 +82,7 @@ export interface LoadOptions {
   // Contextual sparsity in [0, 1): the fraction of each linear layer's inputs skipped, using
   // the model's calibration table. Defaults to 0 (dense).
   sparsity?: number;
-  // Layers per group of the flash layout when converting. Defaults to 4.
+  // Layers per group of the flash layout when converting. Defaults to 1.
   groupSize?: number;
   // Check every page read from flash against its CRC-32C. Defaults to false.
   verifyReads?: boolean;

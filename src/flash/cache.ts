@@ -6,10 +6,10 @@ import { cacheRoot } from "../fetch/cache.js";
 import { convertToFlash, type ConvertOptions } from "./convert.js";
 import { DEFAULT_GROUP_SIZE } from "./format.js";
 
-export async function flashCachePath(source: string, groupSize: number): Promise<string> {
+export async function flashCachePath(source: string, groupSize: number, columns = "auto"): Promise<string> {
   const st = await stat(source);
   const name = basename(source).replace(/\.gguf$/i, "");
-  return join(cacheRoot(), "flash", `${name}-${st.size}-${Math.floor(st.mtimeMs)}.g${groupSize}.af.gguf`);
+  return join(cacheRoot(), "flash", `${name}-${st.size}-${Math.floor(st.mtimeMs)}.g${groupSize}.${columns}.af.gguf`);
 }
 
 // Returns the converted file for `source`, converting it first if the cache lacks it.
@@ -18,7 +18,8 @@ export async function ensureConverted(
   options: ConvertOptions & { log?: (line: string) => void } = {},
 ): Promise<string> {
   const groupSize = options.groupSize ?? DEFAULT_GROUP_SIZE;
-  const target = await flashCachePath(source, groupSize);
+  const columns = options.columnType !== undefined ? `t${options.columnType}` : options.keepSourceType ? "src" : "auto";
+  const target = await flashCachePath(source, groupSize, columns);
   try {
     await stat(target);
     return target;
