@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "addon/async_task.h"
 #include "addon/bindings.h"
 #include "io/aligned_buffer.h"
 #include "io/crc32c.h"
@@ -19,52 +20,6 @@ namespace activeflow {
 
 namespace {
 
-// Runs `fn` on a worker thread; resolves with `resolve(env)` or rejects with a coded error.
-class IoTask : public Napi::AsyncWorker {
- public:
-  using Fn = std::function<void()>;
-  using Resolve = std::function<Napi::Value(Napi::Env)>;
-  IoTask(Napi::Env env, Fn fn, Resolve resolve)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), fn_(std::move(fn)),
-        resolve_(std::move(resolve)) {}
-  Napi::Promise Promise() { return deferred_.Promise(); }
-  // JS objects whose memory the work touches; held until the task ends.
-  void Keep(Napi::Value v) { keep_.push_back(Napi::Persistent(v.As<Napi::Object>())); }
-
-  void Execute() override {
-    try {
-      fn_();
-    } catch (const IoError& e) {
-      code_ = e.code;
-      message_ = e.what();
-    } catch (const std::bad_alloc&) {
-      code_ = "NATIVE";
-      message_ = "out of memory";
-    } catch (const std::exception& e) {
-      code_ = "NATIVE";
-      message_ = e.what();
-    }
-  }
-  void OnOK() override {
-    Napi::Env env = Env();
-    if (!code_.empty()) {
-      deferred_.Reject(ToJsError(env, code_, message_).Value());
-      return;
-    }
-    try {
-      deferred_.Resolve(resolve_(env));
-    } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
-    }
-  }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  Fn fn_;
-  Resolve resolve_;
-  std::vector<Napi::ObjectReference> keep_;
-  std::string code_, message_;
-};
 
 // Runs a synchronous native call, turning IoError into a coded JS error.
 template <typename F>
@@ -244,7 +199,7 @@ class FlashHandle : public Napi::ObjectWrap<FlashHandle> {
     auto stats = std::make_shared<ReadStats>();
     auto shared_reqs = std::make_shared<std::vector<ReadReq>>(std::move(reqs));
     Napi::Reference<Napi::ArrayBuffer> keep_buf = Napi::Persistent(buf);
-    auto* task = new IoTask(
+    auto* task = new AsyncTask(
         env,
         [reader, shared_reqs, sums, stats] {
           *stats = reader->read(shared_reqs->data(), shared_reqs->size(), sums->pages ? sums.get() : nullptr);

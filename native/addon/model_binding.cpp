@@ -4,6 +4,7 @@
 
 #include "activeflow/col_kernels.h"
 #include "activeflow/kernels.h"
+#include "addon/async_task.h"
 #include "addon/bindings.h"
 #include "io/io_error.h"
 #include "model/model.h"
@@ -12,59 +13,7 @@ namespace activeflow {
 
 namespace {
 
-Napi::Error ModelErrorToJs(Napi::Env env, const std::string& code, const std::string& msg) {
-  return ToJsError(env, code, msg);
-}
 
-// Runs `fn` on a worker thread; resolves with `resolve(env)` or rejects with a coded error.
-class Task : public Napi::AsyncWorker {
- public:
-  using Fn = std::function<void()>;
-  using Resolve = std::function<Napi::Value(Napi::Env)>;
-  Task(Napi::Env env, Fn fn, Resolve resolve)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), fn_(std::move(fn)),
-        resolve_(std::move(resolve)) {}
-  Napi::Promise Promise() { return deferred_.Promise(); }
-  // Objects (typed arrays) that must outlive the work.
-  void Keep(Napi::Value v) { keep_.push_back(Napi::Persistent(v.As<Napi::Object>())); }
-
-  void Execute() override {
-    try {
-      fn_();
-    } catch (const ModelError& e) {
-      code_ = e.code;
-      message_ = e.what();
-    } catch (const IoError& e) {
-      code_ = e.code;
-      message_ = e.what();
-    } catch (const std::bad_alloc&) {
-      code_ = "NATIVE";
-      message_ = "out of memory";
-    } catch (const std::exception& e) {
-      code_ = "NATIVE";
-      message_ = e.what();
-    }
-  }
-  void OnOK() override {
-    Napi::Env env = Env();
-    if (!code_.empty()) {
-      deferred_.Reject(ModelErrorToJs(env, code_, message_).Value());
-      return;
-    }
-    try {
-      deferred_.Resolve(resolve_ ? resolve_(env) : env.Undefined());
-    } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
-    }
-  }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  Fn fn_;
-  Resolve resolve_;
-  std::vector<Napi::ObjectReference> keep_;
-  std::string code_, message_;
-};
 
 int GetInt(const Napi::Object& o, const char* key, int fallback, bool required) {
   Napi::Value v = o.Get(key);
@@ -150,7 +99,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     auto abort = abort_;
     abort->store(false);
     busy->store(true);
-    auto* task = new Task(
+    auto* task = new AsyncTask(
         env,
         [keep, tp, n, pos, lp, all, busy, abort] {
           struct Done {
@@ -431,7 +380,7 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   std::shared_ptr<FlashSetup> flash;
   if (spec.Get("flash").IsObject()) flash = ParseFlash(spec.Get("flash").As<Napi::Object>());
   auto result = std::make_shared<std::shared_ptr<Model>>();
-  auto* task = new Task(
+  auto* task = new AsyncTask(
       env,
       [result, path, cfg, tensors, threads, flash] {
         *result = std::make_shared<Model>(path, cfg, *tensors, threads,
