@@ -92,7 +92,7 @@ test("synth, convert, verify, calibrate, eval and run --dram on a tiny model", a
   const cj = JSON.parse(cal.out.trim()) as { paths: string[] };
   assert.equal(cj.paths[0], calibrationPath(gguf));
   assert.equal(cj.paths.length, 2, `a cached conversion's table too: ${cj.paths.join(", ")}`);
-  assert.match(cj.paths[1]!, /cache\/flash\/tiny-\d+-\d+\.g4\.af\.gguf\.calibration\.json$/);
+  assert.match(cj.paths[1]!, /cache\/flash\/tiny-\d+-\d+\.g\d+\.\w+\.af\.gguf\.calibration\.json$/);
 
   const text = join(dir, "eval.txt");
   await writeFile(text, "the cat sat on the mat and looked at the dog. ".repeat(20));

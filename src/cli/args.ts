@@ -63,7 +63,7 @@ export const OPTIONS = {
   repeatLastN: { long: "repeat-last-n", kind: "int", value: "n", min: 0, max: 1_000_000, help: "How many recent tokens --repeat-penalty looks at. Defaults to 64." },
   dram: { long: "dram", kind: "string", value: "size", check: checkBudget, help: "DRAM budget for the model (weights, KV cache, scratch): bytes, 512MB, 2GB or a percentage of the weights (35%). Runs the model from the flash layout; a .gguf is converted once into the cache. Defaults to no budget (dense, all in DRAM)." },
   sparsity: { long: "sparsity", kind: "number", value: "s", min: 0, below: 1, help: "Fraction of each linear layer's inputs skipped (contextual sparsity), using the model's calibration table. Defaults to 0 (dense)." },
-  groupSize: { long: "group-size", kind: "int", value: "n", min: 1, max: 256, help: "Layers per group of the flash layout (read together) when converting. Defaults to 4." },
+  groupSize: { long: "group-size", kind: "int", value: "n", min: 1, max: 256, help: "Layers per group of the flash layout (read together) when a .gguf is converted for --dram. Defaults to 1 (until the pipeline keeps a group's records between its layers)." },
   verifyReads: { long: "verify-reads", kind: "flag", help: "Check every page read from flash against its CRC-32C." },
   columnType: { long: "column-type", kind: "string", value: "type", choices: WEIGHT_TYPES, help: `Store every column in this type (${WEIGHT_TYPES.join(", ")}). Defaults to the source type where it fits the column length, else q8_0.` },
   text: { long: "text", kind: "string", value: "file", help: "Text file to read." },
@@ -156,7 +156,10 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
     ],
     positionals: ["in.gguf", "out"],
     options: ["groupSize", "columnType", "json", "verbose", "help"],
-    optionHelp: { json: "Print the report as one JSON line on stdout instead of a table." },
+    optionHelp: {
+      groupSize: "Layers per group of the flash layout (read together). Defaults to 4.",
+      json: "Print the report as one JSON line on stdout instead of a table.",
+    },
   },
   calibrate: {
     usage: "activeflow calibrate <model> [options]",

@@ -85,8 +85,10 @@ async function readText(file: string): Promise<string> {
 // Converted copies of a GGUF in the cache (any group size), as src/flash/cache.ts names them.
 async function cachedConversions(source: string): Promise<string[]> {
   const { flashCachePath } = await import("../../flash/cache.js");
+  // <name>-<size>-<mtime>.g<group>.<columns>.af.gguf: everything before ".g<group>." names the source.
   const one = await flashCachePath(source, 1);
-  const prefix = basename(one).replace(/\.g1\.af\.gguf$/, ".g");
+  const b = basename(one);
+  const prefix = b.slice(0, b.lastIndexOf(".g1.") + 2);
   let names: string[];
   try {
     names = await readdir(dirname(one));
