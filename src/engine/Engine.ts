@@ -76,6 +76,7 @@ export class Engine {
         // layers: with 4, SmolLM2 at 35 % re-read each 4-layer record per layer (229 MB per
         // token against 93 MB with 1).
         groupSize: options.groupSize ?? 1,
+        ...(options.keepSourceType ? { keepSourceType: true } : {}),
         ...(options.signal ? { signal: options.signal } : {}),
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
         ...(options.log ? { log: options.log } : {}),

@@ -84,6 +84,9 @@ export interface LoadOptions {
   sparsity?: number;
   // Layers per group of the flash layout when converting. Defaults to 1.
   groupSize?: number;
+  // Keep a low-bit source type for the columns when converting (see ConvertOptions): for
+  // speed work on random weights, where quality does not count. Defaults to false.
+  keepSourceType?: boolean;
   // Check every page read from flash against its CRC-32C. Defaults to false.
   verifyReads?: boolean;
   // Progress and notices during long steps (conversion), one line each.
