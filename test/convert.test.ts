@@ -103,7 +103,7 @@ test("columns read back equal the source columns (llama, qwen2, qwen3 x Q4_0, Q4
         const groupSize = [1, 2, 4][k++ % 3]!;
         const m = await buildTinyModel(join(dir, `${arch}-${typeName(type)}.gguf`), { arch, type, embdType: GgmlType.Q8_0, tied: arch === "llama" });
         const out = join(dir, `${arch}-${typeName(type)}.flash.gguf`);
-        const report = await convertToFlash(m.path, out, { groupSize });
+        const report = await convertToFlash(m.path, out, { groupSize, keepSourceType: true });
         assert.equal(report.groups, Math.ceil(2 / groupSize));
         for (const s of report.sites) {
           assert.equal(s.columnType, typeName(type), `${arch} ${s.site}: source type kept`);
@@ -160,9 +160,14 @@ test("K-quant source: columns keep Q4_K where n_out fits 256, else the fallback;
     const srcPath = join(dir, "k.gguf");
     await buildModel(srcPath, { layers: 5, dim: 256, kvDim: 64, ffn: 512, type: GgmlType.Q4_K });
     const out = join(dir, "k.flash.gguf");
-    const report = await convertToFlash(srcPath, out, { groupSize: 3 });
+    const report = await convertToFlash(srcPath, out, { groupSize: 3, keepSourceType: true });
     assert.deepEqual(report.sites.map((s) => [s.site, s.columnType]),
       [["attn_in", "Q8_0"], ["attn_out", "Q4_K"], ["ffn_in", "Q4_K"], ["ffn_out", "Q4_K"]]);
+    // By default a low-bit source gets Q8_0 columns: requantising 4 bits into 4 bits compounds error.
+    const outDefault = join(dir, "kd.flash.gguf");
+    const rd = await convertToFlash(srcPath, outDefault, { groupSize: 3 });
+    assert.deepEqual(rd.sites.map((s) => s.columnType), ["Q8_0", "Q8_0", "Q8_0", "Q8_0"]);
+    assert.ok(rd.sites.every((s) => s.quantError < 0.02), `Q8_0 columns add little error: ${rd.sites.map((s) => s.quantError).join(", ")}`);
     assert.equal(report.groups, 2);
     const fm = await openFlashModel(out);
     assert.deepEqual(fm.extents.filter((e) => e.site === "ffn_in").map((e) => [e.firstLayer, e.layers]), [[0, 3], [3, 2]]);
