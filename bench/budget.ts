@@ -394,6 +394,7 @@ function ratios(summaries: Summary[]): Ratios[] {
     const o: Record<string, number> = {};
     for (const pct of BUDGETS) {
       const a = ours(pct), b = llama(pct);
+      // Infinity (ours ran, llama.cpp made no token) is saved as null in the JSON.
       if (a && b) o[`${pct}%`] = a.decodeTokensPerSecond / b.decodeTokensPerSecond;
     }
     const o50 = ours(50), o100 = ours(100);
@@ -472,7 +473,8 @@ function printReport(summaries: Summary[], rs: Ratios[]): void {
     );
   }
   for (const r of rs) {
-    const parts = Object.entries(r.oursOverLlamaCpp).map(([k, v]) => `${k} ${v.toFixed(2)}x`);
+    // llama.cpp at 0 tok/s (OOM-killed, or no token before the cap) leaves no finite ratio.
+    const parts = Object.entries(r.oursOverLlamaCpp).map(([k, v]) => (Number.isFinite(v) ? `${k} ${v.toFixed(2)}x` : `${k} n/a (llama.cpp made no token)`));
     process.stdout.write(`\n${r.model}: ours/llama.cpp decode: ${parts.join(", ")}\n`);
     process.stdout.write(`${r.model}: ours@50% / ours in DRAM (sp ${SPARSITY}): ${r.ours50OverInDram?.toFixed(2) ?? "-"}x (target >= 0.7)\n`);
     process.stdout.write(`${r.model}: ours@100% sp${SPARSITY} / sp0: ${r.sparseOverDense100?.toFixed(2) ?? "-"}x\n`);

@@ -35,7 +35,8 @@ def main() -> None:
             for x, y, st in pts:
                 if st != f"{st.split()[0]} ok":
                     # Not every run finished: say how they ended beside the point.
-                    ax.annotate(st, (x, y if y > 0 else (floor or 1)), textcoords="offset points", xytext=(4, 6 if color == "tab:blue" else -12), fontsize=7, color=color)
+                    text = st if y > 0 else f"{name.split(' ')[0]}: {st}, no token"
+                    ax.annotate(text, (x, y if y > 0 else (floor or 1)), textcoords="offset points", xytext=(4, 6 if color == "tab:blue" else -12), fontsize=7, color=color)
         for s in ss:
             if s["engine"] == "ours" and s.get("budgetPct") is None and s["decodeTokensPerSecond"] > 0:
                 ax.axhline(s["decodeTokensPerSecond"], color="tab:blue", linestyle=":", linewidth=1, label="ours, whole model in DRAM (sp 0.5)")
