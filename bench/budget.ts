@@ -182,7 +182,8 @@ function request(m: ModelSpec, p: Point, threads: number, promptIds: number[], d
 }
 
 function describe(r: RunRecord): string {
-  const base = `${r.status} decode ${r.decodeTokensPerSecond.toFixed(2)} tok/s (${r.tokens} tok), prefill ${r.prefillTokensPerSecond?.toFixed(1) ?? "-"} tok/s, peak ${mb(r.cgroup?.peakBytes)} / limit ${mb(r.limitBytes)}`;
+  const split = r.cgroup?.sampledAnonBytesMax !== undefined ? ` (anon <= ${mb(r.cgroup.sampledAnonBytesMax)}, cache <= ${mb(r.cgroup.sampledFileBytesMax)})` : "";
+  const base = `${r.status} decode ${r.decodeTokensPerSecond.toFixed(2)} tok/s (${r.tokens} tok), prefill ${r.prefillTokensPerSecond?.toFixed(1) ?? "-"} tok/s, peak ${mb(r.cgroup?.peakBytes)}${split} / limit ${mb(r.limitBytes)}`;
   const f = r.decodeFlashBytesPerToken !== undefined ? `, flash ${mb(r.decodeFlashBytesPerToken)}/tok, hit ${r.flash?.cacheHitRate.toFixed(2)}` : "";
   return base + f + (r.detail ? ` [${r.detail}]` : "");
 }

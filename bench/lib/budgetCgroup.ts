@@ -19,6 +19,10 @@ export interface CgroupReading {
   // OOM kills inside the group (v1 memory.oom_control oom_kill, v2 memory.events oom_kill).
   oomKills: number | undefined;
   underOom: boolean | undefined;
+  // Highest anonymous and page-cache bytes seen by sampling memory.stat while the child ran
+  // (v1 rss / cache, v2 anon / file): which of the two filled the limit.
+  sampledAnonBytesMax?: number;
+  sampledFileBytesMax?: number;
 }
 
 const V1 = "/sys/fs/cgroup/memory";
@@ -102,6 +106,14 @@ export class MemoryCgroup {
   // The file a child writes its own pid to (`echo $$ > procs && exec ...`).
   get procsFile(): string {
     return join(this.dir, "cgroup.procs");
+  }
+
+  // Current anonymous and page-cache bytes (memory.stat), for sampling during a run.
+  sample(): { anon: number; file: number } | undefined {
+    const stat = readText(join(this.dir, "memory.stat"));
+    const anon = keyed(stat, this.kind.version === 1 ? "rss" : "anon");
+    const file = keyed(stat, this.kind.version === 1 ? "cache" : "file");
+    return anon === undefined || file === undefined ? undefined : { anon, file };
   }
 
   read(): CgroupReading {

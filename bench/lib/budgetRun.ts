@@ -125,8 +125,15 @@ async function spawnWorker(req: RunRequest, opts: SpawnOptions, group: MemoryCgr
   });
   let timedOut: string | undefined;
   let tKill: number | undefined;
+  let anonMax: number | undefined;
+  let fileMax: number | undefined;
   const timer = setInterval(() => {
     const now = performance.now();
+    const m = group?.sample();
+    if (m) {
+      anonMax = Math.max(anonMax ?? 0, m.anon);
+      fileMax = Math.max(fileMax ?? 0, m.file);
+    }
     const cut =
       tWarm !== undefined && now - tWarm > opts.capSeconds * 1000
         ? `measured run passed the ${opts.capSeconds} s cap`
@@ -143,6 +150,8 @@ async function spawnWorker(req: RunRequest, opts: SpawnOptions, group: MemoryCgr
   clearInterval(timer);
   const tEnd = tKill ?? performance.now();
   const cg = group?.read();
+  if (cg && anonMax !== undefined) cg.sampledAnonBytesMax = anonMax;
+  if (cg && fileMax !== undefined) cg.sampledFileBytesMax = fileMax;
   const tokens = last?.n ?? 0;
   const rec: RunRecord = {
     status: "ok",
