@@ -38,10 +38,14 @@ interface Args {
   prompt: number;
   // Reprint the table and redraw the plots of a saved result file, measuring nothing.
   report: string | undefined;
+  // Subsets for a short rerun: budget percentages and engines to measure.
+  budgets: number[];
+  engines: string[];
+  refs: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { quick: false, runs: 3, runs7b: 3, models: ["smollm2", "synth7b"], threads: undefined, cap: 120, noCgroup: false, out: undefined, prompt: 16, report: undefined };
+  const a: Args = { quick: false, runs: 3, runs7b: 3, models: ["smollm2", "synth7b"], threads: undefined, cap: 120, noCgroup: false, out: undefined, prompt: 16, report: undefined, budgets: BUDGETS, engines: ["ours", "llamacpp"], refs: true };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]!;
     const v = () => {
@@ -61,6 +65,9 @@ function parseArgs(argv: string[]): Args {
     else if (k === "--out") a.out = v();
     else if (k === "--prompt") a.prompt = Number(v());
     else if (k === "--report") a.report = v();
+    else if (k === "--budgets") a.budgets = v().split(",").map(Number);
+    else if (k === "--engines") a.engines = v().split(",");
+    else if (k === "--no-refs") a.refs = false;
     else throw new Error(`unknown option ${k}; see bench/README.md ("Budget")`);
   }
   if (a.quick) {
@@ -141,17 +148,23 @@ interface Point {
   limitBytes: number | undefined;
 }
 
-function points(weightBytes: number): Point[] {
+function points(weightBytes: number, args: Args): Point[] {
   const limit = (pct: number) => Math.floor((weightBytes * pct) / 100) + RUNTIME_ALLOWANCE;
   // The two references first: on the slow 7B they are the points a run cut short must not lose.
   const ps: Point[] = [];
   // The whole model fits: every column ends up cached; no cgroup limit, the peak is still read.
   const inDram = Math.ceil(weightBytes * 1.25) + RUNTIME_ALLOWANCE;
-  ps.push({ label: `ours in DRAM sp${SPARSITY}`, engine: "ours", budgetPct: undefined, sparsity: SPARSITY, dram: inDram, limitBytes: undefined });
-  ps.push({ label: "ours 100% sp0 (dense in flash)", engine: "ours", budgetPct: 100, sparsity: 0, dram: "100%", limitBytes: limit(100) });
-  for (const pct of BUDGETS) {
-    ps.push({ label: `ours ${pct}% sp${SPARSITY}`, engine: "ours", budgetPct: pct, sparsity: SPARSITY, dram: `${pct}%`, limitBytes: limit(pct) });
-    ps.push({ label: `llama.cpp ${pct}%`, engine: "llamacpp", budgetPct: pct, sparsity: undefined, dram: undefined, limitBytes: limit(pct) });
+  if (args.refs && args.engines.includes("ours")) {
+    ps.push({ label: `ours in DRAM sp${SPARSITY}`, engine: "ours", budgetPct: undefined, sparsity: SPARSITY, dram: inDram, limitBytes: undefined });
+    ps.push({ label: "ours 100% sp0 (dense in flash)", engine: "ours", budgetPct: 100, sparsity: 0, dram: "100%", limitBytes: limit(100) });
+  }
+  for (const pct of args.budgets) {
+    if (args.engines.includes("ours")) {
+      ps.push({ label: `ours ${pct}% sp${SPARSITY}`, engine: "ours", budgetPct: pct, sparsity: SPARSITY, dram: `${pct}%`, limitBytes: limit(pct) });
+    }
+    if (args.engines.includes("llamacpp")) {
+      ps.push({ label: `llama.cpp ${pct}%`, engine: "llamacpp", budgetPct: pct, sparsity: undefined, dram: undefined, limitBytes: limit(pct) });
+    }
   }
   return ps;
 }
@@ -251,7 +264,7 @@ async function main(): Promise<void> {
   const probe: Measured[] = [];
   if (!threads) {
     const m = specs.find((s) => s.key === "smollm2") ?? specs[0]!;
-    const ps = points((await prepare(m)).weightBytes).filter((p) => p.budgetPct === 100 && p.sparsity !== 0);
+    const ps = points((await prepare(m)).weightBytes, args).filter((p) => p.budgetPct === 100 && p.sparsity !== 0);
     const best: Record<BudgetEngine, { t: number; tps: number }> = { ours: { t: 1, tps: -1 }, llamacpp: { t: 1, tps: -1 } };
     for (const t of [1, 2]) {
       for (const p of ps) {
@@ -266,7 +279,7 @@ async function main(): Promise<void> {
   log(`threads: ours ${threads.ours}, llama.cpp ${threads.llamacpp}`);
 
   for (const m of specs) {
-    const ps = points((await prepare(m)).weightBytes);
+    const ps = points((await prepare(m)).weightBytes, args);
     for (let run = 1; run <= m.runs; run++) {
       // Pairs at the same budget run back to back; which engine goes first alternates per run.
       const order = run % 2 === 1 ? ps : pairSwap(ps);

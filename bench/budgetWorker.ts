@@ -22,7 +22,9 @@ async function prepare(req: PrepareRequest): Promise<PrepareResult> {
   const { weightBytesOf } = await import("../src/memory/budget.js");
   const { loadCalibration, saveCalibration, calibrationPath } = await import("../src/sparsity/store.js");
   const log = (s: string) => process.stderr.write(s + "\n");
-  const convertedPath = await ensureConverted(req.modelPath, { log });
+  // Random weights: speed only, so keep their Q4_0 columns (the same bytes llama.cpp reads).
+  const synthetic = /synth-/.test(req.modelPath);
+  const convertedPath = await ensureConverted(req.modelPath, { log, ...(synthetic ? { keepSourceType: true } : {}) });
   const weightBytes = weightBytesOf(await openFlashModel(convertedPath));
   let calibration: string;
   if (await loadCalibration(convertedPath)) calibration = `existing ${calibrationPath(convertedPath)}`;
@@ -47,6 +49,7 @@ async function runOurs(req: RunRequest): Promise<void> {
     contextLength: req.contextLength,
     sparsity: req.sparsity ?? 0,
     ...(req.dram !== undefined ? { dram: req.dram } : {}),
+    ...(/synth-/.test(req.modelPath) ? { keepSourceType: true } : {}),
   });
   emit({ ev: "loaded", loadSeconds: (performance.now() - t0) / 1000 });
   const opts = { greedy: true, stopAtEos: false, addSpecial: false } as const;

@@ -157,7 +157,7 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
     positionals: ["in.gguf", "out"],
     options: ["groupSize", "columnType", "json", "verbose", "help"],
     optionHelp: {
-      groupSize: "Layers per group of the flash layout (read together). Defaults to 4.",
+      groupSize: "Layers per group of the flash layout (read together). Defaults to 1.",
       json: "Print the report as one JSON line on stdout instead of a table.",
     },
   },

@@ -72,10 +72,7 @@ export class Engine {
     const source = path;
     if (options.dram !== undefined && !file.metadata.has(KEY.version)) {
       path = await ensureConverted(path, {
-        // Group size 1 until the preloading pipeline keeps a group's records between its
-        // layers: with 4, SmolLM2 at 35 % re-read each 4-layer record per layer (229 MB per
-        // token against 93 MB with 1).
-        groupSize: options.groupSize ?? 1,
+        ...(options.groupSize !== undefined ? { groupSize: options.groupSize } : {}),
         ...(options.keepSourceType ? { keepSourceType: true } : {}),
         ...(options.signal ? { signal: options.signal } : {}),
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),

@@ -19,7 +19,7 @@ import {
 import { readTypedMetadata } from "./typedMetadata.js";
 
 export interface ConvertOptions {
-  // Layers per group (read together). Defaults to 4.
+  // Layers per group (read together). Defaults to DEFAULT_GROUP_SIZE (1).
   groupSize?: number;
   // Forces one column type for every site (must divide every column length into blocks).
   // Defaults to the source type where it fits, else `fallbackType`.
