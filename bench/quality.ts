@@ -129,6 +129,8 @@ async function main() {
     results.push(row);
     console.error(JSON.stringify(row));
   };
+  // The dense row itself: its ppl is the reference the others are read against.
+  results.push({ engine: "gguf", sparsity: 0, ...compare(ref.rows, ref.rows, next), active_fraction: [1, 1, 1, 1], seconds: 0 });
   for (const s of levels.filter((l) => l > 0)) await run(dense, "gguf", s);
   await dense.dispose();
   if (!values["no-flash"]) {
