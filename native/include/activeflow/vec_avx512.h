@@ -1,5 +1,6 @@
 // AVX-512 (F, BW, VL, DQ, VNNI): 16-lane floats for the float kernels; the quantised dots
-// stay 256-bit but use VNNI dpbusd and the 32 vector registers for bigger tiles.
+// stay 256-bit but use VNNI dpbusd and the 32 vector registers for bigger tiles, except the
+// Q4_0/Q4_1 matmul tile (K32Q4Z in simd_quant.cpp), which dots zmm-wide.
 #ifndef ACTIVEFLOW_VEC_AVX512_H
 #define ACTIVEFLOW_VEC_AVX512_H
 

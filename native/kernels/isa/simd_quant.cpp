@@ -114,6 +114,85 @@ struct K32 {
   }
 };
 
+#if defined(AF_VEC_VNNI)
+// AVX-512 matmul tile of the 4-bit formats: one zmm dpbusd covers a weight block against a
+// pair of activations (the 32 codes sit in both 256-bit halves), and each lane keeps its own
+// float partial sum across blocks, so no per-block horizontal fold is needed; the 8 lanes of
+// a half are summed once at the end. The offset term (Q4_0's -8d, Q4_1's m) rides along per
+// lane (Q4_1: m * s/8, 8 lanes adding up to m * s). NC = 1 (so matvec) and odd NC use the
+// 256-bit K32 tile.
+template <class B, bool HAS_M>
+struct K32Q4Z {
+  // 4 rows x 8 activations (16 zmm accumulators) beat 8 x 4 and the old 256-bit 4 x 4 tile
+  // on the 1B Q4_0 prefill.
+  static constexpr int kMatmulRows = 4, kMatmulCols = 8;
+  template <int NR, int NC>
+  static void tile(const char* w, size_t rs, const char* const* xs, int64_t n, float* y, int64_t ldy) {
+    if constexpr (NC % 2 != 0) {
+      K32<Q4Policy<B, HAS_M>>::template tile<NR, NC>(w, rs, xs, n, y, ldy);
+    } else {
+      constexpr int NP = NC / 2;
+      __m512 acc[NR][NP];
+      for (int r = 0; r < NR; r++)
+        for (int p = 0; p < NP; p++) acc[r][p] = _mm512_setzero_ps();
+      const __m512i lo4 = _mm512_set1_epi8(0x0F);
+      // Spread [d_a, s_a, d_b, s_b] over the halves: d (or s) of activation a in lanes 0..7,
+      // of activation b in lanes 8..15.
+      const __m512i idx_d = _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0);
+      const __m512i idx_s = _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
+      const int64_t nblk = n / AF_QK;
+      for (int64_t i = 0; i < nblk; i++) {
+        __m512i xq[NP];
+        __m512 dx[NP], sx[NP];
+        for (int p = 0; p < NP; p++) {
+          const block_q8_1* a = (const block_q8_1*)xs[2 * p] + i;
+          const block_q8_1* b = (const block_q8_1*)xs[2 * p + 1] + i;
+          const __m256i qa = _mm256_loadu_si256((const __m256i*)a->qs);
+          xq[p] = _mm512_inserti64x4(_mm512_castsi256_si512(qa), _mm256_loadu_si256((const __m256i*)b->qs), 1);
+          // d and s are adjacent floats in block_q8_1: [d_a, s_a, d_b, s_b] from two 8-byte loads.
+          const __m128 da = _mm_castpd_ps(_mm_load_sd((const double*)&a->d));
+          const __m128 ds = _mm_loadh_pi(da, (const __m64*)&b->d);
+          dx[p] = _mm512_permutexvar_ps(idx_d, _mm512_castps128_ps512(ds));
+          sx[p] = _mm512_permutexvar_ps(idx_s, _mm512_castps128_ps512(ds));
+          if constexpr (HAS_M) sx[p] = _mm512_mul_ps(sx[p], _mm512_set1_ps(0.125f));
+        }
+        for (int r = 0; r < NR; r++) {
+          const B* wb = (const B*)(w + r * rs) + i;
+          if ((i & 1) == 0) prefetch((const char*)wb + kPrefetchBytes);
+          // [low nibbles | high nibbles] of the block in both 256-bit halves.
+          const __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i*)wb->qs));
+          const __m512i wq = _mm512_and_si512(_mm512_mask_srli_epi16(v, 0xFF00FF00u, v, 4), lo4);
+          if constexpr (HAS_M) {
+            float d, m;
+            h2f_pair(&wb->d, &d, &m);
+            const __m512 dw = _mm512_set1_ps(d), mw = _mm512_set1_ps(m);
+            for (int p = 0; p < NP; p++) {
+              const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq, xq[p]);
+              const __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(dot), dx[p]);
+              acc[r][p] = _mm512_fmadd_ps(mw, sx[p], _mm512_fmadd_ps(dw, t, acc[r][p]));
+            }
+          } else {
+            const __m512 dw = _mm512_set1_ps(h2f(wb->d));
+            for (int p = 0; p < NP; p++) {
+              // Per lane d_x * dot_lane - s_x; over 8 lanes d_x * (dot - 8 * sum(x)), which
+              // undoes the +8 bias of Q4_0's codes.
+              const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq, xq[p]);
+              const __m512 t = _mm512_fmsub_ps(_mm512_cvtepi32_ps(dot), dx[p], sx[p]);
+              acc[r][p] = _mm512_fmadd_ps(dw, t, acc[r][p]);
+            }
+          }
+        }
+      }
+      for (int r = 0; r < NR; r++)
+        for (int p = 0; p < NP; p++) {
+          y[2 * p * ldy + r] = f8hsum(_mm512_castps512_ps256(acc[r][p]));
+          y[(2 * p + 1) * ldy + r] = f8hsum(_mm512_extractf32x8_ps(acc[r][p], 1));
+        }
+    }
+  }
+};
+#endif
+
 // Q4_K / Q5_K against Q8_K: per super-block the integer sum of sc_j * dot_j, then
 // d*dx*that - dmin*dx*sum(m_j * bsum_j).
 template <bool FIVE>
@@ -211,9 +290,17 @@ struct KQ6K {
 
 void fill_simd_quant(af_kernel_table* t) {
   t->matvec[AF_Q4_0] = matvec_tiles<K32<Q4Policy<block_q4_0, false>>>;
+#if defined(AF_VEC_VNNI)
+  t->matmul[AF_Q4_0] = matmul_tiles<K32Q4Z<block_q4_0, false>>;
+#else
   t->matmul[AF_Q4_0] = matmul_tiles<K32<Q4Policy<block_q4_0, false>>>;
+#endif
   t->matvec[AF_Q4_1] = matvec_tiles<K32<Q4Policy<block_q4_1, true>>>;
+#if defined(AF_VEC_VNNI)
+  t->matmul[AF_Q4_1] = matmul_tiles<K32Q4Z<block_q4_1, true>>;
+#else
   t->matmul[AF_Q4_1] = matmul_tiles<K32<Q4Policy<block_q4_1, true>>>;
+#endif
   t->matvec[AF_Q8_0] = matvec_tiles<K32<Q8Policy>>;
   t->matmul[AF_Q8_0] = matmul_tiles<K32<Q8Policy>>;
   t->matvec[AF_Q4_K] = matvec_tiles<KQ45K<false>>;
