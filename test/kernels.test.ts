@@ -208,7 +208,8 @@ for (const tc of TYPES) {
       const n = tc.blockElems === 1 ? 32 * shape.blocks + 5 : tc.blockElems * shape.blocks;
       const rows = shape.rows;
       const w = makeWeights(tc, rows, n, 100 * si + 1);
-      const nb = 6;  // one 4-wide batch tile plus a tail of 2
+      // 11: an 8-wide tile (AVX-512 Q4_0/Q4_1), a pair and a single, or 4-wide tiles and a tail.
+      const nb = 11;
       const X = gaussian(nb * n, 900 + si);
       const xNorm = norm(X.subarray(0, n));
       addon.isaSet("scalar");
