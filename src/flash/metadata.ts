@@ -6,7 +6,7 @@ import { open } from "node:fs/promises";
 import { ActiveflowError } from "../errors.js";
 import { readGguf } from "../gguf/reader.js";
 import { GgufValueType } from "../gguf/types.js";
-import { arr, type GgufWriteValue } from "../gguf/writer.js";
+import { arr, encodeGgufScalar, type GgufWriteValue } from "../gguf/writer.js";
 import { KEY } from "./format.js";
 import { metadataSpans } from "./typedMetadata.js";
 
@@ -18,23 +18,8 @@ const SCALAR_BYTES: Partial<Record<number, number>> = {
 };
 
 function scalar(type: number, v: unknown, key: string): Buffer {
-  const size = SCALAR_BYTES[type];
-  if (size === undefined) throw new ActiveflowError("BAD_ARGUMENT", `metadata ${key}: value type ${type} is not a scalar`);
-  const b = Buffer.alloc(size);
-  switch (type) {
-    case GgufValueType.UINT8: b.writeUInt8(Number(v)); break;
-    case GgufValueType.INT8: b.writeInt8(Number(v)); break;
-    case GgufValueType.UINT16: b.writeUInt16LE(Number(v)); break;
-    case GgufValueType.INT16: b.writeInt16LE(Number(v)); break;
-    case GgufValueType.UINT32: b.writeUInt32LE(Number(v)); break;
-    case GgufValueType.INT32: b.writeInt32LE(Number(v)); break;
-    case GgufValueType.FLOAT32: b.writeFloatLE(Number(v)); break;
-    case GgufValueType.FLOAT64: b.writeDoubleLE(Number(v)); break;
-    case GgufValueType.BOOL: b.writeUInt8(v ? 1 : 0); break;
-    case GgufValueType.UINT64: b.writeBigUInt64LE(BigInt(v as number | bigint)); break;
-    case GgufValueType.INT64: b.writeBigInt64LE(BigInt(v as number | bigint)); break;
-  }
-  return b;
+  if (SCALAR_BYTES[type] === undefined) throw new ActiveflowError("BAD_ARGUMENT", `metadata ${key}: value type ${type} is not a scalar`);
+  return encodeGgufScalar(type, v as number | bigint | boolean);
 }
 
 const u32 = (n: number): Buffer => scalar(GgufValueType.UINT32, n, "");

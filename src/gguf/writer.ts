@@ -98,24 +98,7 @@ class HeaderBuilder {
     this.push(bytes);
   }
   scalar(type: GgufValueType, v: number | bigint | boolean): void {
-    const b = Buffer.allocUnsafe(type === GgufValueType.UINT64 || type === GgufValueType.INT64 || type === GgufValueType.FLOAT64 ? 8
-      : type === GgufValueType.UINT32 || type === GgufValueType.INT32 || type === GgufValueType.FLOAT32 ? 4
-      : type === GgufValueType.UINT16 || type === GgufValueType.INT16 ? 2 : 1);
-    switch (type) {
-      case GgufValueType.UINT8: b.writeUInt8(Number(v)); break;
-      case GgufValueType.INT8: b.writeInt8(Number(v)); break;
-      case GgufValueType.UINT16: b.writeUInt16LE(Number(v)); break;
-      case GgufValueType.INT16: b.writeInt16LE(Number(v)); break;
-      case GgufValueType.UINT32: b.writeUInt32LE(Number(v)); break;
-      case GgufValueType.INT32: b.writeInt32LE(Number(v)); break;
-      case GgufValueType.FLOAT32: b.writeFloatLE(Number(v)); break;
-      case GgufValueType.FLOAT64: b.writeDoubleLE(Number(v)); break;
-      case GgufValueType.BOOL: b.writeUInt8(v ? 1 : 0); break;
-      case GgufValueType.UINT64: b.writeBigUInt64LE(BigInt(v)); break;
-      case GgufValueType.INT64: b.writeBigInt64LE(BigInt(v)); break;
-      default: throw new ActiveflowError("BAD_ARGUMENT", `GGUF value type ${type} is not a scalar`);
-    }
-    this.push(b);
+    this.push(encodeGgufScalar(type, v));
   }
   value(key: string, v: GgufWriteValue, withType: boolean): void {
     if (withType) this.u32(v.type);
@@ -150,6 +133,28 @@ class HeaderBuilder {
 
 // Small chunks are gathered into one buffer so the file sees few large writes.
 const FLUSH_BYTES = 4 << 20;
+
+// Bytes of one scalar metadata value (little-endian), as GGUF stores it.
+export function encodeGgufScalar(type: GgufValueType, v: number | bigint | boolean): Buffer {
+  const b = Buffer.allocUnsafe(type === GgufValueType.UINT64 || type === GgufValueType.INT64 || type === GgufValueType.FLOAT64 ? 8
+    : type === GgufValueType.UINT32 || type === GgufValueType.INT32 || type === GgufValueType.FLOAT32 ? 4
+    : type === GgufValueType.UINT16 || type === GgufValueType.INT16 ? 2 : 1);
+  switch (type) {
+    case GgufValueType.UINT8: b.writeUInt8(Number(v)); break;
+    case GgufValueType.INT8: b.writeInt8(Number(v)); break;
+    case GgufValueType.UINT16: b.writeUInt16LE(Number(v)); break;
+    case GgufValueType.INT16: b.writeInt16LE(Number(v)); break;
+    case GgufValueType.UINT32: b.writeUInt32LE(Number(v)); break;
+    case GgufValueType.INT32: b.writeInt32LE(Number(v)); break;
+    case GgufValueType.FLOAT32: b.writeFloatLE(Number(v)); break;
+    case GgufValueType.FLOAT64: b.writeDoubleLE(Number(v)); break;
+    case GgufValueType.BOOL: b.writeUInt8(v ? 1 : 0); break;
+    case GgufValueType.UINT64: b.writeBigUInt64LE(BigInt(v)); break;
+    case GgufValueType.INT64: b.writeBigInt64LE(BigInt(v)); break;
+    default: throw new ActiveflowError("BAD_ARGUMENT", `GGUF value type ${type} is not a scalar`);
+  }
+  return b;
+}
 
 export class GgufWriter {
   private readonly metadata = new Map<string, GgufWriteValue>();
