@@ -297,6 +297,7 @@ std::shared_ptr<FlashSetup> ParseFlash(const Napi::Object& f) {
   if (f.Get("headStagingBytes").IsNumber()) s->head_staging_bytes = static_cast<size_t>(Num(f, "headStagingBytes"));
   if (f.Get("queueDepth").IsNumber()) s->queue_depth = static_cast<unsigned>(Num(f, "queueDepth"));
   if (f.Get("maxRead").IsNumber()) s->max_read = static_cast<uint32_t>(Num(f, "maxRead"));
+  if (f.Get("maxGap").IsNumber()) s->max_gap = static_cast<int64_t>(Num(f, "maxGap"));
   if (f.Get("crcs").IsTypedArray()) {
     auto c = f.Get("crcs").As<Napi::Uint32Array>();
     s->crcs.assign(c.Data(), c.Data() + c.ElementLength());

@@ -35,6 +35,7 @@ Model::Model(const std::string& path, const ModelConfig& cfg, const std::vector<
     ReaderOptions ro;
     ro.queue_depth = flash_->queue_depth;
     ro.max_read = flash_->max_read;
+    ro.max_gap = flash_->max_gap;
     reader_ = std::make_shared<Reader>(flash_file_, ro);
     if (!flash_->crcs.empty()) {
       sums_.crcs = flash_->crcs.data();

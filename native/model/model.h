@@ -123,6 +123,8 @@ struct FlashSetup {
   size_t head_staging_bytes = 4 << 20;
   unsigned queue_depth = 16;
   uint32_t max_read = 256 << 10;
+  // Active records this close are read together (the inactive ones between them included).
+  int64_t max_gap = 16 << 10;
 };
 
 // Per-pass scratch, sized for n_batch tokens.

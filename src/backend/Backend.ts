@@ -37,6 +37,7 @@ export interface BackendFlashSpec {
   headStagingBytes: number;
   queueDepth: number;
   maxRead: number;
+  maxGap: number;
 }
 
 export interface BackendModelSpec {

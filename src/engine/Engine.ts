@@ -13,7 +13,7 @@ import { SITES } from "../backend/Backend.js";
 import { ensureConverted } from "../flash/cache.js";
 import { openFlashModel, type FlashModel } from "../flash/open.js";
 import { KEY } from "../flash/format.js";
-import { FLASH_BATCH, HEAD_STAGING_BYTES, IO_MAX_READ, IO_QUEUE_DEPTH, parseBudget, planFlashMemory, weightBytesOf, type FlashMemoryPlan } from "../memory/budget.js";
+import { FLASH_BATCH, HEAD_STAGING_BYTES, IO_MAX_GAP, IO_MAX_READ, IO_QUEUE_DEPTH, parseBudget, planFlashMemory, weightBytesOf, type FlashMemoryPlan } from "../memory/budget.js";
 import { loadCalibration } from "../sparsity/store.js";
 import { thresholdsFor, type ThresholdTable } from "../sparsity/thresholds.js";
 
@@ -134,6 +134,7 @@ export class Engine {
           headStagingBytes: HEAD_STAGING_BYTES,
           queueDepth: IO_QUEUE_DEPTH,
           maxRead: IO_MAX_READ,
+          maxGap: IO_MAX_GAP,
         },
       });
     } else {
