@@ -132,14 +132,17 @@ test("greedy 64-token raw completions match llama.cpp up to near ties", { timeou
       got.push(tok.id);
     }
     const firstDiff = want.findIndex((id, i) => got[i] !== id);
-    const same = firstDiff === -1 && got.length === want.length;
+    // llama.cpp's greedy run ends at an end-of-generation token; ours was told to go on, so
+    // a shorter reference that ours repeats in full is a match.
+    const same = firstDiff === -1 && got.length >= want.length;
     let note = "identical";
     if (same) {
       identical++;
     } else {
       const at = firstDiff === -1 ? want.length : firstDiff;
       // llama.cpp's distribution after the shared prefix: how far apart are the two choices?
-      const rows = await s.ref.teacherForced([...ids, ...want.slice(0, at)]);
+      const prefix = [...ids, ...want.slice(0, at)];
+      const rows = await s.ref.teacherForced(prefix);
       const last = rows[rows.length - 1]!;
       const gap = last[want[at]!]! - last[got[at]!]!; // logits: log-prob gap, same normaliser
       note =
