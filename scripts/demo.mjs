@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // `npm run demo`: install (when needed), build, fetch SmolLM2-135M-Instruct, and answer one
-// question greedily, printing the reply and the stats line. Each step says what it runs; a
+// question greedily, printing the reply and the stats line; then answer it again with the
+// weights on flash under a DRAM budget of 50 % of the model (converted once into the cache),
+// printing the flash stats. Each step says what it runs; a
 // failing step ends the demo with its name and a non-zero exit code.
 import { spawnSync } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
@@ -49,3 +51,5 @@ if (!model) {
 }
 console.error(`\nQ: ${QUESTION}`);
 step("chat", process.execPath, [bin, "chat", model, "-p", QUESTION, "-n", "64", "--greedy"]);
+console.error(`\nQ (weights on flash, DRAM budget 50 % of the model): ${QUESTION}`);
+step("chat under a DRAM budget", process.execPath, [bin, "chat", model, "-p", QUESTION, "-n", "32", "--greedy", "--dram", "50%"]);
