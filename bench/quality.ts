@@ -16,6 +16,7 @@ import { modelsDir } from "../src/fetch/cache.js";
 import { calibrate } from "../src/sparsity/calibrate.js";
 import { loadCalibration, saveCalibration } from "../src/sparsity/store.js";
 import { thresholdsFor } from "../src/sparsity/thresholds.js";
+import { argmax, logSoftmax } from "../src/eval/quality.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, here.includes("/dist/") ? "../.." : "..");
@@ -37,21 +38,6 @@ const levels = values.levels!.split(",").map(Number);
 const flashLevels = values["flash-levels"]!.split(",").map(Number);
 const threads = Number(values.threads);
 const window = Number(values.window);
-
-function logSoftmax(x: Float32Array): Float64Array {
-  let max = -Infinity;
-  for (const v of x) if (v > max) max = v;
-  let sum = 0;
-  for (const v of x) sum += Math.exp(v - max);
-  const lse = max + Math.log(sum);
-  return Float64Array.from(x, (v) => v - lse);
-}
-
-const argmax = (x: ArrayLike<number>) => {
-  let b = 0;
-  for (let i = 1; i < x.length; i++) if (x[i]! > x[b]!) b = i;
-  return b;
-};
 
 interface Row {
   engine: "gguf" | "flash";

@@ -250,7 +250,7 @@ export class Engine {
       await fn();
     } catch (e) {
       // A half-evaluated pass leaves the cache tail undefined: forget it.
-      this.cached.length = Math.min(this.cached.length, 0);
+      this.cached = [];
       if (signal?.aborted) throw new ActiveflowError("ABORTED", "generation aborted");
       throw e;
     } finally {

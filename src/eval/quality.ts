@@ -12,7 +12,7 @@ export interface QualityResult {
   active_fraction: number[];
 }
 
-function logSoftmax(x: Float32Array): Float64Array {
+export function logSoftmax(x: Float32Array): Float64Array {
   let max = -Infinity;
   for (let i = 0; i < x.length; i++) if (x[i]! > max) max = x[i]!;
   let sum = 0;
@@ -23,7 +23,7 @@ function logSoftmax(x: Float32Array): Float64Array {
   return out;
 }
 
-function argmax(x: ArrayLike<number>): number {
+export function argmax(x: ArrayLike<number>): number {
   let best = 0;
   for (let i = 1; i < x.length; i++) if (x[i]! > x[best]!) best = i;
   return best;

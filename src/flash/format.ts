@@ -1,6 +1,7 @@
 // The flash layout (docs/FLASH_FORMAT.md): constants, metadata key names, and the layout of
 // a converted model computed from its shapes alone, so the converter and the reader derive
 // the same extents, record sizes and offsets from the same function.
+import { SITES } from "../backend/Backend.js";
 import { ActiveflowError } from "../errors.js";
 import { TYPE_LAYOUT, typeName } from "../gguf/types.js";
 
@@ -18,7 +19,8 @@ export const DEFAULT_GROUP_SIZE = 1;
 export const HEADER_RESERVE_BYTES = 64 * 1024;
 
 // Inputs of the linear layers; the tensors of one site share that input.
-export const SITES = ["attn_in", "attn_out", "ffn_in", "ffn_out"] as const;
+// The site list is the sparsity layer's (thresholds and histograms use the same order).
+export { SITES };
 export type SiteName = (typeof SITES)[number];
 
 // Source tensors of each site (blk.<l>.<tensor>.weight), in record order.
