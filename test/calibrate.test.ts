@@ -1,9 +1,12 @@
 // Calibration: thresholds from histograms keep the requested fraction, calibrate() on a small
 // model gives thresholds that grow with sparsity and keep about 1 - s of each site's inputs on
-// its own text, and the CLI refuses to calibrate on the evaluation text.
+// its own text (every site, for the matched method), the greedy allocation keeps the byte-
+// weighted mean and spares sensitive sites, tables round-trip through a flash file's header
+// keys (a plain GGUF keeps its sidecar), bad keys are named, and the CLI refuses to calibrate
+// on the evaluation text.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, open, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
@@ -14,9 +17,16 @@ import type { CliContext } from "../src/cli/commands/context.js";
 import { Engine } from "../src/engine/Engine.js";
 import { isActiveflowError } from "../src/errors.js";
 import { GgmlType } from "../src/gguf/types.js";
+import { convertToFlash } from "../src/flash/convert.js";
+import { updateFlashMetadata } from "../src/flash/metadata.js";
+import { openFlashModel, verifyFlashFile } from "../src/flash/open.js";
+import { readGguf } from "../src/gguf/reader.js";
+import { f32Arr, str, u32 } from "../src/gguf/writer.js";
+import { allocateGreedy, meanSparsity } from "../src/sparsity/allocate.js";
 import { calibrate } from "../src/sparsity/calibrate.js";
-import { calibrationPath, loadCalibration } from "../src/sparsity/store.js";
-import { SPARSITY_LEVELS, thresholdsFor, thresholdsFromHistograms, type ThresholdTable } from "../src/sparsity/thresholds.js";
+import { THRESHOLD_KEY } from "../src/sparsity/flashKeys.js";
+import { calibrationPath, loadCalibration, saveCalibration, storeCalibration } from "../src/sparsity/store.js";
+import { SPARSITY_LEVELS, tableFromJson, tableToJson, thresholdsFor, thresholdsFromHistograms, type ThresholdTable } from "../src/sparsity/thresholds.js";
 import { synthesizeModel } from "../src/synth/synth.js";
 
 // The native histogram's binning (native/model/model.h): log2-spaced from 2^-24, 32 per octave.
@@ -201,7 +211,187 @@ test("activeflow calibrate --text saves the table beside the model and --json su
   // Without --json: a table of mean thresholds per level, then the saved path.
   const t = cli();
   assert.equal(await main(["calibrate", model, "--text", text, "--tokens", "200"], t.ctx), 0, t.err());
-  assert.match(t.out(), /^calibrated on 200 tokens \(user text\)/);
+  assert.match(t.out(), /^calibrated on 200 tokens \(user text, uniform\)/);
   assert.match(t.out(), /\n\s+0\.50\s/);
   assert.ok(t.out().endsWith(`saved ${calibrationPath(model)}\n`));
+});
+
+// ---- methods: matched thresholds and the greedy allocation ----
+
+test("matched: with every site sparse, every site (attn_out and ffn_out too) keeps about 1 - s", async () => {
+  const e = await Engine.load(model, { contextLength: 512 });
+  try {
+    const matched = await calibrate(e, { text: TEXT, method: "matched", levels: [0, 0.5] });
+    assert.equal(matched.method, "matched");
+    assert.deepEqual(Array.from(matched.siteSparsity![1]!), new Array(table.nLayer * SITES.length).fill(0.5));
+    const ids = e.tokenizer.encode(TEXT).slice(0, 4096);
+    const kept = await keptFractions(e, ids, thresholdsFor(matched, 0.5));
+    for (let site = 0; site < SITES.length; site++) assert.ok(Math.abs(kept[site]! - 0.5) < 0.02, `site ${SITES[site]}: kept ${kept[site]!.toFixed(4)}`);
+    // The uniform table (dense quantiles) drops more than asked downstream, which is why.
+    const uniformKept = await keptFractions(e, ids, thresholdsFor(table, 0.5));
+    assert.ok(uniformKept[3]! < kept[3]!, `ffn_out uniform ${uniformKept[3]} vs matched ${kept[3]}`);
+  } finally {
+    await e.dispose();
+  }
+});
+
+test("greedy allocation: the byte-weighted mean reaches each level and the sensitive site stays denser", () => {
+  // Two layers, four sites, the same Gaussian-like |x| everywhere; layer 0's ffn_in is 20x
+  // as sensitive as the rest and ffn_in carries the most bytes.
+  const counts = new Float64Array(8 * BINS);
+  const next = rng(3);
+  for (let i = 0; i < 8; i++) {
+    for (let k = 0; k < 20_000; k++) {
+      const u = next() || 1e-12, v = next();
+      counts[i * BINS + binOf(Math.abs(Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v)))]!++;
+    }
+  }
+  const h: SiteHistograms = { counts, bins: BINS, perOctave: PER_OCTAVE, minLog2: MIN_LOG2 };
+  const kl = new Float64Array(8).fill(0.01);
+  kl[2] = 0.2;
+  const bytes = Float64Array.from([1, 0.6, 3.2, 1.6, 1, 0.6, 3.2, 1.6]);
+  const levels = [0, 0.3, 0.5, 0.7];
+  const alloc = allocateGreedy(h, { probe: 0.5, kl, tokens: 100 }, bytes, levels);
+  assert.equal(alloc.length, levels.length);
+  assert.ok(alloc[0]!.every((x) => x === 0));
+  for (const [i, s] of levels.entries()) {
+    const m = meanSparsity(alloc[i]!, bytes);
+    assert.ok(m >= s - 1e-9 && m < s + 0.02, `level ${s}: mean ${m}`);
+    if (s > 0) assert.ok(alloc[i]![2]! < alloc[i]![6]!, `level ${s}: sensitive ffn_in ${alloc[i]![2]} vs ${alloc[i]![6]}`);
+  }
+  // Nested: raising the level never lowers a site's sparsity.
+  for (let i = 1; i < levels.length; i++) for (let j = 0; j < 8; j++) assert.ok(alloc[i]![j]! >= alloc[i - 1]![j]!);
+});
+
+test("greedy calibrate() on a small model keeps the byte-weighted mean at each level", async () => {
+  const e = await Engine.load(model, { contextLength: 512 });
+  try {
+    const g = await calibrate(e, { text: TEXT, method: "greedy", levels: [0, 0.5] });
+    assert.equal(g.method, "greedy");
+    const { siteWeightBytes } = await import("../src/sparsity/allocate.js");
+    const m = meanSparsity(g.siteSparsity![1]!, await siteWeightBytes(e));
+    assert.ok(m >= 0.5 && m < 0.52, `mean ${m}`);
+    // The JSON form carries the allocation (and stays readable by older readers' fields).
+    const j = tableToJson(g) as Record<string, unknown>;
+    assert.equal(j.version, 1);
+    assert.deepEqual(tableFromJson(JSON.parse(JSON.stringify(j)), "x").siteSparsity, g.siteSparsity);
+  } finally {
+    await e.dispose();
+  }
+});
+
+// ---- where tables live: flash header keys, or the sidecar of a plain GGUF ----
+
+const sameTable = (a: ThresholdTable, b: ThresholdTable) => {
+  assert.deepEqual(a.levels, b.levels);
+  assert.equal(a.nLayer, b.nLayer);
+  assert.deepEqual(a.thresholds, b.thresholds);
+  assert.equal(a.calibrationTokens, b.calibrationTokens);
+  assert.equal(a.source, b.source);
+  assert.equal(a.method, b.method);
+  assert.deepEqual(a.siteSparsity, b.siteSparsity);
+};
+
+let flash = "";
+async function flashFile(): Promise<string> {
+  if (flash === "") {
+    flash = join(dir, "small.af.gguf");
+    await convertToFlash(model, flash, { groupSize: 1 });
+  }
+  return flash;
+}
+
+test("a flash file stores the table in its header keys, atomically, and reads it back", async () => {
+  const f = await flashFile();
+  const before = await openFlashModel(f);
+  const size = (await stat(f)).size;
+  const data = (await readFile(f)).subarray(before.gguf.dataOffset);
+  // An open handle on the old file: the update must not write into it (a clone replaces it).
+  const old = await open(f, "r");
+  try {
+    assert.equal(await storeCalibration(f, table), f);
+    assert.equal((await readGguf(f)).metadata.has(THRESHOLD_KEY.version), true);
+    const oldHeader = Buffer.alloc(before.gguf.dataOffset);
+    await old.read(oldHeader, 0, oldHeader.length, 0);
+    assert.equal(oldHeader.includes(THRESHOLD_KEY.version), false, "the old file was not written in place");
+    assert.notEqual((await old.stat()).ino, (await stat(f)).ino, "a new file replaced it by rename");
+  } finally {
+    await old.close();
+  }
+  await assert.rejects(readFile(calibrationPath(f)), /ENOENT/, "no sidecar for a flash file");
+  assert.deepEqual((await readdir(dir)).filter((n) => n.includes(".tmp")), [], "no temporary files left");
+  const after = await openFlashModel(f);
+  assert.equal(after.gguf.dataOffset, before.gguf.dataOffset);
+  assert.equal((await stat(f)).size, size);
+  assert.ok((await readFile(f)).subarray(after.gguf.dataOffset).equals(data));
+  await verifyFlashFile(f);
+  const back = await loadCalibration(f);
+  assert.ok(back);
+  sameTable(back, table);
+  // The keys come before a sidecar: a stale sidecar beside the file is not read.
+  await saveCalibration(f, { ...table, source: "stale sidecar" });
+  assert.equal((await loadCalibration(f))!.source, table.source);
+  // Recalibrating replaces the keys in place of the old ones.
+  const again = { ...table, calibrationTokens: 7, method: "matched" };
+  await storeCalibration(f, again);
+  sameTable((await loadCalibration(f))!, again);
+  // And the engine runs sparse from the file's own table.
+  const e = await Engine.load(f, { contextLength: 64, sparsity: 0.5 });
+  try {
+    assert.equal(e.sparsity, 0.5);
+  } finally {
+    await e.dispose();
+  }
+});
+
+test("a plain GGUF keeps its table in the sidecar and is never rewritten", async () => {
+  const g = join(dir, "plain.gguf");
+  await synthesizeModel("small", GgmlType.F32, g, { seed: 4 });
+  const bytes = await readFile(g);
+  assert.equal(await storeCalibration(g, table), calibrationPath(g));
+  assert.ok((await readFile(g)).equals(bytes));
+  sameTable((await loadCalibration(g))!, table);
+});
+
+test("bad threshold keys fail with the file and the key named", async () => {
+  const f = await flashFile();
+  await storeCalibration(f, table);
+  const cases: [Map<string, ReturnType<typeof u32>>, RegExp][] = [
+    [new Map([[THRESHOLD_KEY.nLayer, u32(3)]]), /activeflow\.thresholds\.n_layer is 3, but the model has 2 layers/],
+    [new Map([[THRESHOLD_KEY.values, f32Arr(new Float32Array(5))]]), /activeflow\.thresholds\.values holds 5 numbers, expected 80/],
+    [new Map([[THRESHOLD_KEY.values, str("oops")]]), /activeflow\.thresholds\.values must be an f32 array, found the string "oops"/],
+    [new Map([[THRESHOLD_KEY.version, u32(9)]]), /activeflow\.thresholds\.version is 9; this build reads version 1/],
+    [new Map([[THRESHOLD_KEY.levels, f32Arr([0.5, 0.3])]]), /activeflow\.thresholds\.levels must rise strictly/],
+  ];
+  for (const [entries, message] of cases) {
+    await storeCalibration(f, table);
+    await updateFlashMetadata(f, entries);
+    await assert.rejects(loadCalibration(f), (e: unknown) => {
+      assert.ok(isActiveflowError(e) && e.code === "BAD_ARGUMENT", String(e));
+      assert.ok(e.message.startsWith(`${f}: metadata key `), e.message);
+      assert.match(e.message, message);
+      return true;
+    });
+    await assert.rejects(Engine.load(f, { contextLength: 64, sparsity: 0.5 }), message);
+  }
+  await storeCalibration(f, table);
+  // A sidecar that is not JSON is named too.
+  const g = join(dir, "bad-sidecar.gguf");
+  await synthesizeModel("small", GgmlType.F32, g, { seed: 4 });
+  await writeFile(calibrationPath(g), "{not json");
+  await assert.rejects(loadCalibration(g), (e: unknown) => isActiveflowError(e) && e.message.startsWith(`${calibrationPath(g)}: not JSON`));
+});
+
+test("activeflow calibrate on a flash file writes its header keys", async () => {
+  const f = await flashFile();
+  const text = join(dir, "calib-flash.txt");
+  await writeFile(text, TEXT);
+  const h = cli();
+  assert.equal(await main(["calibrate", f, "--text", text, "--tokens", "120", "--method", "matched", "--json"], h.ctx), 0, h.err());
+  const j = JSON.parse(h.out().trim()) as { paths: string[]; method: string };
+  assert.deepEqual(j.paths, [f]);
+  assert.equal(j.method, "matched");
+  const t = await loadCalibration(f);
+  assert.equal(t!.calibrationTokens, 120);
+  assert.equal(t!.method, "matched");
 });

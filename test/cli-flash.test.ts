@@ -86,13 +86,13 @@ test("synth, convert, verify, calibrate, eval and run --dram on a tiny model", a
   assert.equal(evalNocal.code, 1);
   assert.match(evalNocal.err, /run `activeflow calibrate .*tiny\.af\.gguf` first\n$/);
 
-  // Calibrating the GGUF also writes the table beside its cached conversion (made just above).
+  // Calibrating the GGUF also writes the table into its cached conversion's header (made just above).
   const cal = await cli(["calibrate", gguf, "--tokens", "160", "--json"]);
   assert.equal(cal.code, 0, cal.err);
   const cj = JSON.parse(cal.out.trim()) as { paths: string[] };
   assert.equal(cj.paths[0], calibrationPath(gguf));
   assert.equal(cj.paths.length, 2, `a cached conversion's table too: ${cj.paths.join(", ")}`);
-  assert.match(cj.paths[1]!, /cache\/flash\/tiny-\d+-\d+\.g\d+\.\w+\.af\.gguf\.calibration\.json$/);
+  assert.match(cj.paths[1]!, /cache\/flash\/tiny-\d+-\d+\.g\d+\.\w+\.af\.gguf$/);
 
   const text = join(dir, "eval.txt");
   await writeFile(text, "the cat sat on the mat and looked at the dog. ".repeat(20));

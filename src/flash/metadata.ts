@@ -1,8 +1,12 @@
-// Adds or replaces metadata keys of a flash file in place (docs/FLASH_FORMAT.md section 8):
-// the new key/value bytes are paid for by shrinking activeflow.reserved, so the tensor infos
-// and every tensor's data stay where they are and a multi-GB file is not rewritten. Used by
+// Adds or replaces metadata keys of a flash file (docs/FLASH_FORMAT.md section 8): the new
+// key/value bytes are paid for by shrinking activeflow.reserved, so the tensor infos and every
+// tensor's data stay where they are. Atomic: the header is patched in a clone of the file
+// (a reflink where the filesystem has them, else a byte copy), which then replaces the file by
+// rename, so an interrupted update leaves the old file, never a torn header. Used by
 // `calibrate` for activeflow.thresholds.*.
-import { open } from "node:fs/promises";
+import { constants } from "node:fs";
+import { copyFile, open, rename, unlink } from "node:fs/promises";
+import { dirname } from "node:path";
 import { ActiveflowError } from "../errors.js";
 import { readGguf } from "../gguf/reader.js";
 import { GgufValueType } from "../gguf/types.js";
@@ -56,7 +60,9 @@ export async function updateFlashMetadata(path: string, entries: ReadonlyMap<str
     throw new ActiveflowError("BAD_ARGUMENT", `${path}: ${KEY.reserved} and general.alignment cannot be set in place`);
   }
   const file = await readGguf(path);
-  const fh = await open(path, "r+");
+  const fh = await open(path, "r");
+  let kv: Buffer;
+  let room: number;
   try {
     const header = Buffer.allocUnsafe(file.dataOffset);
     const { bytesRead } = await fh.read(header, 0, header.length, 0);
@@ -75,16 +81,45 @@ export async function updateFlashMetadata(path: string, entries: ReadonlyMap<str
     const used = kept.reduce((n, b) => n + b.length, 0);
     // The reserve entry without its bytes: key, type, element type, count.
     const reserveFixed = encodeEntry(KEY.reserved, arr(GgufValueType.UINT8, new Uint8Array(0))).length;
-    const room = end - 24 - used - reserveFixed;
+    room = end - 24 - used - reserveFixed;
     if (room < 0) {
       throw new ActiveflowError("BAD_ARGUMENT",
         `${path}: the new metadata needs ${-room} bytes more than the ${reserve.end - reserve.start - reserveFixed}-byte ${KEY.reserved} room; rewrite the file instead`);
     }
-    const kv = Buffer.concat([u64(kept.length + 1), ...kept, encodeEntry(KEY.reserved, arr(GgufValueType.UINT8, new Uint8Array(room)))]);
-    // One write over [16, end): the key/value count and the whole key/value section.
-    await fh.write(kv, 0, kv.length, 16);
-    return { roomLeft: room };
+    kv = Buffer.concat([u64(kept.length + 1), ...kept, encodeEntry(KEY.reserved, arr(GgufValueType.UINT8, new Uint8Array(room)))]);
   } finally {
     await fh.close();
+  }
+  // The key/value count and the whole key/value section, [16, end), patched in a clone.
+  const tmp = `${path}.meta-${process.pid}.tmp`;
+  try {
+    await copyFile(path, tmp, constants.COPYFILE_FICLONE);
+    const out = await open(tmp, "r+");
+    try {
+      await out.write(kv, 0, kv.length, 16);
+      await out.sync();
+    } finally {
+      await out.close();
+    }
+    await rename(tmp, path);
+  } catch (e) {
+    await unlink(tmp).catch(() => {});
+    throw e;
+  }
+  await syncDir(dirname(path));
+  return { roomLeft: room };
+}
+
+// Makes the rename durable (best effort: some filesystems refuse fsync on a directory).
+async function syncDir(dir: string): Promise<void> {
+  try {
+    const d = await open(dir, "r");
+    try {
+      await d.sync();
+    } finally {
+      await d.close();
+    }
+  } catch {
+    // nothing more to do
   }
 }

@@ -1,11 +1,33 @@
-// Where a model's calibration table lives: beside the model file as <file>.calibration.json
-// (written atomically). One table serves every sparsity level.
+// Where a model's calibration table lives. A converted (flash) file carries it in its own
+// header as activeflow.thresholds.* keys (flashKeys.ts); a plain GGUF, which we never rewrite,
+// has it beside it as <file>.calibration.json. Both are written atomically. One table serves
+// every sparsity level.
 import { readFile, rename, unlink, writeFile } from "node:fs/promises";
+import { ActiveflowError } from "../errors.js";
+import { KEY } from "../flash/format.js";
+import { updateFlashMetadata } from "../flash/metadata.js";
+import { readGguf } from "../gguf/reader.js";
+import type { GgufFile } from "../gguf/types.js";
+import { tableFromKeys, tableToKeys } from "./flashKeys.js";
 import { tableFromJson, tableToJson, type ThresholdTable } from "./thresholds.js";
 
 export const calibrationPath = (model: string): string => `${model}.calibration.json`;
 
+// The model's header, or undefined when there is no file to read (the sidecar may still exist).
+async function header(model: string): Promise<GgufFile | undefined> {
+  try {
+    return await readGguf(model);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw e;
+  }
+}
+
+// The table in the file's activeflow.thresholds.* keys, else the sidecar JSON, else undefined.
 export async function loadCalibration(model: string): Promise<ThresholdTable | undefined> {
+  const file = await header(model);
+  const inFile = file ? tableFromKeys(file) : undefined;
+  if (inFile) return inFile;
   const path = calibrationPath(model);
   let text: string;
   try {
@@ -13,9 +35,16 @@ export async function loadCalibration(model: string): Promise<ThresholdTable | u
   } catch {
     return undefined;
   }
-  return tableFromJson(JSON.parse(text), path);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new ActiveflowError("BAD_ARGUMENT", `${path}: not JSON (${(e as Error).message}); run \`activeflow calibrate\` again`);
+  }
+  return tableFromJson(json, path);
 }
 
+// Writes the sidecar JSON beside `model` (any file).
 export async function saveCalibration(model: string, table: ThresholdTable): Promise<string> {
   const path = calibrationPath(model);
   const tmp = `${path}.tmp-${process.pid}`;
@@ -27,4 +56,20 @@ export async function saveCalibration(model: string, table: ThresholdTable): Pro
     throw e;
   }
   return path;
+}
+
+export const isFlashFile = (file: GgufFile): boolean => file.metadata.has(KEY.version);
+
+// Stores the table where loadCalibration looks first: in a flash file's header, else in the
+// sidecar. Returns what was written (the file itself, or the sidecar's path).
+export async function storeCalibration(model: string, table: ThresholdTable): Promise<string> {
+  const file = await readGguf(model);
+  if (!isFlashFile(file)) return saveCalibration(model, table);
+  const arch = file.metadata.get("general.architecture");
+  const blocks = typeof arch === "string" ? Number(file.metadata.get(`${arch}.block_count`)) : NaN;
+  if (blocks !== table.nLayer) {
+    throw new ActiveflowError("BAD_ARGUMENT", `${model}: the table is for ${table.nLayer} layers, the model has ${blocks}`);
+  }
+  await updateFlashMetadata(model, tableToKeys(table));
+  return model;
 }

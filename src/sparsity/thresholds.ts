@@ -14,6 +14,12 @@ export interface ThresholdTable {
   // Tokens the histograms were gathered over, and where the text came from.
   calibrationTokens: number;
   source: string;
+  // How the sparsity of a level is spread over layers and sites: "uniform" (every site at
+  // the level), or an allocation (allocate.ts). Absent in tables written before allocation.
+  method?: string;
+  // siteSparsity[levelIndex][layer * 4 + site]: the fraction of that site's inputs the
+  // level's threshold was chosen to drop (the level itself when uniform).
+  siteSparsity?: Float32Array[];
 }
 
 // Lower edge of histogram bin b (bin 0 starts at 0).
@@ -57,7 +63,18 @@ export function thresholdsFromHistograms(
     for (let i = 0; i < t.length; i++) t[i] = histogramQuantile(h, i * h.bins, s);
     return t;
   });
-  return { levels: [...levels], nLayer, sites: SITES, thresholds, calibrationTokens, source };
+  const siteSparsity = levels.map((s) => new Float32Array(nLayer * SITES.length).fill(s));
+  return { levels: [...levels], nLayer, sites: SITES, thresholds, calibrationTokens, source, method: "uniform", siteSparsity };
+}
+
+// Thresholds that drop target[i] of each (layer, site)'s inputs, i = layer * 4 + site.
+export function thresholdsAt(h: SiteHistograms, target: Float32Array): Float32Array {
+  if (h.counts.length !== target.length * h.bins) {
+    throw new ActiveflowError("BAD_ARGUMENT", `histograms hold ${h.counts.length} counts, expected ${target.length * h.bins}`);
+  }
+  const t = new Float32Array(target.length);
+  for (let i = 0; i < t.length; i++) t[i] = histogramQuantile(h, i * h.bins, target[i]!);
+  return t;
 }
 
 // Thresholds for sparsity s: the table's level, or log-linear interpolation between the two
@@ -92,6 +109,8 @@ export function tableToJson(t: ThresholdTable): object {
     calibrationTokens: t.calibrationTokens,
     source: t.source,
     thresholds: t.thresholds.map((a) => Array.from(a)),
+    ...(t.method !== undefined ? { method: t.method } : {}),
+    ...(t.siteSparsity !== undefined ? { siteSparsity: t.siteSparsity.map((a) => Array.from(a)) } : {}),
   };
 }
 
@@ -103,10 +122,14 @@ export function tableFromJson(j: unknown, where: string): ThresholdTable {
   if (!Array.isArray(levels) || typeof nLayer !== "number" || !Array.isArray(th) || th.length !== levels.length) {
     throw bad("malformed calibration table");
   }
-  const thresholds = th.map((row, i) => {
-    if (!Array.isArray(row) || row.length !== nLayer * SITES.length) throw bad(`thresholds[${i}] must hold ${nLayer * SITES.length} numbers`);
-    return Float32Array.from(row as number[]);
-  });
+  const rows = (name: string, list: unknown[]) =>
+    list.map((row, i) => {
+      if (!Array.isArray(row) || row.length !== nLayer * SITES.length) throw bad(`${name}[${i}] must hold ${nLayer * SITES.length} numbers`);
+      return Float32Array.from(row as number[]);
+    });
+  const thresholds = rows("thresholds", th);
+  const ss = o.siteSparsity;
+  if (ss !== undefined && (!Array.isArray(ss) || ss.length !== levels.length)) throw bad(`siteSparsity must hold ${levels.length} rows`);
   return {
     levels: levels as number[],
     nLayer,
@@ -114,5 +137,7 @@ export function tableFromJson(j: unknown, where: string): ThresholdTable {
     thresholds,
     calibrationTokens: Number(o.calibrationTokens ?? 0),
     source: String(o.source ?? ""),
+    ...(o.method !== undefined ? { method: String(o.method) } : {}),
+    ...(ss !== undefined ? { siteSparsity: rows("siteSparsity", ss as unknown[]) } : {}),
   };
 }

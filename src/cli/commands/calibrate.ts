@@ -1,10 +1,12 @@
-// `activeflow calibrate <model>`: thresholds for every sparsity level, saved beside the model
-// (and beside the model's cached converted files, so flash-mode runs of it find them first).
+// `activeflow calibrate <model>`: thresholds for every sparsity level. A converted (flash)
+// file gets them in its own header (activeflow.thresholds.* keys); a plain GGUF, which we do
+// not rewrite, gets <model>.calibration.json beside it, and its cached conversions get the keys.
 import { readdir, readFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { ActiveflowError } from "../../errors.js";
 import type { OptionValues } from "../args.js";
 import { ProgressLine } from "../progress.js";
+import type { CalibrationMethod } from "../../sparsity/calibrate.js";
 import type { CliContext } from "./context.js";
 import { resolveModelPath } from "./model.js";
 import { formatTable } from "./table.js";
@@ -28,8 +30,9 @@ export async function calibrateCommand(ctx: CliContext, model: string, values: O
   const path = await resolveModelPath(model, ctx);
   const text = values.text !== undefined ? await readText(values.text) : undefined;
   const { Engine } = await import("../../engine/Engine.js");
-  const { calibrate, CALIBRATION_PROMPTS } = await import("../../sparsity/calibrate.js");
-  const { saveCalibration } = await import("../../sparsity/store.js");
+  const { calibrate, CALIBRATION_PROMPTS, DEFAULT_METHOD } = await import("../../sparsity/calibrate.js");
+  const { storeCalibration } = await import("../../sparsity/store.js");
+  const method = (values.method ?? DEFAULT_METHOD) as CalibrationMethod;
   const engine = await Engine.load(path, values.threads !== undefined ? { threads: values.threads } : {});
   const line = new ProgressLine(ctx.stderr);
   const controller = new AbortController();
@@ -39,8 +42,9 @@ export async function calibrateCommand(ctx: CliContext, model: string, values: O
     const perPrompt = Math.ceil((values.tokens ?? BUILTIN_PROMPTS * 64) / CALIBRATION_PROMPTS.length);
     table = await calibrate(engine, {
       ...(text !== undefined ? { text, maxTokens: values.tokens ?? 4096 } : { tokensPerPrompt: perPrompt }),
+      method,
       signal: controller.signal,
-      onProgress: (f) => line.update(`calibrating ${basename(path)}`, f),
+      onProgress: (f, stage) => line.update(`calibrating ${basename(path)} (${method})${stage ? `: ${stage}` : ""}`, f),
     });
     line.done();
   } catch (e) {
@@ -50,9 +54,10 @@ export async function calibrateCommand(ctx: CliContext, model: string, values: O
     off();
     await engine.dispose();
   }
-  const saved = [await saveCalibration(path, table)];
+  // The model itself (its header, or the sidecar of a GGUF), then a GGUF's cached conversions.
+  const saved = [await storeCalibration(path, table)];
   if (engine.flash === undefined) {
-    for (const converted of await cachedConversions(path)) saved.push(await saveCalibration(converted, table));
+    for (const converted of await cachedConversions(path)) saved.push(await storeCalibration(converted, table));
   }
   const sites = table.sites;
   const mean = table.thresholds.map((t) =>
@@ -64,13 +69,13 @@ export async function calibrateCommand(ctx: CliContext, model: string, values: O
   );
   if (values.json === true) {
     ctx.stdout.write(
-      `${JSON.stringify({ paths: saved, tokens: table.calibrationTokens, source: table.source, levels: table.levels, sites, mean_thresholds: mean })}\n`,
+      `${JSON.stringify({ paths: saved, tokens: table.calibrationTokens, source: table.source, method, levels: table.levels, sites, mean_thresholds: mean })}\n`,
     );
     return 0;
   }
-  ctx.stdout.write(`calibrated on ${table.calibrationTokens} tokens (${table.source}); mean |x| threshold over layers:\n`);
+  ctx.stdout.write(`calibrated on ${table.calibrationTokens} tokens (${table.source}, ${method}); mean |x| threshold over layers:\n`);
   ctx.stdout.write(formatTable(["sparsity", ...sites], table.levels.map((l, i) => [l.toFixed(2), ...mean[i]!.map((x) => x.toPrecision(3))])));
-  for (const p of saved) ctx.stdout.write(`saved ${p}\n`);
+  for (const p of saved) ctx.stdout.write(p.endsWith(".json") ? `saved ${p}\n` : `saved ${p} (activeflow.thresholds.* keys)\n`);
   return 0;
 }
 
