@@ -3,6 +3,7 @@
 import { ActiveflowError } from "../errors.js";
 import { GgmlType } from "../gguf/types.js";
 import { parseBudget } from "../memory/budget.js";
+import { parseDramSchedule } from "../memory/schedule.js";
 import { SHAPES } from "../synth/shapes.js";
 
 // A bad command line (exit code 2, with a hint to --help) as opposed to a failure while
@@ -38,6 +39,16 @@ interface OptionSpec {
 // Weight types by their lower-case GGML names (q4_0, q8_0, f16, ...); I32 is never a weight.
 const WEIGHT_TYPES = Object.keys(GgmlType).filter((k) => Number.isNaN(Number(k)) && k !== "I32").map((k) => k.toLowerCase());
 
+function checkSchedule(raw: string): string | undefined {
+  try {
+    parseDramSchedule(raw);
+    return undefined;
+  } catch (e) {
+    // "--dram-schedule "<raw>": entry 2 ...": keep the part after the quoted value.
+    return `TOKEN:BUDGET entries such as 0:60%,32:20%,64:60%; ${(e as Error).message.replace(/^--dram-schedule "[^"]*": /, "")}`;
+  }
+}
+
 function checkBudget(raw: string): string | undefined {
   try {
     parseBudget(raw, 1 << 30);
@@ -65,6 +76,8 @@ export const OPTIONS = {
   sparsity: { long: "sparsity", kind: "number", value: "s", min: 0, below: 1, help: "Fraction of each linear layer's inputs skipped (contextual sparsity), using the model's calibration table. Defaults to 0 (dense)." },
   groupSize: { long: "group-size", kind: "int", value: "n", min: 1, max: 256, help: "Layers per group of the flash layout (read together) when a .gguf is converted for --dram. Defaults to 1 (until the pipeline keeps a group's records between its layers)." },
   verifyReads: { long: "verify-reads", kind: "flag", help: "Check every page read from flash against its CRC-32C." },
+  dramSchedule: { long: "dram-schedule", kind: "string", value: "list", check: checkSchedule, help: "Change the DRAM budget while generating: TOKEN:BUDGET,... (e.g. 0:60%,32:20%,64:60%); each budget holds from that generated-token index on (0 = the prompt). Without --dram the entry at token 0 is the load budget. Only the hot cache is resized; the rest is planned at load for the lowest budget listed. Defaults to none." },
+  watchMemory: { long: "watch-memory", kind: "flag", help: "With --dram: watch memory pressure (/proc/pressure/memory, the cgroup's usage and limit) and halve the hot cache under pressure, growing it back when pressure has been gone for 5 s. Changes are printed on stderr." },
   columnType: { long: "column-type", kind: "string", value: "type", choices: WEIGHT_TYPES, help: `Store every column in this type (${WEIGHT_TYPES.join(", ")}). Defaults to the source type where it fits the column length, else q8_0.` },
   text: { long: "text", kind: "string", value: "file", help: "Text file to read." },
   tokens: { long: "tokens", kind: "int", value: "n", min: 16, max: 10_000_000, help: "Calibration tokens: with --text, the first n tokens of the file (defaults to 4096); without, the 16 built-in prompts are each continued by n/16 tokens (defaults to 1024)." },
@@ -114,9 +127,9 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
     summary: "Complete a prompt (raw text, no chat template) and stream the result.",
     positionals: ["model"],
     details: [MODEL_NOTE, ...FLASH_NOTE],
-    options: ["prompt", "maxTokens", "threads", "ctx", ...FLASH, ...SAMPLING, "json", "verbose", "help"],
+    options: ["prompt", "maxTokens", "threads", "ctx", ...FLASH, "dramSchedule", "watchMemory", ...SAMPLING, "json", "verbose", "help"],
     optionHelp: {
-      json: "Print one JSON object (tokens, text, speeds, memory; flash I/O and budget with --dram) as the last line of stdout instead of the streamed text.",
+      json: "Print one JSON object (tokens, text, speeds, memory; flash I/O and budget with --dram; the schedule and per-phase speed and memory with --dram-schedule) as the last line of stdout instead of the streamed text.",
     },
   },
   chat: {
@@ -131,7 +144,7 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
       "then defaults to the first message's tokens plus -n rounded up to 64 (with -p), or 512.",
     ],
     positionals: ["model"],
-    options: ["prompt", "system", "maxTokens", "threads", "ctx", ...FLASH, ...SAMPLING, "json", "verbose", "help"],
+    options: ["prompt", "system", "maxTokens", "threads", "ctx", ...FLASH, "watchMemory", ...SAMPLING, "json", "verbose", "help"],
     optionHelp: {
       prompt: "Send this one message, print the reply and exit (no interactive session).",
       maxTokens: "Tokens per reply at most. Defaults to 128.",
@@ -303,6 +316,12 @@ export function parseArgs(argv: readonly string[]): Parsed {
   }
   if (command === "run" && values.prompt === undefined) {
     throw new UsageError("run needs a prompt: -p <text>", command);
+  }
+  if (command === "run" && typeof values.dramSchedule === "string" && values.dram === undefined && parseDramSchedule(values.dramSchedule)[0]?.token !== 0) {
+    throw new UsageError(`--dram-schedule "${values.dramSchedule}" needs --dram or an entry at token 0 (the load budget)`, command);
+  }
+  if (values.watchMemory === true && values.dram === undefined && values.dramSchedule === undefined) {
+    throw new UsageError("--watch-memory needs --dram (it resizes the hot cache of the flash layout)", command);
   }
   if (command === "eval" && values.text === undefined) {
     throw new UsageError("eval needs the evaluation text: --text <file>", command);

@@ -60,6 +60,7 @@ export function flashRecord(f: FlashRunStats): Record<string, unknown> {
     kv_bytes: f.kvBytes,
     cache_bytes: f.cacheBytes,
     head_resident: f.headResident,
+    ...(f.budgetHistory && f.budgetHistory.length > 1 ? { budget_history: f.budgetHistory.map((h) => ({ at_token: h.atToken, budget_bytes: h.budgetBytes, cache_bytes: h.cacheBytes, source: h.source, ...(h.reason !== undefined ? { reason: h.reason } : {}) })) } : {}),
   };
 }
 

@@ -15,6 +15,9 @@ import { openFlashModel, type FlashModel } from "../flash/open.js";
 import { KEY } from "../flash/format.js";
 import { FLASH_BATCH, HEAD_STAGING_BYTES, IO_MAX_GAP, IO_MAX_READ, IO_QUEUE_DEPTH, parseBudget, planFlashMemory, weightBytesOf, type FlashMemoryPlan } from "../memory/budget.js";
 import { loadCalibration } from "../sparsity/store.js";
+import { MemoryPressureWatcher, type WatchMemoryOptions } from "../memory/pressure.js";
+import { cacheForBudget, heldBesidesCache, planAboveFloor } from "../memory/adaptive.js";
+import type { BudgetChange } from "./types.js";
 import { thresholdsFor, type ThresholdTable } from "../sparsity/thresholds.js";
 
 // Tokens evaluated per prefill pass; larger batches amortise weight reads better but cost
@@ -43,6 +46,19 @@ export class Engine {
   readonly plan: FlashMemoryPlan | undefined;
   private sparsityLevel = 0;
   private residentPeak = 0;
+  // Run-time budget (setDramBudget, the memory watcher): what is asked, what it leaves the
+  // cache, what native holds now, and changes waiting for the next token boundary.
+  private budgetBytes = 0;
+  private budgetCacheBytes = 0;
+  private appliedCacheBytes = 0;
+  private pressureCacheBytes: number | undefined;
+  private pendingBudget: { budgetBytes: number; cacheBytes: number; reason: string | undefined } | undefined;
+  private pendingPressure: { reason: string } | undefined;
+  private readonly history: BudgetChange[] = [];
+  private watcher: MemoryPressureWatcher | undefined;
+  // Generated tokens so far while a generation runs, else null (for the history).
+  private tokenIndex: number | null = null;
+
 
   private constructor(
     path: string, model: BackendModel, tokenizer: Tokenizer, config: ModelConfig, contextLength: number, threads: number,
@@ -58,6 +74,11 @@ export class Engine {
     this.threads = threads;
     this.modelBytes = model.info().fileBytes;
     this.logits = new Float32Array(config.nVocab);
+    if (plan) {
+      this.budgetBytes = plan.budgetBytes;
+      this.budgetCacheBytes = this.appliedCacheBytes = plan.cacheBytes;
+      this.history.push({ atToken: null, budgetBytes: plan.budgetBytes, cacheBytes: plan.cacheBytes, source: "load" });
+    }
   }
 
   static async load(path: string, options: LoadOptions = {}, backend: Backend = new NativeBackend()): Promise<Engine> {
@@ -103,8 +124,12 @@ export class Engine {
       flash = await openFlashModel(path);
       const weights = weightBytesOf(flash);
       const budget = options.dram === undefined ? Number.MAX_SAFE_INTEGER : typeof options.dram === "number" ? options.dram : parseBudget(options.dram, weights);
-      plan = planFlashMemory(flash, config, contextLength, threads, budget);
+      // Run-time changes resize only the cache: with a floor, the rest is planned for it.
+      const floor = options.dram === undefined || options.dramFloor === undefined ? undefined
+        : Math.min(budget, ...[options.dramFloor].flat().map((b) => (typeof b === "number" ? b : parseBudget(b, weights))));
+      plan = planFlashMemory(flash, config, contextLength, threads, floor ?? budget);
       if (options.dram === undefined) plan.budgetBytes = plan.weightBytes + plan.kvBytes + plan.scratchBytes;
+      else if (floor !== undefined) plan = planAboveFloor(plan, budget);
       model = await backend.loadModel({
         path,
         config: { ...config, nCtx: contextLength, nBatch: FLASH_BATCH },
@@ -155,6 +180,7 @@ export class Engine {
       model.setThresholds(thresholdsFor(table, sparsity));
       engine.sparsityLevel = sparsity;
     }
+    if (options.watchMemory) engine.watchMemory(options.watchMemory === true ? {} : options.watchMemory);
     return engine;
   }
 
@@ -171,8 +197,9 @@ export class Engine {
     this.residentPeak = Math.max(this.residentPeak, f.weightResidentBytes);
     const frac = (s: number) => (counts.seen[s]! > 0 ? counts.kept[s]! / counts.seen[s]! : 1);
     return {
-      dramBudgetBytes: this.plan.budgetBytes,
+      dramBudgetBytes: this.budgetBytes,
       weightResidentBytesPeak: this.residentPeak,
+      weightResidentBytes: f.weightResidentBytes,
       kvBytes: f.kvBytes,
       scratchBytes: f.scratchBytes,
       cacheBytes: f.cacheBytes ?? 0,
@@ -185,6 +212,7 @@ export class Engine {
       activeFraction: { q: frac(0), k: frac(0), v: frac(0), o: frac(1), gate: frac(2), up: frac(2), down: frac(3) },
       ioWaitSeconds: f.ioWaitSeconds ?? 0,
       computeSeconds: f.columnComputeSeconds ?? 0,
+      budgetHistory: this.history.map((h) => ({ ...h })),
     };
   }
 
@@ -235,6 +263,7 @@ export class Engine {
     if (keep === ids.length) keep--; // re-evaluate the last token to get its logits
     this.cached.length = keep;
     if (keep === 0 && this.flash) model.resetCacheCounts(); // LFU counts restart per sequence
+    this.applyBudgetChanges();
     const rest = Int32Array.from(ids.slice(keep));
     await this.run(() => model.eval(rest, keep, this.logits, false), signal);
     this.cached.push(...rest);
@@ -272,6 +301,7 @@ export class Engine {
       for (let start = 0; start < ids.length; start += PREFILL_BATCH) {
         const chunk = Int32Array.from(ids.slice(start, start + PREFILL_BATCH));
         const buf = new Float32Array(chunk.length * V);
+        this.applyBudgetChanges();
         await this.run(() => model.eval(chunk, start, buf, true), signal);
         for (let i = 0; i < chunk.length; i++) out.push(buf.subarray(i * V, (i + 1) * V));
         this.cached.push(...chunk);
@@ -314,6 +344,8 @@ export class Engine {
     const text = new TokenTextStream(this.tokenizer);
     const history = [...ids];
     this.flashStats(true);
+    const budgetFrom = this.history.length - 1; // the change in force now starts this generation's list
+    this.tokenIndex = 0;
     const stats: GenerationStats = {
       promptTokens: ids.length,
       generatedTokens: 0,
@@ -361,6 +393,8 @@ export class Engine {
           break;
         }
         one[0] = id;
+        this.tokenIndex = stats.generatedTokens;
+        this.applyBudgetChanges();
         try {
           await this.run(() => model.eval(one, this.cached.length, this.logits, false), options.signal);
         } catch (e) {
@@ -381,12 +415,97 @@ export class Engine {
     } finally {
       stats.peakRssBytes = peakRssBytes();
       const flash = this.model ? this.flashStats() : undefined;
-      if (flash) stats.flash = flash;
+      if (flash) {
+        flash.budgetHistory = this.history.slice(Math.max(0, budgetFrom)).map((h) => ({ ...h }));
+        stats.flash = flash;
+      }
+      this.tokenIndex = null;
       this.busy = false;
+      this.applyBudgetChanges(); // a change asked for after the last token
+
     }
   }
 
+  // ---- Run-time DRAM budget (PAPER.md: when the budget changes, only the cache is retuned) ----
+
+  // The budget in force (bytes); changes asked for during a generation apply at its next token.
+  get dramBudget(): number {
+    return this.pendingBudget?.budgetBytes ?? this.budgetBytes;
+  }
+
+  // The smallest budget setDramBudget accepts: the planner's minimum, or what the engine holds
+  // besides its cache as loaded (the head and preload buffers stay as planned at load).
+  get dramMinimum(): number {
+    const { plan } = this.flashPlan("dramMinimum");
+    return Math.max(plan.minimumBytes, heldBesidesCache(plan));
+  }
+
+  // Changes the DRAM budget without reloading: bytes, "512MB" or a percentage of the weights
+  // ("35%"). Between generations it applies at once; during one, at the next token boundary.
+  // Only the hot cache is resized (staging, preload buffers, head and KV stay as loaded);
+  // shrinking frees the cache's memory. A budget below the minimum throws BUDGET_TOO_SMALL and
+  // the old budget stays. Returns the budget in bytes.
+  setDramBudget(budget: number | string, reason?: string): number {
+    const { flash, plan } = this.flashPlan("setDramBudget");
+    const bytes = typeof budget === "number" ? budget : parseBudget(budget, weightBytesOf(flash));
+    if (!Number.isFinite(bytes) || bytes <= 0) throw new ActiveflowError("BAD_ARGUMENT", `setDramBudget: the budget must be a positive number of bytes, got ${budget}`);
+    // The planner's own checks (and its message) for the minimum.
+    planFlashMemory(flash, this.config, this.contextLength, this.threads, Math.floor(bytes));
+    const cacheBytes = cacheForBudget(plan, Math.floor(bytes));
+    this.pendingBudget = { budgetBytes: Math.floor(bytes), cacheBytes, reason };
+    if (!this.busy) this.applyBudgetChanges();
+    return Math.floor(bytes);
+  }
+
+  // Starts the memory-pressure watcher (LoadOptions.watchMemory).
+  watchMemory(options: WatchMemoryOptions = {}): void {
+    this.flashPlan("watchMemory");
+    this.watcher?.stop();
+    this.watcher = new MemoryPressureWatcher(
+      this.budgetCacheBytes,
+      (cacheBytes, reason) => {
+        this.pressureCacheBytes = cacheBytes;
+        this.pendingPressure = { reason };
+        if (!this.busy) this.applyBudgetChanges();
+      },
+      options,
+    );
+    this.watcher.start();
+  }
+
+  private flashPlan(what: string): { flash: FlashModel; plan: FlashMemoryPlan } {
+    this.live();
+    if (!this.flash || !this.plan) throw new ActiveflowError("BAD_ARGUMENT", `${what} needs a model loaded with a DRAM budget (the dram option)`);
+    return { flash: this.flash, plan: this.plan };
+  }
+
+  // Runs at token boundaries (native is idle): resizes the cache to min(budget's share, the
+  // watcher's allowance) and records what changed.
+  private applyBudgetChanges(): void {
+    const b = this.pendingBudget, p = this.pendingPressure;
+    if (!b && !p) return;
+    this.pendingBudget = this.pendingPressure = undefined;
+    if (b) {
+      this.budgetBytes = b.budgetBytes;
+      this.budgetCacheBytes = b.cacheBytes;
+      this.watcher?.retarget(b.cacheBytes);
+      if (this.watcher) this.pressureCacheBytes = this.watcher.cacheBytes;
+    }
+    const cache = Math.min(this.budgetCacheBytes, this.pressureCacheBytes ?? Infinity);
+    if (cache !== this.appliedCacheBytes) {
+      this.live().setCacheBytes(cache);
+      this.appliedCacheBytes = cache;
+    }
+    const reason = [b?.reason, p?.reason].filter((r) => r !== undefined).join("; ");
+    this.history.push({
+      atToken: this.tokenIndex, budgetBytes: this.budgetBytes, cacheBytes: cache, source: p && !b ? "pressure" : "api",
+      ...(reason !== "" ? { reason } : {}),
+    });
+  }
+
   async dispose(): Promise<void> {
+    this.watcher?.stop();
+    this.watcher = undefined;
     this.model?.dispose();
     this.model = undefined;
     this.cached = [];

@@ -1,3 +1,4 @@
+import type { WatchMemoryOptions } from "../memory/pressure.js";
 import type { ChatMessage } from "../tokenizer/types.js";
 
 export interface SamplingOptions {
@@ -53,6 +54,8 @@ export interface GenerationStats {
 export interface FlashRunStats {
   dramBudgetBytes: number;
   weightResidentBytesPeak: number;
+  // Weight bytes held now (resident tensors, staging, preload buffers, cache); 0 if unknown.
+  weightResidentBytes?: number;
   kvBytes: number;
   scratchBytes: number;
   cacheBytes: number;
@@ -66,7 +69,20 @@ export interface FlashRunStats {
   activeFraction: { q: number; k: number; v: number; o: number; gate: number; up: number; down: number };
   ioWaitSeconds: number;
   computeSeconds: number;
+  // The budget in force when the generation started, then each change applied during it.
+  budgetHistory?: BudgetChange[];
 }
+
+// One run-time budget or cache change (setDramBudget, a schedule, the memory watcher).
+export interface BudgetChange {
+  // Index of the first generated token computed under it; null when applied between generations.
+  atToken: number | null;
+  budgetBytes: number;
+  cacheBytes: number;
+  source: "load" | "api" | "pressure";
+  reason?: string;
+}
+
 
 export interface LoadOptions {
   // Compute threads. Defaults to 1 (measured best on 2-vCPU machines; see bench/dense).
@@ -89,6 +105,14 @@ export interface LoadOptions {
   keepSourceType?: boolean;
   // Check every page read from flash against its CRC-32C. Defaults to false.
   verifyReads?: boolean;
+  // The lowest budget setDramBudget will be given (or several: the lowest counts): the parts
+  // a run-time change cannot resize (the head's residency, preload buffers) are planned for
+  // it, the cache for `dram`. Same forms as `dram`. Defaults to `dram`.
+  dramFloor?: string | number | readonly (string | number)[];
+  // Watch memory pressure (PSI, cgroup limit) and shrink the hot cache under it, growing it
+  // back toward the budget when pressure is gone (src/memory/pressure.ts). Needs `dram`.
+  // Defaults to false.
+  watchMemory?: boolean | WatchMemoryOptions;
   // Progress and notices during long steps (conversion), one line each.
   log?: (line: string) => void;
 }

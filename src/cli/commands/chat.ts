@@ -14,6 +14,7 @@ export async function chatCommand(ctx: CliContext, model: string, values: Option
   const messages: ChatMessage[] = values.system !== undefined ? [{ role: "system", content: values.system }] : [];
   const first = values.prompt !== undefined ? { messages: [...messages, { role: "user" as const, content: values.prompt }] } : undefined;
   const load = await engineLoadOptions(ctx, path, values, first);
+  if (values.watchMemory === true) load.options.watchMemory = { log: (line) => ctx.stderr.write(`${line}\n`) };
   let engine;
   try {
     engine = await ctx.loadEngine(path, load.options);

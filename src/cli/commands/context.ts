@@ -1,7 +1,7 @@
 // What a command needs from the outside world, passed in so tests can run commands in-process
 // with captured streams and a fake engine.
 import type { ChatMessage } from "../../tokenizer/types.js";
-import type { GeneratedToken, GenerateOptions, GenerationStats, LoadOptions } from "../../engine/types.js";
+import type { FlashRunStats, GeneratedToken, GenerateOptions, GenerationStats, LoadOptions } from "../../engine/types.js";
 
 // The part of Engine the CLI uses (src/engine/Engine.ts satisfies it structurally).
 export interface EngineLike {
@@ -9,6 +9,9 @@ export interface EngineLike {
   generate(prompt: string, options?: GenerateOptions): AsyncGenerator<GeneratedToken, GenerationStats, void>;
   chat(messages: ChatMessage[], options?: GenerateOptions): AsyncGenerator<GeneratedToken, GenerationStats, void>;
   dispose(): Promise<void>;
+  // Flash mode only (--dram): run-time budget changes and counters (--dram-schedule).
+  setDramBudget?(budget: string | number, reason?: string): number;
+  flashStats?(): FlashRunStats | undefined;
 }
 
 export type LoadEngine = (path: string, options: LoadOptions) => Promise<EngineLike>;

@@ -3,11 +3,15 @@ import type { OptionValues } from "../args.js";
 import type { CliContext } from "./context.js";
 import { exitCodeFor, generateOptions, reportGeneration, streamGeneration } from "./generate.js";
 import { engineLoadOptions, resolveModelPath } from "./model.js";
+import { ScheduledRun, scheduleLoadOptions, scheduleValues } from "./dramSchedule.js";
 
-export async function runCommand(ctx: CliContext, model: string, values: OptionValues): Promise<number> {
-  const prompt = values.prompt ?? "";
+export async function runCommand(ctx: CliContext, model: string, given: OptionValues): Promise<number> {
+  const prompt = given.prompt ?? "";
   const path = await resolveModelPath(model, ctx);
+  const { values, schedule } = scheduleValues(given);
   const load = await engineLoadOptions(ctx, path, values, { prompt });
+  if (schedule) scheduleLoadOptions(load.options, schedule);
+  if (values.watchMemory === true) load.options.watchMemory = { log: (line) => ctx.stderr.write(`${line}\n`) };
   let engine;
   try {
     engine = await ctx.loadEngine(path, load.options);
@@ -17,13 +21,18 @@ export async function runCommand(ctx: CliContext, model: string, values: OptionV
   try {
     const choice = generateOptions(values);
     const json = values.json === true;
+    const scheduled = schedule ? new ScheduledRun(ctx, engine, schedule) : undefined;
     const result = await streamGeneration(
       ctx,
-      (signal) => engine.generate(prompt, { ...choice.options, signal }),
+      (signal) => {
+        const gen = engine.generate(prompt, { ...choice.options, signal });
+        return scheduled ? scheduled.wrap(gen) : gen;
+      },
       choice,
       json,
     );
-    reportGeneration(ctx, result, json);
+    if (scheduled) scheduled.report(result, json);
+    else reportGeneration(ctx, result, json);
     return exitCodeFor(result);
   } finally {
     await engine.dispose();
