@@ -24,7 +24,8 @@ export type ErrorCode =
   | "DISPOSED"
   | "FLASH_IO"
   | "FLASH_CHECKSUM"
-  | "BUDGET_TOO_SMALL";
+  | "BUDGET_TOO_SMALL"
+  | "DISTILL";
 
 export class ActiveflowError extends Error {
   readonly code: ErrorCode;

@@ -85,6 +85,12 @@ export const OPTIONS = {
   window: { long: "window", kind: "int", value: "n", min: 2, max: 1_048_576, help: "Tokens per teacher-forced window; each window starts a fresh context. Defaults to 512." },
   shape: { long: "shape", kind: "string", value: "name", choices: Object.keys(SHAPES), help: `Model shape: ${Object.keys(SHAPES).join(", ")}.` },
   type: { long: "type", kind: "string", value: "type", choices: WEIGHT_TYPES, help: "Type of the linear weights, token_embd and output (norms stay f32). Defaults to q4_0." },
+  steps: { long: "steps", kind: "int", value: "n", min: 0, max: 10_000_000, help: "Training steps (one window of 256 tokens each). Defaults to 200." },
+  out: { long: "out", short: "o", kind: "string", value: "file", help: "Output file." },
+  lr: { long: "lr", kind: "number", value: "x", above: 0, max: 1, help: "Adam learning rate. Defaults to 5e-5." },
+  timeLimit: { long: "time-limit", kind: "number", value: "min", above: 0, max: 1_000_000, help: "Stop training after this many minutes and write the model. Defaults to no limit." },
+  resume: { long: "resume", kind: "flag", help: "Continue from the checkpoint (<out>.ckpt) of an interrupted run." },
+  device: { long: "device", kind: "string", value: "name", help: "PyTorch device: cpu, cuda, cuda:1, ... Defaults to cpu." },
   json: { long: "json", kind: "flag", help: "Print one JSON object (tokens, text, speeds, memory) as the last line of stdout instead of the streamed text." },
   verbose: { long: "verbose", kind: "flag", help: "Show stack traces on errors." },
   help: { long: "help", short: "h", kind: "flag", help: "Show this help." },
@@ -100,7 +106,7 @@ export type OptionValues = {
       : number;
 };
 
-export type CommandName = "run" | "chat" | "fetch" | "convert" | "calibrate" | "eval" | "synth" | "verify";
+export type CommandName = "run" | "chat" | "fetch" | "convert" | "calibrate" | "eval" | "distill" | "synth" | "verify";
 
 interface CommandSpec {
   usage: string;
@@ -209,6 +215,28 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
       sparsity: "Fraction of each linear layer's inputs skipped. Defaults to 0 (scores the dense model only).",
       maxTokens: "Tokens of the text to evaluate at most. Defaults to 4096.",
       json: "Print one JSON line (ppl, ppl_dense, kl_to_dense, top1_agreement, tokens, sparsity, active_fraction) instead of a table.",
+    },
+  },
+  distill: {
+    usage: "activeflow distill <model> --sparsity <s> [options]",
+    summary: "Distil the model towards itself dense under its sparsity masks (PyTorch, 4-bit aware); writes a GGUF.",
+    details: [
+      "<model> is a .gguf file with a calibration table (`activeflow calibrate <model>` first).",
+      "Trains on the model's own continuations of the 16 calibration prompts (cached), or --text.",
+      "The first run creates a Python environment in <cache>/distill-venv and installs torch, gguf",
+      "and numpy from PyPI (over 1 GB). The output defaults to <model stem>.distilled-s<s>.gguf beside",
+      "the model; calibrate it before running it sparse.",
+    ],
+    positionals: ["model"],
+    options: ["sparsity", "steps", "lr", "timeLimit", "text", "tokens", "out", "resume", "device", "threads", "seed", "json", "verbose", "help"],
+    optionHelp: {
+      sparsity: "Sparsity to distil for (0 < s < 1), with the thresholds of the model's calibration table. Required.",
+      text: "Train on this text file instead of self-generated text (never the evaluation text).",
+      tokens: "Training tokens: self-generated (in windows of 256) or the first n of --text. Defaults to 36864.",
+      out: "Distilled model to write. Defaults to <model stem>.distilled-s<s>.gguf beside the model.",
+      threads: "CPU threads for text generation and PyTorch. Defaults to 1 for the engine and torch's default for training.",
+      seed: "Training seed (window order). Defaults to 1.",
+      json: "Print the training summary (KL before/after, steps, output path) as one JSON line on stdout.",
     },
   },
   synth: {
@@ -325,6 +353,9 @@ export function parseArgs(argv: readonly string[]): Parsed {
   }
   if (command === "eval" && values.text === undefined) {
     throw new UsageError("eval needs the evaluation text: --text <file>", command);
+  }
+  if (command === "distill" && values.sparsity === undefined) {
+    throw new UsageError("distill needs the target sparsity: --sparsity <s>", command);
   }
   if (command === "synth" && values.shape === undefined) {
     throw new UsageError(`synth needs a shape: --shape <${Object.keys(SHAPES).join("|")}>`, command);

@@ -9,6 +9,7 @@ import { calibrateCommand } from "./commands/calibrate.js";
 import { chatCommand } from "./commands/chat.js";
 import type { CliContext } from "./commands/context.js";
 import { convertCommand } from "./commands/convert.js";
+import { distillCommand } from "./commands/distill.js";
 import { evalCommand } from "./commands/eval.js";
 import { fetchCommand } from "./commands/fetch.js";
 import { loadRealEngine } from "./commands/model.js";
@@ -42,6 +43,8 @@ export async function main(argv: readonly string[], ctx: CliContext = processCon
         return await calibrateCommand(ctx, model, parsed.values);
       case "eval":
         return await evalCommand(ctx, model, parsed.values);
+      case "distill":
+        return await distillCommand(ctx, model, parsed.values);
       case "synth":
         return await synthCommand(ctx, model, parsed.values);
       case "verify":

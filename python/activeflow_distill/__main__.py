@@ -1,0 +1,74 @@
+# python -m activeflow_distill: sparsity-aware self-distillation of a GGUF model. Usually run by
+# `activeflow distill`, which prepares the training tokens (self-generated text or --text).
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from .errors import DistillError
+from .train import Options, distill
+
+
+def parse(argv) -> Options:
+    d = Options(model="", tokens="", sparsity=0.0, out="")
+    ap = argparse.ArgumentParser(
+        prog="python -m activeflow_distill",
+        description="Distil a GGUF model towards itself dense under the engine's threshold masks and 4-bit fake "
+        "quantisation; writes a GGUF of the same architecture and type. Needs <model>.calibration.json "
+        "(`activeflow calibrate <model>`) and a token file (`activeflow distill` writes one).",
+    )
+    ap.add_argument("model", help="source .gguf (llama, qwen2, qwen3; Q4_0, Q4_1, Q8_0, F16 or F32 linear weights)")
+    ap.add_argument("--tokens", required=True, help="training token ids: int32 little-endian, as `activeflow distill` caches them")
+    ap.add_argument("--sparsity", type=float, required=True, help="sparsity to distil for, in (0, 1)")
+    ap.add_argument("--out", required=True, help="distilled .gguf to write (temp file, then rename)")
+    ap.add_argument("--steps", type=int, default=d.steps)
+    ap.add_argument("--seq-len", type=int, default=d.seq_len, help="tokens per training window")
+    ap.add_argument("--batch", type=int, default=d.batch, help="windows per step")
+    ap.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
+    ap.add_argument("--warmup", type=int, default=d.warmup, help="linear warm-up steps")
+    ap.add_argument("--time-limit", type=float, default=0.0, help="minutes of training at most; the model is written either way")
+    ap.add_argument("--checkpoint", default="", help="checkpoint file (defaults to <out>.ckpt)")
+    ap.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    ap.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    ap.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda, cuda:1, ...")
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    ap.add_argument("--seed", type=int, default=d.seed)
+    ap.add_argument("--calibration", default="", help="calibration table (defaults to <model>.calibration.json)")
+    ap.add_argument("--train-norms", action="store_true", help="also train the RMSNorm weights")
+    ap.add_argument("--val-windows", type=int, default=d.val_windows, help="windows held out to measure KL before and after")
+    ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--json", action="store_true", help="print a JSON summary as the last line of stdout")
+    a = ap.parse_args(argv)
+    if not (0 < a.sparsity < 1):
+        ap.error(f"--sparsity must be in (0, 1), got {a.sparsity}")
+    if a.steps < 0 or a.seq_len < 2 or a.batch < 1 or a.lr <= 0:
+        ap.error("--steps >= 0, --seq-len >= 2, --batch >= 1 and --lr > 0 are required")
+    return Options(
+        model=a.model, tokens=a.tokens, sparsity=a.sparsity, out=a.out, steps=a.steps, seq_len=a.seq_len, batch=a.batch,
+        lr=a.lr, warmup=a.warmup, time_limit=a.time_limit, checkpoint=a.checkpoint, checkpoint_every=a.checkpoint_every,
+        resume=a.resume, device=a.device, threads=a.threads, seed=a.seed, calibration=a.calibration,
+        train_norms=a.train_norms, val_windows=a.val_windows, progress=not a.no_progress,
+    ), a.json
+
+
+def main(argv=None) -> int:
+    o, as_json = parse(argv)
+    try:
+        r = distill(o)
+    except DistillError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("stopped; resume with --resume", file=sys.stderr)
+        return 130
+    if as_json:
+        print(json.dumps(r))
+    else:
+        print(f"val KL {r['val_kl_before']:.4f} -> {r['val_kl_after']:.4f} after {r['steps']} steps ({r['stopped_by']}); wrote {r['out']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
