@@ -233,9 +233,37 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       num("headBytesRead", static_cast<double>(m.head_bytes_read()));
       num("cacheBytes", static_cast<double>(st->cache_bytes()));
       num("stagingBytes", static_cast<double>(st->staging_bytes()));
+      num("preloadBufferBytes", static_cast<double>(st->preload_bytes()));
+      num("preloadHits", static_cast<double>(s.preload_hits));
+      num("demandLoads", static_cast<double>(s.demand_loads));
+      num("preloadRecords", static_cast<double>(s.preload_records));
+      num("preloadBytesRead", static_cast<double>(s.preload_bytes_read));
+      num("demandBytesRead", static_cast<double>(s.demand_bytes_read));
+      num("activeBytes", static_cast<double>(s.active_bytes));
+      num("activePreloadBytes", static_cast<double>(s.active_preload_bytes));
+      num("activeDemandBytes", static_cast<double>(s.active_demand_bytes));
+      num("preloadIoSeconds", s.preload_io_s);
+      num("preloadWaitSeconds", s.preload_wait_s);
+      num("demandWaitSeconds", s.demand_wait_s);
+      // [site][distance 1..4] true/false positives and false negatives of the prediction.
+      const PredictCounts& pc = m.predict_counts();
+      Napi::Array pred = Napi::Array::New(env, kSites);
+      for (int site = 0; site < kSites; site++) {
+        Napi::Array byd = Napi::Array::New(env, kMaxPredictDistance);
+        for (int d = 1; d <= kMaxPredictDistance; d++) {
+          Napi::Object c = Napi::Object::New(env);
+          c.Set("tp", Napi::Number::New(env, static_cast<double>(pc.tp[site][d])));
+          c.Set("fp", Napi::Number::New(env, static_cast<double>(pc.fp[site][d])));
+          c.Set("fn", Napi::Number::New(env, static_cast<double>(pc.fn[site][d])));
+          byd.Set(d - 1, c);
+        }
+        pred.Set(site, byd);
+      }
+      o.Set("prediction", pred);
       if (info.Length() > 0 && info[0].ToBoolean().Value()) {
         NotBusy(env, "reset stats");
         st->reset_stats();
+        m.reset_predict_counts();
       }
     }
     return o;
@@ -298,6 +326,9 @@ std::shared_ptr<FlashSetup> ParseFlash(const Napi::Object& f) {
   if (f.Get("queueDepth").IsNumber()) s->queue_depth = static_cast<unsigned>(Num(f, "queueDepth"));
   if (f.Get("maxRead").IsNumber()) s->max_read = static_cast<uint32_t>(Num(f, "maxRead"));
   if (f.Get("maxGap").IsNumber()) s->max_gap = static_cast<int64_t>(Num(f, "maxGap"));
+  if (f.Get("maxBackground").IsNumber()) s->max_background = static_cast<unsigned>(Num(f, "maxBackground"));
+  if (f.Get("preloadBytes").IsNumber()) s->preload_bytes = static_cast<size_t>(Num(f, "preloadBytes"));
+  if (f.Get("predictMargin").IsNumber()) s->predict_margin = static_cast<float>(Num(f, "predictMargin"));
   if (f.Get("crcs").IsTypedArray()) {
     auto c = f.Get("crcs").As<Napi::Uint32Array>();
     s->crcs.assign(c.Data(), c.Data() + c.ElementLength());

@@ -101,7 +101,7 @@ Reader::~Reader() {
   loader_.join();
 }
 
-uint64_t Reader::submit(std::vector<ReadReq> reqs, const PageChecksums* sums) {
+uint64_t Reader::submit(std::vector<ReadReq> reqs, const PageChecksums* sums, bool urgent) {
   if (sums && sums->pages > 0) {
     if (!sums->crcs) throw IoError("BAD_ARGUMENT", "page checksums: table pointer is null");
     if (sums->base % kIoAlign != 0) {
@@ -114,7 +114,7 @@ uint64_t Reader::submit(std::vector<ReadReq> reqs, const PageChecksums* sums) {
     if (stop_) throw IoError("FLASH_IO", file_->path() + ": reader is closed");
     ticket = next_ticket_++;
     results_[ticket];
-    queue_.push_back({ticket, std::move(reqs), sums ? *sums : PageChecksums{}});
+    queue_.push_back({ticket, std::move(reqs), sums ? *sums : PageChecksums{}, urgent});
   }
   work_cv_.notify_one();
   return ticket;
@@ -134,8 +134,8 @@ ReadStats Reader::wait(uint64_t ticket) {
   return r.stats;
 }
 
-ReadStats Reader::read(const ReadReq* reqs, size_t n, const PageChecksums* sums) {
-  return wait(submit(std::vector<ReadReq>(reqs, reqs + n), sums));
+ReadStats Reader::read(const ReadReq* reqs, size_t n, const PageChecksums* sums, bool urgent) {
+  return wait(submit(std::vector<ReadReq>(reqs, reqs + n), sums, urgent));
 }
 
 // The loader keeps reads of several batches in flight at once: when the oldest batch has
@@ -145,6 +145,7 @@ void Reader::Loop() {
   std::deque<std::unique_ptr<Active>> active;
   std::vector<IoDone> done(opts_.queue_depth);
   size_t in_flight = 0;
+  size_t bg_in_flight = 0;
   uint32_t next_id = 1;
   for (;;) {
     std::deque<Batch> incoming;
@@ -167,12 +168,29 @@ void Reader::Loop() {
       } catch (...) {
         a->error = std::current_exception();
       }
-      active.push_back(std::move(a));
+      if (a->batch.urgent) {
+        // After other urgent batches, before every preload.
+        auto at = active.begin();
+        while (at != active.end() && (*at)->batch.urgent) ++at;
+        active.insert(at, std::move(a));
+      } else {
+        active.push_back(std::move(a));
+      }
     }
     // Fill the queue, oldest batch first; a stopping reader issues nothing new. A read that
     // is exactly one aligned request into an aligned dst lands there directly, without a slot.
+    // Background reads in flight are capped so an on-demand batch finds the device nearly idle.
+    const unsigned bg_cap = opts_.max_background > 0 ? std::min(opts_.max_background, opts_.queue_depth) : opts_.queue_depth;
     for (auto& a : active) {
-      while (!stopping && !a->error && a->next < a->plan.reads.size() && in_flight < opts_.queue_depth) {
+      if (!a->batch.urgent) {
+        size_t bg = 0;
+        for (auto& b : active) {
+          if (!b->batch.urgent) bg += b->in_flight;
+        }
+        bg_in_flight = bg;
+      }
+      while (!stopping && !a->error && a->next < a->plan.reads.size() && in_flight < opts_.queue_depth &&
+             (a->batch.urgent || bg_in_flight < bg_cap)) {
         const size_t k = a->next;
         unsigned slot = kNoSlot;
         if (!LandsInPlace(a->plan, k)) {
@@ -185,6 +203,7 @@ void Reader::Loop() {
         Issue(*a, k);
         a->in_flight++;
         in_flight++;
+        if (!a->batch.urgent) bg_in_flight++;
       }
     }
     if (in_flight > 0) {

@@ -41,6 +41,9 @@ struct ReaderOptions {
   // Largest single device read, a multiple of 4096. Staging holds queue_depth of them but only
   // touches what reads use. Defaults to 1 MiB.
   uint32_t max_read = 1 << 20;
+  // Reads of background (non-urgent) batches in flight at most, so an urgent batch waits for
+  // few of them; 0 = queue_depth. Defaults to 0.
+  unsigned max_background = 0;
 };
 
 // Expected CRC-32C of each 4 KiB page of a file region: page i covers
@@ -71,10 +74,13 @@ class Reader {
   Reader& operator=(const Reader&) = delete;
 
   // Queues a batch; dst buffers (and sums->crcs) must stay valid until wait() returns.
-  uint64_t submit(std::vector<ReadReq> reqs, const PageChecksums* sums = nullptr);
+  // An urgent batch (an on-demand miss compute is blocked on) is issued before the unissued
+  // reads of earlier batches (preloads), so it waits only for reads already in flight.
+  uint64_t submit(std::vector<ReadReq> reqs, const PageChecksums* sums = nullptr, bool urgent = false);
   // Blocks until the batch is done; rethrows its IoError. Each ticket is waited once.
   ReadStats wait(uint64_t ticket);
-  ReadStats read(const ReadReq* reqs, size_t n, const PageChecksums* sums = nullptr);
+  // submit + wait; urgent by default (the caller is blocked on it).
+  ReadStats read(const ReadReq* reqs, size_t n, const PageChecksums* sums = nullptr, bool urgent = true);
 
   const char* backend_name() const { return engine_->name(); }
   const ReaderOptions& options() const { return opts_; }
@@ -86,6 +92,7 @@ class Reader {
     uint64_t ticket;
     std::vector<ReadReq> reqs;
     PageChecksums sums;
+    bool urgent = false;
   };
   struct Result {
     bool done = false;

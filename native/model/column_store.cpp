@@ -29,7 +29,9 @@ ColumnStore::ColumnStore(std::vector<FlashExtent> extents, int group_size, std::
   plan_cache();
 }
 
-size_t ColumnStore::resident_bytes() const { return cache_mem_.size() + staging_.size(); }
+size_t ColumnStore::resident_bytes() const {
+  return cache_mem_.size() + staging_.size() + bufs_[0].mem.size() + bufs_[1].mem.size();
+}
 
 void ColumnStore::set_cache_bytes(size_t bytes) {
   cache_bytes_ = bytes;
@@ -69,6 +71,105 @@ void ColumnStore::plan_cache() {
   }
 }
 
+ColumnStore::~ColumnStore() { drain(); }
+
+void ColumnStore::drain() {
+  for (auto& b : bufs_) {
+    if (!b.ticket) continue;
+    try {
+      reader_->wait(b.ticket);
+    } catch (...) {
+      b.group = -1;  // its records may be incomplete
+    }
+    b.ticket = 0;
+  }
+}
+
+void ColumnStore::set_preload_bytes(size_t bytes) {
+  drain();
+  preload_bytes_ = bytes;
+  for (auto& b : bufs_) {
+    b = GroupBuf();  // frees the old memory first
+    if (bytes >= 2 * 4096) b.mem = AlignedBuffer(bytes / 2);
+  }
+  if (bytes < 2 * 4096) preload_bytes_ = 0;
+}
+
+bool ColumnStore::cached(int group, int site, int32_t channel) const {
+  return caches_[static_cast<size_t>(group) * kSites + site].slot_of[channel] >= 0;
+}
+
+ColumnStore::GroupBuf& ColumnStore::claim(int group) {
+  GroupBuf& b = bufs_[group % 2];
+  if (b.ticket) {
+    // Only reachable when a pass was aborted between a preload and its use.
+    try {
+      reader_->wait(b.ticket);
+    } catch (...) {
+    }
+    b.ticket = 0;
+  }
+  for (int s = 0; s < kSites; s++) {
+    const size_t n_in = static_cast<size_t>(extents_[static_cast<size_t>(group) * kSites + s].n_in);
+    if (b.off_of[s].size() != n_in) b.off_of[s].assign(n_in, -1);
+    for (int32_t j : b.placed[s]) b.off_of[s][j] = -1;
+    b.placed[s].clear();
+  }
+  b.used = 0;
+  b.group = group;
+  return b;
+}
+
+uint8_t* ColumnStore::place(GroupBuf& b, int site, int32_t channel, uint32_t record_bytes) {
+  const size_t at = (b.used + 63) & ~size_t{63};
+  if (at + record_bytes > b.mem.size()) return nullptr;
+  b.used = at + record_bytes;
+  b.off_of[site][channel] = static_cast<int64_t>(at);
+  b.placed[site].push_back(channel);
+  return b.mem.data() + at;
+}
+
+void ColumnStore::wait_preload(GroupBuf& b) {
+  if (!b.ticket) return;
+  const double t0 = Now();
+  ReadStats rs;
+  try {
+    rs = reader_->wait(b.ticket);
+  } catch (...) {
+    b.ticket = 0;
+    b.group = -1;
+    throw;
+  }
+  b.ticket = 0;
+  const double t1 = Now();
+  stats_.preload_wait_s += t1 - t0;
+  stats_.io_wait_s += t1 - t0;
+  stats_.preload_io_s += rs.io_seconds;
+  stats_.bytes_read += rs.bytes_read;
+  stats_.preload_bytes_read += rs.bytes_read;
+  stats_.bytes_requested += rs.bytes_requested;
+  stats_.device_reads += rs.device_reads;
+}
+
+void ColumnStore::preload(int group, std::vector<Candidate>& cands) {
+  if (!preloading() || group < 0 || static_cast<size_t>(group) * kSites >= extents_.size()) return;
+  GroupBuf& b = claim(group);
+  std::stable_sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& c) { return a.score > c.score; });
+  std::vector<ReadReq> reqs;
+  reqs.reserve(cands.size());
+  for (const Candidate& cd : cands) {
+    const FlashExtent& e = extents_[static_cast<size_t>(group) * kSites + cd.site];
+    if (cached(group, cd.site, cd.channel) || b.off_of[cd.site][cd.channel] >= 0) continue;
+    uint8_t* dst = place(b, cd.site, cd.channel, e.record_bytes);
+    if (!dst) break;  // full: the rest loads on demand if it turns out active
+    reqs.push_back({e.offset + static_cast<uint64_t>(cd.channel) * e.record_bytes, e.record_bytes, dst});
+  }
+  stats_.preload_records += reqs.size();
+  if (reqs.empty()) return;
+  b.submitted = Now();
+  b.ticket = reader_->submit(std::move(reqs), sums_, false);
+}
+
 void ColumnStore::linear(int layer, int site, const float* x, int n, size_t stride, float* const* ys,
                          const int64_t* ldys, ThreadPool& pool) {
   const int g = layer / group_size_;
@@ -77,6 +178,14 @@ void ColumnStore::linear(int layer, int site, const float* x, int n, size_t stri
   Cache& c = caches_[ei];
   const int li = layer - e.first_layer;
   const uint64_t visit = ++visit_;
+  // The group's preload buffer: wait for its reads; without a preload, claim it so records
+  // loaded on demand serve the group's later layers too (a record holds all of them).
+  GroupBuf* gb = nullptr;
+  if (preloading()) {
+    gb = &bufs_[g % 2];
+    if (gb->group == g) wait_preload(*gb);
+    else claim(g);
+  }
 
   // Active channels: nonzero in any of the n inputs, ascending.
   active_.clear();
@@ -91,9 +200,11 @@ void ColumnStore::linear(int layer, int site, const float* x, int n, size_t stri
   const size_t na = active_.size();
   records_.assign(na, nullptr);
   stats_.lookups += na;
+  stats_.active_bytes += static_cast<uint64_t>(na) * e.record_bytes;
 
   // Hits are pinned for this visit; misses go to a free slot, replace a colder cached
-  // channel (LFU: only if the newcomer's count is higher), or land in staging.
+  // channel (LFU: only if the newcomer's count is higher), or land in the group's buffer or
+  // staging. A miss found in the preload buffer is copied into the cache when LFU takes it.
   reqs_.clear();
   size_t staged = 0;
   bool victims_ready = false;
@@ -111,6 +222,8 @@ void ColumnStore::linear(int layer, int site, const float* x, int n, size_t stri
   for (size_t i = 0; i < na; i++) {
     if (records_[i]) continue;
     const int32_t j = active_[i];
+    const uint8_t* pre = nullptr;
+    if (gb && gb->off_of[site][j] >= 0) pre = gb->mem.data() + gb->off_of[site][j];
     int32_t slot = -1;
     if (c.used < c.cap) {
       slot = c.used++;
@@ -131,13 +244,31 @@ void ColumnStore::linear(int layer, int site, const float* x, int n, size_t stri
         c.slot_of[c.chan_of[slot]] = -1;
       }
     }
-    uint8_t* dst;
+    if (pre) {
+      stats_.preload_hits++;
+      stats_.active_preload_bytes += e.record_bytes;
+    } else {
+      stats_.demand_loads++;
+      stats_.active_demand_bytes += e.record_bytes;
+    }
+    uint8_t* dst = nullptr;
     if (slot >= 0) {
       c.chan_of[slot] = j;
       c.slot_of[j] = slot;
       c.stamp[slot] = visit;
       dst = c.mem + static_cast<size_t>(slot) * e.record_bytes;
-    } else {
+      if (pre) {
+        std::memcpy(dst, pre, e.record_bytes);
+        records_[i] = dst;
+        continue;
+      }
+    } else if (pre) {
+      records_[i] = pre;
+      continue;
+    } else if (gb) {
+      dst = place(*gb, site, j, e.record_bytes);
+    }
+    if (!dst) {
       dst = staging_.data() + staged * e.record_bytes;
       staged++;
     }
@@ -146,9 +277,12 @@ void ColumnStore::linear(int layer, int site, const float* x, int n, size_t stri
   }
   if (!reqs_.empty()) {
     const double t0 = Now();
-    ReadStats rs = reader_->read(reqs_.data(), reqs_.size(), sums_);
-    stats_.io_wait_s += Now() - t0;
+    ReadStats rs = reader_->read(reqs_.data(), reqs_.size(), sums_, true);
+    const double dt = Now() - t0;
+    stats_.io_wait_s += dt;
+    stats_.demand_wait_s += dt;
     stats_.bytes_read += rs.bytes_read;
+    stats_.demand_bytes_read += rs.bytes_read;
     stats_.bytes_requested += rs.bytes_requested;
     stats_.device_reads += rs.device_reads;
   }

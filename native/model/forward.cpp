@@ -100,6 +100,7 @@ void Model::site_input(int layer, int site, float* x, int n, int64_t n_in, size_
   seen_[site] += static_cast<uint64_t>(n) * n_in;
   if (thresholds_.empty()) {
     kept_[site] += static_cast<uint64_t>(n) * n_in;
+    if (store_ && n == 1 && (site == kAttnOut || site == kFfnOut)) score_active(layer, site, x, n_in);
     return;
   }
   const float thr = thresholds_[static_cast<size_t>(layer) * kSites + site];
@@ -112,6 +113,17 @@ void Model::site_input(int layer, int site, float* x, int n, int64_t n_in, size_
     }
   }
   kept_[site] += kept;
+  // Decode tokens feed the prediction statistics; the last row (the newest token) is what the
+  // next token's o/down prediction uses.
+  if (n == 1) score_active(layer, site, x, n_in);
+  else if (site == kAttnOut || site == kFfnOut) {
+    const int p = site == kAttnOut ? 0 : 1;
+    const int wide = std::max(cfg_.n_head * cfg_.head_dim, cfg_.n_ff);
+    uint8_t* bits = last_active_.data() + (static_cast<size_t>(layer) * 2 + p) * wide;
+    const float* row = x + static_cast<size_t>(n - 1) * stride;
+    for (int64_t j = 0; j < n_in; j++) bits[j] = row[j] != 0.0f;
+    last_valid_[static_cast<size_t>(layer) * 2 + p] = 1;
+  }
 }
 
 void Model::rope(float* v, int n_heads, int pos) {
@@ -202,10 +214,22 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
   float* xn = s_.xn.data();
 
   for (int t = 0; t < n; t++) embed(tokens[t], x + t * E);
+  token_serial_++;
+  const bool preload = store_ && store_->preloading();
+  const int G = store_ ? store_->group_size() : 1;
+  const int n_groups = (c.n_layer + G - 1) / G;
 
   for (int il = 0; il < c.n_layer; il++) {
     if (abort && abort->load(std::memory_order_relaxed)) throw ModelError("ABORTED", "evaluation aborted");
     const LayerWeights& L = w_.layers[il];
+    // At a group's first layer, read the next group's predicted channels while this group
+    // computes (the first group predicts itself: its reads are batched, not per layer).
+    if (preload && il % G == 0) {
+      const int g = il / G;
+      if (g == 0) preload_group(0, x, n);
+      if (g + 1 < n_groups) preload_group(g + 1, x, n);
+    }
+    if (store_ && n == 1 && !thresholds_.empty()) probe_predictions(il, x);
 
     // Attention block.
     for (int t = 0; t < n; t++) {

@@ -35,6 +35,9 @@ Model::Model(const std::string& path, const ModelConfig& cfg, const std::vector<
     ReaderOptions ro;
     ro.queue_depth = flash_->queue_depth;
     ro.max_read = flash_->max_read;
+    ro.max_background = flash_->max_background;
+    // Experiments: AF_IO_BACKGROUND overrides the preload in-flight cap.
+    if (const char* bg = std::getenv("AF_IO_BACKGROUND")) ro.max_background = static_cast<unsigned>(std::atoi(bg));
     ro.max_gap = flash_->max_gap;
     reader_ = std::make_shared<Reader>(flash_file_, ro);
     if (!flash_->crcs.empty()) {
@@ -56,6 +59,7 @@ Model::Model(const std::string& path, const ModelConfig& cfg, const std::vector<
                                            flash_->verify && sums_.crcs ? &sums_ : nullptr, flash_->cache_bytes);
     if (!w_.output.data) head_staging_ = AlignedBuffer(std::max(flash_->head_staging_bytes, w_.output.row_bytes));
     if (!w_.tok_embd.data) row_staging_ = AlignedBuffer(w_.tok_embd.row_bytes);
+    store_->set_preload_bytes(flash_->preload_bytes);
   }
 
   const int kv_dim = cfg_.n_head_kv * cfg_.head_dim;
@@ -96,6 +100,11 @@ Model::Model(const std::string& path, const ModelConfig& cfg, const std::vector<
     for (const Tensor* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down}) widen(*t);
   }
   s_.xq.assign(static_cast<size_t>(B) * act + 64, 0);
+  score_.assign(wide, 0.0f);
+  last_active_.assign(static_cast<size_t>(cfg_.n_layer) * 2 * std::max(q_dim, cfg_.n_ff), 0);
+  last_valid_.assign(static_cast<size_t>(cfg_.n_layer) * 2, 0);
+  pred_bits_.assign(static_cast<size_t>(cfg_.n_layer) * (kMaxPredictDistance + 1) * 2 * cfg_.n_embd, 0);
+  pred_token_.assign(static_cast<size_t>(cfg_.n_layer) * (kMaxPredictDistance + 1), 0);
   set_threads(threads);
 }
 

@@ -123,8 +123,25 @@ struct FlashSetup {
   size_t head_staging_bytes = 4 << 20;
   unsigned queue_depth = 16;
   uint32_t max_read = 256 << 10;
+  // Preload reads in flight at most (on-demand reads wait behind these); 0 = queue_depth.
+  unsigned max_background = 8;
   // Active records this close are read together (the inactive ones between them included).
   int64_t max_gap = 16 << 10;
+  // Two preload buffers (the computing group and the next) share this; 0 = on demand only.
+  size_t preload_bytes = 0;
+  // A channel is predicted active when its predicted |x| exceeds margin x threshold.
+  float predict_margin = 1.0f;
+};
+
+// How well active sets were predicted, decode tokens only: counts per [site][distance].
+// attn_in / ffn_in: predicted from the residual stream d layers earlier (the paper's
+// cross-layer prediction). attn_out / ffn_out (inputs off the residual stream): d = 1 is the
+// same layer's active set of the previous token.
+constexpr int kMaxPredictDistance = 4;
+struct PredictCounts {
+  uint64_t tp[kSites][kMaxPredictDistance + 1] = {};
+  uint64_t fp[kSites][kMaxPredictDistance + 1] = {};
+  uint64_t fn[kSites][kMaxPredictDistance + 1] = {};
 };
 
 // Per-pass scratch, sized for n_batch tokens.
@@ -173,6 +190,8 @@ class Model {
   const uint64_t* site_kept() const { return kept_; }
   const uint64_t* site_seen() const { return seen_; }
   void reset_site_counts();
+  const PredictCounts& predict_counts() const { return predict_; }
+  void reset_predict_counts() { predict_ = PredictCounts(); }
 
   // Evaluates tokens at positions [pos, pos + n). Writes logits of the last token to
   // `logits` ([n_vocab]) or, when all_logits, of every token ([n][n_vocab]).
@@ -195,6 +214,15 @@ class Model {
   // Applies the site's threshold to n input rows in place and feeds the histograms.
   void site_input(int layer, int site, float* x, int n, int64_t n_in, size_t stride);
   void rope(float* v, int n_heads, int pos);
+  // Scores of layer L's residual-fed site (attn_in or ffn_in) from residual rows x [n][n_embd]:
+  // max over rows of |rmsnorm(x)_j * norm_j| / threshold, i.e. > 1 means predicted active
+  // (exact when the residual stream does not change before layer L).
+  void predict_scores(int layer, int site, const float* x, int n, float* score);
+  // Predicts group g's active channels from residual rows x and starts reading them.
+  void preload_group(int group, const float* x, int n);
+  // Records predictions at distances 1..kMaxPredictDistance from the residual at layer l.
+  void probe_predictions(int layer, const float* x);
+  void score_active(int layer, int site, const float* x, int64_t n_in);
 
   ModelConfig cfg_;
   size_t file_bytes_ = 0;
@@ -225,6 +253,19 @@ class Model {
   std::vector<uint64_t> hist_;     // [n_layer][kSites][kHistBins]
   uint64_t kept_[kSites] = {0, 0, 0, 0};
   uint64_t seen_[kSites] = {0, 0, 0, 0};
+  // Prediction: row norms scratch, per-channel scores, candidates.
+  std::vector<float> inv_rms_;
+  std::vector<float> score_;                    // [max(n_embd, n_ff, q_dim)]
+  std::vector<ColumnStore::Candidate> cands_;
+  // Previous decode token's active set of attn_out / ffn_out, [n_layer][2][width] 0/1.
+  std::vector<uint8_t> last_active_;
+  std::vector<uint8_t> last_valid_;             // [n_layer][2]
+  // Probe: predicted sets [n_layer][distance][2][n_embd] for attn_in / ffn_in, and whether
+  // the prediction for (layer, distance) was made during this token.
+  std::vector<uint8_t> pred_bits_;
+  std::vector<uint64_t> pred_token_;            // [n_layer][distance]
+  uint64_t token_serial_ = 0;
+  PredictCounts predict_;
 };
 
 }  // namespace activeflow

@@ -38,6 +38,9 @@ export interface BackendFlashSpec {
   queueDepth: number;
   maxRead: number;
   maxGap: number;
+  // Both preload buffers; 0 disables preloading.
+  preloadBytes?: number;
+  predictMargin?: number;
 }
 
 export interface BackendModelSpec {
@@ -64,6 +67,20 @@ export interface BackendFlashStats {
   headBytesRead?: number;
   cacheBytes?: number;
   stagingBytes?: number;
+  preloadBufferBytes?: number;
+  preloadHits?: number;
+  demandLoads?: number;
+  preloadRecords?: number;
+  preloadBytesRead?: number;
+  demandBytesRead?: number;
+  activeBytes?: number;
+  activePreloadBytes?: number;
+  activeDemandBytes?: number;
+  preloadIoSeconds?: number;
+  preloadWaitSeconds?: number;
+  demandWaitSeconds?: number;
+  // [site][distance - 1]: prediction counts of decode tokens.
+  prediction?: { tp: number; fp: number; fn: number }[][];
 }
 
 export interface BackendModelInfo {

@@ -1,6 +1,6 @@
 // What the CLI prints after a generation: a human stats line (stderr) and the --json record
 // (stdout). Field names in the JSON are snake_case and stable: scripts and benchmarks read them.
-import type { FlashRunStats, GenerationStats } from "../engine/types.js";
+import type { FlashRunStats, GenerationStats, PreloadRunStats } from "../engine/types.js";
 
 export interface GenerationResult {
   tokens: number[]; // generated ids only
@@ -41,6 +41,12 @@ export function flashLine(f: FlashRunStats): string {
     `active q/k/v ${fixed(a.q, 2)} o ${fixed(a.o, 2)} gate/up ${fixed(a.gate, 2)} down ${fixed(a.down, 2)}`,
     `I/O wait ${fixed(f.ioWaitSeconds, 2)} s, column compute ${fixed(f.computeSeconds, 2)} s`,
   ];
+  const p = f.preload;
+  if (p?.enabled) {
+    parts.push(
+      `preload ${fixed(p.bufferBytes / MB, 1)} MB: active bytes ${fixed(p.activeFromCache * 100, 0)}% cache / ${fixed(p.activeFromPreload * 100, 0)}% preload / ${fixed(p.activeOnDemand * 100, 0)}% on demand, overlap ${fixed(p.overlap * 100, 0)}%`,
+    );
+  }
   return `flash: ${parts.join(" | ")}`;
 }
 
@@ -61,6 +67,25 @@ export function flashRecord(f: FlashRunStats): Record<string, unknown> {
     cache_bytes: f.cacheBytes,
     head_resident: f.headResident,
     ...(f.budgetHistory && f.budgetHistory.length > 1 ? { budget_history: f.budgetHistory.map((h) => ({ at_token: h.atToken, budget_bytes: h.budgetBytes, cache_bytes: h.cacheBytes, source: h.source, ...(h.reason !== undefined ? { reason: h.reason } : {}) })) } : {}),
+    ...(f.preload ? { preload: preloadRecord(f.preload) } : {}),
+  };
+}
+
+function preloadRecord(p: PreloadRunStats): Record<string, unknown> {
+  return {
+    enabled: p.enabled,
+    group_size: p.groupSize,
+    buffer_bytes: p.bufferBytes,
+    preload_bytes_read: p.preloadBytesRead,
+    demand_bytes_read: p.demandBytesRead,
+    active_from_cache: p.activeFromCache,
+    active_from_preload: p.activeFromPreload,
+    active_on_demand: p.activeOnDemand,
+    preload_io_s: p.preloadIoSeconds,
+    preload_wait_s: p.preloadWaitSeconds,
+    demand_wait_s: p.demandWaitSeconds,
+    overlap: p.overlap,
+    prediction: p.prediction,
   };
 }
 

@@ -1,5 +1,5 @@
 // The engine: loads a model, owns the KV position, runs the generation loop and sampling.
-import type { Backend, BackendModel, SiteHistograms } from "../backend/Backend.js";
+import type { Backend, BackendFlashStats, BackendModel, SiteHistograms } from "../backend/Backend.js";
 import { NativeBackend } from "../backends/native/NativeBackend.js";
 import { ActiveflowError, isActiveflowError } from "../errors.js";
 import { readGguf } from "../gguf/reader.js";
@@ -8,7 +8,7 @@ import { createTokenizer } from "../tokenizer/index.js";
 import type { ChatMessage, Tokenizer } from "../tokenizer/types.js";
 import { Sampler } from "./sampler.js";
 import { TokenTextStream } from "./textStream.js";
-import type { FlashRunStats, GeneratedToken, GenerateOptions, GenerationStats, LoadOptions } from "./types.js";
+import type { FlashRunStats, GeneratedToken, GenerateOptions, GenerationStats, LoadOptions, PreloadRunStats } from "./types.js";
 import { SITES } from "../backend/Backend.js";
 import { ensureConverted } from "../flash/cache.js";
 import { openFlashModel, type FlashModel } from "../flash/open.js";
@@ -58,7 +58,6 @@ export class Engine {
   private watcher: MemoryPressureWatcher | undefined;
   // Generated tokens so far while a generation runs, else null (for the history).
   private tokenIndex: number | null = null;
-
 
   private constructor(
     path: string, model: BackendModel, tokenizer: Tokenizer, config: ModelConfig, contextLength: number, threads: number,
@@ -127,7 +126,7 @@ export class Engine {
       // Run-time changes resize only the cache: with a floor, the rest is planned for it.
       const floor = options.dram === undefined || options.dramFloor === undefined ? undefined
         : Math.min(budget, ...[options.dramFloor].flat().map((b) => (typeof b === "number" ? b : parseBudget(b, weights))));
-      plan = planFlashMemory(flash, config, contextLength, threads, floor ?? budget);
+      plan = planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { sparsity, preload: options.preload ?? true });
       if (options.dram === undefined) plan.budgetBytes = plan.weightBytes + plan.kvBytes + plan.scratchBytes;
       else if (floor !== undefined) plan = planAboveFloor(plan, budget);
       model = await backend.loadModel({
@@ -160,6 +159,8 @@ export class Engine {
           queueDepth: IO_QUEUE_DEPTH,
           maxRead: IO_MAX_READ,
           maxGap: IO_MAX_GAP,
+          preloadBytes: plan.preloadBytes,
+          predictMargin: options.predictMargin ?? 1,
         },
       });
     } else {
@@ -213,6 +214,7 @@ export class Engine {
       ioWaitSeconds: f.ioWaitSeconds ?? 0,
       computeSeconds: f.columnComputeSeconds ?? 0,
       budgetHistory: this.history.map((h) => ({ ...h })),
+      preload: preloadStats(f, this.plan.preloadBytes, this.flash.groupSize),
     };
   }
 
@@ -421,7 +423,7 @@ export class Engine {
       }
       this.tokenIndex = null;
       this.busy = false;
-      this.applyBudgetChanges(); // a change asked for after the last token
+      if (this.model) this.applyBudgetChanges(); // a change asked for after the last token
 
     }
   }
@@ -510,4 +512,35 @@ export class Engine {
     this.model = undefined;
     this.cached = [];
   }
+}
+
+// The pipeline's share of the work: where active bytes came from, how much preload I/O hid
+// behind compute, and how well the active sets were predicted (decode tokens only).
+function preloadStats(f: BackendFlashStats, bufferBytes: number, groupSize: number): PreloadRunStats {
+  const active = f.activeBytes ?? 0;
+  const io = f.preloadIoSeconds ?? 0;
+  const wait = f.preloadWaitSeconds ?? 0;
+  const prediction: PreloadRunStats["prediction"] = {};
+  SITES.forEach((site, s) => {
+    prediction[site] = (f.prediction?.[s] ?? []).map((c, i) => ({
+      distance: i + 1,
+      precision: c.tp + c.fp > 0 ? c.tp / (c.tp + c.fp) : null,
+      recall: c.tp + c.fn > 0 ? c.tp / (c.tp + c.fn) : null,
+    })).filter((c) => c.recall !== null);
+  });
+  return {
+    enabled: bufferBytes > 0,
+    groupSize,
+    bufferBytes,
+    preloadBytesRead: f.preloadBytesRead ?? 0,
+    demandBytesRead: f.demandBytesRead ?? 0,
+    activeFromCache: active > 0 ? 1 - ((f.activePreloadBytes ?? 0) + (f.activeDemandBytes ?? 0)) / active : 0,
+    activeFromPreload: active > 0 ? (f.activePreloadBytes ?? 0) / active : 0,
+    activeOnDemand: active > 0 ? (f.activeDemandBytes ?? 0) / active : 0,
+    preloadIoSeconds: io,
+    preloadWaitSeconds: wait,
+    demandWaitSeconds: f.demandWaitSeconds ?? 0,
+    overlap: io > 0 ? Math.max(0, 1 - wait / io) : 0,
+    prediction,
+  };
 }

@@ -69,6 +69,8 @@ export interface FlashRunStats {
   activeFraction: { q: number; k: number; v: number; o: number; gate: number; up: number; down: number };
   ioWaitSeconds: number;
   computeSeconds: number;
+  // The preloading pipeline (absent from stats made before it existed).
+  preload?: PreloadRunStats;
   // The budget in force when the generation started, then each change applied during it.
   budgetHistory?: BudgetChange[];
 }
@@ -83,6 +85,24 @@ export interface BudgetChange {
   reason?: string;
 }
 
+export interface PreloadRunStats {
+  enabled: boolean;
+  groupSize: number; // layers per group (the preload unit)
+  bufferBytes: number; // both preload buffers
+  preloadBytesRead: number;
+  demandBytesRead: number;
+  // Shares of the active channels' record bytes by where compute found them.
+  activeFromCache: number;
+  activeFromPreload: number;
+  activeOnDemand: number;
+  preloadIoSeconds: number; // loader time of preload batches
+  preloadWaitSeconds: number; // compute blocked on a preload
+  demandWaitSeconds: number; // compute blocked on on-demand reads
+  overlap: number; // share of preload I/O time hidden behind compute
+  // Per site: precision and recall of the predicted active set by layer distance (attn_in,
+  // ffn_in: from the residual d layers earlier; attn_out, ffn_out: d = 1 is the previous token).
+  prediction: Partial<Record<string, { distance: number; precision: number | null; recall: number | null }[]>>;
+}
 
 export interface LoadOptions {
   // Compute threads. Defaults to 1 (measured best on 2-vCPU machines; see bench/dense).
@@ -105,6 +125,12 @@ export interface LoadOptions {
   keepSourceType?: boolean;
   // Check every page read from flash against its CRC-32C. Defaults to false.
   verifyReads?: boolean;
+  // Read the predicted channels of the next layer group while this one computes. Defaults
+  // to true; false loads every miss on demand (for comparison).
+  preload?: boolean;
+  // A channel is predicted active when its predicted |x| exceeds margin x its threshold.
+  // Below 1 trades bytes for recall. Defaults to 1.
+  predictMargin?: number;
   // The lowest budget setDramBudget will be given (or several: the lowest counts): the parts
   // a run-time change cannot resize (the head's residency, preload buffers) are planned for
   // it, the cache for `dram`. Same forms as `dram`. Defaults to `dram`.

@@ -52,9 +52,25 @@ export interface FlashMemoryPlan {
   kvBytes: number;
   scratchBytes: number;
   cacheBytes: number;
-  // Weight bytes the plan keeps in DRAM at most (resident tensors + staging + cache).
+  // Two preload buffers (the computing layer group and the next one); 0 = on demand only.
+  preloadBytes: number;
+  // Weight bytes the plan keeps in DRAM at most (resident tensors + staging + preload + cache).
   weightBytes: number;
 }
+
+export interface FlashPlanOptions {
+  // Expected sparsity: sizes the preload buffers (a group's records x (1 - sparsity)).
+  sparsity?: number;
+  // Preload predicted channels of the next layer group. Defaults to true.
+  preload?: boolean;
+}
+
+// A preload buffer holds the predicted records of one layer group that are not cached: at
+// sparsity s about (1 - s) of the group's bytes, plus room for the union over the group's
+// layers and prediction false positives.
+export const PRELOAD_SLACK = 1.25;
+// The preload buffers never take more than this share of what the budget leaves for the cache.
+export const PRELOAD_MAX_SHARE = 0.5;
 
 export function kvBytes(cfg: ModelConfig, nCtx: number): number {
   return 2 * cfg.nLayer * nCtx * cfg.nHeadKv * cfg.headDim * 2; // f16 keys and values
@@ -79,6 +95,7 @@ export function planFlashMemory(
   nCtx: number,
   threads: number,
   budgetBytes: number,
+  options: FlashPlanOptions = {},
 ): FlashMemoryPlan {
   const tied = !flash.resident.some((t) => t.name === "output.weight");
   let small = 0, headBytes = 0;
@@ -107,12 +124,22 @@ export function planFlashMemory(
   const headResident = headBytes > 0 && align64(headBytes) <= left;
   if (headResident) left -= align64(headBytes);
   else left -= HEAD_STAGING_BYTES;
+  let preloadBytes = 0;
+  if (options.preload !== false && left > 0) {
+    const groups = new Map<number, number>();
+    for (const e of flash.extents) groups.set(e.group, (groups.get(e.group) ?? 0) + alignPage(e.bytes));
+    const groupBytes = Math.max(...groups.values());
+    const want = 2 * groupBytes * Math.min(1, (1 - (options.sparsity ?? 0)) * PRELOAD_SLACK);
+    preloadBytes = alignPage(Math.floor(Math.min(want, left * PRELOAD_MAX_SHARE) / 2)) * 2;
+    if (preloadBytes > left) preloadBytes = 0;
+    left -= preloadBytes;
+  }
   const cacheBytes = Math.max(0, Math.floor(left * 0.98)); // slack for per-extent rounding
-  const weightBytes = small + largestExtent + ioStaging + rowStaging + (headResident ? align64(headBytes) : HEAD_STAGING_BYTES) + cacheBytes;
+  const weightBytes = small + largestExtent + ioStaging + rowStaging + (headResident ? align64(headBytes) : HEAD_STAGING_BYTES) + preloadBytes + cacheBytes;
   return {
     budgetBytes, minimumBytes: minimum, smallResidentBytes: small, headResident, headBytes, embdResident: false,
     stagingBytes: largestExtent + ioStaging + rowStaging + (headResident ? 0 : HEAD_STAGING_BYTES),
-    kvBytes: kv, scratchBytes: scratch, cacheBytes, weightBytes,
+    kvBytes: kv, scratchBytes: scratch, cacheBytes, preloadBytes, weightBytes,
   };
 }
 

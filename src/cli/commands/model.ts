@@ -32,6 +32,8 @@ export function loadOptions(values: OptionValues): LoadOptions {
   if (values.sparsity !== undefined) o.sparsity = values.sparsity;
   if (values.groupSize !== undefined) o.groupSize = values.groupSize;
   if (values.verifyReads === true) o.verifyReads = true;
+  if (values.noPreload === true) o.preload = false;
+  if (typeof values.predictMargin === "number") o.predictMargin = values.predictMargin;
   return o;
 }
 
