@@ -11,6 +11,7 @@ import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { modelsDir } from "../src/fetch/cache.js";
 import { parseBudget } from "../src/memory/budget.js";
+import { loadCalibration, saveCalibration } from "../src/sparsity/store.js";
 import { MemoryCgroup, dropCaches, findCgroup, removeParent, type CgroupKind } from "./lib/budgetCgroup.js";
 import { prepareModel } from "./lib/budgetRun.js";
 import { inGroup, limitHits, peakOf, usageOf } from "./lib/cgroupControl.js";
@@ -182,6 +183,12 @@ async function main(): Promise<void> {
   const log = (s: string) => process.stderr.write(`${s}\n`);
   // Convert (Q4_0 columns kept) and calibrate once, outside any limit.
   const prep = await prepareModel({ op: "prepare", modelPath: a.model, tokensPerPrompt: 8 }, log);
+  // The CLI runs the converted file as given, so its thresholds (the source's) go beside it.
+  if (!(await loadCalibration(prep.convertedPath))) {
+    const table = await loadCalibration(a.model);
+    if (!table) throw new Error(`${a.model} has no calibration table after prepare`);
+    await saveCalibration(prep.convertedPath, table);
+  }
   const budget = parseBudget(a.dram, prep.weightBytes);
   const limitBytes = budget + a.allowanceMiB * MiB;
   log(`model ${prep.convertedPath}: ${(prep.weightBytes / MiB).toFixed(0)} MiB of weights; budget ${a.dram} = ${(budget / MiB).toFixed(1)} MiB; cgroup limit ${(limitBytes / MiB).toFixed(1)} MiB; calibration ${prep.calibration}`);
