@@ -42,6 +42,7 @@ after(async () => {
 
 async function run(path: string, options: LoadOptions): Promise<{ ids: number[][]; logits: Float32Array[]; stats: GenerationStats[] }> {
   const e = await Engine.load(path, { contextLength: CTX, sparsity: SPARSITY, ...options });
+  assert.ok(options.sparsity === undefined || e.sparsity === e.tuning?.sparsity || e.sparsity === options.sparsity);
   try {
     const ids: number[][] = [];
     const stats: GenerationStats[] = [];
@@ -118,4 +119,23 @@ test("prediction counters: margin 0 predicts (nearly) every active channel, marg
     const c = at(tight, site);
     assert.ok(c.recall! > 0 && c.recall! <= 1 && c.precision! > 0, `${site}: ${JSON.stringify(c)}`);
   }
+});
+
+test('sparsity "auto": the tuner picks a calibrated level from the budget, and the run equals one at that level', async () => {
+  const budget = (await minimum(flash[1]!)) + (1 << 20);
+  const auto = await Engine.load(flash[1]!, { contextLength: CTX, dram: budget, sparsity: "auto" });
+  let chosen: number;
+  try {
+    const t = auto.tuning!;
+    assert.ok(t, "the engine reports its tuning");
+    chosen = t.sparsity;
+    assert.equal(auto.sparsity, chosen);
+    assert.ok(chosen > 0 && chosen <= 0.5, `a tight budget asks for sparsity, capped at 0.5 by default: ${chosen}`);
+    assert.ok(t.predictedTokensPerSecond > 0 && t.reason.length > 0);
+  } finally {
+    await auto.dispose();
+  }
+  const a = await run(flash[1]!, { dram: budget, sparsity: "auto" });
+  const b = await run(flash[1]!, { dram: budget, sparsity: chosen });
+  assert.deepEqual(a.ids, b.ids);
 });

@@ -73,7 +73,8 @@ export const OPTIONS = {
   repeatPenalty: { long: "repeat-penalty", kind: "number", value: "x", above: 0, max: 100, help: "Penalise tokens seen in the last --repeat-last-n tokens; 1 disables. Defaults to 1." },
   repeatLastN: { long: "repeat-last-n", kind: "int", value: "n", min: 0, max: 1_000_000, help: "How many recent tokens --repeat-penalty looks at. Defaults to 64." },
   dram: { long: "dram", kind: "string", value: "size", check: checkBudget, help: "DRAM budget for the model (weights, KV cache, scratch): bytes, 512MB, 2GB or a percentage of the weights (35%). Runs the model from the flash layout; a .gguf is converted once into the cache. Defaults to no budget (dense, all in DRAM)." },
-  sparsity: { long: "sparsity", kind: "number", value: "s", min: 0, below: 1, help: "Fraction of each linear layer's inputs skipped (contextual sparsity), using the model's calibration table. Defaults to 0 (dense)." },
+  sparsity: { long: "sparsity", kind: "number", value: "s", min: 0, below: 1, help: "Fraction of each linear layer's inputs skipped (contextual sparsity), using the model's calibration table; on run and chat with --dram also `auto`: the tuner picks it from the budget and this machine's measured flash and compute speeds. Defaults to 0 (dense)." },
+  maxSparsity: { long: "max-sparsity", kind: "number", value: "s", min: 0, below: 1, help: "With --sparsity auto: the highest sparsity the tuner may choose (a quality floor). Defaults to 0.5." },
   groupSize: { long: "group-size", kind: "int", value: "n", min: 1, max: 256, help: "Layers per group of the flash layout (read together) when a .gguf is converted for --dram. Defaults to 1 (until the pipeline keeps a group's records between its layers)." },
   verifyReads: { long: "verify-reads", kind: "flag", help: "Check every page read from flash against its CRC-32C." },
   dramSchedule: { long: "dram-schedule", kind: "string", value: "list", check: checkSchedule, help: "Change the DRAM budget while generating: TOKEN:BUDGET,... (e.g. 0:60%,32:20%,64:60%); each budget holds from that generated-token index on (0 = the prompt). Without --dram the entry at token 0 is the load budget. Only the hot cache is resized; the rest is planned at load for the lowest budget listed. Defaults to none." },
@@ -106,6 +107,9 @@ export type OptionValues = {
     : (typeof OPTIONS)[K]["kind"] extends "string"
       ? string
       : number;
+} & {
+  // `--sparsity auto` (run and chat): the tuner chooses.
+  autoSparsity?: boolean;
 };
 
 export type CommandName = "run" | "chat" | "fetch" | "convert" | "calibrate" | "eval" | "distill" | "synth" | "verify";
@@ -123,7 +127,7 @@ interface CommandSpec {
 
 const SAMPLING: OptionKey[] = ["seed", "greedy", "temperature", "topK", "topP", "minP", "repeatPenalty", "repeatLastN"];
 const MODEL_NOTE = "<model> is a .gguf file, or `smollm2` for the cached SmolLM2-135M-Instruct (fetched on first use).";
-const FLASH: OptionKey[] = ["dram", "sparsity", "groupSize", "verifyReads", "noPreload", "predictMargin"];
+const FLASH: OptionKey[] = ["dram", "sparsity", "maxSparsity", "groupSize", "verifyReads", "noPreload", "predictMargin"];
 const FLASH_NOTE = [
   "With --dram the model runs from the flash layout under that DRAM budget; the context length",
   "then defaults to the prompt's tokens plus -n, rounded up to 64, so the KV cache stays small.",
@@ -334,6 +338,11 @@ export function parseArgs(argv: readonly string[]): Parsed {
       raw = argv[++i];
       if (raw === undefined) throw new UsageError(`option ${name} needs a value <${o.value ?? "value"}>`, command);
     }
+    if (key === "sparsity" && raw.trim().toLowerCase() === "auto") {
+      if (command !== "run" && command !== "chat") throw new UsageError(`--sparsity auto applies to run and chat (it tunes for a DRAM budget)`, command);
+      values.autoSparsity = true;
+      continue;
+    }
     values[key] = o.kind === "string" ? checkString(name, raw, o, command) : parseNumber(name, raw, o, command);
   }
 
@@ -352,6 +361,12 @@ export function parseArgs(argv: readonly string[]): Parsed {
   }
   if (values.watchMemory === true && values.dram === undefined && values.dramSchedule === undefined) {
     throw new UsageError("--watch-memory needs --dram (it resizes the hot cache of the flash layout)", command);
+  }
+  if (values.autoSparsity === true && values.dram === undefined && values.dramSchedule === undefined) {
+    throw new UsageError("--sparsity auto needs a DRAM budget: --dram <bytes|N%>", command);
+  }
+  if (values.maxSparsity !== undefined && values.autoSparsity !== true) {
+    throw new UsageError("--max-sparsity applies only with --sparsity auto", command);
   }
   if (command === "eval" && values.text === undefined) {
     throw new UsageError("eval needs the evaluation text: --text <file>", command);

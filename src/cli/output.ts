@@ -41,6 +41,7 @@ export function flashLine(f: FlashRunStats): string {
     `active q/k/v ${fixed(a.q, 2)} o ${fixed(a.o, 2)} gate/up ${fixed(a.gate, 2)} down ${fixed(a.down, 2)}`,
     `I/O wait ${fixed(f.ioWaitSeconds, 2)} s, column compute ${fixed(f.computeSeconds, 2)} s`,
   ];
+  if (f.tuning) parts.unshift(`tuned: ${f.tuning.reason}, predicted ${fixed(f.tuning.predictedTokensPerSecond, 2)} tok/s`);
   const p = f.preload;
   if (p?.enabled) {
     parts.push(
@@ -68,6 +69,16 @@ export function flashRecord(f: FlashRunStats): Record<string, unknown> {
     head_resident: f.headResident,
     ...(f.budgetHistory && f.budgetHistory.length > 1 ? { budget_history: f.budgetHistory.map((h) => ({ at_token: h.atToken, budget_bytes: h.budgetBytes, cache_bytes: h.cacheBytes, source: h.source, ...(h.reason !== undefined ? { reason: h.reason } : {}) })) } : {}),
     ...(f.preload ? { preload: preloadRecord(f.preload) } : {}),
+    ...(f.tuning
+      ? {
+          tuning: {
+            sparsity: f.tuning.sparsity, group_size: f.tuning.groupSize, recommended_group_size: f.tuning.recommendedGroupSize,
+            cache_bytes: f.tuning.cacheBytes, preload_bytes: f.tuning.preloadBytes,
+            predicted_tokens_per_s: f.tuning.predictedTokensPerSecond, predicted_bytes_per_token: f.tuning.predictedBytesPerToken,
+            reason: f.tuning.reason,
+          },
+        }
+      : {}),
   };
 }
 

@@ -71,6 +71,8 @@ export interface FlashRunStats {
   computeSeconds: number;
   // The preloading pipeline (absent from stats made before it existed).
   preload?: PreloadRunStats;
+  // What the tuner chose with sparsity "auto".
+  tuning?: TuningStats;
   // The budget in force when the generation started, then each change applied during it.
   budgetHistory?: BudgetChange[];
 }
@@ -83,6 +85,17 @@ export interface BudgetChange {
   cacheBytes: number;
   source: "load" | "api" | "pressure";
   reason?: string;
+}
+
+export interface TuningStats {
+  sparsity: number;
+  groupSize: number; // the file's
+  recommendedGroupSize: number; // the cost model's best of 1/2/4/8 (convert with it)
+  cacheBytes: number;
+  preloadBytes: number;
+  predictedTokensPerSecond: number;
+  predictedBytesPerToken: number;
+  reason: string;
 }
 
 export interface PreloadRunStats {
@@ -117,7 +130,11 @@ export interface LoadOptions {
   dram?: string | number;
   // Contextual sparsity in [0, 1): the fraction of each linear layer's inputs skipped, using
   // the model's calibration table. Defaults to 0 (dense).
-  sparsity?: number;
+  // "auto" (needs `dram`): the tuner (src/pipeline/tuner.ts) picks the level from the budget
+  // and this machine's measured flash and compute speeds (profiled once, cached).
+  sparsity?: number | "auto";
+  // With sparsity "auto": the highest level the tuner may pick (a quality floor).
+  maxSparsity?: number;
   // Layers per group of the flash layout when converting. Defaults to 1.
   groupSize?: number;
   // Keep a low-bit source type for the columns when converting (see ConvertOptions): for

@@ -30,6 +30,8 @@ export function loadOptions(values: OptionValues): LoadOptions {
   if (values.ctx !== undefined) o.contextLength = values.ctx;
   if (values.dram !== undefined) o.dram = values.dram;
   if (values.sparsity !== undefined) o.sparsity = values.sparsity;
+  if (values.autoSparsity === true) o.sparsity = "auto";
+  if (values.maxSparsity !== undefined) o.maxSparsity = values.maxSparsity;
   if (values.groupSize !== undefined) o.groupSize = values.groupSize;
   if (values.verifyReads === true) o.verifyReads = true;
   if (values.noPreload === true) o.preload = false;

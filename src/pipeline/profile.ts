@@ -1,0 +1,125 @@
+// This machine's speeds as the tuner's cost model needs them: flash read bandwidth by read
+// size (our own direct-I/O reader on the model's file system, queue depth 8 as the engine
+// reads) and the column kernels' throughput (weight bytes per second). Measured once in a
+// second or two and cached per machine and device in <cache>/machine-profile.json.
+import { randomBytes } from "node:crypto";
+import { readFile, rename, stat, unlink, writeFile, mkdir } from "node:fs/promises";
+import { cpus } from "node:os";
+import { join } from "node:path";
+import { loadAddon } from "../backends/native/binding.js";
+import { cacheRoot } from "../fetch/cache.js";
+import { GgmlType } from "../gguf/types.js";
+
+export interface MachineProfile {
+  key: string;
+  measuredAt: string;
+  // Bytes per second of random reads of each size at queue depth 8, ascending sizes.
+  readBandwidth: { bytes: number; bytesPerSecond: number }[];
+  // Q4_0 column bytes the gather-axpy kernel consumes per second on one thread.
+  columnBytesPerSecond: number;
+}
+
+export const PROFILE_READ_SIZES = [4096, 16384, 65536, 262144, 1048576];
+const PROFILE_QD = 8;
+
+// Interpolates log-linearly in read size; clamps outside the measured range.
+export function bandwidthAt(p: MachineProfile, bytes: number): number {
+  const t = p.readBandwidth;
+  if (bytes <= t[0]!.bytes) return t[0]!.bytesPerSecond;
+  for (let i = 1; i < t.length; i++) {
+    if (bytes <= t[i]!.bytes) {
+      const f = Math.log(bytes / t[i - 1]!.bytes) / Math.log(t[i]!.bytes / t[i - 1]!.bytes);
+      return t[i - 1]!.bytesPerSecond * (t[i]!.bytesPerSecond / t[i - 1]!.bytesPerSecond) ** f;
+    }
+  }
+  return t.at(-1)!.bytesPerSecond;
+}
+
+async function profileKey(file: string): Promise<string> {
+  const st = await stat(file);
+  return `${cpus()[0]?.model ?? "cpu"}|${cpus().length}|dev${st.dev}`;
+}
+
+// Random aligned reads spread over `file` (the model itself: its device is what we will read).
+async function measureReads(file: string, seconds: number): Promise<MachineProfile["readBandwidth"]> {
+  const addon = loadAddon();
+  const h = addon.openFlashFile(file, { direct: true });
+  try {
+    const size = h.size();
+    const out: MachineProfile["readBandwidth"] = [];
+    for (const bytes of PROFILE_READ_SIZES) {
+      if (bytes * 4 > size) break;
+      const perBatch = Math.max(PROFILE_QD, Math.min(256, Math.floor((8 << 20) / bytes)));
+      const into = addon.allocAligned(perBatch * bytes);
+      let done = 0, elapsed = 0;
+      const seed = randomBytes(4).readUInt32LE(0);
+      let r = seed || 1;
+      while (elapsed < seconds / PROFILE_READ_SIZES.length || done === 0) {
+        const offsets = new Float64Array(perBatch);
+        const lengths = new Uint32Array(perBatch).fill(bytes);
+        for (let i = 0; i < perBatch; i++) {
+          r ^= r << 13; r >>>= 0; r ^= r >>> 17; r ^= r << 5; r >>>= 0;
+          offsets[i] = Math.floor((r / 2 ** 32) * ((size - bytes) / 4096)) * 4096;
+        }
+        const { stats } = await h.readRanges(offsets, lengths, -1, PROFILE_QD, { into });
+        done += stats.bytesRead;
+        elapsed += stats.ioSeconds;
+      }
+      out.push({ bytes, bytesPerSecond: done / elapsed });
+    }
+    return out;
+  } finally {
+    h.close();
+  }
+}
+
+// One thread of af_col_axpy over Q4_0 columns of 4096 outputs, as decode uses it.
+function measureColumns(seconds: number): number {
+  const addon = loadAddon();
+  const nOut = 4096, nCols = 256;
+  const colBytes = (nOut / 32) * 18;
+  const cols: Uint8Array[] = [];
+  const buf = randomBytes(colBytes * nCols);
+  // Q4_0 scales are f16 at the start of each 18-byte block: keep them small and finite.
+  for (let b = 0; b < buf.length; b += 18) buf.writeUInt16LE(0x2000, b);
+  for (let i = 0; i < nCols; i++) cols.push(buf.subarray(i * colBytes, (i + 1) * colBytes));
+  const a = new Float32Array(nCols).fill(0.5);
+  const y = new Float32Array(nOut);
+  let bytes = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < seconds * 1000) {
+    addon.colAxpy(GgmlType.Q4_0, cols, a, y, 0, nOut);
+    bytes += colBytes * nCols;
+  }
+  return bytes / ((performance.now() - t0) / 1000);
+}
+
+export async function machineProfile(modelFile: string, options: { refresh?: boolean; seconds?: number } = {}): Promise<MachineProfile> {
+  const key = await profileKey(modelFile);
+  const path = join(cacheRoot(), "machine-profile.json");
+  let all: Record<string, MachineProfile> = {};
+  try {
+    all = JSON.parse(await readFile(path, "utf8")) as Record<string, MachineProfile>;
+  } catch {
+    // no profile yet (or unreadable: measure again)
+  }
+  if (!options.refresh && all[key]?.readBandwidth?.length) return all[key]!;
+  const seconds = options.seconds ?? 2;
+  const profile: MachineProfile = {
+    key,
+    measuredAt: new Date().toISOString(),
+    readBandwidth: await measureReads(modelFile, seconds),
+    columnBytesPerSecond: measureColumns(Math.min(0.5, seconds / 4)),
+  };
+  all[key] = profile;
+  await mkdir(cacheRoot(), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}`;
+  try {
+    await writeFile(tmp, JSON.stringify(all, null, 1));
+    await rename(tmp, path);
+  } catch (e) {
+    await unlink(tmp).catch(() => {});
+    throw e;
+  }
+  return profile;
+}
