@@ -6,14 +6,13 @@
 // engine order rotated each round, and the table shows medians.
 // Run: `npm run build && node dist/bench/io.js` as root (drop_caches); options below.
 import { execFileSync } from "node:child_process";
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, statSync, writeFileSync, writeSync } from "node:fs";
-import { randomFillSync } from "node:crypto";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { homedir, loadavg, release } from "node:os";
 import { join } from "node:path";
-import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { loadAddon } from "../src/backends/native/binding.js";
 import { machineInfo } from "./lib/machine.js";
+import { ensureRandomFile, measureReader } from "./lib/readerBandwidth.js";
 import { repoRoot } from "./lib/paths.js";
 import { median, table } from "./lib/stats.js";
 
@@ -67,23 +66,6 @@ function parseSize(s: string): number {
 
 const label = (b: number) => (b >= 2 ** 20 ? `${b / 2 ** 20}M` : `${b / 1024}K`);
 
-// Random bytes (not zeros) so no layer below can compress or skip them. Written once.
-function ensureFile(path: string, bytes: number): void {
-  if (existsSync(path) && statSync(path).size === bytes) return;
-  log(`writing ${bytes / 2 ** 30} GiB of random bytes to ${path} (once)`);
-  mkdirSync(join(path, ".."), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, "w");
-  const chunk = Buffer.allocUnsafe(64 << 20);
-  for (let done = 0; done < bytes; done += chunk.length) {
-    randomFillSync(chunk);
-    writeSync(fd, chunk, 0, Math.min(chunk.length, bytes - done));
-  }
-  fsyncSync(fd);
-  closeSync(fd);
-  renameSync(tmp, path);
-}
-
 function dropCaches(): boolean {
   try {
     execFileSync("sync");
@@ -94,48 +76,8 @@ function dropCaches(): boolean {
   }
 }
 
-// Our reader: batches of random block-aligned reads (merging off, like fio), two batches in
-// flight so the device queue stays full across batch boundaries.
 async function ours(engine: "io_uring" | "pread", bs: number, qd: number): Promise<Omit<Point, "cachesDropped" | "round" | "loadAverage">> {
-  const h = addon.openFlashFile(args.file, { direct: true, backend: engine, maxRead: Math.max(bs, 1 << 20) });
-  if (h.mode() !== "direct") throw new Error(`${args.file}: O_DIRECT refused; the numbers would measure the page cache`);
-  const perBatch = Math.max(64, Math.min(qd * 16, Math.floor((128 << 20) / bs)));
-  const blocks = Math.floor(fileBytes / bs);
-  let seed = (bs * 31 + qd) >>> 0 || 1;
-  let bytes = 0, reads = 0;
-  let deadline = 0;
-  const makeLane = () => {
-    // Aligned, pre-faulted memory: whole-block reads land in place, as fio's do.
-    const into = addon.allocAligned(perBatch * bs);
-    const offsets = new Float64Array(perBatch), lengths = new Uint32Array(perBatch).fill(bs);
-    return async () => {
-      while (performance.now() < deadline) {
-        for (let i = 0; i < perBatch; i++) {
-          seed ^= seed << 13; // xorshift32
-          seed >>>= 0;
-          seed ^= seed >>> 17;
-          seed ^= seed << 5;
-          seed >>>= 0;
-          offsets[i] = (seed % blocks) * bs;
-        }
-        const { stats } = await h.readRanges(offsets, lengths, -1, qd, { into });
-        bytes += stats.bytesRead;
-        reads += stats.deviceReads;
-      }
-    };
-  };
-  const lanes = [makeLane(), makeLane()];
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  deadline = t0 + seconds * 1000;
-  await Promise.all(lanes.map((run) => run()));
-  const elapsed = (performance.now() - t0) / 1000;
-  const cpu = process.cpuUsage(cpu0);
-  h.close();
-  return {
-    engine, blockBytes: bs, queueDepth: qd, seconds: elapsed, bytes, reads, mbPerSecond: bytes / elapsed / 1e6,
-    iops: reads / elapsed, cpuSecondsPerGb: (cpu.user + cpu.system) / 1e6 / (bytes / 1e9),
-  };
+  return measureReader(addon, args.file, engine, bs, qd, seconds);
 }
 
 interface FioJson {
@@ -161,7 +103,7 @@ function fio(bs: number, qd: number): Omit<Point, "cachesDropped" | "round" | "l
 }
 
 async function main(): Promise<void> {
-  ensureFile(args.file, fileBytes);
+  ensureRandomFile(args.file, fileBytes, log);
   if (engines.includes("fio")) {
     try {
       execFileSync("fio", ["--version"]);

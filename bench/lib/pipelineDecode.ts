@@ -1,0 +1,96 @@
+// Decode-only numbers of one pipeline run: the backend's counters at the last token minus
+// those at the first, per decode token.
+import type { BackendFlashStats } from "../../src/backend/Backend.js";
+import { SITES } from "../../src/backend/Backend.js";
+import type { Done } from "./pipelineRun.js";
+
+export interface PredictionCounts { tp: number; fp: number; fn: number }
+
+export interface DecodeNumbers {
+  tokens: number;
+  seconds: number;
+  tokensPerSecond: number;
+  flashBytesPerToken: number;
+  readsPerToken: number;
+  meanReadBytes: number;
+  // Record bytes of the active channels the compute used, wherever they came from.
+  activeBytesPerToken: number;
+  preloadBytesPerToken: number;
+  demandBytesPerToken: number;
+  cacheHitRate: number;
+  activeFromCache: number;
+  activeFromPreload: number;
+  activeOnDemand: number;
+  ioWaitSecondsPerToken: number;
+  computeSecondsPerToken: number;
+  preloadIoSecondsPerToken: number;
+  preloadWaitSecondsPerToken: number;
+  demandWaitSecondsPerToken: number;
+  overlap: number;
+  // [site] -> [distance - 1] counts over the decode tokens.
+  prediction: Record<string, PredictionCounts[]>;
+}
+
+const n = (s: BackendFlashStats, k: keyof BackendFlashStats) => (typeof s[k] === "number" ? (s[k] as number) : 0);
+
+export function decodeNumbers(done: Done): DecodeNumbers {
+  const a = done.atFirst, b = done.atLast;
+  const d = (k: keyof BackendFlashStats) => n(b, k) - n(a, k);
+  const t = done.decodeTokens;
+  const active = d("activeBytes");
+  const io = d("preloadIoSeconds"), wait = d("preloadWaitSeconds");
+  const prediction: Record<string, PredictionCounts[]> = {};
+  SITES.forEach((site, s) => {
+    prediction[site] = (b.prediction?.[s] ?? []).map((c, i) => {
+      const c0 = a.prediction?.[s]?.[i] ?? { tp: 0, fp: 0, fn: 0 };
+      return { tp: c.tp - c0.tp, fp: c.fp - c0.fp, fn: c.fn - c0.fn };
+    });
+  });
+  return {
+    tokens: t,
+    seconds: done.decodeSeconds,
+    tokensPerSecond: t / done.decodeSeconds,
+    flashBytesPerToken: (d("bytesRead") + d("headBytesRead")) / t,
+    readsPerToken: d("deviceReads") / t,
+    meanReadBytes: d("deviceReads") > 0 ? d("bytesRead") / d("deviceReads") : 0,
+    activeBytesPerToken: active / t,
+    preloadBytesPerToken: d("preloadBytesRead") / t,
+    demandBytesPerToken: d("demandBytesRead") / t,
+    cacheHitRate: d("lookups") > 0 ? d("hits") / d("lookups") : 0,
+    activeFromCache: active > 0 ? 1 - (d("activePreloadBytes") + d("activeDemandBytes")) / active : 0,
+    activeFromPreload: active > 0 ? d("activePreloadBytes") / active : 0,
+    activeOnDemand: active > 0 ? d("activeDemandBytes") / active : 0,
+    ioWaitSecondsPerToken: d("ioWaitSeconds") / t,
+    computeSecondsPerToken: d("columnComputeSeconds") / t,
+    preloadIoSecondsPerToken: io / t,
+    preloadWaitSecondsPerToken: wait / t,
+    demandWaitSecondsPerToken: d("demandWaitSeconds") / t,
+    overlap: io > 0 ? Math.max(0, 1 - wait / io) : 0,
+    prediction,
+  };
+}
+
+// Pools prediction counts of several runs and turns them into precision / recall per distance.
+export function pooledPrediction(runs: readonly DecodeNumbers[]): Record<string, { distance: number; precision: number | null; recall: number | null; tp: number; fp: number; fn: number }[]> {
+  const out: ReturnType<typeof pooledPrediction> = {};
+  for (const site of SITES) {
+    const sum: PredictionCounts[] = [];
+    for (const r of runs) {
+      (r.prediction[site] ?? []).forEach((c, i) => {
+        const s = (sum[i] ??= { tp: 0, fp: 0, fn: 0 });
+        s.tp += c.tp;
+        s.fp += c.fp;
+        s.fn += c.fn;
+      });
+    }
+    out[site] = sum
+      .map((c, i) => ({
+        distance: i + 1,
+        precision: c.tp + c.fp > 0 ? c.tp / (c.tp + c.fp) : null,
+        recall: c.tp + c.fn > 0 ? c.tp / (c.tp + c.fn) : null,
+        ...c,
+      }))
+      .filter((c) => c.recall !== null);
+  }
+  return out;
+}
