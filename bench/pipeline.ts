@@ -11,6 +11,7 @@
 // --predict-margin values and prompts: precision and recall per site and distance.
 // Usage (root): npm run bench:pipeline -- [--part speed|recall|all] [--budgets 25%,50%] [--runs 3]
 //   [--tokens 12] [--threads auto|1|2] [--model <.af.gguf>] [--margins 1,0.8,0.6,0.5,0.4]
+import { execFileSync } from "node:child_process";
 import { mkdirSync, readdirSync, renameSync, writeFileSync } from "node:fs";
 import { homedir, loadavg } from "node:os";
 import { join } from "node:path";
@@ -80,6 +81,16 @@ function defaultModel(): string {
   return join(dir, f);
 }
 
+// The commit measured and whether native/ or src/ differ from it (others edit them meanwhile).
+function sourceState(): { commit: string; dirty: string[] } {
+  const git = (...a: string[]) => execFileSync("git", ["-C", repoRoot(), ...a], { encoding: "utf8" }).trim();
+  try {
+    return { commit: git("rev-parse", "HEAD"), dirty: git("status", "--short", "--", "native", "src").split("\n").filter(Boolean) };
+  } catch {
+    return { commit: "unknown", dirty: [] };
+  }
+}
+
 function save(out: string, result: unknown): void {
   mkdirSync(join(out, ".."), { recursive: true });
   writeFileSync(`${out}.tmp`, JSON.stringify(result, null, 2) + "\n");
@@ -124,7 +135,7 @@ async function speedPart(): Promise<string> {
   const all: SpeedRun[] = [];
   let cgIndex = 0;
   const result: Record<string, unknown> = {
-    bench: "pipeline", part: "speed", date: new Date().toISOString(), machine: machineInfo(), model, weightBytes, groupSize: flash.groupSize,
+    bench: "pipeline", part: "speed", date: new Date().toISOString(), machine: machineInfo(), source: sourceState(), model, weightBytes, groupSize: flash.groupSize,
     budgets, sparsity, decodeTokens, promptIds, contextLength, allowanceBytes: allowance, nice, loadThreshold: threshold,
     cgroup: { version: kind.version }, memoryBandwidth: memory, runs: all,
   };
@@ -272,7 +283,7 @@ async function recallPart(): Promise<string> {
   const runs: RecallRun[] = [];
   const out = args.out && args.part === "recall" ? args.out : join(repoRoot(), "bench", "results", `pipeline-recall-${stamp}.json`);
   const result: Record<string, unknown> = {
-    bench: "pipeline", part: "recall", date: new Date().toISOString(), machine: machineInfo(), model: args["recall-model"], dram: args["recall-dram"],
+    bench: "pipeline", part: "recall", date: new Date().toISOString(), machine: machineInfo(), source: sourceState(), model: args["recall-model"], dram: args["recall-dram"],
     sparsity, tokens, prompts: RECALL_PROMPTS, margins, runs,
   };
   for (const m of margins) {

@@ -2,7 +2,9 @@
 // cache included, caches dropped first) and turns its events and the cgroup's counters into
 // one record; also the load-average gate every timed run passes first.
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { repoRoot } from "./paths.js";
 import { loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import { MemoryCgroup, dropCaches, type CgroupKind, type CgroupReading } from "./budgetCgroup.js";
@@ -16,6 +18,16 @@ function workerArgv(): string[] {
   return [process.execPath, "--import", "tsx", fileURLToPath(new URL("./pipelineWorker.ts", import.meta.url))];
 }
 
+// The addon's build time: the native code is rebuilt by others while a long benchmark runs,
+// so every run records which build it loaded.
+export function addonBuiltAt(): string | undefined {
+  try {
+    return statSync(join(repoRoot(), "build", "Release", "activeflow.node")).mtime.toISOString();
+  } catch {
+    return undefined;
+  }
+}
+
 export type Done = Extract<PipelineEvent, { ev: "done" }>;
 
 export interface WorkerRecord {
@@ -27,6 +39,7 @@ export interface WorkerRecord {
   loadSeconds?: number;
   // Tokens generated before a failure (the last progress event).
   tokensSeen: number;
+  addonBuiltAt: string | undefined;
   done?: Done;
   stderrTail?: string;
 }
@@ -43,6 +56,7 @@ export async function runWorkerInCgroup(
   if (dropped !== undefined) throw new Error(`cannot drop the page cache (/proc/sys/vm/drop_caches): ${dropped}`);
   const g = MemoryCgroup.create(cg.kind, cg.parent, cg.name, limitBytes);
   try {
+    const built = addonBuiltAt();
     const [cmd, args] = inGroup(g, [...workerArgv(), JSON.stringify(req)], nice);
     const t0 = performance.now();
     const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
@@ -80,7 +94,7 @@ export async function runWorkerInCgroup(
     const reading = g.read();
     reading.sampledAnonBytesMax = anonMax;
     reading.sampledFileBytesMax = fileMax;
-    const rec: WorkerRecord = { status: "ok", limitBytes, cgroup: reading, wallSeconds: (performance.now() - t0) / 1000, tokensSeen };
+    const rec: WorkerRecord = { status: "ok", limitBytes, cgroup: reading, wallSeconds: (performance.now() - t0) / 1000, tokensSeen, addonBuiltAt: built };
     if (loadSeconds !== undefined) rec.loadSeconds = loadSeconds;
     if (done) rec.done = done;
     if (timedOut) {

@@ -42,6 +42,8 @@ export class Engine {
   // longest common prefix.
   private cached: number[] = [];
   private busy = false;
+  // A native pass is running: budget changes wait for it to end (the next token boundary).
+  private evaluating = false;
   private readonly logits: Float32Array;
   // Flash mode: the converted model, its memory plan and the sparsity in force.
   readonly flash: FlashModel | undefined;
@@ -292,6 +294,7 @@ export class Engine {
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
       signal?.throwIfAborted();
+      this.evaluating = true;
       await fn();
     } catch (e) {
       // A half-evaluated pass leaves the cache tail undefined: forget it.
@@ -299,6 +302,7 @@ export class Engine {
       if (signal?.aborted) throw new ActiveflowError("ABORTED", "generation aborted");
       throw e;
     } finally {
+      this.evaluating = false;
       signal?.removeEventListener("abort", onAbort);
     }
   }
@@ -401,6 +405,7 @@ export class Engine {
         }
         history.push(id);
         stats.generatedTokens++;
+        this.tokenIndex = stats.generatedTokens; // a change made while this token is out applies to the next
         yield { id, text: text.push(id) };
         if (i === 0) decodeStart = performance.now(); // decode speed excludes the first sample's wait on the consumer
         if (i + 1 === maxTokens) break;
@@ -457,7 +462,7 @@ export class Engine {
   }
 
   // Changes the DRAM budget without reloading: bytes, "512MB" or a percentage of the weights
-  // ("35%"). Between generations it applies at once; during one, at the next token boundary.
+  // ("35%"). It applies at once unless a token is being computed, then at the next token boundary.
   // Only the hot cache is resized (staging, preload buffers, head and KV stay as loaded);
   // shrinking frees the cache's memory. A budget below the minimum throws BUDGET_TOO_SMALL and
   // the old budget stays. Returns the budget in bytes.
@@ -469,7 +474,7 @@ export class Engine {
     planFlashMemory(flash, this.config, this.contextLength, this.threads, Math.floor(bytes));
     const cacheBytes = cacheForBudget(plan, Math.floor(bytes));
     this.pendingBudget = { budgetBytes: Math.floor(bytes), cacheBytes, reason };
-    if (!this.busy) this.applyBudgetChanges();
+    if (!this.evaluating) this.applyBudgetChanges();
     return Math.floor(bytes);
   }
 
@@ -482,7 +487,7 @@ export class Engine {
       (cacheBytes, reason) => {
         this.pressureCacheBytes = cacheBytes;
         this.pendingPressure = { reason };
-        if (!this.busy) this.applyBudgetChanges();
+        if (!this.evaluating) this.applyBudgetChanges();
       },
       options,
     );
