@@ -244,6 +244,9 @@ async function speedPart(): Promise<string> {
         dramBytesPerTokenParts: { active: activeDram, head: headBytes, small: smallBytes, kv: kvReadPerToken },
         roofline: roof, achievedOverBound: tps[c] / roof.boundTokensPerSecond,
         prediction: c === "preload" ? pooledPrediction(ds) : undefined,
+        ...(c === "preload" && ds.every((d) => d.predictionFromLayer3) ? {
+          predictionLayers0to2: pooledPrediction(ds, (d) => d.predictionLayers0to2), predictionFromLayer3: pooledPrediction(ds, (d) => d.predictionFromLayer3),
+        } : {}),
       };
       summary.push(s);
       rows.push([
@@ -263,9 +266,12 @@ async function speedPart(): Promise<string> {
     ["budget config", "runs", "tok/s", "ratio", "s/tok", "flash MB/tok", "read KiB", "active DRAM MB/tok", "preload MB/tok", "demand MB/tok", "cache/pre/dem %", "io wait s/tok", "pre wait", "dem wait", "compute s/tok", "overlap %", "cgroup peak/limit MiB", "flash MB/s", "mem GB/s", "bound tok/s", "by", "ach/bound"],
     rows,
   ));
-  for (const s of summary.filter((x) => x.prediction)) {
+  const predictionTables = summary.flatMap((s) => [
+    ["", s.prediction], [", predicted layers 0-2", s.predictionLayers0to2], [", predicted layers 3+", s.predictionFromLayer3],
+  ].filter(([, p]) => p).map(([label, p]) => ({ budget: s.budget, label, prediction: p })));
+  for (const s of predictionTables) {
     const pred = s.prediction as ReturnType<typeof pooledPrediction>;
-    console.log(`\n7B prediction (${s.budget}, pooled over runs; precision / recall %):`);
+    console.log(`\n7B prediction (${s.budget}${s.label}, pooled over runs; precision / recall %):`);
     console.log(table(["site", "d=1", "d=2", "d=3", "d=4"], Object.entries(pred).map(([site, cs]) => [site, ...[1, 2, 3, 4].map((d) => {
       const c = cs.find((x) => x.distance === d);
       return c ? `${pct(c.precision)} / ${pct(c.recall)}` : "-";
@@ -298,6 +304,7 @@ async function recallPart(): Promise<string> {
     const rs = runs.filter((r) => r.margin === m);
     return {
       margin: m, prediction: meanPrediction(rs),
+      ...(rs.every((r) => r.predictionFromLayer3) ? { predictionFromLayer3: meanPrediction(rs, (r) => r.predictionFromLayer3) } : {}),
       flashBytesPerToken: median(rs.map((r) => r.flashBytesRead / r.generatedTokens)),
       preloadShareOfBytesRead: median(rs.map((r) => r.preloadBytesRead / Math.max(1, r.preloadBytesRead + r.demandBytesRead))),
       activeOnDemand: median(rs.map((r) => r.activeOnDemand)),
@@ -317,6 +324,15 @@ async function recallPart(): Promise<string> {
     }
   }
   console.log(table(["margin", "site", "d=1", "d=2", "d=3", "d=4", "flash MB/tok", "active on demand %"], rows));
+  if (byMargin.every((b) => b.predictionFromLayer3)) {
+    console.log(`\nThe same, predicted layers 3 and up only:`);
+    console.log(table(["margin", "site", "d=1", "d=2", "d=3", "d=4"], byMargin.flatMap((b) => Object.entries(b.predictionFromLayer3!).map(([site, cs]) => [
+      `${b.margin}`, site, ...[1, 2, 3, 4].map((d) => {
+        const c = cs.find((x) => x.distance === d);
+        return c ? `${pct(c.precision)} / ${pct(c.recall)}` : "-";
+      }),
+    ]))));
+  }
   console.log(`wrote ${out}`);
   return out;
 }

@@ -29,6 +29,28 @@ export interface DecodeNumbers {
   overlap: number;
   // [site] -> [distance - 1] counts over the decode tokens.
   prediction: Record<string, PredictionCounts[]>;
+  // The same split by the predicted layer: 0-2 and 3 on (when the addon reports per-layer counts).
+  predictionLayers0to2?: Record<string, PredictionCounts[]>;
+  predictionFromLayer3?: Record<string, PredictionCounts[]>;
+}
+
+// Sums the flat per-layer counts [nLayer][site][distance 0..4][tp, fp, fn] of layers [l0, l1).
+function layerCounts(a: ArrayLike<number> | undefined, b: ArrayLike<number>, l0: number, l1: number): Record<string, PredictionCounts[]> {
+  const out: Record<string, PredictionCounts[]> = {};
+  const nLayer = b.length / (SITES.length * 5 * 3);
+  SITES.forEach((site, s) => {
+    out[site] = [1, 2, 3, 4].map((d) => {
+      const c = { tp: 0, fp: 0, fn: 0 };
+      for (let l = l0; l < Math.min(l1, nLayer); l++) {
+        const i = ((l * SITES.length + s) * 5 + d) * 3;
+        c.tp += b[i]! - (a?.[i] ?? 0);
+        c.fp += b[i + 1]! - (a?.[i + 1] ?? 0);
+        c.fn += b[i + 2]! - (a?.[i + 2] ?? 0);
+      }
+      return c;
+    });
+  });
+  return out;
 }
 
 const n = (s: BackendFlashStats, k: keyof BackendFlashStats) => (typeof s[k] === "number" ? (s[k] as number) : 0);
@@ -46,7 +68,14 @@ export function decodeNumbers(done: Done): DecodeNumbers {
       return { tp: c.tp - c0.tp, fp: c.fp - c0.fp, fn: c.fn - c0.fn };
     });
   });
+  // Per-layer counts: [nLayer][site][distance 0..4][tp, fp, fn], flat (newer addons only).
+  const la = (a as { predictionByLayer?: ArrayLike<number> }).predictionByLayer;
+  const lb = (b as { predictionByLayer?: ArrayLike<number> }).predictionByLayer;
+  const byLayer = lb
+    ? { predictionLayers0to2: layerCounts(la, lb, 0, 3), predictionFromLayer3: layerCounts(la, lb, 3, Infinity) }
+    : {};
   return {
+    ...byLayer,
     tokens: t,
     seconds: done.decodeSeconds,
     tokensPerSecond: t / done.decodeSeconds,
@@ -71,12 +100,15 @@ export function decodeNumbers(done: Done): DecodeNumbers {
 }
 
 // Pools prediction counts of several runs and turns them into precision / recall per distance.
-export function pooledPrediction(runs: readonly DecodeNumbers[]): Record<string, { distance: number; precision: number | null; recall: number | null; tp: number; fp: number; fn: number }[]> {
+export function pooledPrediction(
+  runs: readonly DecodeNumbers[],
+  pick: (r: DecodeNumbers) => Record<string, PredictionCounts[]> | undefined = (r) => r.prediction,
+): Record<string, { distance: number; precision: number | null; recall: number | null; tp: number; fp: number; fn: number }[]> {
   const out: ReturnType<typeof pooledPrediction> = {};
   for (const site of SITES) {
     const sum: PredictionCounts[] = [];
     for (const r of runs) {
-      (r.prediction[site] ?? []).forEach((c, i) => {
+      (pick(r)?.[site] ?? []).forEach((c, i) => {
         const s = (sum[i] ??= { tp: 0, fp: 0, fn: 0 });
         s.tp += c.tp;
         s.fp += c.fp;

@@ -16,6 +16,8 @@ export interface RecallRun {
   demandBytesRead: number;
   activeOnDemand: number;
   prediction: Record<string, { distance: number; precision: number | null; recall: number | null }[]>;
+  // The same from layer 3 on, when the CLI reports it (newer builds).
+  predictionFromLayer3?: Record<string, { distance: number; precision: number | null; recall: number | null }[]>;
 }
 
 interface RunJson {
@@ -27,6 +29,7 @@ interface RunJson {
     demand_bytes_read: number;
     active_on_demand: number;
     prediction: Record<string, { distance: number; precision: number | null; recall: number | null }[]>;
+    prediction_from_layer3?: Record<string, { distance: number; precision: number | null; recall: number | null }[]>;
   };
 }
 
@@ -52,17 +55,21 @@ export async function recallRun(argv: string[], margin: number, prompt: string, 
     margin, prompt, loadAverage1, generatedTokens: j.generated_tokens, decodeTokensPerSecond: j.decode_tokens_per_s,
     flashBytesRead: j.flash_bytes_read, preloadBytesRead: j.preload.preload_bytes_read, demandBytesRead: j.preload.demand_bytes_read,
     activeOnDemand: j.preload.active_on_demand, prediction: j.preload.prediction,
+    ...(j.preload.prediction_from_layer3 ? { predictionFromLayer3: j.preload.prediction_from_layer3 } : {}),
   };
 }
 
 // Mean over prompts (each generates the same number of tokens) of precision and recall.
-export function meanPrediction(runs: readonly RecallRun[]): Record<string, { distance: number; precision: number | null; recall: number | null }[]> {
+export function meanPrediction(
+  runs: readonly RecallRun[],
+  pick: (r: RecallRun) => RecallRun["prediction"] | undefined = (r) => r.prediction,
+): Record<string, { distance: number; precision: number | null; recall: number | null }[]> {
   const out: ReturnType<typeof meanPrediction> = {};
-  const sites = [...new Set(runs.flatMap((r) => Object.keys(r.prediction)))];
+  const sites = [...new Set(runs.flatMap((r) => Object.keys(pick(r) ?? {})))];
   for (const site of sites) {
     const byD = new Map<number, { p: number[]; r: number[] }>();
     for (const run of runs) {
-      for (const c of run.prediction[site] ?? []) {
+      for (const c of pick(run)?.[site] ?? []) {
         const e = byD.get(c.distance) ?? { p: [], r: [] };
         if (c.precision !== null) e.p.push(c.precision);
         if (c.recall !== null) e.r.push(c.recall);

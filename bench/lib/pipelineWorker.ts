@@ -27,7 +27,11 @@ async function main(): Promise<void> {
   // The engine keeps its backend model private; the raw counters (activeBytes, per-source
   // bytes and waits) are what make an exact decode-only difference possible.
   const backend = (engine as unknown as { live(): BackendModel }).live();
-  const raw = (): BackendFlashStats => backend.flashStats(false);
+  // A typed array would serialise as an object of indices: send per-layer counts as a plain array.
+  const raw = (): BackendFlashStats => {
+    const f = backend.flashStats(false) as BackendFlashStats & { predictionByLayer?: ArrayLike<number> };
+    return f.predictionByLayer ? ({ ...f, predictionByLayer: Array.from(f.predictionByLayer) } as unknown as BackendFlashStats) : f;
+  };
   const it = engine.generate(req.promptIds, { greedy: true, stopAtEos: false, addSpecial: false, maxTokens: req.decodeTokens + 1 });
   const tStart = performance.now();
   let tFirst = tStart, tLast = tStart;
