@@ -1,21 +1,32 @@
-// Quality of contextual sparsity on held-out text: perplexity, mean KL(dense || sparse) and
-// top-1 agreement with the dense model, teacher-forced over wiki.test.raw (never used to
-// calibrate), for a table of sparsity levels. Also the cost of the flash layout's column
-// requantisation: the flash engine at the same sparsities against the dense GGUF.
+// Quality of contextual sparsity on held-out text: perplexity, mean KL(dense || x) and top-1
+// agreement with the dense model, teacher-forced over wiki.test.raw (never used to calibrate
+// or train), for sparsity levels of the model and of its distilled copies, plus a Pareto plot
+// (weight bytes read per token against perplexity and against top-1 agreement).
 //
-// Usage: node dist/bench/quality.js [--model path] [--tokens 8192] [--levels 0,0.3,0.5,0.7]
-//        [--flash-levels 0,0.5] [--threads 2] [--no-flash]
-import { mkdirSync, readFileSync, writeFileSync, renameSync } from "node:fs";
+// Distilled models are found by name beside the model: <stem>.distilled-s<s>.gguf (what
+// `activeflow distill` writes). Each is scored at its own sparsity with its own calibration
+// table (<file>.calibration.json; made by `activeflow calibrate` when missing) and with the
+// source model's thresholds, and dense. Sparsities without a distilled file are listed as missing.
+//
+// Weight bytes per token are computed, not measured: for every layer, the measured active
+// fraction of each site's inputs times the GGUF bytes of the matrices reading that site
+// (q, k, v | o | gate, up | down), plus the output head, read in full for every token.
+//
+// Usage: node dist/bench/quality.js [--model path] [--tokens 8192] [--levels 0,0.3,0.5,0.6,0.7,0.8]
+//        [--flash-levels 0,0.5] [--threads 2] [--no-flash] [--no-distilled] [--no-plot]
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Engine } from "../src/engine/Engine.js";
 import { ensureConverted } from "../src/flash/cache.js";
-import { modelsDir } from "../src/fetch/cache.js";
+import { cacheRoot, modelsDir } from "../src/fetch/cache.js";
+import { readGguf } from "../src/gguf/reader.js";
 import { calibrate } from "../src/sparsity/calibrate.js";
 import { loadCalibration, saveCalibration } from "../src/sparsity/store.js";
-import { thresholdsFor } from "../src/sparsity/thresholds.js";
+import { thresholdsFor, type ThresholdTable } from "../src/sparsity/thresholds.js";
 import { argmax, logSoftmax } from "../src/eval/quality.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -25,11 +36,13 @@ const { values } = parseArgs({
   options: {
     model: { type: "string" },
     tokens: { type: "string", default: "8192" },
-    levels: { type: "string", default: "0,0.3,0.5,0.7" },
+    levels: { type: "string", default: "0,0.3,0.5,0.6,0.7,0.8" },
     "flash-levels": { type: "string", default: "0,0.5" },
     threads: { type: "string", default: "2" },
     window: { type: "string", default: "512" },
     "no-flash": { type: "boolean", default: false },
+    "no-distilled": { type: "boolean", default: false },
+    "no-plot": { type: "boolean", default: false },
   },
 });
 const model = values.model ?? join(modelsDir(), "SmolLM2-135M-Instruct.Q4_1.gguf");
@@ -41,12 +54,17 @@ const window = Number(values.window);
 
 interface Row {
   engine: "gguf" | "flash";
+  model: "undistilled" | "distilled";
+  distilled_for?: number; // the sparsity a distilled model was trained at
+  thresholds: "source" | "own"; // the source model's calibration table, or the distilled model's own
+  file: string;
   sparsity: number;
   ppl: number;
   kl_to_dense: number;
   top1_agreement: number;
   tokens: number;
   active_fraction: number[];
+  weight_bytes_per_token: number;
   seconds: number;
 }
 
@@ -87,6 +105,55 @@ function compare(dense: Float64Array[], sparse: Float64Array[], next: number[]) 
   return { ppl: Math.exp(nll / n), kl_to_dense: kl / n, top1_agreement: agree / n, tokens: n };
 }
 
+// GGUF bytes of the matrices behind each site, summed over layers, and of the output head.
+async function siteBytes(path: string): Promise<{ site: number[]; head: number }> {
+  const f = await readGguf(path);
+  const bytes = (name: string) => {
+    const t = f.tensors.find((x) => x.name === name);
+    return t ? t.bytes : 0;
+  };
+  const site = [0, 0, 0, 0];
+  const groups: string[][] = [["attn_q", "attn_k", "attn_v"], ["attn_output"], ["ffn_gate", "ffn_up"], ["ffn_down"]];
+  for (const t of f.tensors) {
+    const m = /^blk\.\d+\.(\w+)\.weight$/.exec(t.name);
+    if (!m) continue;
+    groups.forEach((g, i) => {
+      if (g.includes(m[1]!)) site[i] = site[i]! + bytes(t.name);
+    });
+  }
+  return { site, head: bytes("output.weight") || bytes("token_embd.weight") };
+}
+
+// Distilled copies beside the model: <stem>.distilled-s<s>.gguf -> s.
+function findDistilled(path: string): Map<number, string> {
+  const stem = basename(path).replace(/\.gguf$/i, "");
+  const found = new Map<number, string>();
+  for (const n of readdirSync(dirname(path))) {
+    const m = new RegExp(`^${stem.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\.distilled-s([0-9.]+)\\.gguf$`).exec(n);
+    if (m) found.set(Number(m[1]), join(dirname(path), n));
+  }
+  return found;
+}
+
+// The matplotlib venv bench/plot.ts uses (<cache>/bench-venv), created on first use.
+function plotPython(): string {
+  const venv = join(cacheRoot(), "bench-venv");
+  const py = join(venv, "bin", "python");
+  const ok = () => {
+    try {
+      execFileSync(py, ["-c", "import matplotlib"], { stdio: "ignore" });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (existsSync(py) && ok()) return py;
+  console.error(`creating ${venv} with matplotlib (once) ...`);
+  if (!existsSync(py)) execFileSync("python3", ["-m", "venv", venv], { stdio: "inherit" });
+  execFileSync(py, ["-m", "pip", "install", "-q", "matplotlib"], { stdio: "inherit" });
+  return py;
+}
+
 async function main() {
   const text = readFileSync(resolve(root, "../shared/data/wikitext-2-raw/wiki.test.raw"), "utf8");
   const dense = await Engine.load(model, { threads, contextLength: window });
@@ -98,42 +165,75 @@ async function main() {
   }
   const ids = dense.tokenizer.encode(text.slice(0, nTokens * 8)).slice(0, nTokens);
   const next = targets(ids);
+  const bytes = await siteBytes(model);
+  const perToken = (active: number[]) => bytes.head + active.reduce((a, f, i) => a + f * bytes.site[i]!, 0);
   const results: Row[] = [];
   let t0 = performance.now();
   const ref = await score(dense, ids, null);
   console.error(`dense: ${((performance.now() - t0) / 1000).toFixed(0)} s`);
-  const run = async (engine: Engine, kind: "gguf" | "flash", s: number) => {
+  const run = async (engine: Engine, kind: "gguf" | "flash", s: number, tab: ThresholdTable, extra: Pick<Row, "model" | "thresholds" | "file"> & { distilled_for?: number }) => {
     t0 = performance.now();
-    const r = await score(engine, ids, s > 0 ? thresholdsFor(table!, s) : null);
+    const r = await score(engine, ids, s > 0 ? thresholdsFor(tab, s) : null);
+    const active = r.kept.map((k, i) => (r.seen[i]! > 0 ? k / r.seen[i]! : 1));
     const row: Row = {
       engine: kind,
+      ...extra,
       sparsity: s,
       ...compare(ref.rows, r.rows, next),
-      active_fraction: r.kept.map((k, i) => (r.seen[i]! > 0 ? k / r.seen[i]! : 1)),
+      active_fraction: active,
+      weight_bytes_per_token: perToken(active),
       seconds: (performance.now() - t0) / 1000,
     };
     results.push(row);
     console.error(JSON.stringify(row));
   };
+  const base = { model: "undistilled" as const, thresholds: "source" as const, file: model };
   // The dense row itself: its ppl is the reference the others are read against.
-  results.push({ engine: "gguf", sparsity: 0, ...compare(ref.rows, ref.rows, next), active_fraction: [1, 1, 1, 1], seconds: 0 });
-  for (const s of levels.filter((l) => l > 0)) await run(dense, "gguf", s);
+  results.push({
+    engine: "gguf", ...base, sparsity: 0, ...compare(ref.rows, ref.rows, next), active_fraction: [1, 1, 1, 1],
+    weight_bytes_per_token: perToken([1, 1, 1, 1]), seconds: 0,
+  });
+  for (const s of levels.filter((l) => l > 0)) await run(dense, "gguf", s, table, base);
   await dense.dispose();
+
+  const missing: number[] = [];
+  if (!values["no-distilled"]) {
+    const found = findDistilled(model);
+    for (const s of levels.filter((l) => l > 0 && !found.has(l))) missing.push(s);
+    for (const [s, file] of [...found].sort((a, b) => a[0] - b[0])) {
+      const e = await Engine.load(file, { threads, contextLength: window });
+      let own = await loadCalibration(file);
+      if (!own) {
+        console.error(`calibrating ${basename(file)} on self-generated text (once)...`);
+        own = await calibrate(e);
+        await saveCalibration(file, own);
+      }
+      const d = { model: "distilled" as const, distilled_for: s, file };
+      await run(e, "gguf", 0, own, { ...d, thresholds: "own" });
+      await run(e, "gguf", s, own, { ...d, thresholds: "own" });
+      await run(e, "gguf", s, table, { ...d, thresholds: "source" });
+      await e.dispose();
+    }
+    if (missing.length > 0) console.error(`no distilled model for sparsity ${missing.join(", ")} (activeflow distill ${model} --sparsity s)`);
+  }
   if (!values["no-flash"]) {
     const flashPath = await ensureConverted(model, { groupSize: 1, log: (l) => console.error(l) });
     if (!(await loadCalibration(flashPath))) await saveCalibration(flashPath, table);
     // No budget: every column cached, so this measures the layout's arithmetic, not I/O.
     const flash = await Engine.load(flashPath, { threads, contextLength: window });
-    for (const s of flashLevels) await run(flash, "flash", s);
+    for (const s of flashLevels) await run(flash, "flash", s, table, { ...base, file: flashPath });
     await flash.dispose();
   }
-  console.log("engine sparsity     ppl   KL(dense||x)  top-1   active(attn_in, attn_out, ffn_in, ffn_out)");
+  console.log("engine model        thresholds sparsity      ppl  KL(dense||x)  top-1   MB/token  active(attn_in, attn_out, ffn_in, ffn_out)");
   for (const r of results) {
+    const who = r.model === "distilled" ? `dist@${r.distilled_for}` : "undistilled";
     console.log(
-      `${r.engine.padEnd(6)} ${r.sparsity.toFixed(2).padStart(8)} ${r.ppl.toFixed(3).padStart(8)} ${r.kl_to_dense.toFixed(4).padStart(12)} ` +
-        `${(r.top1_agreement * 100).toFixed(1).padStart(6)}%   ${r.active_fraction.map((a) => a.toFixed(3)).join(", ")}`,
+      `${r.engine.padEnd(6)} ${who.padEnd(12)} ${r.thresholds.padEnd(10)} ${r.sparsity.toFixed(2).padStart(8)} ${r.ppl.toFixed(3).padStart(8)} ` +
+        `${r.kl_to_dense.toFixed(4).padStart(12)} ${(r.top1_agreement * 100).toFixed(1).padStart(6)}% ${(r.weight_bytes_per_token / 1e6).toFixed(2).padStart(9)}   ` +
+        `${r.active_fraction.map((a) => a.toFixed(3)).join(", ")}`,
     );
   }
+  for (const s of missing) console.log(`distilled s=${s}: missing`);
   const out = {
     date: new Date().toISOString(),
     model,
@@ -141,8 +241,10 @@ async function main() {
     tokens_scored: next.length,
     window,
     calibration: { source: table.source, tokens: table.calibrationTokens },
+    weight_bytes: { per_site: bytes.site, head: bytes.head, note: "per token = head + sum(active fraction x site bytes)" },
     machine: { cpu: cpus()[0]?.model, nproc: cpus().length, loadavg: loadavg() },
     results,
+    missing_distilled: missing,
   };
   const dir = join(root, "bench", "results");
   mkdirSync(dir, { recursive: true });
@@ -150,6 +252,10 @@ async function main() {
   writeFileSync(`${file}.tmp`, JSON.stringify(out, null, 2));
   renameSync(`${file}.tmp`, file);
   console.log(`saved ${file}`);
+  if (!values["no-plot"]) {
+    const png = execFileSync(plotPython(), [join(root, "bench", "plot_quality.py"), file, file.replace(/\.json$/, ".png")], { encoding: "utf8" });
+    console.log(`saved ${png.trim()}`);
+  }
 }
 
 main().catch((e) => {

@@ -2,7 +2,7 @@
 // calibration prompts (several seeds each), cached as token ids beside the text. Never the
 // evaluation text (wiki.test.raw).
 import { mkdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import type { Engine } from "../engine/Engine.js";
 import { cacheRoot } from "../fetch/cache.js";
 import { CALIBRATION_PROMPTS } from "../sparsity/calibrate.js";
@@ -84,7 +84,7 @@ async function writeAtomic(path: string, data: string | Uint8Array): Promise<voi
 }
 
 export async function saveTrainingText(paths: { ids: string; text: string }, t: TrainingText): Promise<void> {
-  await mkdir(distillCacheDir(), { recursive: true });
+  await mkdir(dirname(paths.ids), { recursive: true });
   await writeAtomic(paths.text, t.text);
   await writeAtomic(paths.ids, new Uint8Array(t.ids.buffer, t.ids.byteOffset, t.ids.byteLength));
 }
