@@ -253,6 +253,13 @@ test("policy: PSI stall share and full avg10 count as pressure; an OOM kill too;
   assert.equal(d.change, undefined);
 });
 
+test("policy: a growth step below minStepBytes is skipped (each resize drops the cache), except from an empty cache", () => {
+  const near = { ...initialState(64 * MiB), cacheBytes: 64 * MiB - 4096, calmSinceMs: 0 };
+  assert.equal(decide(near, cg(5000, 10), policy).change, undefined);
+  const empty = { ...initialState(MiB / 2), cacheBytes: 0, calmSinceMs: 0 };
+  assert.equal(decide(empty, cg(5000, 10), policy).state.cacheBytes, MiB / 2);
+});
+
 test("policy: a new budget is followed when no reduction is in force, else caps the reduction", () => {
   assert.equal(retarget(initialState(64 * MiB), 16 * MiB).cacheBytes, 16 * MiB);
   assert.equal(retarget(initialState(16 * MiB), 64 * MiB).cacheBytes, 64 * MiB);

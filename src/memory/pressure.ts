@@ -247,7 +247,9 @@ export function decide(state: PressureState, sample: PressureSample, policy: Pre
   let grown = Math.min(state.requestedBytes, Math.max(2 * state.cacheBytes, policy.minStepBytes));
   const cg = sample.cgroup;
   if (cg) grown = Math.min(grown, state.cacheBytes + Math.max(0, Math.floor(policy.lowWater * cg.limitBytes - cg.workingSetBytes)));
-  if (grown <= state.cacheBytes) return { state: { ...next, calmSinceMs: now } };
+  // Every resize drops the cached columns, so a gain below one step is not worth it (a
+  // room-limited step can stop a few KiB short of the target).
+  if (grown <= state.cacheBytes || (state.cacheBytes > 0 && grown - state.cacheBytes < policy.minStepBytes)) return { state: { ...next, calmSinceMs: now } };
   next.cacheBytes = grown;
   next.calmSinceMs = now; // each step waits for another calm period
   return { state: next, change: { cacheBytes: grown, reason: `grow: no pressure for ${((now - state.calmSinceMs) / 1000).toFixed(1)} s` } };
