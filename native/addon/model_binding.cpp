@@ -245,21 +245,27 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       num("preloadIoSeconds", s.preload_io_s);
       num("preloadWaitSeconds", s.preload_wait_s);
       num("demandWaitSeconds", s.demand_wait_s);
-      // [site][distance 1..4] true/false positives and false negatives of the prediction.
+      // [site][distance 0..4] true/false positives and false negatives of the prediction
+      // (distance 0: one sub-block ahead).
       const PredictCounts& pc = m.predict_counts();
       Napi::Array pred = Napi::Array::New(env, kSites);
       for (int site = 0; site < kSites; site++) {
-        Napi::Array byd = Napi::Array::New(env, kMaxPredictDistance);
-        for (int d = 1; d <= kMaxPredictDistance; d++) {
+        Napi::Array byd = Napi::Array::New(env, kMaxPredictDistance + 1);
+        for (int d = 0; d <= kMaxPredictDistance; d++) {
           Napi::Object c = Napi::Object::New(env);
           c.Set("tp", Napi::Number::New(env, static_cast<double>(pc.tp[site][d])));
           c.Set("fp", Napi::Number::New(env, static_cast<double>(pc.fp[site][d])));
           c.Set("fn", Napi::Number::New(env, static_cast<double>(pc.fn[site][d])));
-          byd.Set(d - 1, c);
+          byd.Set(d, c);
         }
         pred.Set(site, byd);
       }
       o.Set("prediction", pred);
+      // Per layer, flat [n_layer][site][distance 0..4][tp, fp, fn] (distance 0 unused).
+      const std::vector<uint64_t>& pl = m.predict_layer_counts();
+      Napi::Float64Array by_layer = Napi::Float64Array::New(env, pl.size());
+      for (size_t i = 0; i < pl.size(); i++) by_layer[i] = static_cast<double>(pl[i]);
+      o.Set("predictionByLayer", by_layer);
       if (info.Length() > 0 && info[0].ToBoolean().Value()) {
         NotBusy(env, "reset stats");
         st->reset_stats();

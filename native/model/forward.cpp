@@ -229,7 +229,11 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
       if (g == 0) preload_group(0, x, n);
       if (g + 1 < n_groups) preload_group(g + 1, x, n);
     }
-    if (store_ && n == 1 && !thresholds_.empty()) probe_predictions(il, x);
+    const bool probe = store_ && n == 1 && !thresholds_.empty();
+    if (probe) {
+      probe_predictions(il, x);
+      probe_half(il, kFfnIn, x);
+    }
 
     // Attention block.
     for (int t = 0; t < n; t++) {
@@ -280,6 +284,7 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
       linear(s_.attn.data(), n, q_dim, {{&L.wo, xn, E}});
     }
     for (int i = 0; i < n * E; i++) x[i] += xn[i];
+    if (probe) probe_half(il + 1, kAttnIn, x);
 
     // SwiGLU FFN block.
     for (int t = 0; t < n; t++) {

@@ -105,6 +105,7 @@ Model::Model(const std::string& path, const ModelConfig& cfg, const std::vector<
   last_valid_.assign(static_cast<size_t>(cfg_.n_layer) * 2, 0);
   pred_bits_.assign(static_cast<size_t>(cfg_.n_layer) * (kMaxPredictDistance + 1) * 2 * cfg_.n_embd, 0);
   pred_token_.assign(static_cast<size_t>(cfg_.n_layer) * (kMaxPredictDistance + 1), 0);
+  half_token_.assign(static_cast<size_t>(cfg_.n_layer) * 2, 0);
   set_threads(threads);
 }
 

@@ -136,7 +136,8 @@ struct FlashSetup {
 // How well active sets were predicted, decode tokens only: counts per [site][distance].
 // attn_in / ffn_in: predicted from the residual stream d layers earlier (the paper's
 // cross-layer prediction). attn_out / ffn_out (inputs off the residual stream): d = 1 is the
-// same layer's active set of the previous token.
+// same layer's active set of the previous token. Distance 0: one sub-block ahead (see
+// Model::probe_half).
 constexpr int kMaxPredictDistance = 4;
 struct PredictCounts {
   uint64_t tp[kSites][kMaxPredictDistance + 1] = {};
@@ -191,7 +192,12 @@ class Model {
   const uint64_t* site_seen() const { return seen_; }
   void reset_site_counts();
   const PredictCounts& predict_counts() const { return predict_; }
-  void reset_predict_counts() { predict_ = PredictCounts(); }
+  // The same counts per layer: [n_layer][kSites][kMaxPredictDistance + 1][tp, fp, fn].
+  const std::vector<uint64_t>& predict_layer_counts() const { return predict_layer_; }
+  void reset_predict_counts() {
+    predict_ = PredictCounts();
+    std::fill(predict_layer_.begin(), predict_layer_.end(), 0);
+  }
 
   // Evaluates tokens at positions [pos, pos + n). Writes logits of the last token to
   // `logits` ([n_vocab]) or, when all_logits, of every token ([n][n_vocab]).
@@ -222,6 +228,7 @@ class Model {
   void preload_group(int group, const float* x, int n);
   // Records predictions at distances 1..kMaxPredictDistance from the residual at layer l.
   void probe_predictions(int layer, const float* x);
+  void probe_half(int target, int site, const float* x);
   void score_active(int layer, int site, const float* x, int64_t n_in);
 
   ModelConfig cfg_;
@@ -264,8 +271,11 @@ class Model {
   // the prediction for (layer, distance) was made during this token.
   std::vector<uint8_t> pred_bits_;
   std::vector<uint64_t> pred_token_;            // [n_layer][distance]
+  std::vector<uint64_t> half_token_;            // [n_layer][2]: distance-0 predictions
   uint64_t token_serial_ = 0;
   PredictCounts predict_;
+  std::vector<uint64_t> predict_layer_;
+  void count_prediction(int layer, int site, int d, uint64_t tp, uint64_t fp, uint64_t fn);
 };
 
 }  // namespace activeflow

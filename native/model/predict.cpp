@@ -100,12 +100,25 @@ void Model::probe_predictions(int layer, const float* x) {
   }
 }
 
+// The finest prediction: one sub-block ahead (attn_in of layer + 1 from the residual after
+// this layer's attention, ffn_in of this layer from the residual before its attention),
+// kept as distance 0.
+void Model::probe_half(int target, int site, const float* x) {
+  if (target >= cfg_.n_layer) return;
+  const int E = cfg_.n_embd;
+  predict_scores(target, site, x, 1, score_.data());
+  uint8_t* bits = pred_bits_.data() + ((static_cast<size_t>(target) * (kMaxPredictDistance + 1) + 0) * 2 + Pair(site)) * E;
+  for (int j = 0; j < E; j++) bits[j] = score_[j] > flash_->predict_margin;
+  half_token_[static_cast<size_t>(target) * 2 + Pair(site)] = token_serial_;
+}
+
 // Called with a decode token's thresholded input of (layer, site).
 void Model::score_active(int layer, int site, const float* x, int64_t n_in) {
   const int p = Pair(site);
   if (site == kAttnIn || site == kFfnIn) {
-    for (int d = 1; d <= kMaxPredictDistance && layer - d >= 0; d++) {
-      if (pred_token_[static_cast<size_t>(layer) * (kMaxPredictDistance + 1) + d] != token_serial_) continue;
+    for (int d = 0; d <= kMaxPredictDistance && layer - d >= 0; d++) {
+      if (d == 0 ? half_token_[static_cast<size_t>(layer) * 2 + p] != token_serial_
+                 : pred_token_[static_cast<size_t>(layer) * (kMaxPredictDistance + 1) + d] != token_serial_) continue;
       const uint8_t* bits = pred_bits_.data() +
                             ((static_cast<size_t>(layer) * (kMaxPredictDistance + 1) + d) * 2 + p) * cfg_.n_embd;
       uint64_t tp = 0, fp = 0, fn = 0;
@@ -115,9 +128,7 @@ void Model::score_active(int layer, int site, const float* x, int64_t n_in) {
         fp += !act && pred;
         fn += act && !pred;
       }
-      predict_.tp[site][d] += tp;
-      predict_.fp[site][d] += fp;
-      predict_.fn[site][d] += fn;
+      count_prediction(layer, site, d, tp, fp, fn);
     }
     return;
   }
@@ -132,12 +143,21 @@ void Model::score_active(int layer, int site, const float* x, int64_t n_in) {
       fp += !act && pred;
       fn += act && !pred;
     }
-    predict_.tp[site][1] += tp;
-    predict_.fp[site][1] += fp;
-    predict_.fn[site][1] += fn;
+    count_prediction(layer, site, 1, tp, fp, fn);
   }
   for (int64_t j = 0; j < n_in; j++) bits[j] = x[j] != 0.0f;
   valid = 1;
+}
+
+void Model::count_prediction(int layer, int site, int d, uint64_t tp, uint64_t fp, uint64_t fn) {
+  predict_.tp[site][d] += tp;
+  predict_.fp[site][d] += fp;
+  predict_.fn[site][d] += fn;
+  if (predict_layer_.empty()) predict_layer_.assign(static_cast<size_t>(cfg_.n_layer) * kSites * (kMaxPredictDistance + 1) * 3, 0);
+  uint64_t* c = predict_layer_.data() + ((static_cast<size_t>(layer) * kSites + site) * (kMaxPredictDistance + 1) + d) * 3;
+  c[0] += tp;
+  c[1] += fp;
+  c[2] += fn;
 }
 
 }  // namespace activeflow

@@ -79,8 +79,10 @@ export interface BackendFlashStats {
   preloadIoSeconds?: number;
   preloadWaitSeconds?: number;
   demandWaitSeconds?: number;
-  // [site][distance - 1]: prediction counts of decode tokens.
+  // [site][distance 0..4]: prediction counts of decode tokens (0: one sub-block ahead).
   prediction?: { tp: number; fp: number; fn: number }[][];
+  // [nLayer][site][distance 0..4][tp, fp, fn], flat (distance 0 unused).
+  predictionByLayer?: Float64Array;
 }
 
 export interface BackendModelInfo {

@@ -97,6 +97,7 @@ function preloadRecord(p: PreloadRunStats): Record<string, unknown> {
     demand_wait_s: p.demandWaitSeconds,
     overlap: p.overlap,
     prediction: p.prediction,
+    prediction_from_layer3: p.predictionFromLayer3,
   };
 }
 

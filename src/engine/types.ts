@@ -115,6 +115,8 @@ export interface PreloadRunStats {
   // Per site: precision and recall of the predicted active set by layer distance (attn_in,
   // ffn_in: from the residual d layers earlier; attn_out, ffn_out: d = 1 is the previous token).
   prediction: Partial<Record<string, { distance: number; precision: number | null; recall: number | null }[]>>;
+  // The same from layer 3 on (the paper: the residual stream dominates from layer ~3).
+  predictionFromLayer3: Partial<Record<string, { distance: number; precision: number | null; recall: number | null }[]>>;
 }
 
 export interface LoadOptions {
