@@ -253,6 +253,12 @@ test("policy: PSI stall share and full avg10 count as pressure; an OOM kill too;
   assert.equal(d.change, undefined);
 });
 
+test("policy: above the emergency mark the cooldown is skipped", () => {
+  const justShrunk = { ...initialState(64 * MiB), cacheBytes: 32 * MiB, lastShrinkMs: 0 };
+  assert.equal(decide(justShrunk, cg(100, 95), policy).change, undefined, "95 % inside the cooldown: hold");
+  assert.equal(decide(justShrunk, cg(100, 98), policy).state.cacheBytes, 16 * MiB, "98 %: shrink at once");
+});
+
 test("policy: a growth step below minStepBytes is skipped (each resize drops the cache), except from an empty cache", () => {
   const near = { ...initialState(64 * MiB), cacheBytes: 64 * MiB - 4096, calmSinceMs: 0 };
   assert.equal(decide(near, cg(5000, 10), policy).change, undefined);

@@ -168,6 +168,8 @@ export interface PressurePolicy {
   calmMs: number;
   // At most one shrink per this many ms (the last one needs a token boundary to take effect). Defaults to 1000 ms.
   cooldownMs: number;
+  // Working set / limit above which the cooldown is skipped: the limit is about to be hit. Defaults to 0.97.
+  emergencyWater: number;
   // A cache this small is dropped outright rather than halved again. Defaults to 1 MiB.
   minStepBytes: number;
 }
@@ -179,6 +181,7 @@ export const DEFAULT_POLICY: PressurePolicy = {
   lowWater: 0.75,
   calmMs: 5000,
   cooldownMs: 1000,
+  emergencyWater: 0.97,
   minStepBytes: 1 << 20,
 };
 
@@ -234,7 +237,10 @@ export function decide(state: PressureState, sample: PressureSample, policy: Pre
   const now = sample.atMs;
   if (why !== undefined) {
     next.calmSinceMs = undefined;
-    if (state.cacheBytes === 0 || (state.lastShrinkMs !== undefined && now - state.lastShrinkMs < policy.cooldownMs)) return { state: next };
+    const cg = sample.cgroup;
+    const emergency = cg !== undefined && cg.workingSetBytes > policy.emergencyWater * cg.limitBytes;
+    const cooling = state.lastShrinkMs !== undefined && now - state.lastShrinkMs < policy.cooldownMs;
+    if (state.cacheBytes === 0 || (cooling && !emergency)) return { state: next };
     const half = Math.floor(state.cacheBytes / 2);
     next.cacheBytes = half < policy.minStepBytes ? 0 : half;
     next.lastShrinkMs = now;
