@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 
 #include "activeflow/col_kernels.h"
@@ -42,18 +43,34 @@ void ColumnStore::reset_counts() {
   for (auto& c : caches_) std::fill(c.count.begin(), c.count.end(), 0);
 }
 
-// Splits the cache over extents in proportion to their size: every site of every layer gets
-// the same fraction of its channels.
+// Splits the cache over extents. Without preloading, in proportion to their size: every site
+// of every layer gets the same fraction of its channels. Experiment (AF_CACHE_OFF_STREAM_FIRST=1,
+// with preloading): o and down first, as their inputs are predicted worst; on the 7B at 50 %
+// it raised the channel hit rate 0.41 -> 0.52 but not the share of active bytes from the
+// cache (0.39 -> 0.33: their records are small), so it is not the default.
 void ColumnStore::plan_cache() {
   cache_mem_ = AlignedBuffer();  // free first, so shrinking never holds both
-  uint64_t total = 0;
-  for (const auto& e : extents_) total += static_cast<uint64_t>(e.n_in) * e.record_bytes;
-  const double frac = total > 0 ? std::min(1.0, static_cast<double>(cache_bytes_) / total) : 0.0;
+  const bool first_off_stream = preload_bytes_ > 0 && std::getenv("AF_CACHE_OFF_STREAM_FIRST");
+  uint64_t off = 0, on = 0;
+  for (const auto& e : extents_) {
+    const uint64_t b = static_cast<uint64_t>(e.n_in) * e.record_bytes;
+    if (first_off_stream && (e.site == kAttnOut || e.site == kFfnOut)) off += b;
+    else on += b;
+  }
+  double frac_off = 0, frac_on = 0;
+  double left = static_cast<double>(cache_bytes_);
+  if (off > 0) {
+    frac_off = std::min(1.0, left / off);
+    left -= frac_off * off;
+  }
+  if (on > 0) frac_on = std::min(1.0, std::max(0.0, left) / on);
   size_t bytes = 0;
   std::vector<int32_t> caps(extents_.size());
   for (size_t i = 0; i < extents_.size(); i++) {
-    caps[i] = static_cast<int32_t>(frac * extents_[i].n_in);
-    bytes += static_cast<size_t>(caps[i]) * extents_[i].record_bytes;
+    const FlashExtent& e = extents_[i];
+    const double frac = first_off_stream && (e.site == kAttnOut || e.site == kFfnOut) ? frac_off : frac_on;
+    caps[i] = static_cast<int32_t>(frac * e.n_in);
+    bytes += static_cast<size_t>(caps[i]) * e.record_bytes;
   }
   if (bytes > 0) cache_mem_ = AlignedBuffer(bytes);
   size_t at = 0;
@@ -93,6 +110,7 @@ void ColumnStore::set_preload_bytes(size_t bytes) {
     if (bytes >= 2 * 4096) b.mem = AlignedBuffer(bytes / 2);
   }
   if (bytes < 2 * 4096) preload_bytes_ = 0;
+  plan_cache();  // the split depends on whether we preload
 }
 
 bool ColumnStore::cached(int group, int site, int32_t channel) const {
