@@ -218,21 +218,21 @@ function run(state: PressureState, samples: PressureSample[]): { state: Pressure
   return { state, sizes };
 }
 
-test("policy: halves the cache above the high-water mark (once per cooldown), grows back after calm, up to the low-water room", () => {
+test("policy: halves the cache above the high-water mark (or frees down to the low-water mark, if more; once per cooldown), grows back after calm, up to the low-water room", () => {
   const { sizes } = run(initialState(64 * MiB), [
     cg(0, 50), // calm, at target
     cg(100, 95), // pressure: 64 -> 32
     cg(200, 95), // still pressure, inside the cooldown: hold
-    cg(700, 93), // cooldown over: 32 -> 16
+    cg(700, 93), // cooldown over: 93 - 75 = 18 MiB over the low-water mark, more than half: 32 -> 14
     cg(800, 60), // calm starts
     cg(1500, 60), // calm 0.7 s: hold
-    cg(1800, 60), // calm 1.0 s: grow, but only to 75 % of 100 MiB: room 15 MiB -> 31
+    cg(1800, 60), // calm 1.0 s: double to 28 (the room to 75 % of 100 MiB is 15 MiB: 29)
     cg(2000, 74), // calm again, the clock restarted at 1800
-    cg(2800, 74), // 1.0 s: room 1 MiB -> 32
-    cg(3800, 40), // 1.0 s, plenty of room: double to 64 (the target)
-    cg(9000, 40), // at target: hold
+    cg(2800, 74), // 1.0 s: room 1 MiB -> 29
+    cg(3800, 40), // 1.0 s, plenty of room: double, 58
+    cg(9000, 40), // the target, 64
   ]);
-  assert.deepEqual(sizes, [64, 32, 32, 16, 16, 16, 31, 31, 32, 64, 64]);
+  assert.deepEqual(sizes, [64, 32, 32, 14, 14, 14, 28, 28, 29, 58, 64]);
 });
 
 test("policy: PSI stall share and full avg10 count as pressure; an OOM kill too; small caches drop to zero", () => {
@@ -256,7 +256,7 @@ test("policy: PSI stall share and full avg10 count as pressure; an OOM kill too;
 test("policy: above the emergency mark the cooldown is skipped", () => {
   const justShrunk = { ...initialState(64 * MiB), cacheBytes: 32 * MiB, lastShrinkMs: 0 };
   assert.equal(decide(justShrunk, cg(100, 95), policy).change, undefined, "95 % inside the cooldown: hold");
-  assert.equal(decide(justShrunk, cg(100, 98), policy).state.cacheBytes, 16 * MiB, "98 %: shrink at once");
+  assert.equal(decide(justShrunk, cg(100, 98), policy).state.cacheBytes, 9 * MiB, "98 %: shrink at once, by the 23 MiB over the low-water mark");
 });
 
 test("policy: a growth step below minStepBytes is skipped (each resize drops the cache), except from an empty cache", () => {
@@ -279,7 +279,9 @@ test("the watcher reports each change of the allowed cache size", () => {
   const seen: number[] = [];
   const w = new MemoryPressureWatcher(40 * MiB, (bytes) => seen.push(bytes / MiB), { read: () => readings.shift()!, policy });
   for (let i = 0; i < 5; i++) w.poll();
-  assert.deepEqual(seen, [20, 10, 20]);
+  // 95 % of the limit is 20 MiB over the low-water mark: 40 -> 20, then 20 -> 0; back up from
+  // empty by one step.
+  assert.deepEqual(seen, [20, 0, 1]);
 });
 
 test("watchMemory: the engine shrinks its cache under (fake) pressure between tokens and the tokens stay the same", async () => {

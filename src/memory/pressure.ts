@@ -241,8 +241,11 @@ export function decide(state: PressureState, sample: PressureSample, policy: Pre
     const emergency = cg !== undefined && cg.workingSetBytes > policy.emergencyWater * cg.limitBytes;
     const cooling = state.lastShrinkMs !== undefined && now - state.lastShrinkMs < policy.cooldownMs;
     if (state.cacheBytes === 0 || (cooling && !emergency)) return { state: next };
-    const half = Math.floor(state.cacheBytes / 2);
-    next.cacheBytes = half < policy.minStepBytes ? 0 : half;
+    // Halve, or give up at once what takes the working set back to the low-water mark if that
+    // is more: the shrink lands only at the next token, while the squeeze goes on.
+    const need = cg ? cg.workingSetBytes - policy.lowWater * cg.limitBytes : 0;
+    const target = Math.max(0, Math.floor(Math.min(state.cacheBytes / 2, state.cacheBytes - need)));
+    next.cacheBytes = target < policy.minStepBytes ? 0 : target;
     next.lastShrinkMs = now;
     return { state: next, change: { cacheBytes: next.cacheBytes, reason: `shrink: ${why}` } };
   }
