@@ -57,6 +57,7 @@ const { values: args } = parseArgs({
     "recall-dram": { type: "string", default: "35%" },
     margins: { type: "string", default: "1,0.8,0.6,0.5,0.4" },
     out: { type: "string" },
+    report: { type: "string" },
   },
 });
 
@@ -200,9 +201,40 @@ async function speedPart(): Promise<string> {
     }
   }
   memory.push(measureMemoryBandwidth());
-  const memBw = Math.max(...memory.map((m) => m.readBytesPerSecond));
-  const readerBw = (bs: number) => median(reader.filter((p) => p.blockBytes === bs).map((p) => p.mbPerSecond * 1e6));
   result.reader = reader;
+  save(out, result);
+  await reportSpeed(result as unknown as SpeedResult, out);
+  return out;
+}
+
+interface SpeedResult {
+  model: string;
+  budgets: string[];
+  threads: number;
+  sparsity: number;
+  decodeTokens: number;
+  promptIds: number[];
+  allowanceBytes: number;
+  loadThreshold: number;
+  memoryBandwidth: MemoryBandwidth[];
+  reader: (ReaderPoint & { pass: number; loadAverage1: number })[];
+  runs: SpeedRun[];
+  summary?: Record<string, unknown>[];
+}
+
+// Summary and tables from a speed result (fresh or saved: --report recomputes them from the
+// runs' raw counters, so a fix here applies to old results too).
+async function reportSpeed(result: SpeedResult, out: string): Promise<void> {
+  const { model, budgets, sparsity, decodeTokens, promptIds } = result;
+  const flash = await openFlashModel(model);
+  const weightBytes = weightBytesOf(flash);
+  const cfg = readModelConfig(await readGguf(model));
+  const all = result.runs;
+  for (const r of all) if (r.record.done) r.decode = decodeNumbers(r.record.done);
+  const measured = all.filter((r) => !r.pilot && r.decode && r.threads === result.threads);
+  const memBw = Math.max(...result.memoryBandwidth.map((m) => m.readBytesPerSecond));
+  const readerBw = (bs: number) => median(result.reader.filter((p) => p.blockBytes === bs).map((p) => p.mbPerSecond * 1e6));
+  const allowance = result.allowanceBytes, threshold = result.loadThreshold;
 
   // DRAM bytes per token beyond the active columns: the resident head (every row, every
   // token), norms, and the KV cache read at the mean decode position.
@@ -272,7 +304,7 @@ async function speedPart(): Promise<string> {
   for (const s of predictionTables) {
     const pred = s.prediction as ReturnType<typeof pooledPrediction>;
     console.log(`\n7B prediction (${s.budget}${s.label}, pooled over runs; precision / recall %):`);
-    console.log(table(["site", "d=1", "d=2", "d=3", "d=4"], Object.entries(pred).map(([site, cs]) => [site, ...[1, 2, 3, 4].map((d) => {
+    console.log(table(["site", "d=0.5", "d=1", "d=2", "d=3", "d=4"], Object.entries(pred).map(([site, cs]) => [site, ...[0.5, 1, 2, 3, 4].map((d) => {
       const c = cs.find((x) => x.distance === d);
       return c ? `${pct(c.precision)} / ${pct(c.recall)}` : "-";
     })])));
@@ -280,8 +312,8 @@ async function speedPart(): Promise<string> {
   const above = all.filter((r) => r.gate.startedAboveThreshold).length;
   console.log(`\nload: ${above} of ${all.length} runs started with the 1-min load above ${threshold} (wait allowance used up); 1-min load at run starts ${f2(Math.min(...all.map((r) => r.gate.loadAverage1)))}..${f2(Math.max(...all.map((r) => r.gate.loadAverage1)))}`);
   console.log(`wrote ${out}`);
-  return out;
 }
+
 
 async function recallPart(): Promise<string> {
   const margins = args.margins.split(",").map(Number);
@@ -296,7 +328,7 @@ async function recallPart(): Promise<string> {
     for (const p of RECALL_PROMPTS) {
       const r = await recallRun(recallArgv(args["recall-model"], p, tokens, args["recall-dram"], sparsity, m), m, p, 10);
       runs.push(r);
-      log(`margin ${m}: ${JSON.stringify(p.slice(0, 30))}: recall@1 attn_in ${pct(r.prediction.attn_in?.[0]?.recall ?? null)} ffn_in ${pct(r.prediction.ffn_in?.[0]?.recall ?? null)}, ${f1(r.flashBytesRead / 1e6)} MB read`);
+      log(`margin ${m}: ${JSON.stringify(p.slice(0, 30))}: recall@1 attn_in ${pct(r.prediction.attn_in?.find((c) => c.distance === 1)?.recall ?? null)} ffn_in ${pct(r.prediction.ffn_in?.find((c) => c.distance === 1)?.recall ?? null)}, ${f1(r.flashBytesRead / 1e6)} MB read`);
       save(out, result);
     }
   }
@@ -313,21 +345,21 @@ async function recallPart(): Promise<string> {
   });
   result.byMargin = byMargin;
   save(out, result);
-  console.log(`SmolLM2 prediction, --dram ${args["recall-dram"]} --sparsity ${sparsity}, ${tokens} greedy tokens, mean over ${RECALL_PROMPTS.length} prompts; precision / recall % by distance (attn_out/ffn_out d=1: from the previous token)`);
+  console.log(`SmolLM2 prediction, --dram ${args["recall-dram"]} --sparsity ${sparsity}, ${tokens} greedy tokens, mean over ${RECALL_PROMPTS.length} prompts; precision / recall % by distance (d=0.5: from the previous sub-block; attn_out/ffn_out d=1: from the previous token)`);
   const rows: string[][] = [];
   for (const b of byMargin) {
     for (const [site, cs] of Object.entries(b.prediction)) {
-      rows.push([`${b.margin}`, site, ...[1, 2, 3, 4].map((d) => {
+      rows.push([`${b.margin}`, site, ...[0.5, 1, 2, 3, 4].map((d) => {
         const c = cs.find((x) => x.distance === d);
         return c ? `${pct(c.precision)} / ${pct(c.recall)}` : "-";
       }), f2(b.flashBytesPerToken / 1e6), pct(b.activeOnDemand)]);
     }
   }
-  console.log(table(["margin", "site", "d=1", "d=2", "d=3", "d=4", "flash MB/tok", "active on demand %"], rows));
+  console.log(table(["margin", "site", "d=0.5", "d=1", "d=2", "d=3", "d=4", "flash MB/tok", "active on demand %"], rows));
   if (byMargin.every((b) => b.predictionFromLayer3)) {
     console.log(`\nThe same, predicted layers 3 and up only:`);
-    console.log(table(["margin", "site", "d=1", "d=2", "d=3", "d=4"], byMargin.flatMap((b) => Object.entries(b.predictionFromLayer3!).map(([site, cs]) => [
-      `${b.margin}`, site, ...[1, 2, 3, 4].map((d) => {
+    console.log(table(["margin", "site", "d=0.5", "d=1", "d=2", "d=3", "d=4"], byMargin.flatMap((b) => Object.entries(b.predictionFromLayer3!).map(([site, cs]) => [
+      `${b.margin}`, site, ...[0.5, 1, 2, 3, 4].map((d) => {
         const c = cs.find((x) => x.distance === d);
         return c ? `${pct(c.precision)} / ${pct(c.recall)}` : "-";
       }),
@@ -338,6 +370,13 @@ async function recallPart(): Promise<string> {
 }
 
 async function main(): Promise<void> {
+  if (args.report) {
+    const { readFileSync } = await import("node:fs");
+    const r = JSON.parse(readFileSync(args.report, "utf8")) as SpeedResult;
+    await reportSpeed(r, args.report);
+    save(args.report, r);
+    return;
+  }
   if (!["speed", "recall", "all"].includes(args.part)) throw new Error(`--part ${args.part}: expected speed, recall or all`);
   if (args.part !== "recall") await speedPart();
   if (args.part !== "speed") await recallPart();

@@ -4,7 +4,11 @@ import type { BackendFlashStats } from "../../src/backend/Backend.js";
 import { SITES } from "../../src/backend/Backend.js";
 import type { Done } from "./pipelineRun.js";
 
-export interface PredictionCounts { tp: number; fp: number; fn: number }
+export interface PredictionCounts { tp: number; fp: number; fn: number; distance?: number }
+
+// The addon's count arrays: 4 entries are distances 1..4; 5 entries start with the half-layer
+// (previous sub-block) prediction, then 1..4.
+const distanceOf = (i: number, length: number) => (length === 5 ? (i === 0 ? 0.5 : i) : i + 1);
 
 export interface DecodeNumbers {
   tokens: number;
@@ -39,8 +43,8 @@ function layerCounts(a: ArrayLike<number> | undefined, b: ArrayLike<number>, l0:
   const out: Record<string, PredictionCounts[]> = {};
   const nLayer = b.length / (SITES.length * 5 * 3);
   SITES.forEach((site, s) => {
-    out[site] = [1, 2, 3, 4].map((d) => {
-      const c = { tp: 0, fp: 0, fn: 0 };
+    out[site] = [0, 1, 2, 3, 4].map((d) => {
+      const c = { tp: 0, fp: 0, fn: 0, distance: distanceOf(d, 5) };
       for (let l = l0; l < Math.min(l1, nLayer); l++) {
         const i = ((l * SITES.length + s) * 5 + d) * 3;
         c.tp += b[i]! - (a?.[i] ?? 0);
@@ -63,9 +67,10 @@ export function decodeNumbers(done: Done): DecodeNumbers {
   const io = d("preloadIoSeconds"), wait = d("preloadWaitSeconds");
   const prediction: Record<string, PredictionCounts[]> = {};
   SITES.forEach((site, s) => {
-    prediction[site] = (b.prediction?.[s] ?? []).map((c, i) => {
+    const cs = b.prediction?.[s] ?? [];
+    prediction[site] = cs.map((c, i) => {
       const c0 = a.prediction?.[s]?.[i] ?? { tp: 0, fp: 0, fn: 0 };
-      return { tp: c.tp - c0.tp, fp: c.fp - c0.fp, fn: c.fn - c0.fn };
+      return { tp: c.tp - c0.tp, fp: c.fp - c0.fp, fn: c.fn - c0.fn, distance: distanceOf(i, cs.length) };
     });
   });
   // Per-layer counts: [nLayer][site][distance 0..4][tp, fp, fn], flat (newer addons only).
@@ -108,19 +113,19 @@ export function pooledPrediction(
   for (const site of SITES) {
     const sum: PredictionCounts[] = [];
     for (const r of runs) {
-      (pick(r)?.[site] ?? []).forEach((c, i) => {
-        const s = (sum[i] ??= { tp: 0, fp: 0, fn: 0 });
+      (pick(r)?.[site] ?? []).forEach((c, i, cs) => {
+        const s = (sum[i] ??= { tp: 0, fp: 0, fn: 0, distance: c.distance ?? distanceOf(i, cs.length) });
         s.tp += c.tp;
         s.fp += c.fp;
         s.fn += c.fn;
       });
     }
     out[site] = sum
-      .map((c, i) => ({
-        distance: i + 1,
+      .map((c) => ({
+        distance: c.distance!,
         precision: c.tp + c.fp > 0 ? c.tp / (c.tp + c.fp) : null,
         recall: c.tp + c.fn > 0 ? c.tp / (c.tp + c.fn) : null,
-        ...c,
+        tp: c.tp, fp: c.fp, fn: c.fn,
       }))
       .filter((c) => c.recall !== null);
   }
