@@ -6,7 +6,7 @@
 // tables. Writes bench/results/quality-alloc-<date>.json.
 //
 // Usage: npx tsx bench/quality-alloc.ts [--model path] [--text file] [--per-prompt 64]
-//        [--levels 0.3,0.5,0.7] [--methods uniform,matched,greedy] [--wiki] [--wiki-methods greedy] [--tokens 8192]
+//        [--calib-tokens 4096] [--levels 0.3,0.5,0.7] [--methods uniform,matched,greedy] [--wiki] [--wiki-methods greedy] [--tokens 8192]
 //        [--tables dir]   (tables are cached in dir, default /tmp/af-alloc/tables)
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
@@ -27,6 +27,7 @@ const { values } = parseArgs({
     model: { type: "string" },
     text: { type: "string" },
     "per-prompt": { type: "string", default: "64" },
+    "calib-tokens": { type: "string", default: "4096" },
     levels: { type: "string", default: "0.3,0.5,0.7" },
     methods: { type: "string", default: "uniform,matched,greedy" },
     wiki: { type: "boolean", default: false },
@@ -114,7 +115,7 @@ async function main() {
   });
   log(`site bytes ${siteBytes.join(", ")}`);
   const calib = await calibrationText(engine, {
-    ...(values.text ? { text: readFileSync(values.text, "utf8") } : {}),
+    ...(values.text ? { text: readFileSync(values.text, "utf8"), maxTokens: Number(values["calib-tokens"]) } : {}),
     tokensPerPrompt: Number(values["per-prompt"]),
   });
   log(`calibration text: ${calib.tokens} tokens in ${calib.windows.length} windows (${calib.source})`);
