@@ -56,6 +56,7 @@ const { values: args } = parseArgs({
     "recall-tokens": { type: "string", default: "128" },
     "recall-dram": { type: "string", default: "35%" },
     margins: { type: "string", default: "1,0.8,0.6,0.5,0.4" },
+    "recall-prompts": { type: "string", default: "3" },
     out: { type: "string" },
     report: { type: "string" },
   },
@@ -319,19 +320,28 @@ async function recallPart(): Promise<string> {
   const margins = args.margins.split(",").map(Number);
   const tokens = Number(args["recall-tokens"]), sparsity = Number(args.sparsity);
   const runs: RecallRun[] = [];
+  const prompts = RECALL_PROMPTS.slice(0, Number(args["recall-prompts"]));
   const out = args.out && args.part === "recall" ? args.out : join(repoRoot(), "bench", "results", `pipeline-recall-${stamp}.json`);
   const result: Record<string, unknown> = {
     bench: "pipeline", part: "recall", date: new Date().toISOString(), machine: machineInfo(), source: sourceState(), model: args["recall-model"], dram: args["recall-dram"],
-    sparsity, tokens, prompts: RECALL_PROMPTS, margins, runs,
+    sparsity, tokens, prompts, margins, runs,
   };
   for (const m of margins) {
-    for (const p of RECALL_PROMPTS) {
+    for (const p of prompts) {
       const r = await recallRun(recallArgv(args["recall-model"], p, tokens, args["recall-dram"], sparsity, m), m, p, 10);
       runs.push(r);
       log(`margin ${m}: ${JSON.stringify(p.slice(0, 30))}: recall@1 attn_in ${pct(r.prediction.attn_in?.find((c) => c.distance === 1)?.recall ?? null)} ffn_in ${pct(r.prediction.ffn_in?.find((c) => c.distance === 1)?.recall ?? null)}, ${f1(r.flashBytesRead / 1e6)} MB read`);
       save(out, result);
     }
   }
+  reportRecall(result as unknown as RecallResult, out);
+  return out;
+}
+
+interface RecallResult { dram: string; sparsity: number; tokens: number; prompts: string[]; margins: number[]; runs: RecallRun[]; byMargin?: unknown }
+
+function reportRecall(result: RecallResult, out: string): void {
+  const { margins, runs, sparsity, tokens } = result;
   const byMargin = margins.map((m) => {
     const rs = runs.filter((r) => r.margin === m);
     return {
@@ -345,7 +355,7 @@ async function recallPart(): Promise<string> {
   });
   result.byMargin = byMargin;
   save(out, result);
-  console.log(`SmolLM2 prediction, --dram ${args["recall-dram"]} --sparsity ${sparsity}, ${tokens} greedy tokens, mean over ${RECALL_PROMPTS.length} prompts; precision / recall % by distance (d=0.5: from the previous sub-block; attn_out/ffn_out d=1: from the previous token)`);
+  console.log(`SmolLM2 prediction, --dram ${result.dram} --sparsity ${sparsity}, ${tokens} greedy tokens, mean over ${result.prompts.length} prompts; precision / recall % by distance (d=0.5: from the previous sub-block; attn_out/ffn_out d=1: from the previous token)`);
   const rows: string[][] = [];
   for (const b of byMargin) {
     for (const [site, cs] of Object.entries(b.prediction)) {
@@ -366,14 +376,14 @@ async function recallPart(): Promise<string> {
     ]))));
   }
   console.log(`wrote ${out}`);
-  return out;
 }
 
 async function main(): Promise<void> {
   if (args.report) {
     const { readFileSync } = await import("node:fs");
-    const r = JSON.parse(readFileSync(args.report, "utf8")) as SpeedResult;
-    await reportSpeed(r, args.report);
+    const r = JSON.parse(readFileSync(args.report, "utf8")) as (SpeedResult | RecallResult) & { part: string };
+    if (r.part === "recall") reportRecall(r as RecallResult, args.report);
+    else await reportSpeed(r as SpeedResult, args.report);
     save(args.report, r);
     return;
   }
