@@ -201,8 +201,9 @@ test("activeflow calibrate --text saves the table beside the model and --json su
   await writeFile(text, TEXT);
   const h = cli();
   assert.equal(await main(["calibrate", model, "--text", text, "--tokens", "200", "--json"], h.ctx), 0, h.err());
-  const j = JSON.parse(h.out().trim()) as { paths: string[]; tokens: number; levels: number[]; mean_thresholds: number[][] };
+  const j = JSON.parse(h.out().trim()) as { paths: string[]; tokens: number; method: string; levels: number[]; mean_thresholds: number[][] };
   assert.equal(j.paths[0], calibrationPath(model));
+  assert.equal(j.method, "greedy", "the CLI's default method");
   assert.equal(j.tokens, 200);
   assert.deepEqual(j.levels, [...SPARSITY_LEVELS]);
   const saved = await loadCalibration(model);
@@ -210,7 +211,7 @@ test("activeflow calibrate --text saves the table beside the model and --json su
   assert.equal(saved.calibrationTokens, 200);
   // Without --json: a table of mean thresholds per level, then the saved path.
   const t = cli();
-  assert.equal(await main(["calibrate", model, "--text", text, "--tokens", "200"], t.ctx), 0, t.err());
+  assert.equal(await main(["calibrate", model, "--text", text, "--tokens", "200", "--method", "uniform"], t.ctx), 0, t.err());
   assert.match(t.out(), /^calibrated on 200 tokens \(user text, uniform\)/);
   assert.match(t.out(), /\n\s+0\.50\s/);
   assert.ok(t.out().endsWith(`saved ${calibrationPath(model)}\n`));

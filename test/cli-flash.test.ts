@@ -87,7 +87,7 @@ test("synth, convert, verify, calibrate, eval and run --dram on a tiny model", a
   assert.match(evalNocal.err, /run `activeflow calibrate .*tiny\.af\.gguf` first\n$/);
 
   // Calibrating the GGUF also writes the table into its cached conversion's header (made just above).
-  const cal = await cli(["calibrate", gguf, "--tokens", "160", "--json"]);
+  const cal = await cli(["calibrate", gguf, "--tokens", "160", "--method", "uniform", "--json"]);
   assert.equal(cal.code, 0, cal.err);
   const cj = JSON.parse(cal.out.trim()) as { paths: string[] };
   assert.equal(cj.paths[0], calibrationPath(gguf));

@@ -36,7 +36,9 @@ export const CALIBRATION_PROMPTS: readonly string[] = [
 //    at the same byte-weighted mean (allocate.ts), then matched.
 export type CalibrationMethod = "uniform" | "matched" | "greedy";
 export const CALIBRATION_METHODS: readonly CalibrationMethod[] = ["uniform", "matched", "greedy"];
-export const DEFAULT_METHOD: CalibrationMethod = "uniform";
+// The CLI's default: best on the calibration text and on wiki.test.raw at every level measured
+// (bench/results/quality-alloc-*.json). calibrate() itself defaults to uniform (fast, for benches).
+export const DEFAULT_METHOD: CalibrationMethod = "greedy";
 
 export interface CalibrateOptions {
   // User text to calibrate on instead of self-generated text.
