@@ -334,6 +334,7 @@ std::shared_ptr<FlashSetup> ParseFlash(const Napi::Object& f) {
   if (f.Get("maxGap").IsNumber()) s->max_gap = static_cast<int64_t>(Num(f, "maxGap"));
   if (f.Get("maxBackground").IsNumber()) s->max_background = static_cast<unsigned>(Num(f, "maxBackground"));
   if (f.Get("preloadBytes").IsNumber()) s->preload_bytes = static_cast<size_t>(Num(f, "preloadBytes"));
+  if (f.Get("predict").IsBoolean()) s->predict = f.Get("predict").As<Napi::Boolean>().Value();
   if (f.Get("predictMargin").IsNumber()) s->predict_margin = static_cast<float>(Num(f, "predictMargin"));
   if (f.Get("crcs").IsTypedArray()) {
     auto c = f.Get("crcs").As<Napi::Uint32Array>();

@@ -215,7 +215,7 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
 
   for (int t = 0; t < n; t++) embed(tokens[t], x + t * E);
   token_serial_++;
-  const bool preload = store_ && store_->preloading();
+  const bool preload = store_ && store_->preloading() && flash_->predict;
   const int G = store_ ? store_->group_size() : 1;
   const int n_groups = (c.n_layer + G - 1) / G;
 

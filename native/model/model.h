@@ -127,8 +127,12 @@ struct FlashSetup {
   unsigned max_background = 8;
   // Active records this close are read together (the inactive ones between them included).
   int64_t max_gap = 16 << 10;
-  // Two preload buffers (the computing group and the next) share this; 0 = on demand only.
+  // Two group buffers (the computing group and the next) share this; 0 = none. They hold
+  // preloaded records and, for groups of several layers, records read on demand, so later
+  // layers of the group find them.
   size_t preload_bytes = 0;
+  // Predict and read the next group ahead; false loads every miss on demand.
+  bool predict = true;
   // A channel is predicted active when its predicted |x| exceeds margin x threshold.
   float predict_margin = 1.0f;
 };

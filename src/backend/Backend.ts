@@ -40,6 +40,7 @@ export interface BackendFlashSpec {
   maxGap: number;
   // Both preload buffers; 0 disables preloading.
   preloadBytes?: number;
+  predict?: boolean;
   predictMargin?: number;
 }
 

@@ -50,6 +50,8 @@ export class Engine {
   readonly plan: FlashMemoryPlan | undefined;
   // What the tuner chose when loaded with sparsity "auto".
   tuning: TuningStats | undefined;
+  // Whether the next group's channels are predicted and read ahead.
+  predicting = true;
   private sparsityLevel = 0;
   private residentPeak = 0;
   // Run-time budget (setDramBudget, the memory watcher): what is asked, what it leaves the
@@ -139,7 +141,7 @@ export class Engine {
         tuning = await tuneFor(flash, table!, planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { preload: false }), options);
         sparsity = tuning.sparsity;
       }
-      plan = planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { sparsity, preload: options.preload ?? true });
+      plan = planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { sparsity, preload: options.preload ?? true, groupSize: flash.groupSize });
       if (tuning) Object.assign(tuning, { cacheBytes: plan.cacheBytes, preloadBytes: plan.preloadBytes });
       if (options.dram === undefined) plan.budgetBytes = plan.weightBytes + plan.kvBytes + plan.scratchBytes;
       else if (floor !== undefined) plan = planAboveFloor(plan, budget);
@@ -174,6 +176,7 @@ export class Engine {
           maxRead: IO_MAX_READ,
           maxGap: IO_MAX_GAP,
           preloadBytes: plan.preloadBytes,
+          predict: options.preload ?? true,
           predictMargin: options.predictMargin ?? 1,
         },
       });
@@ -192,6 +195,7 @@ export class Engine {
     }
     const engine = new Engine(path, model, tokenizer, config, contextLength, threads, flash, plan);
     engine.tuning = tuning;
+    engine.predicting = options.preload ?? true;
     if (table) {
       model.setThresholds(thresholdsFor(table, sparsity));
       engine.sparsityLevel = sparsity;
@@ -229,7 +233,7 @@ export class Engine {
       ioWaitSeconds: f.ioWaitSeconds ?? 0,
       computeSeconds: f.columnComputeSeconds ?? 0,
       budgetHistory: this.history.map((h) => ({ ...h })),
-      preload: preloadStats(f, this.plan.preloadBytes, this.flash.groupSize),
+      preload: preloadStats(f, this.predicting ? this.plan.preloadBytes : 0, this.flash.groupSize),
       ...(this.tuning ? { tuning: this.tuning } : {}),
     };
   }
