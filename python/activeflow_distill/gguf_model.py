@@ -104,8 +104,9 @@ def tensor(reader: gguf.GGUFReader, name: str, required: bool = True):
 
 def dequantized(t) -> np.ndarray:
     """float32 [ne1, ne0] (torch's [out, in]) of a 2-D tensor, or [ne0] of a 1-D one."""
-    a = gguf.quants.dequantize(t.data, t.tensor_type)
-    return np.ascontiguousarray(a, dtype=np.float32)
+    a = np.ascontiguousarray(gguf.quants.dequantize(t.data, t.tensor_type), dtype=np.float32)
+    # F32 tensors come back as views of the read-only map; torch wants writable memory.
+    return a if a.flags.writeable else a.copy()
 
 
 def weight_type(reader: gguf.GGUFReader) -> T:

@@ -155,7 +155,7 @@ def distill(o: Options, log=lambda s: print(s, file=sys.stderr, flush=True)) -> 
         opt.step()
         sched.step()
         step += 1
-        losses.append(float(loss))
+        losses.append(loss.item())
         if not math.isfinite(losses[-1]):
             raise DistillError(f"loss became {losses[-1]} at step {step}; try a smaller --lr")
         if bar is not None:
