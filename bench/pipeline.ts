@@ -1,7 +1,7 @@
 // Issue 4's speed and prediction measurements.
 // Part "speed": the random-weight 7B from its flash file at DRAM budgets (25 %, 50 %), each
 // run in its own cgroup memory limit of budget + 256 MiB (page cache included, dropped first),
-// with cross-layer preloading and with --no-preload (every miss on demand), alternating, >= 3
+// with cross-layer preloading (--preload) and without (every miss on demand), alternating, >= 3
 // runs each; decode tok/s medians, their ratio, decode-only bytes per token (the backend's
 // counters at the first token subtracted), where active bytes came from, waits, the cgroup
 // peak, and the roofline: 1 / max(flash bytes / our reader's bandwidth at the achieved mean

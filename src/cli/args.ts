@@ -79,8 +79,8 @@ export const OPTIONS = {
   verifyReads: { long: "verify-reads", kind: "flag", help: "Check every page read from flash against its CRC-32C." },
   dramSchedule: { long: "dram-schedule", kind: "string", value: "list", check: checkSchedule, help: "Change the DRAM budget while generating: TOKEN:BUDGET,... (e.g. 0:60%,32:20%,64:60%); each budget holds from that generated-token index on (0 = the prompt). Without --dram the entry at token 0 is the load budget. Only the hot cache is resized; the rest is planned at load for the lowest budget listed. Defaults to none." },
   watchMemory: { long: "watch-memory", kind: "flag", help: "With --dram: watch memory pressure (/proc/pressure/memory, the cgroup's usage and limit) and halve the hot cache under pressure, growing it back when pressure has been gone for 5 s. Changes are printed on stderr." },
-  noPreload: { long: "no-preload", kind: "flag", help: "With --dram: load every missing column on demand instead of preloading the next layer group's predicted columns (for comparison)." },
-  predictMargin: { long: "predict-margin", kind: "number", value: "x", above: 0, max: 10, help: "With --dram: preload a channel when its predicted |x| exceeds x times its threshold; below 1 reads more for fewer misses. Defaults to 1." },
+  preload: { long: "preload", kind: "flag", help: "With --dram: read the next layer group's predicted columns while this one computes (cross-layer preloading). Off by default: on the 2-core SSD machine we measure on, loading misses on demand was faster (bench/results/pipeline-*.json)." },
+  predictMargin: { long: "predict-margin", kind: "number", value: "x", above: 0, max: 10, help: "With --preload: preload a channel when its predicted |x| exceeds x times its threshold; below 1 reads more for fewer misses. Defaults to 1." },
   columnType: { long: "column-type", kind: "string", value: "type", choices: WEIGHT_TYPES, help: `Store every column in this type (${WEIGHT_TYPES.join(", ")}). Defaults to the source type where it fits the column length, else q8_0.` },
   text: { long: "text", kind: "string", value: "file", help: "Text file to read." },
   tokens: { long: "tokens", kind: "int", value: "n", min: 16, max: 10_000_000, help: "Calibration tokens: with --text, the first n tokens of the file (defaults to 4096); without, the 16 built-in prompts are each continued by n/16 tokens (defaults to 1024)." },
@@ -127,7 +127,7 @@ interface CommandSpec {
 
 const SAMPLING: OptionKey[] = ["seed", "greedy", "temperature", "topK", "topP", "minP", "repeatPenalty", "repeatLastN"];
 const MODEL_NOTE = "<model> is a .gguf file, or `smollm2` for the cached SmolLM2-135M-Instruct (fetched on first use).";
-const FLASH: OptionKey[] = ["dram", "sparsity", "maxSparsity", "groupSize", "verifyReads", "noPreload", "predictMargin"];
+const FLASH: OptionKey[] = ["dram", "sparsity", "maxSparsity", "groupSize", "verifyReads", "preload", "predictMargin"];
 const FLASH_NOTE = [
   "With --dram the model runs from the flash layout under that DRAM budget; the context length",
   "then defaults to the prompt's tokens plus -n, rounded up to 64, so the KV cache stays small.",

@@ -145,7 +145,8 @@ export interface LoadOptions {
   // Check every page read from flash against its CRC-32C. Defaults to false.
   verifyReads?: boolean;
   // Read the predicted channels of the next layer group while this one computes. Defaults
-  // to true; false loads every miss on demand (for comparison).
+  // to false: every miss loads on demand, which measured faster on our 2-core SSD machine
+  // (see PRELOAD_DEFAULT in Engine.ts); a machine whose compute outweighs its flash time gains.
   preload?: boolean;
   // A channel is predicted active when its predicted |x| exceeds margin x its threshold.
   // Below 1 trades bytes for recall. Defaults to 1.

@@ -61,7 +61,7 @@ export interface FlashMemoryPlan {
 export interface FlashPlanOptions {
   // Expected sparsity: sizes the preload buffers (a group's records x (1 - sparsity)).
   sparsity?: number;
-  // Preload predicted channels of the next layer group. Defaults to true. Without it, files
+  // Preload predicted channels of the next layer group. Defaults to false. Without it, files
   // with groups of several layers still get the buffers: a record read on demand holds the
   // channel for every layer of its group, and the buffer keeps it for them.
   preload?: boolean;
@@ -128,7 +128,7 @@ export function planFlashMemory(
   if (headResident) left -= align64(headBytes);
   else left -= HEAD_STAGING_BYTES;
   let preloadBytes = 0;
-  if ((options.preload !== false || (options.groupSize ?? 1) > 1) && left > 0) {
+  if ((options.preload === true || (options.groupSize ?? 1) > 1) && left > 0) {
     const groups = new Map<number, number>();
     for (const e of flash.extents) groups.set(e.group, (groups.get(e.group) ?? 0) + alignPage(e.bytes));
     const groupBytes = Math.max(...groups.values());

@@ -29,6 +29,8 @@ export interface TuneInput {
   overlap?: number;
   // Share of missing active bytes the prediction preloads (its recall). Defaults to 0.8.
   recall?: number;
+  // Whether the engine will preload (else every miss is on demand). Defaults to true.
+  preload?: boolean;
 }
 
 export interface TuneEstimate {
@@ -59,7 +61,7 @@ export function estimate(input: TuneInput, sparsity: number, groupSize: number):
   const recall = input.recall ?? 0.8;
   const avail = Math.max(0, input.availableBytes);
   const groupBytes = input.layerBytes * groupSize;
-  const preloadBytes = Math.min(2 * groupBytes * Math.min(1, (1 - sparsity) * PRELOAD_SLACK), avail * PRELOAD_MAX_SHARE);
+  const preloadBytes = input.preload === false ? 0 : Math.min(2 * groupBytes * Math.min(1, (1 - sparsity) * PRELOAD_SLACK), avail * PRELOAD_MAX_SHARE);
   const cacheBytes = Math.max(0, avail - preloadBytes);
   // LFU over activity that is uniform at random: the hit rate is the cached share. Real
   // models have hot channels, so this errs on the slow side.

@@ -34,7 +34,7 @@ export function loadOptions(values: OptionValues): LoadOptions {
   if (values.maxSparsity !== undefined) o.maxSparsity = values.maxSparsity;
   if (values.groupSize !== undefined) o.groupSize = values.groupSize;
   if (values.verifyReads === true) o.verifyReads = true;
-  if (values.noPreload === true) o.preload = false;
+  if (values.preload === true) o.preload = true;
   if (typeof values.predictMargin === "number") o.predictMargin = values.predictMargin;
   return o;
 }
