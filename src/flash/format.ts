@@ -11,8 +11,9 @@ export const FLASH_ALIGNMENT = 4096;
 // Bytes covered by one CRC-32C entry; pages are counted from each extent's start.
 export const CRC_PAGE_BYTES = 4096;
 export const CRC_TENSOR = "af.crc32c";
-// 1 until the preloading pipeline keeps a group's records between its layers: with 4,
-// SmolLM2 at 35 % re-read each 4-layer record per layer (229 MB per token against 93 MB).
+// 1: even with group buffers keeping a group's records between its layers, the random 7B
+// read more per token with groups of 4 (2.48 vs 1.46 GB on demand at 50 %) and was no faster
+// (bench/results/pipeline-2026-11-22T04-24-42Z.json, ...04-40-12Z.json).
 export const DEFAULT_GROUP_SIZE = 1;
 // Zero bytes kept in the header (activeflow.reserved) so `calibrate` can add its
 // threshold keys by rewriting the header in place, without moving any tensor data.
