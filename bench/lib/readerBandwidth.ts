@@ -1,25 +1,10 @@
-// Our flash reader's random-read bandwidth at one block size and queue depth, on a file of
-// random bytes read with O_DIRECT: shared by bench/io (the bandwidth model) and bench/pipeline
-// (the roofline's flash term, measured in the same run as the speeds it bounds).
+// Files for our flash reader's bandwidth benchmarks (bench/io, bench/pipeline); the
+// measurement itself lives in src/pipeline/readBandwidth.ts, shared with the engine's profile.
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, statSync, writeSync } from "node:fs";
 import { randomFillSync } from "node:crypto";
 import { join } from "node:path";
-import { performance } from "node:perf_hooks";
-import type { NativeAddon } from "../../src/backends/native/binding.js";
 
-export interface ReaderPoint {
-  engine: "io_uring" | "pread";
-  blockBytes: number;
-  queueDepth: number;
-  seconds: number;
-  bytes: number;
-  reads: number;
-  mbPerSecond: number; // 1e6 bytes per second
-  iops: number;
-  // Process CPU seconds (user + system) per GB read. The decode threads share these 2 cores,
-  // so this is the other half of the io_uring vs pread choice.
-  cpuSecondsPerGb: number;
-}
+export { measureReader, type ReaderPoint } from "../../src/pipeline/readBandwidth.js";
 
 // Random bytes (not zeros) so no layer below can compress or skip them. Written once.
 export function ensureRandomFile(path: string, bytes: number, log: (s: string) => void): void {
@@ -36,57 +21,4 @@ export function ensureRandomFile(path: string, bytes: number, log: (s: string) =
   fsyncSync(fd);
   closeSync(fd);
   renameSync(tmp, path);
-}
-
-// Batches of random block-aligned reads of `file` (merging off, like fio), two batches in
-// flight so the device queue stays full across batch boundaries, for `seconds`.
-// `blockBytes` must be a multiple of 4096 (O_DIRECT).
-export async function measureReader(
-  addon: NativeAddon,
-  file: string,
-  engine: "io_uring" | "pread",
-  bs: number,
-  qd: number,
-  seconds: number,
-): Promise<ReaderPoint> {
-  if (bs % 4096 !== 0) throw new Error(`reader block size ${bs} is not a multiple of 4096 (O_DIRECT)`);
-  const h = addon.openFlashFile(file, { direct: true, backend: engine, maxRead: Math.max(bs, 1 << 20) });
-  if (h.mode() !== "direct") throw new Error(`${file}: O_DIRECT refused; the numbers would measure the page cache`);
-  const perBatch = Math.max(64, Math.min(qd * 16, Math.floor((128 << 20) / bs)));
-  const blocks = Math.floor(statSync(file).size / bs);
-  let seed = (bs * 31 + qd) >>> 0 || 1;
-  let bytes = 0, reads = 0;
-  let deadline = 0;
-  const makeLane = () => {
-    // Aligned, pre-faulted memory: whole-block reads land in place, as fio's do.
-    const into = addon.allocAligned(perBatch * bs);
-    const offsets = new Float64Array(perBatch), lengths = new Uint32Array(perBatch).fill(bs);
-    return async () => {
-      while (performance.now() < deadline) {
-        for (let i = 0; i < perBatch; i++) {
-          seed ^= seed << 13; // xorshift32
-          seed >>>= 0;
-          seed ^= seed >>> 17;
-          seed ^= seed << 5;
-          seed >>>= 0;
-          offsets[i] = (seed % blocks) * bs;
-        }
-        const { stats } = await h.readRanges(offsets, lengths, -1, qd, { into });
-        bytes += stats.bytesRead;
-        reads += stats.deviceReads;
-      }
-    };
-  };
-  const lanes = [makeLane(), makeLane()];
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  deadline = t0 + seconds * 1000;
-  await Promise.all(lanes.map((run) => run()));
-  const elapsed = (performance.now() - t0) / 1000;
-  const cpu = process.cpuUsage(cpu0);
-  h.close();
-  return {
-    engine, blockBytes: bs, queueDepth: qd, seconds: elapsed, bytes, reads, mbPerSecond: bytes / elapsed / 1e6,
-    iops: reads / elapsed, cpuSecondsPerGb: (cpu.user + cpu.system) / 1e6 / (bytes / 1e9),
-  };
 }

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { loadAddon } from "../backends/native/binding.js";
 import { cacheRoot } from "../fetch/cache.js";
 import { GgmlType } from "../gguf/types.js";
+import { measureReader } from "./readBandwidth.js";
 
 export interface MachineProfile {
   key: string;
@@ -40,37 +41,21 @@ async function profileKey(file: string): Promise<string> {
   return `${cpus()[0]?.model ?? "cpu"}|${cpus().length}|dev${st.dev}`;
 }
 
-// Random aligned reads spread over `file` (the model itself: its device is what we will read).
+// Random aligned reads of the model file itself (its device is what we will read), at the
+// engine's queue depth, with the engine's I/O backend.
 async function measureReads(file: string, seconds: number): Promise<MachineProfile["readBandwidth"]> {
   const addon = loadAddon();
-  const h = addon.openFlashFile(file, { direct: true });
-  try {
-    const size = h.size();
-    const out: MachineProfile["readBandwidth"] = [];
-    for (const bytes of PROFILE_READ_SIZES) {
-      if (bytes * 4 > size) break;
-      const perBatch = Math.max(PROFILE_QD, Math.min(256, Math.floor((8 << 20) / bytes)));
-      const into = addon.allocAligned(perBatch * bytes);
-      let done = 0, elapsed = 0;
-      const seed = randomBytes(4).readUInt32LE(0);
-      let r = seed || 1;
-      while (elapsed < seconds / PROFILE_READ_SIZES.length || done === 0) {
-        const offsets = new Float64Array(perBatch);
-        const lengths = new Uint32Array(perBatch).fill(bytes);
-        for (let i = 0; i < perBatch; i++) {
-          r ^= r << 13; r >>>= 0; r ^= r >>> 17; r ^= r << 5; r >>>= 0;
-          offsets[i] = Math.floor((r / 2 ** 32) * ((size - bytes) / 4096)) * 4096;
-        }
-        const { stats } = await h.readRanges(offsets, lengths, -1, PROFILE_QD, { into });
-        done += stats.bytesRead;
-        elapsed += stats.ioSeconds;
-      }
-      out.push({ bytes, bytesPerSecond: done / elapsed });
-    }
-    return out;
-  } finally {
-    h.close();
+  const size = (await stat(file)).size;
+  const sizes = PROFILE_READ_SIZES.filter((bytes) => bytes * 4 <= size);
+  const out: MachineProfile["readBandwidth"] = [];
+  for (const bytes of sizes) {
+    const p = await measureReader(addon, file, addon.ioDefaultBackend(), bytes, PROFILE_QD, seconds / sizes.length, {
+      requireDirect: false,
+      maxBatchBytes: 4 << 20,
+    });
+    out.push({ bytes, bytesPerSecond: p.bytes / p.seconds });
   }
+  return out;
 }
 
 // One thread of af_col_axpy over Q4_0 columns of 4096 outputs, as decode uses it.
