@@ -230,10 +230,7 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
       if (g + 1 < n_groups) preload_group(g + 1, x, n);
     }
     const bool probe = store_ && n == 1 && !thresholds_.empty();
-    if (probe) {
-      probe_predictions(il, x);
-      probe_half(il, kFfnIn, x);
-    }
+    if (probe) probe_predictions(il, x);
 
     // Attention block.
     for (int t = 0; t < n; t++) {
@@ -284,7 +281,7 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
       linear(s_.attn.data(), n, q_dim, {{&L.wo, xn, E}});
     }
     for (int i = 0; i < n * E; i++) x[i] += xn[i];
-    if (probe) probe_half(il + 1, kAttnIn, x);
+    if (probe) probe_half(il + 1, x);
 
     // SwiGLU FFN block.
     for (int t = 0; t < n; t++) {

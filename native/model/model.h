@@ -224,15 +224,18 @@ class Model {
   // Applies the site's threshold to n input rows in place and feeds the histograms.
   void site_input(int layer, int site, float* x, int n, int64_t n_in, size_t stride);
   void rope(float* v, int n_heads, int pos);
-  // Scores of layer L's residual-fed site (attn_in or ffn_in) from residual rows x [n][n_embd]:
-  // max over rows of |rmsnorm(x)_j * norm_j| / threshold, i.e. > 1 means predicted active
-  // (exact when the residual stream does not change before layer L).
+  // 1 / rms of residual rows x [n][n_embd] into inv_rms_, once per residual predicted from.
+  void residual_inv_rms(const float* x, int n);
+  // Scores of layer L's residual-fed site (attn_in or ffn_in) from residual rows x [n][n_embd]
+  // (inv_rms_ set for them): max over rows of |rmsnorm(x)_j * norm_j| / threshold, i.e. > 1
+  // means predicted active (exact when the residual stream does not change before layer L).
   void predict_scores(int layer, int site, const float* x, int n, float* score);
   // Predicts group g's active channels from residual rows x and starts reading them.
   void preload_group(int group, const float* x, int n);
   // Records predictions at distances 1..kMaxPredictDistance from the residual at layer l.
   void probe_predictions(int layer, const float* x);
-  void probe_half(int target, int site, const float* x);
+  void probe_half(int target, const float* x);
+  void record_prediction(int target, int site, int d);
   void score_active(int layer, int site, const float* x, int64_t n_in);
 
   ModelConfig cfg_;
@@ -267,6 +270,7 @@ class Model {
   // Prediction: row norms scratch, per-channel scores, candidates.
   std::vector<float> inv_rms_;
   std::vector<float> score_;                    // [max(n_embd, n_ff, q_dim)]
+  std::vector<float> best_;                     // [n_embd] best score over a group's layers
   std::vector<ColumnStore::Candidate> cands_;
   // Previous decode token's active set of attn_out / ffn_out, [n_layer][2][width] 0/1.
   std::vector<uint8_t> last_active_;
@@ -279,7 +283,7 @@ class Model {
   uint64_t token_serial_ = 0;
   PredictCounts predict_;
   std::vector<uint64_t> predict_layer_;
-  void count_prediction(int layer, int site, int d, uint64_t tp, uint64_t fp, uint64_t fn);
+  void count_prediction(int layer, int site, int d, const float* x, const uint8_t* predicted, int64_t n_in);
 };
 
 }  // namespace activeflow

@@ -19,6 +19,17 @@ int Pair(int site) { return site == kAttnIn || site == kAttnOut ? 0 : 1; }
 
 }  // namespace
 
+void Model::residual_inv_rms(const float* x, int n) {
+  const int E = cfg_.n_embd;
+  inv_rms_.resize(n);
+  for (int t = 0; t < n; t++) {
+    const float* r = x + static_cast<size_t>(t) * E;
+    double ss = 0;
+    for (int j = 0; j < E; j++) ss += static_cast<double>(r[j]) * r[j];
+    inv_rms_[t] = static_cast<float>(1.0 / std::sqrt(ss / E + cfg_.rms_eps));
+  }
+}
+
 void Model::predict_scores(int layer, int site, const float* x, int n, float* score) {
   const int E = cfg_.n_embd;
   const LayerWeights& L = w_.layers[layer];
@@ -28,13 +39,6 @@ void Model::predict_scores(int layer, int site, const float* x, int n, float* sc
     // Level 0 (or dense): every channel is active.
     std::fill(score, score + E, std::numeric_limits<float>::max());
     return;
-  }
-  inv_rms_.resize(n);
-  for (int t = 0; t < n; t++) {
-    const float* r = x + static_cast<size_t>(t) * E;
-    double ss = 0;
-    for (int j = 0; j < E; j++) ss += static_cast<double>(r[j]) * r[j];
-    inv_rms_[t] = static_cast<float>(1.0 / std::sqrt(ss / E + cfg_.rms_eps));
   }
   const float inv_thr = 1.0f / thr;
   std::fill(score, score + E, 0.0f);
@@ -53,7 +57,9 @@ void Model::preload_group(int group, const float* x, int n) {
   cands_.clear();
   const int E = cfg_.n_embd;
   // Residual-fed sites: the best score over the group's layers.
-  std::vector<float> best(E);
+  residual_inv_rms(x, n);
+  std::vector<float>& best = best_;
+  best.resize(E);
   for (int site : {kAttnIn, kFfnIn}) {
     std::fill(best.begin(), best.end(), 0.0f);
     for (int l = first; l < last; l++) {
@@ -86,30 +92,36 @@ void Model::preload_group(int group, const float* x, int n) {
   store_->preload(group, cands_);
 }
 
-void Model::probe_predictions(int layer, const float* x) {
+// Marks the channels of (target, site) whose score_ exceeds the margin as predicted at
+// distance d during this token (d = 0: one sub-block ahead).
+void Model::record_prediction(int target, int site, int d) {
   const int E = cfg_.n_embd;
+  uint8_t* bits = pred_bits_.data() + ((static_cast<size_t>(target) * (kMaxPredictDistance + 1) + d) * 2 + Pair(site)) * E;
+  for (int j = 0; j < E; j++) bits[j] = score_[j] > flash_->predict_margin;
+  if (d == 0) half_token_[static_cast<size_t>(target) * 2 + Pair(site)] = token_serial_;
+  else pred_token_[static_cast<size_t>(target) * (kMaxPredictDistance + 1) + d] = token_serial_;
+}
+
+// From the residual at the start of `layer`: ffn_in of this layer one sub-block ahead, and
+// attn_in / ffn_in of the next kMaxPredictDistance layers.
+void Model::probe_predictions(int layer, const float* x) {
+  residual_inv_rms(x, 1);
+  predict_scores(layer, kFfnIn, x, 1, score_.data());
+  record_prediction(layer, kFfnIn, 0);
   for (int d = 1; d <= kMaxPredictDistance && layer + d < cfg_.n_layer; d++) {
-    const int target = layer + d;
     for (int site : {kAttnIn, kFfnIn}) {
-      predict_scores(target, site, x, 1, score_.data());
-      uint8_t* bits = pred_bits_.data() +
-                      ((static_cast<size_t>(target) * (kMaxPredictDistance + 1) + d) * 2 + Pair(site)) * E;
-      for (int j = 0; j < E; j++) bits[j] = score_[j] > flash_->predict_margin;
+      predict_scores(layer + d, site, x, 1, score_.data());
+      record_prediction(layer + d, site, d);
     }
-    pred_token_[static_cast<size_t>(target) * (kMaxPredictDistance + 1) + d] = token_serial_;
   }
 }
 
-// The finest prediction: one sub-block ahead (attn_in of layer + 1 from the residual after
-// this layer's attention, ffn_in of this layer from the residual before its attention),
-// kept as distance 0.
-void Model::probe_half(int target, int site, const float* x) {
+// attn_in of `target` one sub-block ahead: from the residual after the previous layer's attention.
+void Model::probe_half(int target, const float* x) {
   if (target >= cfg_.n_layer) return;
-  const int E = cfg_.n_embd;
-  predict_scores(target, site, x, 1, score_.data());
-  uint8_t* bits = pred_bits_.data() + ((static_cast<size_t>(target) * (kMaxPredictDistance + 1) + 0) * 2 + Pair(site)) * E;
-  for (int j = 0; j < E; j++) bits[j] = score_[j] > flash_->predict_margin;
-  half_token_[static_cast<size_t>(target) * 2 + Pair(site)] = token_serial_;
+  residual_inv_rms(x, 1);
+  predict_scores(target, kAttnIn, x, 1, score_.data());
+  record_prediction(target, kAttnIn, 0);
 }
 
 // Called with a decode token's thresholded input of (layer, site).
@@ -121,35 +133,27 @@ void Model::score_active(int layer, int site, const float* x, int64_t n_in) {
                  : pred_token_[static_cast<size_t>(layer) * (kMaxPredictDistance + 1) + d] != token_serial_) continue;
       const uint8_t* bits = pred_bits_.data() +
                             ((static_cast<size_t>(layer) * (kMaxPredictDistance + 1) + d) * 2 + p) * cfg_.n_embd;
-      uint64_t tp = 0, fp = 0, fn = 0;
-      for (int64_t j = 0; j < n_in; j++) {
-        const bool act = x[j] != 0.0f, pred = bits[j] != 0;
-        tp += act && pred;
-        fp += !act && pred;
-        fn += act && !pred;
-      }
-      count_prediction(layer, site, d, tp, fp, fn);
+      count_prediction(layer, site, d, x, bits, n_in);
     }
     return;
   }
   const int wide = std::max(cfg_.n_head * cfg_.head_dim, cfg_.n_ff);
   uint8_t* bits = last_active_.data() + (static_cast<size_t>(layer) * 2 + p) * wide;
   uint8_t& valid = last_valid_[static_cast<size_t>(layer) * 2 + p];
-  if (valid) {
-    uint64_t tp = 0, fp = 0, fn = 0;
-    for (int64_t j = 0; j < n_in; j++) {
-      const bool act = x[j] != 0.0f, pred = bits[j] != 0;
-      tp += act && pred;
-      fp += !act && pred;
-      fn += act && !pred;
-    }
-    count_prediction(layer, site, 1, tp, fp, fn);
-  }
+  if (valid) count_prediction(layer, site, 1, x, bits, n_in);
   for (int64_t j = 0; j < n_in; j++) bits[j] = x[j] != 0.0f;
   valid = 1;
 }
 
-void Model::count_prediction(int layer, int site, int d, uint64_t tp, uint64_t fp, uint64_t fn) {
+// Compares the real active set (x nonzero) with a predicted one and adds to the counters.
+void Model::count_prediction(int layer, int site, int d, const float* x, const uint8_t* predicted, int64_t n_in) {
+  uint64_t tp = 0, fp = 0, fn = 0;
+  for (int64_t j = 0; j < n_in; j++) {
+    const bool act = x[j] != 0.0f, pred = predicted[j] != 0;
+    tp += act && pred;
+    fp += !act && pred;
+    fn += act && !pred;
+  }
   predict_.tp[site][d] += tp;
   predict_.fp[site][d] += fp;
   predict_.fn[site][d] += fn;
