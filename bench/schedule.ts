@@ -17,6 +17,7 @@ import { MemoryCgroup, dropCaches, findCgroup, removeParent, type CgroupKind } f
 import { inGroup, limitHits, peakOf, resetPeak, setLimit, usageOf } from "./lib/cgroupControl.js";
 import { machineInfo } from "./lib/machine.js";
 import { repoRoot } from "./lib/paths.js";
+import { lines } from "./lib/lines.js";
 
 const MiB = 1 << 20;
 const PARENT = "activeflow-schedule";
@@ -69,7 +70,7 @@ async function runScheduled(kind: CgroupKind, name: string, label: string, cli: 
   const t0 = performance.now();
   const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
   const phases: PhaseCgroup[] = [{ fromToken: 0, limitBytes: limitFor(0), limitSet: { ok: true, tries: 1 }, anonMaxBytes: 0, fileMaxBytes: 0 }];
-  let stdout = "", stderr = "", buf = "";
+  let stdout = "", stderr = "";
   let chain = Promise.resolve();
   const closePhase = () => {
     const p = phases[phases.length - 1]!;
@@ -77,28 +78,22 @@ async function runScheduled(kind: CgroupKind, name: string, label: string, cli: 
     p.limitHits = limitHits(g);
   };
   child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-  child.stderr.setEncoding("utf8").on("data", (d: string) => {
-    stderr += d;
-    buf += d;
-    let nl;
-    while ((nl = buf.indexOf("\n")) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      process.stderr.write(`  [${label}] ${line}\n`);
-      const m = /^dram schedule: from token (\d+),/.exec(line);
-      if (!m || m[1] === "0") continue;
-      const token = Number(m[1]);
-      chain = chain.then(async () => {
-        closePhase();
-        const limit = limitFor(token);
-        const usageAtStartBytes = usageOf(g);
-        const set = await setLimit(g, limit);
-        const peakReset = resetPeak(g);
-        phases.push({ fromToken: token, limitBytes: limit, usageAtStartBytes, peakReset, limitSet: set, anonMaxBytes: 0, fileMaxBytes: 0 });
-        process.stderr.write(`  [${label}] cgroup limit -> ${(limit / MiB).toFixed(1)} MiB at token ${token}: ${set.ok ? "ok" : `FAILED (${set.error}) with usage ${((usageOf(g) ?? 0) / MiB).toFixed(1)} MiB`}\n`);
-      });
-    }
+  lines(child.stderr, (line) => {
+    process.stderr.write(`  [${label}] ${line}\n`);
+    const m = /^dram schedule: from token (\d+),/.exec(line);
+    if (!m || m[1] === "0") return;
+    const token = Number(m[1]);
+    chain = chain.then(async () => {
+      closePhase();
+      const limit = limitFor(token);
+      const usageAtStartBytes = usageOf(g);
+      const set = await setLimit(g, limit);
+      const peakReset = resetPeak(g);
+      phases.push({ fromToken: token, limitBytes: limit, usageAtStartBytes, peakReset, limitSet: set, anonMaxBytes: 0, fileMaxBytes: 0 });
+      process.stderr.write(`  [${label}] cgroup limit -> ${(limit / MiB).toFixed(1)} MiB at token ${token}: ${set.ok ? "ok" : `FAILED (${set.error}) with usage ${((usageOf(g) ?? 0) / MiB).toFixed(1)} MiB`}\n`);
+    });
   });
+  child.stderr.on("data", (d: string) => (stderr += d));
   const sampler = setInterval(() => {
     const s = g.sample();
     const p = phases[phases.length - 1]!;

@@ -17,6 +17,7 @@ import { prepareModel } from "./lib/budgetRun.js";
 import { inGroup, limitHits, peakOf, usageOf } from "./lib/cgroupControl.js";
 import { machineInfo } from "./lib/machine.js";
 import { repoRoot } from "./lib/paths.js";
+import { lines } from "./lib/lines.js";
 
 const MiB = 1 << 20;
 const PARENT = "activeflow-squeeze";
@@ -75,19 +76,6 @@ interface ModeResult {
   samples: { t: number; usageMiB: number; anonMiB: number; fileMiB: number }[];
   events: Event[];
   wallSeconds: number;
-}
-
-function lines(stream: NodeJS.ReadableStream, on: (l: string) => void): void {
-  let buf = "";
-  stream.setEncoding("utf8");
-  stream.on("data", (d: string) => {
-    buf += d;
-    let nl;
-    while ((nl = buf.indexOf("\n")) >= 0) {
-      on(buf.slice(0, nl));
-      buf = buf.slice(nl + 1);
-    }
-  });
 }
 
 const closed = (c: ChildProcess) => new Promise<[number | null, NodeJS.Signals | null]>((r) => c.on("close", (code, sig) => r([code, sig])));

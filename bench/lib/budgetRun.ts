@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import type { FlashRunStats } from "../../src/engine/types.js";
 import { MemoryCgroup, dropCaches, type CgroupKind, type CgroupReading } from "./budgetCgroup.js";
 import { EVENT_MARKER, PREPARE_MARKER, type BudgetEvent, type PrepareRequest, type PrepareResult, type RunRequest } from "./budgetTypes.js";
+import { lines } from "./lines.js";
 
 // dist/bench/budgetWorker.js after `npm run build`; bench/budgetWorker.ts under tsx.
 function workerArgs(): string[] {
@@ -99,26 +100,19 @@ async function spawnWorker(req: RunRequest, opts: SpawnOptions, group: MemoryCgr
   let done: Extract<BudgetEvent, { ev: "done" }> | undefined;
   let disposed = false;
   let stderr = "";
-  let buf = "";
-  child.stdout.setEncoding("utf8").on("data", (d: string) => {
-    buf += d;
-    let nl: number;
-    while ((nl = buf.indexOf("\n")) >= 0) {
-      const l = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      if (!l.startsWith(EVENT_MARKER)) continue;
-      const e = JSON.parse(l.slice(EVENT_MARKER.length)) as BudgetEvent;
-      if (e.ev === "loaded") loaded = e.loadSeconds;
-      else if (e.ev === "warm") tWarm = performance.now();
-      else if (e.ev === "first") {
-        tFirst = performance.now();
-        prefill = e.prefillSeconds;
-      } else if (e.ev === "token") {
-        last = e;
-        if (e.n === 1) first = e;
-      } else if (e.ev === "disposed") disposed = true;
-      else done = e;
-    }
+  lines(child.stdout, (l) => {
+    if (!l.startsWith(EVENT_MARKER)) return;
+    const e = JSON.parse(l.slice(EVENT_MARKER.length)) as BudgetEvent;
+    if (e.ev === "loaded") loaded = e.loadSeconds;
+    else if (e.ev === "warm") tWarm = performance.now();
+    else if (e.ev === "first") {
+      tFirst = performance.now();
+      prefill = e.prefillSeconds;
+    } else if (e.ev === "token") {
+      last = e;
+      if (e.n === 1) first = e;
+    } else if (e.ev === "disposed") disposed = true;
+    else done = e;
   });
   child.stderr.setEncoding("utf8").on("data", (d: string) => {
     stderr = (stderr + d).slice(-20000);

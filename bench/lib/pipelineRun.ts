@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import { MemoryCgroup, dropCaches, type CgroupKind, type CgroupReading } from "./budgetCgroup.js";
 import { inGroup } from "./cgroupControl.js";
 import { PIPELINE_MARKER, type PipelineEvent, type PipelineRequest } from "./pipelineTypes.js";
+import { lines } from "./lines.js";
 
 // dist/bench/lib/pipelineWorker.js after `npm run build`; the .ts under tsx.
 function workerArgv(): string[] {
@@ -60,21 +61,15 @@ export async function runWorkerInCgroup(
     const [cmd, args] = inGroup(g, [...workerArgv(), JSON.stringify(req)], nice);
     const t0 = performance.now();
     const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
-    let buf = "", stderr = "", tokensSeen = 0;
+    let stderr = "", tokensSeen = 0;
     let loadSeconds: number | undefined, done: Done | undefined;
-    child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      buf += d;
-      let nl: number;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const l = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (!l.startsWith(PIPELINE_MARKER)) continue;
-        const e = JSON.parse(l.slice(PIPELINE_MARKER.length)) as PipelineEvent;
-        if (e.ev === "loaded") loadSeconds = e.loadSeconds;
-        else if (e.ev === "first") tokensSeen = 1;
-        else if (e.ev === "token") tokensSeen = e.n;
-        else done = e;
-      }
+    lines(child.stdout, (l) => {
+      if (!l.startsWith(PIPELINE_MARKER)) return;
+      const e = JSON.parse(l.slice(PIPELINE_MARKER.length)) as PipelineEvent;
+      if (e.ev === "loaded") loadSeconds = e.loadSeconds;
+      else if (e.ev === "first") tokensSeen = 1;
+      else if (e.ev === "token") tokensSeen = e.n;
+      else done = e;
     });
     child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr = (stderr + d).slice(-20000)));
     let anonMax = 0, fileMax = 0, timedOut = false;
