@@ -209,6 +209,35 @@ test("coalescing merges ranges within maxGap, caps reads at maxRead, never reads
   );
 });
 
+test("with a read-cost curve, ranges share a read exactly when one read of the span costs less than two", () => {
+  // A device where a read costs 10 us up to 16 KiB, then 1 us per further 4 KiB (bandwidth-bound).
+  const cost = { bytes: [4096, 16384, 1 << 20], seconds: [10e-6, 10e-6, 10e-6 + ((1 << 20) - 16384) / 4096 * 1e-6] };
+  const plan = (offs: number[], lens: number[]) => {
+    const p = addon.planFlashReads(Float64Array.from(offs), Uint32Array.from(lens), 0, 1 << 20, FILE_SIZE, cost);
+    return Array.from(p.offsets, (o, i) => [o, p.lengths[i]!]);
+  };
+  // Two pages 8 KiB apart: one 16 KiB read (10 us) beats two 4 KiB reads (20 us).
+  assert.deepEqual(plan([0, 12288], [100, 100]), [[0, 16384]]);
+  // Far apart: the span (1 MiB, ~260 us) costs more than two reads.
+  assert.deepEqual(plan([0, (1 << 20) - 4096], [100, 100]), [[0, 4096], [(1 << 20) - 4096, 4096]]);
+  // The cost of the plan is what readCostSeconds prices.
+  assert.ok(Math.abs(addon.readCostSeconds(cost, Uint32Array.from([16384])) - 10e-6) < 1e-12);
+  assert.throws(() => addon.planFlashReads(Float64Array.from([0]), Uint32Array.from([1]), 0, 1 << 20, FILE_SIZE, { bytes: [8192, 4096], seconds: [1, 1] }),
+    (e: Error & { code?: string }) => e.code === "BAD_ARGUMENT" && /strictly rising/.test(e.message));
+  assert.throws(() => addon.planFlashReads(Float64Array.from([0]), Uint32Array.from([1]), 0, 1 << 20, FILE_SIZE, { bytes: [4096], seconds: [0] }),
+    (e: Error & { code?: string }) => e.code === "BAD_ARGUMENT" && /positive size and time/.test(e.message));
+});
+
+test("probeDevice: random aligned reads at a fixed depth report throughput and latency; bad options name the field", async () => {
+  const r = await addon.probeDevice(filePath, { blockBytes: 8192, queueDepth: 4, seconds: 0.05, warmupSeconds: 0.01 });
+  assert.ok(r.reads > 0 && r.bytes === r.reads * 8192, `${r.reads} reads of 8 KiB, ${r.bytes} bytes`);
+  assert.ok(r.p50LatencyUs > 0 && r.p99LatencyUs >= r.p50LatencyUs);
+  await assert.rejects(addon.probeDevice(filePath, { blockBytes: 1000, queueDepth: 4, seconds: 0.05 }),
+    (e: Error & { code?: string }) => e.code === "BAD_ARGUMENT" && /probe block size 1000/.test(e.message));
+  await assert.rejects(addon.probeDevice(filePath, { blockBytes: 4096, queueDepth: 0, seconds: 0.05 }),
+    (e: Error & { code?: string }) => e.code === "BAD_ARGUMENT" && /probe queue depth 0/.test(e.message));
+});
+
 test("device reads and bytes follow the plan; a read at EOF returns only the file's bytes", async () => {
   const h = addon.openFlashFile(filePath);
   try {

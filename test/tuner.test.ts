@@ -14,8 +14,8 @@ function profile(small: number, large: number, compute: number): MachineProfile 
     key: "test",
     measuredAt: "",
     readBandwidth: [
-      { bytes: 4096, bytesPerSecond: small },
-      { bytes: 1 << 20, bytesPerSecond: large },
+      { bytes: 4096, bytesPerSecond: small, queueDepth: 32 },
+      { bytes: 1 << 20, bytesPerSecond: large, queueDepth: 8 },
     ],
     columnBytesPerSecond: compute,
   };

@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "io/read_cost.h"
+
 namespace activeflow {
 
 // Kernel entry points for tests and tools (kernels_binding.cpp).
@@ -15,6 +17,10 @@ void RegisterModelBindings(Napi::Env env, Napi::Object exports);
 void RegisterIoBindings(Napi::Env env, Napi::Object exports);
 // Column gather-axpy over transposed flash columns (col_binding.cpp).
 void RegisterColBindings(Napi::Env env, Napi::Object exports);
+
+// A read-cost curve from { bytes: number[], seconds: number[] }; undefined or null: none
+// (io_binding.cpp). Throws a BAD_ARGUMENT JS error naming what is wrong.
+ReadCost ParseReadCost(Napi::Env env, const Napi::Value& v);
 
 // An error that crosses into JS as an Error with a stable `code` property.
 struct NativeError : std::runtime_error {

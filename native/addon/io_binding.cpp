@@ -11,6 +11,7 @@
 #include "addon/bindings.h"
 #include "io/aligned_buffer.h"
 #include "io/crc32c.h"
+#include "io/device_probe.h"
 #include "io/flash_file.h"
 #include "io/io_error.h"
 #include "io/read_plan.h"
@@ -301,18 +302,23 @@ Napi::Value Crc32cInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// planFlashReads(offsets, lengths, maxGap, maxRead, fileSize): { offsets: Float64Array, lengths: Uint32Array }
+// planFlashReads(offsets, lengths, maxGap, maxRead, fileSize, cost?): { offsets: Float64Array, lengths: Uint32Array }
+// With a cost curve the merge rule is the cost test (maxGap is then unused).
 Napi::Value PlanFlashReads(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::vector<ReadReq> reqs = ParseRanges(env, info[0], info[1]);
   if (info.Length() < 5 || !info[2].IsNumber() || !info[3].IsNumber() || !info[4].IsNumber()) {
-    throw ToJsError(env, "BAD_ARGUMENT", "planFlashReads(offsets, lengths, maxGap, maxRead, fileSize)");
+    throw ToJsError(env, "BAD_ARGUMENT", "planFlashReads(offsets, lengths, maxGap, maxRead, fileSize, cost?)");
   }
   static uint8_t sink;  // plans never dereference dst
   for (ReadReq& r : reqs) r.dst = &sink;
+  const ReadCost cost = ParseReadCost(env, info.Length() > 5 ? info[5] : env.Undefined());
+  MergeRule rule;
+  rule.max_gap = info[2].As<Napi::Number>().Int64Value();
+  if (!cost.empty()) rule.cost = &cost;
   ReadPlan plan = Guard(env, [&] {
-    return PlanReads(reqs.data(), reqs.size(), info[2].As<Napi::Number>().Int64Value(),
-                     info[3].As<Napi::Number>().Uint32Value(), static_cast<uint64_t>(info[4].As<Napi::Number>().Int64Value()));
+    return PlanReads(reqs.data(), reqs.size(), rule, info[3].As<Napi::Number>().Uint32Value(),
+                     static_cast<uint64_t>(info[4].As<Napi::Number>().Int64Value()));
   });
   Napi::Float64Array offs = Napi::Float64Array::New(env, plan.reads.size());
   Napi::Uint32Array lens = Napi::Uint32Array::New(env, plan.reads.size());
@@ -325,6 +331,20 @@ Napi::Value PlanFlashReads(const Napi::CallbackInfo& info) {
   o.Set("lengths", lens);
   o.Set("bytesRequested", Napi::Number::New(env, static_cast<double>(plan.bytes_requested)));
   return o;
+}
+
+// readCostSeconds(cost, lengths: Uint32Array): the device time of those reads by the curve.
+Napi::Value ReadCostSeconds(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+    throw ToJsError(env, "BAD_ARGUMENT", "readCostSeconds(cost, lengths: Uint32Array)");
+  }
+  const ReadCost cost = ParseReadCost(env, info[0]);
+  if (cost.empty()) throw ToJsError(env, "BAD_ARGUMENT", "readCostSeconds needs a read cost curve");
+  auto l = info[1].As<Napi::Uint32Array>();
+  double t = 0;
+  for (size_t i = 0; i < l.ElementLength(); i++) t += cost.seconds(l[i]);
+  return Napi::Number::New(env, t);
 }
 
 // allocAligned(bytes): a zeroed Uint8Array on 4 KiB-aligned native memory, so aligned ranges
@@ -350,7 +370,84 @@ Napi::Value AllocAligned(const Napi::CallbackInfo& info) {
 // ioDefaultBackend(): what "auto" picks here ("io_uring" when io_uring_setup works).
 Napi::Value IoDefaultBackend(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), DefaultIoBackendName()); }
 
+// ioDefaults(): the I/O path's defaults (native/io/io_defaults.h), so TypeScript plans with them.
+Napi::Value IoDefaults(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("queueDepth", Napi::Number::New(env, kDefaultQueueDepth));
+  o.Set("maxRead", Napi::Number::New(env, kDefaultMaxRead));
+  o.Set("maxBackground", Napi::Number::New(env, kDefaultMaxBackground));
+  o.Set("maxGap", Napi::Number::New(env, static_cast<double>(kDefaultMaxGap)));
+  return o;
+}
+
+// probeDevice(path, { blockBytes, queueDepth, seconds, direct?, backend?, seed? }): Promise<{...}>
+// Random aligned reads of one size kept at a fixed depth, on a worker thread (see device_probe.h).
+Napi::Value ProbeDevice(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsObject()) {
+    throw ToJsError(env, "BAD_ARGUMENT", "probeDevice(path: string, { blockBytes, queueDepth, seconds })");
+  }
+  const std::string path = info[0].As<Napi::String>();
+  Napi::Object o = info[1].As<Napi::Object>();
+  ProbeOptions po;
+  po.block_bytes = GetU32(env, o.Get("blockBytes"), "blockBytes", 4096);
+  po.queue_depth = GetU32(env, o.Get("queueDepth"), "queueDepth", 1);
+  const Napi::Value sec = o.Get("seconds");
+  if (!sec.IsUndefined()) {
+    if (!sec.IsNumber()) throw ToJsError(env, "BAD_ARGUMENT", "seconds must be a number");
+    po.seconds = sec.As<Napi::Number>().DoubleValue();
+  }
+  const Napi::Value warm = o.Get("warmupSeconds");
+  if (!warm.IsUndefined()) {
+    if (!warm.IsNumber()) throw ToJsError(env, "BAD_ARGUMENT", "warmupSeconds must be a number");
+    po.warmup_seconds = warm.As<Napi::Number>().DoubleValue();
+  }
+  po.direct = o.Get("direct").IsUndefined() ? true : o.Get("direct").ToBoolean().Value();
+  po.backend = ParseBackend(env, o.Get("backend"));
+  po.seed = GetU32(env, o.Get("seed"), "seed", 1);
+  auto result = std::make_shared<ProbeResult>();
+  auto* task = new AsyncTask(
+      env, [path, po, result] { *result = ProbeRandomReads(path, po); },
+      [result](Napi::Env env) -> Napi::Value {
+        Napi::Object r = Napi::Object::New(env);
+        r.Set("reads", Napi::Number::New(env, static_cast<double>(result->reads)));
+        r.Set("bytes", Napi::Number::New(env, static_cast<double>(result->bytes)));
+        r.Set("seconds", Napi::Number::New(env, result->seconds));
+        r.Set("meanLatencyUs", Napi::Number::New(env, result->mean_latency_us));
+        r.Set("p50LatencyUs", Napi::Number::New(env, result->p50_latency_us));
+        r.Set("p99LatencyUs", Napi::Number::New(env, result->p99_latency_us));
+        r.Set("backend", Napi::String::New(env, result->backend));
+        r.Set("direct", Napi::Boolean::New(env, result->direct));
+        return r;
+      });
+  Napi::Promise p = task->Promise();
+  task->Queue();
+  return p;
+}
+
 }  // namespace
+
+// ReadCost from { bytes: number[], seconds: number[] } (undefined: none).
+ReadCost ParseReadCost(Napi::Env env, const Napi::Value& v) {
+  if (v.IsUndefined() || v.IsNull()) return ReadCost();
+  if (!v.IsObject()) throw ToJsError(env, "BAD_ARGUMENT", "read cost must be { bytes: number[], seconds: number[] }");
+  Napi::Object o = v.As<Napi::Object>();
+  Napi::Value b = o.Get("bytes"), t = o.Get("seconds");
+  if (!b.IsArray() || !t.IsArray() || b.As<Napi::Array>().Length() != t.As<Napi::Array>().Length()) {
+    throw ToJsError(env, "BAD_ARGUMENT", "read cost must be { bytes: number[], seconds: number[] } of equal lengths");
+  }
+  Napi::Array ba = b.As<Napi::Array>(), ta = t.As<Napi::Array>();
+  std::vector<ReadCost::Point> pts(ba.Length());
+  for (uint32_t i = 0; i < ba.Length(); i++) {
+    pts[i] = {ba.Get(i).As<Napi::Number>().Uint32Value(), ta.Get(i).As<Napi::Number>().DoubleValue()};
+  }
+  try {
+    return ReadCost(std::move(pts));
+  } catch (const IoError& e) {
+    throw ToJsError(env, e.code, e.what());
+  }
+}
 
 void RegisterIoBindings(Napi::Env env, Napi::Object exports) {
   Napi::Function ctor = FlashHandle::Define(env);
@@ -360,7 +457,10 @@ void RegisterIoBindings(Napi::Env env, Napi::Object exports) {
   exports.Set("crc32cInfo", Napi::Function::New(env, Crc32cInfo));
   exports.Set("planFlashReads", Napi::Function::New(env, PlanFlashReads));
   exports.Set("ioDefaultBackend", Napi::Function::New(env, IoDefaultBackend));
+  exports.Set("ioDefaults", Napi::Function::New(env, IoDefaults));
+  exports.Set("readCostSeconds", Napi::Function::New(env, ReadCostSeconds));
   exports.Set("allocAligned", Napi::Function::New(env, AllocAligned));
+  exports.Set("probeDevice", Napi::Function::New(env, ProbeDevice));
 }
 
 }  // namespace activeflow

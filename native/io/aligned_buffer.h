@@ -52,6 +52,22 @@ class AlignedBuffer {
   uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
 
+  // Keeps the first `bytes` (rounded up to 4 KiB) and returns the rest to the OS: a mapped
+  // buffer that stays mapped loses its tail in place; otherwise the kept bytes move to a new
+  // buffer (small, or growing past the mapping threshold).
+  void shrink(size_t bytes) {
+    const size_t keep = AlignUp(bytes);
+    if (keep >= size_) return;
+    if (size_ >= kMapAtLeast && keep >= kMapAtLeast) {
+      munmap(data_ + keep, size_ - keep);
+      size_ = keep;
+      return;
+    }
+    AlignedBuffer b(keep);
+    if (keep > 0) __builtin_memcpy(b.data(), data_, keep);
+    *this = std::move(b);
+  }
+
  private:
   void Release() noexcept {
     if (data_ == nullptr) return;

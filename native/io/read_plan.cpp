@@ -22,7 +22,7 @@ void Emit(std::vector<DeviceRead>& reads, uint64_t s, uint64_t e, uint32_t max_r
 
 }  // namespace
 
-ReadPlan PlanReads(const ReadReq* reqs, size_t n, int64_t max_gap, uint32_t max_read, uint64_t file_size) {
+ReadPlan PlanReads(const ReadReq* reqs, size_t n, const MergeRule& rule, uint32_t max_read, uint64_t file_size) {
   if (max_read < kIoAlign || max_read % kIoAlign != 0) {
     throw IoError("BAD_ARGUMENT", "max read " + std::to_string(max_read) + " must be a positive multiple of 4096");
   }
@@ -42,8 +42,10 @@ ReadPlan PlanReads(const ReadReq* reqs, size_t n, int64_t max_gap, uint32_t max_
   }
   std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return reqs[a].offset < reqs[b].offset; });
 
-  // Sweep the page-widened extents in offset order, growing the current read while the next
-  // extent starts within max_gap of its end and the read stays within max_read.
+  // Sweep the page-widened extents in offset order, growing the current read while the rule
+  // merges the next extent into it and the read stays within max_read. With a cost curve the
+  // test is greedy: the current read grown over the gap against the current read plus a read
+  // of the next extent alone.
   bool open = false;
   uint64_t cs = 0, ce = 0;
   for (uint32_t i : order) {
@@ -54,8 +56,14 @@ ReadPlan PlanReads(const ReadReq* reqs, size_t n, int64_t max_gap, uint32_t max_
       continue;
     }
     if (e <= ce) continue;  // inside the current read
-    const bool near = max_gap >= 0 && s <= ce + static_cast<uint64_t>(max_gap);
-    if (near && e - cs <= max_read) {
+    bool merge;
+    if (rule.cost) {
+      // Touching or overlapping extents always share the read.
+      merge = s <= ce || rule.cost->seconds(e - cs) <= rule.cost->seconds(ce - cs) + rule.cost->seconds(e - s);
+    } else {
+      merge = rule.max_gap >= 0 && s <= ce + static_cast<uint64_t>(rule.max_gap);
+    }
+    if (merge && e - cs <= max_read) {
       ce = e;
       continue;
     }
@@ -71,6 +79,7 @@ ReadPlan PlanReads(const ReadReq* reqs, size_t n, int64_t max_gap, uint32_t max_
   };
   std::vector<Tagged> tagged;
   tagged.reserve(order.size());
+  plan.pieces_of.assign(n, 0);
   for (uint32_t i : order) {
     const uint64_t off = reqs[i].offset, end = off + reqs[i].length;
     auto it = std::upper_bound(plan.reads.begin(), plan.reads.end(), off,
@@ -81,7 +90,8 @@ ReadPlan PlanReads(const ReadReq* reqs, size_t n, int64_t max_gap, uint32_t max_
       const uint64_t a = std::max(off, r.offset), b = std::min(end, r.offset + r.length);
       if (a >= b) continue;
       tagged.push_back({static_cast<uint32_t>(k),
-                        {static_cast<uint32_t>(a - r.offset), static_cast<uint32_t>(b - a), reqs[i].dst + (a - off)}});
+                        {static_cast<uint32_t>(a - r.offset), static_cast<uint32_t>(b - a), reqs[i].dst + (a - off), i}});
+      plan.pieces_of[i]++;
     }
   }
   std::stable_sort(tagged.begin(), tagged.end(), [](const Tagged& a, const Tagged& b) { return a.read < b.read; });

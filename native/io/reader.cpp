@@ -1,5 +1,9 @@
 #include "io/reader.h"
 
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -46,6 +50,21 @@ std::unique_ptr<IoEngine> MakeEngine(const FlashFile& f, IoBackend backend, unsi
 }
 
 }  // namespace
+
+void Waker::wait(uint32_t seen) {
+  sleepers_.fetch_add(1, std::memory_order_seq_cst);
+  if (epoch_.load(std::memory_order_seq_cst) == seen) {
+    ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&epoch_), FUTEX_WAIT_PRIVATE, seen, nullptr, nullptr, 0);
+  }
+  sleepers_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Waker::notify() {
+  epoch_.fetch_add(1, std::memory_order_seq_cst);
+  if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+    ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&epoch_), FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
+  }
+}
 
 bool IoUringAvailable() {
   static const bool ok = [] {
@@ -101,7 +120,11 @@ Reader::~Reader() {
   loader_.join();
 }
 
-uint64_t Reader::submit(std::vector<ReadReq> reqs, const PageChecksums* sums, bool urgent) {
+uint64_t Reader::submit(std::vector<ReadReq> reqs, const PageChecksums* sums, bool urgent, const LandingBoard* board) {
+  if (board && board->n != reqs.size()) {
+    throw IoError("BAD_ARGUMENT", "landing board has " + std::to_string(board->n) + " entries for " +
+                                      std::to_string(reqs.size()) + " requests");
+  }
   if (sums && sums->pages > 0) {
     if (!sums->crcs) throw IoError("BAD_ARGUMENT", "page checksums: table pointer is null");
     if (sums->base % kIoAlign != 0) {
@@ -114,7 +137,7 @@ uint64_t Reader::submit(std::vector<ReadReq> reqs, const PageChecksums* sums, bo
     if (stop_) throw IoError("FLASH_IO", file_->path() + ": reader is closed");
     ticket = next_ticket_++;
     results_[ticket];
-    queue_.push_back({ticket, std::move(reqs), sums ? *sums : PageChecksums{}, urgent});
+    queue_.push_back({ticket, std::move(reqs), sums ? *sums : PageChecksums{}, urgent, board ? *board : LandingBoard{}});
   }
   work_cv_.notify_one();
   return ticket;
@@ -162,9 +185,22 @@ void Reader::Loop() {
       a->t0 = Now();
       a->batch = std::move(b);
       try {
-        a->plan = PlanReads(a->batch.reqs.data(), a->batch.reqs.size(), opts_.max_gap, opts_.max_read, file_->size());
+        MergeRule rule;
+        rule.max_gap = opts_.max_gap;
+        if (!opts_.cost.empty()) rule.cost = &opts_.cost;
+        a->plan = PlanReads(a->batch.reqs.data(), a->batch.reqs.size(), rule, opts_.max_read, file_->size());
         a->stats.bytes_requested = a->plan.bytes_requested;
         a->state.resize(a->plan.reads.size());
+        const LandingBoard& board = a->batch.board;
+        if (board.left) {
+          // Each request was marked 1 (pending) by the caller: make it its piece count.
+          bool any = false;
+          for (size_t i = 0; i < board.n; i++) {
+            const int32_t add = static_cast<int32_t>(a->plan.pieces_of[i]) - 1;
+            if (add != 0 && board.left[i].fetch_add(add, std::memory_order_acq_rel) + add == 0) any = true;
+          }
+          if (any && board.waker) board.waker->notify();
+        }
       } catch (...) {
         a->error = std::current_exception();
       }
@@ -220,6 +256,13 @@ void Reader::Loop() {
           break;
         }
       }
+      // One wake-up per round of completions, not per record: a waiter computes on all that
+      // landed meanwhile.
+      for (auto& a : active) {
+        if (!a->landed) continue;
+        a->landed = false;
+        if (a->batch.board.waker) a->batch.board.waker->notify();
+      }
     }
     // Publish finished batches (in any order: results are keyed by ticket).
     std::vector<std::pair<uint64_t, Result>> finished;
@@ -234,8 +277,10 @@ void Reader::Loop() {
       r.done = true;
       if (a.error) {
         r.error = a.error;
+        FailBoard(a);
       } else if (a.next < a.plan.reads.size()) {
         r.error = std::make_exception_ptr(IoError("FLASH_IO", file_->path() + ": reader closed before the read ran"));
+        FailBoard(a);
       } else {
         a.stats.io_seconds = Now() - a.t0;
         r.stats = a.stats;
@@ -255,6 +300,10 @@ void Reader::Loop() {
   // Fail what is still queued so no waiter blocks forever.
   std::lock_guard<std::mutex> lock(mu_);
   for (const Batch& q : queue_) {
+    if (q.board.left) {
+      for (size_t i = 0; i < q.board.n; i++) q.board.left[i].store(0, std::memory_order_release);
+      if (q.board.waker) q.board.waker->notify();
+    }
     Result& r = results_[q.ticket];
     r.error = std::make_exception_ptr(IoError("FLASH_IO", file_->path() + ": reader closed before the read ran"));
     r.done = true;
@@ -314,12 +363,29 @@ bool Reader::Complete(Active& a, size_t k, int64_t res) {
         }
       }
       f.drop_cached(r.offset, s.got);
+      Land(a, k);
     } catch (...) {
       a.error = std::current_exception();
     }
   }
   if (s.slot != kNoSlot) free_slots_.push_back(s.slot);
   return true;
+}
+
+void Reader::Land(Active& a, size_t k) {
+  const LandingBoard& board = a.batch.board;
+  if (!board.left) return;
+  const DeviceRead& r = a.plan.reads[k];
+  for (uint32_t p = r.first_piece; p < r.first_piece + r.n_pieces; p++) {
+    if (board.left[a.plan.pieces[p].req].fetch_sub(1, std::memory_order_acq_rel) == 1) a.landed = true;
+  }
+}
+
+void Reader::FailBoard(Active& a) {
+  const LandingBoard& board = a.batch.board;
+  if (!board.left) return;
+  for (size_t i = 0; i < board.n; i++) board.left[i].store(0, std::memory_order_release);
+  if (board.waker) board.waker->notify();
 }
 
 bool Reader::LandsInPlace(const ReadPlan& plan, size_t k) {

@@ -7,6 +7,7 @@
 // the tail of one with the head of the next, so a caller can submit the next layer's reads
 // and wait for them after computing this layer.
 #pragma once
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -19,6 +20,7 @@
 
 #include "io/aligned_buffer.h"
 #include "io/flash_file.h"
+#include "io/io_defaults.h"
 #include "io/io_engine.h"
 #include "io/read_plan.h"
 
@@ -33,17 +35,44 @@ struct ReaderOptions {
   // 10 of 15 size/depth points and spends 1.5-3x less CPU per GB, which decode needs.
   // Defaults to kAuto.
   IoBackend backend = IoBackend::kAuto;
-  // Device reads in flight at once. Defaults to 32.
-  unsigned queue_depth = 32;
-  // Ranges whose page-widened extents are at most this far apart share one read; < 0 never
-  // merges. Defaults to 16 KiB.
-  int64_t max_gap = 16 << 10;
+  // Device reads in flight at once. Defaults to kDefaultQueueDepth.
+  unsigned queue_depth = kDefaultQueueDepth;
+  // When neighbouring ranges share one read: by the device's read-cost curve when one is
+  // given, else when they are at most max_gap apart (< 0 never merges). Defaults to
+  // kDefaultMaxGap without a curve.
+  int64_t max_gap = kDefaultMaxGap;
+  ReadCost cost;
   // Largest single device read, a multiple of 4096. Staging holds queue_depth of them but only
-  // touches what reads use. Defaults to 1 MiB.
-  uint32_t max_read = 1 << 20;
+  // touches what reads use. Defaults to kDefaultMaxRead.
+  uint32_t max_read = kDefaultMaxRead;
   // Reads of background (non-urgent) batches in flight at most, so an urgent batch waits for
   // few of them; 0 = queue_depth. Defaults to 0.
   unsigned max_background = 0;
+};
+
+// Wakes a thread that waits for reads to land (a futex on an epoch counter): the loader bumps
+// the epoch after landing pieces, a waiter sleeps only while the epoch it saw is current.
+class Waker {
+ public:
+  uint32_t epoch() const { return epoch_.load(std::memory_order_acquire); }
+  // Sleeps until the epoch differs from `seen` (or a spurious wake-up: callers re-check).
+  void wait(uint32_t seen);
+  void notify();
+
+ private:
+  std::atomic<uint32_t> epoch_{0};
+  std::atomic<int> sleepers_{0};
+};
+
+// Per-request completion, for a caller that computes on records as they land. The caller
+// sets left[i] = 1 for each of the batch's n requests before submitting; the loader turns it
+// into the request's piece count once the batch is planned and counts pieces down as they
+// land; 0 means the request's bytes are in its dst. A failed batch sets every left[i] to 0
+// (wait() then throws), so a waiter never blocks on a read that will not come.
+struct LandingBoard {
+  std::atomic<int32_t>* left = nullptr;  // [n]
+  size_t n = 0;
+  Waker* waker = nullptr;
 };
 
 // Expected CRC-32C of each 4 KiB page of a file region: page i covers
@@ -76,7 +105,9 @@ class Reader {
   // Queues a batch; dst buffers (and sums->crcs) must stay valid until wait() returns.
   // An urgent batch (an on-demand miss compute is blocked on) is issued before the unissued
   // reads of earlier batches (preloads), so it waits only for reads already in flight.
-  uint64_t submit(std::vector<ReadReq> reqs, const PageChecksums* sums = nullptr, bool urgent = false);
+  // With a board, the batch reports each request as it lands (see LandingBoard).
+  uint64_t submit(std::vector<ReadReq> reqs, const PageChecksums* sums = nullptr, bool urgent = false,
+                  const LandingBoard* board = nullptr);
   // Blocks until the batch is done; rethrows its IoError. Each ticket is waited once.
   ReadStats wait(uint64_t ticket);
   // submit + wait; urgent by default (the caller is blocked on it).
@@ -93,6 +124,7 @@ class Reader {
     std::vector<ReadReq> reqs;
     PageChecksums sums;
     bool urgent = false;
+    LandingBoard board;
   };
   struct Result {
     bool done = false;
@@ -116,11 +148,15 @@ class Reader {
     size_t in_flight = 0;
     ReadStats stats;
     std::exception_ptr error;
+    bool landed = false;  // requests landed since the waker was last notified
   };
 
   void Loop();
   void Issue(Active& a, size_t k);
   bool Complete(Active& a, size_t k, int64_t res);
+  // Counts read k's pieces down on the batch's board (all of them when the batch failed).
+  void Land(Active& a, size_t k);
+  void FailBoard(Active& a);
   static bool LandsInPlace(const ReadPlan& plan, size_t k);
   uint8_t* Landing(const Active& a, size_t k) const;  // where read k's bytes arrive
   void Verify(const PageChecksums& sums, uint64_t offset, const uint8_t* data, uint64_t got, ReadStats& st) const;

@@ -1,7 +1,8 @@
-// This machine's speeds as the tuner's cost model needs them: flash read bandwidth by read
-// size (our own direct-I/O reader on the model's file system, queue depth 8 as the engine
-// reads) and the column kernels' throughput (weight bytes per second). Measured once in a
-// second or two and cached per machine and device in <cache>/machine-profile.json.
+// This machine's speeds as the read planner and the tuner's cost model need them: the device's
+// random-read bandwidth by read size (direct I/O on the model's file system, at the reader's
+// queue depth, every completion replaced by a new read as fio does) and the column kernels'
+// throughput (weight bytes per second). Measured once in about three seconds and cached per
+// machine, device and I/O throttle in <cache>/machine-profile.json.
 import { randomBytes } from "node:crypto";
 import { readFile, rename, stat, unlink, writeFile, mkdir } from "node:fs/promises";
 import { cpus } from "node:os";
@@ -9,19 +10,28 @@ import { join } from "node:path";
 import { loadAddon } from "../backends/native/binding.js";
 import { cacheRoot } from "../fetch/cache.js";
 import { GgmlType } from "../gguf/types.js";
-import { measureReader } from "./readBandwidth.js";
 
 export interface MachineProfile {
   key: string;
   measuredAt: string;
-  // Bytes per second of random reads of each size at queue depth 8, ascending sizes.
-  readBandwidth: { bytes: number; bytesPerSecond: number }[];
+  // Bytes per second of random reads of each size at the reader's queue depth (fewer for the
+  // largest sizes, so the probe's buffers stay small), ascending sizes.
+  readBandwidth: { bytes: number; bytesPerSecond: number; queueDepth: number }[];
   // Q4_0 column bytes the gather-axpy kernel consumes per second on one thread.
   columnBytesPerSecond: number;
 }
 
-export const PROFILE_READ_SIZES = [4096, 16384, 65536, 262144, 1048576];
-const PROFILE_QD = 8;
+export const PROFILE_READ_SIZES = [4096, 8192, 16384, 32768, 65536, 262144, 1048576];
+// The probe's buffers (queue depth x read size) stay below this: it runs before the model is
+// loaded, inside the user's memory.
+const PROFILE_BUFFER_BYTES = 8 << 20;
+// Bumped when the measurement changes, so cached profiles of an older kind are measured again.
+const PROFILE_VERSION = 3;
+
+// The read planner's cost curve: device seconds per read of each measured size.
+export function readCostOf(p: MachineProfile): { bytes: number[]; seconds: number[] } {
+  return { bytes: p.readBandwidth.map((r) => r.bytes), seconds: p.readBandwidth.map((r) => r.bytes / r.bytesPerSecond) };
+}
 
 // Interpolates log-linearly in read size; clamps outside the measured range.
 export function bandwidthAt(p: MachineProfile, bytes: number): number {
@@ -36,24 +46,38 @@ export function bandwidthAt(p: MachineProfile, bytes: number): number {
   return t.at(-1)!.bytesPerSecond;
 }
 
+// A cgroup v1 blkio throttle (as flash-emu sets) changes what the device gives this process.
+async function blkioThrottle(): Promise<string> {
+  try {
+    const line = (await readFile("/proc/self/cgroup", "utf8")).split("\n").find((l) => /:blkio:/.test(l));
+    const dir = line?.split(":")[2];
+    if (!dir || dir === "/") return "";
+    const read = async (f: string) => (await readFile(join("/sys/fs/cgroup/blkio", dir, f), "utf8").catch(() => "")).trim().replace(/\s+/g, " ");
+    const t = `${await read("blkio.throttle.read_bps_device")}/${await read("blkio.throttle.read_iops_device")}`;
+    return t === "/" ? "" : `|throttle ${t}`;
+  } catch {
+    return "";
+  }
+}
+
 async function profileKey(file: string): Promise<string> {
   const st = await stat(file);
-  return `${cpus()[0]?.model ?? "cpu"}|${cpus().length}|dev${st.dev}`;
+  return `v${PROFILE_VERSION}|${cpus()[0]?.model ?? "cpu"}|${cpus().length}|dev${st.dev}${await blkioThrottle()}`;
 }
 
 // Random aligned reads of the model file itself (its device is what we will read), at the
-// engine's queue depth, with the engine's I/O backend.
+// reader's queue depth, with the engine's I/O backend.
 async function measureReads(file: string, seconds: number): Promise<MachineProfile["readBandwidth"]> {
   const addon = loadAddon();
   const size = (await stat(file)).size;
+  const { queueDepth } = addon.ioDefaults();
   const sizes = PROFILE_READ_SIZES.filter((bytes) => bytes * 4 <= size);
   const out: MachineProfile["readBandwidth"] = [];
   for (const bytes of sizes) {
-    const p = await measureReader(addon, file, addon.ioDefaultBackend(), bytes, PROFILE_QD, seconds / sizes.length, {
-      requireDirect: false,
-      maxBatchBytes: 4 << 20,
-    });
-    out.push({ bytes, bytesPerSecond: p.bytes / p.seconds });
+    const qd = Math.max(1, Math.min(queueDepth, Math.floor(PROFILE_BUFFER_BYTES / bytes)));
+    const each = seconds / sizes.length;
+    const p = await addon.probeDevice(file, { blockBytes: bytes, queueDepth: qd, seconds: each * 0.75, warmupSeconds: each * 0.25 });
+    out.push({ bytes, bytesPerSecond: p.bytes / p.seconds, queueDepth: qd });
   }
   return out;
 }
@@ -89,7 +113,7 @@ export async function machineProfile(modelFile: string, options: { refresh?: boo
     // no profile yet (or unreadable: measure again)
   }
   if (!options.refresh && all[key]?.readBandwidth?.length) return all[key]!;
-  const seconds = options.seconds ?? 2;
+  const seconds = options.seconds ?? 3;
   const profile: MachineProfile = {
     key,
     measuredAt: new Date().toISOString(),

@@ -73,10 +73,50 @@ export interface IoBindings {
     maxGap: number,
     maxRead: number,
     fileSize: number,
+    // A device read-cost curve (seconds per read by size): merge by cost instead of maxGap.
+    cost?: { bytes: number[]; seconds: number[] },
   ): { offsets: Float64Array; lengths: Uint32Array; bytesRequested: number };
   // Zeroed memory aligned to 4 KiB (native, freed with the array), for `into` buffers whose
   // aligned ranges should land without a copy.
   allocAligned(bytes: number): Uint8Array;
   // What "auto" resolves to on this machine.
   ioDefaultBackend(): "io_uring" | "pread";
+  // The device's own random-read speed at one size and depth: every completion is replaced
+  // at once by a new random aligned read (fio's randread), for `seconds`, on a worker thread.
+  probeDevice(path: string, options: ProbeOptions): Promise<ProbeResult>;
+  // Device seconds the reads of these lengths take by a read-cost curve (the planner's model).
+  readCostSeconds(cost: { bytes: number[]; seconds: number[] }, lengths: Uint32Array): number;
+  // The flash I/O path's defaults (native/io/io_defaults.h).
+  ioDefaults(): IoDefaults;
+}
+
+export interface IoDefaults {
+  queueDepth: number;
+  maxRead: number;
+  maxBackground: number;
+  maxGap: number;
+}
+
+export interface ProbeOptions {
+  blockBytes: number; // a multiple of 4096
+  queueDepth: number;
+  seconds: number;
+  // Reads in this first stretch are not counted (a throttled device lets a burst through at
+  // the start). Defaults to 0.
+  warmupSeconds?: number;
+  // O_DIRECT (falls back to buffered reads where refused: see `direct` in the result). Defaults to true.
+  direct?: boolean;
+  backend?: "auto" | "io_uring" | "pread";
+  seed?: number;
+}
+
+export interface ProbeResult {
+  reads: number;
+  bytes: number;
+  seconds: number;
+  meanLatencyUs: number;
+  p50LatencyUs: number;
+  p99LatencyUs: number;
+  backend: "io_uring" | "pread";
+  direct: boolean;
 }
