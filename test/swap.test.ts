@@ -131,6 +131,36 @@ test("(a) the same sparsity at two budgets gives identical greedy tokens and bit
   assert.equal(maxAbsDiff(small.logits, all.logits), 0, "logits differ between budgets");
 });
 
+test("(a) cache policies and read strategies change what is read, never the tokens or the logits", async () => {
+  const min = await minimumBudget(f32Flash);
+  const run = (options: LoadOptions) =>
+    withEngine(f32Flash, { sparsity: SPARSITY, ...options }, async (e) => {
+      const gens = [];
+      for (const p of PROMPTS) gens.push(await greedy(e, p, 12));
+      const logits = await e.evaluateLogits(randomIds(rng(7), 48, e.config.nVocab));
+      return { gens, logits: logits.map((l) => Float32Array.from(l)) };
+    });
+  const ref = await run({ dram: 1 << 30 });
+  const configs: LoadOptions[] = [
+    { dram: min + 256 * 1024, cachePolicy: "lfu", readGap: -1 },
+    { dram: min + 256 * 1024, cachePolicy: "prefix", readGap: 65536 },
+    { dram: min + 1024 * 1024, cachePolicy: "prefix" },
+    { dram: min + 1024 * 1024, cachePolicy: "lfu" },
+  ];
+  const reads = new Set<number>();
+  for (const c of configs) {
+    const r = await run(c);
+    reads.add(r.gens.reduce((n, g) => n + g.stats.flash!.flashReads, 0));
+    for (let i = 0; i < PROMPTS.length; i++) assert.deepEqual(r.gens[i]!.ids, ref.gens[i]!.ids, `${JSON.stringify(c)} prompt ${i}`);
+    assert.equal(maxAbsDiff(r.logits, ref.logits), 0, `logits differ with ${JSON.stringify(c)}`);
+  }
+  assert.ok(reads.size > 1, "the configurations should read differently");
+  await assert.rejects(Engine.load(f32Flash, { contextLength: CTX, dram: min, cachePolicy: "mru" as never }),
+    (e: unknown) => isActiveflowError(e) && e.code === "BAD_ARGUMENT" && /cache policy must be one of lfu, prefix, got mru/.test(e.message));
+  await assert.rejects(Engine.load(f32Flash, { contextLength: CTX, dram: min, readGap: -2 }),
+    (e: unknown) => isActiveflowError(e) && e.code === "BAD_ARGUMENT" && /readGap must be an integer number of bytes >= -1, got -2/.test(e.message));
+});
+
 test("(b) sparsity 0 from flash matches the dense engine on the source GGUF (F32: same tokens, logits within 1e-3)", async () => {
   const ids = randomIds(rng(11), 40, 512);
   const both = async (e: Engine) => {

@@ -223,28 +223,13 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     ColumnStore* st = m.store();
     if (st) {
       const ColumnStats& s = st->stats();
-      num("lookups", static_cast<double>(s.lookups));
-      num("hits", static_cast<double>(s.hits));
-      num("bytesRead", static_cast<double>(s.bytes_read));
-      num("bytesRequested", static_cast<double>(s.bytes_requested));
-      num("deviceReads", static_cast<double>(s.device_reads));
-      num("ioWaitSeconds", s.io_wait_s);
-      num("columnComputeSeconds", s.compute_s);
+#define AF_COUNTER_SET(field, js, type, doc) num(js, static_cast<double>(s.field));
+      AF_FLASH_COUNTERS(AF_COUNTER_SET)
+#undef AF_COUNTER_SET
       num("headBytesRead", static_cast<double>(m.head_bytes_read()));
       num("cacheBytes", static_cast<double>(st->cache_bytes()));
       num("stagingBytes", static_cast<double>(st->staging_bytes()));
       num("preloadBufferBytes", static_cast<double>(st->preload_bytes()));
-      num("preloadHits", static_cast<double>(s.preload_hits));
-      num("demandLoads", static_cast<double>(s.demand_loads));
-      num("preloadRecords", static_cast<double>(s.preload_records));
-      num("preloadBytesRead", static_cast<double>(s.preload_bytes_read));
-      num("demandBytesRead", static_cast<double>(s.demand_bytes_read));
-      num("activeBytes", static_cast<double>(s.active_bytes));
-      num("activePreloadBytes", static_cast<double>(s.active_preload_bytes));
-      num("activeDemandBytes", static_cast<double>(s.active_demand_bytes));
-      num("preloadIoSeconds", s.preload_io_s);
-      num("preloadWaitSeconds", s.preload_wait_s);
-      num("demandWaitSeconds", s.demand_wait_s);
       // [site][distance 0..4] true/false positives and false negatives of the prediction
       // (distance 0: one sub-block ahead).
       const PredictCounts& pc = m.predict_counts();
@@ -331,11 +316,22 @@ std::shared_ptr<FlashSetup> ParseFlash(const Napi::Object& f) {
   if (f.Get("headStagingBytes").IsNumber()) s->head_staging_bytes = static_cast<size_t>(Num(f, "headStagingBytes"));
   if (f.Get("queueDepth").IsNumber()) s->queue_depth = static_cast<unsigned>(Num(f, "queueDepth"));
   if (f.Get("maxRead").IsNumber()) s->max_read = static_cast<uint32_t>(Num(f, "maxRead"));
-  if (f.Get("maxGap").IsNumber()) s->max_gap = static_cast<int64_t>(Num(f, "maxGap"));
+  if (f.Get("maxGap").IsNumber()) {
+    s->max_gap = static_cast<int64_t>(Num(f, "maxGap"));
+    s->fixed_gap = true;
+  }
   if (f.Get("maxBackground").IsNumber()) s->max_background = static_cast<unsigned>(Num(f, "maxBackground"));
   if (f.Get("preloadBytes").IsNumber()) s->preload_bytes = static_cast<size_t>(Num(f, "preloadBytes"));
   if (f.Get("predict").IsBoolean()) s->predict = f.Get("predict").As<Napi::Boolean>().Value();
   if (f.Get("predictMargin").IsNumber()) s->predict_margin = static_cast<float>(Num(f, "predictMargin"));
+  if (f.Get("cachePolicy").IsString()) {
+    try {
+      s->cache_policy = ParseCachePolicy(f.Get("cachePolicy").As<Napi::String>().Utf8Value());
+    } catch (const ModelError& e) {
+      throw ToJsError(f.Env(), e.code, e.what());
+    }
+  }
+  if (!f.Get("readCost").IsUndefined()) s->read_cost = ParseReadCost(f.Env(), f.Get("readCost")).points();
   if (f.Get("crcs").IsTypedArray()) {
     auto c = f.Get("crcs").As<Napi::Uint32Array>();
     s->crcs.assign(c.Data(), c.Data() + c.ElementLength());

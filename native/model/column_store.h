@@ -1,18 +1,24 @@
-// Active-weight columns on flash, a hot-column cache in DRAM, preload buffers, and the sparse
+// Active-weight columns on flash, the hot cache in DRAM, preload buffers, and the sparse
 // linear step. For each (layer, site) visit: the active input channels (nonzero after
 // thresholding) are looked up in the cache, then in the layer group's preload buffer (filled
 // in the background from a prediction, see Model::preload_group); misses are read from flash
-// at once (coalesced direct I/O, ahead of queued preloads) into cache slots, the group's buffer
-// or a staging area; then y = sum over active j of x_j * column_j, in ascending j, so where a
-// column came from (the budget, the prediction) never changes the result.
+// at once (one urgent batch, planned on the device's read-cost curve, ahead of queued
+// preloads) into cache slots, the group's buffer or a staging area; compute starts on the
+// records already in DRAM and follows the reads as they land. y = sum over active j of
+// x_j * column_j in ascending j, in chunks that never split a kernel's column group, so where
+// or when a column arrived (the budget, the cache policy, the prediction, the read plan)
+// never changes the result.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <vector>
 
 #include "io/aligned_buffer.h"
 #include "io/reader.h"
+#include "model/flash_counters.h"
+#include "model/hot_cache.h"
 #include "model/threadpool.h"
 
 namespace activeflow {
@@ -39,31 +45,16 @@ struct FlashExtent {
 };
 
 struct ColumnStats {
-  uint64_t lookups = 0;    // active channels looked up
-  uint64_t hits = 0;       // found in the cache
-  uint64_t preload_hits = 0;   // found in the group's preload buffer
-  uint64_t demand_loads = 0;   // read on demand (after the real activation was known)
-  uint64_t preload_records = 0;      // records preloaded
-  uint64_t preload_bytes_read = 0;   // bytes the device returned for preloads
-  uint64_t demand_bytes_read = 0;    // bytes the device returned for on-demand loads
-  uint64_t active_bytes = 0;         // record bytes of active channels (what compute used)
-  uint64_t active_preload_bytes = 0; // of which arrived by preload
-  uint64_t active_demand_bytes = 0;  // of which arrived on demand
-  double preload_io_s = 0;    // loader time of preload batches (submit to done)
-  double preload_wait_s = 0;  // compute blocked waiting for a preload
-  double demand_wait_s = 0;   // compute blocked on on-demand reads
-  uint64_t bytes_read = 0; // bytes the device returned
-  uint64_t bytes_requested = 0;
-  uint64_t device_reads = 0;
-  double io_wait_s = 0;
-  double compute_s = 0;
+#define AF_COUNTER_FIELD(field, js, type, doc) type field = 0;
+  AF_FLASH_COUNTERS(AF_COUNTER_FIELD)
+#undef AF_COUNTER_FIELD
 };
 
 class ColumnStore {
  public:
   // extents indexed [group * 4 + site]. cache_bytes: the hot cache's share of the budget.
   ColumnStore(std::vector<FlashExtent> extents, int group_size, std::shared_ptr<Reader> reader,
-              const PageChecksums* sums, size_t cache_bytes);
+              const PageChecksums* sums, size_t cache_bytes, CachePolicyKind policy, const ReadCost* cost);
 
   // ys[t] ([n][ldy]) = W_t x for every tensor t of (layer, site); x is [n][stride], already
   // thresholded (zeros are inactive).
@@ -90,9 +81,11 @@ class ColumnStore {
   // Waits for every preload in flight (errors dropped: an aborted pass leaves them behind).
   void drain();
 
-  // Re-plans the cache for a new size; cached columns are dropped (memory goes back to the OS).
+  // Re-plans the cache for a new size. A pinned prefix keeps the records that stay; a dynamic
+  // policy drops its columns. Memory that is dropped goes back to the OS at once.
   void set_cache_bytes(size_t bytes);
-  size_t cache_bytes() const { return cache_bytes_; }
+  size_t cache_bytes() const { return cache_.bytes(); }
+  CachePolicyKind cache_policy() { return cache_.policy().kind(); }
   // Bytes of cache and staging memory allocated now.
   size_t resident_bytes() const;
   size_t staging_bytes() const { return staging_.size(); }
@@ -102,16 +95,6 @@ class ColumnStore {
   void reset_stats() { stats_ = ColumnStats(); }
 
  private:
-  struct Cache {
-    std::vector<int32_t> slot_of;  // [n_in] -> slot, or -1
-    std::vector<int32_t> chan_of;  // [cap] -> channel, or -1 when free
-    std::vector<uint32_t> count;   // [n_in] uses in this sequence
-    std::vector<uint64_t> stamp;   // [cap] visit that last used the slot (pinned in that visit)
-    uint8_t* mem = nullptr;        // [cap][record_bytes]
-    int32_t cap = 0;
-    int32_t used = 0;
-  };
-  void plan_cache();
   // A preload buffer: packed records of one group's channels, [bytes].
   struct GroupBuf {
     int group = -1;
@@ -125,26 +108,34 @@ class ColumnStore {
   GroupBuf& claim(int group);  // buffer g % 2, emptied and assigned to group g
   void wait_preload(GroupBuf& b);
   uint8_t* place(GroupBuf& b, int site, int32_t channel, uint32_t record_bytes);
+  // Reads the records [c.valid, upto) of extent ei into its slots (one span).
+  void fill_prefix(size_t ei, int32_t upto);
+  // y_t += the columns of active_[c0, c1) for every tensor t of the visit.
+  void compute(const FlashExtent& e, int li, size_t c0, size_t c1, const float* x, int n, size_t stride,
+               float* const* ys, const int64_t* ldys, ThreadPool& pool);
+  // Index of the first active channel at or after `from` whose record has not landed.
+  size_t landed_prefix(size_t from) const;
 
   std::vector<FlashExtent> extents_;
   int group_size_;
   std::shared_ptr<Reader> reader_;
   const PageChecksums* sums_;
-  size_t cache_bytes_;
-  AlignedBuffer cache_mem_;
-  std::vector<Cache> caches_;    // per extent
+  HotCache cache_;
   AlignedBuffer staging_;        // the largest extent: every record of one visit fits
   size_t preload_bytes_ = 0;
   GroupBuf bufs_[2];
   uint64_t visit_ = 0;
   ColumnStats stats_;
   // Per-visit scratch.
-  std::vector<int32_t> active_;
-  std::vector<const uint8_t*> records_;
+  std::vector<int32_t> active_;        // active channels, ascending
+  std::vector<const uint8_t*> records_;  // [active] where each record is (or lands)
+  std::vector<int32_t> req_of_;        // [active] its on-demand request, or -1 (already in DRAM)
   std::vector<const void*> cols_;
   std::vector<float> a_;
   std::vector<ReadReq> reqs_;
-  std::vector<int32_t> victims_;
+  std::unique_ptr<std::atomic<int32_t>[]> left_;  // [requests] pieces still to land
+  size_t left_cap_ = 0;
+  Waker waker_;
 };
 
 }  // namespace activeflow

@@ -39,6 +39,9 @@ Model::Model(const std::string& path, const ModelConfig& cfg, const std::vector<
     // Experiments: AF_IO_BACKGROUND overrides the preload in-flight cap.
     if (const char* bg = std::getenv("AF_IO_BACKGROUND")) ro.max_background = static_cast<unsigned>(std::atoi(bg));
     ro.max_gap = flash_->max_gap;
+    if (!flash_->read_cost.empty()) read_cost_ = ReadCost(flash_->read_cost);
+    // A fixed merge gap, when given, replaces the curve for merging (not for the cache split).
+    if (!flash_->fixed_gap) ro.cost = read_cost_;
     reader_ = std::make_shared<Reader>(flash_file_, ro);
     if (!flash_->crcs.empty()) {
       sums_.crcs = flash_->crcs.data();
@@ -56,7 +59,8 @@ Model::Model(const std::string& path, const ModelConfig& cfg, const std::vector<
       throw ModelError("MODEL_BAD_SHAPE", path + ": extent count does not match the layer groups");
     }
     store_ = std::make_unique<ColumnStore>(flash_->extents, flash_->group_size, reader_,
-                                           flash_->verify && sums_.crcs ? &sums_ : nullptr, flash_->cache_bytes);
+                                           flash_->verify && sums_.crcs ? &sums_ : nullptr, flash_->cache_bytes,
+                                           flash_->cache_policy, read_cost_.empty() ? nullptr : &read_cost_);
     if (!w_.output.data) head_staging_ = AlignedBuffer(std::max(flash_->head_staging_bytes, w_.output.row_bytes));
     if (!w_.tok_embd.data) row_staging_ = AlignedBuffer(w_.tok_embd.row_bytes);
     store_->set_preload_bytes(flash_->preload_bytes);

@@ -121,12 +121,19 @@ struct FlashSetup {
   bool embd_resident = false;  // token_embd rows in DRAM, else one small read per token
   bool head_resident = true;   // output head in DRAM, else streamed through a staging buffer
   size_t head_staging_bytes = 4 << 20;
-  unsigned queue_depth = 16;
-  uint32_t max_read = 256 << 10;
+  unsigned queue_depth = kDefaultQueueDepth;
+  uint32_t max_read = kDefaultMaxRead;
   // Preload reads in flight at most (on-demand reads wait behind these); 0 = queue_depth.
-  unsigned max_background = 8;
-  // Active records this close are read together (the inactive ones between them included).
-  int64_t max_gap = 16 << 10;
+  unsigned max_background = kDefaultMaxBackground;
+  // Without a read-cost curve: active records this close are read together (the inactive
+  // ones between them included).
+  int64_t max_gap = kDefaultMaxGap;
+  // The device's time per read by size (the machine profile): merges ranges when one read
+  // is cheaper than two. Empty: max_gap decides.
+  std::vector<ReadCost::Point> read_cost;
+  // Merge by max_gap even with a curve (benchmarks compare read strategies).
+  bool fixed_gap = false;
+  CachePolicyKind cache_policy = CachePolicyKind::kLfu;
   // Two group buffers (the computing group and the next) share this; 0 = none. They hold
   // preloaded records and, for groups of several layers, records read on demand, so later
   // layers of the group find them.
@@ -245,6 +252,7 @@ class Model {
   std::unique_ptr<FlashSetup> flash_;
   std::shared_ptr<FlashFile> flash_file_;
   std::shared_ptr<Reader> reader_;
+  ReadCost read_cost_;  // the device's curve (FlashSetup::read_cost): read merging, cache split
   PageChecksums sums_;
   AlignedBuffer resident_;
   std::unordered_map<std::string, const uint8_t*> resident_at_;  // tensor name -> copy in resident_

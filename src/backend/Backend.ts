@@ -1,6 +1,7 @@
 // The line between the platform-free core and a compute backend (native addon now,
 // WebAssembly later). The core decides; the backend computes and owns the weight bytes.
 import type { ModelConfig } from "../model/config.js";
+import type { FlashCounters } from "./flashCounters.js";
 
 export interface BackendTensor {
   name: string;
@@ -35,9 +36,15 @@ export interface BackendFlashSpec {
   embdResident: boolean;
   headResident: boolean;
   headStagingBytes: number;
-  queueDepth: number;
-  maxRead: number;
-  maxGap: number;
+  // I/O overrides; absent: the backend's defaults (ioDefaults()).
+  queueDepth?: number;
+  maxRead?: number;
+  // Merge reads across gaps up to this many bytes (< 0: never) instead of by readCost.
+  maxGap?: number;
+  // The device's seconds per read by size: the read planner merges by cost (and the hot cache
+  // favours extents whose misses cost most per byte). Absent: merge by the default gap.
+  readCost?: { bytes: number[]; seconds: number[] };
+  cachePolicy?: "lfu" | "prefix";
   // Both preload buffers; 0 disables preloading.
   preloadBytes?: number;
   predict?: boolean;
@@ -53,33 +60,15 @@ export interface BackendModelSpec {
   flash?: BackendFlashSpec;
 }
 
-export interface BackendFlashStats {
+export interface BackendFlashStats extends FlashCounters {
   weightResidentBytes: number;
   scratchBytes: number;
   kvBytes: number;
   // Absent for a dense model.
-  lookups?: number;
-  hits?: number;
-  bytesRead?: number;
-  bytesRequested?: number;
-  deviceReads?: number;
-  ioWaitSeconds?: number;
-  columnComputeSeconds?: number;
   headBytesRead?: number;
   cacheBytes?: number;
   stagingBytes?: number;
   preloadBufferBytes?: number;
-  preloadHits?: number;
-  demandLoads?: number;
-  preloadRecords?: number;
-  preloadBytesRead?: number;
-  demandBytesRead?: number;
-  activeBytes?: number;
-  activePreloadBytes?: number;
-  activeDemandBytes?: number;
-  preloadIoSeconds?: number;
-  preloadWaitSeconds?: number;
-  demandWaitSeconds?: number;
   // [site][distance 0..4]: prediction counts of decode tokens (0: one sub-block ahead).
   prediction?: { tp: number; fp: number; fn: number }[][];
   // [nLayer][site][distance 0..4][tp, fp, fn], flat (distance 0 unused).
@@ -128,7 +117,16 @@ export interface BackendModel {
   dispose(): void;
 }
 
+// The flash I/O path's defaults: the budget plan counts the reader's staging with them.
+export interface BackendIoDefaults {
+  queueDepth: number;
+  maxRead: number;
+  maxBackground: number;
+  maxGap: number;
+}
+
 export interface Backend {
   readonly name: string;
   loadModel(spec: BackendModelSpec): Promise<BackendModel>;
+  ioDefaults(): BackendIoDefaults;
 }

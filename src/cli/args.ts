@@ -5,6 +5,7 @@ import { GgmlType } from "../gguf/types.js";
 import { parseBudget } from "../memory/budget.js";
 import { parseDramSchedule } from "../memory/schedule.js";
 import { SHAPES } from "../synth/shapes.js";
+import { CACHE_POLICIES, CACHE_POLICY_DEFAULT } from "../engine/types.js";
 
 // A bad command line (exit code 2, with a hint to --help) as opposed to a failure while
 // running (exit code 1).
@@ -80,6 +81,7 @@ export const OPTIONS = {
   dramSchedule: { long: "dram-schedule", kind: "string", value: "list", check: checkSchedule, help: "Change the DRAM budget while generating: TOKEN:BUDGET,... (e.g. 0:60%,32:20%,64:60%); each budget holds from that generated-token index on (0 = the prompt). Without --dram the entry at token 0 is the load budget. Only the hot cache is resized; the rest is planned at load for the lowest budget listed. Defaults to none." },
   watchMemory: { long: "watch-memory", kind: "flag", help: "With --dram: watch memory pressure (/proc/pressure/memory, the cgroup's usage and limit) and halve the hot cache under pressure, growing it back when pressure has been gone for 5 s. Changes are printed on stderr." },
   preload: { long: "preload", kind: "flag", help: "With --dram: read the next layer group's predicted columns while this one computes (cross-layer preloading). Off by default: on the 2-core SSD machine we measure on, loading misses on demand was faster (bench/results/pipeline-*.json)." },
+  cachePolicy: { long: "cache-policy", kind: "string", value: "name", choices: CACHE_POLICIES, help: `With --dram: which records the hot cache keeps: lfu (frequency counts per sequence, misses replace colder channels) or prefix (the first records of every extent in file order, read in one span, so misses form one contiguous run). Defaults to ${CACHE_POLICY_DEFAULT}.` },
   predictMargin: { long: "predict-margin", kind: "number", value: "x", above: 0, max: 10, help: "With --preload: preload a channel when its predicted |x| exceeds x times its threshold; below 1 reads more for fewer misses. Defaults to 1." },
   columnType: { long: "column-type", kind: "string", value: "type", choices: WEIGHT_TYPES, help: `Store every column in this type (${WEIGHT_TYPES.join(", ")}). Defaults to the source type where it fits the column length, else q8_0.` },
   text: { long: "text", kind: "string", value: "file", help: "Text file to read." },
@@ -127,7 +129,7 @@ interface CommandSpec {
 
 const SAMPLING: OptionKey[] = ["seed", "greedy", "temperature", "topK", "topP", "minP", "repeatPenalty", "repeatLastN"];
 const MODEL_NOTE = "<model> is a .gguf file, or `smollm2` for the cached SmolLM2-135M-Instruct (fetched on first use).";
-const FLASH: OptionKey[] = ["dram", "sparsity", "maxSparsity", "groupSize", "verifyReads", "preload", "predictMargin"];
+const FLASH: OptionKey[] = ["dram", "sparsity", "maxSparsity", "groupSize", "verifyReads", "preload", "predictMargin", "cachePolicy"];
 const FLASH_NOTE = [
   "With --dram the model runs from the flash layout under that DRAM budget; the context length",
   "then defaults to the prompt's tokens plus -n, rounded up to 64, so the KV cache stays small.",

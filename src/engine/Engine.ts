@@ -8,18 +8,18 @@ import { createTokenizer } from "../tokenizer/index.js";
 import type { ChatMessage, Tokenizer } from "../tokenizer/types.js";
 import { Sampler } from "./sampler.js";
 import { TokenTextStream } from "./textStream.js";
-import type { FlashRunStats, GeneratedToken, GenerateOptions, GenerationStats, LoadOptions, PreloadRunStats, TuningStats } from "./types.js";
+import { CACHE_POLICIES, CACHE_POLICY_DEFAULT, type FlashRunStats, type GeneratedToken, type GenerateOptions, type GenerationStats, type LoadOptions, type PreloadRunStats, type TuningStats } from "./types.js";
 import { SITES } from "../backend/Backend.js";
 import { ensureConverted } from "../flash/cache.js";
 import { openFlashModel, type FlashModel } from "../flash/open.js";
 import { KEY } from "../flash/format.js";
-import { FLASH_BATCH, HEAD_STAGING_BYTES, IO_MAX_GAP, IO_MAX_READ, IO_QUEUE_DEPTH, parseBudget, planFlashMemory, weightBytesOf, type FlashMemoryPlan } from "../memory/budget.js";
+import { FLASH_BATCH, HEAD_STAGING_BYTES, parseBudget, planFlashMemory, weightBytesOf, type FlashMemoryPlan } from "../memory/budget.js";
 import { loadCalibration } from "../sparsity/store.js";
 import { MemoryPressureWatcher, type WatchMemoryOptions } from "../memory/pressure.js";
 import { cacheForBudget, heldBesidesCache, planAboveFloor } from "../memory/adaptive.js";
 import type { BudgetChange } from "./types.js";
 import { thresholdsFor, type ThresholdTable } from "../sparsity/thresholds.js";
-import { machineProfile } from "../pipeline/profile.js";
+import { machineProfile, readCostOf } from "../pipeline/profile.js";
 import { tune, type TuneInput } from "../pipeline/tuner.js";
 
 // Tokens evaluated per prefill pass; larger batches amortise weight reads better but cost
@@ -69,7 +69,7 @@ export class Engine {
 
   private constructor(
     path: string, model: BackendModel, tokenizer: Tokenizer, config: ModelConfig, contextLength: number, threads: number,
-    flash?: FlashModel, plan?: FlashMemoryPlan,
+    private readonly io: { queueDepth: number; maxRead: number }, flash?: FlashModel, plan?: FlashMemoryPlan,
   ) {
     this.flash = flash;
     this.plan = plan;
@@ -130,6 +130,14 @@ export class Engine {
     let flash: FlashModel | undefined;
     let plan: FlashMemoryPlan | undefined;
     let model: BackendModel;
+    const io = backend.ioDefaults();
+    const cachePolicy = options.cachePolicy ?? CACHE_POLICY_DEFAULT;
+    if (options.readGap !== undefined && !(Number.isInteger(options.readGap) && options.readGap >= -1)) {
+      throw new ActiveflowError("BAD_ARGUMENT", `readGap must be an integer number of bytes >= -1, got ${options.readGap}`);
+    }
+    if (!CACHE_POLICIES.includes(cachePolicy)) {
+      throw new ActiveflowError("BAD_ARGUMENT", `cache policy must be one of ${CACHE_POLICIES.join(", ")}, got ${String(cachePolicy)}`);
+    }
     if (file.metadata.has(KEY.version)) {
       flash = await openFlashModel(path);
       const weights = weightBytesOf(flash);
@@ -138,10 +146,10 @@ export class Engine {
       const floor = options.dram === undefined || options.dramFloor === undefined ? undefined
         : Math.min(budget, ...[options.dramFloor].flat().map((b) => (typeof b === "number" ? b : parseBudget(b, weights))));
       if (auto) {
-        tuning = await tuneFor(flash, table!, planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { preload: false }), options);
+        tuning = await tuneFor(flash, table!, planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { io, preload: false }), options);
         sparsity = tuning.sparsity;
       }
-      plan = planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { sparsity, preload: options.preload ?? PRELOAD_DEFAULT, groupSize: flash.groupSize });
+      plan = planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { io, sparsity, preload: options.preload ?? PRELOAD_DEFAULT, groupSize: flash.groupSize });
       if (tuning) Object.assign(tuning, { cacheBytes: plan.cacheBytes, preloadBytes: plan.preloadBytes });
       if (options.dram === undefined) plan.budgetBytes = plan.weightBytes + plan.kvBytes + plan.scratchBytes;
       else if (floor !== undefined) plan = planAboveFloor(plan, budget);
@@ -172,9 +180,9 @@ export class Engine {
           embdResident: plan.embdResident,
           headResident: plan.headResident,
           headStagingBytes: HEAD_STAGING_BYTES,
-          queueDepth: IO_QUEUE_DEPTH,
-          maxRead: IO_MAX_READ,
-          maxGap: IO_MAX_GAP,
+          readCost: readCostOf(await machineProfile(path)),
+          ...(options.readGap !== undefined ? { maxGap: options.readGap } : {}),
+          cachePolicy,
           preloadBytes: plan.preloadBytes,
           predict: options.preload ?? PRELOAD_DEFAULT,
           predictMargin: options.predictMargin ?? 1,
@@ -193,7 +201,7 @@ export class Engine {
       model.dispose();
       options.signal.throwIfAborted();
     }
-    const engine = new Engine(path, model, tokenizer, config, contextLength, threads, flash, plan);
+    const engine = new Engine(path, model, tokenizer, config, contextLength, threads, io, flash, plan);
     engine.tuning = tuning;
     engine.predicting = options.preload ?? PRELOAD_DEFAULT;
     if (table) {
@@ -475,7 +483,7 @@ export class Engine {
     const bytes = typeof budget === "number" ? budget : parseBudget(budget, weightBytesOf(flash));
     if (!Number.isFinite(bytes) || bytes <= 0) throw new ActiveflowError("BAD_ARGUMENT", `setDramBudget: the budget must be a positive number of bytes, got ${budget}`);
     // The planner's own checks (and its message) for the minimum.
-    planFlashMemory(flash, this.config, this.contextLength, this.threads, Math.floor(bytes));
+    planFlashMemory(flash, this.config, this.contextLength, this.threads, Math.floor(bytes), { io: this.io });
     const cacheBytes = cacheForBudget(plan, Math.floor(bytes));
     this.pendingBudget = { budgetBytes: Math.floor(bytes), cacheBytes, reason };
     if (!this.evaluating) this.applyBudgetChanges();

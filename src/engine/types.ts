@@ -119,6 +119,10 @@ export interface PreloadRunStats {
   predictionFromLayer3: Partial<Record<string, { distance: number; precision: number | null; recall: number | null }[]>>;
 }
 
+export const CACHE_POLICIES = ["lfu", "prefix"] as const;
+export type CachePolicy = (typeof CACHE_POLICIES)[number];
+export const CACHE_POLICY_DEFAULT: CachePolicy = "lfu";
+
 export interface LoadOptions {
   // Compute threads. Defaults to 1 (measured best on 2-vCPU machines; see bench/dense).
   threads?: number;
@@ -151,6 +155,14 @@ export interface LoadOptions {
   // A channel is predicted active when its predicted |x| exceeds margin x its threshold.
   // Below 1 trades bytes for recall. Defaults to 1.
   predictMargin?: number;
+  // Which records the hot cache keeps: "lfu" (frequency counts per sequence; misses replace
+  // colder channels) or "prefix" (the first records of every extent in file order, read in one
+  // span, so the misses form one contiguous run). Defaults to CACHE_POLICY_DEFAULT.
+  cachePolicy?: CachePolicy;
+  // Merge on-demand reads across gaps of at most this many bytes (-1: never) instead of by the
+  // device's measured read-cost curve; for benchmarks comparing read strategies. Defaults to
+  // the curve (measured once per machine and device, see src/pipeline/profile.ts).
+  readGap?: number;
   // The lowest budget setDramBudget will be given (or several: the lowest counts): the parts
   // a run-time change cannot resize (the head's residency, preload buffers) are planned for
   // it, the cache for `dram`. Same forms as `dram`. Defaults to `dram`.

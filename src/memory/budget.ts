@@ -26,13 +26,6 @@ export function parseBudget(value: string, weightBytes: number): number {
   return bytes;
 }
 
-// Read staging of the I/O layer: queue depth x largest read.
-export const IO_QUEUE_DEPTH = 8;
-export const IO_MAX_READ = 256 << 10;
-// Active records closer than this are read in one request, inactive bytes between them too.
-// Measured on the 7B at 50 %: gap 0 / 4 KiB / 16 KiB read 1389 / 1473 / 1810 MB per token at
-// the same speed (0.31-0.34 tok/s): page widening of 2-7 KB records, not merging, dominates.
-export const IO_MAX_GAP = 16 << 10;
 export const HEAD_STAGING_BYTES = 4 << 20;
 // Tokens per prefill pass in flash mode (scratch grows with it).
 export const FLASH_BATCH = 16;
@@ -59,6 +52,9 @@ export interface FlashMemoryPlan {
 }
 
 export interface FlashPlanOptions {
+  // The reader's queue depth and largest read (the backend's ioDefaults()): its staging is
+  // their product.
+  io: { queueDepth: number; maxRead: number };
   // Expected sparsity: sizes the preload buffers (a group's records x (1 - sparsity)).
   sparsity?: number;
   // Preload predicted channels of the next layer group. Defaults to false. Without it, files
@@ -98,7 +94,7 @@ export function planFlashMemory(
   nCtx: number,
   threads: number,
   budgetBytes: number,
-  options: FlashPlanOptions = {},
+  options: FlashPlanOptions,
 ): FlashMemoryPlan {
   const tied = !flash.resident.some((t) => t.name === "output.weight");
   let small = 0, headBytes = 0;
@@ -109,7 +105,7 @@ export function planFlashMemory(
   const embdRow = flash.resident.find((t) => t.name === "token_embd.weight");
   const rowStaging = embdRow ? alignPage(embdRow.bytes / cfg.nVocab) : 0;
   const largestExtent = Math.max(...flash.extents.map((e) => alignPage(e.bytes)));
-  const ioStaging = IO_QUEUE_DEPTH * IO_MAX_READ;
+  const ioStaging = options.io.queueDepth * options.io.maxRead;
   const kv = kvBytes(cfg, nCtx);
   const scratch = scratchBytes(cfg, FLASH_BATCH, nCtx, threads);
   const fixed = small + largestExtent + ioStaging + rowStaging + kv + scratch;

@@ -1,4 +1,4 @@
-import type { Backend, BackendModel, BackendModelSpec, SiteHistograms, BackendFlashStats } from "../../backend/Backend.js";
+import type { Backend, BackendIoDefaults, BackendModel, BackendModelSpec, SiteHistograms, BackendFlashStats } from "../../backend/Backend.js";
 import { ActiveflowError, type ErrorCode } from "../../errors.js";
 import { loadAddon } from "./binding.js";
 
@@ -76,5 +76,8 @@ export class NativeBackend implements Backend {
     } catch (e) {
       throw fromNativeError(e);
     }
+  }
+  ioDefaults(): BackendIoDefaults {
+    return loadAddon().ioDefaults();
   }
 }

@@ -2,7 +2,7 @@
 import { statSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import { ActiveflowError } from "../../errors.js";
-import type { LoadOptions } from "../../engine/types.js";
+import type { CachePolicy, LoadOptions } from "../../engine/types.js";
 import type { ChatMessage } from "../../tokenizer/types.js";
 import type { OptionValues } from "../args.js";
 import { ProgressLine } from "../progress.js";
@@ -36,6 +36,7 @@ export function loadOptions(values: OptionValues): LoadOptions {
   if (values.verifyReads === true) o.verifyReads = true;
   if (values.preload === true) o.preload = true;
   if (typeof values.predictMargin === "number") o.predictMargin = values.predictMargin;
+  if (typeof values.cachePolicy === "string") o.cachePolicy = values.cachePolicy as CachePolicy;
   return o;
 }
 
