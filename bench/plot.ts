@@ -26,6 +26,12 @@ function venvPython(log: (s: string) => void): string {
   return py;
 }
 
+// Runs bench/<script> <json> <png> in the matplotlib venv; returns the PNG path it prints.
+export async function plotWith(script: string, jsonPath: string, pngPath: string, log: (s: string) => void = () => {}): Promise<string> {
+  const py = venvPython(log);
+  return execFileSync(py, [join(repoRoot(), "bench", script), jsonPath, pngPath], { encoding: "utf8" }).trim();
+}
+
 // Writes <json without .json>-<model>.png for each model and returns their paths.
 export async function plotBudget(jsonPath: string, log: (s: string) => void = () => {}): Promise<string[]> {
   const py = venvPython(log);

@@ -10,6 +10,7 @@ export interface PipelineRequest {
   threads: number;
   preload: boolean;
   predictMargin?: number;
+  cachePolicy?: "lfu" | "prefix";
   promptIds: number[];
   // Decode tokens measured after the first (prefill) token.
   decodeTokens: number;

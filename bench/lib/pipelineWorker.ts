@@ -22,6 +22,7 @@ async function main(): Promise<void> {
     dram: req.dram,
     preload: req.preload,
     ...(req.predictMargin !== undefined ? { predictMargin: req.predictMargin } : {}),
+    ...(req.cachePolicy !== undefined ? { cachePolicy: req.cachePolicy } : {}),
   });
   emit({ ev: "loaded", loadSeconds: (performance.now() - t0) / 1000 });
   // The engine keeps its backend model private; the raw counters (activeBytes, per-source
