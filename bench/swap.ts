@@ -11,6 +11,7 @@
 // round; medians over rounds; each engine at its best thread count. Decode-only counters.
 // Usage (root): node dist/bench/swap.js --model <7b .af.gguf> --llama <7b q4_1 .gguf> --label ufs40
 //   [--roofline bench/results/roofline-ufs40-*.json] [--budgets 50%,25%] [--configs prefix,lfu]
+//   (a config is a cache policy with options: prefix+preload, lfu+gap65536 for a fixed read gap)
 //   [--threads 1,2] [--runs 3] [--tokens 16] [--sparsity 0.5] [--no-llama] [--report file.json]
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -134,9 +135,12 @@ async function measure(): Promise<[Result, string]> {
   const ours = async (budget: string, config: string, t: number, round: number): Promise<Run> => {
     const inDram = budget === "dram";
     const limit = inDram ? Math.floor(totalmem() * 0.9) : parseBudget(budget, weightBytes) + allowance;
+    const [policy, ...opts] = config.split("+");
+    const gap = opts.find((o) => o.startsWith("gap"));
     const req: PipelineRequest = {
-      modelPath: model, dram: inDram ? "130%" : budget, sparsity, threads: t, preload: false, promptIds, decodeTokens, contextLength: 64,
-      ...(inDram ? {} : { cachePolicy: config as "lfu" | "prefix" }),
+      modelPath: model, dram: inDram ? "130%" : budget, sparsity, threads: t, preload: opts.includes("preload"), promptIds, decodeTokens, contextLength: 64,
+      ...(inDram ? {} : { cachePolicy: policy as "lfu" | "prefix" }),
+      ...(gap ? { readGap: Number(gap.slice(3)) } : {}),
     };
     const rec = await runWorkerInCgroup(req, { kind, parent: PARENT, name: `run-${n++}` }, limit, -5, Number(args.cap));
     const decode = decodeOf(rec);

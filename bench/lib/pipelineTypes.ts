@@ -11,6 +11,7 @@ export interface PipelineRequest {
   preload: boolean;
   predictMargin?: number;
   cachePolicy?: "lfu" | "prefix";
+  readGap?: number;
   promptIds: number[];
   // Decode tokens measured after the first (prefill) token.
   decodeTokens: number;

@@ -23,6 +23,7 @@ async function main(): Promise<void> {
     preload: req.preload,
     ...(req.predictMargin !== undefined ? { predictMargin: req.predictMargin } : {}),
     ...(req.cachePolicy !== undefined ? { cachePolicy: req.cachePolicy } : {}),
+    ...(req.readGap !== undefined ? { readGap: req.readGap } : {}),
   });
   emit({ ev: "loaded", loadSeconds: (performance.now() - t0) / 1000 });
   // The engine keeps its backend model private; the raw counters (activeBytes, per-source

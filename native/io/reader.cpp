@@ -120,7 +120,8 @@ Reader::~Reader() {
   loader_.join();
 }
 
-uint64_t Reader::submit(std::vector<ReadReq> reqs, const PageChecksums* sums, bool urgent, const LandingBoard* board) {
+uint64_t Reader::submit(std::vector<ReadReq> reqs, const PageChecksums* sums, bool urgent, const LandingBoard* board,
+                        bool as_planned) {
   if (board && board->n != reqs.size()) {
     throw IoError("BAD_ARGUMENT", "landing board has " + std::to_string(board->n) + " entries for " +
                                       std::to_string(reqs.size()) + " requests");
@@ -137,10 +138,24 @@ uint64_t Reader::submit(std::vector<ReadReq> reqs, const PageChecksums* sums, bo
     if (stop_) throw IoError("FLASH_IO", file_->path() + ": reader is closed");
     ticket = next_ticket_++;
     results_[ticket];
-    queue_.push_back({ticket, std::move(reqs), sums ? *sums : PageChecksums{}, urgent, board ? *board : LandingBoard{}});
+    queue_.push_back({ticket, std::move(reqs), sums ? *sums : PageChecksums{}, urgent, board ? *board : LandingBoard{}, as_planned});
   }
   work_cv_.notify_one();
   return ticket;
+}
+
+void Reader::promote(uint64_t ticket) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (Batch& b : queue_) {
+      if (b.ticket == ticket) {
+        b.urgent = true;
+        return;
+      }
+    }
+    promoted_.push_back(ticket);
+  }
+  work_cv_.notify_one();
 }
 
 ReadStats Reader::wait(uint64_t ticket) {
@@ -172,12 +187,27 @@ void Reader::Loop() {
   uint32_t next_id = 1;
   for (;;) {
     std::deque<Batch> incoming;
+    std::vector<uint64_t> promote;
     bool stopping;
     {
       std::unique_lock<std::mutex> lock(mu_);
       if (active.empty()) work_cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
       stopping = stop_;
       if (!stopping) incoming.swap(queue_);
+      promote.swap(promoted_);
+    }
+    // Promoted batches move behind the urgent ones, ahead of every background batch.
+    for (uint64_t t : promote) {
+      for (auto it = active.begin(); it != active.end(); ++it) {
+        if ((*it)->batch.ticket != t || (*it)->batch.urgent) continue;
+        auto a = std::move(*it);
+        active.erase(it);
+        a->batch.urgent = true;
+        auto at = active.begin();
+        while (at != active.end() && (*at)->batch.urgent) ++at;
+        active.insert(at, std::move(a));
+        break;
+      }
     }
     for (Batch& b : incoming) {
       auto a = std::make_unique<Active>();
@@ -186,8 +216,8 @@ void Reader::Loop() {
       a->batch = std::move(b);
       try {
         MergeRule rule;
-        rule.max_gap = opts_.max_gap;
-        if (!opts_.cost.empty()) rule.cost = &opts_.cost;
+        rule.max_gap = a->batch.as_planned ? -1 : opts_.max_gap;
+        if (!opts_.cost.empty() && !a->batch.as_planned) rule.cost = &opts_.cost;
         a->plan = PlanReads(a->batch.reqs.data(), a->batch.reqs.size(), rule, opts_.max_read, file_->size());
         a->stats.bytes_requested = a->plan.bytes_requested;
         a->state.resize(a->plan.reads.size());

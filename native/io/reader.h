@@ -105,9 +105,14 @@ class Reader {
   // Queues a batch; dst buffers (and sums->crcs) must stay valid until wait() returns.
   // An urgent batch (an on-demand miss compute is blocked on) is issued before the unissued
   // reads of earlier batches (preloads), so it waits only for reads already in flight.
-  // With a board, the batch reports each request as it lands (see LandingBoard).
+  // With a board, the batch reports each request as it lands (see LandingBoard). as_planned:
+  // the requests are device reads already (4 KiB-aligned, at most max_read, aligned dst):
+  // each is read alone, in place, never merged with its neighbours.
   uint64_t submit(std::vector<ReadReq> reqs, const PageChecksums* sums = nullptr, bool urgent = false,
-                  const LandingBoard* board = nullptr);
+                  const LandingBoard* board = nullptr, bool as_planned = false);
+  // Makes a queued or running background batch urgent (a caller now waits for it): its
+  // unissued reads go ahead of other background reads, with no in-flight cap.
+  void promote(uint64_t ticket);
   // Blocks until the batch is done; rethrows its IoError. Each ticket is waited once.
   ReadStats wait(uint64_t ticket);
   // submit + wait; urgent by default (the caller is blocked on it).
@@ -125,6 +130,7 @@ class Reader {
     PageChecksums sums;
     bool urgent = false;
     LandingBoard board;
+    bool as_planned = false;
   };
   struct Result {
     bool done = false;
@@ -170,6 +176,7 @@ class Reader {
   std::mutex mu_;
   std::condition_variable work_cv_, done_cv_;
   std::deque<Batch> queue_;
+  std::vector<uint64_t> promoted_;  // tickets to make urgent, picked up by the loader
   std::map<uint64_t, Result> results_;
   uint64_t next_ticket_ = 1;
   bool stop_ = false;

@@ -39,7 +39,8 @@ ColumnStore::ColumnStore(std::vector<FlashExtent> extents, int group_size, std::
       cache_(extents_, policy, cost) {
   size_t largest = 0;
   for (const auto& e : extents_) largest = std::max(largest, static_cast<size_t>(e.n_in) * e.record_bytes);
-  staging_ = AlignedBuffer(largest);
+  // Misses of one visit land in reads of whole pages: at most the extent plus a page at each end.
+  staging_ = AlignedBuffer(largest + 2 * kIoAlign);
   cache_.resize(cache_bytes);
 }
 
@@ -54,6 +55,15 @@ void ColumnStore::reset_counts() { cache_.policy().reset_sequence(); }
 ColumnStore::~ColumnStore() { drain(); }
 
 void ColumnStore::drain() {
+  for (auto& b : site_bufs_) {
+    if (!b.ticket) continue;
+    try {
+      reader_->wait(b.ticket);
+    } catch (...) {
+    }
+    b.ticket = 0;
+    b.layer = -1;
+  }
   for (auto& b : bufs_) {
     if (!b.ticket) continue;
     try {
@@ -67,12 +77,16 @@ void ColumnStore::drain() {
 
 void ColumnStore::set_preload_bytes(size_t bytes) {
   drain();
-  preload_bytes_ = bytes;
-  for (auto& b : bufs_) {
-    b = GroupBuf();  // frees the old memory first
-    if (bytes >= 2 * 4096) b.mem = AlignedBuffer(bytes / 2);
+  preload_bytes_ = bytes < 2 * 4096 ? 0 : bytes;
+  // Groups of one layer prefetch per site; larger groups keep a buffer per group.
+  for (auto& b : bufs_) b = GroupBuf();  // frees the old memory first
+  for (auto& b : site_bufs_) b = SiteBuf();
+  if (preload_bytes_ == 0) return;
+  if (group_size_ == 1) {
+    for (auto& b : site_bufs_) b.mem = AlignedBuffer(preload_bytes_ / 2);
+  } else {
+    for (auto& b : bufs_) b.mem = AlignedBuffer(preload_bytes_ / 2);
   }
-  if (bytes < 2 * 4096) preload_bytes_ = 0;
 }
 
 bool ColumnStore::cached(int group, int site, int32_t channel) const {
@@ -150,6 +164,76 @@ void ColumnStore::preload(int group, std::vector<Candidate>& cands) {
   b.ticket = reader_->submit(std::move(reqs), sums_, false);
 }
 
+void ColumnStore::collect(SiteBuf& b) {
+  if (!b.ticket) return;
+  ReadStats rs;
+  const double t0 = Now();
+  try {
+    rs = reader_->wait(b.ticket);
+  } catch (...) {
+    b.ticket = 0;
+    b.layer = -1;
+    throw;
+  }
+  b.ticket = 0;
+  stats_.preload_wait_s += Now() - t0;
+  stats_.preload_io_s += rs.io_seconds;
+  stats_.bytes_read += rs.bytes_read;
+  stats_.preload_bytes_read += rs.bytes_read;
+  stats_.bytes_requested += rs.bytes_requested;
+  stats_.device_reads += rs.device_reads;
+}
+
+void ColumnStore::settle() {
+  for (auto& b : site_bufs_) collect(b);
+}
+
+void ColumnStore::prefetch_site(int layer, int site, const float* score, float margin) {
+  if (!preloading() || group_size_ != 1) return;
+  const size_t ei = static_cast<size_t>(layer) * kSites + site;
+  if (ei >= extents_.size()) return;
+  const FlashExtent& e = extents_[ei];
+  const ExtentSlots& c = cache_.slots(ei);
+  SiteBuf& b = site_bufs_[next_site_buf_];
+  next_site_buf_ ^= 1;
+  collect(b);
+  if (b.off_of.size() != static_cast<size_t>(e.n_in)) {
+    b.off_of.assign(static_cast<size_t>(e.n_in), -1);
+    b.req_of.assign(static_cast<size_t>(e.n_in), -1);
+  } else {
+    for (int32_t j : b.placed) b.off_of[j] = -1;
+  }
+  b.placed.clear();
+  b.used = 0;
+  b.layer = layer;
+  b.site = site;
+  // Best predicted first, while the buffer has room; cached channels need no read.
+  cands_.clear();
+  for (int64_t j = 0; j < e.n_in; j++) {
+    if (score[j] > margin && c.slot_of[j] < 0) cands_.push_back({score[j], site, static_cast<int32_t>(j)});
+  }
+  std::stable_sort(cands_.begin(), cands_.end(), [](const Candidate& a, const Candidate& d) { return a.score > d.score; });
+  std::vector<ReadReq> reqs;
+  for (const Candidate& cd : cands_) {
+    const size_t at = (b.used + 63) & ~size_t{63};
+    if (at + e.record_bytes > b.mem.size()) break;
+    b.used = at + e.record_bytes;
+    b.off_of[cd.channel] = static_cast<int64_t>(at);
+    b.req_of[cd.channel] = static_cast<int32_t>(reqs.size());
+    b.placed.push_back(cd.channel);
+    reqs.push_back({e.offset + static_cast<uint64_t>(cd.channel) * e.record_bytes, e.record_bytes, b.mem.data() + at});
+  }
+  stats_.preload_records += reqs.size();
+  if (reqs.empty()) return;
+  if (b.left_cap < reqs.size()) {
+    b.left_cap = std::max(reqs.size(), b.left_cap * 2);
+    b.left.reset(new std::atomic<int32_t>[b.left_cap]);
+  }
+  for (size_t r = 0; r < reqs.size(); r++) b.left[r].store(1, std::memory_order_relaxed);
+  LandingBoard board{b.left.get(), reqs.size(), &waker_};
+  b.ticket = reader_->submit(std::move(reqs), sums_, false, &board);
+}
+
 void ColumnStore::fill_prefix(size_t ei, int32_t upto) {
   ExtentSlots& c = cache_.slots(ei);
   const FlashExtent& e = extents_[ei];
@@ -175,11 +259,62 @@ void ColumnStore::fill_prefix(size_t ei, int32_t upto) {
 size_t ColumnStore::landed_prefix(size_t from) const {
   const size_t na = active_.size();
   while (from < na) {
-    const int32_t r = req_of_[from];
-    if (r >= 0 && left_[r].load(std::memory_order_acquire) != 0) break;
+    const std::atomic<int32_t>* w = wait_on_[from];
+    if (w && w->load(std::memory_order_acquire) != 0) break;
+    const std::atomic<int32_t>* w2 = wait_also_[from];
+    if (w2 && w2->load(std::memory_order_acquire) != 0) break;
     from++;
   }
   return from;
+}
+
+uint64_t ColumnStore::read_misses(const FlashExtent& e) {
+  // The plan of the records, as the reader would merge them; then each device read is its
+  // own aligned request into the arena, so the reader lands it in place and does not merge.
+  plan_reqs_.clear();
+  for (const Miss& m : miss_) {
+    const int32_t j = active_[m.active];
+    plan_reqs_.push_back({e.offset + static_cast<uint64_t>(j) * e.record_bytes, e.record_bytes, staging_.data()});
+  }
+  const ReaderOptions& ro = reader_->options();
+  MergeRule rule;
+  rule.max_gap = ro.max_gap;
+  if (!ro.cost.empty()) rule.cost = &ro.cost;
+  const ReadPlan plan = PlanReads(plan_reqs_.data(), plan_reqs_.size(), rule, ro.max_read, reader_->file().size());
+  if (left_cap_ < plan.reads.size()) {
+    left_cap_ = std::max(plan.reads.size(), left_cap_ * 2);
+    left_.reset(new std::atomic<int32_t>[left_cap_]);
+  }
+  read_at_.resize(plan.reads.size());
+  reqs_.clear();
+  size_t at = 0;
+  for (size_t k = 0; k < plan.reads.size(); k++) {
+    const DeviceRead& r = plan.reads[k];
+    // Reads of one file run sit back to back in the arena, so a record split between two of
+    // them (at max_read) stays contiguous.
+    if (at + r.length > staging_.size()) throw ModelError("NATIVE", "read plan of " + std::to_string(at + r.length) + " bytes exceeds the staging arena");
+    read_at_[k] = at;
+    reqs_.push_back({r.offset, r.length, staging_.data() + at});
+    left_[k].store(1, std::memory_order_relaxed);
+    at += r.length;
+  }
+  for (size_t k = 0; k < plan.reads.size(); k++) {
+    const DeviceRead& r = plan.reads[k];
+    for (uint32_t p = r.first_piece; p < r.first_piece + r.n_pieces; p++) {
+      const Piece& pc = plan.pieces[p];
+      const Miss& m = miss_[pc.req];
+      uint8_t* where = staging_.data() + read_at_[k] + pc.read_offset;
+      if (pc.dst == plan_reqs_[pc.req].dst) {  // the record's first piece
+        records_[m.active] = where;
+        wait_on_[m.active] = &left_[k];
+        if (m.keep) copies_.push_back({m.keep, where});
+      } else {
+        wait_also_[m.active] = &left_[k];
+      }
+    }
+  }
+  LandingBoard board{left_.get(), reqs_.size(), &waker_};
+  return reader_->submit(reqs_, sums_, true, &board, /*as_planned=*/true);
 }
 
 void ColumnStore::compute(const FlashExtent& e, int li, size_t c0, size_t c1, const float* x, int n, size_t stride,
@@ -234,7 +369,7 @@ void ColumnStore::linear(int layer, int site, const float* x, int n, size_t stri
   // The group's preload buffer: wait for its reads; without a preload, claim it so records
   // loaded on demand serve the group's later layers too (a record holds all of them).
   GroupBuf* gb = nullptr;
-  if (preloading()) {
+  if (preloading() && group_size_ > 1) {
     gb = &bufs_[g % 2];
     if (gb->group == g) wait_preload(*gb);
     else claim(g);
@@ -252,7 +387,15 @@ void ColumnStore::linear(int layer, int site, const float* x, int n, size_t stri
   }
   const size_t na = active_.size();
   records_.assign(na, nullptr);
-  req_of_.assign(na, -1);
+  wait_on_.assign(na, nullptr);
+  wait_also_.assign(na, nullptr);
+  // This visit's site prefetch, if one was made: it goes to the head of the read queue now.
+  SiteBuf* sb = nullptr;
+  for (auto& b : site_bufs_) {
+    if (b.layer == layer && b.site == site) sb = &b;
+  }
+  if (sb && sb->ticket) reader_->promote(sb->ticket);
+  copies_.clear();
   stats_.lookups += na;
   stats_.active_bytes += static_cast<uint64_t>(na) * e.record_bytes;
 
@@ -269,57 +412,42 @@ void ColumnStore::linear(int layer, int site, const float* x, int n, size_t stri
       stats_.hits++;
     }
   }
-  reqs_.clear();
-  size_t staged = 0;
+  // Misses: the prefetched ones are computed where they land; the rest are planned into
+  // device reads here, which land in place in the staging arena (no copy on the loader's
+  // core) and are computed there; a cache slot or group buffer the record also goes to gets
+  // a copy after the compute.
+  miss_.clear();
   for (size_t i = 0; i < na; i++) {
     if (records_[i]) continue;
     const int32_t j = active_[i];
-    const uint8_t* pre = nullptr;
-    if (gb && gb->off_of[site][j] >= 0) pre = gb->mem.data() + gb->off_of[site][j];
     const int32_t slot = policy.admit(ei, c, j);
+    if (sb && sb->off_of[j] >= 0) {
+      records_[i] = sb->mem.data() + sb->off_of[j];
+      if (sb->ticket) wait_on_[i] = &sb->left[sb->req_of[j]];
+      if (slot >= 0) copies_.push_back({c.slot(slot), records_[i]});
+      stats_.preload_hits++;
+      stats_.active_preload_bytes += e.record_bytes;
+      continue;
+    }
+    const uint8_t* pre = gb && gb->off_of[site][j] >= 0 ? gb->mem.data() + gb->off_of[site][j] : nullptr;
     if (pre) {
       stats_.preload_hits++;
       stats_.active_preload_bytes += e.record_bytes;
-    } else {
-      stats_.demand_loads++;
-      stats_.active_demand_bytes += e.record_bytes;
-    }
-    uint8_t* dst = nullptr;
-    if (slot >= 0) {
-      dst = c.slot(slot);
-      if (pre) {
-        std::memcpy(dst, pre, e.record_bytes);
-        records_[i] = dst;
-        continue;
+      if (slot >= 0) {
+        std::memcpy(c.slot(slot), pre, e.record_bytes);
+        records_[i] = c.slot(slot);
+      } else {
+        records_[i] = pre;
       }
-    } else if (pre) {
-      records_[i] = pre;
       continue;
-    } else if (gb) {
-      dst = place(*gb, site, j, e.record_bytes);
     }
-    if (!dst) {
-      dst = staging_.data() + staged * e.record_bytes;
-      staged++;
-    }
-    records_[i] = dst;
-    req_of_[i] = static_cast<int32_t>(reqs_.size());
-    reqs_.push_back({e.offset + static_cast<uint64_t>(j) * e.record_bytes, e.record_bytes, dst});
+    stats_.demand_loads++;
+    stats_.active_demand_bytes += e.record_bytes;
+    uint8_t* keep = slot >= 0 ? c.slot(slot) : gb ? place(*gb, site, j, e.record_bytes) : nullptr;
+    miss_.push_back({static_cast<int32_t>(i), keep});
   }
-
-  // Misses go out as one urgent batch; compute follows the landings in ascending channel
-  // order, in chunks that end on a multiple of the kernels' column group (AF_COL_GROUP), so
-  // the sums are those of one call over all channels.
   uint64_t ticket = 0;
-  if (!reqs_.empty()) {
-    if (left_cap_ < reqs_.size()) {
-      left_cap_ = std::max(reqs_.size(), left_cap_ * 2);
-      left_.reset(new std::atomic<int32_t>[left_cap_]);
-    }
-    for (size_t r = 0; r < reqs_.size(); r++) left_[r].store(1, std::memory_order_relaxed);
-    LandingBoard board{left_.get(), reqs_.size(), &waker_};
-    ticket = reader_->submit(reqs_, sums_, true, &board);
-  }
+  if (!miss_.empty()) ticket = read_misses(e);
   for (int t = 0; t < e.tensors; t++) {
     const FlashPart& part = e.parts[static_cast<size_t>(li) * e.tensors + t];
     for (int b = 0; b < n; b++) std::memset(ys[t] + b * ldys[t], 0, sizeof(float) * part.n_out);
@@ -327,7 +455,7 @@ void ColumnStore::linear(int layer, int site, const float* x, int n, size_t stri
   size_t done = 0;
   double waited = 0;
   while (done < na) {
-    size_t ready = ticket ? landed_prefix(done) : na;
+    const size_t ready = landed_prefix(done);
     const size_t upto = ready == na ? na : ready / AF_COL_GROUP * AF_COL_GROUP;
     if (upto == na || upto >= done + kMinChunk) {
       compute(e, li, done, upto, x, n, stride, ys, ldys, pool);
@@ -346,6 +474,7 @@ void ColumnStore::linear(int layer, int site, const float* x, int n, size_t stri
     }
     waited += Now() - t0;
   }
+  for (const auto& cp : copies_) std::memcpy(cp.first, cp.second, e.record_bytes);
   if (ticket) {
     ReadStats rs = reader_->wait(ticket);  // rethrows a failed batch's error
     stats_.demand_wait_s += waited;
@@ -353,7 +482,7 @@ void ColumnStore::linear(int layer, int site, const float* x, int n, size_t stri
     stats_.demand_io_s += rs.io_seconds;
     stats_.bytes_read += rs.bytes_read;
     stats_.demand_bytes_read += rs.bytes_read;
-    stats_.bytes_requested += rs.bytes_requested;
+    stats_.bytes_requested += static_cast<uint64_t>(miss_.size()) * e.record_bytes;
     stats_.device_reads += rs.device_reads;
   }
 }

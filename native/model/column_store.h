@@ -72,6 +72,14 @@ class ColumnStore {
   // the background (best score first while the buffer has room). The buffer of group g is
   // g % 2: the computing group and the next one are resident together.
   void preload(int group, std::vector<Candidate>& cands);
+  // Layer groups of one layer: reads the records of (layer, site) whose predicted score is
+  // above `margin` and that are not cached into the next of two site buffers in the
+  // background; the visit of (layer, site) computes on them as they land and reads the rest
+  // on demand. score is [n_in] (see Model::predict_scores).
+  void prefetch_site(int layer, int site, const float* score, float margin);
+  // Waits for every background read (prefetches, preloads) and rethrows the first error: a
+  // pass ends with nothing in flight that it may have computed on.
+  void settle();
   // Two preload buffers of bytes / 2 each; 0 disables preloading. Waits for reads in flight.
   void set_preload_bytes(size_t bytes);
   size_t preload_bytes() const { return preload_bytes_; }
@@ -105,6 +113,21 @@ class ColumnStore {
     std::vector<int64_t> off_of[4];   // [site][n_in] byte offset of the channel's record, or -1
     std::vector<int32_t> placed[4];   // [site] channels with off_of set (to reset quickly)
   };
+  // A site prefetch: packed records of one (layer, site), each landing on its own.
+  struct SiteBuf {
+    int layer = -1;
+    int site = -1;
+    uint64_t ticket = 0;
+    AlignedBuffer mem;
+    size_t used = 0;
+    std::vector<int64_t> off_of;  // [n_in] byte offset of the channel's record, or -1
+    std::vector<int32_t> req_of;  // [n_in] its request in the batch
+    std::vector<int32_t> placed;  // channels with off_of set
+    std::unique_ptr<std::atomic<int32_t>[]> left;  // [requests] pieces still to land
+    size_t left_cap = 0;
+  };
+  // Collects a finished (or waits for an unfinished) site prefetch: stats, errors.
+  void collect(SiteBuf& b);
   GroupBuf& claim(int group);  // buffer g % 2, emptied and assigned to group g
   void wait_preload(GroupBuf& b);
   uint8_t* place(GroupBuf& b, int site, int32_t channel, uint32_t record_bytes);
@@ -115,6 +138,9 @@ class ColumnStore {
                float* const* ys, const int64_t* ldys, ThreadPool& pool);
   // Index of the first active channel at or after `from` whose record has not landed.
   size_t landed_prefix(size_t from) const;
+  // Plans the misses of this visit into device reads landing in the staging arena, points
+  // their records there and submits the batch (urgent); returns its ticket.
+  uint64_t read_misses(const FlashExtent& e);
 
   std::vector<FlashExtent> extents_;
   int group_size_;
@@ -124,12 +150,24 @@ class ColumnStore {
   AlignedBuffer staging_;        // the largest extent: every record of one visit fits
   size_t preload_bytes_ = 0;
   GroupBuf bufs_[2];
+  SiteBuf site_bufs_[2];
+  int next_site_buf_ = 0;
   uint64_t visit_ = 0;
   ColumnStats stats_;
   // Per-visit scratch.
   std::vector<int32_t> active_;        // active channels, ascending
   std::vector<const uint8_t*> records_;  // [active] where each record is (or lands)
-  std::vector<int32_t> req_of_;        // [active] its on-demand request, or -1 (already in DRAM)
+  std::vector<const std::atomic<int32_t>*> wait_on_;  // [active] its landing counter, or null (in DRAM)
+  std::vector<const std::atomic<int32_t>*> wait_also_;  // [active] a second read of a split record, or null
+  struct Miss {
+    int32_t active;  // index in active_
+    uint8_t* keep;   // cache slot or group buffer that also gets the record, or null
+  };
+  std::vector<Miss> miss_;
+  std::vector<ReadReq> plan_reqs_;
+  std::vector<size_t> read_at_;  // [device read] its offset in the staging arena
+  std::vector<std::pair<uint8_t*, const uint8_t*>> copies_;  // prefetched records a cache slot takes
+  std::vector<Candidate> cands_;
   std::vector<const void*> cols_;
   std::vector<float> a_;
   std::vector<ReadReq> reqs_;

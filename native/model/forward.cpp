@@ -224,7 +224,8 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
     const LayerWeights& L = w_.layers[il];
     // At a group's first layer, read the next group's predicted channels while this group
     // computes (the first group predicts itself: its reads are batched, not per layer).
-    if (preload && il % G == 0) {
+    // Groups of one layer prefetch per site instead (prefetch_site below).
+    if (preload && G > 1 && il % G == 0) {
       const int g = il / G;
       if (g == 0) preload_group(0, x, n);
       if (g + 1 < n_groups) preload_group(g + 1, x, n);
@@ -237,6 +238,9 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
       af_rmsnorm_f32(x + t * E, reinterpret_cast<const float*>(L.attn_norm.data), xn + t * E, E, c.rms_eps);
     }
     site_input(il, kAttnIn, xn, n, E, E);
+    // While attn_in reads and attention computes, ffn_in of this layer is read as predicted
+    // from the residual before attention (one sub-block ahead).
+    if (preload && G == 1) prefetch_site(il, kFfnIn, x, n);
     if (store_) {
       float* ys[] = {s_.q.data(), s_.k.data(), s_.v.data()};
       const int64_t ld[] = {q_dim, kv_dim, kv_dim};
@@ -288,6 +292,8 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
       af_rmsnorm_f32(x + t * E, reinterpret_cast<const float*>(L.ffn_norm.data), xn + t * E, E, c.rms_eps);
     }
     site_input(il, kFfnIn, xn, n, E, E);
+    // While ffn_in reads and the FFN computes, the next layer's attn_in.
+    if (preload && G == 1 && il + 1 < c.n_layer) prefetch_site(il + 1, kAttnIn, x, n);
     if (store_) {
       float* ys[] = {s_.gate.data(), s_.up.data()};
       const int64_t ld[] = {F, F};
@@ -309,6 +315,8 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
     for (int i = 0; i < n * E; i++) x[i] += xn[i];
   }
 
+  // Nothing this pass computed on may still be in flight (and a failed prefetch throws here).
+  if (store_) store_->settle();
   if (!logits) return;  // a middle prefill chunk: only the KV cache matters
   const float* on = reinterpret_cast<const float*>(w_.output_norm.data);
   if (all_logits) {

@@ -239,6 +239,8 @@ class Model {
   void predict_scores(int layer, int site, const float* x, int n, float* score);
   // Predicts group g's active channels from residual rows x and starts reading them.
   void preload_group(int group, const float* x, int n);
+  // Groups of one layer: predicts (layer, site) from residual rows x and starts reading it.
+  void prefetch_site(int layer, int site, const float* x, int n);
   // Records predictions at distances 1..kMaxPredictDistance from the residual at layer l.
   void probe_predictions(int layer, const float* x);
   void probe_half(int target, const float* x);

@@ -92,6 +92,12 @@ void Model::preload_group(int group, const float* x, int n) {
   store_->preload(group, cands_);
 }
 
+void Model::prefetch_site(int layer, int site, const float* x, int n) {
+  residual_inv_rms(x, n);
+  predict_scores(layer, site, x, n, score_.data());
+  store_->prefetch_site(layer, site, score_.data(), flash_->predict_margin);
+}
+
 // Marks the channels of (target, site) whose score_ exceeds the margin as predicted at
 // distance d during this token (d = 0: one sub-block ahead).
 void Model::record_prediction(int target, int site, int d) {

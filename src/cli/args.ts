@@ -82,6 +82,7 @@ export const OPTIONS = {
   watchMemory: { long: "watch-memory", kind: "flag", help: "With --dram: watch memory pressure (/proc/pressure/memory, the cgroup's usage and limit) and halve the hot cache under pressure, growing it back when pressure has been gone for 5 s. Changes are printed on stderr." },
   preload: { long: "preload", kind: "flag", help: "With --dram: read the next layer group's predicted columns while this one computes (cross-layer preloading). Off by default: on the 2-core SSD machine we measure on, loading misses on demand was faster (bench/results/pipeline-*.json)." },
   cachePolicy: { long: "cache-policy", kind: "string", value: "name", choices: CACHE_POLICIES, help: `With --dram: which records the hot cache keeps: lfu (frequency counts per sequence, misses replace colder channels) or prefix (the first records of every extent in file order, read in one span, so misses form one contiguous run). Defaults to ${CACHE_POLICY_DEFAULT}.` },
+  readGap: { long: "read-gap", kind: "int", value: "bytes", min: -1, max: 1 << 30, help: "With --dram: merge on-demand reads across gaps of at most this many bytes (-1: never) instead of by this device's measured read-cost curve; for comparing read strategies. Defaults to the curve." },
   predictMargin: { long: "predict-margin", kind: "number", value: "x", above: 0, max: 10, help: "With --preload: preload a channel when its predicted |x| exceeds x times its threshold; below 1 reads more for fewer misses. Defaults to 1." },
   columnType: { long: "column-type", kind: "string", value: "type", choices: WEIGHT_TYPES, help: `Store every column in this type (${WEIGHT_TYPES.join(", ")}). Defaults to the source type where it fits the column length, else q8_0.` },
   text: { long: "text", kind: "string", value: "file", help: "Text file to read." },
@@ -129,7 +130,7 @@ interface CommandSpec {
 
 const SAMPLING: OptionKey[] = ["seed", "greedy", "temperature", "topK", "topP", "minP", "repeatPenalty", "repeatLastN"];
 const MODEL_NOTE = "<model> is a .gguf file, or `smollm2` for the cached SmolLM2-135M-Instruct (fetched on first use).";
-const FLASH: OptionKey[] = ["dram", "sparsity", "maxSparsity", "groupSize", "verifyReads", "preload", "predictMargin", "cachePolicy"];
+const FLASH: OptionKey[] = ["dram", "sparsity", "maxSparsity", "groupSize", "verifyReads", "preload", "predictMargin", "cachePolicy", "readGap"];
 const FLASH_NOTE = [
   "With --dram the model runs from the flash layout under that DRAM budget; the context length",
   "then defaults to the prompt's tokens plus -n, rounded up to 64, so the KV cache stays small.",

@@ -64,8 +64,9 @@ export interface FlashPlanOptions {
   groupSize?: number;
 }
 
-// A preload buffer holds the predicted records of one layer group that are not cached: at
-// sparsity s about (1 - s) of the group's bytes, plus room for the union over the group's
+// A preload buffer holds the predicted records that are not cached of one layer group, or with
+// groups of one layer of one residual-fed site (attn_in or ffn_in: they are prefetched site by
+// site): at sparsity s about (1 - s) of those bytes, plus room for the union over the group's
 // layers and prediction false positives.
 export const PRELOAD_SLACK = 1.25;
 // The preload buffers never take more than this share of what the budget leaves for the cache.
@@ -127,7 +128,9 @@ export function planFlashMemory(
   if ((options.preload === true || (options.groupSize ?? 1) > 1) && left > 0) {
     const groups = new Map<number, number>();
     for (const e of flash.extents) groups.set(e.group, (groups.get(e.group) ?? 0) + alignPage(e.bytes));
-    const groupBytes = Math.max(...groups.values());
+    const groupBytes = flash.groupSize === 1
+      ? Math.max(...flash.extents.filter((e) => e.site === "attn_in" || e.site === "ffn_in").map((e) => alignPage(e.bytes)))
+      : Math.max(...groups.values());
     const want = 2 * groupBytes * Math.min(1, (1 - (options.sparsity ?? 0)) * PRELOAD_SLACK);
     preloadBytes = alignPage(Math.floor(Math.min(want, left * PRELOAD_MAX_SHARE) / 2)) * 2;
     if (preloadBytes > left) preloadBytes = 0;

@@ -36,6 +36,7 @@ export function loadOptions(values: OptionValues): LoadOptions {
   if (values.verifyReads === true) o.verifyReads = true;
   if (values.preload === true) o.preload = true;
   if (typeof values.predictMargin === "number") o.predictMargin = values.predictMargin;
+  if (typeof values.readGap === "number") o.readGap = values.readGap;
   if (typeof values.cachePolicy === "string") o.cachePolicy = values.cachePolicy as CachePolicy;
   return o;
 }
