@@ -32,7 +32,8 @@ import { IO_MAX_READ, planFlashMemory, weightBytesOf } from "../src/memory/budge
 import type { FlashModel } from "../src/flash/open.js";
 import { readModelConfig } from "../src/model/config.js";
 import { Arc, BoundCache, DecayLfu, EngineLfu, Lru, StaticPlusDynamic, StaticSet } from "./lib/cachePolicies.js";
-import { bernoulliTrace, globalCaps, layoutOrders, readStudy, simulate, type Mode, type PolicySpec, type ReadRow, type Row } from "./lib/cacheReplay.js";
+import { bernoulliTrace, capOf, globalCaps, layoutOrders, readStudy, simulate, type LayoutOrders, type Mode, type PolicySpec, type ReadRow, type Row } from "./lib/cacheReplay.js";
+import { positionsOf } from "./lib/layouts.js";
 import { FORMATS, geometryFor, type GeometryCase, type SimExtent } from "./lib/flashGeometry.js";
 import { machineInfo } from "./lib/machine.js";
 import { repoRoot } from "./lib/paths.js";
@@ -177,6 +178,20 @@ if (wanted.has("heldout")) {
   }
   save("heldout", out);
 }
+// The pinned channels of a static policy first (calibration rank), then the others in `base` order.
+function pinnedFirst(p: PolicySpec, f: number, base: LayoutOrders): LayoutOrders {
+  return {
+    name: `pinned-first+${base.name}`,
+    positions: extents.map((e, ei) => {
+      const cap = capOf(p, f, e, ei), rank = calibRank[ei]!;
+      const pinned = new Uint8Array(e.nIn);
+      for (let k = 0; k < cap; k++) pinned[rank[k]!] = 1;
+      const rest = new Int32Array(e.nIn);
+      base.positions[ei]!.forEach((pos, ch) => (rest[pos] = ch));
+      return positionsOf(Int32Array.from([...rank.subarray(0, cap), ...rest.filter((ch) => !pinned[ch])]));
+    }),
+  };
+}
 if (wanted.has("reads")) {
   const rows = saved<Row[]>("policies");
   if (!rows) throw new Error("the reads part needs the policies part first");
@@ -185,11 +200,14 @@ if (wanted.has("reads")) {
   const noCache: PolicySpec = { name: "none", note: "no cache", candidate: false, make: (e) => new StaticSet(e.nIn, 0, new Int32Array(0)) };
   const out: ReadRow[] = [];
   for (const geo of [cases[0]!, cases[1]!]) {
-    const chosen = [noCache, byName.get("lfu-engine")!, byName.get(bestAt(rows, geo.cacheFraction).policy)!, byName.get("static")!];
+    const chosen = [noCache, byName.get("lfu-engine")!, byName.get(bestAt(rows, geo.cacheFraction).policy)!, byName.get("static")!, byName.get("static-global")!];
     for (const p of chosen) {
       if (out.some((r) => r.format === geo.format && r.policy === p.name)) continue;
       log(`[${elapsed()}] reads: ${geo.format} at ${(geo.cacheFraction * 100).toFixed(1)} %, ${p.name} ...`);
-      out.push(...readStudy("evaluation", evalTrace, orders, geo.format, geo.extents, p, p.name === "none" ? 0 : geo.cacheFraction, GAPS, IO_MAX_READ));
+      const f = p.name === "none" ? 0 : geo.cacheFraction;
+      // A pinned set is best stored together: its pages are never read.
+      const extra = p.name.startsWith("static") ? [pinnedFirst(p, f, orders[0]!), pinnedFirst(p, f, orders[3]!)] : [];
+      out.push(...readStudy("evaluation", evalTrace, [...orders, ...extra], geo.format, geo.extents, p, f, GAPS, IO_MAX_READ));
     }
   }
   save("reads", out);
@@ -233,32 +251,40 @@ function needed(policy: string, target: number): number | null {
   }
   return null;
 }
-// The --dram budget (bytes and % of that format's weights) whose cache reaches `fraction`.
-function budgetFor(geo: GeometryCase, fraction: number): { bytes: number; percent: number } {
+// The smallest --dram budget (bytes and % of that format's weights, to 0.1 %) whose cache reaches
+// `fraction`; with headResident, also keeping the output head in DRAM (else it streams from
+// flash every token once the budget cannot hold it).
+function budgetFor(geo: GeometryCase, fraction: number, headResident: boolean): { bytes: number; percent: number; headResident: boolean } {
   const model = {
     ...flash,
     resident: [...flash.resident, ...(geo.residentScaleBytes > 0 ? [{ ...flash.resident[0]!, name: "column_scales", bytes: geo.residentScaleBytes }] : [])],
     extents: geo.extents.map((e, i) => ({ ...flash.extents[i]!, recordBytes: e.recordBytes, bytes: e.nIn * e.recordBytes })),
   } as FlashModel;
-  let lo = 0, hi = 4 * weightBytesOf(model);
-  for (let k = 0; k < 60; k++) {
-    const mid = (lo + hi) / 2;
-    let ok = false;
+  const plan = (b: number) => {
     try {
-      ok = planFlashMemory(model, cfg, nCtx, 1, Math.floor(mid), { sparsity: SPARSITY, preload: false, groupSize: 1 }).cacheBytes >= fraction * geo.extentBytes;
+      return planFlashMemory(model, cfg, nCtx, 1, Math.floor(b), { sparsity: SPARSITY, preload: false, groupSize: 1 });
     } catch {
-      ok = false;
+      return undefined;
     }
-    if (ok) hi = mid;
-    else lo = mid;
+  };
+  // A scan, not a bisection: the cache shrinks where a growing budget first takes the head in.
+  const weights = weightBytesOf(model);
+  for (let permille = 1; permille <= 4000; permille++) {
+    const b = (weights * permille) / 1000;
+    const p = plan(b);
+    if (p && p.cacheBytes >= fraction * geo.extentBytes && (!headResident || p.headResident)) return { bytes: Math.ceil(b), percent: permille / 10, headResident: p.headResident };
   }
-  return { bytes: Math.ceil(hi), percent: (100 * hi) / weightBytesOf(model) };
+  return { bytes: Infinity, percent: Infinity, headResident: false };
 }
 
 const best = bestAt(evalRows, q8.cacheFraction);
 const neededFor40 = Object.fromEntries(candidates.map((p) => {
   const f = needed(p.name, 0.4);
-  return [p.name, f === null ? null : { cacheFraction: f, budget: Object.fromEntries(cases.map((c) => [c.format, budgetFor(c, f)])) }];
+  return [p.name, f === null ? null : {
+    cacheFraction: f,
+    budget: Object.fromEntries(cases.map((c) => [c.format, budgetFor(c, f, false)])),
+    budgetHeadResident: Object.fromEntries(cases.map((c) => [c.format, budgetFor(c, f, true)])),
+  }];
 }));
 let engineRun: Record<string, unknown> | undefined;
 if (values["run-json"]) {
@@ -329,7 +355,8 @@ for (const c of cases) {
 }
 process.stdout.write(`\nbest at ${pct(q8.cacheFraction)} % (warm): ${best.policy}; 40 % needs a cache of:\n`);
 for (const [name, n] of Object.entries(neededFor40)) {
-  process.stdout.write(`  ${name.padEnd(26)} ${n ? `${pct(n.cacheFraction)} % of the extents; --dram ${cases.map((c) => `${c.format} ${n.budget[c.format]!.percent.toFixed(0)} %`).join(", ")}` : "not reached"}\n`);
+  const b = (c: GeometryCase) => `${c.format} ${n!.budget[c.format]!.percent.toFixed(0)} %${n!.budget[c.format]!.headResident ? "" : ` (head streamed; ${n!.budgetHeadResident[c.format]!.percent.toFixed(0)} % with it resident)`}`;
+  process.stdout.write(`  ${name.padEnd(26)} ${n ? `${pct(n.cacheFraction)} % of the extents; --dram ${cases.map(b).join(", ")}` : "not reached"}\n`);
 }
 process.stdout.write(`\nreads per decode token:\n`);
 for (const r of [...readRows, ...control.reads]) {

@@ -12,7 +12,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-SHOWN = ["lfu-engine", "lru", "lfu-decay-64", "lfu-decay-1024", "lfu-forever", "arc", "static", "static80+lru", "static-hindsight", "bound"]
+SHOWN = ["lfu-engine", "lru", "arc", "lfu-decay-64", "lfu-forever", "static", "static80+lru", "static-global", "global-split+lfu-decay-64", "static-hindsight", "bound"]
+LABEL = {"lfu-engine": "lfu-engine (today)", "bound": "bound of the proportional split"}
 STYLE = {"static-hindsight": ":", "bound": "--"}
 
 
@@ -22,10 +23,10 @@ def main() -> None:
         d = json.load(f)
     rows = [r for r in d["hitRates"]["evaluation"] if r["mode"] == "warm"]
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 5.2), dpi=120)
-    for name in SHOWN:
+    for i, name in enumerate(SHOWN):
         pts = sorted((r["cacheFraction"], r["decodeHitRate"]["bytes"]) for r in rows if r["policy"] == name)
         if pts:
-            ax.plot([100 * p[0] for p in pts], [100 * p[1] for p in pts], marker=".", linestyle=STYLE.get(name, "-"), label=name)
+            ax.plot([100 * p[0] for p in pts], [100 * p[1] for p in pts], marker=".", color=plt.cm.tab20(i / 20 * 1.8), linestyle=STYLE.get(name, "-"), label=LABEL.get(name, name))
     ax.axhspan(54, 74, color="tab:green", alpha=0.08, label="paper: 54-74 % (task level)")
     ax.axhline(40, color="gray", linewidth=0.8, linestyle="-.", label="issue 9 target: 40 %")
     for g, color in zip(d["geometry"], ["black", "tab:red", "tab:purple"]):
