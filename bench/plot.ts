@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { cacheRoot } from "../src/fetch/cache.js";
 import { repoRoot } from "./lib/paths.js";
 
-function venvPython(log: (s: string) => void): string {
+export function venvPython(log: (s: string) => void): string {
   const venv = join(cacheRoot(), "bench-venv");
   const py = join(venv, "bin", "python");
   const hasMpl = () => {

@@ -29,7 +29,7 @@ import { calibrationPath, loadCalibration, saveCalibration, storeCalibration } f
 import { SPARSITY_LEVELS, tableFromJson, tableToJson, thresholdsFor, thresholdsFromHistograms, type ThresholdTable } from "../src/sparsity/thresholds.js";
 import { synthesizeModel } from "../src/synth/synth.js";
 
-// The native histogram's binning (native/model/model.h): log2-spaced from 2^-24, 32 per octave.
+// The native histogram's binning (native/model/activation_stats.h): log2-spaced from 2^-24, 32 per octave.
 const PER_OCTAVE = 32, MIN_LOG2 = -24, BINS = 32 * 40;
 
 function binOf(a: number): number {

@@ -1,5 +1,6 @@
 // Model bindings: loading and evaluation run on libuv worker threads (AsyncWorker), so the
 // event loop keeps turning while a model loads or a token is computed.
+#include <cstring>
 #include <memory>
 
 #include "activeflow/col_kernels.h"
@@ -45,6 +46,9 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                            InstanceMethod("setThresholds", &NativeModel::SetThresholds),
                            InstanceMethod("setCapture", &NativeModel::SetCapture),
                            InstanceMethod("histograms", &NativeModel::Histograms),
+                           InstanceMethod("setActivationCapture", &NativeModel::SetActivationCapture),
+                           InstanceMethod("activationCounts", &NativeModel::ActivationCounts),
+                           InstanceMethod("takeActivationTrace", &NativeModel::TakeActivationTrace),
                            InstanceMethod("siteCounts", &NativeModel::SiteCounts),
                            InstanceMethod("flashStats", &NativeModel::FlashStats),
                            InstanceMethod("setCacheBytes", &NativeModel::SetCacheBytes),
@@ -172,16 +176,86 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     Model& m = Get(env);
     NotBusy(env, "change capture");
     const bool on = info.Length() > 0 && info[0].ToBoolean().Value();
-    m.set_capture(on);
-    if (info.Length() > 1 && info[1].ToBoolean().Value()) m.clear_histograms();
+    m.activation_stats().set_histograms(on);
+    if (info.Length() > 1 && info[1].ToBoolean().Value()) m.activation_stats().clear_histograms();
     return env.Undefined();
+  }
+
+  // setActivationCapture(counts: boolean, trace: boolean, clear?: boolean): per-channel active
+  // counts and the active-set trace of every site input; clear zeroes the counts and drops
+  // the trace gathered so far.
+  Napi::Value SetActivationCapture(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Model& m = Get(env);
+    NotBusy(env, "change activation capture");
+    if (info.Length() < 2 || !info[0].IsBoolean() || !info[1].IsBoolean()) {
+      throw ToJsError(env, "BAD_ARGUMENT", "setActivationCapture(counts: boolean, trace: boolean, clear?: boolean)");
+    }
+    ActivationStats& st = m.activation_stats();
+    st.set_counts(info[0].As<Napi::Boolean>().Value());
+    st.set_trace(info[1].As<Napi::Boolean>().Value());
+    if (info.Length() > 2 && info[2].ToBoolean().Value()) {
+      st.clear_counts();
+      std::vector<int32_t> passes;
+      st.take_trace(&passes);
+    }
+    return env.Undefined();
+  }
+
+  static Napi::Array Widths(Napi::Env env, const ActivationStats& st) {
+    Napi::Array w = Napi::Array::New(env, kSites);
+    for (int s = 0; s < kSites; s++) w.Set(s, Napi::Number::New(env, static_cast<double>(st.width(s))));
+    return w;
+  }
+
+  // activationCounts(reset?: boolean): { counts: Float64Array [nLayer][site][widths[site]],
+  // rows, widths: number[4] }: rows in which each input channel was active.
+  Napi::Value ActivationCounts(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Model& m = Get(env);
+    NotBusy(env, "read activation counts");
+    ActivationStats& st = m.activation_stats();
+    const auto& c = st.counts();
+    Napi::Float64Array out = Napi::Float64Array::New(env, c.size());
+    for (size_t i = 0; i < c.size(); i++) out[i] = static_cast<double>(c[i]);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("counts", out);
+    o.Set("rows", Napi::Number::New(env, static_cast<double>(st.count_rows())));
+    o.Set("widths", Widths(env, st));
+    if (info.Length() > 0 && info[0].ToBoolean().Value()) st.clear_counts();
+    return o;
+  }
+
+  // takeActivationTrace(): { bits: Uint8Array [rows][rowBytes], rows, rowBytes, passes:
+  // Int32Array (rows of each evaluation pass), nLayer, widths }. Rows hold [nLayer][site]
+  // bitsets of ceil(widths[site] / 8) bytes, LSB first. The trace is moved out (emptied).
+  Napi::Value TakeActivationTrace(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Model& m = Get(env);
+    NotBusy(env, "take the activation trace");
+    ActivationStats& st = m.activation_stats();
+    std::vector<int32_t> passes;
+    const std::vector<uint8_t> bits = st.take_trace(&passes);
+    const size_t rows = st.trace_row_bytes() ? bits.size() / st.trace_row_bytes() : 0;
+    Napi::Uint8Array out = Napi::Uint8Array::New(env, bits.size());
+    if (!bits.empty()) std::memcpy(out.Data(), bits.data(), bits.size());
+    Napi::Int32Array p = Napi::Int32Array::New(env, passes.size());
+    for (size_t i = 0; i < passes.size(); i++) p[i] = passes[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("bits", out);
+    o.Set("rows", Napi::Number::New(env, static_cast<double>(rows)));
+    o.Set("rowBytes", Napi::Number::New(env, static_cast<double>(st.trace_row_bytes())));
+    o.Set("passes", p);
+    o.Set("nLayer", Napi::Number::New(env, st.n_layer()));
+    o.Set("widths", Widths(env, st));
+    return o;
   }
 
   // histograms(): Float64Array [nLayer][4][bins] of |x| counts, plus the bin layout.
   Napi::Value Histograms(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Model& m = Get(env);
-    const auto& h = m.histograms();
+    const auto& h = m.activation_stats().histograms();
     Napi::Float64Array out = Napi::Float64Array::New(env, h.size());
     for (size_t i = 0; i < h.size(); i++) out[i] = static_cast<double>(h[i]);
     Napi::Object o = Napi::Object::New(env);

@@ -70,32 +70,14 @@ void Model::set_thresholds(const float* t) {
   thresholds_.assign(t, t + static_cast<size_t>(cfg_.n_layer) * kSites);
 }
 
-void Model::set_capture(bool on) {
-  capture_ = on;
-  if (on && hist_.empty()) hist_.assign(static_cast<size_t>(cfg_.n_layer) * kSites * kHistBins, 0);
-}
-
-void Model::clear_histograms() { std::fill(hist_.begin(), hist_.end(), 0); }
-
 void Model::reset_site_counts() {
   for (int s = 0; s < kSites; s++) kept_[s] = seen_[s] = 0;
 }
 
 void Model::site_input(int layer, int site, float* x, int n, int64_t n_in, size_t stride) {
-  if (capture_) {
-    uint64_t* h = hist_.data() + (static_cast<size_t>(layer) * kSites + site) * kHistBins;
-    for (int t = 0; t < n; t++) {
-      const float* row = x + t * stride;
-      for (int64_t i = 0; i < n_in; i++) {
-        const float a = std::fabs(row[i]);
-        int bin = 0;
-        if (a > 0.0f) {
-          bin = static_cast<int>(std::floor((std::log2(a) - kHistMinLog2) * kHistPerOctave));
-          bin = std::min(std::max(bin, 0), kHistBins - 1);
-        }
-        h[bin]++;
-      }
-    }
+  if (act_stats_.any()) {
+    act_stats_.observe(layer, site, x, n, n_in, stride,
+                       thresholds_.empty() ? -1.0f : thresholds_[static_cast<size_t>(layer) * kSites + site]);
   }
   seen_[site] += static_cast<uint64_t>(n) * n_in;
   if (thresholds_.empty()) {

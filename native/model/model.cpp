@@ -110,6 +110,8 @@ Model::Model(const std::string& path, const ModelConfig& cfg, const std::vector<
   pred_bits_.assign(static_cast<size_t>(cfg_.n_layer) * (kMaxPredictDistance + 1) * 2 * cfg_.n_embd, 0);
   pred_token_.assign(static_cast<size_t>(cfg_.n_layer) * (kMaxPredictDistance + 1), 0);
   half_token_.assign(static_cast<size_t>(cfg_.n_layer) * 2, 0);
+  const int64_t widths[kSites] = {cfg_.n_embd, q_dim, cfg_.n_embd, cfg_.n_ff};
+  act_stats_.configure(cfg_.n_layer, widths);
   set_threads(threads);
 }
 

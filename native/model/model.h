@@ -16,6 +16,7 @@
 #include "io/aligned_buffer.h"
 #include "io/flash_file.h"
 #include "io/reader.h"
+#include "model/activation_stats.h"
 #include "model/column_store.h"
 #include "model/threadpool.h"
 
@@ -100,14 +101,6 @@ struct TensorSpec {
   std::vector<int64_t> dims;
   uint64_t offset;
 };
-
-// Inputs of linear layers ("sites"): q/k/v share one input, gate/up share one.
-enum Site { kAttnIn = 0, kAttnOut = 1, kFfnIn = 2, kFfnOut = 3, kSites = 4 };
-// |x| histogram for calibration: log2-spaced, kHistPerOctave bins per octave from 2^kHistMinLog2;
-// bin 0 also holds exact zeros and everything below the range.
-constexpr int kHistPerOctave = 32;
-constexpr int kHistMinLog2 = -24;
-constexpr int kHistBins = kHistPerOctave * 40;
 
 // How a flash-layout model is run: which tensors live where and how the DRAM budget is split.
 struct FlashSetup {
@@ -194,10 +187,8 @@ class Model {
   // Contextual sparsity: an input element of a linear layer takes part only if |x| > the
   // threshold of its (layer, site). t is [n_layer][kSites]; nullptr restores the dense model.
   void set_thresholds(const float* t);
-  // Accumulate |x| histograms of every site input ([n_layer][kSites][kHistBins] counts).
-  void set_capture(bool on);
-  const std::vector<uint64_t>& histograms() const { return hist_; }
-  void clear_histograms();
+  // Histograms, per-channel active counts and traces of every site input (calibration, studies).
+  ActivationStats& activation_stats() { return act_stats_; }
   // Elements kept and seen per site since the last reset (active fraction = kept / seen).
   const uint64_t* site_kept() const { return kept_; }
   const uint64_t* site_seen() const { return seen_; }
@@ -273,8 +264,7 @@ class Model {
   std::vector<float> inv_freq_;  // [n_rot / 2] rotation frequency per pair
   Scratch s_;
   std::vector<float> thresholds_;  // [n_layer][kSites]; empty = dense
-  bool capture_ = false;
-  std::vector<uint64_t> hist_;     // [n_layer][kSites][kHistBins]
+  ActivationStats act_stats_;
   uint64_t kept_[kSites] = {0, 0, 0, 0};
   uint64_t seen_[kSites] = {0, 0, 0, 0};
   // Prediction: row norms scratch, per-channel scores, candidates.

@@ -94,6 +94,23 @@ export interface SiteHistograms {
   minLog2: number;
 }
 
+// Rows (evaluated tokens) in which each input channel was active, per (layer, site).
+export interface ActivationCounts {
+  counts: Float64Array; // [nLayer][site][widths[site]], sites in SITES order
+  rows: number;
+  widths: number[]; // input channels per site
+}
+
+// The active input channels of every evaluated row, as bitsets.
+export interface ActivationTrace {
+  bits: Uint8Array; // [rows][rowBytes]; a row is [nLayer][site][ceil(widths[site] / 8)] bytes, LSB first
+  rows: number;
+  rowBytes: number;
+  passes: Int32Array; // rows of each evaluation pass (a prefill chunk or one decode token), in order
+  nLayer: number;
+  widths: number[];
+}
+
 export interface BackendModel {
   // Evaluates tokens at positions [pos, pos + n) and writes the last token's logits
   // ([nVocab]) or, with allLogits, every token's ([n][nVocab]) into `logits`.
@@ -107,6 +124,12 @@ export interface BackendModel {
   // Accumulate |x| histograms of every site input (clear = start from zero).
   setCapture(on: boolean, clear?: boolean): void;
   histograms(): SiteHistograms;
+  // Per-channel active counts and the active-set trace of every site input (active:
+  // |x| > threshold, every channel when dense); clear drops what was gathered so far.
+  setActivationCapture(counts: boolean, trace: boolean, clear?: boolean): void;
+  activationCounts(reset?: boolean): ActivationCounts;
+  // Moves the rows traced so far out of the backend.
+  takeActivationTrace(): ActivationTrace;
   // Elements kept / seen per site since the last reset.
   siteCounts(reset?: boolean): { kept: number[]; seen: number[] };
   flashStats(reset?: boolean): BackendFlashStats;

@@ -1,5 +1,5 @@
 // The engine: loads a model, owns the KV position, runs the generation loop and sampling.
-import type { Backend, BackendFlashStats, BackendModel, SiteHistograms } from "../backend/Backend.js";
+import type { ActivationCounts, ActivationTrace, Backend, BackendFlashStats, BackendModel, SiteHistograms } from "../backend/Backend.js";
 import { NativeBackend } from "../backends/native/NativeBackend.js";
 import { ActiveflowError, isActiveflowError } from "../errors.js";
 import { readGguf } from "../gguf/reader.js";
@@ -274,6 +274,21 @@ export class Engine {
 
   histograms(): SiteHistograms {
     return this.live().histograms();
+  }
+
+  // Per-channel active counts and, with trace, the active set of every evaluated row at every
+  // (layer, site) (cache and layout studies); clear drops what was gathered.
+  setActivationCapture(counts: boolean, trace: boolean, clear = false): void {
+    this.live().setActivationCapture(counts, trace, clear);
+  }
+
+  activationCounts(reset = false): ActivationCounts {
+    return this.live().activationCounts(reset);
+  }
+
+  // The rows traced since the last call (moved out of the backend).
+  takeActivationTrace(): ActivationTrace {
+    return this.live().takeActivationTrace();
   }
 
   // Active elements kept / seen per site since the last reset.

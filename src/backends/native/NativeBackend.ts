@@ -1,4 +1,4 @@
-import type { Backend, BackendIoDefaults, BackendModel, BackendModelSpec, SiteHistograms, BackendFlashStats } from "../../backend/Backend.js";
+import type { ActivationCounts, ActivationTrace, Backend, BackendIoDefaults, BackendModel, BackendModelSpec, SiteHistograms, BackendFlashStats } from "../../backend/Backend.js";
 import { ActiveflowError, type ErrorCode } from "../../errors.js";
 import { loadAddon } from "./binding.js";
 
@@ -45,6 +45,27 @@ class NativeModel implements BackendModel {
   }
   histograms(): SiteHistograms {
     return this.inner.histograms();
+  }
+  setActivationCapture(counts: boolean, trace: boolean, clear?: boolean): void {
+    try {
+      this.inner.setActivationCapture(counts, trace, clear);
+    } catch (e) {
+      throw fromNativeError(e);
+    }
+  }
+  activationCounts(reset?: boolean): ActivationCounts {
+    try {
+      return this.inner.activationCounts(reset);
+    } catch (e) {
+      throw fromNativeError(e);
+    }
+  }
+  takeActivationTrace(): ActivationTrace {
+    try {
+      return this.inner.takeActivationTrace();
+    } catch (e) {
+      throw fromNativeError(e);
+    }
   }
   siteCounts(reset?: boolean): { kept: number[]; seen: number[] } {
     return this.inner.siteCounts(reset);
