@@ -46,7 +46,7 @@ test("the replay of today's LFU gives the engine's hits and lookups exactly", as
     const extentBytes = flash.extents.reduce((a, x) => a + x.bytes, 0);
     // A cache of a quarter of every extent (set on the backend: the budget's minimum includes a
     // head staging area larger than this model).
-    const model = (e as unknown as { model: { setCacheBytes(b: number): void; flashStats(): { lookups?: number; hits?: number; cacheBytes?: number } } }).model;
+    const model = (e as unknown as { model: { setCacheBytes(b: number): void; flashStats(): { lookups?: number; hits?: number; cacheBytes?: number; cacheSlots?: Int32Array } } }).model;
     model.setCacheBytes(Math.floor(0.25 * extentBytes));
     const cacheBytes = model.flashStats().cacheBytes!;
     assert.equal(cacheBytes, Math.floor(0.25 * extentBytes));
@@ -66,7 +66,9 @@ test("the replay of today's LFU gives the engine's hits and lookups exactly", as
       bits: b.bits(),
     };
     const extents = flash.extents.map((x) => ({ layer: x.firstLayer, site: SITES.indexOf(x.site), nIn: x.nIn, recordBytes: x.recordBytes }));
-    const lfu: PolicySpec = { name: "lfu-engine", note: "", candidate: true, make: (x, c) => new EngineLfu(x.nIn, c) };
+    // The engine's own split of the cache over extents (it follows the device's read costs).
+    const slots = raw.cacheSlots!;
+    const lfu: PolicySpec = { name: "lfu-engine", note: "", candidate: true, make: (x, c) => new EngineLfu(x.nIn, c), caps: () => slots };
     const [row] = simulate(trace, "passes", extents, [lfu], [cacheBytes / extentBytes], ["warm"]);
     assert.ok((raw.hits ?? 0) > 0 && (raw.hits ?? 0) < (raw.lookups ?? 0), `engine hits ${raw.hits} of ${raw.lookups}`);
     assert.equal(row!.allCounts.lookups, raw.lookups);

@@ -144,6 +144,12 @@ export class EngineLfu extends ScoredCache {
   constructor(nIn: number, cap: number) {
     super(nIn, cap);
     this.count = new Float64Array(nIn);
+    // A cache that holds the whole extent is filled in one read at its first visit (native
+    // ColumnStore::linear): every lookup hits.
+    if (cap >= nIn) {
+      for (let j = 0; j < nIn; j++) this.slotOf[j] = this.chanOf[j] = j;
+      this.used = nIn;
+    }
   }
   startSequence(): void {
     this.count.fill(0);

@@ -304,6 +304,11 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       num("cacheBytes", static_cast<double>(st->cache_bytes()));
       num("stagingBytes", static_cast<double>(st->staging_bytes()));
       num("preloadBufferBytes", static_cast<double>(st->preload_bytes()));
+      // Records the hot cache holds room for, per extent (file order): how the budget was split.
+      const std::vector<int32_t> caps = st->cache_slots();
+      Napi::Int32Array slots = Napi::Int32Array::New(env, caps.size());
+      for (size_t i = 0; i < caps.size(); i++) slots[i] = caps[i];
+      o.Set("cacheSlots", slots);
       // [site][distance 0..4] true/false positives and false negatives of the prediction
       // (distance 0: one sub-block ahead).
       const PredictCounts& pc = m.predict_counts();

@@ -94,6 +94,7 @@ class ColumnStore {
   void set_cache_bytes(size_t bytes);
   size_t cache_bytes() const { return cache_.bytes(); }
   CachePolicyKind cache_policy() { return cache_.policy().kind(); }
+  std::vector<int32_t> cache_slots() { return cache_.caps(); }
   // Bytes of cache and staging memory allocated now.
   size_t resident_bytes() const;
   size_t staging_bytes() const { return staging_.size(); }

@@ -67,6 +67,11 @@ class HotCache {
   size_t bytes() const { return bytes_; }        // what resize() was given
   size_t allocated() const;                      // slot memory held now
   ExtentSlots& slots(size_t extent) { return slots_[extent]; }
+  std::vector<int32_t> caps() const {
+    std::vector<int32_t> c;
+    for (const auto& s : slots_) c.push_back(s.cap);
+    return c;
+  }
   CachePolicy& policy() { return *policy_; }
 
  private:

@@ -69,6 +69,8 @@ export interface BackendFlashStats extends FlashCounters {
   cacheBytes?: number;
   stagingBytes?: number;
   preloadBufferBytes?: number;
+  // Records the hot cache has room for, per extent in file order (how the budget was split).
+  cacheSlots?: Int32Array;
   // [site][distance 0..4]: prediction counts of decode tokens (0: one sub-block ahead).
   prediction?: { tp: number; fp: number; fn: number }[][];
   // [nLayer][site][distance 0..4][tp, fp, fn], flat (distance 0 unused).
