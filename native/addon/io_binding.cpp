@@ -377,6 +377,7 @@ Napi::Value IoDefaults(const Napi::CallbackInfo& info) {
   o.Set("queueDepth", Napi::Number::New(env, kDefaultQueueDepth));
   o.Set("maxRead", Napi::Number::New(env, kDefaultMaxRead));
   o.Set("maxBackground", Napi::Number::New(env, kDefaultMaxBackground));
+  o.Set("stagingSlots", Napi::Number::New(env, kDefaultStagingSlots));
   o.Set("maxGap", Napi::Number::New(env, static_cast<double>(kDefaultMaxGap)));
   return o;
 }

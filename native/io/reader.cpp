@@ -87,8 +87,10 @@ Reader::Reader(std::shared_ptr<const FlashFile> file, const ReaderOptions& opts)
   if (opts_.max_read < kIoAlign || opts_.max_read % kIoAlign != 0) {
     throw IoError("BAD_ARGUMENT", "max read " + std::to_string(opts_.max_read) + " must be a positive multiple of 4096");
   }
-  staging_ = AlignedBuffer(static_cast<size_t>(opts_.queue_depth) * opts_.max_read);
-  for (unsigned i = opts_.queue_depth; i-- > 0;) free_slots_.push_back(i);
+  if (opts_.staging_slots < 1) throw IoError("BAD_ARGUMENT", "staging slots must be at least 1");
+  const unsigned slots = std::min(opts_.staging_slots, opts_.queue_depth);
+  staging_ = AlignedBuffer(static_cast<size_t>(slots) * opts_.max_read);
+  for (unsigned i = slots; i-- > 0;) free_slots_.push_back(i);
   // The loader thread creates the engine: an io_uring set up with SINGLE_ISSUER accepts
   // submissions only from the thread that created it.
   std::promise<void> ready;

@@ -42,9 +42,11 @@ struct ReaderOptions {
   // kDefaultMaxGap without a curve.
   int64_t max_gap = kDefaultMaxGap;
   ReadCost cost;
-  // Largest single device read, a multiple of 4096. Staging holds queue_depth of them but only
-  // touches what reads use. Defaults to kDefaultMaxRead.
+  // Largest single device read, a multiple of 4096. Defaults to kDefaultMaxRead.
   uint32_t max_read = kDefaultMaxRead;
+  // Reads landing in the reader's staging (not in place) in flight at most; the staging holds
+  // this many reads of max_read. Defaults to kDefaultStagingSlots (at most queue_depth).
+  unsigned staging_slots = kDefaultStagingSlots;
   // Reads of background (non-urgent) batches in flight at most, so an urgent batch waits for
   // few of them; 0 = queue_depth. Defaults to 0.
   unsigned max_background = 0;
@@ -170,7 +172,7 @@ class Reader {
   std::shared_ptr<const FlashFile> file_;
   ReaderOptions opts_;
   std::unique_ptr<IoEngine> engine_;
-  AlignedBuffer staging_;            // [queue_depth][max_read] slots
+  AlignedBuffer staging_;            // [staging_slots][max_read]
   std::vector<unsigned> free_slots_;  // LIFO, so small reads keep touching the same pages
 
   std::mutex mu_;

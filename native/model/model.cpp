@@ -261,7 +261,7 @@ void Model::load_resident(const std::vector<TensorSpec>& tensors) {
 size_t Model::weight_resident_bytes() const {
   if (!flash_) return file_bytes_;
   return resident_.size() + head_staging_.size() + row_staging_.size() + (store_ ? store_->resident_bytes() : 0) +
-         static_cast<size_t>(flash_->queue_depth) * flash_->max_read;
+         reader_->staging_bytes();
 }
 
 size_t Model::scratch_bytes() const {

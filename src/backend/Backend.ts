@@ -148,6 +148,8 @@ export interface BackendIoDefaults {
   maxRead: number;
   maxBackground: number;
   maxGap: number;
+  // Reads landing in the reader's own staging at once: the staging is stagingSlots x maxRead.
+  stagingSlots: number;
 }
 
 export interface Backend {

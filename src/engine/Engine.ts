@@ -69,7 +69,7 @@ export class Engine {
 
   private constructor(
     path: string, model: BackendModel, tokenizer: Tokenizer, config: ModelConfig, contextLength: number, threads: number,
-    private readonly io: { queueDepth: number; maxRead: number }, flash?: FlashModel, plan?: FlashMemoryPlan,
+    private readonly io: { stagingSlots: number; maxRead: number }, flash?: FlashModel, plan?: FlashMemoryPlan,
   ) {
     this.flash = flash;
     this.plan = plan;

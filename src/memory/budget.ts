@@ -52,9 +52,9 @@ export interface FlashMemoryPlan {
 }
 
 export interface FlashPlanOptions {
-  // The reader's queue depth and largest read (the backend's ioDefaults()): its staging is
+  // The reader's staging slots and largest read (the backend's ioDefaults()): its staging is
   // their product.
-  io: { queueDepth: number; maxRead: number };
+  io: { stagingSlots: number; maxRead: number };
   // Expected sparsity: sizes the preload buffers (a group's records x (1 - sparsity)).
   sparsity?: number;
   // Preload predicted channels of the next layer group. Defaults to false. Without it, files
@@ -106,7 +106,7 @@ export function planFlashMemory(
   const embdRow = flash.resident.find((t) => t.name === "token_embd.weight");
   const rowStaging = embdRow ? alignPage(embdRow.bytes / cfg.nVocab) : 0;
   const largestExtent = Math.max(...flash.extents.map((e) => alignPage(e.bytes)));
-  const ioStaging = options.io.queueDepth * options.io.maxRead;
+  const ioStaging = options.io.stagingSlots * options.io.maxRead;
   const kv = kvBytes(cfg, nCtx);
   const scratch = scratchBytes(cfg, FLASH_BATCH, nCtx, threads);
   const fixed = small + largestExtent + ioStaging + rowStaging + kv + scratch;

@@ -95,6 +95,7 @@ export interface IoDefaults {
   maxRead: number;
   maxBackground: number;
   maxGap: number;
+  stagingSlots: number;
 }
 
 export interface ProbeOptions {
