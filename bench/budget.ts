@@ -90,21 +90,24 @@ interface ModelSpec {
   key: string;
   name: string;
   path: string;
+  // The file llama.cpp runs: the same shape in a type it maps as is (it repacks Q4_0 into
+  // anonymous memory, so under a limit its fair mmap case is Q4_1).
+  llamaPath: string;
   note: string;
   decodeTokens: number;
   runs: number;
   tokensPerPrompt: number;
 }
 
-async function synth7b(): Promise<string> {
-  const path = join(modelsDir(), "synth-llama2-7b-q4_0.gguf");
+async function synth7b(type: "q4_0" | "q4_1" = "q4_0"): Promise<string> {
+  const path = join(modelsDir(), `synth-llama2-7b-${type}.gguf`);
   if (existsSync(path)) return path;
   const { synthesizeModel } = await import("../src/synth/synth.js");
   mkdirSync(modelsDir(), { recursive: true });
   log(`writing ${path} (random weights, seed ${SYNTH_SEED}, 3.8 GB) ...`);
   const tmp = `${path}.${process.pid}.tmp`;
   try {
-    await synthesizeModel("llama2-7b", GgmlType.Q4_0, tmp, { seed: SYNTH_SEED });
+    await synthesizeModel("llama2-7b", type === "q4_0" ? GgmlType.Q4_0 : GgmlType.Q4_1, tmp, { seed: SYNTH_SEED });
   } catch (e) {
     rmSync(tmp, { force: true });
     throw e;
@@ -122,13 +125,14 @@ async function models(args: Args): Promise<ModelSpec[]> {
         log(`skipping smollm2: ${m.reason}`);
         continue;
       }
-      out.push({ key, name: m.name, path: m.path, note: m.note, decodeTokens: 64, runs: args.runs, tokensPerPrompt: 64 });
+      out.push({ key, name: m.name, path: m.path, llamaPath: m.path, note: m.note, decodeTokens: 64, runs: args.runs, tokensPerPrompt: 64 });
     } else if (key === "synth7b") {
       out.push({
         key,
         name: "synth-llama2-7b-q4_0",
         path: await synth7b(),
-        note: "random weights: speed and memory only; its activations are homogeneous, so the calibration (4 self-generated tokens per prompt) and the hot cache see no real skew",
+        llamaPath: await synth7b("q4_1"),
+        note: "random weights (llama.cpp runs the Q4_1 file of the same shape, which it maps without repacking): speed and memory only; its activations are homogeneous, so the calibration (4 self-generated tokens per prompt) and the hot cache see no real skew",
         decodeTokens: 16,
         runs: args.runs7b,
         tokensPerPrompt: 4,
@@ -181,7 +185,7 @@ function request(m: ModelSpec, p: Point, threads: number, promptIds: number[], d
   const r: RunRequest = {
     op: "run",
     engine: p.engine,
-    modelPath: m.path,
+    modelPath: p.engine === "llamacpp" ? m.llamaPath : m.path,
     threads,
     warmupIds: WARMUP_IDS,
     warmupTokens: WARMUP_TOKENS,

@@ -323,6 +323,8 @@ const FLASH_STATS: FlashRunStats = {
   dramBudgetBytes: 8_000_000, weightResidentBytesPeak: 5_000_000, kvBytes: 65_536, scratchBytes: 40_000, cacheBytes: 3_000_000,
   headResident: true, sparsity: 0.5, flashBytesRead: 1_234_567, flashReads: 12, meanReadBytes: 102_880.6, cacheHitRate: 0.75,
   activeFraction: { q: 0.5, k: 0.5, v: 0.5, o: 0.45, gate: 0.51, up: 0.51, down: 0.48 }, ioWaitSeconds: 0.01, computeSeconds: 0.02,
+  cacheHitRateBySite: { attn_in: 0.5, attn_out: 1, ffn_in: 0.25, ffn_out: null },
+  planner: { merge: "cost", readGapBytes: null, cachePolicy: "lfu", cacheSplit: "read-cost", predictedTokensPerSecond: 3.5 },
 };
 
 let tinyDir: string | undefined;
@@ -384,6 +386,8 @@ test("main: run --json in flash mode adds the budget, I/O and sparsity fields; s
       io_wait_s: 0.01, compute_s: 0.02, sparsity: 0.5, kv_bytes: 65_536, cache_bytes: 3_000_000, head_resident: true,
     },
   );
+  assert.deepEqual(j.cache_hit_rate_by_site, { attn_in: 0.5, attn_out: 1, ffn_in: 0.25, ffn_out: null });
+  assert.deepEqual(j.planner, { merge: "cost", read_gap_bytes: null, cache_policy: "lfu", cache_split: "read-cost", predicted_tokens_per_s: 3.5 });
   assert.match(h.err(), /\nflash: budget 7\.6 MB \(weights peak 4\.8, cache 2\.9, KV 0\.06, head resident\) \| sparsity 0\.5 \| read 1\.2 MB in 12 reads/);
   // Dense runs keep the old record.
   const d = harness();

@@ -300,6 +300,14 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
 #define AF_COUNTER_SET(field, js, type, doc) num(js, static_cast<double>(s.field));
       AF_FLASH_COUNTERS(AF_COUNTER_SET)
 #undef AF_COUNTER_SET
+#define AF_SITE_COUNTER_SET(field, js, doc)                                              \
+  {                                                                                      \
+    Napi::Array a = Napi::Array::New(env, kSites);                                       \
+    for (int k = 0; k < kSites; k++) a.Set(k, Napi::Number::New(env, static_cast<double>(s.field[k]))); \
+    o.Set(js, a);                                                                        \
+  }
+      AF_FLASH_SITE_COUNTERS(AF_SITE_COUNTER_SET)
+#undef AF_SITE_COUNTER_SET
       num("headBytesRead", static_cast<double>(m.head_bytes_read()));
       num("cacheBytes", static_cast<double>(st->cache_bytes()));
       num("stagingBytes", static_cast<double>(st->staging_bytes()));

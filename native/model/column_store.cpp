@@ -397,6 +397,7 @@ void ColumnStore::linear(int layer, int site, const float* x, int n, size_t stri
   if (sb && sb->ticket) reader_->promote(sb->ticket);
   copies_.clear();
   stats_.lookups += na;
+  stats_.site_lookups[site] += na;
   stats_.active_bytes += static_cast<uint64_t>(na) * e.record_bytes;
 
   // Hits are pinned for this visit; the policy places misses in a slot (evicting a colder
@@ -410,6 +411,7 @@ void ColumnStore::linear(int layer, int site, const float* x, int n, size_t stri
       policy.hit(ei, c, j, slot);
       records_[i] = c.slot(slot);
       stats_.hits++;
+      stats_.site_hits[site]++;
     }
   }
   // Misses: the prefetched ones are computed where they land; the rest are planned into

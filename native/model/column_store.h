@@ -19,6 +19,7 @@
 #include "io/reader.h"
 #include "model/flash_counters.h"
 #include "model/hot_cache.h"
+#include "model/site.h"
 #include "model/threadpool.h"
 
 namespace activeflow {
@@ -48,6 +49,9 @@ struct ColumnStats {
 #define AF_COUNTER_FIELD(field, js, type, doc) type field = 0;
   AF_FLASH_COUNTERS(AF_COUNTER_FIELD)
 #undef AF_COUNTER_FIELD
+#define AF_SITE_COUNTER_FIELD(field, js, doc) uint64_t field[4] = {0, 0, 0, 0};
+  AF_FLASH_SITE_COUNTERS(AF_SITE_COUNTER_FIELD)
+#undef AF_SITE_COUNTER_FIELD
 };
 
 class ColumnStore {
@@ -63,11 +67,7 @@ class ColumnStore {
   ~ColumnStore();
 
   // A predicted channel of one site of a group, with its priority (higher reads first).
-  struct Candidate {
-    float score;
-    int32_t site;
-    int32_t channel;
-  };
+  using Candidate = ChannelScore;
   // Reads the records of the candidates not in the cache into the group's preload buffer in
   // the background (best score first while the buffer has room). The buffer of group g is
   // g % 2: the computing group and the next one are resident together.

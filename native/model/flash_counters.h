@@ -2,7 +2,12 @@
 // (ColumnStats), the binding's flashStats() fields and, through scripts/gen-counters.mjs, the
 // TypeScript type (src/backend/flashCounters.ts; a test checks it is current).
 // AF_COUNTER(field, jsName, type, meaning): type is uint64_t (counts, bytes) or double (seconds).
+// AF_SITE_COUNTER(field, jsName, meaning): uint64_t per site (attn_in, attn_out, ffn_in, ffn_out).
 #pragma once
+
+#define AF_FLASH_SITE_COUNTERS(AF_SITE_COUNTER)                                                          \
+  AF_SITE_COUNTER(site_lookups, "siteLookups", "active channels looked up, per site")                    \
+  AF_SITE_COUNTER(site_hits, "siteHits", "active channels found in the hot cache, per site")
 
 #define AF_FLASH_COUNTERS(AF_COUNTER)                                                                      \
   AF_COUNTER(lookups, "lookups", uint64_t, "active channels looked up")                                   \

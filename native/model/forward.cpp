@@ -82,7 +82,7 @@ void Model::site_input(int layer, int site, float* x, int n, int64_t n_in, size_
   seen_[site] += static_cast<uint64_t>(n) * n_in;
   if (thresholds_.empty()) {
     kept_[site] += static_cast<uint64_t>(n) * n_in;
-    if (store_ && n == 1 && (site == kAttnOut || site == kFfnOut)) score_active(layer, site, x, n_in);
+    if (store_ && n == 1 && (site == kAttnOut || site == kFfnOut)) predictor_.observe(layer, site, x, n_in);
     return;
   }
   const float thr = thresholds_[static_cast<size_t>(layer) * kSites + site];
@@ -97,15 +97,8 @@ void Model::site_input(int layer, int site, float* x, int n, int64_t n_in, size_
   kept_[site] += kept;
   // Decode tokens feed the prediction statistics; the last row (the newest token) is what the
   // next token's o/down prediction uses.
-  if (n == 1) score_active(layer, site, x, n_in);
-  else if (site == kAttnOut || site == kFfnOut) {
-    const int p = site == kAttnOut ? 0 : 1;
-    const int wide = std::max(cfg_.n_head * cfg_.head_dim, cfg_.n_ff);
-    uint8_t* bits = last_active_.data() + (static_cast<size_t>(layer) * 2 + p) * wide;
-    const float* row = x + static_cast<size_t>(n - 1) * stride;
-    for (int64_t j = 0; j < n_in; j++) bits[j] = row[j] != 0.0f;
-    last_valid_[static_cast<size_t>(layer) * 2 + p] = 1;
-  }
+  if (n == 1) predictor_.observe(layer, site, x, n_in);
+  else if (site == kAttnOut || site == kFfnOut) predictor_.remember(layer, site, x + static_cast<size_t>(n - 1) * stride, n_in);
 }
 
 void Model::rope(float* v, int n_heads, int pos) {
@@ -196,7 +189,7 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
   float* xn = s_.xn.data();
 
   for (int t = 0; t < n; t++) embed(tokens[t], x + t * E);
-  token_serial_++;
+  predictor_.begin_token();
   const bool preload = store_ && store_->preloading() && flash_->predict;
   const int G = store_ ? store_->group_size() : 1;
   const int n_groups = (c.n_layer + G - 1) / G;
@@ -213,7 +206,7 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
       if (g + 1 < n_groups) preload_group(g + 1, x, n);
     }
     const bool probe = store_ && n == 1 && !thresholds_.empty();
-    if (probe) probe_predictions(il, x);
+    if (probe) predictor_.probe(il, x, flash_->predict_margin);
 
     // Attention block.
     for (int t = 0; t < n; t++) {
@@ -267,7 +260,7 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
       linear(s_.attn.data(), n, q_dim, {{&L.wo, xn, E}});
     }
     for (int i = 0; i < n * E; i++) x[i] += xn[i];
-    if (probe) probe_half(il + 1, x);
+    if (probe) predictor_.probe_half(il + 1, x, flash_->predict_margin);
 
     // SwiGLU FFN block.
     for (int t = 0; t < n; t++) {
@@ -308,6 +301,18 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
     af_rmsnorm_f32(x + (n - 1) * E, on, xn, E, c.rms_eps);
     output_head(xn, 1, logits);
   }
+}
+
+void Model::preload_group(int group, const float* x, int n) {
+  const int G = store_->group_size();
+  const int first = group * G, last = std::min(cfg_.n_layer, first + G);
+  if (first >= cfg_.n_layer) return;
+  store_->preload(group, predictor_.group_candidates(first, last, x, n, flash_->predict_margin));
+}
+
+void Model::prefetch_site(int layer, int site, const float* x, int n) {
+  predictor_.set_residual(x, n);
+  store_->prefetch_site(layer, site, predictor_.scores(layer, site), flash_->predict_margin);
 }
 
 void Model::embed(int32_t token, float* out) {

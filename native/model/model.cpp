@@ -104,12 +104,12 @@ Model::Model(const std::string& path, const ModelConfig& cfg, const std::vector<
     for (const Tensor* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down}) widen(*t);
   }
   s_.xq.assign(static_cast<size_t>(B) * act + 64, 0);
-  score_.assign(wide, 0.0f);
-  last_active_.assign(static_cast<size_t>(cfg_.n_layer) * 2 * std::max(q_dim, cfg_.n_ff), 0);
-  last_valid_.assign(static_cast<size_t>(cfg_.n_layer) * 2, 0);
-  pred_bits_.assign(static_cast<size_t>(cfg_.n_layer) * (kMaxPredictDistance + 1) * 2 * cfg_.n_embd, 0);
-  pred_token_.assign(static_cast<size_t>(cfg_.n_layer) * (kMaxPredictDistance + 1), 0);
-  half_token_.assign(static_cast<size_t>(cfg_.n_layer) * 2, 0);
+  std::vector<const float*> attn_norm, ffn_norm;
+  for (const auto& l : w_.layers) {
+    attn_norm.push_back(reinterpret_cast<const float*>(l.attn_norm.data));
+    ffn_norm.push_back(reinterpret_cast<const float*>(l.ffn_norm.data));
+  }
+  predictor_.configure(cfg_.n_layer, cfg_.n_embd, q_dim, cfg_.n_ff, cfg_.rms_eps, std::move(attn_norm), std::move(ffn_norm), &thresholds_);
   const int64_t widths[kSites] = {cfg_.n_embd, q_dim, cfg_.n_embd, cfg_.n_ff};
   act_stats_.configure(cfg_.n_layer, widths);
   set_threads(threads);

@@ -17,6 +17,7 @@
 #include "io/flash_file.h"
 #include "io/reader.h"
 #include "model/activation_stats.h"
+#include "model/predictor.h"
 #include "model/column_store.h"
 #include "model/threadpool.h"
 
@@ -137,18 +138,6 @@ struct FlashSetup {
   float predict_margin = 1.0f;
 };
 
-// How well active sets were predicted, decode tokens only: counts per [site][distance].
-// attn_in / ffn_in: predicted from the residual stream d layers earlier (the paper's
-// cross-layer prediction). attn_out / ffn_out (inputs off the residual stream): d = 1 is the
-// same layer's active set of the previous token. Distance 0: one sub-block ahead (see
-// Model::probe_half).
-constexpr int kMaxPredictDistance = 4;
-struct PredictCounts {
-  uint64_t tp[kSites][kMaxPredictDistance + 1] = {};
-  uint64_t fp[kSites][kMaxPredictDistance + 1] = {};
-  uint64_t fn[kSites][kMaxPredictDistance + 1] = {};
-};
-
 // Per-pass scratch, sized for n_batch tokens.
 struct Scratch {
   std::vector<float> x;       // [n_batch][n_embd] residual stream
@@ -193,13 +182,10 @@ class Model {
   const uint64_t* site_kept() const { return kept_; }
   const uint64_t* site_seen() const { return seen_; }
   void reset_site_counts();
-  const PredictCounts& predict_counts() const { return predict_; }
+  const PredictCounts& predict_counts() const { return predictor_.counts(); }
   // The same counts per layer: [n_layer][kSites][kMaxPredictDistance + 1][tp, fp, fn].
-  const std::vector<uint64_t>& predict_layer_counts() const { return predict_layer_; }
-  void reset_predict_counts() {
-    predict_ = PredictCounts();
-    std::fill(predict_layer_.begin(), predict_layer_.end(), 0);
-  }
+  const std::vector<uint64_t>& predict_layer_counts() const { return predictor_.layer_counts(); }
+  void reset_predict_counts() { predictor_.reset_counts(); }
 
   // Evaluates tokens at positions [pos, pos + n). Writes logits of the last token to
   // `logits` ([n_vocab]) or, when all_logits, of every token ([n][n_vocab]).
@@ -222,21 +208,10 @@ class Model {
   // Applies the site's threshold to n input rows in place and feeds the histograms.
   void site_input(int layer, int site, float* x, int n, int64_t n_in, size_t stride);
   void rope(float* v, int n_heads, int pos);
-  // 1 / rms of residual rows x [n][n_embd] into inv_rms_, once per residual predicted from.
-  void residual_inv_rms(const float* x, int n);
-  // Scores of layer L's residual-fed site (attn_in or ffn_in) from residual rows x [n][n_embd]
-  // (inv_rms_ set for them): max over rows of |rmsnorm(x)_j * norm_j| / threshold, i.e. > 1
-  // means predicted active (exact when the residual stream does not change before layer L).
-  void predict_scores(int layer, int site, const float* x, int n, float* score);
   // Predicts group g's active channels from residual rows x and starts reading them.
   void preload_group(int group, const float* x, int n);
   // Groups of one layer: predicts (layer, site) from residual rows x and starts reading it.
   void prefetch_site(int layer, int site, const float* x, int n);
-  // Records predictions at distances 1..kMaxPredictDistance from the residual at layer l.
-  void probe_predictions(int layer, const float* x);
-  void probe_half(int target, const float* x);
-  void record_prediction(int target, int site, int d);
-  void score_active(int layer, int site, const float* x, int64_t n_in);
 
   ModelConfig cfg_;
   size_t file_bytes_ = 0;
@@ -267,23 +242,7 @@ class Model {
   ActivationStats act_stats_;
   uint64_t kept_[kSites] = {0, 0, 0, 0};
   uint64_t seen_[kSites] = {0, 0, 0, 0};
-  // Prediction: row norms scratch, per-channel scores, candidates.
-  std::vector<float> inv_rms_;
-  std::vector<float> score_;                    // [max(n_embd, n_ff, q_dim)]
-  std::vector<float> best_;                     // [n_embd] best score over a group's layers
-  std::vector<ColumnStore::Candidate> cands_;
-  // Previous decode token's active set of attn_out / ffn_out, [n_layer][2][width] 0/1.
-  std::vector<uint8_t> last_active_;
-  std::vector<uint8_t> last_valid_;             // [n_layer][2]
-  // Probe: predicted sets [n_layer][distance][2][n_embd] for attn_in / ffn_in, and whether
-  // the prediction for (layer, distance) was made during this token.
-  std::vector<uint8_t> pred_bits_;
-  std::vector<uint64_t> pred_token_;            // [n_layer][distance]
-  std::vector<uint64_t> half_token_;            // [n_layer][2]: distance-0 predictions
-  uint64_t token_serial_ = 0;
-  PredictCounts predict_;
-  std::vector<uint64_t> predict_layer_;
-  void count_prediction(int layer, int site, int d, const float* x, const uint8_t* predicted, int64_t n_in);
+  Predictor predictor_;
 };
 
 }  // namespace activeflow

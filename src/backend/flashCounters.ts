@@ -21,6 +21,8 @@ export interface FlashCounters {
   preloadWaitSeconds?: number; // compute blocked waiting for a preload (s)
   demandWaitSeconds?: number; // compute blocked on on-demand reads after computing what had landed (s)
   demandIoSeconds?: number; // loader time of on-demand batches (submit to last landing) (s)
+  siteLookups?: number[]; // active channels looked up, per site
+  siteHits?: number[]; // active channels found in the hot cache, per site
 }
 
 export const FLASH_COUNTER_NAMES = [

@@ -60,6 +60,11 @@ export function flashRecord(f: FlashRunStats): Record<string, unknown> {
     flash_reads: f.flashReads,
     mean_read_bytes: f.meanReadBytes,
     cache_hit_rate: f.cacheHitRate,
+    cache_hit_rate_by_site: { ...f.cacheHitRateBySite },
+    planner: {
+      merge: f.planner.merge, read_gap_bytes: f.planner.readGapBytes, cache_policy: f.planner.cachePolicy, cache_split: f.planner.cacheSplit,
+      predicted_tokens_per_s: f.planner.predictedTokensPerSecond,
+    },
     active_fraction: { ...f.activeFraction },
     io_wait_s: f.ioWaitSeconds,
     compute_s: f.computeSeconds,

@@ -8,7 +8,7 @@ import { createTokenizer } from "../tokenizer/index.js";
 import type { ChatMessage, Tokenizer } from "../tokenizer/types.js";
 import { Sampler } from "./sampler.js";
 import { TokenTextStream } from "./textStream.js";
-import { CACHE_POLICIES, CACHE_POLICY_DEFAULT, type FlashRunStats, type GeneratedToken, type GenerateOptions, type GenerationStats, type LoadOptions, type PreloadRunStats, type TuningStats } from "./types.js";
+import { CACHE_POLICIES, CACHE_POLICY_DEFAULT, type FlashRunStats, type GeneratedToken, type GenerateOptions, type GenerationStats, type LoadOptions, type PlannerStats, type PreloadRunStats, type TuningStats } from "./types.js";
 import { SITES } from "../backend/Backend.js";
 import { ensureConverted } from "../flash/cache.js";
 import { openFlashModel, type FlashModel } from "../flash/open.js";
@@ -19,8 +19,8 @@ import { MemoryPressureWatcher, type WatchMemoryOptions } from "../memory/pressu
 import { cacheForBudget, heldBesidesCache, planAboveFloor } from "../memory/adaptive.js";
 import type { BudgetChange } from "./types.js";
 import { thresholdsFor, type ThresholdTable } from "../sparsity/thresholds.js";
-import { machineProfile, readCostOf } from "../pipeline/profile.js";
-import { tune, type TuneInput } from "../pipeline/tuner.js";
+import { machineProfile, readCostOf, type MachineProfile } from "../pipeline/profile.js";
+import { estimate, tune, type TuneInput } from "../pipeline/tuner.js";
 
 // Tokens evaluated per prefill pass; larger batches amortise weight reads better but cost
 // scratch memory proportional to n_batch * n_ff.
@@ -50,6 +50,8 @@ export class Engine {
   readonly plan: FlashMemoryPlan | undefined;
   // What the tuner chose when loaded with sparsity "auto".
   tuning: TuningStats | undefined;
+  // Flash mode: how misses are read and the cache kept.
+  planner: PlannerStats | undefined;
   // Whether the next group's channels are predicted and read ahead.
   predicting = true;
   private sparsityLevel = 0;
@@ -129,6 +131,7 @@ export class Engine {
     let tuning: TuningStats | undefined;
     let flash: FlashModel | undefined;
     let plan: FlashMemoryPlan | undefined;
+    let planner: PlannerStats | undefined;
     let model: BackendModel;
     const io = backend.ioDefaults();
     const cachePolicy = options.cachePolicy ?? CACHE_POLICY_DEFAULT;
@@ -150,6 +153,12 @@ export class Engine {
         sparsity = tuning.sparsity;
       }
       plan = planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { io, sparsity, preload: options.preload ?? PRELOAD_DEFAULT, groupSize: flash.groupSize });
+      const profile = await machineProfile(path);
+      const noPreload = planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { io, sparsity, preload: false, groupSize: flash.groupSize });
+      planner = {
+        merge: options.readGap !== undefined ? "gap" : "cost", readGapBytes: options.readGap ?? null, cachePolicy, cacheSplit: "read-cost",
+        predictedTokensPerSecond: estimate(tuneInputOf(flash, noPreload, [sparsity], options, profile), sparsity, flash.groupSize).tokensPerSecond,
+      };
       if (tuning) Object.assign(tuning, { cacheBytes: plan.cacheBytes, preloadBytes: plan.preloadBytes });
       if (options.dram === undefined) plan.budgetBytes = plan.weightBytes + plan.kvBytes + plan.scratchBytes;
       else if (floor !== undefined) plan = planAboveFloor(plan, budget);
@@ -180,7 +189,7 @@ export class Engine {
           embdResident: plan.embdResident,
           headResident: plan.headResident,
           headStagingBytes: HEAD_STAGING_BYTES,
-          readCost: readCostOf(await machineProfile(path)),
+          readCost: readCostOf(profile),
           ...(options.readGap !== undefined ? { maxGap: options.readGap } : {}),
           cachePolicy,
           preloadBytes: plan.preloadBytes,
@@ -204,6 +213,7 @@ export class Engine {
     const engine = new Engine(path, model, tokenizer, config, contextLength, threads, io, flash, plan);
     engine.tuning = tuning;
     engine.predicting = options.preload ?? PRELOAD_DEFAULT;
+    engine.planner = planner;
     if (table) {
       model.setThresholds(thresholdsFor(table, sparsity));
       engine.sparsityLevel = sparsity;
@@ -237,6 +247,11 @@ export class Engine {
       flashReads: f.deviceReads ?? 0,
       meanReadBytes: f.deviceReads ? (f.bytesRead ?? 0) / f.deviceReads : 0,
       cacheHitRate: f.lookups ? (f.hits ?? 0) / f.lookups : 0,
+      cacheHitRateBySite: Object.fromEntries(SITES.map((site, i) => {
+        const l = f.siteLookups?.[i] ?? 0;
+        return [site, l > 0 ? (f.siteHits?.[i] ?? 0) / l : null];
+      })) as FlashRunStats["cacheHitRateBySite"],
+      planner: this.planner!,
       activeFraction: { q: frac(0), k: frac(0), v: frac(0), o: frac(1), gate: frac(2), up: frac(2), down: frac(3) },
       ioWaitSeconds: f.ioWaitSeconds ?? 0,
       computeSeconds: f.columnComputeSeconds ?? 0,
@@ -623,7 +638,8 @@ export const PRELOAD_DEFAULT = false;
 export const AUTO_MAX_SPARSITY = 0.5;
 
 // sparsity "auto": the tuner's choice for what the budget leaves beyond the fixed parts.
-async function tuneFor(flash: FlashModel, table: ThresholdTable, noPreload: FlashMemoryPlan, options: LoadOptions): Promise<TuningStats> {
+// The tuner's view of a flash model under a plan (its cache and preload room).
+function tuneInputOf(flash: FlashModel, noPreload: FlashMemoryPlan, levels: readonly number[], options: LoadOptions, profile: MachineProfile): TuneInput {
   const weightBytes = flash.extents.reduce((n, e) => n + e.bytes, 0);
   // Mean record bytes of one channel of one layer, weighted by bytes.
   let num = 0, den = 0;
@@ -632,18 +648,23 @@ async function tuneFor(flash: FlashModel, table: ThresholdTable, noPreload: Flas
     num += perLayer * perLayer * e.nIn;
     den += perLayer * e.nIn;
   }
-  const input: TuneInput = {
+  return {
     weightBytes,
     layerBytes: weightBytes / flash.nLayer,
     nLayer: flash.nLayer,
     recordBytes: den > 0 ? num / den : 4096,
     availableBytes: noPreload.cacheBytes / 0.98,
-    levels: table.levels,
+    levels,
     maxSparsity: options.maxSparsity ?? AUTO_MAX_SPARSITY,
     groupSizes: [flash.groupSize],
     preload: options.preload ?? PRELOAD_DEFAULT,
-    profile: await machineProfile(flash.path),
+    profile,
   };
+}
+
+// sparsity "auto": the tuner's choice for what the budget leaves beyond the fixed parts.
+async function tuneFor(flash: FlashModel, table: ThresholdTable, noPreload: FlashMemoryPlan, options: LoadOptions): Promise<TuningStats> {
+  const input = tuneInputOf(flash, noPreload, table.levels, options, await machineProfile(flash.path));
   const chosen = tune(input);
   const best = tune({ ...input, groupSizes: [1, 2, 4, 8] });
   options.log?.(`tuner: ${chosen.reason}; predicted ${chosen.tokensPerSecond.toFixed(2)} tok/s`);

@@ -65,6 +65,10 @@ export interface FlashRunStats {
   flashReads: number;
   meanReadBytes: number;
   cacheHitRate: number;
+  // Active channels found in the hot cache, per site (null where nothing was looked up).
+  cacheHitRateBySite: { attn_in: number | null; attn_out: number | null; ffn_in: number | null; ffn_out: number | null };
+  // How misses are read and the cache is kept, and what that was predicted to give.
+  planner: PlannerStats;
   // Kept / seen input elements per site: attn_in (q, k, v), attn_out (o), ffn_in (gate, up), ffn_out (down).
   activeFraction: { q: number; k: number; v: number; o: number; gate: number; up: number; down: number };
   ioWaitSeconds: number;
@@ -75,6 +79,18 @@ export interface FlashRunStats {
   tuning?: TuningStats;
   // The budget in force when the generation started, then each change applied during it.
   budgetHistory?: BudgetChange[];
+}
+
+export interface PlannerStats {
+  // "cost" (reads merged when one read costs the device less than two, by its measured curve)
+  // or "gap" (merged across gaps of at most readGapBytes).
+  merge: "cost" | "gap";
+  readGapBytes: number | null;
+  cachePolicy: CachePolicy;
+  // "read-cost": extents whose misses cost the device most per byte are cached first.
+  cacheSplit: "read-cost" | "proportional";
+  // The tuner's cost model for this budget and sparsity (src/pipeline/tuner.ts).
+  predictedTokensPerSecond: number;
 }
 
 // One run-time budget or cache change (setDramBudget, a schedule, the memory watcher).
