@@ -58,7 +58,7 @@ test("synth, convert, verify, calibrate, eval and run --dram on a tiny model", a
   assert.equal(report.fileBytes, (await stat(flash)).size);
   const table = await cli(["convert", gguf, join(dir, "tiny2.af.gguf"), "--column-type", "f16"]);
   assert.equal(table.code, 0, table.err);
-  assert.match(table.out, /^site +n_in +tensors +source +column +quant_err +MiB\nattn_in +64 +attn_q,attn_k,attn_v +Q8_0 +F16 /);
+  assert.match(table.out, /^site +n_in +tensors +source +column +quant_err +MiB +scales MiB\nattn_in +64 +attn_q,attn_k,attn_v +Q8_0 +F16 /);
 
   const v = await cli(["verify", flash]);
   assert.equal(v.code, 0, v.err);

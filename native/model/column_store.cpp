@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "activeflow/col_kernels.h"
+#include "activeflow/colx_kernels.h"
 #include "activeflow/kernels.h"
 #include "model/model.h"
 
@@ -319,6 +320,22 @@ void ColumnStore::linear(int layer, int site, const float* x, int n, size_t stri
     const int64_t ldy = ldys[t];
     for (int b = 0; b < n; b++) std::memset(y + b * ldy, 0, sizeof(float) * part.n_out);
     if (na == 0) continue;
+    if (part.scales) {
+      // Split columns: the source's codes, with the part's resident scale plane.
+      pool.run([&](int ith, int nth) {
+        int64_t e0, e1;
+        SplitRange(part.n_out, ith, nth, 64, &e0, &e1);
+        if (e0 >= e1) return;
+        if (n == 1) {
+          af_colx_axpy(part.type, cols_.data(), active_.data(), a_.data(), static_cast<int64_t>(na), part.scales,
+                       part.n_out, y, e0, e1);
+        } else {
+          af_colx_axpy_batch(part.type, cols_.data(), active_.data(), a_.data(), static_cast<int64_t>(na), n,
+                             part.scales, part.n_out, y, ldy, e0, e1);
+        }
+      });
+      continue;
+    }
     const int64_t block = af_type_block_elems(e.type);
     pool.run([&](int ith, int nth) {
       int64_t e0, e1;

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "io/aligned_buffer.h"
@@ -20,8 +21,13 @@ namespace activeflow {
 // Where one layer's column of one tensor sits inside a record.
 struct FlashPart {
   uint32_t offset;  // bytes from the record start
-  uint32_t bytes;   // row_bytes(type, n_out)
+  uint32_t bytes;   // row_bytes(type, n_out), or af_colx_code_bytes(type, n_out) when split
   int64_t n_out;    // column length = output rows of the tensor
+  int type = 0;     // block type: the column type, or the split source type (Q4_0, Q4_1, Q8_0)
+  // Split columns (activeflow/colx_kernels.h): the part's resident scale plane, set by the
+  // model from the resident tensor named scales_name; null for requantised columns.
+  const uint8_t* scales = nullptr;
+  std::string scales_name;
 };
 
 // One extent: n_in records of record_bytes, for the layers of one group and one site.
@@ -31,7 +37,7 @@ struct FlashExtent {
   int first_layer = 0;
   int layers = 0;
   int tensors = 0;  // tensors of the site (3 for attn_in, 2 for ffn_in, else 1)
-  int type = 0;     // column type
+  int type = 0;     // column type (unused when the parts are split)
   int64_t n_in = 0;
   uint64_t offset = 0;  // absolute file offset of record 0
   uint32_t record_bytes = 0;

@@ -36,8 +36,8 @@ interface OptionSpec {
   check?: (raw: string) => string | undefined;
 }
 
-// Weight types by their lower-case GGML names (q4_0, q8_0, f16, ...); I32 is never a weight.
-const WEIGHT_TYPES = Object.keys(GgmlType).filter((k) => Number.isNaN(Number(k)) && k !== "I32").map((k) => k.toLowerCase());
+// Weight types by their lower-case GGML names (q4_0, q8_0, f16, ...); I8 and I32 are never weights.
+const WEIGHT_TYPES = Object.keys(GgmlType).filter((k) => Number.isNaN(Number(k)) && k !== "I32" && k !== "I8").map((k) => k.toLowerCase());
 
 function checkSchedule(raw: string): string | undefined {
   try {

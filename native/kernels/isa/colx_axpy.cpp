@@ -1,0 +1,237 @@
+// Split-column gather-axpy (activeflow/colx_kernels.h), compiled once per ISA. The channels
+// are walked in passes of a few block-columns; per pass, each 32-row tile of y is held in
+// registers while every channel of the pass adds a * code into its block-column's sum s, and
+// each block-column's scale row is applied once: y = fma(d, s, y). Every element sees the
+// header's order of operations, so the paths agree bitwise; passes, tiles and the pass size
+// change only speed.
+#include "activeflow/colx_kernels.h"
+#include "activeflow/kernels.h"
+#include "kernels/colx_table.h"
+#include "kernels/isa/col_vec.h"
+#include "kernels/isa/isa.h"
+
+#define AF_COLX_TABLE_FN AF_CAT(af_colx_table, AF_ISA)
+
+namespace AF_NS {
+namespace {
+
+using colv::F;
+using colv::kF;
+constexpr int kRows = AF_COLX_ROWS;
+constexpr int kV = kRows / kF;  // vectors per tile
+// Channels per pass: y is loaded and stored once per pass and tile. Above ~16, the pass's
+// code streams outnumber what the prefetchers follow; any value gives the same bits.
+constexpr int kPass = 16;
+// Single row: channels per pass over a chunk of rows. Each channel is a stream of code
+// bytes from DRAM; with more than about 8 at once, reads slowed down (bench/colx.ts), so a
+// run of a block-column's channels may span passes, its partial sums kept in a scratch.
+constexpr int kStreams = 8;
+// Rows per chunk: the scratch of partial sums (on the stack) holds one chunk.
+constexpr int64_t kChunk = 16384;
+// A pass holds whole runs (a run is at most 32 distinct channels), so at most this many.
+constexpr int kPassMax = kPass - 1 + 32;
+
+// A code format: where row e of a channel's codes starts, and the 32 codes from there as
+// float vectors in row order. kPlanes: halves per (block-column, row) in the scale plane;
+// kTileBytes: code bytes of one channel per tile.
+struct XQ4_0 {
+  static constexpr int kPlanes = 1, kTileBytes = 16;
+  static const uint8_t* at(const void* codes, int64_t e) { return (const uint8_t*)codes + e / 2; }
+  static void codes(const uint8_t* p, F* out) { colv::q4_0(p, out); }
+};
+// Q4_1 codes are centred like Q4_0's (nibble - 8) and the offset moved to m + 8d: the sums
+// of d * q and m * A then cancel far less (m is about -7.5 d on typical blocks).
+struct XQ4_1 {
+  static constexpr int kPlanes = 2, kTileBytes = 16;
+  static const uint8_t* at(const void* codes, int64_t e) { return (const uint8_t*)codes + e / 2; }
+  static void codes(const uint8_t* p, F* out) { colv::q4_0(p, out); }
+};
+struct XQ8_0 {
+  static constexpr int kPlanes = 1, kTileBytes = 32;
+  static const uint8_t* at(const void* codes, int64_t e) { return (const uint8_t*)codes + e; }
+  static void codes(const uint8_t* p, F* out) { colv::q8_0((const int8_t*)p, out); }
+};
+
+// The runs of one pass: run r covers channels [start[r], start[r + 1]) of block-column b[r].
+struct Pass {
+  int64_t start[kPassMax + 1];
+  int32_t b[kPassMax];
+  int runs;
+};
+
+// Fills p with the runs from channel i0 until the pass holds kPass channels (or the list
+// ends); returns the end of the pass.
+int64_t next_pass(const int32_t* ch, int64_t i0, int64_t n, Pass& p) {
+  int64_t i = i0;
+  p.runs = 0;
+  while (i < n && i - i0 < kPass) {
+    const int32_t b = ch[i] / 32;
+    p.start[p.runs] = i;
+    p.b[p.runs++] = b;
+    while (i < n && ch[i] / 32 == b) i++;
+  }
+  p.start[p.runs] = i;
+  return i;
+}
+
+// Sum of a over one run, in order (the offset term of Q4_1).
+inline float run_sum(const float* a, int64_t i0, int64_t i1) {
+  float s = 0.0f;
+  for (int64_t i = i0; i < i1; i++) s = s + a[i];
+  return s;
+}
+
+// The segments of one single-row pass: at most kStreams consecutive channels, cut where the
+// block-column changes. The first segment may continue a run of the previous pass (its s
+// then comes from the scratch) and the last may end before its run does (s goes back to it).
+struct Segments {
+  int64_t start[kStreams + 1];
+  int32_t b[kStreams];
+  float sum[kStreams];  // Q4_1: the run's sum of a up to the segment's end
+  int n;
+  bool carry_in, carry_out;
+};
+
+template <class C>
+void colx_axpy(const void* const* codes, const int32_t* ch, const float* a, int64_t n, const void* scales,
+               int64_t n_out, float* y, int64_t e0, int64_t e1) {
+  const uint16_t* plane = (const uint16_t*)scales;
+  alignas(64) float sbuf[kChunk];  // s of a run that spans passes, per row of the chunk
+  Segments g;
+  for (int64_t c0 = e0; c0 < e1; c0 += kChunk) {
+    const int64_t c1 = c0 + kChunk < e1 ? c0 + kChunk : e1;
+    float* sc = sbuf - c0;
+    float run_a = 0.0f;
+    g.carry_out = false;
+    for (int64_t i0 = 0; i0 < n;) {
+      const int64_t i1 = i0 + kStreams < n ? i0 + kStreams : n;
+      g.carry_in = g.carry_out;
+      g.n = 0;
+      for (int64_t i = i0; i < i1;) {
+        const int32_t b = ch[i] / 32;
+        if (i > i0 || !g.carry_in) run_a = 0.0f;
+        g.start[g.n] = i;
+        g.b[g.n] = b;
+        for (; i < i1 && ch[i] / 32 == b; i++) {
+          if constexpr (C::kPlanes == 2) run_a = run_a + a[i];
+        }
+        g.sum[g.n++] = run_a;
+      }
+      g.start[g.n] = i1;
+      g.carry_out = i1 < n && ch[i1] / 32 == ch[i1 - 1] / 32;
+      const int ends = g.carry_out ? g.n - 1 : g.n;  // segments whose run ends in this pass
+      for (int64_t e = c0; e < c1; e += kRows) {
+        F s[kV], yv[kV];
+        for (int v = 0; v < kV; v++) s[v] = g.carry_in ? colv::load(sc + e + v * kF) : colv::zero();
+        if (ends > 0) {
+          for (int v = 0; v < kV; v++) yv[v] = colv::load(y + e + v * kF);
+        }
+        for (int k = 0; k < g.n; k++) {
+          if (k > 0) {
+            for (int v = 0; v < kV; v++) s[v] = colv::zero();
+          }
+          for (int64_t i = g.start[k]; i < g.start[k + 1]; i++) {
+            F q[kV];
+            C::codes(C::at(codes[i], e), q);
+            const F av = colv::set1(a[i]);
+            for (int v = 0; v < kV; v++) s[v] = colv::madd(av, q[v], s[v]);
+          }
+          if (k >= ends) break;
+          const uint16_t* pb = plane + (int64_t)g.b[k] * C::kPlanes * n_out + e;
+          F d[kV];
+          colv::f16(pb, d);
+          for (int v = 0; v < kV; v++) yv[v] = colv::madd(d[v], s[v], yv[v]);
+          if constexpr (C::kPlanes == 2) {
+            F m[kV];
+            colv::f16(pb + n_out, m);
+            const F av = colv::set1(g.sum[k]), eight = colv::set1(8.0f);
+            for (int v = 0; v < kV; v++) yv[v] = colv::madd(colv::madd(eight, d[v], m[v]), av, yv[v]);
+          }
+        }
+        if (g.carry_out) {
+          for (int v = 0; v < kV; v++) colv::store(sc + e + v * kF, s[v]);
+        }
+        if (ends > 0) {
+          for (int v = 0; v < kV; v++) colv::store(y + e + v * kF, yv[v]);
+        }
+      }
+      i0 = i1;
+    }
+  }
+}
+
+// Batched form: per pass and tile, each channel's codes and each run's scales are decoded
+// once into q / d / m, then every activation row runs the single-row arithmetic on them.
+template <class C>
+void colx_axpy_batch(const void* const* codes, const int32_t* ch, const float* a, int64_t n, int64_t nb,
+                     const void* scales, int64_t n_out, float* y, int64_t ldy, int64_t e0, int64_t e1) {
+  const uint16_t* plane = (const uint16_t*)scales;
+  Pass p;
+  alignas(64) float q[kPassMax][kRows];
+  alignas(64) float d[kPassMax][kRows];
+  alignas(64) float m[C::kPlanes == 2 ? kPassMax : 1][kRows];
+  for (int64_t i0 = 0; i0 < n;) {
+    const int64_t i1 = next_pass(ch, i0, n, p);
+    for (int64_t e = e0; e < e1; e += kRows) {
+      for (int64_t i = i0; i < i1; i++) {
+        F t[kV];
+        C::codes(C::at(codes[i], e), t);
+        for (int v = 0; v < kV; v++) colv::store(q[i - i0] + v * kF, t[v]);
+      }
+      for (int r = 0; r < p.runs; r++) {
+        const uint16_t* pb = plane + (int64_t)p.b[r] * C::kPlanes * n_out + e;
+        F t[kV];
+        colv::f16(pb, t);
+        for (int v = 0; v < kV; v++) colv::store(d[r] + v * kF, t[v]);
+        if constexpr (C::kPlanes == 2) {
+          F mv[kV];
+          colv::f16(pb + n_out, mv);
+          for (int v = 0; v < kV; v++) colv::store(m[r] + v * kF, colv::madd(colv::set1(8.0f), t[v], mv[v]));
+        }
+      }
+      for (int64_t bb = 0; bb < nb; bb++) {
+        const float* ab = a + bb * n;
+        float* yb = y + bb * ldy + e;
+        F yv[kV];
+        for (int v = 0; v < kV; v++) yv[v] = colv::load(yb + v * kF);
+        for (int r = 0; r < p.runs; r++) {
+          F s[kV];
+          for (int v = 0; v < kV; v++) s[v] = colv::zero();
+          for (int64_t i = p.start[r]; i < p.start[r + 1]; i++) {
+            const F av = colv::set1(ab[i]);
+            for (int v = 0; v < kV; v++) s[v] = colv::madd(av, colv::load(q[i - i0] + v * kF), s[v]);
+          }
+          for (int v = 0; v < kV; v++) yv[v] = colv::madd(colv::load(d[r] + v * kF), s[v], yv[v]);
+          if constexpr (C::kPlanes == 2) {
+            const F av = colv::set1(run_sum(ab, p.start[r], p.start[r + 1]));
+            for (int v = 0; v < kV; v++) yv[v] = colv::madd(colv::load(m[r] + v * kF), av, yv[v]);
+          }
+        }
+        for (int v = 0; v < kV; v++) colv::store(yb + v * kF, yv[v]);
+      }
+    }
+    i0 = i1;
+  }
+}
+
+af_colx_table build() {
+  af_colx_table t = {};
+#define AF_COLX_STR2(x) #x
+#define AF_COLX_STR(x) AF_COLX_STR2(x)
+  t.name = AF_COLX_STR(AF_ISA);
+#define AF_COLX(T, C)            \
+  t.axpy[T] = colx_axpy<C>;      \
+  t.batch[T] = colx_axpy_batch<C>;
+  AF_COLX(AF_Q4_0, XQ4_0)
+  AF_COLX(AF_Q4_1, XQ4_1)
+  AF_COLX(AF_Q8_0, XQ8_0)
+#undef AF_COLX
+  return t;
+}
+
+const af_colx_table table = build();
+
+}  // namespace
+}  // namespace AF_NS
+
+const af_colx_table* AF_COLX_TABLE_FN() { return &AF_NS::table; }
