@@ -1,9 +1,10 @@
 // Split-column gather-axpy (activeflow/colx_kernels.h), compiled once per ISA. The channels
-// are walked in passes of a few block-columns; per pass, each 32-row tile of y is held in
+// are walked in passes of kStreams channels; per pass, each 32-row tile of y is held in
 // registers while every channel of the pass adds a * code into its block-column's sum s, and
-// each block-column's scale row is applied once: y = fma(d, s, y). Every element sees the
-// header's order of operations, so the paths agree bitwise; passes, tiles and the pass size
-// change only speed.
+// each block-column whose run ends in the pass applies its scale row once: y = fma(d, s, y).
+// A run cut by the end of a pass keeps its s in a scratch for the next pass. Every element
+// sees the header's order of operations, so the paths agree bitwise; passes, chunks and
+// tiles change only speed.
 #include "activeflow/colx_kernels.h"
 #include "activeflow/kernels.h"
 #include "kernels/colx_table.h"
@@ -19,40 +20,42 @@ using colv::F;
 using colv::kF;
 constexpr int kRows = AF_COLX_ROWS;
 constexpr int kV = kRows / kF;  // vectors per tile
-// Channels per pass: y is loaded and stored once per pass and tile. Above ~16, the pass's
-// code streams outnumber what the prefetchers follow; any value gives the same bits.
-constexpr int kPass = 16;
-// Single row: channels per pass over a chunk of rows. Each channel is a stream of code
-// bytes from DRAM; with more than about 8 at once, reads slowed down (bench/colx.ts), so a
-// run of a block-column's channels may span passes, its partial sums kept in a scratch.
-constexpr int kStreams = 8;
-// Rows per chunk: the scratch of partial sums (on the stack) holds one chunk.
+// Rows per chunk of the single-row kernel: its scratch of partial sums (on the stack) holds
+// one chunk. Larger matrices stream each channel in one piece: cutting the rows into shorter
+// chunks restarted every code stream and was slower (bench/colx.ts).
 constexpr int64_t kChunk = 16384;
+// Software prefetch distance, in bytes ahead of the tile, for each channel's codes (once per
+// 64 bytes) and each scale-plane row: a pass reads more streams than the hardware
+// prefetchers follow, and without it the split kernel ran 2-3x slower from DRAM.
+constexpr int64_t kAhead = 512;
+// The batch kernel's pass: whole runs until at least this many channels.
+constexpr int kPass = 16;
 // A pass holds whole runs (a run is at most 32 distinct channels), so at most this many.
 constexpr int kPassMax = kPass - 1 + 32;
 
 // A code format: where row e of a channel's codes starts, and the 32 codes from there as
 // float vectors in row order. kPlanes: halves per (block-column, row) in the scale plane;
-// kTileBytes: code bytes of one channel per tile.
+// kTileBytes: code bytes of one channel per tile. kStreams: channels per pass of the
+// single-row kernel (each a stream of code bytes from DRAM; fastest measured, bench/colx.ts).
 struct XQ4_0 {
-  static constexpr int kPlanes = 1, kTileBytes = 16;
+  static constexpr int kPlanes = 1, kTileBytes = 16, kStreams = 24;
   static const uint8_t* at(const void* codes, int64_t e) { return (const uint8_t*)codes + e / 2; }
   static void codes(const uint8_t* p, F* out) { colv::q4_0(p, out); }
 };
 // Q4_1 codes are centred like Q4_0's (nibble - 8) and the offset moved to m + 8d: the sums
 // of d * q and m * A then cancel far less (m is about -7.5 d on typical blocks).
 struct XQ4_1 {
-  static constexpr int kPlanes = 2, kTileBytes = 16;
+  static constexpr int kPlanes = 2, kTileBytes = 16, kStreams = 24;
   static const uint8_t* at(const void* codes, int64_t e) { return (const uint8_t*)codes + e / 2; }
   static void codes(const uint8_t* p, F* out) { colv::q4_0(p, out); }
 };
 struct XQ8_0 {
-  static constexpr int kPlanes = 1, kTileBytes = 32;
+  static constexpr int kPlanes = 1, kTileBytes = 32, kStreams = 8;
   static const uint8_t* at(const void* codes, int64_t e) { return (const uint8_t*)codes + e; }
   static void codes(const uint8_t* p, F* out) { colv::q8_0((const int8_t*)p, out); }
 };
 
-// The runs of one pass: run r covers channels [start[r], start[r + 1]) of block-column b[r].
+// The runs of one batch pass: run r covers channels [start[r], start[r + 1]) of block-column b[r].
 struct Pass {
   int64_t start[kPassMax + 1];
   int32_t b[kPassMax];
@@ -84,6 +87,7 @@ inline float run_sum(const float* a, int64_t i0, int64_t i1) {
 // The segments of one single-row pass: at most kStreams consecutive channels, cut where the
 // block-column changes. The first segment may continue a run of the previous pass (its s
 // then comes from the scratch) and the last may end before its run does (s goes back to it).
+template <int kStreams>
 struct Segments {
   int64_t start[kStreams + 1];
   int32_t b[kStreams];
@@ -97,14 +101,13 @@ void colx_axpy(const void* const* codes, const int32_t* ch, const float* a, int6
                int64_t n_out, float* y, int64_t e0, int64_t e1) {
   const uint16_t* plane = (const uint16_t*)scales;
   alignas(64) float sbuf[kChunk];  // s of a run that spans passes, per row of the chunk
-  Segments g;
+  Segments<C::kStreams> g;
   for (int64_t c0 = e0; c0 < e1; c0 += kChunk) {
     const int64_t c1 = c0 + kChunk < e1 ? c0 + kChunk : e1;
-    float* sc = sbuf - c0;
     float run_a = 0.0f;
     g.carry_out = false;
     for (int64_t i0 = 0; i0 < n;) {
-      const int64_t i1 = i0 + kStreams < n ? i0 + kStreams : n;
+      const int64_t i1 = i0 + C::kStreams < n ? i0 + C::kStreams : n;
       g.carry_in = g.carry_out;
       g.n = 0;
       for (int64_t i = i0; i < i1;) {
@@ -122,7 +125,7 @@ void colx_axpy(const void* const* codes, const int32_t* ch, const float* a, int6
       const int ends = g.carry_out ? g.n - 1 : g.n;  // segments whose run ends in this pass
       for (int64_t e = c0; e < c1; e += kRows) {
         F s[kV], yv[kV];
-        for (int v = 0; v < kV; v++) s[v] = g.carry_in ? colv::load(sc + e + v * kF) : colv::zero();
+        for (int v = 0; v < kV; v++) s[v] = g.carry_in ? colv::load(sbuf + (e - c0) + v * kF) : colv::zero();
         if (ends > 0) {
           for (int v = 0; v < kV; v++) yv[v] = colv::load(y + e + v * kF);
         }
@@ -132,12 +135,15 @@ void colx_axpy(const void* const* codes, const int32_t* ch, const float* a, int6
           }
           for (int64_t i = g.start[k]; i < g.start[k + 1]; i++) {
             F q[kV];
-            C::codes(C::at(codes[i], e), q);
+            const uint8_t* at = C::at(codes[i], e);
+            if ((((e - c0) / kRows * C::kTileBytes) & 63) == 0) __builtin_prefetch(at + kAhead);
+            C::codes(at, q);
             const F av = colv::set1(a[i]);
             for (int v = 0; v < kV; v++) s[v] = colv::madd(av, q[v], s[v]);
           }
           if (k >= ends) break;
           const uint16_t* pb = plane + (int64_t)g.b[k] * C::kPlanes * n_out + e;
+          __builtin_prefetch((const char*)pb + kAhead);
           F d[kV];
           colv::f16(pb, d);
           for (int v = 0; v < kV; v++) yv[v] = colv::madd(d[v], s[v], yv[v]);
@@ -149,7 +155,7 @@ void colx_axpy(const void* const* codes, const int32_t* ch, const float* a, int6
           }
         }
         if (g.carry_out) {
-          for (int v = 0; v < kV; v++) colv::store(sc + e + v * kF, s[v]);
+          for (int v = 0; v < kV; v++) colv::store(sbuf + (e - c0) + v * kF, s[v]);
         }
         if (ends > 0) {
           for (int v = 0; v < kV; v++) colv::store(y + e + v * kF, yv[v]);
@@ -175,11 +181,14 @@ void colx_axpy_batch(const void* const* codes, const int32_t* ch, const float* a
     for (int64_t e = e0; e < e1; e += kRows) {
       for (int64_t i = i0; i < i1; i++) {
         F t[kV];
-        C::codes(C::at(codes[i], e), t);
+        const uint8_t* at = C::at(codes[i], e);
+        if ((((e - e0) / kRows * C::kTileBytes) & 63) == 0) __builtin_prefetch(at + kAhead);
+        C::codes(at, t);
         for (int v = 0; v < kV; v++) colv::store(q[i - i0] + v * kF, t[v]);
       }
       for (int r = 0; r < p.runs; r++) {
         const uint16_t* pb = plane + (int64_t)p.b[r] * C::kPlanes * n_out + e;
+        __builtin_prefetch((const char*)pb + kAhead);
         F t[kV];
         colv::f16(pb, t);
         for (int v = 0; v < kV; v++) colv::store(d[r] + v * kF, t[v]);
