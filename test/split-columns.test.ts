@@ -6,6 +6,7 @@
 // the real SmolLM2 the flash run gives the dense engine's greedy tokens.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { copyFile, mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -140,6 +141,15 @@ async function greedy(e: Engine, ids: readonly number[], maxTokens: number): Pro
 const PROMPTS = [[1, 17, 300, 42, 99, 7], [256, 3, 3, 3, 511, 128, 64, 5, 200, 201, 202], [9]];
 const IDS = [5, 300, 17, 42, 42, 99, 1, 7, 500, 3, 256, 128, 64, 2, 31, 400, 11, 12, 13, 14, 90, 91, 92, 93];
 
+// The "small" synthetic model of `type` and its default (split) conversion, made once.
+async function smallModel(type: number): Promise<{ src: string; flash: string; report?: Awaited<ReturnType<typeof convertToFlash>> }> {
+  const src = join(dir, `small-${typeName(type)}.gguf`);
+  const flash = join(dir, `small-${typeName(type)}.af.gguf`);
+  if (existsSync(flash)) return { src, flash };
+  await synthesizeModel("small", type, src, { seed: 5 });
+  return { src, flash, report: await convertToFlash(src, flash, { groupSize: 2 }) };
+}
+
 function maxAbsDiff(a: readonly Float32Array[], b: readonly Float32Array[]): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) for (let v = 0; v < a[i]!.length; v++) m = Math.max(m, Math.abs(a[i]![v]! - b[i]![v]!));
@@ -148,10 +158,8 @@ function maxAbsDiff(a: readonly Float32Array[], b: readonly Float32Array[]): num
 
 for (const type of SPLIT) {
   test(`${typeName(type)} source: split by default, the source's values bit for bit at the source's size`, async () => {
-    const srcPath = join(dir, `small-${typeName(type)}.gguf`);
-    const out = join(dir, `small-${typeName(type)}.af.gguf`);
-    await synthesizeModel("small", type, srcPath, { seed: 5 });
-    const report = await convertToFlash(srcPath, out, { groupSize: 2 });
+    const { src: srcPath, flash: out, report } = await smallModel(type);
+    assert.ok(report, "converted here");
     assert.equal(report.version, FLASH_VERSION_SPLIT);
     const src = await readGguf(srcPath);
     for (const s of report.sites) {
@@ -172,7 +180,7 @@ for (const type of SPLIT) {
   });
 
   test(`${typeName(type)} split, sparsity 0: the dense engine's tokens and logits on the same values`, async () => {
-    const { source, twin } = await twins(join(dir, `small-${typeName(type)}.gguf`), `small-${typeName(type)}`);
+    const { source, twin } = await twins((await smallModel(type)).src, `small-${typeName(type)}`);
     const out = join(dir, `small-${typeName(type)}.f32head.af.gguf`);
     await convertToFlash(source, out, { groupSize: 1 });
     const both = async (e: Engine) => {
@@ -223,7 +231,7 @@ test("split Q4_1 at sparsity 0.5: identical tokens and logits at the minimum bud
 });
 
 test("versions: forced columns write version 1, split version 2; other versions and bad split keys are refused", async () => {
-  const srcPath = join(dir, "small-Q4_0.gguf");
+  const { src: srcPath, flash: split } = await smallModel(GgmlType.Q4_0);
   const v1 = join(dir, "v1.af.gguf");
   const r1 = await convertToFlash(srcPath, v1, { columnType: GgmlType.Q8_0 });
   assert.equal(r1.version, FLASH_VERSION_COLUMNS);
@@ -232,7 +240,10 @@ test("versions: forced columns write version 1, split version 2; other versions 
   assert.equal(f1.gguf.metadata.get(KEY.columnLayout("attn_in")), undefined, "v1 files keep the v1 keys only");
   assert.ok(r1.fileBytes > (await stat(srcPath)).size * 1.5, "Q8_0 columns of a Q4_0 source: ~1.9x the bytes");
 
-  const split = join(dir, "small-Q4_0.af.gguf");
+  // The budget charges the scale planes with the small resident tensors.
+  const fs = await openFlashModel(split);
+  const small = async (p: string) => withEngine(p, { dram: 1 << 30 }, async (e) => e.plan!.smallResidentBytes);
+  assert.equal((await small(split)) - (await small(v1)), fs.scales.reduce((n, t) => n + Math.ceil(t.bytes / 64) * 64, 0));
   const bad = async (entries: [string, ReturnType<typeof u32>][], msg: RegExp) => {
     const p = join(dir, "bad.af.gguf");
     await copyFile(split, p);
