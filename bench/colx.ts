@@ -1,4 +1,4 @@
-// Split columns against requantised columns, kernel only (bench/native/colx_bench.cpp): builds
+// Split columns against requantised columns of the same type (Q4_0, Q4_1, Q8_0), kernel only (bench/native/colx_bench.cpp): builds
 // the C++ driver against the addon's kernel objects (run `npm run build:native` first), runs
 // it on the 7B's and SmolLM2's linear shapes at a few sparsities on every ISA path, and writes
 // bench/results/colx-<date>.json. Run it under the exclusive benchmark lock.
@@ -49,8 +49,7 @@ for (const isa of values.isas!.split(",")) {
         const n = (k: string): number => r[k as keyof typeof r] as number;
         console.log(
           `${isa.padEnd(6)} keep ${keep.padEnd(4)} nb ${batch.padStart(2)} ${what.padEnd(26)} ` +
-            `q4_0 split ${n("q4_0_split_us").toFixed(0).padStart(6)} us  cols ${n("q4_0_cols_us").toFixed(0).padStart(6)} us  | ` +
-            `q8_0 split ${n("q8_0_split_us").toFixed(0).padStart(6)} us  cols ${n("q8_0_cols_us").toFixed(0).padStart(6)} us`,
+            ["q4_0", "q4_1", "q8_0"].map((t) => `${t} split ${n(`${t}_split_us`).toFixed(0).padStart(5)} cols ${n(`${t}_cols_us`).toFixed(0).padStart(5)} us`).join(" | "),
         );
       }
     }

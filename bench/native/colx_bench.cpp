@@ -1,6 +1,6 @@
 // Micro-benchmark of the sparse linear kernels on one thread: split columns (af_colx_axpy,
-// codes + resident scale plane) against requantised columns (af_col_axpy) in Q4_0 and Q8_0,
-// on the same random active set. Linked against the addon's kernel objects (build/obj) by
+// codes + resident scale plane) against requantised columns (af_col_axpy) of the same type,
+// Q4_0, Q4_1 and Q8_0, on the same random active set. Linked against the addon's kernel objects (build/obj) by
 // bench/colx.ts, so it times exactly the code the engine runs, without Node-API overhead.
 //
 // Usage: colx_bench <isa> <n_out> <n_in> <keep fraction> <reps> <batch>
@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
   // One source matrix, quantised by rows (as in the GGUF) and by columns.
   std::vector<float> w((size_t)(n_out * n_in)), col((size_t)n_out);
   for (auto& v : w) v = g(rng);
-  const int types[2] = {AF_Q4_0, AF_Q8_0};
+  const int types[3] = {AF_Q4_0, AF_Q4_1, AF_Q8_0};
   const int64_t bytes_needed = (int64_t)(n_out * n_in) * 2;  // generous per copy
   // AF_BENCH_HOT=1: one copy, hot in cache (kernel arithmetic only).
   const bool hot = std::getenv("AF_BENCH_HOT") != nullptr;
@@ -123,7 +123,7 @@ int main(int argc, char** argv) {
     std::sort(tc_all.begin(), tc_all.end());
     auto run = [&](bool is_split) { return (is_split ? ts_all : tc_all)[0]; };
     const double ts_med = ts_all[ts_all.size() / 2], tc_med = tc_all[tc_all.size() / 2];
-    const char* name = type == AF_Q4_0 ? "q4_0" : "q8_0";
+    const char* name = type == AF_Q4_0 ? "q4_0" : type == AF_Q4_1 ? "q4_1" : "q8_0";
     const double ts = run(true), tc = run(false);
     const double split_bytes = (double)na * code + (double)split[0].plane.size();
     const double col_bytes = (double)na * colb;

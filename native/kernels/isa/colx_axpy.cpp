@@ -96,6 +96,28 @@ struct Segments {
   bool carry_in, carry_out;
 };
 
+// Prefetches the first kAhead bytes (or all, if shorter) of rows [c0, c1) of channels
+// [i0, i1) and of their scale-plane rows: the next pass's stream heads, which the in-stream
+// prefetch never covers (on SmolLM2 a part is 96-768 bytes, so most of it is head).
+template <class C>
+inline void prefetch_heads(const void* const* codes, const int32_t* ch, int64_t i0, int64_t i1, const uint16_t* plane,
+                           int64_t n_out, int64_t c0, int64_t c1) {
+  const int64_t code_bytes = (c1 - c0) / kRows * C::kTileBytes;
+  const int64_t head = code_bytes < kAhead ? code_bytes : kAhead;
+  int32_t last_b = -1;
+  for (int64_t i = i0; i < i1; i++) {
+    const uint8_t* p = C::at(codes[i], c0);
+    for (int64_t o = 0; o < head; o += 64) __builtin_prefetch(p + o);
+    const int32_t b = ch[i] / 32;
+    if (b == last_b) continue;
+    last_b = b;
+    const uint8_t* pb = (const uint8_t*)(plane + (int64_t)b * C::kPlanes * n_out + c0);
+    for (int k = 0; k < C::kPlanes; k++) {
+      for (int64_t o = 0; o < 2 * (c1 - c0) && o < kAhead; o += 64) __builtin_prefetch(pb + k * 2 * n_out + o);
+    }
+  }
+}
+
 template <class C>
 void colx_axpy(const void* const* codes, const int32_t* ch, const float* a, int64_t n, const void* scales,
                int64_t n_out, float* y, int64_t e0, int64_t e1) {
@@ -122,6 +144,13 @@ void colx_axpy(const void* const* codes, const int32_t* ch, const float* a, int6
       }
       g.start[g.n] = i1;
       g.carry_out = i1 < n && ch[i1] / 32 == ch[i1 - 1] / 32;
+      {
+        // Two passes ahead (one pass of short columns is over before its prefetches land);
+        // the first pass also fetches the next one.
+        const int64_t a0 = i0 == 0 ? i1 : i1 + C::kStreams;
+        const int64_t a1 = i1 + 2 * C::kStreams;
+        if (a0 < n) prefetch_heads<C>(codes, ch, a0, a1 < n ? a1 : n, plane, n_out, c0, c1);
+      }
       const int ends = g.carry_out ? g.n - 1 : g.n;  // segments whose run ends in this pass
       for (int64_t e = c0; e < c1; e += kRows) {
         F s[kV], yv[kV];
@@ -178,6 +207,7 @@ void colx_axpy_batch(const void* const* codes, const int32_t* ch, const float* a
   alignas(64) float m[C::kPlanes == 2 ? kPassMax : 1][kRows];
   for (int64_t i0 = 0; i0 < n;) {
     const int64_t i1 = next_pass(ch, i0, n, p);
+    prefetch_heads<C>(codes, ch, i1, i1 + kPass < n ? i1 + kPass : n, plane, n_out, e0, e1);
     for (int64_t e = e0; e < e1; e += kRows) {
       for (int64_t i = i0; i < i1; i++) {
         F t[kV];
