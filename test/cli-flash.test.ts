@@ -58,7 +58,7 @@ test("synth, convert, verify, calibrate, eval and run --dram on a tiny model", a
   assert.equal(report.fileBytes, (await stat(flash)).size);
   const table = await cli(["convert", gguf, join(dir, "tiny2.af.gguf"), "--column-type", "f16"]);
   assert.equal(table.code, 0, table.err);
-  assert.match(table.out, /^site +n_in +tensors +source +column +quant_err +MiB\nattn_in +64 +attn_q,attn_k,attn_v +Q8_0 +F16 /);
+  assert.match(table.out, /^site +n_in +tensors +source +column +quant_err +MiB +scales MiB\nattn_in +64 +attn_q,attn_k,attn_v +Q8_0 +F16 /);
 
   const v = await cli(["verify", flash]);
   assert.equal(v.code, 0, v.err);
@@ -110,6 +110,24 @@ test("synth, convert, verify, calibrate, eval and run --dram on a tiny model", a
   const evTable = await cli(["eval", gguf, "--text", text, "--max-tokens", "100", "--window", "64"]);
   assert.equal(evTable.code, 0, evTable.err);
   assert.match(evTable.out, /^sparsity +tokens +ppl +ppl_dense +kl_to_dense +top1_agreement\n +0 +\d+ /);
+  // The flash file (split columns) against its source run dense: only the activations' 8-bit
+  // rounding in the dense matmuls differs, so KL is near 0.
+  const evRef = await cli(["eval", flash, "--reference", gguf, "--text", text, "--max-tokens", "100", "--window", "64", "--json"]);
+  assert.equal(evRef.code, 0, evRef.err);
+  const refj = JSON.parse(evRef.out.trim()) as { kl_to_dense: number; top1_agreement: number; reference: string };
+  assert.equal(refj.reference, gguf);
+  assert.ok(refj.kl_to_dense > 0 && refj.kl_to_dense < 0.01 && refj.top1_agreement > 0.9, `KL ${refj.kl_to_dense}, top-1 ${refj.top1_agreement}`);
+  const other = join(dir, "small.gguf");
+  assert.equal((await cli(["synth", "--shape", "small", "--type", "q8_0", other])).code, 0);
+  for (const [ref, msg] of [
+    [other, /^error: --reference .*small\.gguf: its vocabulary has 512 tokens, .*tiny\.af\.gguf has 320; they must be the same model family\n$/],
+    [join(dir, "missing.gguf"), /^error: .*missing\.gguf.*\n$/],
+  ] as const) {
+    const bad = await cli(["eval", flash, "--reference", ref, "--text", text, "--max-tokens", "100", "--window", "64"]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.err, msg);
+    assert.equal(bad.err.split("\n").filter((l) => l !== "").length, 1, bad.err);
+  }
 
   const run = await cli(["run", gguf, "-p", "hello world", "-n", "6", "--greedy", "--dram", "64MB", "--sparsity", "0.5", "--verify-reads", "--json"]);
   assert.equal(run.code, 0, run.err);

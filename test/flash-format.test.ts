@@ -98,3 +98,35 @@ test("layout: record pages and bad inputs", () => {
   assert.throws(() => rowBytes(GgmlType.Q4_K, 64), /not a whole number of Q4_K blocks of 256/);
   assert.throws(() => findExtent(L, 1, "attn_in"), /no extent for group 1/);
 });
+
+test("layout, split sites: code parts of the source's types, scale planes between the resident tensors and the extents", () => {
+  const base = sites(GgmlType.Q8_0);
+  // attn_in split (Q4_1 q, Q4_0 k, Q8_0 v in layer 0; all Q4_0 in layer 1); the rest columns.
+  const attnIn: SiteShape = { ...base[0]!, columnType: GgmlType.I8, layout: "split", partTypes: [GgmlType.Q4_1, GgmlType.Q4_0, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_0, GgmlType.Q4_0] };
+  const L = computeFlashLayout({ nLayer: 2, groupSize: 2, sites: [attnIn, ...base.slice(1)], resident });
+  const e = findExtent(L, 0, "attn_in");
+  assert.equal(e.layout, "split");
+  assert.deepEqual(e.parts.map((p) => [p.layer, p.tensor, p.type, p.offset, p.bytes, p.scales]), [
+    [0, "attn_q", GgmlType.Q4_1, 0, 32, "af.scales.blk.0.attn_q"], [0, "attn_k", GgmlType.Q4_0, 32, 16, "af.scales.blk.0.attn_k"],
+    [0, "attn_v", GgmlType.Q8_0, 48, 32, "af.scales.blk.0.attn_v"], [1, "attn_q", GgmlType.Q4_0, 80, 32, "af.scales.blk.1.attn_q"],
+    [1, "attn_k", GgmlType.Q4_0, 112, 16, "af.scales.blk.1.attn_k"], [1, "attn_v", GgmlType.Q4_0, 128, 16, "af.scales.blk.1.attn_v"],
+  ]);
+  assert.deepEqual([e.columnType, ...e.dims], [GgmlType.I8, 144, 64]);
+  // Planes: F16, [n_out, n_in / 32] or [n_out, 2, n_in / 32] (Q4_1: d and m), after the copied tensors.
+  assert.deepEqual(L.scales.map((p) => [p.name, p.type, p.dims, p.bytes]), [
+    ["af.scales.blk.0.attn_q", GgmlType.F16, [64, 2, 2], 512], ["af.scales.blk.0.attn_k", GgmlType.F16, [32, 2], 128],
+    ["af.scales.blk.0.attn_v", GgmlType.F16, [32, 2], 128], ["af.scales.blk.1.attn_q", GgmlType.F16, [64, 2], 256],
+    ["af.scales.blk.1.attn_k", GgmlType.F16, [32, 2], 128], ["af.scales.blk.1.attn_v", GgmlType.F16, [32, 2], 128],
+  ]);
+  // Bytes: codes + planes = the source's: e.g. layer 0 attn_q, Q4_1 64 x 64: 64 * 64 / 32 * 20.
+  assert.equal(64 * 32 + 512, (64 * 64 / 32) * 20);
+  const order = [...L.resident, ...L.scales, ...L.extents, L.crc].map((t) => t.dataOffset);
+  assert.deepEqual(order, [...order].sort((a, b) => a - b));
+  assert.ok(L.scales.every((p) => p.dataOffset % FLASH_ALIGNMENT === 0));
+  // Checks: the part count, the types, the extent type.
+  const bad = (s: Partial<SiteShape>, msg: RegExp) =>
+    assert.throws(() => computeFlashLayout({ nLayer: 2, groupSize: 1, sites: [{ ...attnIn, ...s }, ...base.slice(1)], resident }), msg);
+  bad({ partTypes: [GgmlType.Q4_0] }, /site attn_in: split columns need 6 part types \(layers x tensors\), got 1/);
+  bad({ partTypes: [GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q4_0, GgmlType.Q4_0, GgmlType.Q4_0, GgmlType.Q4_0] }, /layer 0 attn_k is Q4_K \[64, 32\], which cannot be split/);
+  bad({ columnType: GgmlType.Q4_0 }, /site attn_in: split extents are I8, not Q4_0/);
+});

@@ -17,6 +17,8 @@ void RegisterModelBindings(Napi::Env env, Napi::Object exports);
 void RegisterIoBindings(Napi::Env env, Napi::Object exports);
 // Column gather-axpy over transposed flash columns (col_binding.cpp).
 void RegisterColBindings(Napi::Env env, Napi::Object exports);
+// Split columns: their gather-axpy and the converter's split (colx_binding.cpp).
+void RegisterColxBindings(Napi::Env env, Napi::Object exports);
 
 // A read-cost curve from { bytes: number[], seconds: number[] }; undefined or null: none
 // (io_binding.cpp). Throws a BAD_ARGUMENT JS error naming what is wrong.

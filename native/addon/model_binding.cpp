@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "activeflow/col_kernels.h"
+#include "activeflow/colx_kernels.h"
 #include "activeflow/kernels.h"
 #include "addon/async_task.h"
 #include "addon/bindings.h"
@@ -438,9 +439,6 @@ std::shared_ptr<FlashSetup> ParseFlash(const Napi::Object& f) {
     e.n_in = static_cast<int64_t>(Num(o, "nIn"));
     e.offset = static_cast<uint64_t>(Num(o, "offset"));
     e.record_bytes = static_cast<uint32_t>(Num(o, "recordBytes"));
-    if (!af_col_supported(e.type)) {
-      throw ToJsError(f.Env(), "GGUF_UNKNOWN_TYPE", "extent " + std::to_string(i) + " has unsupported column type " + std::to_string(e.type));
-    }
     Napi::Array parts = o.Get("parts").As<Napi::Array>();
     if (static_cast<int>(parts.Length()) != e.layers * e.tensors) {
       throw ToJsError(f.Env(), "BAD_ARGUMENT", "extent " + std::to_string(i) + " needs layers * tensors parts");
@@ -451,6 +449,20 @@ std::shared_ptr<FlashSetup> ParseFlash(const Napi::Object& f) {
       part.offset = static_cast<uint32_t>(Num(p, "offset"));
       part.bytes = static_cast<uint32_t>(Num(p, "bytes"));
       part.n_out = static_cast<int64_t>(Num(p, "nOut"));
+      part.type = p.Get("type").IsNumber() ? static_cast<int>(Num(p, "type")) : e.type;
+      if (p.Get("scales").IsString()) part.scales_name = p.Get("scales").As<Napi::String>();
+      const std::string where = "extent " + std::to_string(i) + " part " + std::to_string(k);
+      if (part.scales_name.empty() ? !af_col_supported(part.type) : !af_colx_supported(part.type)) {
+        throw ToJsError(f.Env(), "GGUF_UNKNOWN_TYPE", where + " has unsupported " + (part.scales_name.empty() ? "column" : "split") +
+                                                          " type " + std::to_string(part.type));
+      }
+      const int64_t want = part.scales_name.empty() ? static_cast<int64_t>(af_row_bytes(part.type, part.n_out))
+                                                    : af_colx_code_bytes(part.type, part.n_out);
+      if (want != static_cast<int64_t>(part.bytes)) {
+        throw ToJsError(f.Env(), "BAD_ARGUMENT", where + " holds " + std::to_string(part.bytes) + " bytes, " +
+                                                     std::to_string(part.n_out) + " rows of type " + std::to_string(part.type) +
+                                                     " need " + std::to_string(want));
+      }
       if (static_cast<uint64_t>(part.offset) + part.bytes > e.record_bytes) {
         throw ToJsError(f.Env(), "BAD_ARGUMENT", "extent " + std::to_string(i) + " part " + std::to_string(k) + " lies outside its record");
       }

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "activeflow/col_kernels.h"
+#include "activeflow/colx_kernels.h"
 #include "activeflow/kernels.h"
 #include "model/model.h"
 
@@ -333,11 +334,16 @@ void ColumnStore::compute(const FlashExtent& e, int li, size_t c0, size_t c1, co
     for (size_t i = 0; i < nc; i++) cols_[i] = records_[c0 + i] + part.offset;
     float* y = ys[t];
     const int64_t ldy = ldys[t];
+    const int32_t* ch = active_.data() + c0;
     pool.run([&](int ith, int nth) {
       int64_t e0, e1;
       SplitRange(part.n_out, ith, nth, std::max<int64_t>(block, 32), &e0, &e1);
       if (e0 >= e1) return;
-      if (n == 1) {
+      if (part.scales) {
+        // Split columns: the source's codes with the part's resident scale plane.
+        if (n == 1) af_colx_axpy(part.type, cols_.data(), ch, a_.data(), static_cast<int64_t>(nc), part.scales, part.n_out, y, e0, e1);
+        else af_colx_axpy_batch(part.type, cols_.data(), ch, a_.data(), static_cast<int64_t>(nc), n, part.scales, part.n_out, y, ldy, e0, e1);
+      } else if (n == 1) {
         af_col_axpy(e.type, cols_.data(), a_.data(), static_cast<int64_t>(nc), y, e0, e1);
       } else {
         af_col_axpy_batch(e.type, cols_.data(), a_.data(), static_cast<int64_t>(nc), n, y, ldy, e0, e1);
@@ -345,6 +351,21 @@ void ColumnStore::compute(const FlashExtent& e, int li, size_t c0, size_t c1, co
     });
   }
   stats_.compute_s += Now() - t0;
+}
+
+size_t ColumnStore::chunk_end(const FlashExtent& e, size_t done, size_t ready) const {
+  const size_t na = active_.size();
+  if (ready == na) return na;
+  // Requantised columns sum in groups of AF_COL_GROUP from the list's start; split columns in
+  // runs of one block-column: a chunk may end only where every part's grouping ends.
+  bool split = false, requant = false;
+  for (const FlashPart& p : e.parts) (p.scales ? split : requant) = true;
+  for (size_t b = ready; b > done; b--) {
+    if (requant && b % AF_COL_GROUP != 0) continue;
+    if (split && active_[b] / 32 == active_[b - 1] / 32) continue;
+    return b;
+  }
+  return done;
 }
 
 void ColumnStore::linear(int layer, int site, const float* x, int n, size_t stride, float* const* ys,
@@ -458,7 +479,7 @@ void ColumnStore::linear(int layer, int site, const float* x, int n, size_t stri
   double waited = 0;
   while (done < na) {
     const size_t ready = landed_prefix(done);
-    const size_t upto = ready == na ? na : ready / AF_COL_GROUP * AF_COL_GROUP;
+    const size_t upto = chunk_end(e, done, ready);
     if (upto == na || upto >= done + kMinChunk) {
       compute(e, li, done, upto, x, n, stride, ys, ldys, pool);
       done = upto;
@@ -466,7 +487,7 @@ void ColumnStore::linear(int layer, int site, const float* x, int n, size_t stri
     }
     // Too little to compute until more records land.
     const double t0 = Now();
-    const size_t want = std::min(na, done + kMinChunk);
+    const size_t want = std::min(na, std::max(done + kMinChunk, ready + 1));
     auto short_of = [&] { return landed_prefix(ready) < want; };
     for (int spin = 0; spin < kLandingSpins && short_of(); spin++) AF_PAUSE();
     while (short_of()) {

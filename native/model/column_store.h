@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "io/aligned_buffer.h"
@@ -27,8 +28,13 @@ namespace activeflow {
 // Where one layer's column of one tensor sits inside a record.
 struct FlashPart {
   uint32_t offset;  // bytes from the record start
-  uint32_t bytes;   // row_bytes(type, n_out)
+  uint32_t bytes;   // row_bytes(type, n_out), or af_colx_code_bytes(type, n_out) when split
   int64_t n_out;    // column length = output rows of the tensor
+  int type = 0;     // block type: the column type, or the split source type (Q4_0, Q4_1, Q8_0)
+  // Split columns (activeflow/colx_kernels.h): the part's resident scale plane, set by the
+  // model from the resident tensor named scales_name; null for requantised columns.
+  const uint8_t* scales = nullptr;
+  std::string scales_name;
 };
 
 // One extent: n_in records of record_bytes, for the layers of one group and one site.
@@ -38,7 +44,7 @@ struct FlashExtent {
   int first_layer = 0;
   int layers = 0;
   int tensors = 0;  // tensors of the site (3 for attn_in, 2 for ffn_in, else 1)
-  int type = 0;     // column type
+  int type = 0;     // column type (unused when the parts are split)
   int64_t n_in = 0;
   uint64_t offset = 0;  // absolute file offset of record 0
   uint32_t record_bytes = 0;
@@ -137,6 +143,9 @@ class ColumnStore {
   // y_t += the columns of active_[c0, c1) for every tensor t of the visit.
   void compute(const FlashExtent& e, int li, size_t c0, size_t c1, const float* x, int n, size_t stride,
                float* const* ys, const int64_t* ldys, ThreadPool& pool);
+  // The furthest point in (done, ready] where a compute chunk may end without changing any
+  // sum (see compute); done when there is none.
+  size_t chunk_end(const FlashExtent& e, size_t done, size_t ready) const;
   // Index of the first active channel at or after `from` whose record has not landed.
   size_t landed_prefix(size_t from) const;
   // Plans the misses of this visit into device reads landing in the staging arena, points

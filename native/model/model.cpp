@@ -5,6 +5,7 @@
 #include <cstring>
 #include <unordered_map>
 
+#include "activeflow/colx_kernels.h"
 #include "activeflow/kernels.h"
 #include "model/model.h"
 
@@ -49,6 +50,7 @@ Model::Model(const std::string& path, const ModelConfig& cfg, const std::vector<
       sums_.pages = flash_->crcs.size();
     }
     load_resident(tensors);
+    bind_scale_planes(tensors);
   } else {
     file_ = std::make_unique<MappedFile>(path);
     file_bytes_ = file_->size();
@@ -256,6 +258,31 @@ void Model::load_resident(const std::vector<TensorSpec>& tensors) {
     resident_at_[t->name] = resident_.data() + at;
   }
   if (!reqs.empty()) reader_->read(reqs.data(), reqs.size(), nullptr);
+}
+
+// Split parts: point each at its resident scale plane, checked against the plane's size.
+void Model::bind_scale_planes(const std::vector<TensorSpec>& tensors) {
+  for (auto& e : flash_->extents) {
+    for (auto& p : e.parts) {
+      if (p.scales_name.empty()) continue;
+      const auto spec = std::find_if(tensors.begin(), tensors.end(), [&](const TensorSpec& t) { return t.name == p.scales_name; });
+      const auto at = resident_at_.find(p.scales_name);
+      if (spec == tensors.end() || at == resident_at_.end()) {
+        throw ModelError("MODEL_MISSING_TENSOR", "model has no scale plane " + p.scales_name);
+      }
+      int64_t rows = 1;
+      for (size_t d = 1; d < spec->dims.size(); d++) rows *= spec->dims[d];
+      const int64_t bytes = static_cast<int64_t>(af_row_bytes(spec->type, spec->dims[0])) * rows;
+      const int64_t want = af_colx_scale_bytes(p.type, p.n_out, e.n_in);
+      if (spec->type != AF_F16 || bytes != want) {
+        throw ModelError("MODEL_BAD_SHAPE", "scale plane " + p.scales_name + " holds " + std::to_string(bytes) + " bytes of type " +
+                                                std::to_string(spec->type) + ", split " + std::to_string(p.type) + " columns of " +
+                                                std::to_string(p.n_out) + " rows x " + std::to_string(e.n_in) + " channels need " +
+                                                std::to_string(want) + " bytes of F16");
+      }
+      p.scales = at->second;
+    }
+  }
 }
 
 size_t Model::weight_resident_bytes() const {

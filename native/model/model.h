@@ -196,6 +196,7 @@ class Model {
  private:
   void bind_weights(const std::vector<TensorSpec>& tensors);
   void load_resident(const std::vector<TensorSpec>& tensors);
+  void bind_scale_planes(const std::vector<TensorSpec>& tensors);
   void embed(int32_t token, float* out);
   void output_head(const float* xn, int n, float* logits);
   void eval_chunk(const int32_t* tokens, int n, int pos, float* logits, bool all_logits,

@@ -18,11 +18,13 @@ export interface BackendExtent {
   firstLayer: number;
   layers: number;
   tensors: number;
-  type: number; // column type
+  type: number; // column type (the extent tensor's type: I8 for split records)
   nIn: number;
   offset: number; // absolute file offset of record 0
   recordBytes: number;
-  parts: { offset: number; bytes: number; nOut: number }[]; // [layers][tensors]
+  // [layers][tensors]. type: the part's block type (column type, or split source type);
+  // scales: split parts only, the name of the part's scale plane among the resident tensors.
+  parts: { offset: number; bytes: number; nOut: number; type: number; scales?: string }[];
 }
 
 export interface BackendFlashSpec {

@@ -37,8 +37,8 @@ interface OptionSpec {
   check?: (raw: string) => string | undefined;
 }
 
-// Weight types by their lower-case GGML names (q4_0, q8_0, f16, ...); I32 is never a weight.
-const WEIGHT_TYPES = Object.keys(GgmlType).filter((k) => Number.isNaN(Number(k)) && k !== "I32").map((k) => k.toLowerCase());
+// Weight types by their lower-case GGML names (q4_0, q8_0, f16, ...); I8 and I32 are never weights.
+const WEIGHT_TYPES = Object.keys(GgmlType).filter((k) => Number.isNaN(Number(k)) && k !== "I32" && k !== "I8").map((k) => k.toLowerCase());
 
 function checkSchedule(raw: string): string | undefined {
   try {
@@ -86,6 +86,7 @@ export const OPTIONS = {
   predictMargin: { long: "predict-margin", kind: "number", value: "x", above: 0, max: 10, help: "With --preload: preload a channel when its predicted |x| exceeds x times its threshold; below 1 reads more for fewer misses. Defaults to 1." },
   columnType: { long: "column-type", kind: "string", value: "type", choices: WEIGHT_TYPES, help: `Store every column in this type (${WEIGHT_TYPES.join(", ")}). Defaults to the source type where it fits the column length, else q8_0.` },
   text: { long: "text", kind: "string", value: "file", help: "Text file to read." },
+  reference: { long: "reference", kind: "string", value: "model", help: "Score against this model run dense (e.g. the source .gguf of a flash-layout file) instead of <model> itself at sparsity 0; it must share <model>'s vocabulary. Defaults to <model>." },
   tokens: { long: "tokens", kind: "int", value: "n", min: 16, max: 10_000_000, help: "Calibration tokens: with --text, the first n tokens of the file (defaults to 4096); without, the 16 built-in prompts are each continued by n/16 tokens (defaults to 1024)." },
   method: { long: "method", kind: "string", value: "name", choices: ["uniform", "matched", "greedy"], help: "How each level's sparsity is spread over layers and sites: uniform, matched or greedy (see `activeflow calibrate --help`). Defaults to greedy for models up to 1 GiB (it probes every layer and site: minutes on SmolLM2, hours on a 7B), matched above." },
   window: { long: "window", kind: "int", value: "n", min: 2, max: 1_048_576, help: "Tokens per teacher-forced window; each window starts a fresh context. Defaults to 512." },
@@ -215,11 +216,13 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
     usage: "activeflow eval <model> --text <file> [options]",
     summary: "Teacher-forced quality of the sparse model against itself dense: perplexity, KL, top-1 agreement.",
     details: [
-      "<model> is a .gguf file or a converted flash-layout file. Sparsity above 0 needs the",
-      "model's calibration table (made by `activeflow calibrate <model>`).",
+      "<model> is a .gguf file or a converted flash-layout file (run with every column in DRAM).",
+      "Sparsity above 0 needs the model's calibration table (made by `activeflow calibrate <model>`).",
+      "With --reference, KL and top-1 are against that model dense: e.g. a flash file against its",
+      "source .gguf measures what the column layout itself changes, at sparsity 0 too.",
     ],
     positionals: ["model"],
-    options: ["text", "sparsity", "maxTokens", "window", "threads", "json", "verbose", "help"],
+    options: ["text", "sparsity", "reference", "maxTokens", "window", "threads", "json", "verbose", "help"],
     optionHelp: {
       text: "Evaluation text file (e.g. wikitext-2 wiki.test.raw). Required.",
       sparsity: "Fraction of each linear layer's inputs skipped. Defaults to 0 (scores the dense model only).",

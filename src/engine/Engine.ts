@@ -179,7 +179,7 @@ export class Engine {
             nIn: e.nIn,
             offset: e.offset,
             recordBytes: e.recordBytes,
-            parts: e.parts.map((p) => ({ offset: p.offset, bytes: p.bytes, nOut: p.nOut })),
+            parts: e.parts.map((p) => ({ offset: p.offset, bytes: p.bytes, nOut: p.nOut, type: p.type, ...(p.scales ? { scales: p.scales } : {}) })),
           })),
           crcs: flash.crc,
           crcBase: flash.extents[0]?.offset ?? 0,

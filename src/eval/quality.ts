@@ -32,6 +32,9 @@ export function argmax(x: ArrayLike<number>): number {
 export interface QualityOptions {
   // Tokens per teacher-forced window (each window starts a fresh context). Defaults to 512.
   window?: number;
+  // The dense model scored against (same vocabulary), e.g. the source GGUF of a flash file.
+  // Defaults to `engine` itself with no thresholds.
+  reference?: Engine;
   signal?: AbortSignal;
   onProgress?: (fraction: number) => void;
 }
@@ -49,9 +52,14 @@ export async function evaluateQuality(
   for (let start = 0; start + 1 < ids.length; start += window) {
     const w = ids.slice(start, start + window);
     if (w.length < 2) break;
-    engine.setThresholds(null);
-    const dense = (await engine.evaluateLogits(w, options.signal)).map((l) => logSoftmax(l));
+    const ref = options.reference ?? engine;
+    ref.setThresholds(null);
+    const dense = (await ref.evaluateLogits(w, options.signal)).map((l) => logSoftmax(l));
     let sparse: Float64Array[] = dense;
+    if (options.reference && !thresholds) {
+      engine.setThresholds(null);
+      sparse = (await engine.evaluateLogits(w, options.signal)).map((l) => logSoftmax(l));
+    }
     if (thresholds) {
       engine.setThresholds(thresholds);
       engine.siteCounts(true);

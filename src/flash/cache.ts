@@ -6,7 +6,7 @@ import { cacheRoot } from "../fetch/cache.js";
 import { convertToFlash, type ConvertOptions } from "./convert.js";
 import { DEFAULT_GROUP_SIZE } from "./format.js";
 
-export async function flashCachePath(source: string, groupSize: number, columns = "auto"): Promise<string> {
+export async function flashCachePath(source: string, groupSize: number, columns = "auto2"): Promise<string> {
   const st = await stat(source);
   const name = basename(source).replace(/\.gguf$/i, "");
   return join(cacheRoot(), "flash", `${name}-${st.size}-${Math.floor(st.mtimeMs)}.g${groupSize}.${columns}.af.gguf`);
@@ -18,7 +18,9 @@ export async function ensureConverted(
   options: ConvertOptions & { log?: (line: string) => void } = {},
 ): Promise<string> {
   const groupSize = options.groupSize ?? DEFAULT_GROUP_SIZE;
-  const columns = options.columnType !== undefined ? `t${options.columnType}` : options.keepSourceType ? "src" : "auto";
+  // "auto2": the default layout since split columns (format version 2); files cached as "auto"
+  // hold requantised Q8_0 columns for 4-6 bit sources and are not reused as the default.
+  const columns = options.columnType !== undefined ? `t${options.columnType}` : options.keepSourceType ? "src" : "auto2";
   const target = await flashCachePath(source, groupSize, columns);
   try {
     await stat(target);

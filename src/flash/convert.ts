@@ -1,7 +1,9 @@
 // `activeflow convert`: rewrites a GGUF model into the flash layout (docs/FLASH_FORMAT.md).
 // Streams one extent (one layer group, one site) at a time: the group's source tensors of
-// that site are read, dequantised in bands of input channels, transposed, requantised as
-// columns and written as records, so memory stays near one group's weights of one site.
+// that site are read and, in bands of input channels, either split (Q4_0 / Q4_1 / Q8_0: each
+// channel's integer codes into its record, the block parameters into resident scale planes,
+// written before the extents) or dequantised, transposed and requantised as columns, so
+// memory stays near one group's weights of one site.
 import { open, rename, rm, stat, type FileHandle } from "node:fs/promises";
 import { basename, resolve } from "node:path";
 import { loadAddon, type NativeAddon } from "../backends/native/binding.js";
@@ -12,23 +14,24 @@ import { GgufWriter, arr, f32, str, strArr, u32, u32Arr, u64 } from "../gguf/wri
 import { GgufValueType } from "../gguf/types.js";
 import type { Crc32cFn } from "./crc32c.js";
 import {
-  CHECKSUM_NAME, CRC_PAGE_BYTES, DEFAULT_GROUP_SIZE, FLASH_ALIGNMENT, FLASH_VERSION, HEADER_RESERVE_BYTES, KEY,
-  SITES, SITE_TENSORS, computeFlashLayout, sourceTensorName,
-  type ExtentLayout, type FlashLayout, type SiteName, type SiteShape,
+  CHECKSUM_NAME, CRC_PAGE_BYTES, DEFAULT_GROUP_SIZE, FLASH_ALIGNMENT, FLASH_VERSION_COLUMNS, FLASH_VERSION_SPLIT,
+  HEADER_RESERVE_BYTES, KEY, SITES, SITE_TENSORS, canSplit, computeFlashLayout, sourceTensorName,
+  type ColumnLayout, type ExtentLayout, type FlashLayout, type ScalePlane, type SiteName, type SiteShape,
 } from "./format.js";
 import { readTypedMetadata } from "./typedMetadata.js";
 
 export interface ConvertOptions {
   // Layers per group (read together). Defaults to DEFAULT_GROUP_SIZE (1).
   groupSize?: number;
-  // Forces one column type for every site (must divide every column length into blocks).
-  // Defaults to the source type where it fits, else `fallbackType`.
+  // Forces requantised columns of this type for every site (must divide every column length
+  // into blocks). Defaults to split columns where the source allows (Q4_0, Q4_1, Q8_0), else
+  // the source type where it fits, else `fallbackType`.
   columnType?: number;
   // Column type for sites whose source type does not fit the column length, or whose
   // source is low-bit (see keepSourceType). Defaults to Q8_0.
   fallbackType?: number;
-  // Keep a 4-6 bit source type for the columns even though requantising it twice costs
-  // quality. Defaults to false.
+  // Requantised columns in a 4-6 bit source type, instead of split columns or Q8_0, even
+  // though requantising costs quality (speed work on random weights). Defaults to false.
   keepSourceType?: boolean;
   signal?: AbortSignal;
   // Fraction of the output written, 0..1.
@@ -41,10 +44,15 @@ export interface SiteReport {
   tensors: readonly string[];
   nOut: readonly number[];
   sourceTypes: string[];
+  layout: ColumnLayout;
+  // The column type ("columns"), or I8 (split: the source's codes).
   columnType: string;
   // Relative RMS error the column requantisation adds: ||dequant(col) - dequant(src)|| / ||dequant(src)||.
+  // 0 for split sites (the source's values exactly).
   quantError: number;
   extentBytes: number;
+  // Split sites: bytes of the site's resident scale planes (extents + planes = the source's bytes).
+  scaleBytes: number;
 }
 
 export interface ConvertReport {
@@ -53,8 +61,11 @@ export interface ConvertReport {
   groupSize: number;
   groups: number;
   nLayer: number;
+  version: number;
   sites: SiteReport[];
+  // Copied resident tensors, and the scale planes (also resident).
   residentBytes: number;
+  scaleBytes: number;
   extentBytes: number;
   fileBytes: number;
   seconds: number;
@@ -90,6 +101,7 @@ function siteShapes(src: GgufFile, nLayer: number, opts: ConvertOptions): { shap
   for (const site of SITES) {
     const tensors = SITE_TENSORS[site];
     const types = new Set<number>();
+    const partTypes: number[] = []; // [layer][tensor]
     let nIn = 0;
     const nOut: number[] = [];
     for (let l = 0; l < nLayer; l++) {
@@ -108,9 +120,17 @@ function siteShapes(src: GgufFile, nLayer: number, opts: ConvertOptions): { shap
             `${src.path}: tensor ${name} has dims [${inDim}, ${outDim}], expected [${nIn}, ${nOut[ti]}] like the other ${site} tensors of layer 0`);
         }
         types.add(info.type);
+        partTypes.push(info.type);
       });
     }
     let columnType: number;
+    const splittable = partTypes.every((t, k) => canSplit(t, nIn, nOut[k % tensors.length]!));
+    if (opts.columnType === undefined && opts.keepSourceType !== true && splittable) {
+      // The source's codes, kept exactly; its block parameters go to resident scale planes.
+      shapes.push({ site, nIn, tensors, nOut, columnType: GgmlType.I8, layout: "split", partTypes });
+      sourceTypes.set(site, types);
+      continue;
+    }
     if (opts.columnType !== undefined) {
       columnType = opts.columnType;
       if (!fits(columnType, nOut)) {
@@ -130,7 +150,7 @@ function siteShapes(src: GgufFile, nLayer: number, opts: ConvertOptions): { shap
       columnType = keep && COLUMN_TYPES.has(candidate) && fits(candidate, nOut) ? candidate
         : fits(fallback, nOut) ? fallback : GgmlType.F16;
     }
-    shapes.push({ site, nIn, tensors, nOut, columnType });
+    shapes.push({ site, nIn, tensors, nOut, columnType, layout: "columns" });
     sourceTypes.set(site, types);
   }
   return { shapes, sourceTypes };
@@ -243,14 +263,20 @@ async function* extentRecords(
   }
   const maxOut = Math.max(...e.parts.map((p) => p.nOut));
   const chunk = new Uint8Array(Math.min(BAND, e.nIn) * e.recordBytes);
-  const gathered = new Uint8Array(maxOut * BAND * 4);
-  const cols = new Float32Array(maxOut * BAND);
+  const split = e.layout === "split";
+  const gathered = new Uint8Array(split ? 0 : maxOut * BAND * 4);
+  const cols = new Float32Array(split ? 0 : maxOut * BAND);
   const hasher = new PageHasher(crcs, e.firstPage, (b, seed) => addon.crc32c(b, seed));
   for (let j0 = 0; j0 < e.nIn; j0 += BAND) {
     const nb = Math.min(BAND, e.nIn - j0);
     const out = chunk.subarray(0, nb * e.recordBytes);
     e.parts.forEach((p, k) => {
       const { info, bytes } = sources[k]!;
+      if (split) {
+        // The source's codes of channels j0 .. j0 + nb - 1, straight into their records.
+        addon.colxSplitCodes(p.type, bytes, p.nOut, e.nIn, j0, nb, out, p.offset, e.recordBytes);
+        return;
+      }
       const colsMajor = bandColumns(addon, info, bytes, p.nOut, j0, nb, gathered, cols);
       const q = addon.quantizeRow(e.columnType, colsMajor);
       for (let jb = 0; jb < nb; jb++) out.set(q.subarray(jb * p.bytes, (jb + 1) * p.bytes), jb * e.recordBytes + p.offset);
@@ -261,6 +287,15 @@ async function* extentRecords(
     yield out;
   }
   hasher.finish();
+}
+
+// The scale plane of one split (layer, tensor): the block parameters of its source rows.
+async function scalePlane(addon: NativeAddon, fh: FileHandle, src: GgufFile, plane: ScalePlane, nIn: number, signal: AbortSignal | undefined): Promise<Uint8Array> {
+  const info = findTensor(src, sourceTensorName(plane.layer, plane.tensor))!;
+  const bytes = new Uint8Array(info.bytes);
+  await readAt(fh, bytes, src.dataOffset + info.offset, src.path);
+  throwIfAborted(signal, `converting ${src.path}`);
+  return addon.colxSplitScales(info.type, bytes, info.dims[1]!, nIn);
 }
 
 async function* residentChunks(fh: FileHandle, src: GgufFile, name: string, signal: AbortSignal | undefined): AsyncGenerator<Uint8Array> {
@@ -317,8 +352,9 @@ export async function convertToFlash(inPath: string, outPath: string, options: C
   const partial = `${outPath}.partial-${process.pid}`;
   const w = new GgufWriter(partial, writerOptions);
   for (const [k, v] of meta) if (k !== "general.alignment") w.set(k, v);
+  const version = layout.sites.some((s) => s.layout === "split") ? FLASH_VERSION_SPLIT : FLASH_VERSION_COLUMNS;
   w.set("general.alignment", u32(FLASH_ALIGNMENT))
-    .set(KEY.version, u32(FLASH_VERSION))
+    .set(KEY.version, u32(version))
     .set(KEY.groupSize, u32(layout.groupSize))
     .set(KEY.sourceName, str(basename(inPath)))
     .set(KEY.sourceBytes, u64(sourceBytes))
@@ -332,10 +368,13 @@ export async function convertToFlash(inPath: string, outPath: string, options: C
       .set(KEY.columnType(s.site), u32(s.columnType))
       // Placeholder, same size as the final value: the header is written before the data.
       .set(KEY.quantError(s.site), f32(0));
+    if (version === FLASH_VERSION_SPLIT) w.set(KEY.columnLayout(s.site), str(s.layout ?? "columns"));
+    if (s.layout === "split") w.set(KEY.partTypes(s.site), u32Arr(s.partTypes!));
   }
   // Quant errors are only known at the end, so they are patched into the header in place.
   w.set(KEY.reserved, arr(GgufValueType.UINT8, new Uint8Array(HEADER_RESERVE_BYTES)));
   for (const t of layout.resident) w.addTensor(t);
+  for (const t of layout.scales) w.addTensor(t);
   for (const e of layout.extents) w.addTensor({ name: e.name, dims: e.dims, type: e.columnType });
   w.addTensor({ name: layout.crc.name, dims: [layout.crc.pages], type: GgmlType.I32 });
 
@@ -345,18 +384,28 @@ export async function convertToFlash(inPath: string, outPath: string, options: C
   const fh = await open(inPath, "r");
   try {
     const nResident = layout.resident.length;
-    // Progress per chunk produced (the writer itself reports only per 4 MB flush).
+    const nScales = layout.scales.length;
+    const nInOf = new Map(layout.sites.map((x) => [x.site, x.nIn]));
+    // Progress per chunk produced (the writer itself reports only per 4 MB flush), over the
+    // tensors' bytes without the alignment padding (small scale planes are mostly padding).
     let produced = 0;
+    const totalBytes = [...layout.resident, ...layout.scales, ...layout.extents].reduce((n, t) => n + t.bytes, 0) + layout.crc.bytes;
     const counted = async function* (chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
       for await (const c of chunks) {
         produced += c.length;
-        options.onProgress?.(produced / layout.dataBytes);
+        options.onProgress?.(produced / totalBytes);
         yield c;
       }
     };
     await w.write((t, i) => {
       if (i < nResident) return counted(residentChunks(fh, src, t.name, options.signal));
-      const e = layout.extents[i - nResident];
+      const plane = layout.scales[i - nResident];
+      if (plane) {
+        return counted((async function* () {
+          yield await scalePlane(addon, fh, src, plane, nInOf.get(plane.site)!, options.signal);
+        })());
+      }
+      const e = layout.extents[i - nResident - nScales];
       if (e) return counted(extentRecords(addon, fh, src, e, crcs, errors.get(e.site)!, options.signal));
       return new Uint8Array(crcs.buffer);
     });
@@ -373,16 +422,18 @@ export async function convertToFlash(inPath: string, outPath: string, options: C
   }
 
   const residentBytes = layout.resident.reduce((n, t) => n + t.bytes, 0);
+  const scaleBytes = layout.scales.reduce((n, t) => n + t.bytes, 0);
   const extentBytes = layout.extents.reduce((n, e) => n + e.bytes, 0);
   return {
-    inPath, outPath, groupSize: layout.groupSize, groups: layout.groups, nLayer: layout.nLayer,
+    inPath, outPath, groupSize: layout.groupSize, groups: layout.groups, nLayer: layout.nLayer, version,
     sites: layout.sites.map((s) => ({
       site: s.site, nIn: s.nIn, tensors: s.tensors, nOut: s.nOut,
-      sourceTypes: [...sourceTypes.get(s.site)!].map(typeName), columnType: typeName(s.columnType),
+      sourceTypes: [...sourceTypes.get(s.site)!].map(typeName), layout: s.layout ?? "columns", columnType: typeName(s.columnType),
       quantError: quantError.get(s.site)!,
       extentBytes: layout.extents.filter((e) => e.site === s.site).reduce((n, e) => n + e.bytes, 0),
+      scaleBytes: layout.scales.filter((p) => p.site === s.site).reduce((n, p) => n + p.bytes, 0),
     })),
-    residentBytes, extentBytes, fileBytes: (await stat(outPath)).size,
+    residentBytes, scaleBytes, extentBytes, fileBytes: (await stat(outPath)).size,
     seconds: (performance.now() - started) / 1000,
     peakRssBytes: process.resourceUsage().maxRSS * 1024,
   };

@@ -3,9 +3,13 @@
 // the same extents, record sizes and offsets from the same function.
 import { SITES } from "../backend/Backend.js";
 import { ActiveflowError } from "../errors.js";
-import { TYPE_LAYOUT, typeName } from "../gguf/types.js";
+import { GgmlType, TYPE_LAYOUT, typeName } from "../gguf/types.js";
 
-export const FLASH_VERSION = 1;
+// Version written: 2 when a site has split columns, else 1 (the v1 format unchanged, so older
+// readers keep reading such files). Readers accept both.
+export const FLASH_VERSION_COLUMNS = 1;
+export const FLASH_VERSION_SPLIT = 2;
+export const FLASH_VERSIONS: readonly number[] = [FLASH_VERSION_COLUMNS, FLASH_VERSION_SPLIT];
 // Direct I/O needs 4 KiB-aligned offsets and lengths: every tensor starts on a page.
 export const FLASH_ALIGNMENT = 4096;
 // Bytes covered by one CRC-32C entry; pages are counted from each extent's start.
@@ -42,6 +46,10 @@ export const KEY = {
   sites: "activeflow.sites",
   reserved: "activeflow.reserved",
   columnType: (s: SiteName): string => `activeflow.column_type.${s}`,
+  // v2: "columns" (requantised, section 4) or "split" (codes + scale planes); v1 files: columns.
+  columnLayout: (s: SiteName): string => `activeflow.column_layout.${s}`,
+  // v2, split sites: the source type of each (layer, tensor), layer-major.
+  partTypes: (s: SiteName): string => `activeflow.part_types.${s}`,
   quantError: (s: SiteName): string => `activeflow.quant_error.${s}`,
   nIn: (s: SiteName): string => `activeflow.n_in.${s}`,
   nOut: (s: SiteName): string => `activeflow.n_out.${s}`,
@@ -53,6 +61,8 @@ export const KEY = {
 export const CHECKSUM_NAME = "crc32c";
 
 export const extentName = (group: number, site: SiteName): string => `af.g${group}.${site}`;
+// The resident scale plane of one split (layer, tensor).
+export const scalePlaneName = (layer: number, tensor: string): string => `af.scales.blk.${layer}.${tensor}`;
 export const sourceTensorName = (layer: number, tensor: string): string => `blk.${layer}.${tensor}.weight`;
 
 // Bytes of one row of n elements of `type` (n a multiple of its block size).
@@ -65,6 +75,44 @@ export function rowBytes(type: number, n: number): number {
   return (n / layout[0]) * layout[1];
 }
 
+// How a site's weights are stored (docs/FLASH_FORMAT.md section 4):
+// "columns": every column requantised into the column type along the column;
+// "split": the source's own integer codes per channel, its block parameters in resident
+// scale planes, so the values are the source's exactly (Q4_0, Q4_1, Q8_0 sources).
+export type ColumnLayout = "columns" | "split";
+export const COLUMN_LAYOUTS: readonly ColumnLayout[] = ["columns", "split"];
+
+// Source types that can be split: code bits per weight, halves per (block-column, row) in the
+// scale plane (d, or d and m).
+export const SPLIT_TYPES: ReadonlyMap<number, { bits: number; params: number }> = new Map([
+  [GgmlType.Q4_0, { bits: 4, params: 1 }],
+  [GgmlType.Q4_1, { bits: 4, params: 2 }],
+  [GgmlType.Q8_0, { bits: 8, params: 1 }],
+]);
+// Rows of one split tile (a 16-byte chunk of 4-bit codes); n_out must be a multiple.
+export const SPLIT_ROWS = 32;
+// Input channels sharing one block parameter: the source's block size.
+export const SPLIT_BLOCK = 32;
+
+export function canSplit(type: number, nIn: number, nOut: number): boolean {
+  return SPLIT_TYPES.has(type) && nOut % SPLIT_ROWS === 0 && nIn % SPLIT_BLOCK === 0 && nOut > 0 && nIn > 0;
+}
+
+// Bytes of one channel's codes of a split tensor with nOut rows.
+export function splitCodeBytes(type: number, nOut: number): number {
+  const t = SPLIT_TYPES.get(type);
+  if (!t || nOut % SPLIT_ROWS !== 0) {
+    throw new ActiveflowError("BAD_ARGUMENT", `${typeName(type)} with ${nOut} rows cannot be split (Q4_0, Q4_1 or Q8_0 with rows a multiple of ${SPLIT_ROWS})`);
+  }
+  return (nOut * t.bits) / 8;
+}
+
+// GGUF dims of a scale plane (type F16): [nOut, nIn / 32], or [nOut, 2, nIn / 32] with d and m.
+export function scalePlaneDims(type: number, nOut: number, nIn: number): number[] {
+  const t = SPLIT_TYPES.get(type)!;
+  return t.params === 2 ? [nOut, 2, nIn / SPLIT_BLOCK] : [nOut, nIn / SPLIT_BLOCK];
+}
+
 // Shape of one site, the same in every layer.
 export interface SiteShape {
   site: SiteName;
@@ -73,8 +121,12 @@ export interface SiteShape {
   // Source tensors in record order, and each one's output rows (the column length).
   tensors: readonly string[];
   nOut: readonly number[];
-  // GGML type of every column of this site.
+  // GGML type of the extent tensors: every column's type ("columns"), I8 ("split").
   columnType: number;
+  // Defaults to "columns".
+  layout?: ColumnLayout;
+  // "split" only: the source type of each (layer, tensor), [nLayer][tensors.length].
+  partTypes?: readonly number[];
 }
 
 // Where column j of one layer's tensor sits inside record j.
@@ -82,9 +134,28 @@ export interface RecordPart {
   layer: number;
   tensor: string;
   nOut: number;
-  // Byte offset inside the record, and bytes of the column (rowBytes(columnType, nOut)).
+  // Byte offset inside the record, and bytes of the column: rowBytes(type, nOut) for
+  // "columns", splitCodeBytes(type, nOut) for "split".
   offset: number;
   bytes: number;
+  // The block type of this part: the column type, or (split) the source tensor's type.
+  type: number;
+  // Split only: name of the part's scale plane (a resident tensor).
+  scales?: string;
+}
+
+// The resident scale plane of one split (layer, tensor): F16 halves, block-column-major.
+export interface ScalePlane {
+  name: string;
+  layer: number;
+  site: SiteName;
+  tensor: string;
+  // The source type (Q4_0, Q4_1, Q8_0): 1 or 2 halves per (block-column, row).
+  sourceType: number;
+  dims: number[];
+  type: number; // F16
+  bytes: number;
+  dataOffset: number;
 }
 
 export interface ExtentLayout {
@@ -94,10 +165,13 @@ export interface ExtentLayout {
   firstLayer: number;
   layers: number;
   nIn: number;
+  layout: ColumnLayout;
+  // The extent tensor's GGML type: the column type, or I8 for split records.
   columnType: number;
   // Bytes of one record (one input channel for every layer and tensor of the group).
   recordBytes: number;
-  // GGUF dims of the extent tensor: [record elements, nIn], type columnType.
+  // GGUF dims of the extent tensor, type columnType: [record elements, nIn], or for split
+  // records [recordBytes, nIn].
   dims: [number, number];
   // nIn * recordBytes.
   bytes: number;
@@ -123,8 +197,11 @@ export interface FlashLayout {
   groupSize: number;
   groups: number;
   sites: SiteShape[];
-  // Copied tensors, in file order (before the extents).
+  // Copied tensors, in file order (first).
   resident: ResidentTensor[];
+  // Scale planes of the split sites, in file order (after the copied tensors, before the
+  // extents): layer-major, then sites, then tensors.
+  scales: ScalePlane[];
   // Extents in file order: group 0's sites in SITES order, then group 1, ...
   extents: ExtentLayout[];
   crc: { name: string; pages: number; bytes: number; dataOffset: number };
@@ -164,6 +241,22 @@ export function computeFlashLayout(input: LayoutInput): FlashLayout {
     return { name: t.name, dims: [...t.dims], type: t.type, bytes, dataOffset: place(bytes) };
   });
 
+  for (const s of input.sites) checkSplitSite(s, nLayer);
+  const split = (s: SiteShape): boolean => s.layout === "split";
+  const partType = (s: SiteShape, layer: number, ti: number): number => (split(s) ? s.partTypes![layer * s.tensors.length + ti]! : s.columnType);
+  const scales: ScalePlane[] = [];
+  for (let l = 0; l < nLayer; l++) {
+    for (const s of input.sites) {
+      if (!split(s)) continue;
+      s.tensors.forEach((tensor, ti) => {
+        const sourceType = partType(s, l, ti);
+        const dims = scalePlaneDims(sourceType, s.nOut[ti]!, s.nIn);
+        const bytes = dims.reduce((a, b) => a * b, 1) * 2;
+        scales.push({ name: scalePlaneName(l, tensor), layer: l, site: s.site, tensor, sourceType, dims, type: GgmlType.F16, bytes, dataOffset: place(bytes) });
+      });
+    }
+  }
+
   const groups = Math.ceil(nLayer / groupSize);
   const extents: ExtentLayout[] = [];
   let pagesSoFar = 0;
@@ -177,8 +270,10 @@ export function computeFlashLayout(input: LayoutInput): FlashLayout {
       for (let li = 0; li < layers; li++) {
         s.tensors.forEach((tensor, ti) => {
           const nOut = s.nOut[ti]!;
-          const bytes = rowBytes(s.columnType, nOut);
-          parts.push({ layer: firstLayer + li, tensor, nOut, offset: recordBytes, bytes });
+          const layer = firstLayer + li;
+          const type = partType(s, layer, ti);
+          const bytes = split(s) ? splitCodeBytes(type, nOut) : rowBytes(type, nOut);
+          parts.push({ layer, tensor, nOut, offset: recordBytes, bytes, type, ...(split(s) ? { scales: scalePlaneName(layer, tensor) } : {}) });
           recordBytes += bytes;
           recordElems += nOut;
         });
@@ -186,15 +281,37 @@ export function computeFlashLayout(input: LayoutInput): FlashLayout {
       const bytes = recordBytes * s.nIn;
       const pages = Math.ceil(bytes / CRC_PAGE_BYTES);
       extents.push({
-        name: extentName(g, s.site), group: g, site: s.site, firstLayer, layers, nIn: s.nIn, columnType: s.columnType,
-        recordBytes, dims: [recordElems, s.nIn], bytes, parts, dataOffset: place(bytes), firstPage: pagesSoFar, pages,
+        name: extentName(g, s.site), group: g, site: s.site, firstLayer, layers, nIn: s.nIn, layout: s.layout ?? "columns",
+        columnType: s.columnType, recordBytes, dims: [split(s) ? recordBytes : recordElems, s.nIn], bytes, parts,
+        dataOffset: place(bytes), firstPage: pagesSoFar, pages,
       });
       pagesSoFar += pages;
     }
   }
   const crcBytes = pagesSoFar * 4;
   const crc = { name: CRC_TENSOR, pages: pagesSoFar, bytes: crcBytes, dataOffset: place(crcBytes) };
-  return { nLayer, groupSize, groups, sites: input.sites, resident, extents, crc, dataBytes: at };
+  return { nLayer, groupSize, groups, sites: input.sites, resident, scales, extents, crc, dataBytes: at };
+}
+
+// A split site must give a splittable source type for every (layer, tensor), and an I8 extent.
+function checkSplitSite(s: SiteShape, nLayer: number): void {
+  if (s.layout === undefined || s.layout === "columns") return;
+  if (s.layout !== "split") throw new ActiveflowError("BAD_ARGUMENT", `site ${s.site}: column layout "${String(s.layout)}" is not one of ${COLUMN_LAYOUTS.join(", ")}`);
+  const want = nLayer * s.tensors.length;
+  if (!s.partTypes || s.partTypes.length !== want) {
+    throw new ActiveflowError("BAD_ARGUMENT", `site ${s.site}: split columns need ${want} part types (layers x tensors), got ${s.partTypes?.length ?? 0}`);
+  }
+  if (s.columnType !== GgmlType.I8) {
+    throw new ActiveflowError("BAD_ARGUMENT", `site ${s.site}: split extents are ${typeName(GgmlType.I8)}, not ${typeName(s.columnType)}`);
+  }
+  s.partTypes.forEach((t, k) => {
+    const ti = k % s.tensors.length;
+    if (!canSplit(t, s.nIn, s.nOut[ti]!)) {
+      throw new ActiveflowError("BAD_ARGUMENT",
+        `site ${s.site}: layer ${Math.floor(k / s.tensors.length)} ${s.tensors[ti]} is ${typeName(t)} [${s.nIn}, ${s.nOut[ti]}], which cannot be split ` +
+        `(Q4_0, Q4_1 or Q8_0 with n_out a multiple of ${SPLIT_ROWS})`);
+    }
+  });
 }
 
 // The extent of layer group `group` and `site`.

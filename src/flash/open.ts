@@ -10,9 +10,9 @@ import {
 import { loadAddon } from "../backends/native/binding.js";
 import { crc32c, type Crc32cFn } from "./crc32c.js";
 import {
-  CHECKSUM_NAME, CRC_PAGE_BYTES, CRC_TENSOR, FLASH_ALIGNMENT, FLASH_VERSION, KEY, SITES, SITE_TENSORS,
-  computeFlashLayout, findExtent, recordPages,
-  type ExtentLayout, type FlashLayout, type ResidentTensor, type SiteName, type SiteShape,
+  CHECKSUM_NAME, COLUMN_LAYOUTS, CRC_PAGE_BYTES, CRC_TENSOR, FLASH_ALIGNMENT, FLASH_VERSIONS, FLASH_VERSION_COLUMNS, KEY,
+  SITES, SITE_TENSORS, computeFlashLayout, findExtent, recordPages,
+  type ColumnLayout, type ExtentLayout, type FlashLayout, type ResidentTensor, type SiteName, type SiteShape,
 } from "./format.js";
 
 export interface FlashExtent extends ExtentLayout {
@@ -33,11 +33,15 @@ export interface FlashModel {
   groupSize: number;
   groups: number;
   sites: SiteShape[];
-  // Relative RMS error of the column requantisation, per site.
+  version: number;
+  // Relative RMS error of the column requantisation, per site (0 for split sites).
   quantError: Map<SiteName, number>;
   // File order: group-major, SITES order within a group.
   extents: FlashExtent[];
+  // Tensors kept in DRAM: the copied ones (norms, embeddings, ...), then the scale planes.
   resident: FlashResident[];
+  // The scale planes alone (split sites), as in layout.scales.
+  scales: FlashResident[];
   // CRC-32C of each 4 KiB extent page; an extent's pages start at its firstPage.
   crc: Uint32Array;
   layout: FlashLayout;
@@ -51,8 +55,8 @@ function badTensor(path: string, msg: string): never {
   throw new ActiveflowError("GGUF_BAD_TENSOR", `${path}: ${msg}`);
 }
 
-// Site shapes as the file's activeflow.* keys describe them.
-function readSites(f: GgufFile): SiteShape[] {
+// Site shapes as the file's activeflow.* keys describe them (version 1: requantised columns).
+function readSites(f: GgufFile, version: number, nLayer: number): SiteShape[] {
   const sites = getStringArray(f, KEY.sites);
   if (sites.join() !== SITES.join()) bad(f.path, `${KEY.sites} is [${sites.join(", ")}], expected [${SITES.join(", ")}]`);
   return SITES.map((site) => {
@@ -66,7 +70,16 @@ function readSites(f: GgufFile): SiteShape[] {
     }
     const nIn = getNumber(f, KEY.nIn(site));
     if (!Number.isInteger(nIn) || nIn < 1) bad(f.path, `${KEY.nIn(site)} is ${nIn}, expected a positive channel count`);
-    return { site, nIn, tensors, nOut, columnType: getNumber(f, KEY.columnType(site)) };
+    const columnType = getNumber(f, KEY.columnType(site));
+    if (version === FLASH_VERSION_COLUMNS) return { site, nIn, tensors, nOut, columnType };
+    const layout = getString(f, KEY.columnLayout(site)) as ColumnLayout;
+    if (!COLUMN_LAYOUTS.includes(layout)) bad(f.path, `${KEY.columnLayout(site)} is "${layout}", expected one of ${COLUMN_LAYOUTS.join(", ")}`);
+    if (layout === "columns") return { site, nIn, tensors, nOut, columnType, layout };
+    const partTypes = [...getNumberArray(f, KEY.partTypes(site))];
+    if (partTypes.length !== nLayer * tensors.length) {
+      bad(f.path, `${KEY.partTypes(site)} holds ${partTypes.length} types, expected ${nLayer * tensors.length} (layers x tensors)`);
+    }
+    return { site, nIn, tensors, nOut, columnType, layout, partTypes };
   });
 }
 
@@ -75,7 +88,7 @@ export async function openFlashModel(path: string): Promise<FlashModel> {
   const f = await readGguf(path);
   const version = getOptionalNumber(f, KEY.version);
   if (version === undefined) bad(path, `not a flash-layout model (no ${KEY.version}); convert it with \`activeflow convert\``);
-  if (version !== FLASH_VERSION) bad(path, `${KEY.version} is ${version}, this build reads version ${FLASH_VERSION}`);
+  if (!FLASH_VERSIONS.includes(version)) bad(path, `${KEY.version} is ${version}, this build reads versions ${FLASH_VERSIONS.join(" and ")}`);
   if (f.alignment !== FLASH_ALIGNMENT) bad(path, `general.alignment is ${f.alignment}, expected ${FLASH_ALIGNMENT}`);
   const checksum = getString(f, KEY.checksum);
   if (checksum !== CHECKSUM_NAME) bad(path, `${KEY.checksum} is "${checksum}", expected "${CHECKSUM_NAME}"`);
@@ -84,12 +97,17 @@ export async function openFlashModel(path: string): Promise<FlashModel> {
   const arch = getString(f, "general.architecture");
   const nLayer = getNumber(f, `${arch}.block_count`);
   const groupSize = getNumber(f, KEY.groupSize);
-  const sites = readSites(f);
+  const sites = readSites(f, version, nLayer);
   const resident = f.tensors.filter((t) => !t.name.startsWith("af.")).map((t) => ({ name: t.name, dims: t.dims, type: t.type }));
-  const layout = computeFlashLayout({ nLayer, groupSize, sites, resident });
+  let layout: FlashLayout;
+  try {
+    layout = computeFlashLayout({ nLayer, groupSize, sites, resident });
+  } catch (e) {
+    bad(path, (e as Error).message);
+  }
 
   // Every tensor must sit where the layout says, so offsets can be trusted without the GGUF.
-  const expected = [...layout.resident, ...layout.extents.map((e) => ({ ...e, type: e.columnType })),
+  const expected = [...layout.resident, ...layout.scales, ...layout.extents.map((e) => ({ ...e, type: e.columnType })),
     { name: CRC_TENSOR, dims: [layout.crc.pages], type: GgmlType.I32 as number, bytes: layout.crc.bytes, dataOffset: layout.crc.dataOffset }];
   if (f.tensors.length !== expected.length) {
     badTensor(path, `has ${f.tensors.length} tensors, the flash layout of ${layout.groups} groups x ${sites.length} sites expects ${expected.length}`);
@@ -110,10 +128,12 @@ export async function openFlashModel(path: string): Promise<FlashModel> {
     await fh.close();
   }
   const quantError = new Map<SiteName, number>(SITES.map((s) => [s, getNumber(f, KEY.quantError(s))]));
+  const scales = layout.scales.map((t) => ({ name: t.name, dims: t.dims, type: t.type, bytes: t.bytes, dataOffset: t.dataOffset, offset: f.dataOffset + t.dataOffset }));
   return {
-    path, gguf: f, arch, nLayer, groupSize, groups: layout.groups, sites, quantError, layout, crc,
+    path, gguf: f, arch, nLayer, groupSize, groups: layout.groups, sites, version, quantError, layout, crc,
     extents: layout.extents.map((e) => ({ ...e, offset: f.dataOffset + e.dataOffset })),
-    resident: layout.resident.map((t) => ({ ...t, offset: f.dataOffset + t.dataOffset })),
+    resident: [...layout.resident.map((t) => ({ ...t, offset: f.dataOffset + t.dataOffset })), ...scales],
+    scales,
   };
 }
 

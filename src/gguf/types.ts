@@ -7,13 +7,13 @@ export enum GgufValueType {
   STRING = 8, ARRAY = 9, UINT64 = 10, INT64 = 11, FLOAT64 = 12,
 }
 
-// Tensor types the engine supports; numeric ids are GGML's. I32 holds raw data only (the
-// flash layout's page checksums, af.crc32c), never weights.
+// Tensor types the engine supports; numeric ids are GGML's. I8 and I32 hold raw data only
+// (the flash layout's split-column extents and page checksums), never weights.
 export enum GgmlType {
-  F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q8_0 = 8, Q4_K = 12, Q5_K = 13, Q6_K = 14, I32 = 26, BF16 = 30,
+  F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q8_0 = 8, Q4_K = 12, Q5_K = 13, Q6_K = 14, I8 = 24, I32 = 26, BF16 = 30,
 }
 
-export const SUPPORTED_TYPES: ReadonlySet<number> = new Set([0, 1, 2, 3, 8, 12, 13, 14, 26, 30]);
+export const SUPPORTED_TYPES: ReadonlySet<number> = new Set([0, 1, 2, 3, 8, 12, 13, 14, 24, 26, 30]);
 
 // [elements per block, bytes per block] for each supported type.
 export const TYPE_LAYOUT: Readonly<Record<number, readonly [number, number]>> = {
@@ -26,6 +26,7 @@ export const TYPE_LAYOUT: Readonly<Record<number, readonly [number, number]>> = 
   [GgmlType.Q4_K]: [256, 144],
   [GgmlType.Q5_K]: [256, 176],
   [GgmlType.Q6_K]: [256, 210],
+  [GgmlType.I8]: [1, 1],
   [GgmlType.I32]: [1, 4],
 };
 

@@ -36,7 +36,7 @@ const align64 = (n: number) => Math.ceil(n / 64) * 64;
 export interface FlashMemoryPlan {
   budgetBytes: number;
   minimumBytes: number;
-  // Norms, biases, rope factors: always in DRAM.
+  // Norms, biases, rope factors and split columns' scale planes: always in DRAM.
   smallResidentBytes: number;
   headResident: boolean;
   headBytes: number;
@@ -97,6 +97,8 @@ export function planFlashMemory(
   budgetBytes: number,
   options: FlashPlanOptions,
 ): FlashMemoryPlan {
+  // flash.resident lists the copied tensors and the scale planes of split sites: every one but
+  // the embedding and the head is small and resident, so the planes are charged here.
   const tied = !flash.resident.some((t) => t.name === "output.weight");
   let small = 0, headBytes = 0;
   for (const t of flash.resident) {
@@ -115,7 +117,7 @@ export function planFlashMemory(
     throw new ActiveflowError(
       "BUDGET_TOO_SMALL",
       `a DRAM budget of ${fmt(budgetBytes)} is below this model's minimum of ${fmt(minimum)} ` +
-        `(staging ${fmt(largestExtent + ioStaging)}, KV cache ${fmt(kv)} for ${nCtx} tokens, scratch ${fmt(scratch)}, norms ${fmt(small)})`,
+        `(staging ${fmt(largestExtent + ioStaging)}, KV cache ${fmt(kv)} for ${nCtx} tokens, scratch ${fmt(scratch)}, norms and scale planes ${fmt(small)})`,
     );
   }
   // The head is read in full every token, the cache only helps for the share it hits, so

@@ -5,11 +5,12 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ActiveflowError } from "../../errors.js";
 import type { ColBindings } from "./colTypes.js";
+import type { ColxBindings } from "./colxTypes.js";
 import type { IoBindings } from "./ioTypes.js";
 import type { KernelBindings } from "./kernelTypes.js";
 import type { ModelBindings } from "./modelTypes.js";
 
-export type NativeAddon = KernelBindings & ModelBindings & IoBindings & ColBindings;
+export type NativeAddon = KernelBindings & ModelBindings & IoBindings & ColBindings & ColxBindings;
 
 let cached: NativeAddon | undefined;
 

@@ -35,12 +35,14 @@ export async function convertCommand(ctx: CliContext, input: string, output: str
     return 0;
   }
   const rows = report.sites.map((s) => [
-    s.site, String(s.nIn), s.tensors.join(","), s.sourceTypes.join(","), s.columnType, s.quantError.toExponential(2), mib(s.extentBytes),
+    s.site, String(s.nIn), s.tensors.join(","), s.sourceTypes.join(","), s.layout === "split" ? "split" : s.columnType,
+    s.quantError.toExponential(2), mib(s.extentBytes), mib(s.scaleBytes),
   ]);
-  ctx.stdout.write(formatTable(["site", "n_in", "tensors", "source", "column", "quant_err", "MiB"], rows));
+  ctx.stdout.write(formatTable(["site", "n_in", "tensors", "source", "column", "quant_err", "MiB", "scales MiB"], rows));
   ctx.stdout.write(
-    `${report.nLayer} layers in ${report.groups} groups of ${report.groupSize}; resident ${mib(report.residentBytes)} MiB, ` +
-      `extents ${mib(report.extentBytes)} MiB, file ${mib(report.fileBytes)} MiB; ${report.seconds.toFixed(1)} s\n` +
+    `${report.nLayer} layers in ${report.groups} groups of ${report.groupSize}; resident ${mib(report.residentBytes)} MiB ` +
+      `+ scale planes ${mib(report.scaleBytes)} MiB, extents ${mib(report.extentBytes)} MiB, file ${mib(report.fileBytes)} MiB ` +
+      `(version ${report.version}); ${report.seconds.toFixed(1)} s\n` +
       `${report.outPath}\n`,
   );
   return 0;

@@ -35,7 +35,24 @@ export async function evalCommand(ctx: CliContext, model: string, values: Option
   }
   const { Engine } = await import("../../engine/Engine.js");
   const { evaluateQuality } = await import("../../eval/quality.js");
-  const engine = await Engine.load(path, { contextLength: window, ...(values.threads !== undefined ? { threads: values.threads } : {}) });
+  const load = (p: string) => Engine.load(p, { contextLength: window, ...(values.threads !== undefined ? { threads: values.threads } : {}) });
+  const refPath = values.reference !== undefined ? await resolveModelPath(values.reference, ctx) : undefined;
+  const engine = await load(path);
+  let reference: Awaited<ReturnType<typeof load>> | undefined;
+  if (refPath !== undefined) {
+    try {
+      reference = await load(refPath);
+    } catch (e) {
+      await engine.dispose();
+      throw e;
+    }
+    if (reference.config.nVocab !== engine.config.nVocab) {
+      const [a, b] = [engine.config.nVocab, reference.config.nVocab];
+      await engine.dispose();
+      await reference.dispose();
+      throw new ActiveflowError("BAD_ARGUMENT", `--reference ${values.reference}: its vocabulary has ${b} tokens, ${model} has ${a}; they must be the same model family`);
+    }
+  }
   const line = new ProgressLine(ctx.stderr);
   const controller = new AbortController();
   const off = ctx.onInterrupt(() => controller.abort());
@@ -46,6 +63,7 @@ export async function evalCommand(ctx: CliContext, model: string, values: Option
     if (ids.length < 2) throw new ActiveflowError("BAD_ARGUMENT", `${values.text}: ${ids.length} token(s); eval needs at least 2`);
     q = await evaluateQuality(engine, ids, thresholds, {
       window,
+      ...(reference ? { reference } : {}),
       signal: controller.signal,
       onProgress: (f) => line.update(`evaluating ${basename(path)} at sparsity ${sparsity}`, f),
     });
@@ -56,12 +74,13 @@ export async function evalCommand(ctx: CliContext, model: string, values: Option
   } finally {
     off();
     await engine.dispose();
+    await reference?.dispose();
   }
   const [attnIn, attnOut, ffnIn, ffnOut] = q.active_fraction;
   const active = { q: attnIn!, k: attnIn!, v: attnIn!, o: attnOut!, gate: ffnIn!, up: ffnIn!, down: ffnOut! };
   const record = {
     ppl: q.ppl, ppl_dense: q.ppl_dense, kl_to_dense: q.kl_to_dense, top1_agreement: q.top1_agreement,
-    tokens: q.tokens, sparsity, window, active_fraction: active,
+    tokens: q.tokens, sparsity, window, active_fraction: active, ...(refPath !== undefined ? { reference: refPath } : {}),
   };
   if (values.json === true) {
     ctx.stdout.write(`${JSON.stringify(record)}\n`);
