@@ -88,6 +88,7 @@ export const OPTIONS = {
   window: { long: "window", kind: "int", value: "n", min: 2, max: 1_048_576, help: "Tokens per teacher-forced window; each window starts a fresh context. Defaults to 512." },
   shape: { long: "shape", kind: "string", value: "name", choices: Object.keys(SHAPES), help: `Model shape: ${Object.keys(SHAPES).join(", ")}.` },
   type: { long: "type", kind: "string", value: "type", choices: WEIGHT_TYPES, help: "Type of the linear weights, token_embd and output (norms stay f32). Defaults to q4_0." },
+  mix: { long: "mix", kind: "string", value: "name", choices: ["q4_k_m"], help: "With --type q4_k: llama.cpp's Q4_K_M mix (output and some layers' attn_v / ffn_down in q6_k). Defaults to none." },
   steps: { long: "steps", kind: "int", value: "n", min: 0, max: 10_000_000, help: "Training steps (one window of 256 tokens each). Defaults to 200." },
   out: { long: "out", short: "o", kind: "string", value: "file", help: "Output file." },
   lr: { long: "lr", kind: "number", value: "x", above: 0, max: 1, help: "Adam learning rate. Defaults to 5e-5." },
@@ -251,7 +252,7 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
     summary: "Write a random-weight llama GGUF of a real model's shape (for speed, I/O and memory tests only).",
     details: ["The file appears only when complete. The last line of stdout is its path."],
     positionals: ["out.gguf"],
-    options: ["shape", "type", "seed", "verbose", "help"],
+    options: ["shape", "type", "mix", "seed", "verbose", "help"],
     optionHelp: { seed: "Random seed; the same seed writes the same bytes. Defaults to 1." },
   },
   verify: {
