@@ -53,7 +53,12 @@ void Model::linear(const float* x, int n, size_t in_stride, std::initializer_lis
       int64_t r0, r1;
       SplitRange(o.w->ne1, ith, nth, kRowAlign, &r0, &r1);
       if (r0 >= r1) continue;
-      if (n == 1) {
+      const Tensor& w = *o.w;
+      if (w.packed && n == 1) {
+        af_matvec_packed(type, w.data, w.row_bytes, w.ne1, xq, o.y + r0, n_in, r0, r1);
+      } else if (w.packed) {
+        af_matmul_packed(type, w.data, w.row_bytes, w.ne1, xq, act, o.y, o.ldy, n_in, n, r0, r1);
+      } else if (n == 1) {
         af_matvec(type, o.w->data, o.w->row_bytes, xq, o.y + r0, n_in, r0, r1);
       } else {
         af_matmul(type, o.w->data, o.w->row_bytes, xq, act, o.y, o.ldy, n_in, n, r0, r1);
@@ -323,7 +328,10 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
 void Model::embed(int32_t token, float* out) {
   const Tensor& te = w_.tok_embd;
   const uint8_t* row = te.data ? te.data + static_cast<size_t>(token) * te.row_bytes : nullptr;
-  if (!row) {
+  if (te.packed) {
+    af_unpack_row(te.type, te.data, te.row_bytes, te.ne1, token, row_staging_.data());
+    row = row_staging_.data();
+  } else if (!row) {
     ReadReq req{te.file_offset + static_cast<uint64_t>(token) * te.row_bytes, static_cast<uint32_t>(te.row_bytes),
                 row_staging_.data()};
     reader_->read(&req, 1, nullptr);

@@ -33,6 +33,17 @@ MappedFile::MappedFile(const std::string& path) {
   data_ = static_cast<uint8_t*>(p);
 }
 
+uint8_t* MappedFile::writable(size_t offset, size_t bytes) {
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  const size_t begin = offset / page * page;
+  if (::mprotect(data_ + begin, offset + bytes - begin, PROT_READ | PROT_WRITE) != 0) {
+    throw ModelError("NATIVE", std::string("cannot make the model mapping writable: ") + std::strerror(errno));
+  }
+  return data_ + offset;
+}
+
+void MappedFile::seal() { ::mprotect(data_, size_, PROT_READ); }
+
 MappedFile::~MappedFile() {
   if (data_) ::munmap(data_, size_);
 }

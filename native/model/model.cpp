@@ -107,6 +107,43 @@ Model::Model(const std::string& path, const ModelConfig& cfg, const std::vector<
   pred_token_.assign(static_cast<size_t>(cfg_.n_layer) * (kMaxPredictDistance + 1), 0);
   half_token_.assign(static_cast<size_t>(cfg_.n_layer) * 2, 0);
   set_threads(threads);
+  if (!flash_) pack_weights();
+}
+
+// The packed kernels (activeflow/kernels.h) read AF_PACK_ROWS rows per instruction, so the
+// dense model's linear weights are repacked once at load, in place in the private mapping:
+// a packed tensor's pages become anonymous copies that replace the file's pages in this
+// process, so RSS stays about the file size (the page cache may still hold the file).
+// ACTIVEFLOW_PACK=0 keeps the file's layout (the plain kernels), for comparisons.
+void Model::pack_weights() {
+  if (const char* env = std::getenv("ACTIVEFLOW_PACK"); env && std::strcmp(env, "0") == 0) return;
+  std::vector<Tensor*> ts;
+  auto want = [&](Tensor& t) {
+    if (t.data && !t.packed && af_pack_supported(t.type) && t.ne1 >= AF_PACK_ROWS) {
+      t.packed = true;
+      ts.push_back(&t);
+    }
+  };
+  for (auto& l : w_.layers) {
+    for (Tensor* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down}) want(*t);
+  }
+  want(w_.output);
+  if (w_.output.data == w_.tok_embd.data) {
+    // Tied embeddings: token rows are unpacked one at a time (embed()).
+    w_.tok_embd.packed = w_.output.packed;
+    if (w_.tok_embd.packed) row_staging_ = AlignedBuffer(w_.tok_embd.row_bytes);
+  }
+  for (const Tensor* t : ts) file_->writable(t->data - file_->data(), t->row_bytes * t->ne1);
+  pool_->run([&](int ith, int nth) {
+    for (const Tensor* t : ts) {
+      int64_t g0, g1;
+      SplitRange(t->ne1 / AF_PACK_ROWS, ith, nth, 1, &g0, &g1);
+      if (g0 >= g1) continue;
+      uint8_t* at = const_cast<uint8_t*>(t->data) + g0 * AF_PACK_ROWS * t->row_bytes;
+      af_pack_rows(t->type, at, t->row_bytes, (g1 - g0) * AF_PACK_ROWS);
+    }
+  });
+  file_->seal();
 }
 
 void Model::set_threads(int threads) {

@@ -52,6 +52,7 @@ struct Tensor {
   int64_t ne0 = 0;
   int64_t ne1 = 1;
   size_t row_bytes = 0;
+  bool packed = false;  // rows in the packed layout (activeflow/kernels.h, AF_PACK_ROWS)
   bool present() const { return type >= 0; }
 };
 
@@ -87,6 +88,10 @@ class MappedFile {
   MappedFile& operator=(const MappedFile&) = delete;
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
+  // The bytes [offset, offset + bytes) made writable in place; the pages written become this
+  // process's private copies (MAP_PRIVATE) and replace the file's pages in its mapping.
+  uint8_t* writable(size_t offset, size_t bytes);
+  void seal();  // the whole mapping read-only again
 
  private:
   uint8_t* data_ = nullptr;
@@ -211,6 +216,8 @@ class Model {
 
  private:
   void bind_weights(const std::vector<TensorSpec>& tensors);
+  // Dense mode: repacks the linear weights in place for the packed kernels.
+  void pack_weights();
   void load_resident(const std::vector<TensorSpec>& tensors);
   void embed(int32_t token, float* out);
   void output_head(const float* xn, int n, float* logits);

@@ -4,6 +4,7 @@
 #if !defined(AF_ISA_SCALAR)
 
 #include <math.h>
+#include <string.h>
 
 #include "activeflow/kernels.h"
 #include "activeflow/vec.h"
@@ -87,9 +88,36 @@ void rmsnorm_f32(const float* x, const float* w, float* y, int64_t n, float eps)
   for (; i < n; i++) y[i] = x[i] * inv * w[i];
 }
 
+// Four independent load streams of full vectors: the memory-bandwidth probe.
+uint64_t read_bytes(const void* p, size_t n) {
+  constexpr size_t V = sizeof(PI);
+  const uint8_t* q = (const uint8_t*)p;
+  PI a0 = pzero(), a1 = pzero(), a2 = pzero(), a3 = pzero();
+  size_t i = 0;
+  for (; i + 4 * V <= n; i += 4 * V) {
+    a0 = padd(a0, pload(q + i));
+    a1 = padd(a1, pload(q + i + V));
+    a2 = padd(a2, pload(q + i + 2 * V));
+    a3 = padd(a3, pload(q + i + 3 * V));
+  }
+  uint32_t lanes[V / 4];
+  memcpy(lanes, &a0, V);
+  uint64_t s = 0;
+  for (uint32_t v : lanes) s += v;
+  memcpy(lanes, &a1, V);
+  for (uint32_t v : lanes) s += v;
+  memcpy(lanes, &a2, V);
+  for (uint32_t v : lanes) s += v;
+  memcpy(lanes, &a3, V);
+  for (uint32_t v : lanes) s += v;
+  for (; i < n; i++) s += q[i];
+  return s;
+}
+
 }  // namespace
 
 void fill_simd_quant(af_kernel_table* t);
+void fill_simd_packed(af_kernel_table* t);
 
 void fill_simd_table(af_kernel_table* t) {
   t->matvec[AF_F32] = matvec_tiles<KFloat<AF_F32>>;
@@ -102,7 +130,9 @@ void fill_simd_table(af_kernel_table* t) {
   t->axpy_f32 = axpy_f32;
   t->scale_f32 = scale_f32;
   t->rmsnorm_f32 = rmsnorm_f32;
+  t->read_bytes = read_bytes;
   fill_simd_quant(t);
+  fill_simd_packed(t);
 }
 
 }  // namespace AF_NS
