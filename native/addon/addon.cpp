@@ -8,6 +8,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   activeflow::RegisterModelBindings(env, exports);
   activeflow::RegisterIoBindings(env, exports);
   activeflow::RegisterColBindings(env, exports);
+  activeflow::RegisterThreadBindings(env, exports);
   return exports;
 }
 

@@ -15,6 +15,8 @@ void RegisterModelBindings(Napi::Env env, Napi::Object exports);
 void RegisterIoBindings(Napi::Env env, Napi::Object exports);
 // Column gather-axpy over transposed flash columns (col_binding.cpp).
 void RegisterColBindings(Napi::Env env, Napi::Object exports);
+// The thread-count probe (threads_binding.cpp).
+void RegisterThreadBindings(Napi::Env env, Napi::Object exports);
 
 // An error that crosses into JS as an Error with a stable `code` property.
 struct NativeError : std::runtime_error {

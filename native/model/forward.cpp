@@ -43,11 +43,17 @@ void Model::linear(const float* x, int n, size_t in_stride, std::initializer_lis
     }
   }
   uint8_t* xq = s_.xq.data();
-  pool_->run([&](int ith, int nth) {
-    int64_t b0, b1;
-    SplitRange(n, ith, nth, 1, &b0, &b1);
-    for (int64_t b = b0; b < b1; b++) af_quantize_act(type, x + b * in_stride, xq + b * act, n_in);
-  });
+  if (n < 2 * pool_->size()) {
+    // A decode token: one activation is quicker to quantise here than to hand out, and it
+    // saves the pool a fork-join per linear.
+    for (int b = 0; b < n; b++) af_quantize_act(type, x + b * in_stride, xq + b * act, n_in);
+  } else {
+    pool_->run([&](int ith, int nth) {
+      int64_t b0, b1;
+      SplitRange(n, ith, nth, 1, &b0, &b1);
+      for (int64_t b = b0; b < b1; b++) af_quantize_act(type, x + b * in_stride, xq + b * act, n_in);
+    });
+  }
   pool_->run([&](int ith, int nth) {
     for (const auto& o : outs) {
       int64_t r0, r1;

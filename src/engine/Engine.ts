@@ -8,6 +8,7 @@ import { createTokenizer } from "../tokenizer/index.js";
 import type { ChatMessage, Tokenizer } from "../tokenizer/types.js";
 import { Sampler } from "./sampler.js";
 import { TokenTextStream } from "./textStream.js";
+import { defaultThreads } from "./threads.js";
 import type { FlashRunStats, GeneratedToken, GenerateOptions, GenerationStats, LoadOptions, PreloadRunStats, TuningStats } from "./types.js";
 import { SITES } from "../backend/Backend.js";
 import { ensureConverted } from "../flash/cache.js";
@@ -89,7 +90,7 @@ export class Engine {
   }
 
   static async load(path: string, options: LoadOptions = {}, backend: Backend = new NativeBackend()): Promise<Engine> {
-    const threads = options.threads ?? 1;
+    const threads = options.threads ?? (await defaultThreads());
     if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
       throw new ActiveflowError("BAD_ARGUMENT", `threads must be an integer from 1 to 256, got ${threads}`);
     }

@@ -120,7 +120,8 @@ export interface PreloadRunStats {
 }
 
 export interface LoadOptions {
-  // Compute threads. Defaults to 1 (measured best on 2-vCPU machines; see bench/dense).
+  // Compute threads. Defaults to the count measured fastest on this machine (src/engine/threads.ts,
+  // once, cached in the machine profile).
   threads?: number;
   // KV cache length in tokens. Defaults to min(2048, the model's trained context).
   contextLength?: number;

@@ -37,6 +37,11 @@ export interface KernelBindings {
   // Bytes per second of the best of `passes` passes of `threads` threads reading a fresh
   // buffer of `bytes` (the memory-bandwidth probe of bench/dense; blocks the caller).
   memoryBandwidth(bytes: number, threads: number, passes: number): number;
+  // The engine's thread pool at 1..maxThreads threads over a packed Q4_0 matrix of about
+  // `bytes` (native/addon/threads_binding.cpp): decode (matvec) weight bytes per second and
+  // prefill (16-token matmul) multiply-adds per second; about `seconds` in all, off the
+  // event loop.
+  threadScaling(maxThreads: number, bytes: number, seconds: number): Promise<ThreadScaling[]>;
   dotF32(a: Float32Array, b: Float32Array): number;
   // Returns y + a * x (inputs untouched).
   axpyF32(a: number, x: Float32Array, y: Float32Array): Float32Array;
@@ -48,4 +53,10 @@ export interface KernelBindings {
   siluMul(gate: Float32Array, up: Float32Array): Float32Array;
   // Softmax of a copy of x.
   softmax(x: Float32Array): Float32Array;
+}
+
+export interface ThreadScaling {
+  threads: number;
+  decodeBytesPerSecond: number;
+  prefillMacsPerSecond: number;
 }
