@@ -23,7 +23,8 @@ const TARGET_DECODE = 1.0;
 const TARGET_PREFILL = 0.9;
 // The bandwidth probe's buffer: well past any L3, small beside a 7B model's DRAM.
 const BANDWIDTH_BYTES = 512 << 20;
-const BANDWIDTH_PASSES = 5;
+// Best of this many passes: fewer read low on this VM, whose bandwidth wanders run to run.
+const BANDWIDTH_PASSES = 20;
 const PROMPT_SEED = 20251122;
 
 const { values: args } = parseArgs({
@@ -72,8 +73,10 @@ interface Roofline {
   // Bytes a decode token reads: every tensor but the embedding table (the output head's
   // bytes when the head is tied to it), the KV cache left out (small at these lengths).
   weightBytesPerToken: number;
-  // Best of 1 and 2 reader threads, measured at the start of this model's runs.
-  bandwidthBytesPerSecond: { threads1: number; threads2: number; best: number };
+  // Measured before every run (the machine's bandwidth wanders): 1 and 2 reader threads per
+  // sample; best = the median over samples of the better of the two.
+  bandwidthSamples: { threads1: number; threads2: number }[];
+  bandwidthBytesPerSecond: { threads1: number; threads2: number; best: number; min: number; max: number };
   decodeTokensPerSecond: number;
   // Each engine's best decode / the roofline.
   achieved: Record<string, number>;
@@ -103,11 +106,13 @@ async function benchModel(model: BenchModel): Promise<ModelReport> {
   }
   report.path = model.path;
   report.loadAverage = { start: loadavg().map(round2), end: [] };
-  const roofline = await measureRoofline(model.path);
-  log(
-    `[${model.name}] memory bandwidth ${gb(roofline.bandwidthBytesPerSecond.threads1)} GB/s (1 thread), ${gb(roofline.bandwidthBytesPerSecond.threads2)} GB/s (2); ` +
-      `${gb(roofline.weightBytesPerToken)} GB per token: decode roofline ${roofline.decodeTokensPerSecond.toFixed(2)} tok/s`,
-  );
+  const roofline: Roofline = {
+    weightBytesPerToken: await weightBytesPerToken(model.path),
+    bandwidthSamples: [],
+    bandwidthBytesPerSecond: { threads1: NaN, threads2: NaN, best: NaN, min: NaN, max: NaN },
+    decodeTokensPerSecond: NaN,
+    achieved: {},
+  };
   // Ids in [20, 1000) exist in any llama vocabulary; the text they spell does not matter.
   const promptIds = fixedIds(promptTokens, PROMPT_SEED, 20, 1000);
   report.promptIds = promptIds;
@@ -123,7 +128,9 @@ async function benchModel(model: BenchModel): Promise<ModelReport> {
       for (const engine of order) {
         const c = { engine, threads };
         if (!active.get(key(c))) continue;
-        log(`[${model.name}] run ${run + 1}/${runs} ${key(c)} ...`);
+        const bw = sampleBandwidth();
+        roofline.bandwidthSamples.push(bw);
+        log(`[${model.name}] run ${run + 1}/${runs} ${key(c)} (memory ${gb(bw.threads1)} / ${gb(bw.threads2)} GB/s at 1 / 2 threads) ...`);
         try {
           const r = await runWorker(
             { engine, modelPath: model.path, threads, promptIds, decodeTokens, contextLength: 512 },
@@ -174,6 +181,16 @@ async function benchModel(model: BenchModel): Promise<ModelReport> {
     };
     report.best[engine] = { decode: bestOf((s) => s.decodeTokensPerSecond), prefill: bestOf((s) => s.prefillTokensPerSecond) };
   }
+  const samples = roofline.bandwidthSamples;
+  const bestOfTwo = samples.map((b) => Math.max(b.threads1, b.threads2));
+  roofline.bandwidthBytesPerSecond = {
+    threads1: median(samples.map((b) => b.threads1)),
+    threads2: median(samples.map((b) => b.threads2)),
+    best: median(bestOfTwo),
+    min: Math.min(...bestOfTwo),
+    max: Math.max(...bestOfTwo),
+  };
+  roofline.decodeTokensPerSecond = roofline.bandwidthBytesPerSecond.best / roofline.weightBytesPerToken;
   for (const [engine, b] of Object.entries(report.best)) roofline.achieved[engine] = b.decode.tokensPerSecond / roofline.decodeTokensPerSecond;
   report.roofline = roofline;
   report.loadAverage.end = loadavg().map(round2);
@@ -199,13 +216,12 @@ async function weightBytesPerToken(path: string): Promise<number> {
   return f.tensors.filter((t) => tied || t.name !== "token_embd.weight").reduce((n, t) => n + t.bytes, 0);
 }
 
-async function measureRoofline(path: string): Promise<Roofline> {
+function sampleBandwidth(): { threads1: number; threads2: number } {
   const addon = loadAddon();
-  const threads1 = addon.memoryBandwidth(BANDWIDTH_BYTES, 1, BANDWIDTH_PASSES);
-  const threads2 = addon.memoryBandwidth(BANDWIDTH_BYTES, 2, BANDWIDTH_PASSES);
-  const best = Math.max(threads1, threads2);
-  const bytes = await weightBytesPerToken(path);
-  return { weightBytesPerToken: bytes, bandwidthBytesPerSecond: { threads1, threads2, best }, decodeTokensPerSecond: best / bytes, achieved: {} };
+  return {
+    threads1: addon.memoryBandwidth(BANDWIDTH_BYTES, 1, BANDWIDTH_PASSES),
+    threads2: addon.memoryBandwidth(BANDWIDTH_BYTES, 2, BANDWIDTH_PASSES),
+  };
 }
 
 // After the first run, a thread count whose decode is more than 2x slower than the same
@@ -254,8 +270,8 @@ function printReport(rep: ModelReport): void {
     const pct = (e: string) => (r.achieved[e] !== undefined ? `${(100 * r.achieved[e]!).toFixed(0)} %` : "-");
     console.log(
       `decode roofline ${r.decodeTokensPerSecond.toFixed(2)} tok/s = ${gb(r.weightBytesPerToken)} GB per token at ${gb(r.bandwidthBytesPerSecond.best)} GB/s ` +
-        `(measured: ${gb(r.bandwidthBytesPerSecond.threads1)} GB/s 1 thread, ${gb(r.bandwidthBytesPerSecond.threads2)} GB/s 2); ` +
-        `best decode reaches: ours ${pct("ours")}, llama.cpp ${pct("llamacpp")}`,
+        `(median of ${r.bandwidthSamples.length} samples, one before each run: 1 thread ${gb(r.bandwidthBytesPerSecond.threads1)}, 2 threads ${gb(r.bandwidthBytesPerSecond.threads2)}, ` +
+        `best-of-two range ${gb(r.bandwidthBytesPerSecond.min)}..${gb(r.bandwidthBytesPerSecond.max)} GB/s); best decode reaches: ours ${pct("ours")}, llama.cpp ${pct("llamacpp")}`,
     );
   }
   if (rep.ratios && rep.best?.ours && rep.best.llamacpp) {

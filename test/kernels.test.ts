@@ -315,6 +315,26 @@ for (const tc of PACKED) {
   });
 }
 
+test("activation quantisers give the scalar path's bytes on every ISA, rounding ties as it does", () => {
+  const n = 512;
+  const x = gaussian(n, 31, 3);
+  // Block maxima of 127 make the scale 1, so k + 0.5 is an exact tie: Q8_1 rounds ties away
+  // from zero (roundf), Q8_K to even (lrintf).
+  for (let b = 0; b < n; b += 32) {
+    x[b] = 127;
+    for (let k = 1; k < 12; k++) x[b + k] = (k % 2 ? -1 : 1) * (k + 0.5);
+  }
+  for (const type of [GgmlType.Q4_0, GgmlType.Q4_K]) {
+    addon.isaSet("scalar");
+    const ref = addon.quantizeAct(type, x);
+    for (const isa of isas) {
+      addon.isaSet(isa);
+      assert.deepEqual(Buffer.from(addon.quantizeAct(type, x)), Buffer.from(ref), `type ${type} on ${isa}`);
+    }
+  }
+  addon.isaSet(defaultIsa);
+});
+
 test("packRows rejects a type without a packed layout, naming it", () => {
   assert.throws(
     () => addon.packRows(GgmlType.F16, new Uint8Array(64 * 2 * 16), 16, 64),

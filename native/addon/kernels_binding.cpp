@@ -199,6 +199,17 @@ int ArgPackedType(const Napi::CallbackInfo& info, size_t i, const char* fn) {
   return type;
 }
 
+// quantizeAct(type, x): x quantised as the activation of weight type `type` (Q8_1 / Q8_K bytes).
+Napi::Value QuantizeAct(const Napi::CallbackInfo& info) {
+  const int type = ArgType(info, 0, "quantizeAct");
+  Napi::Float32Array x = ArgF32(info, 1, "quantizeAct", "x");
+  const int64_t n = (int64_t)x.ElementLength();
+  CheckBlocks(info.Env(), "quantizeAct", type, n);
+  Napi::Uint8Array out = Napi::Uint8Array::New(info.Env(), af_act_bytes(type, n));
+  af_quantize_act(type, x.Data(), out.Data(), n);
+  return out;
+}
+
 // packRows(type, w, rows, n): a copy of w (rows of n elements) in the packed layout.
 Napi::Value PackRows(const Napi::CallbackInfo& info) {
   const int type = ArgPackedType(info, 0, "packRows");
@@ -211,8 +222,7 @@ Napi::Value PackRows(const Napi::CallbackInfo& info) {
                         " rows of " + std::to_string(a.n) + " need " + std::to_string(rb * (size_t)a.rows));
   }
   Napi::Uint8Array out = Napi::Uint8Array::New(info.Env(), rb * (size_t)a.rows);
-  memcpy(out.Data(), a.w.Data(), out.ByteLength());
-  af_pack_rows(type, out.Data(), rb, a.rows);
+  af_pack_rows(type, a.w.Data(), out.Data(), rb, a.rows);
   return out;
 }
 
@@ -376,7 +386,7 @@ void RegisterKernelBindings(Napi::Env env, Napi::Object exports) {
       {"axpyF32", AxpyF32},       {"scaleF32", ScaleF32},     {"rmsnorm", Rmsnorm},
       {"siluMul", SiluMul},       {"softmax", Softmax},       {"packRows", PackRows},
       {"unpackRow", UnpackRow},   {"matvecPacked", MatvecPacked}, {"matmulPacked", MatmulPacked},
-      {"memoryBandwidth", MemoryBandwidth},
+      {"memoryBandwidth", MemoryBandwidth}, {"quantizeAct", QuantizeAct},
   };
   for (const auto& f : fns) exports.Set(f.name, Napi::Function::New(env, f.fn, f.name));
 }

@@ -45,11 +45,12 @@ double TimeLoop(double seconds, const std::function<void()>& fn) {
 std::vector<Scaling> Measure(int max_threads, size_t bytes, double seconds) {
   const size_t rb = af_row_bytes(AF_Q4_0, kN);
   const int64_t rows = std::max<int64_t>(kRowAlign, (int64_t)(bytes / rb) / kRowAlign * kRowAlign);
-  std::vector<uint8_t> w((size_t)rows * rb);
+  std::vector<uint8_t> plain((size_t)rows * rb), w((size_t)rows * rb);
   // Codes anything; every block scale 1/64 so sums stay finite.
-  for (size_t i = 0; i < w.size(); i++) w[i] = (uint8_t)(i * 2654435761u >> 13);
-  for (size_t b = 0; b < w.size(); b += 18) w[b] = 0x00, w[b + 1] = 0x24;
-  af_pack_rows(AF_Q4_0, w.data(), rb, rows);
+  for (size_t i = 0; i < plain.size(); i++) plain[i] = (uint8_t)(i * 2654435761u >> 13);
+  for (size_t b = 0; b < plain.size(); b += 18) plain[b] = 0x00, plain[b + 1] = 0x24;
+  af_pack_rows(AF_Q4_0, plain.data(), w.data(), rb, rows);
+  plain = std::vector<uint8_t>();
   const size_t act = af_act_bytes(AF_Q4_0, kN);
   std::vector<float> x((size_t)kPrefillBatch * kN);
   for (size_t i = 0; i < x.size(); i++) x[i] = (float)((int)(i % 13) - 6) / 6.0f;

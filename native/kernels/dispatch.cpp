@@ -175,6 +175,15 @@ extern "C" void af_matmul_packed(int type, const void* w, size_t row_bytes, int6
   packed_range(type, w, row_bytes, rows, xq, xq_stride, y, ldy, n, nb, r0, r1);
 }
 
+extern "C" void af_quantize_act(int weight_type, const float* x, void* xq, int64_t n) {
+  switch (af_vec_dot_type(weight_type)) {
+    case AF_F32: memcpy(xq, x, (size_t)n * sizeof(float)); break;
+    case AF_Q8_1: table()->quantize_q8_1(x, xq, n); break;
+    case AF_Q8_K: table()->quantize_q8_K(x, xq, n); break;
+    default: break;
+  }
+}
+
 extern "C" uint64_t af_read_bytes(const void* p, size_t n) { return table()->read_bytes(p, n); }
 
 extern "C" float af_dot_f32(const float* a, const float* b, int64_t n) { return table()->dot_f32(a, b, n); }

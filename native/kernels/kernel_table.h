@@ -24,6 +24,9 @@ struct af_kernel_table {
   af_matmul_fn matmul[AF_TYPE_SLOTS];
   af_packed_fn packed[AF_TYPE_SLOTS];
   uint64_t (*read_bytes)(const void* p, size_t n);
+  // Activation quantisers (af_quantize_act), bit-identical to the references on every ISA.
+  void (*quantize_q8_1)(const float* x, void* y, int64_t n);
+  void (*quantize_q8_K)(const float* x, void* y, int64_t n);
   float (*dot_f32)(const float* a, const float* b, int64_t n);
   void (*axpy_f32)(float a, const float* x, float* y, int64_t n);
   void (*scale_f32)(float a, float* y, int64_t n);

@@ -2,7 +2,6 @@
 // entry points' handling of partial groups and the plain tail rows.
 #include <string.h>
 
-#include <vector>
 
 #include "activeflow/kernels.h"
 #include "kernels/pack_layout.h"
@@ -44,15 +43,13 @@ void convert_group(int type, uint8_t* plain, size_t plain_stride, size_t row_byt
 
 extern "C" int af_pack_supported(int type) { return af_pack_format_of(type).block_bytes > 0 ? 1 : 0; }
 
-extern "C" void af_pack_rows(int type, void* w, size_t row_bytes, int64_t rows) {
-  if (!af_pack_supported(type)) return;
+extern "C" void af_pack_rows(int type, const void* src, void* dst, size_t row_bytes, int64_t rows) {
   const size_t group = row_bytes * AF_PACK_ROWS;
-  std::vector<uint8_t> plain(group);
-  for (int64_t g = 0; g < rows / AF_PACK_ROWS; g++) {
-    uint8_t* p = (uint8_t*)w + g * group;
-    memcpy(plain.data(), p, group);
-    convert_group(type, plain.data(), row_bytes, row_bytes, p, true, -1);
+  const int64_t whole = af_pack_supported(type) ? rows / AF_PACK_ROWS : 0;
+  for (int64_t g = 0; g < whole; g++) {
+    convert_group(type, (uint8_t*)src + g * group, row_bytes, row_bytes, (uint8_t*)dst + g * group, true, -1);
   }
+  memcpy((uint8_t*)dst + whole * group, (const uint8_t*)src + whole * group, (size_t)(rows - whole * AF_PACK_ROWS) * row_bytes);
 }
 
 extern "C" void af_unpack_row(int type, const void* w, size_t row_bytes, int64_t rows, int64_t r, void* out) {

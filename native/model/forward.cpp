@@ -2,6 +2,7 @@
 // Built from a few shared steps (linear, rope, attention) so the sparse engine can replace
 // `linear` with a gather over active channels and keep the rest.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 
@@ -21,8 +22,11 @@ void AddBias(float* y, const Tensor& b, int n, int64_t dim, int64_t ld) {
   }
 }
 
-// Rows per thread share are rounded to this so SIMD tiles in af_matmul stay whole.
+// Rows per unit of work are rounded to this so SIMD tiles and packed groups stay whole.
 constexpr int64_t kRowAlign = 16;
+// Units of rows per thread and matrix: enough that a thread slowed by memory contention
+// leaves work for the other, few enough that each unit is a long sequential read.
+constexpr int64_t kUnitsPerThread = 8;
 
 }  // namespace
 
@@ -54,20 +58,38 @@ void Model::linear(const float* x, int n, size_t in_stride, std::initializer_lis
       for (int64_t b = b0; b < b1; b++) af_quantize_act(type, x + b * in_stride, xq + b * act, n_in);
     });
   }
-  pool_->run([&](int ith, int nth) {
-    for (const auto& o : outs) {
-      int64_t r0, r1;
-      SplitRange(o.w->ne1, ith, nth, kRowAlign, &r0, &r1);
-      if (r0 >= r1) continue;
+  // Rows are handed out in units from a shared counter rather than split evenly up front:
+  // the threads' memory bandwidth is not evenly shared, and a thread done early takes more
+  // units instead of waiting at the join.
+  const int nth_all = pool_->size();
+  const LinearOut* ov = outs.begin();
+  const int nout = static_cast<int>(outs.size());
+  constexpr int kMaxOuts = 4;
+  if (nout > kMaxOuts) throw ModelError("NATIVE", "linear: more than 4 outputs in one call");
+  int64_t unit[kMaxOuts], first[kMaxOuts + 1];
+  first[0] = 0;
+  for (int i = 0; i < nout; i++) {
+    const int64_t rows = ov[i].w->ne1;
+    unit[i] = nth_all == 1 ? rows : std::max<int64_t>(kRowAlign, (rows / (kUnitsPerThread * nth_all)) / kRowAlign * kRowAlign);
+    first[i + 1] = first[i] + (rows + unit[i] - 1) / unit[i];
+  }
+  std::atomic<int64_t> next{0};
+  pool_->run([&](int, int) {
+    for (int64_t u = next.fetch_add(1, std::memory_order_relaxed); u < first[nout];
+         u = next.fetch_add(1, std::memory_order_relaxed)) {
+      int i = 0;
+      while (u >= first[i + 1]) i++;
+      const LinearOut& o = ov[i];
       const Tensor& w = *o.w;
+      const int64_t r0 = (u - first[i]) * unit[i], r1 = std::min(w.ne1, r0 + unit[i]);
       if (w.packed && n == 1) {
         af_matvec_packed(type, w.data, w.row_bytes, w.ne1, xq, o.y + r0, n_in, r0, r1);
       } else if (w.packed) {
         af_matmul_packed(type, w.data, w.row_bytes, w.ne1, xq, act, o.y, o.ldy, n_in, n, r0, r1);
       } else if (n == 1) {
-        af_matvec(type, o.w->data, o.w->row_bytes, xq, o.y + r0, n_in, r0, r1);
+        af_matvec(type, w.data, w.row_bytes, xq, o.y + r0, n_in, r0, r1);
       } else {
-        af_matmul(type, o.w->data, o.w->row_bytes, xq, act, o.y, o.ldy, n_in, n, r0, r1);
+        af_matmul(type, w.data, w.row_bytes, xq, act, o.y, o.ldy, n_in, n, r0, r1);
       }
     }
   });

@@ -111,39 +111,57 @@ Model::Model(const std::string& path, const ModelConfig& cfg, const std::vector<
 }
 
 // The packed kernels (activeflow/kernels.h) read AF_PACK_ROWS rows per instruction, so the
-// dense model's linear weights are repacked once at load, in place in the private mapping:
-// a packed tensor's pages become anonymous copies that replace the file's pages in this
-// process, so RSS stays about the file size (the page cache may still hold the file).
-// ACTIVEFLOW_PACK=0 keeps the file's layout (the plain kernels), for comparisons.
+// dense model's linear weights are repacked once at load into anonymous memory, and the
+// file's pages of those tensors are dropped from this process: RSS stays about the file
+// size (the page cache may still hold the file, as for any read). ACTIVEFLOW_PACK=0 keeps
+// the file's layout (the plain kernels), for comparisons.
 void Model::pack_weights() {
   if (const char* env = std::getenv("ACTIVEFLOW_PACK"); env && std::strcmp(env, "0") == 0) return;
   std::vector<Tensor*> ts;
+  size_t total = 0;
   auto want = [&](Tensor& t) {
     if (t.data && !t.packed && af_pack_supported(t.type) && t.ne1 >= AF_PACK_ROWS) {
       t.packed = true;
       ts.push_back(&t);
+      total += (t.row_bytes * t.ne1 + 63) / 64 * 64;
     }
   };
   for (auto& l : w_.layers) {
     for (Tensor* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down}) want(*t);
   }
   want(w_.output);
-  if (w_.output.data == w_.tok_embd.data) {
-    // Tied embeddings: token rows are unpacked one at a time (embed()).
+  if (ts.empty()) return;
+  packed_ = std::make_unique<HugeBuffer>(total);
+  std::vector<uint8_t*> dst;
+  for (size_t i = 0, at = 0; i < ts.size(); at += (ts[i]->row_bytes * ts[i]->ne1 + 63) / 64 * 64, i++) {
+    dst.push_back(packed_->data() + at);
+  }
+  pool_->run([&](int ith, int nth) {
+    for (size_t i = 0; i < ts.size(); i++) {
+      const Tensor& t = *ts[i];
+      int64_t g0, g1;  // in groups; the last share takes the tail rows
+      const int64_t groups = (t.ne1 + AF_PACK_ROWS - 1) / AF_PACK_ROWS;
+      SplitRange(groups, ith, nth, 1, &g0, &g1);
+      if (g0 >= g1) continue;
+      const int64_t r0 = g0 * AF_PACK_ROWS, r1 = std::min(t.ne1, g1 * AF_PACK_ROWS);
+      af_pack_rows(t.type, t.data + r0 * t.row_bytes, dst[i] + r0 * t.row_bytes, t.row_bytes, r1 - r0);
+      // Released share by share, so the file's pages and their packed copy are never both
+      // resident for more than a share.
+      file_->release(static_cast<size_t>(t.data - file_->data()) + r0 * t.row_bytes, (r1 - r0) * t.row_bytes);
+    }
+  });
+  const bool tied = w_.output.data == w_.tok_embd.data;
+  for (size_t i = 0; i < ts.size(); i++) {
+    // Pages straddling two threads' shares were kept by both: drop them now.
+    file_->release(static_cast<size_t>(ts[i]->data - file_->data()), ts[i]->row_bytes * ts[i]->ne1);
+    ts[i]->data = dst[i];
+  }
+  if (tied) {
+    // Tied embeddings: the table is the packed head; token rows are unpacked one at a time.
+    w_.tok_embd.data = w_.output.data;
     w_.tok_embd.packed = w_.output.packed;
     if (w_.tok_embd.packed) row_staging_ = AlignedBuffer(w_.tok_embd.row_bytes);
   }
-  for (const Tensor* t : ts) file_->writable(t->data - file_->data(), t->row_bytes * t->ne1);
-  pool_->run([&](int ith, int nth) {
-    for (const Tensor* t : ts) {
-      int64_t g0, g1;
-      SplitRange(t->ne1 / AF_PACK_ROWS, ith, nth, 1, &g0, &g1);
-      if (g0 >= g1) continue;
-      uint8_t* at = const_cast<uint8_t*>(t->data) + g0 * AF_PACK_ROWS * t->row_bytes;
-      af_pack_rows(t->type, at, t->row_bytes, (g1 - g0) * AF_PACK_ROWS);
-    }
-  });
-  file_->seal();
 }
 
 void Model::set_threads(int threads) {

@@ -59,13 +59,14 @@ void af_matmul(int type, const void* w, size_t row_stride, const void* xq, size_
 // half-float scales as [row], byte fields (codes, packed sub-scales) in 4-byte chunks
 // [chunk][row][4]. One 32-bit SIMD lane then holds 4 codes of one row, so a single dot
 // instruction serves AF_PACK_ROWS rows and the block scales load as one vector. A group is
-// a permutation of its plain bytes, so packing is in place; rows after the last whole group
-// keep the plain layout.
+// a permutation of its plain bytes (same size); rows after the last whole group keep the
+// plain layout.
 #define AF_PACK_ROWS 16
 // 1 if the type has a packed layout (Q4_0, Q4_1, Q8_0, Q4_K, Q5_K, Q6_K), else 0.
 int af_pack_supported(int type);
-// Packs the whole groups of a plain tensor of `rows` rows in place.
-void af_pack_rows(int type, void* w, size_t row_bytes, int64_t rows);
+// Packs a plain tensor of `rows` rows from src into dst (same size, not overlapping): whole
+// groups packed, the tail rows copied.
+void af_pack_rows(int type, const void* src, void* dst, size_t row_bytes, int64_t rows);
 // Copies row r of a packed tensor of `rows` rows to `out` in the plain layout.
 void af_unpack_row(int type, const void* w, size_t row_bytes, int64_t rows, int64_t r, void* out);
 // af_matvec / af_matmul over a packed tensor of `rows` rows (any row range [r0, r1)).

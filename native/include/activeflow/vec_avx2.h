@@ -30,6 +30,30 @@ inline F fmadd(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
 inline F fmul(F a, F b) { return _mm256_mul_ps(a, b); }
 inline F fadd(F a, F b) { return _mm256_add_ps(a, b); }
 inline float fhsum(F v) { return f8hsum(v); }
+inline F fabsv(F v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
+inline F fmaxv(F a, F b) { return _mm256_max_ps(a, b); }
+inline float fhmax(F v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+}
+// See vec_avx512.h.
+inline int fquant_i8(int8_t* dst, F v, bool ties_away) {
+  __m256i q;
+  if (ties_away) {
+    const F t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const F up = _mm256_cmp_ps(fabsv(_mm256_sub_ps(v, t)), _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+    const F one = _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_and_ps(v, _mm256_set1_ps(-0.0f)));
+    q = _mm256_cvttps_epi32(_mm256_add_ps(t, _mm256_and_ps(up, one)));
+  } else {
+    q = _mm256_cvtps_epi32(v);
+  }
+  alignas(32) int32_t l[8];
+  _mm256_store_si256((__m256i*)l, q);
+  int s = 0;
+  for (int i = 0; i < 8; i++) dst[i] = (int8_t)l[i], s += l[i];
+  return s;
+}
 
 // Packed-row kernels (simd_packed*.cpp): one 32-bit lane per weight row, 8 rows a vector
 // (a packed group of 16 rows takes two passes). See vec_avx512.h.

@@ -35,6 +35,26 @@ inline F fmadd(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
 inline F fmul(F a, F b) { return _mm512_mul_ps(a, b); }
 inline F fadd(F a, F b) { return _mm512_add_ps(a, b); }
 inline float fhsum(F v) { return _mm512_reduce_add_ps(v); }
+inline F fabsv(F v) { return _mm512_abs_ps(v); }
+inline F fmaxv(F a, F b) { return _mm512_max_ps(a, b); }
+inline float fhmax(F v) { return _mm512_reduce_max_ps(v); }
+// Rounds each lane to an integer (ties away from zero as roundf, or to even as lrintf),
+// stores them as kF int8 (|v| <= 127) and returns their sum.
+inline int fquant_i8(int8_t* dst, F v, bool ties_away) {
+  __m512i q;
+  if (ties_away) {
+    // trunc(v) + sign(v) where |v - trunc(v)| >= 0.5: exactly roundf (v - trunc(v) is exact).
+    const F t = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __mmask16 up = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(v, t)), _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+    const F one = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(_mm512_set1_ps(1.0f)),
+                                                      _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32((int)0x80000000u))));
+    q = _mm512_cvttps_epi32(_mm512_mask_add_ps(t, up, t, one));
+  } else {
+    q = _mm512_cvtps_epi32(v);
+  }
+  _mm_storeu_si128((__m128i*)dst, _mm512_cvtepi32_epi8(q));
+  return _mm512_reduce_add_epi32(q);
+}
 
 // Packed-row kernels (simd_packed*.cpp): one 32-bit lane per weight row, 16 rows a vector.
 // A lane holds 4 bytes of its row (codes or sub-scales), or an int32 / float of that row.

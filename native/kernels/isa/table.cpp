@@ -1,5 +1,6 @@
 // This ISA's kernel table: SIMD kernels where they exist (simd_*.cpp), else the reference.
 #include "kernels/isa/isa.h"
+#include "kernels/quantize_impl.h"
 
 namespace AF_NS {
 namespace {
@@ -46,6 +47,8 @@ af_kernel_table build() {
   AF_PACKED(2) AF_PACKED(3) AF_PACKED(8) AF_PACKED(12) AF_PACKED(13) AF_PACKED(14)
 #undef AF_PACKED
   t.read_bytes = read_bytes_ref;
+  t.quantize_q8_1 = [](const float* x, void* y, int64_t n) { af_quantize_q8_1(x, (block_q8_1*)y, n); };
+  t.quantize_q8_K = [](const float* x, void* y, int64_t n) { af_quantize_q8_K(x, (block_q8_K*)y, n); };
 #else
   fill_simd_table(&t);
 #endif

@@ -24,6 +24,8 @@ export interface KernelBindings {
   matmul(
     type: number, w: Uint8Array, rows: number, n: number, x: Float32Array, nb: number, r0?: number, r1?: number,
   ): Float32Array;
+  // x quantised as the activation partner of weight type `type` (the bytes af_quantize_act writes).
+  quantizeAct(type: number, x: Float32Array): Uint8Array;
   // A copy of w (rows of n elements) in the row-packed layout the dense engine uses
   // (kernels.h, AF_PACK_ROWS); types Q4_0, Q4_1, Q8_0, Q4_K, Q5_K, Q6_K.
   packRows(type: number, w: Uint8Array, rows: number, n: number): Uint8Array;
