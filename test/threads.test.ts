@@ -56,3 +56,54 @@ test("defaultThreads measures once and then reads the machine profile", async ()
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test("logits are identical at 1, 2, 3 and 5 threads (more threads than cores), and with the packed and the file's layout on the scalar path", async () => {
+  const { synthesizeModel } = await import("../src/synth/synth.js");
+  const { Engine } = await import("../src/engine/Engine.js");
+  const { GgmlType } = await import("../src/gguf/types.js");
+  const dir = await mkdtemp(join(tmpdir(), "af-threads-model-"));
+  try {
+    for (const [shape, type] of [["tiny", GgmlType.Q4_0], ["small", GgmlType.Q4_K]] as const) {
+      const path = join(dir, `${shape}.gguf`);
+      await synthesizeModel(shape, type, path, { seed: 9 });
+      const ids = Array.from({ length: 40 }, (_, i) => 3 + ((i * 37) % 250));
+      const logitsAt = async (threads: number): Promise<Float32Array[]> => {
+        const e = await Engine.load(path, { threads, contextLength: 64 });
+        try {
+          // A prefill of 40 tokens, then single-token decode steps through generate.
+          const rows = await e.evaluateLogits(ids);
+          const gen: number[] = [];
+          for await (const t of e.generate(ids.slice(0, 5), { greedy: true, maxTokens: 8, stopAtEos: false, addSpecial: false })) gen.push(t.id);
+          return [...rows, Float32Array.from(gen)];
+        } finally {
+          await e.dispose();
+        }
+      };
+      const one = await logitsAt(1);
+      for (const threads of [2, 3, 5]) {
+        const got = await logitsAt(threads);
+        got.forEach((row, i) => assert.deepEqual(Array.from(row), Array.from(one[i]!), `${shape} ${threads} threads, row ${i}`));
+      }
+      // The scalar path's packed kernel is the plain reference on unpacked rows: any layout
+      // slip (packing, tail rows, tied head) shows as a difference.
+      const addon = loadAddon();
+      const isa = addon.isaName();
+      addon.isaSet("scalar");
+      try {
+        const packed = await logitsAt(2);
+        process.env.ACTIVEFLOW_PACK = "0";
+        let plain: Float32Array[];
+        try {
+          plain = await logitsAt(2);
+        } finally {
+          delete process.env.ACTIVEFLOW_PACK;
+        }
+        packed.forEach((row, i) => assert.deepEqual(Array.from(row), Array.from(plain[i]!), `${shape} scalar packed vs plain, row ${i}`));
+      } finally {
+        addon.isaSet(isa);
+      }
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -62,20 +62,18 @@ std::vector<Scaling> Measure(int max_threads, size_t bytes, double seconds) {
   for (int t = 1; t <= max_threads; t++) {
     ThreadPool pool(t);
     const double dec = TimeLoop(seconds / 2 / max_threads, [&] {
-      pool.run([&](int ith, int nth) {
-        int64_t r0, r1;
-        SplitRange(rows, ith, nth, kRowAlign, &r0, &r1);
-        if (r0 < r1) af_matvec_packed(AF_Q4_0, w.data(), rb, rows, xq.data(), y.data() + r0, kN, r0, r1);
+      const int64_t unit = std::max<int64_t>(kRowAlign, rows / (8 * t) / kRowAlign * kRowAlign);
+      pool.for_units((rows + unit - 1) / unit, [&](int64_t u, int) {
+        const int64_t r0 = u * unit, r1 = std::min(rows, r0 + unit);
+        af_matvec_packed(AF_Q4_0, w.data(), rb, rows, xq.data(), y.data() + r0, kN, r0, r1);
       });
     });
     const double pre = TimeLoop(seconds / 2 / max_threads, [&] {
-      pool.run([&](int ith, int nth) {
-        int64_t r0, r1;
-        SplitRange(prefill_rows, ith, nth, kRowAlign, &r0, &r1);
-        if (r0 < r1) {
-          af_matmul_packed(AF_Q4_0, w.data(), rb, prefill_rows, xq.data(), act, y.data(), prefill_rows, kN,
-                           kPrefillBatch, r0, r1);
-        }
+      const int64_t unit = std::max<int64_t>(kRowAlign, prefill_rows / (8 * t) / kRowAlign * kRowAlign);
+      pool.for_units((prefill_rows + unit - 1) / unit, [&](int64_t u, int) {
+        const int64_t r0 = u * unit, r1 = std::min(prefill_rows, r0 + unit);
+        af_matmul_packed(AF_Q4_0, w.data(), rb, prefill_rows, xq.data(), act, y.data(), prefill_rows, kN,
+                         kPrefillBatch, r0, r1);
       });
     });
     out.push_back({t, (double)w.size() / dec, (double)prefill_rows * kN * kPrefillBatch / pre});

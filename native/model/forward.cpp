@@ -2,7 +2,6 @@
 // Built from a few shared steps (linear, rope, attention) so the sparse engine can replace
 // `linear` with a gather over active channels and keep the rest.
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstring>
 
@@ -52,15 +51,11 @@ void Model::linear(const float* x, int n, size_t in_stride, std::initializer_lis
     // saves the pool a fork-join per linear.
     for (int b = 0; b < n; b++) af_quantize_act(type, x + b * in_stride, xq + b * act, n_in);
   } else {
-    pool_->run([&](int ith, int nth) {
-      int64_t b0, b1;
-      SplitRange(n, ith, nth, 1, &b0, &b1);
-      for (int64_t b = b0; b < b1; b++) af_quantize_act(type, x + b * in_stride, xq + b * act, n_in);
-    });
+    pool_->for_units(n, [&](int64_t b, int) { af_quantize_act(type, x + b * in_stride, xq + b * act, n_in); });
   }
-  // Rows are handed out in units from a shared counter rather than split evenly up front:
-  // the threads' memory bandwidth is not evenly shared, and a thread done early takes more
-  // units instead of waiting at the join.
+  // Rows are handed out in units (ThreadPool::for_units) rather than split evenly up front:
+  // the threads' memory bandwidth is not evenly shared, a thread done early takes more units
+  // instead of waiting at the join, and a thread the OS has descheduled is not waited for.
   const int nth_all = pool_->size();
   const LinearOut* ov = outs.begin();
   const int nout = static_cast<int>(outs.size());
@@ -73,24 +68,20 @@ void Model::linear(const float* x, int n, size_t in_stride, std::initializer_lis
     unit[i] = nth_all == 1 ? rows : std::max<int64_t>(kRowAlign, (rows / (kUnitsPerThread * nth_all)) / kRowAlign * kRowAlign);
     first[i + 1] = first[i] + (rows + unit[i] - 1) / unit[i];
   }
-  std::atomic<int64_t> next{0};
-  pool_->run([&](int, int) {
-    for (int64_t u = next.fetch_add(1, std::memory_order_relaxed); u < first[nout];
-         u = next.fetch_add(1, std::memory_order_relaxed)) {
-      int i = 0;
-      while (u >= first[i + 1]) i++;
-      const LinearOut& o = ov[i];
-      const Tensor& w = *o.w;
-      const int64_t r0 = (u - first[i]) * unit[i], r1 = std::min(w.ne1, r0 + unit[i]);
-      if (w.packed && n == 1) {
-        af_matvec_packed(type, w.data, w.row_bytes, w.ne1, xq, o.y + r0, n_in, r0, r1);
-      } else if (w.packed) {
-        af_matmul_packed(type, w.data, w.row_bytes, w.ne1, xq, act, o.y, o.ldy, n_in, n, r0, r1);
-      } else if (n == 1) {
-        af_matvec(type, w.data, w.row_bytes, xq, o.y + r0, n_in, r0, r1);
-      } else {
-        af_matmul(type, w.data, w.row_bytes, xq, act, o.y, o.ldy, n_in, n, r0, r1);
-      }
+  pool_->for_units(first[nout], [&](int64_t u, int) {
+    int i = 0;
+    while (u >= first[i + 1]) i++;
+    const LinearOut& o = ov[i];
+    const Tensor& w = *o.w;
+    const int64_t r0 = (u - first[i]) * unit[i], r1 = std::min(w.ne1, r0 + unit[i]);
+    if (w.packed && n == 1) {
+      af_matvec_packed(type, w.data, w.row_bytes, w.ne1, xq, o.y + r0, n_in, r0, r1);
+    } else if (w.packed) {
+      af_matmul_packed(type, w.data, w.row_bytes, w.ne1, xq, act, o.y, o.ldy, n_in, n, r0, r1);
+    } else if (n == 1) {
+      af_matvec(type, w.data, w.row_bytes, xq, o.y + r0, n_in, r0, r1);
+    } else {
+      af_matmul(type, w.data, w.row_bytes, xq, act, o.y, o.ldy, n_in, n, r0, r1);
     }
   });
 }
@@ -187,31 +178,27 @@ void Model::attention(int layer, int n, int pos) {
   const uint16_t* V = kv_v_.get() + static_cast<size_t>(layer) * cfg_.n_ctx * kv_dim;
   const size_t kv_row = static_cast<size_t>(kv_dim) * sizeof(uint16_t);
   const int work = n * cfg_.n_head;
-  pool_->run([&](int ith, int nth) {
-    float* scores = s_.scores.data() + static_cast<size_t>(ith) * cfg_.n_ctx;
-    const void** vrows = s_.vrows.data() + static_cast<size_t>(ith) * cfg_.n_ctx;
+  pool_->for_units(work, [&](int64_t w, int slot) {
+    float* scores = s_.scores.data() + static_cast<size_t>(slot) * cfg_.n_ctx;
+    const void** vrows = s_.vrows.data() + static_cast<size_t>(slot) * cfg_.n_ctx;
     float qh[512];  // one head of q rounded to f16, as llama.cpp multiplies f16 keys
-    int64_t w0, w1;
-    SplitRange(work, ith, nth, 1, &w0, &w1);
-    for (int64_t w = w0; w < w1; w++) {
-      const int t = static_cast<int>(w / cfg_.n_head);
-      const int h = static_cast<int>(w % cfg_.n_head);
-      const int kvh = h / group;
-      const int len = pos + t + 1;  // causal: this token sees positions [0, pos + t]
-      const float* q = s_.q.data() + static_cast<size_t>(t) * q_dim + h * hd;
-      for (int d = 0; d < hd; d++) qh[d] = af_fp16_to_fp32(af_fp32_to_fp16(q[d]));
-      af_matvec(AF_F16, reinterpret_cast<const uint8_t*>(K + kvh * hd), kv_row, qh, scores, hd, 0, len);
-      af_scale_f32(scale, scores, len);
-      af_softmax_f32(scores, len);
-      float* out = s_.attn.data() + static_cast<size_t>(t) * q_dim + h * hd;
-      std::memset(out, 0, sizeof(float) * hd);
-      // llama.cpp multiplies f16 values by probabilities rounded to f16: do the same.
-      for (int j = 0; j < len; j++) {
-        scores[j] = af_fp16_to_fp32(af_fp32_to_fp16(scores[j]));
-        vrows[j] = V + static_cast<size_t>(j) * kv_dim + kvh * hd;
-      }
-      af_col_axpy(AF_F16, vrows, scores, len, out, 0, hd);
+    const int t = static_cast<int>(w / cfg_.n_head);
+    const int h = static_cast<int>(w % cfg_.n_head);
+    const int kvh = h / group;
+    const int len = pos + t + 1;  // causal: this token sees positions [0, pos + t]
+    const float* q = s_.q.data() + static_cast<size_t>(t) * q_dim + h * hd;
+    for (int d = 0; d < hd; d++) qh[d] = af_fp16_to_fp32(af_fp32_to_fp16(q[d]));
+    af_matvec(AF_F16, reinterpret_cast<const uint8_t*>(K + kvh * hd), kv_row, qh, scores, hd, 0, len);
+    af_scale_f32(scale, scores, len);
+    af_softmax_f32(scores, len);
+    float* out = s_.attn.data() + static_cast<size_t>(t) * q_dim + h * hd;
+    std::memset(out, 0, sizeof(float) * hd);
+    // llama.cpp multiplies f16 values by probabilities rounded to f16: do the same.
+    for (int j = 0; j < len; j++) {
+      scores[j] = af_fp16_to_fp32(af_fp32_to_fp16(scores[j]));
+      vrows[j] = V + static_cast<size_t>(j) * kv_dim + kvh * hd;
     }
+    af_col_axpy(AF_F16, vrows, scores, len, out, 0, hd);
   });
 }
 

@@ -136,23 +136,26 @@ void Model::pack_weights() {
   for (size_t i = 0, at = 0; i < ts.size(); at += (ts[i]->row_bytes * ts[i]->ne1 + 63) / 64 * 64, i++) {
     dst.push_back(packed_->data() + at);
   }
-  pool_->run([&](int ith, int nth) {
-    for (size_t i = 0; i < ts.size(); i++) {
-      const Tensor& t = *ts[i];
-      int64_t g0, g1;  // in groups; the last share takes the tail rows
-      const int64_t groups = (t.ne1 + AF_PACK_ROWS - 1) / AF_PACK_ROWS;
-      SplitRange(groups, ith, nth, 1, &g0, &g1);
-      if (g0 >= g1) continue;
-      const int64_t r0 = g0 * AF_PACK_ROWS, r1 = std::min(t.ne1, g1 * AF_PACK_ROWS);
-      af_pack_rows(t.type, t.data + r0 * t.row_bytes, dst[i] + r0 * t.row_bytes, t.row_bytes, r1 - r0);
-      // Released share by share, so the file's pages and their packed copy are never both
-      // resident for more than a share.
-      file_->release(static_cast<size_t>(t.data - file_->data()) + r0 * t.row_bytes, (r1 - r0) * t.row_bytes);
-    }
+  // Units of about 8 MB (whole groups), so both threads stay busy to the end.
+  std::vector<std::pair<size_t, int64_t>> units;  // tensor, first group
+  std::vector<int64_t> per(ts.size());
+  for (size_t i = 0; i < ts.size(); i++) {
+    const int64_t groups = (ts[i]->ne1 + AF_PACK_ROWS - 1) / AF_PACK_ROWS;
+    per[i] = std::max<int64_t>(1, (int64_t{8} << 20) / static_cast<int64_t>(ts[i]->row_bytes * AF_PACK_ROWS));
+    for (int64_t g = 0; g < groups; g += per[i]) units.push_back({i, g});
+  }
+  pool_->for_units(static_cast<int64_t>(units.size()), [&](int64_t u, int) {
+    const size_t i = units[u].first;
+    const Tensor& t = *ts[i];
+    const int64_t r0 = units[u].second * AF_PACK_ROWS, r1 = std::min(t.ne1, r0 + per[i] * AF_PACK_ROWS);
+    af_pack_rows(t.type, t.data + r0 * t.row_bytes, dst[i] + r0 * t.row_bytes, t.row_bytes, r1 - r0);
+    // Released unit by unit, so the file's pages and their packed copy are never both
+    // resident for more than a unit.
+    file_->release(static_cast<size_t>(t.data - file_->data()) + r0 * t.row_bytes, (r1 - r0) * t.row_bytes);
   });
   const bool tied = w_.output.data == w_.tok_embd.data;
   for (size_t i = 0; i < ts.size(); i++) {
-    // Pages straddling two threads' shares were kept by both: drop them now.
+    // Pages straddling two units were kept by both: drop them now.
     file_->release(static_cast<size_t>(ts[i]->data - file_->data()), ts[i]->row_bytes * ts[i]->ne1);
     ts[i]->data = dst[i];
   }
