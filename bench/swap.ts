@@ -236,7 +236,7 @@ async function report(result: Result, out: string): Promise<void> {
   }
   result.summary = summary;
   save(out, result);
-  console.log(`swap benchmark on ${result.label}: ${result.model}, sparsity ${result.sparsity}, ${result.decodeTokens} decode tokens, medians of ${result.runs.filter((r) => r.budget === "dram").length / result.threads.length} rounds`);
+  console.log(`swap benchmark on ${result.label}: ${result.model}, sparsity ${result.sparsity}, ${result.decodeTokens} decode tokens, medians of ${Math.max(...result.runs.map((r) => r.round)) + 1} rounds`);
   console.log(table(["budget", "cache", "thr", "tok/s", "in DRAM", "x DRAM", "llama.cpp mmap", "x llama", "bound", "x bound", "MB/tok", "read KiB", "busy GB/s"], rows));
   const png = await plotWith("plot_swap.py", out, out.replace(/\.json$/, ".png"), log);
   console.log(`\n${out}\n${png}`);

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { Engine } from "../src/engine/Engine.js";
 import { isActiveflowError } from "../src/errors.js";
 import type { GenerateOptions, GenerationStats, LoadOptions } from "../src/engine/types.js";
+import { SWAP_THREADS_DEFAULT } from "../src/engine/types.js";
 import { convertToFlash } from "../src/flash/convert.js";
 import { GgmlType } from "../src/gguf/types.js";
 import { fmt } from "../src/memory/budget.js";
@@ -39,7 +40,7 @@ before(async () => {
   flash = join(dir, "small-f32.af.gguf");
   await synthesizeModel("small", GgmlType.F32, gguf, { seed: 3 });
   await convertToFlash(gguf, flash, { groupSize: 1 });
-  const e = await Engine.load(flash, { contextLength: CTX });
+  const e = await Engine.load(flash, { contextLength: CTX, threads: SWAP_THREADS_DEFAULT });
   try {
     await saveCalibration(flash, await calibrate(e, { text: "The quick brown fox jumps over the lazy dog. ".repeat(12) }));
     min = e.plan!.minimumBytes;

@@ -126,7 +126,7 @@ test("a tiny 2-layer Q4_0 model distils end to end: held-out KL falls, the GGUF 
 
 const PARITY_SKIP = TORCH_SKIP !== false ? TORCH_SKIP : !existsSync(SMOLLM2) ? `SmolLM2 is not cached at ${SMOLLM2} (activeflow fetch smollm2)` : false;
 
-test("SmolLM2: PyTorch logits match the engine dense (top-1 >= 96 %, KL <= 0.01); at 0.5 the masks keep the engine's fractions", { skip: PARITY_SKIP }, async () => {
+test("SmolLM2: PyTorch logits match the engine dense (top-1 >= 95 %, KL <= 0.01); at 0.5 the masks keep the engine's fractions", { skip: PARITY_SKIP }, async () => {
   const table = await loadCalibration(SMOLLM2);
   const e = await Engine.load(SMOLLM2, { threads: 2 });
   const ids: number[] = [];
@@ -168,7 +168,9 @@ test("SmolLM2: PyTorch logits match the engine dense (top-1 >= 96 %, KL <= 0.01)
     const p = JSON.parse(r.stdout.trim().split("\n").pop()!) as { top1_agreement: number; kl_mean: number; kept_fraction: number[] };
     console.log(`# parity at sparsity ${s} on ${ids.length} tokens: ${JSON.stringify({ ...p, engine: files[s] })}`);
     if (s === "0") {
-      assert.ok(p.top1_agreement >= 0.96, `top-1 agreement ${p.top1_agreement}`);
+      // The engine rounds Q8_1 activation scales to f16 as llama.cpp does, so near-ties in
+      // PyTorch's float logits go llama.cpp's way (0.978 before that rounding, 0.955 after; KL 0.0028 -> 0.0029).
+      assert.ok(p.top1_agreement >= 0.95, `top-1 agreement ${p.top1_agreement}`);
       assert.ok(p.kl_mean <= 0.01, `KL ${p.kl_mean}`);
     } else {
       // Mask decisions flip where |x| sits at the threshold, and a flip upstream of SmolLM2's

@@ -260,6 +260,93 @@ for (const tc of TYPES) {
   });
 }
 
+// The row-packed layout of the dense engine (kernels.h AF_PACK_ROWS = 16): 37 rows are two
+// packed groups and a plain tail of 5. Every batch size 1..33 runs every tile width and
+// tail tile of the packed kernels (8, 4, 2, 1 activations on AVX-512; 4, 2, 1 on AVX2).
+const PACKED = TYPES.filter((t) => [GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q8_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K].includes(t.type));
+const PACK_ROWS = 37;
+
+for (const tc of PACKED) {
+  test(`${tc.name}: packed layout round-trips, and packed matvec/matmul on every ISA match scalar for batches 1..33`, () => {
+    const n = tc.blockElems * (tc.blockElems === 32 ? 7 : 2);
+    const rows = PACK_ROWS;
+    const w = makeWeights(tc, rows, n, 4242 + tc.type);
+    const rb = addon.rowBytes(tc.type, n);
+    const packed = addon.packRows(tc.type, w.bytes, rows, n);
+    assert.equal(packed.length, w.bytes.length);
+    assert.notDeepEqual(Buffer.from(packed.subarray(0, 16 * rb)), Buffer.from(w.bytes.subarray(0, 16 * rb)), `${tc.name}: groups were not packed`);
+    assert.deepEqual(Buffer.from(packed.subarray(32 * rb)), Buffer.from(w.bytes.subarray(32 * rb)), `${tc.name}: the tail rows must stay plain`);
+    for (let r = 0; r < rows; r++) {
+      const row = addon.unpackRow(tc.type, packed, rows, n, r);
+      assert.deepEqual(Buffer.from(row), Buffer.from(w.bytes.subarray(r * rb, (r + 1) * rb)), `${tc.name}: unpackRow(${r})`);
+    }
+    const maxNb = 33;
+    const X = gaussian(maxNb * n, 77 + tc.type);
+    addon.isaSet("scalar");
+    const ref = addon.matmul(tc.type, w.bytes, rows, n, X, maxNb);
+    for (const isa of isas) {
+      addon.isaSet(isa);
+      for (let nb = 1; nb <= maxNb; nb++) {
+        const x = X.subarray(0, nb * n);
+        const Y = nb === 1 ? addon.matvecPacked(tc.type, packed, rows, n, x) : addon.matmulPacked(tc.type, packed, rows, n, x, nb);
+        assert.equal(Y.length, nb * rows);
+        for (let b = 0; b < nb; b++) {
+          const scale = w.rowNorm * norm(X.subarray(b * n, (b + 1) * n));
+          const e = maxErr(Y.subarray(b * rows, (b + 1) * rows), ref.subarray(b * rows, (b + 1) * rows), scale);
+          assert.ok(e <= VS_SCALAR, `${tc.name} ${isa} packed nb=${nb} [${b}] vs scalar: ${e.toExponential(3)}`);
+        }
+      }
+      // Ranges that cut groups (as a thread's share may) give the same rows as the full call.
+      const full = addon.matmulPacked(tc.type, packed, rows, n, X.subarray(0, 3 * n), 3);
+      const fullV = addon.matvecPacked(tc.type, packed, rows, n, X.subarray(0, n));
+      for (const [r0, r1] of [[0, 16], [3, 35], [16, 37], [20, 22], [33, 37]] as const) {
+        const part = addon.matmulPacked(tc.type, packed, rows, n, X.subarray(0, 3 * n), 3, r0, r1);
+        for (let b = 0; b < 3; b++) {
+          const e = maxErr(part.subarray(b * rows + r0, b * rows + r1), full.subarray(b * rows + r0, b * rows + r1), 1);
+          assert.ok(e <= 1e-6, `${tc.name} ${isa} matmulPacked[${b}] range [${r0}, ${r1})`);
+          if (r0 > 0) assert.equal(part[b * rows + r0 - 1], 0, `${tc.name} ${isa} matmulPacked wrote before its range`);
+          if (r1 < rows) assert.equal(part[b * rows + r1], 0, `${tc.name} ${isa} matmulPacked wrote past its range`);
+        }
+        const v = addon.matvecPacked(tc.type, packed, rows, n, X.subarray(0, n), r0, r1);
+        assert.deepEqual(Array.from(v), Array.from(fullV.subarray(r0, r1)), `${tc.name} ${isa} matvecPacked range [${r0}, ${r1})`);
+      }
+    }
+    addon.isaSet(defaultIsa);
+  });
+}
+
+test("activation quantisers give the scalar path's bytes on every ISA, rounding ties as it does", () => {
+  const n = 512;
+  const x = gaussian(n, 31, 3);
+  // Block maxima of 127 make the scale 1, so k + 0.5 is an exact tie: Q8_1 rounds ties away
+  // from zero (roundf), Q8_K to even (lrintf).
+  for (let b = 0; b < n; b += 32) {
+    x[b] = 127;
+    for (let k = 1; k < 12; k++) x[b + k] = (k % 2 ? -1 : 1) * (k + 0.5);
+  }
+  for (const type of [GgmlType.Q4_0, GgmlType.Q4_K]) {
+    addon.isaSet("scalar");
+    const ref = addon.quantizeAct(type, x);
+    for (const isa of isas) {
+      addon.isaSet(isa);
+      assert.deepEqual(Buffer.from(addon.quantizeAct(type, x)), Buffer.from(ref), `type ${type} on ${isa}`);
+    }
+  }
+  addon.isaSet(defaultIsa);
+});
+
+test("packRows rejects a type without a packed layout, naming it", () => {
+  assert.throws(
+    () => addon.packRows(GgmlType.F16, new Uint8Array(64 * 2 * 16), 16, 64),
+    (e: Error & { code?: string }) => e.code === "BAD_ARGUMENT" && /type 1 has no packed layout/.test(e.message),
+  );
+});
+
+test("memoryBandwidth measures a positive rate", () => {
+  const bw = addon.memoryBandwidth(1 << 20, 1, 1);
+  assert.ok(bw > 1e8 && Number.isFinite(bw), `memoryBandwidth = ${bw}`);
+});
+
 test("float primitives on every ISA match a float64 reference", () => {
   for (const isa of isas) {
     addon.isaSet(isa);

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { Engine } from "../src/engine/Engine.js";
 import { isActiveflowError } from "../src/errors.js";
 import type { GenerationStats, LoadOptions } from "../src/engine/types.js";
+import { SWAP_THREADS_DEFAULT } from "../src/engine/types.js";
 import { convertToFlash } from "../src/flash/convert.js";
 import { CRC_PAGE_BYTES } from "../src/flash/format.js";
 import { openFlashModel, verifyFlashFile } from "../src/flash/open.js";
@@ -84,7 +85,8 @@ async function withEngine<T>(path: string, options: LoadOptions, fn: (e: Engine)
 }
 
 async function minimumBudget(path: string): Promise<number> {
-  return withEngine(path, {}, async (e) => e.plan!.minimumBytes);
+  // The minimum depends on the compute threads' scratch: take it at the budgeted default.
+  return withEngine(path, { threads: SWAP_THREADS_DEFAULT }, async (e) => e.plan!.minimumBytes);
 }
 
 function maxAbsDiff(a: readonly Float32Array[], b: readonly Float32Array[]): number {

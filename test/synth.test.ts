@@ -177,6 +177,20 @@ test("synthesized tiny and small models read back with llama metadata, vocab and
   }
 });
 
+test("the q4_k_m mix puts output and llama.cpp's more-bits layers' attn_v / ffn_down in Q6_K", async () => {
+  const path = join(dir, "small-q4_k_m.gguf");
+  await synthesizeModel("small", GgmlType.Q4_K, path, { seed: 3, mix: "q4_k_m" });
+  const f = await readGguf(path);
+  const q6 = f.tensors.filter((t) => t.type === GgmlType.Q6_K).map((t) => t.name).sort();
+  // 2 layers: use_more_bits(1, 2) holds (the last eighth rounds to layer 1), (0, 2) does not.
+  assert.deepEqual(q6, ["blk.1.attn_v.weight", "blk.1.ffn_down.weight", "output.weight"]);
+  for (const t of f.tensors) if (!q6.includes(t.name)) assert.equal(t.type, t.name.includes("norm") ? GgmlType.F32 : GgmlType.Q4_K, t.name);
+  const down = dequantize(GgmlType.Q6_K, await tensorData(f, "blk.1.ffn_down.weight"), SHAPES.small.dim * SHAPES.small.ffn);
+  const std = Math.sqrt(down.reduce((a, b) => a + b * b, 0) / down.length);
+  assert.ok(Math.abs(std * Math.sqrt(SHAPES.small.ffn) - 1) < 0.1, `Q6_K ffn_down std ${std}`);
+  await assert.rejects(synthesizeModel("small", GgmlType.Q4_0, join(dir, "bad-mix.gguf"), { mix: "q4_k_m" }), /mix "q4_k_m" needs type q4_k/);
+});
+
 test("synth is deterministic from the seed and aborts cleanly", async () => {
   const a = join(dir, "seed-a.gguf");
   const b = join(dir, "seed-b.gguf");

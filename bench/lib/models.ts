@@ -1,5 +1,6 @@
-// The models the dense benchmark runs: the real SmolLM2 and a ~1B random-weight Q4_0 llama
-// from our synthesizer, cached in the model cache so it is written once.
+// The models the dense benchmark runs: the real SmolLM2 and random-weight llamas from our
+// synthesizer (1B and 7B shapes, Q4_0, Q4_K and a Q4_K_M mix), cached in the model cache so
+// each is written once.
 import { existsSync, renameSync, rmSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
@@ -26,17 +27,28 @@ export async function smollm2Model(): Promise<BenchModel> {
   return m;
 }
 
-type Synthesize = (shape: string, type: number, outPath: string, options: { seed: number }) => Promise<unknown>;
+type Synthesize = (shape: string, type: number, outPath: string, options: { seed: number; mix?: "q4_k_m" }) => Promise<unknown>;
 
-export async function synth1bModel(log: (s: string) => void): Promise<BenchModel> {
-  const m: BenchModel = { name: "synth-1b-q4_0", note: "random weights: speed only" };
-  const path = join(modelsDir(), "synth-1b-q4_0.gguf");
+// The random-weight models bench:dense can run, by name: shape, type, optional mix, file.
+export const SYNTH_MODELS: Record<string, { shape: string; type: number; mix?: "q4_k_m"; file: string }> = {
+  synth1b: { shape: "1b", type: GgmlType.Q4_0, file: "synth-1b-q4_0.gguf" },
+  synth7b: { shape: "llama2-7b", type: GgmlType.Q4_0, file: "synth-llama2-7b-q4_0.gguf" },
+  "synth7b-q4k": { shape: "llama2-7b", type: GgmlType.Q4_K, file: "synth-llama2-7b-q4_k.gguf" },
+  "synth1b-q4km": { shape: "1b", type: GgmlType.Q4_K, mix: "q4_k_m", file: "synth-1b-q4_k_m.gguf" },
+};
+
+// A synthesized model from the model cache, written there (seed SYNTH_SEED) when missing.
+export async function synthModel(name: string, log: (s: string) => void): Promise<BenchModel> {
+  const spec = SYNTH_MODELS[name];
+  if (!spec) return { name, note: "unknown", reason: `unknown model "${name}"` };
+  const m: BenchModel = { name: spec.file.replace(/\.gguf$/, ""), note: "random weights: speed only" };
+  const path = join(modelsDir(), spec.file);
   if (existsSync(path)) return { ...m, path };
   let synthesizeModel: Synthesize | undefined;
   try {
     // Non-literal specifier: the synthesizer is optional for this harness.
-    const spec = "../../src/synth/synth.js";
-    synthesizeModel = ((await import(spec)) as { synthesizeModel?: Synthesize }).synthesizeModel;
+    const mod = "../../src/synth/synth.js";
+    synthesizeModel = ((await import(mod)) as { synthesizeModel?: Synthesize }).synthesizeModel;
   } catch (e) {
     return { ...m, reason: `synthesizer not available (${(e as Error).message.split("\n")[0]})` };
   }
@@ -46,10 +58,10 @@ export async function synth1bModel(log: (s: string) => void): Promise<BenchModel
   // Write beside and rename, so an interrupted run never leaves a truncated model behind.
   const tmp = `${path}.${process.pid}.tmp`;
   try {
-    await synthesizeModel("1b", GgmlType.Q4_0, tmp, { seed: SYNTH_SEED });
+    await synthesizeModel(spec.shape, spec.type, tmp, { seed: SYNTH_SEED, ...(spec.mix ? { mix: spec.mix } : {}) });
   } catch (e) {
     rmSync(tmp, { force: true });
-    return { ...m, reason: `synthesizing the 1b Q4_0 model failed: ${(e as Error).message}` };
+    return { ...m, reason: `synthesizing ${spec.file} failed: ${(e as Error).message}` };
   }
   renameSync(tmp, path);
   return { ...m, path };

@@ -9,6 +9,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   activeflow::RegisterIoBindings(env, exports);
   activeflow::RegisterColBindings(env, exports);
   activeflow::RegisterColxBindings(env, exports);
+  activeflow::RegisterThreadBindings(env, exports);
   return exports;
 }
 

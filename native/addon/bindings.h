@@ -23,6 +23,8 @@ void RegisterColxBindings(Napi::Env env, Napi::Object exports);
 // A read-cost curve from { bytes: number[], seconds: number[] }; undefined or null: none
 // (io_binding.cpp). Throws a BAD_ARGUMENT JS error naming what is wrong.
 ReadCost ParseReadCost(Napi::Env env, const Napi::Value& v);
+// The thread-count probe (threads_binding.cpp).
+void RegisterThreadBindings(Napi::Env env, Napi::Object exports);
 
 // An error that crosses into JS as an Error with a stable `code` property.
 struct NativeError : std::runtime_error {

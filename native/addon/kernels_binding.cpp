@@ -3,7 +3,12 @@
 // of bounds; they run on the calling thread, so they are for small inputs only.
 #include <string.h>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "activeflow/kernels.h"
@@ -186,6 +191,126 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   return y;
 }
 
+int ArgPackedType(const Napi::CallbackInfo& info, size_t i, const char* fn) {
+  const int type = ArgType(info, i, fn);
+  if (!af_pack_supported(type)) {
+    Bad(info.Env(), std::string(fn) + ": type " + std::to_string(type) + " has no packed layout (Q4_0, Q4_1, Q8_0, Q4_K, Q5_K, Q6_K)");
+  }
+  return type;
+}
+
+// quantizeAct(type, x): x quantised as the activation of weight type `type` (Q8_1 / Q8_K bytes).
+Napi::Value QuantizeAct(const Napi::CallbackInfo& info) {
+  const int type = ArgType(info, 0, "quantizeAct");
+  Napi::Float32Array x = ArgF32(info, 1, "quantizeAct", "x");
+  const int64_t n = (int64_t)x.ElementLength();
+  CheckBlocks(info.Env(), "quantizeAct", type, n);
+  Napi::Uint8Array out = Napi::Uint8Array::New(info.Env(), af_act_bytes(type, n));
+  af_quantize_act(type, x.Data(), out.Data(), n);
+  return out;
+}
+
+// packRows(type, w, rows, n): a copy of w (rows of n elements) in the packed layout.
+Napi::Value PackRows(const Napi::CallbackInfo& info) {
+  const int type = ArgPackedType(info, 0, "packRows");
+  MatArgs a{type, ArgU8(info, 1, "packRows", "w"), ArgCount(info, 2, "packRows", "rows"),
+            ArgCount(info, 3, "packRows", "n"), Napi::Float32Array()};
+  CheckBlocks(info.Env(), "packRows", type, a.n);
+  const size_t rb = af_row_bytes(type, a.n);
+  if (a.w.ByteLength() < rb * (size_t)a.rows) {
+    Bad(info.Env(), "packRows: w holds " + std::to_string(a.w.ByteLength()) + " bytes, " + std::to_string(a.rows) +
+                        " rows of " + std::to_string(a.n) + " need " + std::to_string(rb * (size_t)a.rows));
+  }
+  Napi::Uint8Array out = Napi::Uint8Array::New(info.Env(), rb * (size_t)a.rows);
+  af_pack_rows(type, a.w.Data(), out.Data(), rb, a.rows);
+  return out;
+}
+
+// unpackRow(type, packed, rows, n, r): row r in the plain layout.
+Napi::Value UnpackRow(const Napi::CallbackInfo& info) {
+  const int type = ArgPackedType(info, 0, "unpackRow");
+  Napi::Uint8Array w = ArgU8(info, 1, "unpackRow", "w");
+  const int64_t rows = ArgCount(info, 2, "unpackRow", "rows");
+  const int64_t n = ArgCount(info, 3, "unpackRow", "n");
+  CheckBlocks(info.Env(), "unpackRow", type, n);
+  const size_t rb = af_row_bytes(type, n);
+  if (w.ByteLength() < rb * (size_t)rows) Bad(info.Env(), "unpackRow: w is shorter than rows * row bytes");
+  if (info.Length() <= 4 || !info[4].IsNumber()) Bad(info.Env(), "unpackRow: argument 'r' must be a number");
+  const int64_t r = info[4].As<Napi::Number>().Int64Value();
+  if (r < 0 || r >= rows) Bad(info.Env(), "unpackRow: row " + std::to_string(r) + " is outside [0, " + std::to_string(rows) + ")");
+  Napi::Uint8Array out = Napi::Uint8Array::New(info.Env(), rb);
+  af_unpack_row(type, w.Data(), rb, rows, r, out.Data());
+  return out;
+}
+
+// matvecPacked / matmulPacked: matvec / matmul over a packRows() copy.
+Napi::Value MatvecPacked(const Napi::CallbackInfo& info) {
+  ArgPackedType(info, 0, "matvecPacked");
+  MatArgs a = ParseMat(info, "matvecPacked", 1);
+  int64_t r0, r1;
+  ArgRange(info, 5, "matvecPacked", a.rows, &r0, &r1);
+  std::vector<uint8_t> xq(af_act_bytes(a.type, a.n) + 64);
+  af_quantize_act(a.type, a.x.Data(), xq.data(), a.n);
+  Napi::Float32Array y = Napi::Float32Array::New(info.Env(), (size_t)(r1 - r0));
+  af_matvec_packed(a.type, a.w.Data(), af_row_bytes(a.type, a.n), a.rows, xq.data(), y.Data(), a.n, r0, r1);
+  return y;
+}
+
+Napi::Value MatmulPacked(const Napi::CallbackInfo& info) {
+  ArgPackedType(info, 0, "matmulPacked");
+  const int64_t nb = ArgCount(info, 5, "matmulPacked", "nb");
+  MatArgs a = ParseMat(info, "matmulPacked", nb);
+  int64_t r0, r1;
+  ArgRange(info, 6, "matmulPacked", a.rows, &r0, &r1);
+  const size_t xs = af_act_bytes(a.type, a.n);
+  std::vector<uint8_t> xq(xs * (size_t)nb + 64);
+  for (int64_t b = 0; b < nb; b++) af_quantize_act(a.type, a.x.Data() + b * a.n, xq.data() + b * xs, a.n);
+  Napi::Float32Array y = Napi::Float32Array::New(info.Env(), (size_t)(nb * a.rows));
+  af_matmul_packed(a.type, a.w.Data(), af_row_bytes(a.type, a.n), a.rows, xq.data(), xs, y.Data(), a.rows, a.n, nb,
+                   r0, r1);
+  return y;
+}
+
+// memoryBandwidth(bytes, threads, passes): bytes per second of the best of `passes` passes
+// of `threads` threads each reading its share of a fresh `bytes` buffer (af_read_bytes).
+// Blocks the calling thread for the measurement (a benchmark tool, not for the engine).
+Napi::Value MemoryBandwidth(const Napi::CallbackInfo& info) {
+  const int64_t bytes = ArgCount(info, 0, "memoryBandwidth", "bytes");
+  const int64_t threads = ArgCount(info, 1, "memoryBandwidth", "threads");
+  const int64_t passes = ArgCount(info, 2, "memoryBandwidth", "passes");
+  if (threads > 256) Bad(info.Env(), "memoryBandwidth: threads must be at most 256");
+  const size_t share = ((size_t)bytes / (size_t)threads) / 4096 * 4096;
+  if (share == 0) Bad(info.Env(), "memoryBandwidth: bytes must be at least 4096 per thread");
+  uint8_t* buf = (uint8_t*)std::aligned_alloc(4096, share * (size_t)threads);
+  if (!buf) throw ToJsError(info.Env(), "NATIVE", "memoryBandwidth: cannot allocate " + std::to_string(bytes) + " bytes");
+  for (size_t i = 0; i < share * (size_t)threads; i++) buf[i] = (uint8_t)(i * 131);
+  double best = 0;
+  std::atomic<uint64_t> sink{0};
+  for (int64_t p = 0; p < passes; p++) {
+    std::atomic<int> ready{0};
+    std::atomic<bool> go{false};
+    std::vector<std::thread> ts;
+    for (int64_t t = 1; t < threads; t++) {
+      ts.emplace_back([&, t] {
+        ready.fetch_add(1);
+        while (!go.load(std::memory_order_acquire)) {
+        }
+        sink.fetch_add(af_read_bytes(buf + (size_t)t * share, share));
+      });
+    }
+    while (ready.load() < threads - 1) {
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    go.store(true, std::memory_order_release);
+    sink.fetch_add(af_read_bytes(buf, share));
+    for (auto& th : ts) th.join();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::max(best, (double)share * (double)threads / s);
+  }
+  std::free(buf);
+  return Napi::Number::New(info.Env(), best + (double)(sink.load() & 0) );
+}
+
 Napi::Float32Array Copy(Napi::Env env, const Napi::Float32Array& x) {
   Napi::Float32Array out = Napi::Float32Array::New(env, x.ElementLength());
   memcpy(out.Data(), x.Data(), x.ElementLength() * sizeof(float));
@@ -259,7 +384,9 @@ void RegisterKernelBindings(Napi::Env env, Napi::Object exports) {
       {"rowBytes", RowBytes},     {"quantizeRow", QuantizeRow}, {"dequantizeRow", DequantizeRow},
       {"matvec", Matvec},         {"matmul", Matmul},         {"dotF32", DotF32},
       {"axpyF32", AxpyF32},       {"scaleF32", ScaleF32},     {"rmsnorm", Rmsnorm},
-      {"siluMul", SiluMul},       {"softmax", Softmax},
+      {"siluMul", SiluMul},       {"softmax", Softmax},       {"packRows", PackRows},
+      {"unpackRow", UnpackRow},   {"matvecPacked", MatvecPacked}, {"matmulPacked", MatmulPacked},
+      {"memoryBandwidth", MemoryBandwidth}, {"quantizeAct", QuantizeAct},
   };
   for (const auto& f : fns) exports.Set(f.name, Napi::Function::New(env, f.fn, f.name));
 }

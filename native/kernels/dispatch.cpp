@@ -4,7 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <algorithm>
 #include <atomic>
+#include <vector>
 
 #include "activeflow/kernels.h"
 #include "kernels/kernel_table.h"
@@ -125,6 +127,64 @@ extern "C" void af_matmul(int type, const void* w, size_t row_stride, const void
   const af_matmul_fn f = table()->matmul[type];
   if (f) f(w, row_stride, xq, xq_stride, y, ldy, n, nb, r0, r1);
 }
+
+namespace {
+
+// Rows [r0, r1) of a packed tensor; row r of activation b goes to y[b * ldy + r]. Whole
+// groups go to the packed kernel, a group cut by the range through a scratch tile, the
+// plain tail rows to the plain kernels.
+void packed_range(int type, const void* w, size_t rb, int64_t rows, const void* xq, size_t xs, float* y,
+                  int64_t ldy, int64_t n, int64_t nb, int64_t r0, int64_t r1) {
+  const af_packed_fn f = table()->packed[type];
+  const int64_t whole = rows / AF_PACK_ROWS * AF_PACK_ROWS;
+  const char* wp = (const char*)w;
+  int64_t r = r0;
+  while (r < std::min(r1, whole)) {
+    const int64_t g0 = r / AF_PACK_ROWS * AF_PACK_ROWS;
+    if (r == g0 && r1 >= g0 + AF_PACK_ROWS) {
+      const int64_t groups = (std::min(r1, whole) - g0) / AF_PACK_ROWS;
+      f(wp + g0 * rb, rb, xq, xs, y + g0, ldy, n, nb, groups);
+      r = g0 + groups * AF_PACK_ROWS;
+    } else {
+      std::vector<float> tile((size_t)nb * AF_PACK_ROWS);
+      f(wp + g0 * rb, rb, xq, xs, tile.data(), AF_PACK_ROWS, n, nb, 1);
+      const int64_t end = std::min(r1, g0 + AF_PACK_ROWS);
+      for (int64_t b = 0; b < nb; b++)
+        for (int64_t i = r; i < end; i++) y[b * ldy + i] = tile[b * AF_PACK_ROWS + (i - g0)];
+      r = end;
+    }
+  }
+  if (r < r1) {
+    if (nb == 1) af_matvec(type, w, rb, xq, y + r, n, r, r1);
+    else af_matmul(type, w, rb, xq, xs, y, ldy, n, nb, r, r1);
+  }
+}
+
+}  // namespace
+
+extern "C" void af_matvec_packed(int type, const void* w, size_t row_bytes, int64_t rows, const void* xq,
+                                 float* y, int64_t n, int64_t r0, int64_t r1) {
+  if (!af_pack_supported(type) || r1 <= r0) return;
+  packed_range(type, w, row_bytes, rows, xq, 0, y - r0, 0, n, 1, r0, r1);
+}
+
+extern "C" void af_matmul_packed(int type, const void* w, size_t row_bytes, int64_t rows, const void* xq,
+                                 size_t xq_stride, float* y, int64_t ldy, int64_t n, int64_t nb, int64_t r0,
+                                 int64_t r1) {
+  if (!af_pack_supported(type) || r1 <= r0 || nb <= 0) return;
+  packed_range(type, w, row_bytes, rows, xq, xq_stride, y, ldy, n, nb, r0, r1);
+}
+
+extern "C" void af_quantize_act(int weight_type, const float* x, void* xq, int64_t n) {
+  switch (af_vec_dot_type(weight_type)) {
+    case AF_F32: memcpy(xq, x, (size_t)n * sizeof(float)); break;
+    case AF_Q8_1: table()->quantize_q8_1(x, xq, n); break;
+    case AF_Q8_K: table()->quantize_q8_K(x, xq, n); break;
+    default: break;
+  }
+}
+
+extern "C" uint64_t af_read_bytes(const void* p, size_t n) { return table()->read_bytes(p, n); }
 
 extern "C" float af_dot_f32(const float* a, const float* b, int64_t n) { return table()->dot_f32(a, b, n); }
 extern "C" void af_axpy_f32(float a, const float* x, float* y, int64_t n) { table()->axpy_f32(a, x, y, n); }

@@ -13,10 +13,20 @@ typedef void (*af_matvec_fn)(const void* w, size_t row_stride, const void* xq, f
 typedef void (*af_matmul_fn)(const void* w, size_t row_stride, const void* xq, size_t xq_stride,
                              float* y, int64_t ldy, int64_t n, int64_t nb, int64_t r0, int64_t r1);
 
+// Whole groups of a packed tensor (kernels.h, AF_PACK_ROWS): w at the first of `groups`
+// groups, Y[b * ldy + j] for the groups' rows j and activations b in [0, nb).
+typedef void (*af_packed_fn)(const void* w, size_t row_bytes, const void* xq, size_t xq_stride, float* y,
+                             int64_t ldy, int64_t n, int64_t nb, int64_t groups);
+
 struct af_kernel_table {
   const char* name;
   af_matvec_fn matvec[AF_TYPE_SLOTS];
   af_matmul_fn matmul[AF_TYPE_SLOTS];
+  af_packed_fn packed[AF_TYPE_SLOTS];
+  uint64_t (*read_bytes)(const void* p, size_t n);
+  // Activation quantisers (af_quantize_act), bit-identical to the references on every ISA.
+  void (*quantize_q8_1)(const float* x, void* y, int64_t n);
+  void (*quantize_q8_K)(const float* x, void* y, int64_t n);
   float (*dot_f32)(const float* a, const float* b, int64_t n);
   void (*axpy_f32)(float a, const float* x, float* y, int64_t n);
   void (*scale_f32)(float a, float* y, int64_t n);

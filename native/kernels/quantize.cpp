@@ -64,8 +64,10 @@ void af_quantize_q8_1(const float* x, block_q8_1* y, int64_t n) {
       y[i].qs[k] = (int8_t)roundf(x[k] * id);
       sum += y[i].qs[k];
     }
-    y[i].d = d;
-    y[i].s = d * (float)sum;
+    // The scale rounded to a half as llama.cpp's Q8_0 / Q8_1 store it, so the dots match
+    // its dots to float rounding; d * sum is exact in float (11 x 12 significant bits).
+    y[i].d = af_fp16_to_fp32(af_fp32_to_fp16(d));
+    y[i].s = y[i].d * (float)sum;
   }
 }
 

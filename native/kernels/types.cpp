@@ -51,11 +51,4 @@ extern "C" size_t af_act_bytes(int weight_type, int64_t n) {
   return vt < 0 ? 0 : af_row_bytes(vt, n);
 }
 
-extern "C" void af_quantize_act(int weight_type, const float* x, void* xq, int64_t n) {
-  switch (info(weight_type).vec_dot_type) {
-    case AF_F32: memcpy(xq, x, (size_t)n * sizeof(float)); break;
-    case AF_Q8_1: af_quantize_q8_1(x, (block_q8_1*)xq, n); break;
-    case AF_Q8_K: af_quantize_q8_K(x, (block_q8_K*)xq, n); break;
-    default: break;
-  }
-}
+// af_quantize_act is in dispatch.cpp: the quantisers are per ISA.

@@ -21,8 +21,11 @@ void AddBias(float* y, const Tensor& b, int n, int64_t dim, int64_t ld) {
   }
 }
 
-// Rows per thread share are rounded to this so SIMD tiles in af_matmul stay whole.
+// Rows per unit of work are rounded to this so SIMD tiles and packed groups stay whole.
 constexpr int64_t kRowAlign = 16;
+// Units of rows per thread and matrix: enough that a thread slowed by memory contention
+// leaves work for the other, few enough that each unit is a long sequential read.
+constexpr int64_t kUnitsPerThread = 8;
 
 }  // namespace
 
@@ -43,21 +46,42 @@ void Model::linear(const float* x, int n, size_t in_stride, std::initializer_lis
     }
   }
   uint8_t* xq = s_.xq.data();
-  pool_->run([&](int ith, int nth) {
-    int64_t b0, b1;
-    SplitRange(n, ith, nth, 1, &b0, &b1);
-    for (int64_t b = b0; b < b1; b++) af_quantize_act(type, x + b * in_stride, xq + b * act, n_in);
-  });
-  pool_->run([&](int ith, int nth) {
-    for (const auto& o : outs) {
-      int64_t r0, r1;
-      SplitRange(o.w->ne1, ith, nth, kRowAlign, &r0, &r1);
-      if (r0 >= r1) continue;
-      if (n == 1) {
-        af_matvec(type, o.w->data, o.w->row_bytes, xq, o.y + r0, n_in, r0, r1);
-      } else {
-        af_matmul(type, o.w->data, o.w->row_bytes, xq, act, o.y, o.ldy, n_in, n, r0, r1);
-      }
+  if (n < 2 * pool_->size()) {
+    // A decode token: one activation is quicker to quantise here than to hand out, and it
+    // saves the pool a fork-join per linear.
+    for (int b = 0; b < n; b++) af_quantize_act(type, x + b * in_stride, xq + b * act, n_in);
+  } else {
+    pool_->for_units(n, [&](int64_t b, int) { af_quantize_act(type, x + b * in_stride, xq + b * act, n_in); });
+  }
+  // Rows are handed out in units (ThreadPool::for_units) rather than split evenly up front:
+  // the threads' memory bandwidth is not evenly shared, a thread done early takes more units
+  // instead of waiting at the join, and a thread the OS has descheduled is not waited for.
+  const int nth_all = pool_->size();
+  const LinearOut* ov = outs.begin();
+  const int nout = static_cast<int>(outs.size());
+  constexpr int kMaxOuts = 4;
+  if (nout > kMaxOuts) throw ModelError("NATIVE", "linear: more than 4 outputs in one call");
+  int64_t unit[kMaxOuts], first[kMaxOuts + 1];
+  first[0] = 0;
+  for (int i = 0; i < nout; i++) {
+    const int64_t rows = ov[i].w->ne1;
+    unit[i] = nth_all == 1 ? rows : std::max<int64_t>(kRowAlign, (rows / (kUnitsPerThread * nth_all)) / kRowAlign * kRowAlign);
+    first[i + 1] = first[i] + (rows + unit[i] - 1) / unit[i];
+  }
+  pool_->for_units(first[nout], [&](int64_t u, int) {
+    int i = 0;
+    while (u >= first[i + 1]) i++;
+    const LinearOut& o = ov[i];
+    const Tensor& w = *o.w;
+    const int64_t r0 = (u - first[i]) * unit[i], r1 = std::min(w.ne1, r0 + unit[i]);
+    if (w.packed && n == 1) {
+      af_matvec_packed(type, w.data, w.row_bytes, w.ne1, xq, o.y + r0, n_in, r0, r1);
+    } else if (w.packed) {
+      af_matmul_packed(type, w.data, w.row_bytes, w.ne1, xq, act, o.y, o.ldy, n_in, n, r0, r1);
+    } else if (n == 1) {
+      af_matvec(type, w.data, w.row_bytes, xq, o.y + r0, n_in, r0, r1);
+    } else {
+      af_matmul(type, w.data, w.row_bytes, xq, act, o.y, o.ldy, n_in, n, r0, r1);
     }
   });
 }
@@ -129,31 +153,27 @@ void Model::attention(int layer, int n, int pos) {
   const uint16_t* V = kv_v_.get() + static_cast<size_t>(layer) * cfg_.n_ctx * kv_dim;
   const size_t kv_row = static_cast<size_t>(kv_dim) * sizeof(uint16_t);
   const int work = n * cfg_.n_head;
-  pool_->run([&](int ith, int nth) {
-    float* scores = s_.scores.data() + static_cast<size_t>(ith) * cfg_.n_ctx;
-    const void** vrows = s_.vrows.data() + static_cast<size_t>(ith) * cfg_.n_ctx;
+  pool_->for_units(work, [&](int64_t w, int slot) {
+    float* scores = s_.scores.data() + static_cast<size_t>(slot) * cfg_.n_ctx;
+    const void** vrows = s_.vrows.data() + static_cast<size_t>(slot) * cfg_.n_ctx;
     float qh[512];  // one head of q rounded to f16, as llama.cpp multiplies f16 keys
-    int64_t w0, w1;
-    SplitRange(work, ith, nth, 1, &w0, &w1);
-    for (int64_t w = w0; w < w1; w++) {
-      const int t = static_cast<int>(w / cfg_.n_head);
-      const int h = static_cast<int>(w % cfg_.n_head);
-      const int kvh = h / group;
-      const int len = pos + t + 1;  // causal: this token sees positions [0, pos + t]
-      const float* q = s_.q.data() + static_cast<size_t>(t) * q_dim + h * hd;
-      for (int d = 0; d < hd; d++) qh[d] = af_fp16_to_fp32(af_fp32_to_fp16(q[d]));
-      af_matvec(AF_F16, reinterpret_cast<const uint8_t*>(K + kvh * hd), kv_row, qh, scores, hd, 0, len);
-      af_scale_f32(scale, scores, len);
-      af_softmax_f32(scores, len);
-      float* out = s_.attn.data() + static_cast<size_t>(t) * q_dim + h * hd;
-      std::memset(out, 0, sizeof(float) * hd);
-      // llama.cpp multiplies f16 values by probabilities rounded to f16: do the same.
-      for (int j = 0; j < len; j++) {
-        scores[j] = af_fp16_to_fp32(af_fp32_to_fp16(scores[j]));
-        vrows[j] = V + static_cast<size_t>(j) * kv_dim + kvh * hd;
-      }
-      af_col_axpy(AF_F16, vrows, scores, len, out, 0, hd);
+    const int t = static_cast<int>(w / cfg_.n_head);
+    const int h = static_cast<int>(w % cfg_.n_head);
+    const int kvh = h / group;
+    const int len = pos + t + 1;  // causal: this token sees positions [0, pos + t]
+    const float* q = s_.q.data() + static_cast<size_t>(t) * q_dim + h * hd;
+    for (int d = 0; d < hd; d++) qh[d] = af_fp16_to_fp32(af_fp32_to_fp16(q[d]));
+    af_matvec(AF_F16, reinterpret_cast<const uint8_t*>(K + kvh * hd), kv_row, qh, scores, hd, 0, len);
+    af_scale_f32(scale, scores, len);
+    af_softmax_f32(scores, len);
+    float* out = s_.attn.data() + static_cast<size_t>(t) * q_dim + h * hd;
+    std::memset(out, 0, sizeof(float) * hd);
+    // llama.cpp multiplies f16 values by probabilities rounded to f16: do the same.
+    for (int j = 0; j < len; j++) {
+      scores[j] = af_fp16_to_fp32(af_fp32_to_fp16(scores[j]));
+      vrows[j] = V + static_cast<size_t>(j) * kv_dim + kvh * hd;
     }
+    af_col_axpy(AF_F16, vrows, scores, len, out, 0, hd);
   });
 }
 
@@ -318,7 +338,10 @@ void Model::prefetch_site(int layer, int site, const float* x, int n) {
 void Model::embed(int32_t token, float* out) {
   const Tensor& te = w_.tok_embd;
   const uint8_t* row = te.data ? te.data + static_cast<size_t>(token) * te.row_bytes : nullptr;
-  if (!row) {
+  if (te.packed) {
+    af_unpack_row(te.type, te.data, te.row_bytes, te.ne1, token, row_staging_.data());
+    row = row_staging_.data();
+  } else if (!row) {
     ReadReq req{te.file_offset + static_cast<uint64_t>(token) * te.row_bytes, static_cast<uint32_t>(te.row_bytes),
                 row_staging_.data()};
     reader_->read(&req, 1, nullptr);

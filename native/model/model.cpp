@@ -115,6 +115,64 @@ Model::Model(const std::string& path, const ModelConfig& cfg, const std::vector<
   const int64_t widths[kSites] = {cfg_.n_embd, q_dim, cfg_.n_embd, cfg_.n_ff};
   act_stats_.configure(cfg_.n_layer, widths);
   set_threads(threads);
+  if (!flash_) pack_weights();
+}
+
+// The packed kernels (activeflow/kernels.h) read AF_PACK_ROWS rows per instruction, so the
+// dense model's linear weights are repacked once at load into anonymous memory, and the
+// file's pages of those tensors are dropped from this process: RSS stays about the file
+// size (the page cache may still hold the file, as for any read). ACTIVEFLOW_PACK=0 keeps
+// the file's layout (the plain kernels), for comparisons.
+void Model::pack_weights() {
+  if (const char* env = std::getenv("ACTIVEFLOW_PACK"); env && std::strcmp(env, "0") == 0) return;
+  std::vector<Tensor*> ts;
+  size_t total = 0;
+  auto want = [&](Tensor& t) {
+    if (t.data && !t.packed && af_pack_supported(t.type) && t.ne1 >= AF_PACK_ROWS) {
+      t.packed = true;
+      ts.push_back(&t);
+      total += (t.row_bytes * t.ne1 + 63) / 64 * 64;
+    }
+  };
+  for (auto& l : w_.layers) {
+    for (Tensor* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down}) want(*t);
+  }
+  want(w_.output);
+  if (ts.empty()) return;
+  packed_ = std::make_unique<HugeBuffer>(total);
+  std::vector<uint8_t*> dst;
+  for (size_t i = 0, at = 0; i < ts.size(); at += (ts[i]->row_bytes * ts[i]->ne1 + 63) / 64 * 64, i++) {
+    dst.push_back(packed_->data() + at);
+  }
+  // Units of about 8 MB (whole groups), so both threads stay busy to the end.
+  std::vector<std::pair<size_t, int64_t>> units;  // tensor, first group
+  std::vector<int64_t> per(ts.size());
+  for (size_t i = 0; i < ts.size(); i++) {
+    const int64_t groups = (ts[i]->ne1 + AF_PACK_ROWS - 1) / AF_PACK_ROWS;
+    per[i] = std::max<int64_t>(1, (int64_t{8} << 20) / static_cast<int64_t>(ts[i]->row_bytes * AF_PACK_ROWS));
+    for (int64_t g = 0; g < groups; g += per[i]) units.push_back({i, g});
+  }
+  pool_->for_units(static_cast<int64_t>(units.size()), [&](int64_t u, int) {
+    const size_t i = units[u].first;
+    const Tensor& t = *ts[i];
+    const int64_t r0 = units[u].second * AF_PACK_ROWS, r1 = std::min(t.ne1, r0 + per[i] * AF_PACK_ROWS);
+    af_pack_rows(t.type, t.data + r0 * t.row_bytes, dst[i] + r0 * t.row_bytes, t.row_bytes, r1 - r0);
+    // Released unit by unit, so the file's pages and their packed copy are never both
+    // resident for more than a unit.
+    file_->release(static_cast<size_t>(t.data - file_->data()) + r0 * t.row_bytes, (r1 - r0) * t.row_bytes);
+  });
+  const bool tied = w_.output.data == w_.tok_embd.data;
+  for (size_t i = 0; i < ts.size(); i++) {
+    // Pages straddling two units were kept by both: drop them now.
+    file_->release(static_cast<size_t>(ts[i]->data - file_->data()), ts[i]->row_bytes * ts[i]->ne1);
+    ts[i]->data = dst[i];
+  }
+  if (tied) {
+    // Tied embeddings: the table is the packed head; token rows are unpacked one at a time.
+    w_.tok_embd.data = w_.output.data;
+    w_.tok_embd.packed = w_.output.packed;
+    if (w_.tok_embd.packed) row_staging_ = AlignedBuffer(w_.tok_embd.row_bytes);
+  }
 }
 
 void Model::set_threads(int threads) {

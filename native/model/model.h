@@ -54,6 +54,7 @@ struct Tensor {
   int64_t ne0 = 0;
   int64_t ne1 = 1;
   size_t row_bytes = 0;
+  bool packed = false;  // rows in the packed layout (activeflow/kernels.h, AF_PACK_ROWS)
   bool present() const { return type >= 0; }
 };
 
@@ -88,6 +89,26 @@ class MappedFile {
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
   const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  // Drops this process's mapping of the whole pages inside [offset, offset + bytes) (their
+  // RSS); a later read maps them from the file again.
+  void release(size_t offset, size_t bytes);
+
+ private:
+  uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+// Anonymous memory asked for in transparent huge pages: the packed weights, written once at
+// load (2 MiB pages fault 512 times less often than 4 KiB ones).
+class HugeBuffer {
+ public:
+  HugeBuffer() = default;
+  explicit HugeBuffer(size_t bytes);
+  ~HugeBuffer();
+  HugeBuffer(const HugeBuffer&) = delete;
+  HugeBuffer& operator=(const HugeBuffer&) = delete;
+  uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
 
  private:
@@ -195,6 +216,8 @@ class Model {
 
  private:
   void bind_weights(const std::vector<TensorSpec>& tensors);
+  // Dense mode: repacks the linear weights into packed_ for the packed kernels.
+  void pack_weights();
   void load_resident(const std::vector<TensorSpec>& tensors);
   void bind_scale_planes(const std::vector<TensorSpec>& tensors);
   void embed(int32_t token, float* out);
@@ -217,6 +240,7 @@ class Model {
   ModelConfig cfg_;
   size_t file_bytes_ = 0;
   std::unique_ptr<MappedFile> file_;  // dense mode
+  std::unique_ptr<HugeBuffer> packed_;  // dense mode: the packed linear weights, [tensor][rows]
   // Flash mode: resident tensors copied into resident_, the rest read through reader_.
   std::unique_ptr<FlashSetup> flash_;
   std::shared_ptr<FlashFile> flash_file_;

@@ -8,7 +8,8 @@ import { createTokenizer } from "../tokenizer/index.js";
 import type { ChatMessage, Tokenizer } from "../tokenizer/types.js";
 import { Sampler } from "./sampler.js";
 import { TokenTextStream } from "./textStream.js";
-import { CACHE_POLICIES, CACHE_POLICY_DEFAULT, type FlashRunStats, type GeneratedToken, type GenerateOptions, type GenerationStats, type LoadOptions, type PlannerStats, type PreloadRunStats, type TuningStats } from "./types.js";
+import { CACHE_POLICIES, CACHE_POLICY_DEFAULT, SWAP_THREADS_DEFAULT, type FlashRunStats, type GeneratedToken, type GenerateOptions, type GenerationStats, type LoadOptions, type PlannerStats, type PreloadRunStats, type TuningStats } from "./types.js";
+import { defaultThreads } from "./threads.js";
 import { SITES } from "../backend/Backend.js";
 import { ensureConverted } from "../flash/cache.js";
 import { openFlashModel, type FlashModel } from "../flash/open.js";
@@ -91,7 +92,9 @@ export class Engine {
   }
 
   static async load(path: string, options: LoadOptions = {}, backend: Backend = new NativeBackend()): Promise<Engine> {
-    const threads = options.threads ?? 1;
+    // Under a budget the loader thread and the device's own work need a core: one compute
+    // thread measured faster there (bench/results/swap-*.json); in DRAM, the measured default.
+    const threads = options.threads ?? (options.dram !== undefined ? SWAP_THREADS_DEFAULT : await defaultThreads());
     if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
       throw new ActiveflowError("BAD_ARGUMENT", `threads must be an integer from 1 to 256, got ${threads}`);
     }

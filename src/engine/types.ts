@@ -138,9 +138,13 @@ export interface PreloadRunStats {
 export const CACHE_POLICIES = ["lfu", "prefix"] as const;
 export type CachePolicy = (typeof CACHE_POLICIES)[number];
 export const CACHE_POLICY_DEFAULT: CachePolicy = "lfu";
+// Compute threads when swapping under a budget: the loader thread and the device's completions
+// need a core, and one compute thread measured faster than two there (bench/results/swap-*).
+export const SWAP_THREADS_DEFAULT = 1;
 
 export interface LoadOptions {
-  // Compute threads. Defaults to 1 (measured best on 2-vCPU machines; see bench/dense).
+  // Compute threads. Defaults to the count measured fastest on this machine (src/engine/threads.ts,
+  // once, cached in the machine profile).
   threads?: number;
   // KV cache length in tokens. Defaults to min(2048, the model's trained context).
   contextLength?: number;

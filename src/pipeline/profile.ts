@@ -132,3 +132,34 @@ export async function machineProfile(modelFile: string, options: { refresh?: boo
   }
   return profile;
 }
+
+// ---- Other per-machine measurements (e.g. the default thread count, src/engine/threads.ts),
+// cached in the same file under their own keys. Kept apart from machineProfile() above. ----
+export async function cachedProfileEntry<T>(key: string, measure: () => Promise<T>, refresh = false): Promise<T> {
+  const path = join(cacheRoot(), "machine-profile.json");
+  let all: Record<string, unknown> = {};
+  try {
+    all = JSON.parse(await readFile(path, "utf8")) as Record<string, unknown>;
+  } catch {
+    // no profile yet (or unreadable: measure again)
+  }
+  if (!refresh && all[key] !== undefined) return all[key] as T;
+  const value = await measure();
+  // Re-read so a profile written meanwhile (another process) is kept.
+  try {
+    all = JSON.parse(await readFile(path, "utf8")) as Record<string, unknown>;
+  } catch {
+    all = {};
+  }
+  all[key] = value;
+  await mkdir(cacheRoot(), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}`;
+  try {
+    await writeFile(tmp, JSON.stringify(all, null, 1));
+    await rename(tmp, path);
+  } catch (e) {
+    await unlink(tmp).catch(() => {});
+    throw e;
+  }
+  return value;
+}

@@ -157,8 +157,29 @@ function* ones(elements: number): Generator<Uint8Array> {
 export interface SynthOptions {
   // PRNG seed; the same seed gives the same bytes. Defaults to 1.
   seed?: number;
+  // "q4_k_m": llama.cpp's Q4_K_M mix instead of one type for every linear weight (type must
+  // be Q4_K): output.weight and, in the layers llama.cpp gives more bits, attn_v and ffn_down
+  // in Q6_K. Defaults to none.
+  mix?: SynthMix;
   onProgress?: (bytesWritten: number, totalBytes: number) => void;
   signal?: AbortSignal;
+}
+
+export const SYNTH_MIXES = ["q4_k_m"] as const;
+export type SynthMix = (typeof SYNTH_MIXES)[number];
+
+// llama.cpp's use_more_bits: the first and last eighth of the layers and every third between.
+function moreBits(layer: number, layers: number): boolean {
+  const e = Math.floor(layers / 8);
+  return layer < e || layer >= Math.floor((7 * layers) / 8) || (layer - e) % 3 === 2;
+}
+
+// The type of a (non-norm) tensor under a mix.
+function mixedType(name: string, type: number, mix: SynthMix | undefined, layers: number): number {
+  if (mix === undefined) return type;
+  if (name === "output.weight") return GgmlType.Q6_K;
+  const m = /^blk\.(\d+)\.(attn_v|ffn_down)\.weight$/.exec(name);
+  return m && moreBits(Number(m[1]), layers) ? GgmlType.Q6_K : type;
 }
 
 // Special tokens of synthesized models, after the 256 byte tokens and 3 merge results.
@@ -166,7 +187,7 @@ const SYNTH_MERGES = ["t o", "to k", "tok _"];
 const SYNTH_SPECIALS = ["<s>", "</s>"];
 
 // Writes a random-weight llama GGUF of `shape` with linear weights, token_embd and output
-// in `type` and F32 norms (all ones).
+// in `type` (or the types of options.mix) and F32 norms (all ones).
 export async function synthesizeModel(
   shape: LlamaShape | string,
   type: number,
@@ -176,6 +197,9 @@ export async function synthesizeModel(
   const s = typeof shape === "string" ? getShape(shape) : shape;
   if (!SYNTH_TYPES.includes(type)) {
     throw new ActiveflowError("BAD_ARGUMENT", `synth: type ${typeName(type)} is not supported, expected one of ${SYNTH_TYPES.map(typeName).join(", ")}`);
+  }
+  if (options.mix !== undefined && (type !== GgmlType.Q4_K || !SYNTH_MIXES.includes(options.mix))) {
+    throw new ActiveflowError("BAD_ARGUMENT", `synth: mix "${options.mix}" needs type q4_k (expected one of ${SYNTH_MIXES.join(", ")} with --type q4_k)`);
   }
   if (s.dim % s.heads !== 0 || s.heads % s.kvHeads !== 0) {
     throw new ActiveflowError("BAD_ARGUMENT", `synth: shape ${s.name} has dim ${s.dim}, ${s.heads} heads, ${s.kvHeads} kv heads (heads must divide dim, kv heads must divide heads)`);
@@ -208,7 +232,11 @@ export async function synthesizeModel(
   for (const [k, v] of meta) w.set(k, v);
 
   const tensors = llamaTensors(s);
-  const infos: GgufWriterTensor[] = tensors.map((t) => ({ name: t.name, dims: t.dims, type: t.isNorm ? GgmlType.F32 : type }));
+  const infos: GgufWriterTensor[] = tensors.map((t) => ({
+    name: t.name,
+    dims: t.dims,
+    type: t.isNorm ? GgmlType.F32 : mixedType(t.name, type, options.mix, s.layers),
+  }));
   for (const t of infos) w.addTensor(t);
   const seed = options.seed ?? 1;
   await w.write((info, i) => {

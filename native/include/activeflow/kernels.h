@@ -54,6 +54,32 @@ void af_matvec(int type, const void* w, size_t row_stride, const void* xq, float
 void af_matmul(int type, const void* w, size_t row_stride, const void* xq, size_t xq_stride,
                float* y, int64_t ldy, int64_t n, int64_t nb, int64_t r0, int64_t r1);
 
+// Row-packed layout of the in-DRAM weights. Rows go in groups of AF_PACK_ROWS; a group is
+// stored block by block, and each block field of the group's rows is stored together:
+// half-float scales as [row], byte fields (codes, packed sub-scales) in 4-byte chunks
+// [chunk][row][4]. One 32-bit SIMD lane then holds 4 codes of one row, so a single dot
+// instruction serves AF_PACK_ROWS rows and the block scales load as one vector. A group is
+// a permutation of its plain bytes (same size); rows after the last whole group keep the
+// plain layout.
+#define AF_PACK_ROWS 16
+// 1 if the type has a packed layout (Q4_0, Q4_1, Q8_0, Q4_K, Q5_K, Q6_K), else 0.
+int af_pack_supported(int type);
+// Packs a plain tensor of `rows` rows from src into dst (same size, not overlapping): whole
+// groups packed, the tail rows copied.
+void af_pack_rows(int type, const void* src, void* dst, size_t row_bytes, int64_t rows);
+// Copies row r of a packed tensor of `rows` rows to `out` in the plain layout.
+void af_unpack_row(int type, const void* w, size_t row_bytes, int64_t rows, int64_t r, void* out);
+// af_matvec / af_matmul over a packed tensor of `rows` rows (any row range [r0, r1)).
+void af_matvec_packed(int type, const void* w, size_t row_bytes, int64_t rows, const void* xq,
+                      float* y, int64_t n, int64_t r0, int64_t r1);
+void af_matmul_packed(int type, const void* w, size_t row_bytes, int64_t rows, const void* xq,
+                      size_t xq_stride, float* y, int64_t ldy, int64_t n, int64_t nb, int64_t r0,
+                      int64_t r1);
+
+// Reads n bytes (a multiple of 64, 64-byte aligned) as fast as this ISA can and returns a
+// checksum of them, so the reads cannot be optimised away: the memory-bandwidth probe.
+uint64_t af_read_bytes(const void* p, size_t n);
+
 // Dequantise one row of n elements to float.
 void af_dequantize_row(int type, const void* src, float* dst, int64_t n);
 // Reference quantisation of one row (round-to-nearest, as ggml's reference quantisers).

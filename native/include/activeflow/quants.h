@@ -32,8 +32,9 @@ typedef struct {
 static_assert(sizeof(block_q8_0) == 34, "block_q8_0 must be 34 bytes");
 
 // Q8_1 (activation only, our own layout, not GGML's 36-byte one): x = d * q and
-// s = d * sum(q), kept as floats so the SIMD dot loads them without conversion. s lets a
-// kernel use unsigned weight codes and subtract the offset once per block.
+// s = d * sum(q), kept as floats so the SIMD dot loads them without conversion; d holds a
+// half's value, as GGML's Q8_0 / Q8_1 scales do. s lets a kernel use unsigned weight codes
+// and subtract the offset once per block.
 typedef struct {
   float d;
   float s;

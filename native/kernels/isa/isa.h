@@ -22,6 +22,9 @@ namespace AF_NS {
 // Scalar reference kernels (ref_kernels.cpp, built for the scalar ISA only).
 void matvec_ref(int type, const void* w, size_t row_stride, const void* xq, float* y, int64_t n,
                 int64_t r0, int64_t r1);
+void packed_ref(int type, const void* w, size_t row_bytes, const void* xq, size_t xq_stride, float* y,
+                int64_t ldy, int64_t n, int64_t nb, int64_t groups);
+uint64_t read_bytes_ref(const void* p, size_t n);
 // Reference float primitives (float_ref.cpp, built for every ISA; SIMD tables use the ones
 // without a SIMD version).
 float dot_f32_ref(const float* a, const float* b, int64_t n);

@@ -3,6 +3,8 @@
 #include "kernels/isa/isa.h"
 #if defined(AF_ISA_SCALAR)
 
+#include <vector>
+
 #include "activeflow/kernels.h"
 #include "activeflow/quants.h"
 
@@ -163,6 +165,26 @@ void matvec_ref(int type, const void* w, size_t row_stride, const void* xq, floa
                 int64_t r0, int64_t r1) {
   const dot_row_fn dot = dot_row_for(type);
   for (int64_t r = r0; r < r1; r++) y[r - r0] = dot((const char*)w + r * row_stride, xq, n);
+}
+
+// Packed groups: each row unpacked to the plain layout, then the plain reference, so every
+// packed kernel is checked against the same reference as the plain ones.
+void packed_ref(int type, const void* w, size_t row_bytes, const void* xq, size_t xq_stride, float* y,
+                int64_t ldy, int64_t n, int64_t nb, int64_t groups) {
+  const dot_row_fn dot = dot_row_for(type);
+  std::vector<uint8_t> row(row_bytes);
+  const int64_t rows = groups * AF_PACK_ROWS;
+  for (int64_t r = 0; r < rows; r++) {
+    af_unpack_row(type, w, row_bytes, rows, r, row.data());
+    for (int64_t b = 0; b < nb; b++) y[b * ldy + r] = dot(row.data(), (const char*)xq + b * xq_stride, n);
+  }
+}
+
+uint64_t read_bytes_ref(const void* p, size_t n) {
+  const uint64_t* q = (const uint64_t*)p;
+  uint64_t s = 0;
+  for (size_t i = 0; i < n / 8; i++) s += q[i];
+  return s;
 }
 
 }  // namespace AF_NS

@@ -24,6 +24,26 @@ export interface KernelBindings {
   matmul(
     type: number, w: Uint8Array, rows: number, n: number, x: Float32Array, nb: number, r0?: number, r1?: number,
   ): Float32Array;
+  // x quantised as the activation partner of weight type `type` (the bytes af_quantize_act writes).
+  quantizeAct(type: number, x: Float32Array): Uint8Array;
+  // A copy of w (rows of n elements) in the row-packed layout the dense engine uses
+  // (kernels.h, AF_PACK_ROWS); types Q4_0, Q4_1, Q8_0, Q4_K, Q5_K, Q6_K.
+  packRows(type: number, w: Uint8Array, rows: number, n: number): Uint8Array;
+  // Row r of a packed tensor, back in the plain layout.
+  unpackRow(type: number, packed: Uint8Array, rows: number, n: number, r: number): Uint8Array;
+  // matvec / matmul over a packRows() copy (same results as over the plain rows).
+  matvecPacked(type: number, packed: Uint8Array, rows: number, n: number, x: Float32Array, r0?: number, r1?: number): Float32Array;
+  matmulPacked(
+    type: number, packed: Uint8Array, rows: number, n: number, x: Float32Array, nb: number, r0?: number, r1?: number,
+  ): Float32Array;
+  // Bytes per second of the best of `passes` passes of `threads` threads reading a fresh
+  // buffer of `bytes` (the memory-bandwidth probe of bench/dense; blocks the caller).
+  memoryBandwidth(bytes: number, threads: number, passes: number): number;
+  // The engine's thread pool at 1..maxThreads threads over a packed Q4_0 matrix of about
+  // `bytes` (native/addon/threads_binding.cpp): decode (matvec) weight bytes per second and
+  // prefill (16-token matmul) multiply-adds per second; about `seconds` in all, off the
+  // event loop.
+  threadScaling(maxThreads: number, bytes: number, seconds: number): Promise<ThreadScaling[]>;
   dotF32(a: Float32Array, b: Float32Array): number;
   // Returns y + a * x (inputs untouched).
   axpyF32(a: number, x: Float32Array, y: Float32Array): Float32Array;
@@ -35,4 +55,10 @@ export interface KernelBindings {
   siluMul(gate: Float32Array, up: Float32Array): Float32Array;
   // Softmax of a copy of x.
   softmax(x: Float32Array): Float32Array;
+}
+
+export interface ThreadScaling {
+  threads: number;
+  decodeBytesPerSecond: number;
+  prefillMacsPerSecond: number;
 }

@@ -5,22 +5,24 @@ import type { OptionValues } from "../args.js";
 import { ProgressLine } from "../progress.js";
 import { ggmlTypeOf } from "./convert.js";
 import type { CliContext } from "./context.js";
+import type { SynthMix } from "../../synth/synth.js";
 
 export async function synthCommand(ctx: CliContext, output: string, values: OptionValues): Promise<number> {
   const { synthesizeModel } = await import("../../synth/synth.js");
   const outPath = resolve(output);
   const shape = values.shape!;
-  const type = values.type ?? "q4_0";
+  const label = values.mix !== undefined ? `${values.type ?? "q4_0"}/${values.mix}` : values.type ?? "q4_0";
   const line = new ProgressLine(ctx.stderr);
   const controller = new AbortController();
   const off = ctx.onInterrupt(() => controller.abort());
   try {
-    await synthesizeModel(shape, ggmlTypeOf(type), outPath, {
+    await synthesizeModel(shape, ggmlTypeOf(values.type ?? "q4_0"), outPath, {
       seed: values.seed ?? 1,
+      ...(values.mix !== undefined ? { mix: values.mix as SynthMix } : {}),
       signal: controller.signal,
-      onProgress: (done, total) => line.update(`writing ${basename(outPath)} (${shape}, ${type})`, total > 0 ? done / total : undefined),
+      onProgress: (done, total) => line.update(`writing ${basename(outPath)} (${shape}, ${label})`, total > 0 ? done / total : undefined),
     });
-    line.done(`wrote ${basename(outPath)} (${shape}, ${type})`);
+    line.done(`wrote ${basename(outPath)} (${shape}, ${label})`);
   } catch (e) {
     line.done();
     throw e;
