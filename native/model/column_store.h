@@ -20,6 +20,7 @@
 #include "io/reader.h"
 #include "model/flash_counters.h"
 #include "model/hot_cache.h"
+#include "model/linear_source.h"
 #include "model/site.h"
 #include "model/threadpool.h"
 
@@ -60,7 +61,7 @@ struct ColumnStats {
 #undef AF_SITE_COUNTER_FIELD
 };
 
-class ColumnStore {
+class ColumnStore final : public LinearSource {
  public:
   // extents indexed [group * 4 + site]. cache_bytes: the hot cache's share of the budget.
   ColumnStore(std::vector<FlashExtent> extents, int group_size, std::shared_ptr<Reader> reader,
@@ -69,7 +70,7 @@ class ColumnStore {
   // ys[t] ([n][ldy]) = W_t x for every tensor t of (layer, site); x is [n][stride], already
   // thresholded (zeros are inactive).
   void linear(int layer, int site, const float* x, int n, size_t stride, float* const* ys,
-              const int64_t* ldys, ThreadPool& pool);
+              const int64_t* ldys, ThreadPool& pool) override;
   ~ColumnStore();
 
   // A predicted channel of one site of a group, with its priority (higher reads first).

@@ -1,6 +1,6 @@
-// The dense forward pass: embedding -> layers (attention, SwiGLU FFN) -> norm -> output head.
-// Built from a few shared steps (linear, rope, attention) so the sparse engine can replace
-// `linear` with a gather over active channels and keep the rest.
+// The forward pass: embedding -> layers (attention, SwiGLU FFN) -> norm -> output head. Its
+// linear layers come from a LinearSource (dense weights or the flash column store), so one
+// pass serves both storages.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -21,70 +21,7 @@ void AddBias(float* y, const Tensor& b, int n, int64_t dim, int64_t ld) {
   }
 }
 
-// Rows per unit of work are rounded to this so SIMD tiles and packed groups stay whole.
-constexpr int64_t kRowAlign = 16;
-// Units of rows per thread and matrix: enough that a thread slowed by memory contention
-// leaves work for the other, few enough that each unit is a long sequential read.
-constexpr int64_t kUnitsPerThread = 8;
-
 }  // namespace
-
-void Model::linear(const float* x, int n, size_t in_stride, std::initializer_list<LinearOut> outs) {
-  // All outputs of one call share the input and (in every model we load) the weight type;
-  // quantise the input once per distinct type.
-  const Tensor& w0 = *outs.begin()->w;
-  const int type = w0.type;
-  const int64_t n_in = w0.ne0;
-  const size_t act = af_act_bytes(type, n_in);
-  for (const auto& o : outs) {
-    if (o.w->type != type || o.w->ne0 != n_in) {
-      // Mixed types: fall back to one call per output.
-      if (outs.size() > 1) {
-        for (const auto& single : outs) linear(x, n, in_stride, {single});
-        return;
-      }
-    }
-  }
-  uint8_t* xq = s_.xq.data();
-  if (n < 2 * pool_->size()) {
-    // A decode token: one activation is quicker to quantise here than to hand out, and it
-    // saves the pool a fork-join per linear.
-    for (int b = 0; b < n; b++) af_quantize_act(type, x + b * in_stride, xq + b * act, n_in);
-  } else {
-    pool_->for_units(n, [&](int64_t b, int) { af_quantize_act(type, x + b * in_stride, xq + b * act, n_in); });
-  }
-  // Rows are handed out in units (ThreadPool::for_units) rather than split evenly up front:
-  // the threads' memory bandwidth is not evenly shared, a thread done early takes more units
-  // instead of waiting at the join, and a thread the OS has descheduled is not waited for.
-  const int nth_all = pool_->size();
-  const LinearOut* ov = outs.begin();
-  const int nout = static_cast<int>(outs.size());
-  constexpr int kMaxOuts = 4;
-  if (nout > kMaxOuts) throw ModelError("NATIVE", "linear: more than 4 outputs in one call");
-  int64_t unit[kMaxOuts], first[kMaxOuts + 1];
-  first[0] = 0;
-  for (int i = 0; i < nout; i++) {
-    const int64_t rows = ov[i].w->ne1;
-    unit[i] = nth_all == 1 ? rows : std::max<int64_t>(kRowAlign, (rows / (kUnitsPerThread * nth_all)) / kRowAlign * kRowAlign);
-    first[i + 1] = first[i] + (rows + unit[i] - 1) / unit[i];
-  }
-  pool_->for_units(first[nout], [&](int64_t u, int) {
-    int i = 0;
-    while (u >= first[i + 1]) i++;
-    const LinearOut& o = ov[i];
-    const Tensor& w = *o.w;
-    const int64_t r0 = (u - first[i]) * unit[i], r1 = std::min(w.ne1, r0 + unit[i]);
-    if (w.packed && n == 1) {
-      af_matvec_packed(type, w.data, w.row_bytes, w.ne1, xq, o.y + r0, n_in, r0, r1);
-    } else if (w.packed) {
-      af_matmul_packed(type, w.data, w.row_bytes, w.ne1, xq, act, o.y, o.ldy, n_in, n, r0, r1);
-    } else if (n == 1) {
-      af_matvec(type, w.data, w.row_bytes, xq, o.y + r0, n_in, r0, r1);
-    } else {
-      af_matmul(type, w.data, w.row_bytes, xq, act, o.y, o.ldy, n_in, n, r0, r1);
-    }
-  });
-}
 
 void Model::set_thresholds(const float* t) {
   if (!t) {
@@ -236,12 +173,10 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
     // While attn_in reads and attention computes, ffn_in of this layer is read as predicted
     // from the residual before attention (one sub-block ahead).
     if (preload && G == 1) prefetch_site(il, kFfnIn, x, n);
-    if (store_) {
+    {
       float* ys[] = {s_.q.data(), s_.k.data(), s_.v.data()};
       const int64_t ld[] = {q_dim, kv_dim, kv_dim};
-      store_->linear(il, kAttnIn, xn, n, E, ys, ld, *pool_);
-    } else {
-      linear(xn, n, E, {{&L.wq, s_.q.data(), q_dim}, {&L.wk, s_.k.data(), kv_dim}, {&L.wv, s_.v.data(), kv_dim}});
+      linears_->linear(il, kAttnIn, xn, n, E, ys, ld, *pool_);
     }
     AddBias(s_.q.data(), L.bq, n, q_dim, q_dim);
     AddBias(s_.k.data(), L.bk, n, kv_dim, kv_dim);
@@ -272,12 +207,10 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
     attention(il, n, pos);
     // o projection straight into the FFN-input scratch, then the residual add.
     site_input(il, kAttnOut, s_.attn.data(), n, q_dim, q_dim);
-    if (store_) {
+    {
       float* ys[] = {xn};
       const int64_t ld[] = {E};
-      store_->linear(il, kAttnOut, s_.attn.data(), n, q_dim, ys, ld, *pool_);
-    } else {
-      linear(s_.attn.data(), n, q_dim, {{&L.wo, xn, E}});
+      linears_->linear(il, kAttnOut, s_.attn.data(), n, q_dim, ys, ld, *pool_);
     }
     for (int i = 0; i < n * E; i++) x[i] += xn[i];
     if (probe) predictor_.probe_half(il + 1, x, flash_->predict_margin);
@@ -289,23 +222,19 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
     site_input(il, kFfnIn, xn, n, E, E);
     // While ffn_in reads and the FFN computes, the next layer's attn_in.
     if (preload && G == 1 && il + 1 < c.n_layer) prefetch_site(il + 1, kAttnIn, x, n);
-    if (store_) {
+    {
       float* ys[] = {s_.gate.data(), s_.up.data()};
       const int64_t ld[] = {F, F};
-      store_->linear(il, kFfnIn, xn, n, E, ys, ld, *pool_);
-    } else {
-      linear(xn, n, E, {{&L.gate, s_.gate.data(), F}, {&L.up, s_.up.data(), F}});
+      linears_->linear(il, kFfnIn, xn, n, E, ys, ld, *pool_);
     }
     for (int t = 0; t < n; t++) {
       af_silu_mul_f32(s_.gate.data() + t * F, s_.up.data() + t * F, s_.gate.data() + t * F, F);
     }
     site_input(il, kFfnOut, s_.gate.data(), n, F, F);
-    if (store_) {
+    {
       float* ys[] = {xn};
       const int64_t ld[] = {E};
-      store_->linear(il, kFfnOut, s_.gate.data(), n, F, ys, ld, *pool_);
-    } else {
-      linear(s_.gate.data(), n, F, {{&L.down, xn, E}});
+      linears_->linear(il, kFfnOut, s_.gate.data(), n, F, ys, ld, *pool_);
     }
     for (int i = 0; i < n * E; i++) x[i] += xn[i];
   }
@@ -355,7 +284,7 @@ void Model::embed(int32_t token, float* out) {
 void Model::output_head(const float* xn, int n, float* logits) {
   const Tensor& w = w_.output;
   if (w.data) {
-    linear(xn, n, cfg_.n_embd, {{&w, logits, cfg_.n_vocab}});
+    DenseMatmul(xn, n, cfg_.n_embd, {{&w, logits, cfg_.n_vocab}}, s_.xq.data(), *pool_);
     return;
   }
   const int64_t rows_per = std::max<int64_t>(1, static_cast<int64_t>(head_staging_.size() / w.row_bytes));
@@ -375,7 +304,7 @@ void Model::output_head(const float* xn, int n, float* logits) {
       tmp.resize(static_cast<size_t>(n) * (r1 - r0));
       y = tmp.data();
     }
-    linear(xn, n, cfg_.n_embd, {{&chunk, y, r1 - r0}});
+    DenseMatmul(xn, n, cfg_.n_embd, {{&chunk, y, r1 - r0}}, s_.xq.data(), *pool_);
     for (int b = 1; n > 1 && b <= n; b++) {
       std::memcpy(logits + static_cast<size_t>(b - 1) * cfg_.n_vocab + r0, tmp.data() + static_cast<size_t>(b - 1) * (r1 - r0),
                   sizeof(float) * (r1 - r0));

@@ -106,6 +106,12 @@ Model::Model(const std::string& path, const ModelConfig& cfg, const std::vector<
     for (const Tensor* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down}) widen(*t);
   }
   s_.xq.assign(static_cast<size_t>(B) * act + 64, 0);
+  if (store_) {
+    linears_ = store_.get();
+  } else {
+    dense_ = std::make_unique<DenseLinear>(w_.layers, s_.xq.data());
+    linears_ = dense_.get();
+  }
   std::vector<const float*> attn_norm, ffn_norm;
   for (const auto& l : w_.layers) {
     attn_norm.push_back(reinterpret_cast<const float*>(l.attn_norm.data));

@@ -19,15 +19,13 @@
 #include "model/activation_stats.h"
 #include "model/predictor.h"
 #include "model/column_store.h"
+#include "model/dense_linear.h"
+#include "model/model_error.h"
+#include "model/weights.h"
 #include "model/threadpool.h"
 
 namespace activeflow {
 
-// Thrown by the model code; the binding turns `code` into the JS error's code.
-struct ModelError : std::runtime_error {
-  std::string code;
-  ModelError(std::string c, const std::string& msg) : std::runtime_error(msg), code(std::move(c)) {}
-};
 
 struct ModelConfig {
   int n_layer = 0;
@@ -43,42 +41,6 @@ struct ModelConfig {
   bool rope_neox = false;  // pairs (i, i + n_rot/2) instead of (2i, 2i+1)
   int n_ctx = 2048;        // KV cache length in tokens
   int n_batch = 64;        // prefill chunk: tokens evaluated per pass
-};
-
-// A view of one tensor inside the mapped file. For a linear weight, rows are outputs:
-// ne1 rows of ne0 elements each (GGML order [ne0, ne1]).
-struct Tensor {
-  const uint8_t* data = nullptr;  // null for a flash-resident tensor read on demand
-  uint64_t file_offset = 0;
-  int type = -1;
-  int64_t ne0 = 0;
-  int64_t ne1 = 1;
-  size_t row_bytes = 0;
-  bool packed = false;  // rows in the packed layout (activeflow/kernels.h, AF_PACK_ROWS)
-  bool present() const { return type >= 0; }
-};
-
-struct LayerWeights {
-  Tensor attn_norm;  // [n_embd] f32
-  Tensor wq;         // [n_embd -> n_head * head_dim]
-  Tensor wk;         // [n_embd -> n_head_kv * head_dim]
-  Tensor wv;         // [n_embd -> n_head_kv * head_dim]
-  Tensor wo;         // [n_head * head_dim -> n_embd]
-  Tensor bq, bk, bv; // optional biases (qwen2) [n_head*head_dim], [kv_dim], [kv_dim] f32
-  Tensor q_norm;     // optional per-head RMSNorm (qwen3) [head_dim] f32
-  Tensor k_norm;     // optional [head_dim] f32
-  Tensor ffn_norm;   // [n_embd] f32
-  Tensor gate;       // [n_embd -> n_ff]
-  Tensor up;         // [n_embd -> n_ff]
-  Tensor down;       // [n_ff -> n_embd]
-};
-
-struct Weights {
-  Tensor tok_embd;     // [n_embd, n_vocab]: one row per token
-  Tensor output_norm;  // [n_embd] f32
-  Tensor output;       // [n_embd -> n_vocab]; tok_embd when tied
-  Tensor rope_freqs;   // optional [n_rot/2] f32: llama3 frequency factors (theta / factor)
-  std::vector<LayerWeights> layers;
 };
 
 // A read-only mapping of the model file.
@@ -224,10 +186,6 @@ class Model {
   void output_head(const float* xn, int n, float* logits);
   void eval_chunk(const int32_t* tokens, int n, int pos, float* logits, bool all_logits,
                   const std::atomic<bool>* abort);
-  // Quantises n input rows (stride in_stride floats) once, then computes every output of
-  // `outs` in one pass over the pool: y_i[b * ldy_i + r] = W_i row r . x_b.
-  struct LinearOut { const Tensor* w; float* y; int64_t ldy; };
-  void linear(const float* x, int n, size_t in_stride, std::initializer_list<LinearOut> outs);
   void attention(int layer, int n, int pos);
   // Applies the site's threshold to n input rows in place and feeds the histograms.
   void site_input(int layer, int site, float* x, int n, int64_t n_in, size_t stride);
@@ -252,6 +210,8 @@ class Model {
   AlignedBuffer head_staging_;  // [rows that fit][row_bytes] of a streamed output head
   AlignedBuffer row_staging_;   // one token_embd row read on demand
   std::unique_ptr<ColumnStore> store_;
+  std::unique_ptr<DenseLinear> dense_;  // dense mode
+  LinearSource* linears_ = nullptr;     // store_ or dense_: what the forward pass multiplies with
   uint64_t head_bytes_read_ = 0;
   Weights w_;
   std::unique_ptr<ThreadPool> pool_;
