@@ -12,7 +12,7 @@
 // Usage (root): node dist/bench/swap.js --model <7b .af.gguf> --llama <7b q4_1 .gguf> --label ufs40
 //   [--roofline bench/results/roofline-ufs40-*.json] [--budgets 50%,25%] [--configs prefix,lfu]
 //   (a config is a cache policy with options: prefix+preload, lfu+gap65536 for a fixed read gap)
-//   [--threads 1,2] [--runs 3] [--tokens 16] [--sparsity 0.5] [--no-llama] [--report file.json]
+//   [--threads 1,2] [--swap-threads 1] [--runs 3] [--tokens 16] [--sparsity 0.5] [--no-llama] [--report file.json]
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadavg, totalmem } from "node:os";
@@ -41,6 +41,8 @@ const { values: args } = parseArgs({
     budgets: { type: "string", default: "50%,25%" },
     configs: { type: "string", default: "prefix,lfu" },
     threads: { type: "string", default: "1,2" },
+    // Our budgeted runs' thread counts (default --threads); the in-DRAM and llama.cpp runs use --threads.
+    "swap-threads": { type: "string" },
     runs: { type: "string", default: "3" },
     tokens: { type: "string", default: "16" },
     sparsity: { type: "string", default: "0.5" },
@@ -87,6 +89,7 @@ interface Result {
   budgets: string[];
   configs: string[];
   threads: number[];
+  swapThreads: number[];
   roofline: string | null;
   runs: Run[];
   summary?: unknown;
@@ -122,6 +125,7 @@ async function measure(): Promise<[Result, string]> {
   const budgets = args.budgets.split(",").map((b) => b.trim());
   const configs = args.configs.split(",").map((c) => c.trim());
   const threads = args.threads.split(",").map(Number);
+  const swapThreads = (args["swap-threads"] ?? args.threads).split(",").map(Number);
   const sparsity = Number(args.sparsity), decodeTokens = Number(args.tokens), allowance = Number(args["allowance-mb"]) * MiB;
   const promptIds = [1, ...fixedIds(3, 4242, 20, 1000)];
   const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19) + "Z";
@@ -129,7 +133,7 @@ async function measure(): Promise<[Result, string]> {
   const llama = args["no-llama"] ? null : (args.llama ?? null);
   const result: Result = {
     bench: "swap", label: args.label, date: new Date().toISOString(), machine: machineInfo(), model, llama, weightBytes, sparsity,
-    decodeTokens, allowanceBytes: allowance, budgets, configs, threads, roofline: args.roofline ?? null, runs: [],
+    decodeTokens, allowanceBytes: allowance, budgets, configs, threads, swapThreads, roofline: args.roofline ?? null, runs: [],
   };
   let n = 0;
   const ours = async (budget: string, config: string, t: number, round: number): Promise<Run> => {
@@ -177,10 +181,8 @@ async function measure(): Promise<[Result, string]> {
       if (!args["no-dram"]) for (const t of ts) note(await ours("dram", "dram", t, round));
       for (const b of flip ? [...budgets].reverse() : budgets) {
         const jobs: (() => Promise<Run>)[] = [];
-        for (const t of ts) {
-          for (const c of configs) jobs.push(() => ours(b, c, t, round));
-          if (llama) jobs.push(() => theirs(b, t, round));
-        }
+        for (const t of flip ? [...swapThreads].reverse() : swapThreads) for (const c of configs) jobs.push(() => ours(b, c, t, round));
+        if (llama) for (const t of ts) jobs.push(() => theirs(b, t, round));
         for (const j of flip ? jobs.reverse() : jobs) note(await j());
       }
     }

@@ -64,8 +64,15 @@ function reportError(ctx: CliContext, e: unknown, verbose: boolean): number {
   const message = e instanceof Error ? e.message : String(e);
   ctx.stderr.write(`error: ${message}\n`);
   if (verbose && e instanceof Error && e.stack !== undefined) ctx.stderr.write(`${e.stack}\n`);
-  else if (!isActiveflowError(e)) ctx.stderr.write("(this looks like a bug; run with --verbose for the stack trace)\n");
+  else if (!isActiveflowError(e) && !isEnvironmentError(e)) ctx.stderr.write("(this looks like a bug; run with --verbose for the stack trace)\n");
   return 1;
+}
+
+// The machine refused a file operation (full disk, permissions, read-only file system): the
+// message already names the path; not a bug of ours.
+function isEnvironmentError(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return code === "ENOSPC" || code === "EDQUOT" || code === "EACCES" || code === "EPERM" || code === "EROFS" || code === "EMFILE";
 }
 
 // The real process: its streams, environment and SIGINT. A second Ctrl-C while a generation is

@@ -5,7 +5,7 @@
 // rename, so an interrupted update leaves the old file, never a torn header. Used by
 // `calibrate` for activeflow.thresholds.*.
 import { constants } from "node:fs";
-import { copyFile, open, rename, unlink } from "node:fs/promises";
+import { copyFile, open, rename, stat, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
 import { ActiveflowError } from "../errors.js";
 import { readGguf } from "../gguf/reader.js";
@@ -104,6 +104,11 @@ export async function updateFlashMetadata(path: string, entries: ReadonlyMap<str
     await rename(tmp, path);
   } catch (e) {
     await unlink(tmp).catch(() => {});
+    if ((e as NodeJS.ErrnoException).code === "ENOSPC") {
+      // Without reflinks (ext4) the clone is a full copy: the file's own size must be free.
+      const { size } = await stat(path);
+      throw new ActiveflowError("FLASH_IO", `${path}: no space left for the temporary copy the header update writes (${(size / 2 ** 30).toFixed(2)} GiB free needed in ${dirname(path)}); the file is unchanged`, { cause: e });
+    }
     throw e;
   }
   await syncDir(dirname(path));
