@@ -226,7 +226,7 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
       "(activeflow.record_order.*, activeflow.record_freq.*), the page checksums recomputed; the",
       "engine applies the order when it reads, so tokens and logits are unchanged. The new file",
       "is written beside the old one and renamed over it when complete. The static cache policy",
-      "(--cache-policy static) needs a file this command wrote.",
+      "of run and chat needs a file this command wrote.",
     ],
     positionals: ["file"],
     options: ["sparsity", "order", "text", "tokens", "threads", "json", "verbose", "help"],
