@@ -250,7 +250,7 @@ test("versions: forced columns write version 1, split version 2; other versions 
     await updateFlashMetadata(p, new Map(entries));
     await assert.rejects(openFlashModel(p), (e: unknown) => isActiveflowError(e) && e.code === "GGUF_BAD_VALUE" && msg.test(e.message), msg.source);
   };
-  await bad([[KEY.version, u32(3)]], /activeflow\.version is 3, this build reads versions 1 and 2/);
+  await bad([[KEY.version, u32(4)]], /activeflow\.version is 4, this build reads versions 1, 2 and 3/);
   await bad([[KEY.columnLayout("ffn_out"), str("rows")]], /activeflow\.column_layout\.ffn_out is "rows", expected one of columns, split/);
   await bad([[KEY.partTypes("ffn_out"), u32Arr([GgmlType.Q4_0])]], /activeflow\.part_types\.ffn_out holds 1 types, expected 2/);
   await bad([[KEY.partTypes("ffn_out"), u32Arr([GgmlType.Q4_0, GgmlType.Q4_K])]], /layer 1 ffn_down is Q4_K .* cannot be split/);

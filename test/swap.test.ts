@@ -158,7 +158,7 @@ test("(a) cache policies and read strategies change what is read, never the toke
   }
   assert.ok(reads.size > 1, "the configurations should read differently");
   await assert.rejects(Engine.load(f32Flash, { contextLength: CTX, dram: min, cachePolicy: "mru" as never }),
-    (e: unknown) => isActiveflowError(e) && e.code === "BAD_ARGUMENT" && /cache policy must be one of lfu, prefix, got mru/.test(e.message));
+    (e: unknown) => isActiveflowError(e) && e.code === "BAD_ARGUMENT" && /cache policy must be one of lfu, prefix, static, got mru/.test(e.message));
   await assert.rejects(Engine.load(f32Flash, { contextLength: CTX, dram: min, readGap: -2 }),
     (e: unknown) => isActiveflowError(e) && e.code === "BAD_ARGUMENT" && /readGap must be an integer number of bytes >= -1, got -2/.test(e.message));
 });

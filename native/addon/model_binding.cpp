@@ -468,6 +468,32 @@ std::shared_ptr<FlashSetup> ParseFlash(const Napi::Object& f) {
       }
       e.parts.push_back(part);
     }
+    // Optional record order (channel -> record) and per-record frequencies.
+    if (o.Get("recordOf").IsTypedArray()) {
+      auto r = o.Get("recordOf").As<Napi::Int32Array>();
+      if (static_cast<int64_t>(r.ElementLength()) != e.n_in) {
+        throw ToJsError(f.Env(), "BAD_ARGUMENT", "extent " + std::to_string(i) + " recordOf holds " + std::to_string(r.ElementLength()) +
+                                                     " entries, expected n_in " + std::to_string(e.n_in));
+      }
+      std::vector<uint8_t> seen(static_cast<size_t>(e.n_in), 0);
+      for (size_t k = 0; k < r.ElementLength(); k++) {
+        const int32_t v = r[k];
+        if (v < 0 || v >= e.n_in || seen[static_cast<size_t>(v)]) {
+          throw ToJsError(f.Env(), "BAD_ARGUMENT", "extent " + std::to_string(i) + " recordOf is not a permutation (entry " + std::to_string(k) +
+                                                       " = " + std::to_string(v) + ")");
+        }
+        seen[static_cast<size_t>(v)] = 1;
+      }
+      e.record_of.assign(r.Data(), r.Data() + r.ElementLength());
+    }
+    if (o.Get("recordFreq").IsTypedArray()) {
+      auto q = o.Get("recordFreq").As<Napi::Float32Array>();
+      if (static_cast<int64_t>(q.ElementLength()) != e.n_in) {
+        throw ToJsError(f.Env(), "BAD_ARGUMENT", "extent " + std::to_string(i) + " recordFreq holds " + std::to_string(q.ElementLength()) +
+                                                     " entries, expected n_in " + std::to_string(e.n_in));
+      }
+      e.record_freq.assign(q.Data(), q.Data() + q.ElementLength());
+    }
     s->extents.push_back(std::move(e));
   }
   return s;

@@ -91,7 +91,8 @@ void ColumnStore::set_preload_bytes(size_t bytes) {
 }
 
 bool ColumnStore::cached(int group, int site, int32_t channel) const {
-  return const_cast<HotCache&>(cache_).slots(static_cast<size_t>(group) * kSites + site).slot_of[channel] >= 0;
+  const size_t ei = static_cast<size_t>(group) * kSites + site;
+  return const_cast<HotCache&>(cache_).slots(ei).slot_of[extents_[ei].record(channel)] >= 0;
 }
 
 ColumnStore::GroupBuf& ColumnStore::claim(int group) {
@@ -157,7 +158,7 @@ void ColumnStore::preload(int group, std::vector<Candidate>& cands) {
     if (cached(group, cd.site, cd.channel) || b.off_of[cd.site][cd.channel] >= 0) continue;
     uint8_t* dst = place(b, cd.site, cd.channel, e.record_bytes);
     if (!dst) break;  // full: the rest loads on demand if it turns out active
-    reqs.push_back({e.offset + static_cast<uint64_t>(cd.channel) * e.record_bytes, e.record_bytes, dst});
+    reqs.push_back({e.offset + static_cast<uint64_t>(e.record(cd.channel)) * e.record_bytes, e.record_bytes, dst});
   }
   stats_.preload_records += reqs.size();
   if (reqs.empty()) return;
@@ -211,7 +212,7 @@ void ColumnStore::prefetch_site(int layer, int site, const float* score, float m
   // Best predicted first, while the buffer has room; cached channels need no read.
   cands_.clear();
   for (int64_t j = 0; j < e.n_in; j++) {
-    if (score[j] > margin && c.slot_of[j] < 0) cands_.push_back({score[j], site, static_cast<int32_t>(j)});
+    if (score[j] > margin && c.slot_of[e.record(static_cast<int32_t>(j))] < 0) cands_.push_back({score[j], site, static_cast<int32_t>(j)});
   }
   std::stable_sort(cands_.begin(), cands_.end(), [](const Candidate& a, const Candidate& d) { return a.score > d.score; });
   std::vector<ReadReq> reqs;
@@ -222,7 +223,7 @@ void ColumnStore::prefetch_site(int layer, int site, const float* score, float m
     b.off_of[cd.channel] = static_cast<int64_t>(at);
     b.req_of[cd.channel] = static_cast<int32_t>(reqs.size());
     b.placed.push_back(cd.channel);
-    reqs.push_back({e.offset + static_cast<uint64_t>(cd.channel) * e.record_bytes, e.record_bytes, b.mem.data() + at});
+    reqs.push_back({e.offset + static_cast<uint64_t>(e.record(cd.channel)) * e.record_bytes, e.record_bytes, b.mem.data() + at});
   }
   stats_.preload_records += reqs.size();
   if (reqs.empty()) return;
@@ -235,16 +236,20 @@ void ColumnStore::prefetch_site(int layer, int site, const float* score, float m
   b.ticket = reader_->submit(std::move(reqs), sums_, false, &board);
 }
 
-void ColumnStore::fill_prefix(size_t ei, int32_t upto) {
+void ColumnStore::fill_pinned(size_t ei) {
   ExtentSlots& c = cache_.slots(ei);
   const FlashExtent& e = extents_[ei];
-  if (upto <= c.valid) return;
-  // ReadReq lengths are 32-bit: split the span (extents are far smaller in practice).
+  if (c.cap <= c.valid) return;
+  // Runs of consecutive records (slots hold ascending records), each one request; ReadReq
+  // lengths are 32-bit, so a run is cut at 1 GiB (extents are far smaller in practice).
   std::vector<ReadReq> reqs;
-  const uint64_t per = (uint64_t{1} << 30) / e.record_bytes;
-  for (uint64_t j = static_cast<uint64_t>(c.valid); j < static_cast<uint64_t>(upto); j += per) {
-    const uint64_t k = std::min<uint64_t>(static_cast<uint64_t>(upto), j + per);
-    reqs.push_back({e.offset + j * e.record_bytes, static_cast<uint32_t>((k - j) * e.record_bytes), c.slot(static_cast<int32_t>(j))});
+  const int32_t per = static_cast<int32_t>(std::max<uint64_t>(1, (uint64_t{1} << 30) / e.record_bytes));
+  for (int32_t s = c.valid; s < c.cap;) {
+    int32_t k = s + 1;
+    while (k < c.cap && k - s < per && c.chan_of[k] == c.chan_of[k - 1] + 1) k++;
+    reqs.push_back({e.offset + static_cast<uint64_t>(c.chan_of[s]) * e.record_bytes,
+                    static_cast<uint32_t>(static_cast<uint64_t>(k - s) * e.record_bytes), c.slot(s)});
+    s = k;
   }
   const double t0 = Now();
   ReadStats rs = reader_->read(reqs.data(), reqs.size(), sums_, true);
@@ -253,8 +258,8 @@ void ColumnStore::fill_prefix(size_t ei, int32_t upto) {
   stats_.fill_bytes_read += rs.bytes_read;
   stats_.bytes_requested += rs.bytes_requested;
   stats_.device_reads += rs.device_reads;
-  for (int32_t j = c.valid; j < upto; j++) c.slot_of[j] = j;
-  c.valid = upto;
+  for (int32_t s = c.valid; s < c.cap; s++) c.slot_of[c.chan_of[s]] = s;
+  c.valid = c.cap;
 }
 
 size_t ColumnStore::landed_prefix(size_t from) const {
@@ -274,8 +279,8 @@ uint64_t ColumnStore::read_misses(const FlashExtent& e) {
   // own aligned request into the arena, so the reader lands it in place and does not merge.
   plan_reqs_.clear();
   for (const Miss& m : miss_) {
-    const int32_t j = active_[m.active];
-    plan_reqs_.push_back({e.offset + static_cast<uint64_t>(j) * e.record_bytes, e.record_bytes, staging_.data()});
+    const int32_t r = e.record(active_[m.active]);
+    plan_reqs_.push_back({e.offset + static_cast<uint64_t>(r) * e.record_bytes, e.record_bytes, staging_.data()});
   }
   const ReaderOptions& ro = reader_->options();
   MergeRule rule;
@@ -379,13 +384,13 @@ void ColumnStore::linear(int layer, int site, const float* x, int n, size_t stri
   const uint64_t visit = ++visit_;
   // A pinned prefix, or a cache that holds the whole extent, is read in one span at the
   // extent's first visit: long reads instead of one per miss.
-  if (c.cap > 0 && c.valid < c.cap && (policy.pins_prefix() || c.cap >= c.n_in)) {
-    if (!policy.pins_prefix()) {
-      // A dynamic policy whose slots cover the extent: slot j holds channel j, nothing evicts.
+  if (c.cap > 0 && c.valid < c.cap && (policy.pins() || c.cap >= c.n_in)) {
+    if (!policy.pins()) {
+      // A dynamic policy whose slots cover the extent: slot j holds record j, nothing evicts.
       c.used = c.cap;
       for (int32_t s = 0; s < c.cap; s++) c.chan_of[s] = s;
     }
-    fill_prefix(ei, c.cap);
+    fill_pinned(ei);
   }
   // The group's preload buffer: wait for its reads; without a preload, claim it so records
   // loaded on demand serve the group's later layers too (a record holds all of them).
@@ -426,10 +431,10 @@ void ColumnStore::linear(int layer, int site, const float* x, int n, size_t stri
   // preload buffer is copied into the cache when the policy takes it.
   policy.begin_visit(ei, c, visit);
   for (size_t i = 0; i < na; i++) {
-    const int32_t j = active_[i];
-    const int32_t slot = c.slot_of[j];
+    const int32_t r = e.record(active_[i]);
+    const int32_t slot = c.slot_of[r];
     if (slot >= 0) {
-      policy.hit(ei, c, j, slot);
+      policy.hit(ei, c, r, slot);
       records_[i] = c.slot(slot);
       stats_.hits++;
       stats_.site_hits[site]++;
@@ -443,7 +448,7 @@ void ColumnStore::linear(int layer, int site, const float* x, int n, size_t stri
   for (size_t i = 0; i < na; i++) {
     if (records_[i]) continue;
     const int32_t j = active_[i];
-    const int32_t slot = policy.admit(ei, c, j);
+    const int32_t slot = policy.admit(ei, c, e.record(j));
     if (sb && sb->off_of[j] >= 0) {
       records_[i] = sb->mem.data() + sb->off_of[j];
       if (sb->ticket) wait_on_[i] = &sb->left[sb->req_of[j]];

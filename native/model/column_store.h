@@ -50,6 +50,15 @@ struct FlashExtent {
   uint64_t offset = 0;  // absolute file offset of record 0
   uint32_t record_bytes = 0;
   std::vector<FlashPart> parts;  // [layers][tensors]
+  // The file's record order (FLASH_FORMAT.md, activeflow.record_order): [n_in] channel -> the
+  // record holding it; empty when record j holds channel j. Only reads and the cache see
+  // records; the compute walks channels ascending, so the sums are the identity order's.
+  std::vector<int32_t> record_of;
+  // [n_in] calibrated activity of each record, in file order (activeflow.record_freq): layer
+  // visits per token that need the record. Empty when the file has none; the static policy
+  // needs it.
+  std::vector<float> record_freq;
+  int32_t record(int32_t channel) const { return record_of.empty() ? channel : record_of[channel]; }
 };
 
 struct ColumnStats {
@@ -139,8 +148,9 @@ class ColumnStore final : public LinearSource {
   GroupBuf& claim(int group);  // buffer g % 2, emptied and assigned to group g
   void wait_preload(GroupBuf& b);
   uint8_t* place(GroupBuf& b, int site, int32_t channel, uint32_t record_bytes);
-  // Reads the records [c.valid, upto) of extent ei into its slots (one span).
-  void fill_prefix(size_t ei, int32_t upto);
+  // Reads the records of slots [c.valid, c.cap) of extent ei (a pinned set), consecutive
+  // records in one read.
+  void fill_pinned(size_t ei);
   // y_t += the columns of active_[c0, c1) for every tensor t of the visit.
   void compute(const FlashExtent& e, int li, size_t c0, size_t c1, const float* x, int n, size_t stride,
                float* const* ys, const int64_t* ldys, ThreadPool& pool);

@@ -93,35 +93,90 @@ class PrefixPolicy final : public CachePolicy {
   bool pins_prefix() const override { return true; }
 };
 
+// A fixed set pinned from calibration: HotCache picks the records (hot_sets) from the
+// frequencies the file carries; nothing is admitted or evicted after the first visit.
+class StaticPolicy final : public CachePolicy {
+ public:
+  CachePolicyKind kind() const override { return CachePolicyKind::kStatic; }
+  void plan(const std::vector<ExtentSlots>&) override {}
+  void begin_visit(size_t, ExtentSlots&, uint64_t) override {}
+  void hit(size_t, ExtentSlots&, int32_t, int32_t) override {}
+  int32_t admit(size_t, ExtentSlots&, int32_t) override { return -1; }
+  bool pins_hot_set() const override { return true; }
+};
+
 }  // namespace
 
 CachePolicyKind ParseCachePolicy(const std::string& name) {
   if (name == "lfu") return CachePolicyKind::kLfu;
   if (name == "prefix") return CachePolicyKind::kPrefix;
-  throw ModelError("BAD_ARGUMENT", "cache policy \"" + name + "\" is not one of lfu, prefix");
+  if (name == "static") return CachePolicyKind::kStatic;
+  throw ModelError("BAD_ARGUMENT", "cache policy \"" + name + "\" is not one of lfu, prefix, static");
 }
 
-const char* CachePolicyName(CachePolicyKind kind) { return kind == CachePolicyKind::kLfu ? "lfu" : "prefix"; }
+const char* CachePolicyName(CachePolicyKind kind) {
+  switch (kind) {
+    case CachePolicyKind::kPrefix: return "prefix";
+    case CachePolicyKind::kStatic: return "static";
+    default: return "lfu";
+  }
+}
 
 std::unique_ptr<CachePolicy> MakeCachePolicy(CachePolicyKind kind) {
   if (kind == CachePolicyKind::kPrefix) return std::make_unique<PrefixPolicy>();
+  if (kind == CachePolicyKind::kStatic) return std::make_unique<StaticPolicy>();
   return std::make_unique<LfuPolicy>();
 }
 
 HotCache::HotCache(const std::vector<FlashExtent>& extents, CachePolicyKind policy, const ReadCost* cost)
     : policy_(MakeCachePolicy(policy)) {
   slots_.resize(extents.size());
-  std::vector<double> price(extents.size(), 0.0);
+  price_.assign(extents.size(), 1.0);
   for (size_t i = 0; i < extents.size(); i++) {
     slots_[i].n_in = extents[i].n_in;
     slots_[i].record_bytes = extents[i].record_bytes;
     slots_[i].slot_of.assign(static_cast<size_t>(extents[i].n_in), -1);
-    if (cost && !cost->empty()) price[i] = cost->seconds(extents[i].record_bytes + kIoAlign) / extents[i].record_bytes;
+    if (cost && !cost->empty()) price_[i] = cost->seconds(extents[i].record_bytes + kIoAlign) / extents[i].record_bytes;
   }
   if (cost && !cost->empty()) {
     for (size_t i = 0; i < extents.size(); i++) order_.push_back(static_cast<int>(i));
-    std::stable_sort(order_.begin(), order_.end(), [&](int a, int b) { return price[a] > price[b]; });
+    std::stable_sort(order_.begin(), order_.end(), [&](int a, int b) { return price_[a] > price_[b]; });
   }
+  if (policy_->pins_hot_set()) {
+    freq_.resize(extents.size());
+    for (size_t i = 0; i < extents.size(); i++) {
+      if (static_cast<int64_t>(extents[i].record_freq.size()) != extents[i].n_in) {
+        throw ModelError("BAD_ARGUMENT", "cache policy static needs the records' calibrated frequencies (activeflow.record_freq.*), which extent " +
+                                             std::to_string(i) + " lacks; run `activeflow reorder` on the file");
+      }
+      freq_[i] = extents[i].record_freq;
+    }
+  }
+}
+
+std::vector<std::vector<int32_t>> HotCache::hot_sets(size_t bytes) const {
+  // Greedy by value per cached byte: a record's frequency (visits per token that need it) x
+  // its extent's device seconds per byte. Ties keep extent and record order.
+  struct Cand {
+    double value;
+    uint32_t extent;
+    int32_t record;
+  };
+  std::vector<Cand> cands;
+  for (size_t i = 0; i < slots_.size(); i++) {
+    for (int64_t r = 0; r < slots_[i].n_in; r++) cands.push_back({freq_[i][r] * price_[i], static_cast<uint32_t>(i), static_cast<int32_t>(r)});
+  }
+  std::stable_sort(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) { return a.value > b.value; });
+  std::vector<std::vector<int32_t>> sets(slots_.size());
+  size_t left = bytes;
+  for (const Cand& c : cands) {
+    const uint32_t rb = slots_[c.extent].record_bytes;
+    if (rb > left) continue;
+    left -= rb;
+    sets[c.extent].push_back(c.record);
+  }
+  for (auto& s : sets) std::sort(s.begin(), s.end());
+  return sets;
 }
 
 std::vector<int32_t> HotCache::split(size_t bytes) const {
@@ -150,6 +205,28 @@ size_t HotCache::allocated() const {
 
 void HotCache::resize(size_t bytes) {
   bytes_ = bytes;
+  if (policy_->pins_hot_set()) {
+    // A set that changed is read again at the extent's next visit; one that did not is kept.
+    // Shrink everything first, then grow, so the peak never holds both sizes.
+    const std::vector<std::vector<int32_t>> sets = hot_sets(bytes);
+    for (int pass = 0; pass < 2; pass++) {
+      for (size_t i = 0; i < slots_.size(); i++) {
+        ExtentSlots& c = slots_[i];
+        const std::vector<int32_t>& set = sets[i];
+        const int32_t cap = static_cast<int32_t>(set.size());
+        if ((pass == 0) == (cap > c.cap) || set == c.chan_of) continue;
+        c.mem = AlignedBuffer();
+        if (cap > 0) c.mem = AlignedBuffer(static_cast<size_t>(cap) * c.record_bytes);
+        c.cap = cap;
+        c.used = cap;
+        c.valid = 0;
+        c.chan_of = set;
+        std::fill(c.slot_of.begin(), c.slot_of.end(), -1);
+      }
+    }
+    policy_->plan(slots_);
+    return;
+  }
   const bool prefix = policy_->pins_prefix();
   // Shrink everything first, then grow, so the peak never holds both sizes.
   const std::vector<int32_t> caps = split(bytes);

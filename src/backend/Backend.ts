@@ -25,6 +25,10 @@ export interface BackendExtent {
   // [layers][tensors]. type: the part's block type (column type, or split source type);
   // scales: split parts only, the name of the part's scale plane among the resident tensors.
   parts: { offset: number; bytes: number; nOut: number; type: number; scales?: string }[];
+  // [nIn] channel -> the record holding it, when the file has a record order.
+  recordOf?: Int32Array;
+  // [nIn] calibrated activity per record (file order), when the file has it (static policy).
+  recordFreq?: Float32Array;
 }
 
 export interface BackendFlashSpec {
@@ -46,7 +50,7 @@ export interface BackendFlashSpec {
   // The device's seconds per read by size: the read planner merges by cost (and the hot cache
   // favours extents whose misses cost most per byte). Absent: merge by the default gap.
   readCost?: { bytes: number[]; seconds: number[] };
-  cachePolicy?: "lfu" | "prefix";
+  cachePolicy?: "lfu" | "prefix" | "static";
   // Both preload buffers; 0 disables preloading.
   preloadBytes?: number;
   predict?: boolean;

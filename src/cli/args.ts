@@ -6,6 +6,7 @@ import { parseBudget } from "../memory/budget.js";
 import { parseDramSchedule } from "../memory/schedule.js";
 import { SHAPES } from "../synth/shapes.js";
 import { CACHE_POLICIES, CACHE_POLICY_DEFAULT } from "../engine/types.js";
+import { RECORD_ORDERS } from "../flash/format.js";
 
 // A bad command line (exit code 2, with a hint to --help) as opposed to a failure while
 // running (exit code 1).
@@ -81,7 +82,8 @@ export const OPTIONS = {
   dramSchedule: { long: "dram-schedule", kind: "string", value: "list", check: checkSchedule, help: "Change the DRAM budget while generating: TOKEN:BUDGET,... (e.g. 0:60%,32:20%,64:60%); each budget holds from that generated-token index on (0 = the prompt). Without --dram the entry at token 0 is the load budget. Only the hot cache is resized; the rest is planned at load for the lowest budget listed. Defaults to none." },
   watchMemory: { long: "watch-memory", kind: "flag", help: "With --dram: watch memory pressure (/proc/pressure/memory, the cgroup's usage and limit) and halve the hot cache under pressure, growing it back when pressure has been gone for 5 s. Changes are printed on stderr." },
   preload: { long: "preload", kind: "flag", help: "With --dram: read the next layer group's predicted columns while this one computes (cross-layer preloading). Off by default: on the 2-core SSD machine we measure on, loading misses on demand was faster (bench/results/pipeline-*.json)." },
-  cachePolicy: { long: "cache-policy", kind: "string", value: "name", choices: CACHE_POLICIES, help: `With --dram: which records the hot cache keeps: lfu (frequency counts per sequence, misses replace colder channels) or prefix (the first records of every extent in file order, read in one span, so misses form one contiguous run). Defaults to ${CACHE_POLICY_DEFAULT}.` },
+  cachePolicy: { long: "cache-policy", kind: "string", value: "name", choices: CACHE_POLICIES, help: `With --dram: which records the hot cache keeps: lfu (frequency counts per sequence, misses replace colder channels), prefix (the first records of every extent in file order, read in one span, so misses form one contiguous run) or static (the records of highest calibrated activity x read price over all extents, pinned at load; needs a file \`activeflow reorder\` wrote). Defaults to ${CACHE_POLICY_DEFAULT}.` },
+  order: { long: "order", kind: "string", value: "name", choices: RECORD_ORDERS, help: "Record order to write: hot (each extent's most active channels first, so a cached set is a prefix and misses are a contiguous tail) or identity (channel order; only the activity is stored). Defaults to hot." },
   readGap: { long: "read-gap", kind: "int", value: "bytes", min: -1, max: 1 << 30, help: "With --dram: merge on-demand reads across gaps of at most this many bytes (-1: never) instead of by this device's measured read-cost curve; for comparing read strategies. Defaults to the curve." },
   predictMargin: { long: "predict-margin", kind: "number", value: "x", above: 0, max: 10, help: "With --preload: preload a channel when its predicted |x| exceeds x times its threshold; below 1 reads more for fewer misses. Defaults to 1." },
   columnType: { long: "column-type", kind: "string", value: "type", choices: WEIGHT_TYPES, help: `Store every column in this type (${WEIGHT_TYPES.join(", ")}). Defaults to the source type where it fits the column length, else q8_0.` },
@@ -117,7 +119,7 @@ export type OptionValues = {
   autoSparsity?: boolean;
 };
 
-export type CommandName = "run" | "chat" | "fetch" | "convert" | "calibrate" | "eval" | "distill" | "synth" | "verify";
+export type CommandName = "run" | "chat" | "fetch" | "convert" | "calibrate" | "reorder" | "eval" | "distill" | "synth" | "verify";
 
 interface CommandSpec {
   usage: string;
@@ -211,6 +213,28 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
     optionHelp: {
       text: "Calibrate on this text file instead of self-generated text.",
       json: "Print a summary (path, tokens, source, thresholds per level) as one JSON line on stdout.",
+    },
+  },
+  reorder: {
+    usage: "activeflow reorder <converted file> --sparsity <s> [options]",
+    summary: "Measure how often each input channel is active on the calibration text and rewrite the file hottest record first.",
+    details: [
+      "<converted file> is a flash-layout file with a calibration table (`activeflow calibrate` first).",
+      "Each channel's activity is counted at the thresholds of --sparsity over the calibration text",
+      "(self-generated, or --text; never the evaluation text). The file is rewritten with every",
+      "extent's records in the new order, the order and the activities stored in its header",
+      "(activeflow.record_order.*, activeflow.record_freq.*), the page checksums recomputed; the",
+      "engine applies the order when it reads, so tokens and logits are unchanged. The new file",
+      "is written beside the old one and renamed over it when complete. The static cache policy",
+      "of run and chat needs a file this command wrote.",
+    ],
+    positionals: ["file"],
+    options: ["sparsity", "order", "text", "tokens", "threads", "json", "verbose", "help"],
+    optionHelp: {
+      sparsity: "Sparsity whose calibrated thresholds decide which channels are active (0 < s < 1). Required.",
+      text: "Count on this text file instead of self-generated text (never the evaluation text).",
+      tokens: "Calibration tokens: with --text, the first n tokens of the file (defaults to 4096); without, the 16 built-in prompts are each continued by n/16 tokens (defaults to 1024).",
+      json: "Print the report (path, order, per site the share of records moved and of activity in the first quarter) as one JSON line.",
     },
   },
   eval: {

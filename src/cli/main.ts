@@ -13,6 +13,7 @@ import { distillCommand } from "./commands/distill.js";
 import { evalCommand } from "./commands/eval.js";
 import { fetchCommand } from "./commands/fetch.js";
 import { loadRealEngine } from "./commands/model.js";
+import { reorderCommand } from "./commands/reorder.js";
 import { runCommand } from "./commands/run.js";
 import { synthCommand } from "./commands/synth.js";
 import { verifyCommand } from "./commands/verify.js";
@@ -41,6 +42,8 @@ export async function main(argv: readonly string[], ctx: CliContext = processCon
         return await convertCommand(ctx, model, parsed.positionals[1]!, parsed.values);
       case "calibrate":
         return await calibrateCommand(ctx, model, parsed.values);
+      case "reorder":
+        return await reorderCommand(ctx, model, parsed.values);
       case "eval":
         return await evalCommand(ctx, model, parsed.values);
       case "distill":

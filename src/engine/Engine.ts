@@ -12,7 +12,7 @@ import { CACHE_POLICIES, CACHE_POLICY_DEFAULT, SWAP_THREADS_DEFAULT, type FlashR
 import { defaultThreads } from "./threads.js";
 import { SITES } from "../backend/Backend.js";
 import { ensureConverted } from "../flash/cache.js";
-import { openFlashModel, type FlashModel } from "../flash/open.js";
+import { openFlashModel, recordOfOrder, type FlashModel } from "../flash/open.js";
 import { KEY } from "../flash/format.js";
 import { FLASH_BATCH, HEAD_STAGING_BYTES, parseBudget, planFlashMemory, weightBytesOf, type FlashMemoryPlan } from "../memory/budget.js";
 import { loadCalibration } from "../sparsity/store.js";
@@ -146,6 +146,9 @@ export class Engine {
     }
     if (file.metadata.has(KEY.version)) {
       flash = await openFlashModel(path);
+      if (cachePolicy === "static" && flash.extents.some((e) => !e.recordFreq)) {
+        throw new ActiveflowError("BAD_ARGUMENT", `${path}: cache policy static needs the records' calibrated frequencies (${KEY.recordFreq("attn_in")} ...); run \`activeflow reorder ${path}\` first`);
+      }
       const weights = weightBytesOf(flash);
       const budget = options.dram === undefined ? Number.MAX_SAFE_INTEGER : typeof options.dram === "number" ? options.dram : parseBudget(options.dram, weights);
       // Run-time changes resize only the cache: with a floor, the rest is planned for it.
@@ -183,6 +186,8 @@ export class Engine {
             offset: e.offset,
             recordBytes: e.recordBytes,
             parts: e.parts.map((p) => ({ offset: p.offset, bytes: p.bytes, nOut: p.nOut, type: p.type, ...(p.scales ? { scales: p.scales } : {}) })),
+            ...(e.recordOrder ? { recordOf: recordOfOrder(e.recordOrder) } : {}),
+            ...(e.recordFreq ? { recordFreq: e.recordFreq } : {}),
           })),
           crcs: flash.crc,
           crcBase: flash.extents[0]?.offset ?? 0,

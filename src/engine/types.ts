@@ -135,7 +135,7 @@ export interface PreloadRunStats {
   predictionFromLayer3: Partial<Record<string, { distance: number; precision: number | null; recall: number | null }[]>>;
 }
 
-export const CACHE_POLICIES = ["lfu", "prefix"] as const;
+export const CACHE_POLICIES = ["lfu", "prefix", "static"] as const;
 export type CachePolicy = (typeof CACHE_POLICIES)[number];
 export const CACHE_POLICY_DEFAULT: CachePolicy = "lfu";
 // Compute threads when swapping under a budget: the loader thread and the device's completions
@@ -176,8 +176,10 @@ export interface LoadOptions {
   // Below 1 trades bytes for recall. Defaults to 1.
   predictMargin?: number;
   // Which records the hot cache keeps: "lfu" (frequency counts per sequence; misses replace
-  // colder channels) or "prefix" (the first records of every extent in file order, read in one
-  // span, so the misses form one contiguous run). Defaults to CACHE_POLICY_DEFAULT.
+  // colder channels), "prefix" (the first records of every extent in file order, read in one
+  // span, so the misses form one contiguous run) or "static" (the records of highest
+  // calibrated frequency x read price across extents, pinned at the first visit; needs a file
+  // that `activeflow reorder` wrote). Defaults to CACHE_POLICY_DEFAULT.
   cachePolicy?: CachePolicy;
   // Merge on-demand reads across gaps of at most this many bytes (-1: never) instead of by the
   // device's measured read-cost curve; for benchmarks comparing read strategies. Defaults to

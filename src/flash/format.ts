@@ -9,7 +9,9 @@ import { GgmlType, TYPE_LAYOUT, typeName } from "../gguf/types.js";
 // readers keep reading such files). Readers accept both.
 export const FLASH_VERSION_COLUMNS = 1;
 export const FLASH_VERSION_SPLIT = 2;
-export const FLASH_VERSIONS: readonly number[] = [FLASH_VERSION_COLUMNS, FLASH_VERSION_SPLIT];
+// A record order (section 12): a reader that ignored it would compute with the wrong channels.
+export const FLASH_VERSION_ORDERED = 3;
+export const FLASH_VERSIONS: readonly number[] = [FLASH_VERSION_COLUMNS, FLASH_VERSION_SPLIT, FLASH_VERSION_ORDERED];
 // Direct I/O needs 4 KiB-aligned offsets and lengths: every tensor starts on a page.
 export const FLASH_ALIGNMENT = 4096;
 // Bytes covered by one CRC-32C entry; pages are counted from each extent's start.
@@ -56,9 +58,17 @@ export const KEY = {
   tensors: (s: SiteName): string => `activeflow.tensors.${s}`,
   // Written later by `calibrate`; the converter leaves them out.
   thresholdsPrefix: "activeflow.thresholds.",
+  // Optional, written by `reorder` (section 12): [groups][n_in] the channel each record holds,
+  // and each record's calibrated activity (layer visits per token that need it).
+  recordOrder: (s: SiteName): string => `activeflow.record_order.${s}`,
+  recordFreq: (s: SiteName): string => `activeflow.record_freq.${s}`,
 } as const;
 
 export const CHECKSUM_NAME = "crc32c";
+
+// Record orders `activeflow reorder` writes (section 12): hottest channel first, or channel order.
+export type RecordOrder = "hot" | "identity";
+export const RECORD_ORDERS: readonly RecordOrder[] = ["hot", "identity"];
 
 export const extentName = (group: number, site: SiteName): string => `af.g${group}.${site}`;
 // The resident scale plane of one split (layer, tensor).

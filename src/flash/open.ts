@@ -5,12 +5,12 @@ import { open, type FileHandle } from "node:fs/promises";
 import { ActiveflowError } from "../errors.js";
 import { GgmlType, typeName, type GgufFile } from "../gguf/types.js";
 import {
-  findTensor, getNumber, getNumberArray, getOptionalNumber, getString, getStringArray, readGguf,
+  findTensor, getNumber, getNumberArray, getOptionalNumber, getOptionalNumberArray, getString, getStringArray, readGguf,
 } from "../gguf/reader.js";
 import { loadAddon } from "../backends/native/binding.js";
 import { crc32c, type Crc32cFn } from "./crc32c.js";
 import {
-  CHECKSUM_NAME, COLUMN_LAYOUTS, CRC_PAGE_BYTES, CRC_TENSOR, FLASH_ALIGNMENT, FLASH_VERSIONS, FLASH_VERSION_COLUMNS, KEY,
+  CHECKSUM_NAME, COLUMN_LAYOUTS, CRC_PAGE_BYTES, CRC_TENSOR, FLASH_ALIGNMENT, FLASH_VERSIONS, FLASH_VERSION_COLUMNS, FLASH_VERSION_ORDERED, KEY,
   SITES, SITE_TENSORS, computeFlashLayout, findExtent, recordPages,
   type ColumnLayout, type ExtentLayout, type FlashLayout, type ResidentTensor, type SiteName, type SiteShape,
 } from "./format.js";
@@ -18,6 +18,10 @@ import {
 export interface FlashExtent extends ExtentLayout {
   // Absolute file offset of record 0 (a multiple of 4096); record j is at offset + j * recordBytes.
   offset: number;
+  // [nIn] the input channel record k holds (activeflow.record_order); absent: record k holds channel k.
+  recordOrder?: Uint32Array;
+  // [nIn] each record's calibrated activity, file order (activeflow.record_freq); absent when not measured.
+  recordFreq?: Float32Array;
 }
 
 export interface FlashResident extends ResidentTensor {
@@ -88,7 +92,7 @@ export async function openFlashModel(path: string): Promise<FlashModel> {
   const f = await readGguf(path);
   const version = getOptionalNumber(f, KEY.version);
   if (version === undefined) bad(path, `not a flash-layout model (no ${KEY.version}); convert it with \`activeflow convert\``);
-  if (!FLASH_VERSIONS.includes(version)) bad(path, `${KEY.version} is ${version}, this build reads versions ${FLASH_VERSIONS.join(" and ")}`);
+  if (!FLASH_VERSIONS.includes(version)) bad(path, `${KEY.version} is ${version}, this build reads versions ${FLASH_VERSIONS.slice(0, -1).join(", ")} and ${FLASH_VERSIONS[FLASH_VERSIONS.length - 1]}`);
   if (f.alignment !== FLASH_ALIGNMENT) bad(path, `general.alignment is ${f.alignment}, expected ${FLASH_ALIGNMENT}`);
   const checksum = getString(f, KEY.checksum);
   if (checksum !== CHECKSUM_NAME) bad(path, `${KEY.checksum} is "${checksum}", expected "${CHECKSUM_NAME}"`);
@@ -129,12 +133,64 @@ export async function openFlashModel(path: string): Promise<FlashModel> {
   }
   const quantError = new Map<SiteName, number>(SITES.map((s) => [s, getNumber(f, KEY.quantError(s))]));
   const scales = layout.scales.map((t) => ({ name: t.name, dims: t.dims, type: t.type, bytes: t.bytes, dataOffset: t.dataOffset, offset: f.dataOffset + t.dataOffset }));
+  const orders = readRecordKeys(f, sites, layout.groups, version);
   return {
     path, gguf: f, arch, nLayer, groupSize, groups: layout.groups, sites, version, quantError, layout, crc,
-    extents: layout.extents.map((e) => ({ ...e, offset: f.dataOffset + e.dataOffset })),
+    extents: layout.extents.map((e) => {
+      const x: FlashExtent = { ...e, offset: f.dataOffset + e.dataOffset };
+      const k = orders.get(e.site);
+      if (k?.order) x.recordOrder = k.order.subarray(e.group * e.nIn, (e.group + 1) * e.nIn);
+      if (k?.freq) x.recordFreq = k.freq.subarray(e.group * e.nIn, (e.group + 1) * e.nIn);
+      return x;
+    }),
     resident: [...layout.resident.map((t) => ({ ...t, offset: f.dataOffset + t.dataOffset })), ...scales],
     scales,
   };
+}
+
+// [nIn] channel -> record, the inverse of a record order (record -> channel).
+export function recordOfOrder(order: Uint32Array): Int32Array {
+  const of = new Int32Array(order.length);
+  for (let k = 0; k < order.length; k++) of[order[k]!] = k;
+  return of;
+}
+
+// The optional record order and frequency keys (FLASH_FORMAT.md section 12), checked: an
+// order must be a permutation of each group's channels, frequencies finite and >= 0.
+function readRecordKeys(f: GgufFile, sites: SiteShape[], groups: number, version: number): Map<SiteName, { order?: Uint32Array; freq?: Float32Array }> {
+  const out = new Map<SiteName, { order?: Uint32Array; freq?: Float32Array }>();
+  for (const s of sites) {
+    const entry: { order?: Uint32Array; freq?: Float32Array } = {};
+    const want = groups * s.nIn;
+    const order = getOptionalNumberArray(f, KEY.recordOrder(s.site));
+    if ((order !== undefined) !== (version === FLASH_VERSION_ORDERED)) {
+      bad(f.path, `${KEY.version} is ${version} and ${KEY.recordOrder(s.site)} is ${order === undefined ? "missing" : "present"}: version ${FLASH_VERSION_ORDERED} files, and only they, have a record order`);
+    }
+    if (order !== undefined) {
+      if (order.length !== want) bad(f.path, `${KEY.recordOrder(s.site)} holds ${order.length} numbers, expected ${want} (${groups} groups x ${s.nIn} channels); run \`activeflow reorder\` on it again`);
+      const o = Uint32Array.from(order);
+      const seen = new Uint8Array(s.nIn);
+      for (let g = 0; g < groups; g++) {
+        seen.fill(0);
+        for (let k = 0; k < s.nIn; k++) {
+          const c = o[g * s.nIn + k]!;
+          if (c >= s.nIn || seen[c]) bad(f.path, `${KEY.recordOrder(s.site)} is not a permutation of group ${g}'s channels (record ${k} holds ${c})`);
+          seen[c] = 1;
+        }
+      }
+      entry.order = o;
+    }
+    const freq = getOptionalNumberArray(f, KEY.recordFreq(s.site));
+    if (freq !== undefined) {
+      if (freq.length !== want) bad(f.path, `${KEY.recordFreq(s.site)} holds ${freq.length} numbers, expected ${want} (${groups} groups x ${s.nIn} channels); run \`activeflow reorder\` on it again`);
+      const q = Float32Array.from(freq);
+      const at = q.findIndex((v) => !(v >= 0 && Number.isFinite(v)));
+      if (at >= 0) bad(f.path, `${KEY.recordFreq(s.site)} entry ${at} is ${q[at]}, expected a finite frequency >= 0`);
+      entry.freq = q;
+    }
+    out.set(s.site, entry);
+  }
+  return out;
 }
 
 async function readFully(fh: FileHandle, buf: Uint8Array, position: number, path: string): Promise<void> {
