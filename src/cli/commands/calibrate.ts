@@ -10,6 +10,7 @@ import type { CalibrationMethod } from "../../sparsity/calibrate.js";
 import type { CliContext } from "./context.js";
 import { resolveModelPath } from "./model.js";
 import { formatTable } from "./table.js";
+import { formatEta } from "../../sparsity/calibrationProgress.js";
 
 // The evaluation text (DESIGN.md, "Measuring"): calibrating on it would make eval meaningless.
 export const EVALUATION_TEXT_NAME = "wiki.test.raw";
@@ -42,17 +43,33 @@ export async function calibrateCommand(ctx: CliContext, model: string, values: O
   const controller = new AbortController();
   const off = ctx.onInterrupt(() => controller.abort());
   let table;
+  let lastStage: string | undefined;
+  // Finished steps are saved here, so an interrupted run resumes (removed once complete).
+  const checkpoint = `${path}.calibrate-checkpoint.json`;
   try {
     const perPrompt = Math.ceil((values.tokens ?? BUILTIN_PROMPTS * 64) / CALIBRATION_PROMPTS.length);
     table = await calibrate(engine, {
+      checkpoint,
+      onResume: (what) => ctx.stderr.write(`resuming the interrupted calibration saved in ${checkpoint} (done: ${what})\n`),
       ...(text !== undefined ? { text, maxTokens: values.tokens ?? 4096 } : { tokensPerPrompt: perPrompt }),
       method,
       signal: controller.signal,
-      onProgress: (f, stage) => line.update(`calibrating ${basename(path)} (${method})${stage ? `: ${stage}` : ""}`, f),
+      onProgress: (f, stage, overall) => {
+        // Overall percentage and time left; a log (no terminal) gets one line per stage with the estimate then.
+        const eta = overall?.etaSeconds !== undefined ? `${formatEta(overall.etaSeconds)} left` : undefined;
+        const label = `calibrating ${basename(path)} (${method})${stage ? `: ${stage}` : ""}`;
+        if (ctx.stderr.isTTY === true) line.update(label, overall?.fraction ?? f, eta);
+        else if (stage !== lastStage) line.update(eta !== undefined ? `${label} (${((overall?.fraction ?? 0) * 100).toFixed(0)}% done, about ${eta})` : label);
+        lastStage = stage;
+      },
     });
     line.done();
   } catch (e) {
     line.done();
+    if (controller.signal.aborted) {
+      ctx.stderr.write(`calibration interrupted; what was done is saved in ${checkpoint}, and the same command resumes from it\n`);
+      return 130;
+    }
     throw e;
   } finally {
     off();
