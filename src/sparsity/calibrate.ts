@@ -38,9 +38,10 @@ export const CALIBRATION_PROMPTS: readonly string[] = [
 //    at the same byte-weighted mean (allocate.ts), then matched.
 export type CalibrationMethod = "uniform" | "matched" | "greedy";
 export const CALIBRATION_METHODS: readonly CalibrationMethod[] = ["uniform", "matched", "greedy"];
-// The CLI's default: best on the calibration text and on wiki.test.raw at every level measured
-// (bench/results/quality-alloc-*.json). calibrate() itself defaults to uniform (fast, for benches).
-export const DEFAULT_METHOD: CalibrationMethod = "greedy";
+// The CLI's default: matched takes about a tenth of greedy's time (which probes every layer
+// and site) for most of its quality at sparsity 0.5 (bench/results/calibrate-default-*.json);
+// greedy stays an option. calibrate() itself defaults to uniform (fast, for benches).
+export const DEFAULT_METHOD: CalibrationMethod = "matched";
 
 export interface CalibrateOptions {
   // User text to calibrate on instead of self-generated text.

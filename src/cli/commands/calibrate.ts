@@ -1,7 +1,7 @@
 // `activeflow calibrate <model>`: thresholds for every sparsity level. A converted (flash)
 // file gets them in its own header (activeflow.thresholds.* keys); a plain GGUF, which we do
 // not rewrite, gets <model>.calibration.json beside it, and its cached conversions get the keys.
-import { readdir, readFile, stat } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { ActiveflowError } from "../../errors.js";
 import type { OptionValues } from "../args.js";
@@ -25,7 +25,6 @@ export function refuseEvaluationText(path: string): void {
 }
 
 const BUILTIN_PROMPTS = 16;
-const GREEDY_MAX_BYTES = 1 << 30;
 
 export async function calibrateCommand(ctx: CliContext, model: string, values: OptionValues): Promise<number> {
   if (values.text !== undefined) refuseEvaluationText(values.text);
@@ -34,10 +33,7 @@ export async function calibrateCommand(ctx: CliContext, model: string, values: O
   const { Engine } = await import("../../engine/Engine.js");
   const { calibrate, CALIBRATION_PROMPTS, DEFAULT_METHOD } = await import("../../sparsity/calibrate.js");
   const { storeCalibration } = await import("../../sparsity/store.js");
-  // Greedy probes every (layer, site) with a pass over the calibration text: minutes on
-  // SmolLM2, hours on a 7B. Above GREEDY_MAX_BYTES of weights the default is matched.
-  const { size } = await stat(path);
-  const method = (values.method ?? (DEFAULT_METHOD === "greedy" && size > GREEDY_MAX_BYTES ? "matched" : DEFAULT_METHOD)) as CalibrationMethod;
+  const method = (values.method ?? DEFAULT_METHOD) as CalibrationMethod;
   const engine = await Engine.load(path, values.threads !== undefined ? { threads: values.threads } : {});
   const line = new ProgressLine(ctx.stderr);
   const controller = new AbortController();
