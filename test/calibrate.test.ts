@@ -203,7 +203,7 @@ test("activeflow calibrate --text saves the table beside the model and --json su
   assert.equal(await main(["calibrate", model, "--text", text, "--tokens", "200", "--json"], h.ctx), 0, h.err());
   const j = JSON.parse(h.out().trim()) as { paths: string[]; tokens: number; method: string; levels: number[]; mean_thresholds: number[][] };
   assert.equal(j.paths[0], calibrationPath(model));
-  assert.equal(j.method, "greedy", "the CLI's default method");
+  assert.equal(j.method, "matched", "the CLI's default method");
   assert.equal(j.tokens, 200);
   assert.deepEqual(j.levels, [...SPARSITY_LEVELS]);
   const saved = await loadCalibration(model);

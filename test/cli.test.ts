@@ -46,7 +46,7 @@ const WORDS = ["Hello", ",", " world", "!", " More", " text"];
 
 function stats(generated: number, stopReason: GenerationStats["stopReason"]): GenerationStats {
   return {
-    promptTokens: 3, generatedTokens: generated, prefillSeconds: 0.01, decodeSeconds: 0.02,
+    promptTokens: 3, prefillTokens: 3, reusedTokens: 0, generatedTokens: generated, prefillSeconds: 0.01, decodeSeconds: 0.02,
     prefillTokensPerSecond: 300, decodeTokensPerSecond: 100, peakRssBytes: 123 * 1024 * 1024,
     modelBytes: 4567, threads: 1, isa: "fake", stopReason,
   };

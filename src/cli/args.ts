@@ -19,7 +19,8 @@ export class UsageError extends ActiveflowError {
   }
 }
 
-type Kind = "flag" | "string" | "int" | "number";
+// "strings": a string option that may be given several times (collected in order).
+type Kind = "flag" | "string" | "strings" | "int" | "number";
 
 interface OptionSpec {
   long: string; // without the dashes
@@ -62,6 +63,8 @@ function checkBudget(raw: string): string | undefined {
 
 export const OPTIONS = {
   prompt: { long: "prompt", short: "p", kind: "string", value: "text", help: "Prompt text." },
+  file: { long: "file", short: "f", kind: "string", value: "file", check: (raw) => (raw === "" ? "a file name, or - for standard input" : undefined), help: "Read the prompt from this file (- reads standard input; a bare - after <model> does the same)." },
+  stop: { long: "stop", kind: "strings", value: "text", check: (raw) => (raw === "" ? "a non-empty string" : undefined), help: "End the reply where this text appears; it is not printed, and it may span tokens. Repeat for several. Defaults to none (the model's end-of-turn token still stops)." },
   maxTokens: { long: "max-tokens", short: "n", kind: "int", value: "n", min: 1, max: 1_000_000, help: "Tokens to generate at most. Defaults to 128." },
   system: { long: "system", kind: "string", value: "text", help: "System message put before the conversation. Defaults to none (the template's own default)." },
   threads: { long: "threads", short: "t", kind: "int", value: "n", min: 1, max: 256, help: "Compute threads. Defaults to the count measured fastest on this machine (once, cached in the machine profile)." },
@@ -90,7 +93,7 @@ export const OPTIONS = {
   text: { long: "text", kind: "string", value: "file", help: "Text file to read." },
   reference: { long: "reference", kind: "string", value: "model", help: "Score against this model run dense (e.g. the source .gguf of a flash-layout file) instead of <model> itself at sparsity 0; it must share <model>'s vocabulary. Defaults to <model>." },
   tokens: { long: "tokens", kind: "int", value: "n", min: 16, max: 10_000_000, help: "Calibration tokens: with --text, the first n tokens of the file (defaults to 4096); without, the 16 built-in prompts are each continued by n/16 tokens (defaults to 1024)." },
-  method: { long: "method", kind: "string", value: "name", choices: ["uniform", "matched", "greedy"], help: "How each level's sparsity is spread over layers and sites: uniform, matched or greedy (see `activeflow calibrate --help`). Defaults to greedy for models up to 1 GiB (it probes every layer and site: minutes on SmolLM2, hours on a 7B), matched above." },
+  method: { long: "method", kind: "string", value: "name", choices: ["uniform", "matched", "greedy"], help: "How each level's sparsity is spread over layers and sites: uniform, matched or greedy (see `activeflow calibrate --help`). Defaults to matched; greedy probes every layer and site first (about ten times longer) for somewhat better quality (bench/results/calibrate-default-*.json)." },
   window: { long: "window", kind: "int", value: "n", min: 2, max: 1_048_576, help: "Tokens per teacher-forced window; each window starts a fresh context. Defaults to 512." },
   shape: { long: "shape", kind: "string", value: "name", choices: Object.keys(SHAPES), help: `Model shape: ${Object.keys(SHAPES).join(", ")}.` },
   type: { long: "type", kind: "string", value: "type", choices: WEIGHT_TYPES, help: "Type of the linear weights, token_embd and output (norms stay f32). Defaults to q4_0." },
@@ -113,13 +116,15 @@ export type OptionValues = {
     ? boolean
     : (typeof OPTIONS)[K]["kind"] extends "string"
       ? string
-      : number;
+      : (typeof OPTIONS)[K]["kind"] extends "strings"
+        ? string[]
+        : number;
 } & {
   // `--sparsity auto` (run and chat): the tuner chooses.
   autoSparsity?: boolean;
 };
 
-export type CommandName = "run" | "chat" | "fetch" | "convert" | "calibrate" | "reorder" | "eval" | "distill" | "synth" | "verify";
+export type CommandName = "run" | "chat" | "fetch" | "convert" | "calibrate" | "reorder" | "eval" | "distill" | "synth" | "verify" | "tokenize" | "inspect";
 
 interface CommandSpec {
   usage: string;
@@ -142,11 +147,11 @@ const FLASH_NOTE = [
 
 export const COMMANDS: Record<CommandName, CommandSpec> = {
   run: {
-    usage: "activeflow run <model> -p <prompt> [options]",
+    usage: "activeflow run <model> (-p <prompt> | -f <file> | -) [options]",
     summary: "Complete a prompt (raw text, no chat template) and stream the result.",
     positionals: ["model"],
-    details: [MODEL_NOTE, ...FLASH_NOTE],
-    options: ["prompt", "maxTokens", "threads", "ctx", ...FLASH, "dramSchedule", "watchMemory", ...SAMPLING, "json", "verbose", "help"],
+    details: [MODEL_NOTE, "The prompt is -p text, a file (-f), or standard input (- or -f -).", ...FLASH_NOTE],
+    options: ["prompt", "file", "stop", "maxTokens", "threads", "ctx", ...FLASH, "dramSchedule", "watchMemory", ...SAMPLING, "json", "verbose", "help"],
     optionHelp: {
       json: "Print one JSON object (tokens, text, speeds, memory; flash I/O and budget with --dram; the schedule and per-phase speed and memory with --dram-schedule) as the last line of stdout instead of the streamed text.",
     },
@@ -156,14 +161,19 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
     summary: "Chat with the model using its chat template.",
     details: [
       MODEL_NOTE,
-      "Without -p: an interactive session; each reply streams as it is generated. Type /exit",
-      "(or end input with Ctrl-D) to quit, /reset to forget the conversation. Ctrl-C stops a reply.",
+      "Without -p: an interactive session; each reply streams as it is generated. Lines pasted",
+      "together are one message; a line ending in a backslash continues on the next. Commands,",
+      "never sent to the model: /help, /reset (forget the conversation), /stats (the last reply's",
+      "and the session's numbers), /budget <size> (change the DRAM budget, with --dram), /exit.",
+      "Ctrl-C stops a reply; Ctrl-D or /exit quits. When the conversation outgrows the context,",
+      "the oldest turns are dropped (the system message stays) and the rest is prefilled again;",
+      "each turn otherwise prefills only its new tokens (the KV cache keeps the earlier turns).",
       "With -p: one turn, then exit.",
       "With --dram the model runs from the flash layout under that DRAM budget; the context length",
       "then defaults to the first message's tokens plus -n rounded up to 64 (with -p), or 512.",
     ],
     positionals: ["model"],
-    options: ["prompt", "system", "maxTokens", "threads", "ctx", ...FLASH, "watchMemory", ...SAMPLING, "json", "verbose", "help"],
+    options: ["prompt", "system", "stop", "maxTokens", "threads", "ctx", ...FLASH, "watchMemory", ...SAMPLING, "json", "verbose", "help"],
     optionHelp: {
       prompt: "Send this one message, print the reply and exit (no interactive session).",
       maxTokens: "Tokens per reply at most. Defaults to 128.",
@@ -205,8 +215,10 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
       "The evaluation text (wiki.test.raw) is refused: calibration must not see it.",
       "Methods: uniform (every site drops the level's fraction of its dense inputs), matched",
       "(the same, measured with the sites upstream sparse too), greedy (per layer and site",
-      "fractions that least hurt the output at the same share of weight bytes skipped; the",
-      "default; it probes every layer and site once, ~4 model passes per layer).",
+      "fractions that least hurt the output at the same share of weight bytes skipped; it probes",
+      "every layer and site once, ~4 model passes per layer). The default is matched.",
+      "The progress line shows the whole run's percentage and time left. Finished steps are saved in",
+      "<model>.calibrate-checkpoint.json: after Ctrl-C or a crash the same command resumes from them.",
     ],
     positionals: ["model"],
     options: ["text", "tokens", "method", "threads", "json", "verbose", "help"],
@@ -284,6 +296,30 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
     positionals: ["out.gguf"],
     options: ["shape", "type", "mix", "seed", "verbose", "help"],
     optionHelp: { seed: "Random seed; the same seed writes the same bytes. Defaults to 1." },
+  },
+  tokenize: {
+    usage: "activeflow tokenize <model> <text>",
+    summary: "Show the token ids and pieces the model's tokenizer makes of a text.",
+    details: [
+      MODEL_NOTE,
+      "Encodes as run does (with BOS when the model asks for it); <text> - reads standard input.",
+      "Prints one token per line: id, then the piece as a JSON string.",
+    ],
+    positionals: ["model", "text"],
+    options: ["json", "verbose", "help"],
+    optionHelp: { json: "Print one JSON line (model, tokens count, ids, pieces) instead." },
+  },
+  inspect: {
+    usage: "activeflow inspect <model>",
+    summary: "Show a model file's metadata and tensors; for a flash-layout file also its layout and calibration.",
+    details: [
+      MODEL_NOTE,
+      "Lists the metadata (long arrays summarised), every tensor with its type and shape, and for a",
+      "converted file the group size, column format and extents, and the calibration levels.",
+    ],
+    positionals: ["model"],
+    options: ["json", "verbose", "help"],
+    optionHelp: { json: "Print the same as one JSON line (arrays summarised by type and length)." },
   },
   verify: {
     usage: "activeflow verify <converted file>",
@@ -375,7 +411,19 @@ export function parseArgs(argv: readonly string[]): Parsed {
       values.autoSparsity = true;
       continue;
     }
+    if (o.kind === "strings") {
+      const list = (values[key] ?? []) as unknown as string[];
+      list.push(checkString(name, raw, o, command));
+      (values as Record<string, unknown>)[key] = list;
+      continue;
+    }
     values[key] = o.kind === "string" ? checkString(name, raw, o, command) : parseNumber(name, raw, o, command);
+  }
+  // `run <model> -`: the prompt comes from standard input.
+  if (command === "run" && positionals.length === 2 && positionals[1] === "-") {
+    if (values.file !== undefined) throw new UsageError(`give the prompt once: -f ${values.file} and - both given`, command);
+    positionals.pop();
+    values.file = "-";
   }
 
   if (values.help === true) return { kind: "help", command };
@@ -385,8 +433,11 @@ export function parseArgs(argv: readonly string[]): Parsed {
   if (positionals.length < spec.positionals.length) {
     throw new UsageError(`missing <${spec.positionals[positionals.length]}>: usage: ${spec.usage}`, command);
   }
-  if (command === "run" && values.prompt === undefined) {
-    throw new UsageError("run needs a prompt: -p <text>", command);
+  if (command === "run" && values.prompt === undefined && values.file === undefined) {
+    throw new UsageError("run needs a prompt: -p <text>, -f <file>, or - for standard input", command);
+  }
+  if (command === "run" && values.prompt !== undefined && values.file !== undefined) {
+    throw new UsageError(`give the prompt once: -p and -f ${values.file} both given`, command);
   }
   if (command === "run" && typeof values.dramSchedule === "string" && values.dram === undefined && parseDramSchedule(values.dramSchedule)[0]?.token !== 0) {
     throw new UsageError(`--dram-schedule "${values.dramSchedule}" needs --dram or an entry at token 0 (the load budget)`, command);
@@ -476,6 +527,9 @@ export function helpText(command?: CommandName): string {
       "  activeflow chat smollm2",
       "  activeflow calibrate smollm2",
       '  activeflow run smollm2 --dram 35% --sparsity 0.5 -p "The capital of France is" --greedy',
+      '  activeflow run smollm2 -f prompt.txt --stop "User:"',
+      '  activeflow tokenize smollm2 "Hello world"',
+      "  activeflow inspect smollm2",
     ];
     return lines.join("\n") + "\n";
   }

@@ -16,6 +16,8 @@ import { loadRealEngine } from "./commands/model.js";
 import { reorderCommand } from "./commands/reorder.js";
 import { runCommand } from "./commands/run.js";
 import { synthCommand } from "./commands/synth.js";
+import { inspectCommand } from "./commands/inspect.js";
+import { tokenizeCommand } from "./commands/tokenize.js";
 import { verifyCommand } from "./commands/verify.js";
 
 export async function main(argv: readonly string[], ctx: CliContext = processContext()): Promise<number> {
@@ -52,6 +54,10 @@ export async function main(argv: readonly string[], ctx: CliContext = processCon
         return await synthCommand(ctx, model, parsed.values);
       case "verify":
         return await verifyCommand(ctx, model);
+      case "tokenize":
+        return await tokenizeCommand(ctx, model, parsed.positionals[1]!, parsed.values);
+      case "inspect":
+        return await inspectCommand(ctx, model, parsed.values);
     }
   } catch (e) {
     return reportError(ctx, e, verbose);

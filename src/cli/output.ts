@@ -19,13 +19,16 @@ export function statsLine(r: GenerationResult): string {
   const s = r.stats;
   const parts = [
     `${s.promptTokens} prompt + ${s.generatedTokens} generated tokens`,
-    `prefill ${fixed(s.prefillTokensPerSecond, 1)} tok/s`,
+    s.reusedTokens > 0
+      ? `prefill ${s.prefillTokens} new tokens (${s.reusedTokens} reused from the cache) at ${fixed(s.prefillTokensPerSecond, 1)} tok/s`
+      : `prefill ${fixed(s.prefillTokensPerSecond, 1)} tok/s`,
     `decode ${fixed(s.decodeTokensPerSecond, 1)} tok/s`,
     `peak RSS ${fixed(s.peakRssBytes / MB, 1)} MB`,
     `${s.isa}, ${s.threads} thread${s.threads === 1 ? "" : "s"}`,
     `stop: ${s.stopReason}`,
   ];
   if (r.seed !== undefined) parts.push(`seed ${r.seed}`);
+  if (s.contextShift) parts.push(`context full: dropped the ${s.contextShift.droppedMessages} oldest messages (${s.contextShift.droppedTokens} tokens)`);
   const line = `stats: ${parts.join(" | ")}`;
   return s.flash ? `${line}\n${flashLine(s.flash)}` : line;
 }
@@ -112,6 +115,8 @@ export function jsonRecord(r: GenerationResult): Record<string, unknown> {
     text: r.text,
     tokens: r.tokens,
     prompt_tokens: s.promptTokens,
+    prefill_tokens: s.prefillTokens,
+    reused_tokens: s.reusedTokens,
     generated_tokens: s.generatedTokens,
     prefill_s: s.prefillSeconds,
     decode_s: s.decodeSeconds,
@@ -123,6 +128,7 @@ export function jsonRecord(r: GenerationResult): Record<string, unknown> {
     threads: s.threads,
     stop_reason: s.stopReason,
     seed: r.seed ?? null,
+    ...(s.contextShift ? { context_shift: { dropped_messages: s.contextShift.droppedMessages, dropped_tokens: s.contextShift.droppedTokens } } : {}),
     ...(s.flash ? flashRecord(s.flash) : {}),
   };
 }

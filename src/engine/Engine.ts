@@ -8,6 +8,8 @@ import { createTokenizer } from "../tokenizer/index.js";
 import type { ChatMessage, Tokenizer } from "../tokenizer/types.js";
 import { Sampler } from "./sampler.js";
 import { TokenTextStream } from "./textStream.js";
+import { StopMatcher } from "./stopStrings.js";
+import { fitConversation } from "./contextShift.js";
 import { CACHE_POLICIES, CACHE_POLICY_DEFAULT, SWAP_THREADS_DEFAULT, type FlashRunStats, type GeneratedToken, type GenerateOptions, type GenerationStats, type LoadOptions, type PlannerStats, type PreloadRunStats, type TuningStats } from "./types.js";
 import { defaultThreads } from "./threads.js";
 import { SITES } from "../backend/Backend.js";
@@ -319,8 +321,9 @@ export class Engine {
     return this.live().siteCounts(reset);
   }
 
-  // Evaluates `ids` after the longest cached prefix they share; returns the last logits.
-  private async prefill(ids: readonly number[], signal?: AbortSignal): Promise<Float32Array> {
+  // Evaluates `ids` after the longest cached prefix they share; returns the last logits and
+  // how many tokens were reused from the cache.
+  private async prefill(ids: readonly number[], signal?: AbortSignal): Promise<{ logits: Float32Array; reused: number }> {
     const model = this.live();
     if (ids.length === 0) throw new ActiveflowError("BAD_ARGUMENT", "prompt is empty: nothing to evaluate");
     if (ids.length > this.contextLength) {
@@ -335,7 +338,7 @@ export class Engine {
     const rest = Int32Array.from(ids.slice(keep));
     await this.run(() => model.eval(rest, keep, this.logits, false), signal);
     this.cached.push(...rest);
-    return this.logits;
+    return { logits: this.logits, reused: keep };
   }
 
   private async run(fn: () => Promise<void>, signal?: AbortSignal): Promise<void> {
@@ -394,15 +397,30 @@ export class Engine {
     return yield* this.generateIds(ids, options);
   }
 
-  // Renders the chat template, then generates the assistant's reply.
+  // Renders the chat template, then generates the assistant's reply. A conversation that
+  // does not fit the context loses its oldest turns (options.contextShift); the stats say how
+  // many messages went, so a caller keeping the history can drop them too.
   async *chat(messages: readonly ChatMessage[], options: GenerateOptions = {}): AsyncGenerator<GeneratedToken, GenerationStats, void> {
-    const text = this.tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true });
     // Templates write BOS themselves when the model wants it; control tokens are real here.
-    const ids = this.tokenizer.encode(text, { addSpecial: false, parseSpecial: true });
-    return yield* this.generateIds(ids, options);
+    const render = (m: readonly ChatMessage[]) =>
+      this.tokenizer.encode(this.tokenizer.applyChatTemplate(m, { addGenerationPrompt: true }), { addSpecial: false, parseSpecial: true });
+    let ids: number[];
+    let shift: GenerationStats["contextShift"];
+    if (options.contextShift === false) {
+      ids = render(messages);
+    } else {
+      const reserve = Math.max(1, Math.min(options.maxTokens ?? 128, Math.floor(this.contextLength / 2)));
+      const fit = fitConversation(messages, render, this.contextLength, reserve);
+      ids = fit.ids;
+      if (fit.droppedMessages > 0) shift = { droppedMessages: fit.droppedMessages, droppedTokens: fit.droppedTokens };
+    }
+    const stats = yield* this.generateIds(ids, options);
+    if (shift) stats.contextShift = shift;
+    return stats;
   }
 
   private async *generateIds(ids: number[], options: GenerateOptions): AsyncGenerator<GeneratedToken, GenerationStats, void> {
+    const stop = new StopMatcher(options.stop ?? []);
     this.enter();
     const maxTokens = options.maxTokens ?? 128;
     if (!Number.isInteger(maxTokens) || maxTokens < 0) {
@@ -418,6 +436,8 @@ export class Engine {
     this.tokenIndex = 0;
     const stats: GenerationStats = {
       promptTokens: ids.length,
+      prefillTokens: 0,
+      reusedTokens: 0,
       generatedTokens: 0,
       prefillSeconds: 0,
       decodeSeconds: 0,
@@ -433,7 +453,10 @@ export class Engine {
       const t0 = performance.now();
       let logits: Float32Array;
       try {
-        logits = await this.prefill(ids, options.signal);
+        const p = await this.prefill(ids, options.signal);
+        logits = p.logits;
+        stats.reusedTokens = p.reused;
+        stats.prefillTokens = ids.length - p.reused;
       } catch (e) {
         if (isActiveflowError(e) && e.code === "ABORTED") {
           stats.stopReason = "aborted";
@@ -443,7 +466,7 @@ export class Engine {
       }
       const t1 = performance.now();
       stats.prefillSeconds = (t1 - t0) / 1000;
-      stats.prefillTokensPerSecond = stats.prefillSeconds > 0 ? ids.length / stats.prefillSeconds : 0;
+      stats.prefillTokensPerSecond = stats.prefillSeconds > 0 ? stats.prefillTokens / stats.prefillSeconds : 0;
       const model = this.live();
       const one = new Int32Array(1);
       let decodeStart = t1;
@@ -456,7 +479,15 @@ export class Engine {
         history.push(id);
         stats.generatedTokens++;
         this.tokenIndex = stats.generatedTokens; // a change made while this token is out applies to the next
-        yield { id, text: text.push(id) };
+        const piece = stop.push(text.push(id));
+        if (piece.stopped) {
+          stats.stopReason = "stop";
+          yield { id, text: piece.emit };
+          break;
+        }
+        // The last token of a length or context stop carries any text held for a stop string.
+        const full = i + 1 === maxTokens || this.cached.length >= this.contextLength;
+        yield { id, text: full ? piece.emit + stop.flush() : piece.emit };
         if (i === 0) decodeStart = performance.now(); // decode speed excludes the first sample's wait on the consumer
         if (i + 1 === maxTokens) break;
         if (this.cached.length >= this.contextLength) {
@@ -479,6 +510,8 @@ export class Engine {
         logits = this.logits;
       }
       const t2 = performance.now();
+      const held = stop.flush(); // an end of sequence or an abort while text was held back
+      if (held !== "") yield { id: -1, text: held };
       const decoded = Math.max(0, stats.generatedTokens - 1);
       stats.decodeSeconds = (t2 - decodeStart) / 1000;
       stats.decodeTokensPerSecond = stats.decodeSeconds > 0 && decoded > 0 ? decoded / stats.decodeSeconds : 0;

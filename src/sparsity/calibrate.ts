@@ -3,7 +3,9 @@
 // Never calibrate on the evaluation text (wiki.test.raw).
 import type { SiteHistograms } from "../backend/Backend.js";
 import type { Engine } from "../engine/Engine.js";
-import { allocateGreedy, probeSensitivity, siteWeightBytes } from "./allocate.js";
+import { allocateGreedy, probeSensitivity, PROBE_TOKENS, siteWeightBytes } from "./allocate.js";
+import { CalibrationProgress, type OverallProgress, type StagePlan } from "./calibrationProgress.js";
+import { checkpointKey, histogramsFromJson, histogramsToJson, readCheckpoint, removeCheckpoint, writeCheckpoint, type CheckpointState } from "./checkpoint.js";
 import { SPARSITY_LEVELS, thresholdsAt, thresholdsFromHistograms, type ThresholdTable } from "./thresholds.js";
 
 // Diverse openings; the dense model continues each, and those continuations are the
@@ -36,9 +38,10 @@ export const CALIBRATION_PROMPTS: readonly string[] = [
 //    at the same byte-weighted mean (allocate.ts), then matched.
 export type CalibrationMethod = "uniform" | "matched" | "greedy";
 export const CALIBRATION_METHODS: readonly CalibrationMethod[] = ["uniform", "matched", "greedy"];
-// The CLI's default: best on the calibration text and on wiki.test.raw at every level measured
-// (bench/results/quality-alloc-*.json). calibrate() itself defaults to uniform (fast, for benches).
-export const DEFAULT_METHOD: CalibrationMethod = "greedy";
+// The CLI's default: matched takes about a tenth of greedy's time (which probes every layer
+// and site) for most of its quality at sparsity 0.5 (bench/results/calibrate-default-*.json);
+// greedy stays an option. calibrate() itself defaults to uniform (fast, for benches).
+export const DEFAULT_METHOD: CalibrationMethod = "matched";
 
 export interface CalibrateOptions {
   // User text to calibrate on instead of self-generated text.
@@ -51,8 +54,14 @@ export interface CalibrateOptions {
   method?: CalibrationMethod;
   seed?: number;
   signal?: AbortSignal;
-  // fraction done, and what is being done
-  onProgress?: (fraction: number, stage?: string) => void;
+  // Resume: a file calibrate() saves its finished steps to and, with the same model and
+  // settings, starts from; removed when the table is complete. Defaults to none.
+  checkpoint?: string;
+  // Told which steps a checkpoint let calibrate() skip.
+  onResume?: (what: string) => void;
+  // fraction of the stage done, what is being done, and (from calibrate()) the whole run's
+  // fraction and time left
+  onProgress?: (fraction: number, stage?: string, overall?: OverallProgress) => void;
 }
 
 export interface CalibrationText {
@@ -142,25 +151,89 @@ export async function matchedThresholds(
   return t;
 }
 
+// The stages calibrate() will run and the tokens each evaluates, for the overall progress.
+// The text's length is estimated before it is generated (prompts plus their continuations).
+export function calibrationPlan(engine: Engine, options: CalibrateOptions, levels: readonly number[], method: CalibrationMethod, textTokens?: number): StagePlan[] {
+  const per = options.tokensPerPrompt ?? 64;
+  const generated = options.text === undefined ? CALIBRATION_PROMPTS.length * per : 0;
+  const tokens = textTokens ?? (options.text !== undefined
+    ? Math.min(options.maxTokens ?? 4096, engine.tokenizer.encode(options.text).length)
+    : generated + CALIBRATION_PROMPTS.reduce((n, p) => n + engine.tokenizer.encode(p, { addSpecial: true }).length, 0));
+  const plan: StagePlan[] = [];
+  if (generated > 0) plan.push({ name: "generating text", kind: "decode", tokens: generated });
+  plan.push({ name: "dense statistics", kind: "pass", tokens });
+  if (method === "greedy") plan.push({ name: "probing sensitivity", kind: "probe", tokens: (engine.config.nLayer * 4 + 1) * Math.min(tokens, PROBE_TOKENS) });
+  if (method !== "uniform") for (const l of levels) if (l !== 0) plan.push({ name: `matching level ${l}`, kind: "pass", tokens: 2 * tokens });
+  return plan;
+}
+
 export async function calibrate(engine: Engine, options: CalibrateOptions = {}): Promise<ThresholdTable> {
   const levels = options.levels ?? SPARSITY_LEVELS;
   const method = options.method ?? "uniform";
-  const report = options.onProgress ?? (() => {});
+  const progress = new CalibrationProgress(calibrationPlan(engine, options, levels, method));
+  const report = (f: number, stage: string) => options.onProgress?.(f, stage, progress.update(stage, f));
   const sig = options.signal ? { signal: options.signal } : {};
-  const text = await calibrationText(engine, { ...options, onProgress: (f, s) => report(f, s) });
-  const dense = await captureHistograms(engine, text.windows, null, { ...sig, onProgress: (f) => report(f, "dense statistics") });
+  const path = options.checkpoint;
+  const key = checkpointKey({
+    model: engine.path, bytes: engine.modelBytes, method, levels, text: options.text !== undefined ? checkpointKey({ t: options.text }) : null,
+    maxTokens: options.maxTokens ?? null, per: options.tokensPerPrompt ?? null, seed: options.seed ?? null, ctx: engine.contextLength,
+  });
+  const state: CheckpointState = (path !== undefined ? await readCheckpoint(path, key) : undefined) ?? { key };
+  const save = async () => {
+    if (path !== undefined) await writeCheckpoint(path, state);
+  };
+  if (state.text) {
+    const done = [
+      "the text", state.dense ? "the dense statistics" : "", state.probe ? `${state.probe.done} probes` : "",
+      state.matched ? `${Object.keys(state.matched).length} matched levels` : "",
+    ].filter((s) => s !== "");
+    options.onResume?.(done.join(", "));
+  }
+  const text = state.text ?? (await calibrationText(engine, { ...options, onProgress: (f, s) => report(f, s ?? "") }));
+  if (!state.text) {
+    state.text = text;
+    await save();
+  }
+  let dense: SiteHistograms;
+  if (state.dense) {
+    dense = histogramsFromJson(state.dense);
+  } else {
+    dense = await captureHistograms(engine, text.windows, null, { ...sig, onProgress: (f) => report(f, "dense statistics") });
+    state.dense = histogramsToJson(dense);
+    await save();
+  }
   const table = thresholdsFromHistograms(dense, engine.config.nLayer, levels, text.tokens, text.source);
-  if (method === "uniform") return table;
+  if (method === "uniform") {
+    if (path !== undefined) await removeCheckpoint(path);
+    return table;
+  }
   let targets = table.siteSparsity!;
   if (method === "greedy") {
     const bytes = await siteWeightBytes(engine);
-    const probe = await probeSensitivity(engine, text.windows, dense, { ...sig, onProgress: (f) => report(f, "probing sensitivity") });
+    const probe = await probeSensitivity(engine, text.windows, dense, {
+      ...sig,
+      onProgress: (f) => report(f, "probing sensitivity"),
+      ...(state.probe ? { start: state.probe } : {}),
+      onSite: async (kl, done, tokens) => {
+        state.probe = { kl: Array.from(kl.subarray(0, done)), done, tokens };
+        await save();
+      },
+    });
     targets = allocateGreedy(dense, probe, bytes, levels);
   }
   const thresholds: Float32Array[] = [];
   for (const [i, target] of targets.entries()) {
     const stage = `matching level ${levels[i]}`;
-    thresholds.push(levels[i] === 0 ? table.thresholds[i]! : await matchedThresholds(engine, text.windows, dense, target, { ...sig, onProgress: (f) => report(f, stage) }));
+    const saved = state.matched?.[String(i)];
+    if (levels[i] === 0) thresholds.push(table.thresholds[i]!);
+    else if (saved) thresholds.push(Float32Array.from(saved));
+    else {
+      const t = await matchedThresholds(engine, text.windows, dense, target, { ...sig, onProgress: (f) => report(f, stage) });
+      thresholds.push(t);
+      state.matched = { ...state.matched, [String(i)]: Array.from(t) };
+      await save();
+    }
   }
+  if (path !== undefined) await removeCheckpoint(path);
   return { ...table, thresholds, siteSparsity: targets, method };
 }

@@ -1,7 +1,7 @@
 // `activeflow calibrate <model>`: thresholds for every sparsity level. A converted (flash)
 // file gets them in its own header (activeflow.thresholds.* keys); a plain GGUF, which we do
 // not rewrite, gets <model>.calibration.json beside it, and its cached conversions get the keys.
-import { readdir, readFile, stat } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { ActiveflowError } from "../../errors.js";
 import type { OptionValues } from "../args.js";
@@ -10,6 +10,7 @@ import type { CalibrationMethod } from "../../sparsity/calibrate.js";
 import type { CliContext } from "./context.js";
 import { resolveModelPath } from "./model.js";
 import { formatTable } from "./table.js";
+import { formatEta } from "../../sparsity/calibrationProgress.js";
 
 // The evaluation text (DESIGN.md, "Measuring"): calibrating on it would make eval meaningless.
 export const EVALUATION_TEXT_NAME = "wiki.test.raw";
@@ -24,7 +25,6 @@ export function refuseEvaluationText(path: string): void {
 }
 
 const BUILTIN_PROMPTS = 16;
-const GREEDY_MAX_BYTES = 1 << 30;
 
 export async function calibrateCommand(ctx: CliContext, model: string, values: OptionValues): Promise<number> {
   if (values.text !== undefined) refuseEvaluationText(values.text);
@@ -33,26 +33,39 @@ export async function calibrateCommand(ctx: CliContext, model: string, values: O
   const { Engine } = await import("../../engine/Engine.js");
   const { calibrate, CALIBRATION_PROMPTS, DEFAULT_METHOD } = await import("../../sparsity/calibrate.js");
   const { storeCalibration } = await import("../../sparsity/store.js");
-  // Greedy probes every (layer, site) with a pass over the calibration text: minutes on
-  // SmolLM2, hours on a 7B. Above GREEDY_MAX_BYTES of weights the default is matched.
-  const { size } = await stat(path);
-  const method = (values.method ?? (DEFAULT_METHOD === "greedy" && size > GREEDY_MAX_BYTES ? "matched" : DEFAULT_METHOD)) as CalibrationMethod;
+  const method = (values.method ?? DEFAULT_METHOD) as CalibrationMethod;
   const engine = await Engine.load(path, values.threads !== undefined ? { threads: values.threads } : {});
   const line = new ProgressLine(ctx.stderr);
   const controller = new AbortController();
   const off = ctx.onInterrupt(() => controller.abort());
   let table;
+  let lastStage: string | undefined;
+  // Finished steps are saved here, so an interrupted run resumes (removed once complete).
+  const checkpoint = `${path}.calibrate-checkpoint.json`;
   try {
     const perPrompt = Math.ceil((values.tokens ?? BUILTIN_PROMPTS * 64) / CALIBRATION_PROMPTS.length);
     table = await calibrate(engine, {
+      checkpoint,
+      onResume: (what) => ctx.stderr.write(`resuming the interrupted calibration saved in ${checkpoint} (done: ${what})\n`),
       ...(text !== undefined ? { text, maxTokens: values.tokens ?? 4096 } : { tokensPerPrompt: perPrompt }),
       method,
       signal: controller.signal,
-      onProgress: (f, stage) => line.update(`calibrating ${basename(path)} (${method})${stage ? `: ${stage}` : ""}`, f),
+      onProgress: (f, stage, overall) => {
+        // Overall percentage and time left; a log (no terminal) gets one line per stage with the estimate then.
+        const eta = overall?.etaSeconds !== undefined ? `${formatEta(overall.etaSeconds)} left` : undefined;
+        const label = `calibrating ${basename(path)} (${method})${stage ? `: ${stage}` : ""}`;
+        if (ctx.stderr.isTTY === true) line.update(label, overall?.fraction ?? f, eta);
+        else if (stage !== lastStage) line.update(eta !== undefined ? `${label} (${((overall?.fraction ?? 0) * 100).toFixed(0)}% done, about ${eta})` : label);
+        lastStage = stage;
+      },
     });
     line.done();
   } catch (e) {
     line.done();
+    if (controller.signal.aborted) {
+      ctx.stderr.write(`calibration interrupted; what was done is saved in ${checkpoint}, and the same command resumes from it\n`);
+      return 130;
+    }
     throw e;
   } finally {
     off();

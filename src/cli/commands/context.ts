@@ -9,6 +9,8 @@ export interface EngineLike {
   generate(prompt: string, options?: GenerateOptions): AsyncGenerator<GeneratedToken, GenerationStats, void>;
   chat(messages: ChatMessage[], options?: GenerateOptions): AsyncGenerator<GeneratedToken, GenerationStats, void>;
   dispose(): Promise<void>;
+  // Context length in tokens (chat's /stats).
+  readonly contextLength?: number;
   // Flash mode only (--dram): run-time budget changes and counters (--dram-schedule).
   setDramBudget?(budget: string | number, reason?: string): number;
   flashStats?(): FlashRunStats | undefined;

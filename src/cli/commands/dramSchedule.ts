@@ -37,6 +37,12 @@ export class ScheduledRun {
     for (let i = 0; ; i++) {
       const r = await gen.next();
       if (r.done === true) return r.value;
+      if (r.value.id < 0) {
+        // Text held back for a stop string, flushed at the end: not a token.
+        yield r.value;
+        i--;
+        continue;
+      }
       const resident = this.engine.flashStats!()?.weightResidentBytes ?? 0;
       if (i === 0) this.recorder.first(resident);
       else this.recorder.token(resident);

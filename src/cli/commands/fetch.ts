@@ -34,8 +34,11 @@ export async function fetchSmolLM2WithProgress(ctx: CliContext): Promise<string>
     }
   };
   try {
-    const path = await ensureSmolLM2({ onProgress, env: ctx.env });
+    let calibration: string | undefined;
+    const path = await ensureSmolLM2({ onProgress, env: ctx.env, onCalibrationInstalled: (p) => (calibration = p) });
     line.done(fetched ? `fetched ${name} (sha256 verified)` : undefined);
+    if (calibration !== undefined) ctx.stderr.write(`installed the shipped calibration table ${calibration} (--sparsity works without calibrate)
+`);
     return path;
   } catch (e) {
     line.done();

@@ -22,6 +22,7 @@ export function generateOptions(values: OptionValues, seedOffset = 0): SamplingC
   if (values.minP !== undefined) o.minP = values.minP;
   if (values.repeatPenalty !== undefined) o.repeatPenalty = values.repeatPenalty;
   if (values.repeatLastN !== undefined) o.repeatLastN = values.repeatLastN;
+  if (values.stop !== undefined) o.stop = values.stop;
   const greedy = values.greedy === true || values.temperature === 0;
   if (greedy) {
     o.greedy = true;
@@ -49,7 +50,7 @@ export async function streamGeneration(
     for (;;) {
       const r = await gen.next();
       if (r.done === true) return { tokens, text, stats: r.value, seed: choice.seed };
-      tokens.push(r.value.id);
+      if (r.value.id >= 0) tokens.push(r.value.id); // -1: text held back for a stop string, no token
       text += r.value.text;
       if (!json && r.value.text !== "") ctx.stdout.write(r.value.text);
     }

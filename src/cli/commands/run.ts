@@ -4,10 +4,11 @@ import type { CliContext } from "./context.js";
 import { exitCodeFor, generateOptions, reportGeneration, streamGeneration } from "./generate.js";
 import { engineLoadOptions, resolveModelPath } from "./model.js";
 import { ScheduledRun, scheduleLoadOptions, scheduleValues } from "./dramSchedule.js";
+import { readTextArg } from "./input.js";
 
 export async function runCommand(ctx: CliContext, model: string, given: OptionValues): Promise<number> {
-  const prompt = given.prompt ?? "";
   const path = await resolveModelPath(model, ctx);
+  const prompt = given.file !== undefined ? await readTextArg(ctx, given.file, "prompt") : given.prompt ?? "";
   const { values, schedule } = scheduleValues(given);
   const load = await engineLoadOptions(ctx, path, values, { prompt });
   if (schedule) scheduleLoadOptions(load.options, schedule);

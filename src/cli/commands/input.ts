@@ -1,0 +1,28 @@
+// Reading a prompt or text from a file or standard input ("-") for run and tokenize.
+import { readFile } from "node:fs/promises";
+import { ActiveflowError } from "../../errors.js";
+import type { CliContext } from "./context.js";
+
+export async function readStdin(ctx: CliContext): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of ctx.stdin) chunks.push(typeof c === "string" ? Buffer.from(c) : (c as Buffer));
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+// The text of `file`, or of standard input for "-". `what` names it in errors ("prompt").
+export async function readTextArg(ctx: CliContext, file: string, what: string): Promise<string> {
+  let text: string;
+  if (file === "-") {
+    text = await readStdin(ctx);
+  } else {
+    try {
+      text = await readFile(file, "utf8");
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      const why = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "it is a directory" : (e as Error).message;
+      throw new ActiveflowError("BAD_ARGUMENT", `cannot read the ${what} file "${file}": ${why}`);
+    }
+  }
+  if (text === "") throw new ActiveflowError("BAD_ARGUMENT", `the ${what} from ${file === "-" ? "standard input" : `"${file}"`} is empty`);
+  return text;
+}
