@@ -2,7 +2,8 @@
 // `npm run demo`: install (when needed), build, fetch SmolLM2-135M-Instruct, and answer one
 // question greedily, printing the reply and the stats line; then answer it again with the
 // weights on flash under a DRAM budget of 50 % of the model (converted once into the cache),
-// printing the flash stats. Each step says what it runs; a
+// printing the flash stats; last, the peak RSS of a short answer dense and under a budget side
+// by side. Each step says what it runs; a
 // failing step ends the demo with its name and a non-zero exit code.
 import { spawnSync } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
@@ -14,12 +15,12 @@ const npm = process.platform === "win32" ? "npm.cmd" : "npm";
 const bin = join(root, "bin", "activeflow.js");
 const QUESTION = "What is the capital of France, and what is it famous for?";
 
-function step(name, cmd, args, { capture = false } = {}) {
+function step(name, cmd, args, { capture = false, quiet = false } = {}) {
   const shown = [cmd === process.execPath ? "node" : cmd, ...args].map((a) => (/\s/.test(a) ? JSON.stringify(a) : a));
   console.error(`\n== ${name}: ${shown.join(" ")}`);
   const r = spawnSync(cmd, args, {
     cwd: root,
-    stdio: capture ? ["inherit", "pipe", "inherit"] : "inherit",
+    stdio: capture || quiet ? ["inherit", "pipe", "inherit"] : "inherit",
     encoding: "utf8",
     shell: process.platform === "win32",
   });
@@ -53,3 +54,17 @@ console.error(`\nQ: ${QUESTION}`);
 step("chat", process.execPath, [bin, "chat", model, "-p", QUESTION, "-n", "64", "--greedy"]);
 console.error(`\nQ (weights on flash, DRAM budget 50 % of the model): ${QUESTION}`);
 step("chat under a DRAM budget", process.execPath, [bin, "chat", model, "-p", QUESTION, "-n", "32", "--greedy", "--dram", "50%"]);
+
+// The saving a budget buys: the same short answer dense and at the demo's budget, peak RSS of each.
+const MEMORY_PROMPT = "The capital of France is";
+const rssOf = (extra) => {
+  const out = step(`measure peak RSS${extra.length ? " under a budget" : " dense"}`, process.execPath,
+    [bin, "run", model, "-p", MEMORY_PROMPT, "-n", "16", "--greedy", "--json", ...extra], { capture: false, quiet: true });
+  return JSON.parse(out.trim().split("\n").pop()).peak_rss_bytes;
+};
+const dense = rssOf([]);
+const budgeted = rssOf(["--dram", "35%", "--sparsity", "0.4"]);
+const fileBytes = statSync(model).size;
+const mib = (b) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+console.error(`\npeak RSS: dense ${mib(dense)}, --dram 35% --sparsity 0.4 ${mib(budgeted)}: ` +
+  `${mib(dense - budgeted)} less, ${(((dense - budgeted) / fileBytes) * 100).toFixed(0)} % of the ${mib(fileBytes)} model file`);
