@@ -119,6 +119,7 @@ function rng(seed: number): () => number {
 
 interface Trial {
   child: ChildProcess;
+  stderr: () => string;
   exited: Promise<number | null>;
   // When the child's first temporary file appeared (its conversion started), or undefined if
   // it exited first.
@@ -141,10 +142,7 @@ function startChild(args: string[], watchDir: string, env: NodeJS.ProcessEnv): T
       await sleep(2);
     }
   })();
-  void exited.then((code) => {
-    if (code !== 0 && code !== null) process.stderr.write(`child ${args.join(" ")} exited ${code}: ${err}\n`);
-  });
-  return { child, exited, started };
+  return { child, exited, started, stderr: () => err };
 }
 
 let killModel: Promise<string> | undefined;
@@ -172,11 +170,12 @@ test("Ctrl-C (SIGINT) or SIGTERM during a first conversion: the process removes 
     assert.ok((await trial.started) !== undefined, `${args[0]}: the conversion started`);
     trial.child.kill(signal);
     assert.equal(await trial.exited, code, `${args[0]} after ${signal}`);
+    assert.doesNotMatch(trial.stderr(), /converted /, "an aborted conversion is not announced as done");
     assert.deepEqual(readdirSync(watch), [], `${args[0]} after ${signal}: nothing left in ${watch}`);
   }
 });
 
-test("kill -9 at 20 random points of a first conversion (run --dram and convert): nothing left once the next one starts", async () => {
+test("kill -9 at 20 random points of a first conversion (run --dram and convert): nothing left once the next one starts", async (t) => {
   const model = await killTestModel();
   const env = { ...process.env, ACTIVEFLOW_CACHE: join(dir, "kill-cache") };
   const flashDir = join(dir, "kill-cache", "flash");
@@ -217,6 +216,7 @@ test("kill -9 at 20 random points of a first conversion (run --dram and convert)
       for (const n of readdirSync(flashDir)) if (n.endsWith(".af.gguf") || n.endsWith(".af.gguf.json")) await rm(join(flashDir, n));
     }
   }
+  t.diagnostic(`${killedMidway} of 20 kills left temporary files (conversion ${conversionMs.toFixed(0)} ms)`);
   assert.ok(killedMidway >= 10, `only ${killedMidway} of 20 kills landed inside the conversion (${conversionMs.toFixed(0)} ms long)`);
 
   // The next run and the next convert start, sweep, and finish: only their results remain.
@@ -309,4 +309,19 @@ test("--dram below the model's minimum is refused before converting, with the mi
   assert.equal(post.code, 1);
   const minimum = (s: string) => /minimum of ([^(]+) \(/.exec(s)?.[1];
   assert.equal(minimum(r.err), minimum(post.err), `${r.err} vs ${post.err}`);
+});
+
+test("configuration errors are not called bugs: $ACTIVEFLOW_CACHE naming a file, an unknown ACTIVEFLOW_ISA", async () => {
+  const m = join(dir, "cfg.gguf");
+  await synthesizeModel("tiny", GgmlType.Q8_0, m, { seed: 5 });
+  const file = join(dir, "not-a-dir");
+  await writeFile(file, "x");
+  for (const [env, want] of [
+    [{ ACTIVEFLOW_CACHE: file }, /^error: ENOTDIR: not a directory, mkdir '.*not-a-dir\/flash'\n$/],
+    [{ ACTIVEFLOW_ISA: "bogus" }, /^error: .*ACTIVEFLOW_ISA=bogus: unknown path, expected scalar\|avx2\|avx512 .*\n$/],
+  ] as const) {
+    const r = spawnSync(process.execPath, [BIN, "run", m, "--dram", "64MB", "-p", "hi", "-n", "1"], { env: { ...process.env, ...env }, encoding: "utf8", timeout: 60_000 });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, want);
+  }
 });

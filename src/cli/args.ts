@@ -277,7 +277,7 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
   },
   cache: {
     usage: "activeflow cache ls | rm <entry|source> | prune [--json]",
-    summary: "List, remove or prune the converted models that run --dram keeps in the cache.",
+    summary: "List, remove or prune the flash-layout conversions that run and chat make of a .gguf under a DRAM budget.",
     details: [
       "The cache is $ACTIVEFLOW_CACHE/flash or ~/.cache/activeflow/flash.",
       "ls: each converted file with its size, status, last use and source model. Status is current,",

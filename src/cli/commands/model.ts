@@ -83,7 +83,11 @@ export async function engineLoadOptions(
     label = `converting ${basename(path)} to the flash layout (once)`;
     ctx.stderr.write(`${s}\n`);
   };
+  // The converter reports 1 only once its file is in place: an aborted or failed conversion
+  // must not be announced as done.
+  let finished = false;
   options.onProgress = (f) => {
+    if (f >= 1) finished = true;
     if (label !== undefined) line.update(label, f);
   };
   // Ctrl-C while loading (a first conversion can take minutes) stops it cleanly: the converter
@@ -95,7 +99,7 @@ export async function engineLoadOptions(
     options,
     done: () => {
       off();
-      line.done(label !== undefined ? `converted ${basename(path)} to the flash layout` : undefined);
+      line.done(label !== undefined && finished ? `converted ${basename(path)} to the flash layout` : undefined);
     },
   };
 }
