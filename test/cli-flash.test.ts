@@ -52,10 +52,12 @@ test("synth, convert, verify, calibrate, eval and run --dram on a tiny model", a
 
   const c = await cli(["convert", gguf, flash, "--group-size", "1", "--json"]);
   assert.equal(c.code, 0, c.err);
-  const report = JSON.parse(c.out.trim()) as { groupSize: number; sites: { site: string; columnType: string; quantError: number }[]; fileBytes: number };
-  assert.equal(report.groupSize, 1);
+  const report = JSON.parse(c.out.trim()) as { schema: number; group_size: number; sites: { site: string; column_type: string; quant_error: number }[]; file_bytes: number };
+  assert.equal(report.schema, 1);
+  assert.equal(report.group_size, 1);
   assert.deepEqual(report.sites.map((x) => x.site), ["attn_in", "attn_out", "ffn_in", "ffn_out"]);
-  assert.equal(report.fileBytes, (await stat(flash)).size);
+  assert.equal(report.file_bytes, (await stat(flash)).size);
+  for (const k of Object.keys(report)) assert.match(k, /^[a-z0-9_]+$/, `convert --json key ${k} is snake_case`);
   const table = await cli(["convert", gguf, join(dir, "tiny2.af.gguf"), "--column-type", "f16"]);
   assert.equal(table.code, 0, table.err);
   assert.match(table.out, /^site +n_in +tensors +source +column +quant_err +MiB +scales MiB\nattn_in +64 +attn_q,attn_k,attn_v +Q8_0 +F16 /);
@@ -138,7 +140,7 @@ test("synth, convert, verify, calibrate, eval and run --dram on a tiny model", a
   ]) assert.ok(k in rj, `run --json lacks ${k}`);
   assert.equal(rj.dram_budget_bytes, 64 << 20);
   assert.equal(rj.sparsity, 0.5);
-  assert.match(run.err, /\nflash: budget 64\.0 MB/);
+  assert.match(run.err, /\nflash: budget 64\.0 MiB/);
 
   // Too small a budget: the planner's one line, naming the minimum.
   const small = await cli(["run", flash, "-p", "hello", "-n", "4", "--dram", "1MB"]);

@@ -257,7 +257,7 @@ test("main: run streams the text and prints stats to stderr; options reach the e
   const code = await main(["run", ANY_FILE, "-p", "Say hi", "-n", "3", "--threads", "2", "--ctx", "512", "--top-k", "5", "--seed", "9"], h.ctx);
   assert.equal(code, 0);
   assert.equal(h.out(), "Hello, world\n");
-  assert.match(h.err(), /^stats: 3 prompt \+ 3 generated tokens \| prefill 300\.0 tok\/s \| decode 100\.0 tok\/s \| peak RSS 123\.0 MB \| fake, 1 thread \| stop: length \| seed 9\n$/);
+  assert.match(h.err(), /^stats: 3 prompt \+ 3 generated tokens \| prefill 300\.0 tok\/s \| decode 100\.0 tok\/s \| peak RSS 123\.0 MiB \| fake, 1 thread \| stop: length \| seed 9\n$/);
   assert.deepEqual(h.loads, [{ path: ANY_FILE, options: { threads: 2, contextLength: 512 } }]);
   const call = h.calls[0]!;
   assert.equal(call.input, "Say hi");
@@ -276,6 +276,7 @@ test("main: --json prints only one JSON line with the required fields", async ()
   for (const k of ["tokens", "text", "prefill_tokens_per_s", "decode_tokens_per_s", "peak_rss_bytes", "model_bytes", "prompt_tokens", "generated_tokens", "isa", "threads", "stop_reason"]) {
     assert.ok(k in j, `JSON lacks ${k}`);
   }
+  assert.equal(j.schema, 1);
   assert.deepEqual(j.tokens, [100, 101]);
   assert.equal(j.text, "Hello,");
   assert.equal(j.seed, null);
@@ -388,7 +389,7 @@ test("main: run --json in flash mode adds the budget, I/O and sparsity fields; s
   );
   assert.deepEqual(j.cache_hit_rate_by_site, { attn_in: 0.5, attn_out: 1, ffn_in: 0.25, ffn_out: null });
   assert.deepEqual(j.planner, { merge: "cost", read_gap_bytes: null, cache_policy: "lfu", cache_split: "read-cost", predicted_tokens_per_s: 3.5 });
-  assert.match(h.err(), /\nflash: budget 7\.6 MB \(weights peak 4\.8, cache 2\.9, KV 0\.06, head resident\) \| sparsity 0\.5 \| read 1\.2 MB in 12 reads/);
+  assert.match(h.err(), /\nflash: budget 7\.6 MiB \(weights peak 4\.8, cache 2\.9, KV 0\.06, head resident\) \| sparsity 0\.5 \| read 1\.2 MiB in 12 reads/);
   // Dense runs keep the old record.
   const d = harness();
   assert.equal(await main(["run", ANY_FILE, "-p", "x", "--greedy", "--json"], d.ctx), 0);

@@ -77,7 +77,7 @@ export const OPTIONS = {
   minP: { long: "min-p", kind: "number", value: "x", min: 0, max: 1, help: "Drop tokens less likely than x times the best one; 0 disables. Defaults to 0.05." },
   repeatPenalty: { long: "repeat-penalty", kind: "number", value: "x", above: 0, max: 100, help: "Penalise tokens seen in the last --repeat-last-n tokens; 1 disables. Defaults to 1." },
   repeatLastN: { long: "repeat-last-n", kind: "int", value: "n", min: 0, max: 1_000_000, help: "How many recent tokens --repeat-penalty looks at. Defaults to 64." },
-  dram: { long: "dram", kind: "string", value: "size", check: checkBudget, help: "DRAM budget for the model (weights, KV cache, scratch): bytes, 512MB, 2GB or a percentage of the weights (35%). Runs the model from the flash layout; a .gguf is converted once into the cache. Defaults to no budget (dense, all in DRAM)." },
+  dram: { long: "dram", kind: "string", value: "size", check: checkBudget, help: "DRAM budget for the model (weights, KV cache, scratch): bytes, 512MB, 2GB or a percentage of the weights (35%); KB, MB and GB are binary (KiB, MiB, GiB). Runs the model from the flash layout; a .gguf is converted once into the cache. Defaults to no budget (dense, all in DRAM)." },
   sparsity: { long: "sparsity", kind: "number", value: "s", min: 0, below: 1, help: "Fraction of each linear layer's inputs skipped (contextual sparsity), using the model's calibration table; on run and chat with --dram also `auto`: the tuner picks it from the budget and this machine's measured flash and compute speeds. Defaults to 0 (dense)." },
   maxSparsity: { long: "max-sparsity", kind: "number", value: "s", min: 0, below: 1, help: "With --sparsity auto: the highest sparsity the tuner may choose (a quality floor). Defaults to 0.5." },
   groupSize: { long: "group-size", kind: "int", value: "n", min: 1, max: 256, help: "Layers per group of the flash layout (read together) when a .gguf is converted for --dram. Defaults to 1: on the random-weight 7B at 25 % and 50 % a group of 4 read more per token than groups of 1 and was no faster (bench/results/pipeline-*.json)." },
@@ -124,7 +124,7 @@ export type OptionValues = {
   autoSparsity?: boolean;
 };
 
-export type CommandName = "run" | "chat" | "fetch" | "convert" | "calibrate" | "reorder" | "eval" | "distill" | "synth" | "verify" | "tokenize" | "inspect";
+export type CommandName = "run" | "chat" | "fetch" | "convert" | "calibrate" | "reorder" | "eval" | "distill" | "synth" | "verify" | "tokenize" | "inspect" | "cache";
 
 interface CommandSpec {
   usage: string;
@@ -132,6 +132,8 @@ interface CommandSpec {
   // Lines printed under the usage line.
   details: string[];
   positionals: string[];
+  // How many of the last positionals may be left out (the command checks which it needs).
+  optionalPositionals?: number;
   options: OptionKey[];
   // Help lines that read differently for this command.
   optionHelp?: Partial<Record<OptionKey, string>>;
@@ -188,7 +190,8 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
       "$ACTIVEFLOW_CACHE or ~/.cache/activeflow. The last line of stdout is the .gguf path.",
     ],
     positionals: ["name"],
-    options: ["verbose", "help"],
+    options: ["json", "verbose", "help"],
+    optionHelp: { json: "Print the result (path, bytes) as one JSON line on stdout instead of the path." },
   },
   convert: {
     usage: "activeflow convert <in.gguf> <out> [options]",
@@ -294,8 +297,11 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
     summary: "Write a random-weight llama GGUF of a real model's shape (for speed, I/O and memory tests only).",
     details: ["The file appears only when complete. The last line of stdout is its path."],
     positionals: ["out.gguf"],
-    options: ["shape", "type", "mix", "seed", "verbose", "help"],
-    optionHelp: { seed: "Random seed; the same seed writes the same bytes. Defaults to 1." },
+    options: ["shape", "type", "mix", "seed", "json", "verbose", "help"],
+    optionHelp: {
+      seed: "Random seed; the same seed writes the same bytes. Defaults to 1.",
+      json: "Print the result (path, shape, type, bytes) as one JSON line on stdout instead of the path.",
+    },
   },
   tokenize: {
     usage: "activeflow tokenize <model> <text>",
@@ -326,7 +332,27 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
     summary: "Check every page of a flash-layout file against its stored CRC-32C.",
     details: ["On corruption: one line naming the extent and file offset of the first bad page, exit 1."],
     positionals: ["file"],
-    options: ["verbose", "help"],
+    options: ["json", "verbose", "help"],
+    optionHelp: { json: "Print the result (path, pages, extent bytes) as one JSON line on stdout." },
+  },
+  cache: {
+    usage: "activeflow cache ls | rm <entry|source> | prune [--json]",
+    summary: "List, remove or prune the flash-layout conversions that run and chat make of a .gguf under a DRAM budget.",
+    details: [
+      "The cache is $ACTIVEFLOW_CACHE/flash or ~/.cache/activeflow/flash.",
+      "ls: each converted file with its size, status, last use and source model. Status is current,",
+      "  stale (its source is gone, or has changed since it was converted, or a newer conversion of",
+      "  the same file exists) or source unknown (converted by a version that did not record it).",
+      "  Temporary files of conversions in progress are listed with their process id.",
+      "rm <entry|source>: remove one entry (its file name or path), or every conversion of a source .gguf.",
+      "prune: remove the stale entries; entries whose source is unknown are kept.",
+      "Every command that uses the cache first removes temporary files left by processes that",
+      "no longer run (a conversion killed by kill -9 or a power cut).",
+    ],
+    positionals: ["ls|rm|prune", "entry|source"],
+    optionalPositionals: 1,
+    options: ["json", "verbose", "help"],
+    optionHelp: { json: "Print one JSON line on stdout: ls lists entries and temp_files; rm and prune list what they removed and freed_bytes." },
   },
 };
 
@@ -430,7 +456,7 @@ export function parseArgs(argv: readonly string[]): Parsed {
   if (positionals.length > spec.positionals.length) {
     throw new UsageError(`unexpected argument "${positionals[spec.positionals.length]}"`, command);
   }
-  if (positionals.length < spec.positionals.length) {
+  if (positionals.length < spec.positionals.length - (spec.optionalPositionals ?? 0)) {
     throw new UsageError(`missing <${spec.positionals[positionals.length]}>: usage: ${spec.usage}`, command);
   }
   if (command === "run" && values.prompt === undefined && values.file === undefined) {
@@ -460,10 +486,20 @@ export function parseArgs(argv: readonly string[]): Parsed {
   if (command === "synth" && values.shape === undefined) {
     throw new UsageError(`synth needs a shape: --shape <${Object.keys(SHAPES).join("|")}>`, command);
   }
+  if (command === "cache") checkCacheArgs(positionals);
   if (command === "fetch" && positionals[0] !== "smollm2") {
     throw new UsageError(`unknown model "${positionals[0]}" for fetch; the only fetchable model is smollm2`, command);
   }
   return { kind: "command", command, positionals, values: values as OptionValues };
+}
+
+const CACHE_ACTIONS = ["ls", "rm", "prune"];
+
+function checkCacheArgs(positionals: readonly string[]): void {
+  const [action, target] = positionals;
+  if (!CACHE_ACTIONS.includes(action!)) throw new UsageError(`unknown cache action "${action}" (expected one of ${CACHE_ACTIONS.join(", ")})`, "cache");
+  if (action === "rm" && target === undefined) throw new UsageError("cache rm needs an entry or a source model: cache rm <entry|source>", "cache");
+  if (action !== "rm" && target !== undefined) throw new UsageError(`unexpected argument "${target}": cache ${action} takes none`, "cache");
 }
 
 function checkString(name: string, raw: string, o: OptionSpec, command: CommandName): string {
@@ -526,6 +562,7 @@ export function helpText(command?: CommandName): string {
       '  activeflow run smollm2 -p "The capital of France is" -n 32 --greedy',
       "  activeflow chat smollm2",
       "  activeflow calibrate smollm2",
+      "  activeflow cache ls",
       '  activeflow run smollm2 --dram 35% --sparsity 0.5 -p "The capital of France is" --greedy',
       '  activeflow run smollm2 -f prompt.txt --stop "User:"',
       '  activeflow tokenize smollm2 "Hello world"',

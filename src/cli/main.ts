@@ -1,10 +1,11 @@
 // Entry point of the `activeflow` command (bin/activeflow.js calls main and sets the exit code).
-// Exit codes: 0 ok, 1 failure while running, 2 bad command line, 130 stopped by Ctrl-C.
+// Exit codes: 0 ok, 1 failure while running, 2 bad command line, 130 stopped by Ctrl-C, 143 by SIGTERM.
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isActiveflowError } from "../errors.js";
 import { helpText, parseArgs, UsageError } from "./args.js";
+import { cacheCommand, sweepCache } from "./commands/cache.js";
 import { calibrateCommand } from "./commands/calibrate.js";
 import { chatCommand } from "./commands/chat.js";
 import type { CliContext } from "./commands/context.js";
@@ -33,13 +34,15 @@ export async function main(argv: readonly string[], ctx: CliContext = processCon
       return 0;
     }
     const model = parsed.positionals[0]!;
+    // Temporary files of killed processes go before anything else touches the cache.
+    if (parsed.command !== "synth" && parsed.command !== "verify") await sweepCache(ctx.env);
     switch (parsed.command) {
       case "run":
         return await runCommand(ctx, model, parsed.values);
       case "chat":
         return await chatCommand(ctx, model, parsed.values);
       case "fetch":
-        return await fetchCommand(ctx);
+        return await fetchCommand(ctx, parsed.values);
       case "convert":
         return await convertCommand(ctx, model, parsed.positionals[1]!, parsed.values);
       case "calibrate":
@@ -53,11 +56,13 @@ export async function main(argv: readonly string[], ctx: CliContext = processCon
       case "synth":
         return await synthCommand(ctx, model, parsed.values);
       case "verify":
-        return await verifyCommand(ctx, model);
+        return await verifyCommand(ctx, model, parsed.values);
       case "tokenize":
         return await tokenizeCommand(ctx, model, parsed.positionals[1]!, parsed.values);
       case "inspect":
         return await inspectCommand(ctx, model, parsed.values);
+      case "cache":
+        return await cacheCommand(ctx, model, parsed.positionals[1], parsed.values);
     }
   } catch (e) {
     return reportError(ctx, e, verbose);
@@ -70,6 +75,10 @@ function reportError(ctx: CliContext, e: unknown, verbose: boolean): number {
     ctx.stderr.write(`error: ${e.message}\nrun '${where}' for usage\n`);
     return 2;
   }
+  if (isAbort(e)) {
+    ctx.stderr.write("stopped\n");
+    return 130;
+  }
   const message = e instanceof Error ? e.message : String(e);
   ctx.stderr.write(`error: ${message}\n`);
   if (verbose && e instanceof Error && e.stack !== undefined) ctx.stderr.write(`${e.stack}\n`);
@@ -77,11 +86,20 @@ function reportError(ctx: CliContext, e: unknown, verbose: boolean): number {
   return 1;
 }
 
-// The machine refused a file operation (full disk, permissions, read-only file system): the
-// message already names the path; not a bug of ours.
+// Ctrl-C while loading or converting: the operation cleaned up and the process stops.
+function isAbort(e: unknown): boolean {
+  return (isActiveflowError(e) && e.code === "ABORTED") || (e instanceof Error && e.name === "AbortError");
+}
+
+// The machine refused a file operation (full disk, permissions, read-only file system), or a
+// path the user configured is not what it must be ($ACTIVEFLOW_CACHE naming a file, an output
+// in a missing directory): the message already names the path; not a bug of ours.
+const ENVIRONMENT_CODES: ReadonlySet<string> = new Set([
+  "ENOSPC", "EDQUOT", "EACCES", "EPERM", "EROFS", "EMFILE", "ENOTDIR", "EISDIR", "ENOENT", "ENAMETOOLONG", "ELOOP",
+]);
 function isEnvironmentError(e: unknown): boolean {
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
-  return code === "ENOSPC" || code === "EDQUOT" || code === "EACCES" || code === "EPERM" || code === "EROFS" || code === "EMFILE";
+  return typeof code === "string" && ENVIRONMENT_CODES.has(code);
 }
 
 // The real process: its streams, environment and SIGINT. A second Ctrl-C while a generation is
@@ -92,6 +110,8 @@ function processContext(): CliContext {
     if (e.code === "EPIPE") process.exit(0);
     throw e;
   });
+  // SIGTERM ends the process through exit, so the exit-time removal of temporary files runs.
+  process.once("SIGTERM", () => process.exit(143));
   return {
     stdin: process.stdin,
     stdout: process.stdout,

@@ -9,7 +9,16 @@ export interface GenerationResult {
   seed: number | undefined; // undefined when greedy (no randomness used)
 }
 
-const MB = 1024 * 1024;
+const MiB = 1024 * 1024;
+
+// Layout version of every --json record the CLI prints (its `schema` field): bumped when a
+// key is renamed or removed or changes meaning, not when one is added.
+export const JSON_SCHEMA = 1;
+
+// One JSON line with the schema version first.
+export function jsonText(record: Record<string, unknown>): string {
+  return JSON.stringify({ schema: JSON_SCHEMA, ...record });
+}
 
 function fixed(x: number, digits: number): string {
   return Number.isFinite(x) ? x.toFixed(digits) : "n/a";
@@ -23,7 +32,7 @@ export function statsLine(r: GenerationResult): string {
       ? `prefill ${s.prefillTokens} new tokens (${s.reusedTokens} reused from the cache) at ${fixed(s.prefillTokensPerSecond, 1)} tok/s`
       : `prefill ${fixed(s.prefillTokensPerSecond, 1)} tok/s`,
     `decode ${fixed(s.decodeTokensPerSecond, 1)} tok/s`,
-    `peak RSS ${fixed(s.peakRssBytes / MB, 1)} MB`,
+    `peak RSS ${fixed(s.peakRssBytes / MiB, 1)} MiB`,
     `${s.isa}, ${s.threads} thread${s.threads === 1 ? "" : "s"}`,
     `stop: ${s.stopReason}`,
   ];
@@ -37,9 +46,9 @@ export function statsLine(r: GenerationResult): string {
 export function flashLine(f: FlashRunStats): string {
   const a = f.activeFraction;
   const parts = [
-    `budget ${fixed(f.dramBudgetBytes / MB, 1)} MB (weights peak ${fixed(f.weightResidentBytesPeak / MB, 1)}, cache ${fixed(f.cacheBytes / MB, 1)}, KV ${fixed(f.kvBytes / MB, 2)}, head ${f.headResident ? "resident" : "streamed"})`,
+    `budget ${fixed(f.dramBudgetBytes / MiB, 1)} MiB (weights peak ${fixed(f.weightResidentBytesPeak / MiB, 1)}, cache ${fixed(f.cacheBytes / MiB, 1)}, KV ${fixed(f.kvBytes / MiB, 2)}, head ${f.headResident ? "resident" : "streamed"})`,
     `sparsity ${f.sparsity}`,
-    `read ${fixed(f.flashBytesRead / MB, 1)} MB in ${f.flashReads} reads (mean ${fixed(f.meanReadBytes / 1024, 1)} KB)`,
+    `read ${fixed(f.flashBytesRead / MiB, 1)} MiB in ${f.flashReads} reads (mean ${fixed(f.meanReadBytes / 1024, 1)} KiB)`,
     `cache hits ${fixed(f.cacheHitRate * 100, 1)}%`,
     `active q/k/v ${fixed(a.q, 2)} o ${fixed(a.o, 2)} gate/up ${fixed(a.gate, 2)} down ${fixed(a.down, 2)}`,
     `I/O wait ${fixed(f.ioWaitSeconds, 2)} s, column compute ${fixed(f.computeSeconds, 2)} s`,
@@ -48,7 +57,7 @@ export function flashLine(f: FlashRunStats): string {
   const p = f.preload;
   if (p?.enabled) {
     parts.push(
-      `preload ${fixed(p.bufferBytes / MB, 1)} MB: active bytes ${fixed(p.activeFromCache * 100, 0)}% cache / ${fixed(p.activeFromPreload * 100, 0)}% preload / ${fixed(p.activeOnDemand * 100, 0)}% on demand, overlap ${fixed(p.overlap * 100, 0)}%`,
+      `preload ${fixed(p.bufferBytes / MiB, 1)} MiB: active bytes ${fixed(p.activeFromCache * 100, 0)}% cache / ${fixed(p.activeFromPreload * 100, 0)}% preload / ${fixed(p.activeOnDemand * 100, 0)}% on demand, overlap ${fixed(p.overlap * 100, 0)}%`,
     );
   }
   return `flash: ${parts.join(" | ")}`;
@@ -135,5 +144,5 @@ export function jsonRecord(r: GenerationResult): Record<string, unknown> {
 
 // One line, so it can be the last line of stdout.
 export function jsonLine(r: GenerationResult): string {
-  return JSON.stringify(jsonRecord(r));
+  return jsonText(jsonRecord(r));
 }

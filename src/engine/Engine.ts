@@ -16,7 +16,9 @@ import { SITES } from "../backend/Backend.js";
 import { ensureConverted } from "../flash/cache.js";
 import { openFlashModel, recordOfOrder, type FlashModel } from "../flash/open.js";
 import { KEY } from "../flash/format.js";
-import { FLASH_BATCH, HEAD_STAGING_BYTES, parseBudget, planFlashMemory, weightBytesOf, type FlashMemoryPlan } from "../memory/budget.js";
+import { FLASH_BATCH, HEAD_STAGING_BYTES, parseBudget, planFlashMemory, weightBytesOf, type FlashMemoryPlan, type FlashShape } from "../memory/budget.js";
+import { planFlashLayout } from "../flash/convert.js";
+import type { GgufFile } from "../gguf/types.js";
 import { loadCalibration } from "../sparsity/store.js";
 import { MemoryPressureWatcher, type WatchMemoryOptions } from "../memory/pressure.js";
 import { cacheForBudget, heldBesidesCache, planAboveFloor } from "../memory/adaptive.js";
@@ -31,6 +33,34 @@ const PREFILL_BATCH = 64;
 
 function peakRssBytes(): number {
   return process.resourceUsage().maxRSS * 1024;
+}
+
+// The load budget and, with run-time changes (dramFloor), the lowest one, in bytes.
+function budgetsOf(options: LoadOptions, weights: number): { budget: number; floor: number | undefined } {
+  const budget = options.dram === undefined ? Number.MAX_SAFE_INTEGER : typeof options.dram === "number" ? options.dram : parseBudget(options.dram, weights);
+  // Run-time changes resize only the cache: with a floor, the rest is planned for it.
+  const floor = options.dram === undefined || options.dramFloor === undefined ? undefined
+    : Math.min(budget, ...[options.dramFloor].flat().map((b) => (typeof b === "number" ? b : parseBudget(b, weights))));
+  return { budget, floor };
+}
+
+// The shapes of the file convertToFlash would write for `source` (no data is read).
+function flashShapeOf(source: GgufFile, options: LoadOptions): FlashShape {
+  const { layout } = planFlashLayout(source, {
+    ...(options.groupSize !== undefined ? { groupSize: options.groupSize } : {}),
+    ...(options.keepSourceType ? { keepSourceType: true } : {}),
+  });
+  return { groupSize: layout.groupSize, resident: [...layout.resident, ...layout.scales], extents: layout.extents };
+}
+
+// Throws BUDGET_TOO_SMALL (with the minimum) when the budget cannot hold the converted model,
+// as planFlashMemory would after the conversion.
+function checkBudgetBeforeConversion(source: GgufFile, options: LoadOptions, threads: number, io: { stagingSlots: number; maxRead: number }): void {
+  const shape = flashShapeOf(source, options);
+  const { budget, floor } = budgetsOf(options, weightBytesOf(shape));
+  const config = readModelConfig(source);
+  const contextLength = options.contextLength ?? Math.min(2048, config.trainedContext);
+  planFlashMemory(shape, config, contextLength, threads, floor ?? budget, { io });
 }
 
 export class Engine {
@@ -108,6 +138,9 @@ export class Engine {
     let file = await readGguf(path);
     const source = path;
     if (options.dram !== undefined && !file.metadata.has(KEY.version)) {
+      // The minimum follows from the shapes alone: an impossible budget fails here, in
+      // milliseconds, not after a conversion that takes minutes and gigabytes on a 7B.
+      checkBudgetBeforeConversion(file, options, threads, backend.ioDefaults());
       path = await ensureConverted(path, {
         ...(options.groupSize !== undefined ? { groupSize: options.groupSize } : {}),
         ...(options.keepSourceType ? { keepSourceType: true } : {}),
@@ -151,11 +184,7 @@ export class Engine {
       if (cachePolicy === "static" && flash.extents.some((e) => !e.recordFreq)) {
         throw new ActiveflowError("BAD_ARGUMENT", `${path}: cache policy static needs the records' calibrated frequencies (${KEY.recordFreq("attn_in")} ...); run \`activeflow reorder ${path}\` first`);
       }
-      const weights = weightBytesOf(flash);
-      const budget = options.dram === undefined ? Number.MAX_SAFE_INTEGER : typeof options.dram === "number" ? options.dram : parseBudget(options.dram, weights);
-      // Run-time changes resize only the cache: with a floor, the rest is planned for it.
-      const floor = options.dram === undefined || options.dramFloor === undefined ? undefined
-        : Math.min(budget, ...[options.dramFloor].flat().map((b) => (typeof b === "number" ? b : parseBudget(b, weights))));
+      const { budget, floor } = budgetsOf(options, weightBytesOf(flash));
       if (auto) {
         tuning = await tuneFor(flash, table!, planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { io, preload: false }), options);
         sparsity = tuning.sparsity;

@@ -5,7 +5,7 @@
 // written before the extents) or dequantised, transposed and requantised as columns, so
 // memory stays near one group's weights of one site.
 import { open, rename, rm, stat, type FileHandle } from "node:fs/promises";
-import { basename, resolve } from "node:path";
+import { basename, dirname, resolve } from "node:path";
 import { loadAddon, type NativeAddon } from "../backends/native/binding.js";
 import { ActiveflowError } from "../errors.js";
 import { GgmlType, TYPE_LAYOUT, typeName, type GgufFile, type GgufTensorInfo } from "../gguf/types.js";
@@ -19,6 +19,7 @@ import {
   type ColumnLayout, type ExtentLayout, type FlashLayout, type ScalePlane, type SiteName, type SiteShape,
 } from "./format.js";
 import { readTypedMetadata } from "./typedMetadata.js";
+import { sweepTemps, trackTemp } from "../tempFiles.js";
 
 export interface ConvertOptions {
   // Layers per group (read together). Defaults to DEFAULT_GROUP_SIZE (1).
@@ -339,6 +340,9 @@ export async function convertToFlash(inPath: string, outPath: string, options: C
   if (resolve(inPath) === resolve(outPath)) {
     throw new ActiveflowError("BAD_ARGUMENT", `convert: output ${outPath} is the input model; choose another path`);
   }
+  await checkOutputPath(outPath);
+  // Partial files of an earlier conversion to the same target whose process was killed.
+  await sweepTemps(dirname(resolve(outPath)), `${basename(outPath)}.partial-`);
   const addon = loadAddon();
   const src = await readGguf(inPath);
   const { layout, sourceTypes } = planFlashLayout(src, options);
@@ -350,6 +354,7 @@ export async function convertToFlash(inPath: string, outPath: string, options: C
   // The writer renames its temp file onto `partial`; the quant errors are patched into
   // that file's header and only then is it renamed onto outPath, so outPath stays atomic.
   const partial = `${outPath}.partial-${process.pid}`;
+  const untrack = trackTemp(partial);
   const w = new GgufWriter(partial, writerOptions);
   for (const [k, v] of meta) if (k !== "general.alignment") w.set(k, v);
   const version = layout.sites.some((s) => s.layout === "split") ? FLASH_VERSION_SPLIT : FLASH_VERSION_COLUMNS;
@@ -418,6 +423,7 @@ export async function convertToFlash(inPath: string, outPath: string, options: C
     await rm(partial, { force: true });
     throw e;
   } finally {
+    untrack();
     await fh.close();
   }
 
@@ -437,6 +443,17 @@ export async function convertToFlash(inPath: string, outPath: string, options: C
     seconds: (performance.now() - started) / 1000,
     peakRssBytes: process.resourceUsage().maxRSS * 1024,
   };
+}
+
+// A missing output directory or an output that is a directory is the user's path, said as
+// such before any work (Node's own error would name our temporary file instead).
+async function checkOutputPath(outPath: string): Promise<void> {
+  const dir = dirname(resolve(outPath));
+  const d = await stat(dir).catch(() => undefined);
+  if (!d?.isDirectory()) throw new ActiveflowError("BAD_ARGUMENT", `convert: the output's directory ${dir} ${d ? "is not a directory" : "does not exist"}`);
+  if ((await stat(outPath).catch(() => undefined))?.isDirectory()) {
+    throw new ActiveflowError("BAD_ARGUMENT", `convert: output ${resolve(outPath)} is a directory; give a file name`);
+  }
 }
 
 // Writes the measured errors over the f32 placeholders of activeflow.quant_error.<site>.

@@ -13,6 +13,7 @@ import { GgufValueType } from "../gguf/types.js";
 import { arr, encodeGgufScalar, type GgufWriteValue } from "../gguf/writer.js";
 import { KEY } from "./format.js";
 import { metadataSpans } from "./typedMetadata.js";
+import { trackTemp } from "../tempFiles.js";
 
 const SCALAR_BYTES: Partial<Record<number, number>> = {
   [GgufValueType.UINT8]: 1, [GgufValueType.INT8]: 1, [GgufValueType.BOOL]: 1,
@@ -92,6 +93,7 @@ export async function updateFlashMetadata(path: string, entries: ReadonlyMap<str
   }
   // The key/value count and the whole key/value section, [16, end), patched in a clone.
   const tmp = `${path}.meta-${process.pid}.tmp`;
+  const untrack = trackTemp(tmp);
   try {
     await copyFile(path, tmp, constants.COPYFILE_FICLONE);
     const out = await open(tmp, "r+");
@@ -110,6 +112,8 @@ export async function updateFlashMetadata(path: string, entries: ReadonlyMap<str
       throw new ActiveflowError("FLASH_IO", `${path}: no space left for the temporary copy the header update writes (${(size / 2 ** 30).toFixed(2)} GiB free needed in ${dirname(path)}); the file is unchanged`, { cause: e });
     }
     throw e;
+  } finally {
+    untrack();
   }
   await syncDir(dirname(path));
   return { roomLeft: room };

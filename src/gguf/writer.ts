@@ -4,6 +4,7 @@
 // error or abort the temp file is removed and nothing appears at the target.
 import { open, rename, rm, type FileHandle } from "node:fs/promises";
 import { ActiveflowError } from "../errors.js";
+import { trackTemp } from "../tempFiles.js";
 import { GgufValueType, SUPPORTED_TYPES, TYPE_LAYOUT, typeName } from "./types.js";
 import { DEFAULT_ALIGNMENT } from "./reader.js";
 
@@ -161,6 +162,8 @@ export class GgufWriter {
   private readonly tensors: (GgufWriterTensor & { bytes: number; offset: number })[] = [];
   private readonly alignment: number;
   private readonly tmpPath: string;
+  // Removes tmpPath from the exit-time cleanup once it is renamed or removed.
+  private untrack: () => void = () => {};
   private fh: FileHandle | undefined;
   private state: "setup" | "writing" | "done" | "failed" = "setup";
   private next = 0; // index of the next tensor whose data is expected
@@ -245,6 +248,7 @@ export class GgufWriter {
     h.pad(align(h.size, this.alignment));
     const last = this.tensors[this.tensors.length - 1];
     this.total = h.size + (last ? last.offset + last.bytes : 0);
+    this.untrack = trackTemp(this.tmpPath);
     this.fh = await open(this.tmpPath, "w");
     await this.put(h.concat());
   }
@@ -284,6 +288,7 @@ export class GgufWriter {
     await this.fh!.close();
     this.fh = undefined;
     await rename(this.tmpPath, this.target);
+    this.untrack();
     this.state = "done";
   }
 
@@ -295,6 +300,7 @@ export class GgufWriter {
     this.fh = undefined;
     if (fh) await fh.close().catch(() => undefined);
     await rm(this.tmpPath, { force: true });
+    this.untrack();
   }
 
   // Total bytes of the file; known after begin().

@@ -2,7 +2,6 @@
 // flash-layout model (DESIGN.md, "Memory: what the budget means"). The numbers here mirror
 // what the native side allocates (native/model: resident copies, staging, cache, KV, scratch).
 import { ActiveflowError } from "../errors.js";
-import type { FlashModel } from "../flash/open.js";
 import type { ModelConfig } from "../model/config.js";
 
 const UNITS: Record<string, number> = { "": 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1 << 20, mb: 1 << 20, mib: 1 << 20, g: 1 << 30, gb: 1 << 30, gib: 1 << 30 };
@@ -85,12 +84,21 @@ export function scratchBytes(cfg: ModelConfig, nBatch: number, nCtx: number, thr
   return floats * 4 + nBatch * Math.ceil(wide * 1.2) + 64;
 }
 
-export function weightBytesOf(flash: FlashModel): number {
+// What the plan needs of a flash-layout model: an opened file (FlashModel) or, before a
+// conversion, the layout planFlashLayout computes from the source's shapes (flashShapeOf).
+export interface FlashShape {
+  groupSize: number;
+  // Copied tensors and scale planes (everything but the extents).
+  resident: readonly { name: string; bytes: number }[];
+  extents: readonly { bytes: number; site: string; group: number }[];
+}
+
+export function weightBytesOf(flash: FlashShape): number {
   return flash.resident.reduce((s, t) => s + t.bytes, 0) + flash.extents.reduce((s, e) => s + e.bytes, 0);
 }
 
 export function planFlashMemory(
-  flash: FlashModel,
+  flash: FlashShape,
   cfg: ModelConfig,
   nCtx: number,
   threads: number,

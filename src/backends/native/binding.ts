@@ -32,6 +32,12 @@ function findAddon(): string {
 export function loadAddon(): NativeAddon {
   if (cached) return cached;
   const require = createRequire(import.meta.url);
-  cached = require(findAddon()) as NativeAddon;
+  try {
+    cached = require(findAddon()) as NativeAddon;
+  } catch (e) {
+    // A forced instruction set this CPU lacks (or a misspelt one) is the user's setting.
+    if (e instanceof Error && e.message.includes("ACTIVEFLOW_ISA=")) throw new ActiveflowError("BAD_ARGUMENT", e.message, { cause: e });
+    throw e;
+  }
   return cached;
 }

@@ -5,6 +5,7 @@ import { readdir, readFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { ActiveflowError } from "../../errors.js";
 import type { OptionValues } from "../args.js";
+import { jsonText } from "../output.js";
 import { ProgressLine } from "../progress.js";
 import type { CalibrationMethod } from "../../sparsity/calibrate.js";
 import type { CliContext } from "./context.js";
@@ -86,7 +87,7 @@ export async function calibrateCommand(ctx: CliContext, model: string, values: O
   );
   if (values.json === true) {
     ctx.stdout.write(
-      `${JSON.stringify({ paths: saved, tokens: table.calibrationTokens, source: table.source, method, levels: table.levels, sites, mean_thresholds: mean })}\n`,
+      `${jsonText({ paths: saved, tokens: table.calibrationTokens, source: table.source, method, levels: table.levels, sites, mean_thresholds: mean })}\n`,
     );
     return 0;
   }

@@ -7,6 +7,8 @@ import { ProgressLine } from "../progress.js";
 import type { CliContext } from "./context.js";
 import { resolveModelPath } from "./model.js";
 import { formatTable, mib } from "./table.js";
+import { jsonText } from "../output.js";
+import type { ConvertReport } from "../../flash/convert.js";
 
 export async function convertCommand(ctx: CliContext, input: string, output: string, values: OptionValues): Promise<number> {
   const inPath = await resolveModelPath(input, ctx);
@@ -31,7 +33,7 @@ export async function convertCommand(ctx: CliContext, input: string, output: str
     off();
   }
   if (values.json === true) {
-    ctx.stdout.write(`${JSON.stringify(report)}\n`);
+    ctx.stdout.write(`${jsonText(convertRecord(report))}\n`);
     return 0;
   }
   const rows = report.sites.map((s) => [
@@ -46,6 +48,19 @@ export async function convertCommand(ctx: CliContext, input: string, output: str
       `${report.outPath}\n`,
   );
   return 0;
+}
+
+// The --json record: the converter's report in the CLI's snake_case keys.
+function convertRecord(r: ConvertReport): Record<string, unknown> {
+  return {
+    in_path: r.inPath, out_path: r.outPath, group_size: r.groupSize, groups: r.groups, n_layer: r.nLayer, version: r.version,
+    sites: r.sites.map((s) => ({
+      site: s.site, n_in: s.nIn, tensors: s.tensors, n_out: s.nOut, source_types: s.sourceTypes, layout: s.layout,
+      column_type: s.columnType, quant_error: s.quantError, extent_bytes: s.extentBytes, scale_bytes: s.scaleBytes,
+    })),
+    resident_bytes: r.residentBytes, scale_bytes: r.scaleBytes, extent_bytes: r.extentBytes, file_bytes: r.fileBytes,
+    seconds: r.seconds, peak_rss_bytes: r.peakRssBytes,
+  };
 }
 
 // "q8_0" -> GgmlType.Q8_0 (the parser has already checked the name).

@@ -6,6 +6,7 @@ import { mkdir, readFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { ActiveflowError } from "../../errors.js";
 import type { OptionValues } from "../args.js";
+import { jsonText } from "../output.js";
 import { ProgressLine } from "../progress.js";
 import { EVALUATION_TEXT_NAME } from "./calibrate.js";
 import type { CliContext } from "./context.js";
@@ -70,7 +71,7 @@ export async function distillCommand(ctx: CliContext, model: string, values: Opt
   }
   summary.tokens_file = tokensFile;
   if (values.json === true) {
-    ctx.stdout.write(`${JSON.stringify(summary)}\n`);
+    ctx.stdout.write(`${jsonText(summary)}\n`);
     return 0;
   }
   const f = (x: unknown) => (typeof x === "number" ? x.toFixed(4) : String(x));

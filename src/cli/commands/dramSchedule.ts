@@ -4,7 +4,7 @@ import type { GeneratedToken, GenerationStats, LoadOptions } from "../../engine/
 import { fmt } from "../../memory/budget.js";
 import { PhaseRecorder, entryAt, parseDramSchedule, type DramScheduleEntry, type SchedulePhase } from "../../memory/schedule.js";
 import type { OptionValues } from "../args.js";
-import { jsonRecord, statsLine, type GenerationResult } from "../output.js";
+import { jsonRecord, jsonText, statsLine, type GenerationResult } from "../output.js";
 import type { CliContext, EngineLike } from "./context.js";
 
 // The values run loads with: without --dram, the entry at token 0 is the load budget.
@@ -81,7 +81,7 @@ export class ScheduledRun {
           rss_peak_bytes: p.rssPeakBytes, rss_end_bytes: p.rssEndBytes,
         })),
       };
-      this.ctx.stdout.write(`${JSON.stringify(record)}\n`);
+      this.ctx.stdout.write(`${jsonText(record)}\n`);
     } else {
       this.ctx.stdout.write("\n");
     }

@@ -4,6 +4,7 @@ import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
 import { ActiveflowError } from "../../errors.js";
 import type { OptionValues } from "../args.js";
+import { jsonText } from "../output.js";
 import { ProgressLine } from "../progress.js";
 import type { CliContext } from "./context.js";
 import { resolveModelPath } from "./model.js";
@@ -83,7 +84,7 @@ export async function evalCommand(ctx: CliContext, model: string, values: Option
     tokens: q.tokens, sparsity, window, active_fraction: active, ...(refPath !== undefined ? { reference: refPath } : {}),
   };
   if (values.json === true) {
-    ctx.stdout.write(`${JSON.stringify(record)}\n`);
+    ctx.stdout.write(`${jsonText(record)}\n`);
     return 0;
   }
   ctx.stdout.write(

@@ -3,10 +3,13 @@ import { basename } from "node:path";
 import { ensureSmolLM2, SMOLLM2, type FetchProgress } from "../../fetch/smollm2.js";
 import { ProgressLine } from "../progress.js";
 import type { CliContext } from "./context.js";
+import type { OptionValues } from "../args.js";
+import { jsonText } from "../output.js";
+import { stat } from "node:fs/promises";
 
-export async function fetchCommand(ctx: CliContext): Promise<number> {
+export async function fetchCommand(ctx: CliContext, values: OptionValues = {}): Promise<number> {
   const path = await fetchSmolLM2WithProgress(ctx);
-  ctx.stdout.write(`${path}\n`);
+  ctx.stdout.write(values.json === true ? `${jsonText({ path, bytes: (await stat(path)).size })}\n` : `${path}\n`);
   return 0;
 }
 

@@ -1,6 +1,7 @@
 // `activeflow inspect <model>`: what a model file holds. Metadata (long arrays summarised),
 // tensors with types and shapes, and for a flash-layout file its layout (group size, column
 // format per site, extents); the calibration table's levels from either kind of file.
+import { jsonText } from "../output.js";
 import type { GgufValue } from "../../gguf/types.js";
 import type { OptionValues } from "../args.js";
 import type { CliContext } from "./context.js";
@@ -75,7 +76,7 @@ export async function inspectCommand(ctx: CliContext, model: string, values: Opt
     : null;
   const record = { path, file_bytes: file.fileSize, gguf_version: file.version, metadata, tensors, flash: flash ?? null, calibration };
   if (values.json === true) {
-    ctx.stdout.write(`${JSON.stringify(record)}\n`);
+    ctx.stdout.write(`${jsonText(record)}\n`);
     return 0;
   }
   const out: string[] = [`${path}: GGUF v${file.version}, ${mib(file.fileSize)} MiB, ${file.metadata.size} metadata keys, ${file.tensors.length} tensors`, "", "metadata:"];

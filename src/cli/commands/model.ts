@@ -83,10 +83,25 @@ export async function engineLoadOptions(
     label = `converting ${basename(path)} to the flash layout (once)`;
     ctx.stderr.write(`${s}\n`);
   };
+  // The converter reports 1 only once its file is in place: an aborted or failed conversion
+  // must not be announced as done.
+  let finished = false;
   options.onProgress = (f) => {
+    if (f >= 1) finished = true;
     if (label !== undefined) line.update(label, f);
   };
-  return { options, done: () => line.done(label !== undefined ? `converted ${basename(path)} to the flash layout` : undefined) };
+  // Ctrl-C while loading (a first conversion can take minutes) stops it cleanly: the converter
+  // removes its partial file and main exits 130.
+  const controller = new AbortController();
+  options.signal = controller.signal;
+  const off = ctx.onInterrupt(() => controller.abort());
+  return {
+    options,
+    done: () => {
+      off();
+      line.done(label !== undefined && finished ? `converted ${basename(path)} to the flash layout` : undefined);
+    },
+  };
 }
 
 // The real engine is imported lazily: --help, argument errors and fetch never load the addon.

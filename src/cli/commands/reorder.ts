@@ -2,6 +2,7 @@
 // active on the calibration text at that sparsity's thresholds and rewrites the file with every
 // extent's records hottest first (or in channel order with --order identity), storing the order
 // and the activities in its header (docs/FLASH_FORMAT.md section 12).
+import { jsonText } from "../output.js";
 import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
 import { ActiveflowError } from "../../errors.js";
@@ -70,7 +71,10 @@ export async function reorderCommand(ctx: CliContext, file: string, values: Opti
     off();
   }
   if (values.json === true) {
-    ctx.stdout.write(`${JSON.stringify(report)}\n`);
+    ctx.stdout.write(`${jsonText({
+      path: report.path, order: report.order, sparsity, calibration_tokens: report.calibrationTokens, seconds: report.seconds,
+      sites: report.sites.map((x) => ({ site: x.site, moved: x.moved, head_quarter_activity: x.headQuarterActivity })),
+    })}\n`);
     return 0;
   }
   ctx.stdout.write(`record order ${report.order} from ${report.calibrationTokens} calibration tokens at sparsity ${sparsity}:\n`);

@@ -5,6 +5,8 @@ import type { OptionValues } from "../args.js";
 import { ProgressLine } from "../progress.js";
 import { ggmlTypeOf } from "./convert.js";
 import type { CliContext } from "./context.js";
+import { jsonText } from "../output.js";
+import { stat } from "node:fs/promises";
 import type { SynthMix } from "../../synth/synth.js";
 
 export async function synthCommand(ctx: CliContext, output: string, values: OptionValues): Promise<number> {
@@ -29,6 +31,6 @@ export async function synthCommand(ctx: CliContext, output: string, values: Opti
   } finally {
     off();
   }
-  ctx.stdout.write(`${outPath}\n`);
+  ctx.stdout.write(values.json === true ? `${jsonText({ path: outPath, shape, type: values.type ?? "q4_0", mix: values.mix ?? null, bytes: (await stat(outPath)).size })}\n` : `${outPath}\n`);
   return 0;
 }

@@ -1,5 +1,6 @@
 // `activeflow tokenize <model> <text>`: the ids and pieces of a text, encoded as `run` encodes
 // a prompt. Reads only the model's header (no weights, no native addon).
+import { jsonText } from "../output.js";
 import type { OptionValues } from "../args.js";
 import type { CliContext } from "./context.js";
 import { readTextArg } from "./input.js";
@@ -15,7 +16,7 @@ export async function tokenizeCommand(ctx: CliContext, model: string, textArg: s
   const utf8 = new TextDecoder("utf-8"); // lossy: a piece holding part of a character shows U+FFFD
   const pieces = ids.map((id) => (tokenizer.isControl(id) ? tokenizer.decode([id]) : utf8.decode(tokenizer.tokenBytes(id))));
   if (values.json === true) {
-    ctx.stdout.write(`${JSON.stringify({ model: path, tokens: ids.length, ids, pieces })}\n`);
+    ctx.stdout.write(`${jsonText({ model: path, tokens: ids.length, ids, pieces })}\n`);
     return 0;
   }
   const width = String(Math.max(0, ...ids)).length;

@@ -3,10 +3,12 @@
 import { basename } from "node:path";
 import { ProgressLine } from "../progress.js";
 import type { CliContext } from "./context.js";
+import type { OptionValues } from "../args.js";
+import { jsonText } from "../output.js";
 import { resolveModelPath } from "./model.js";
 import { mib } from "./table.js";
 
-export async function verifyCommand(ctx: CliContext, file: string): Promise<number> {
+export async function verifyCommand(ctx: CliContext, file: string, values: OptionValues = {}): Promise<number> {
   const path = await resolveModelPath(file, ctx);
   const { verifyFlashFile } = await import("../../flash/open.js");
   const line = new ProgressLine(ctx.stderr);
@@ -15,7 +17,9 @@ export async function verifyCommand(ctx: CliContext, file: string): Promise<numb
   try {
     const r = await verifyFlashFile(path, { signal: controller.signal, onProgress: (f) => line.update(`verifying ${basename(path)}`, f) });
     line.done();
-    ctx.stdout.write(`ok: ${path}: ${r.pages} pages (${mib(r.bytes)} MiB of extents) match their CRC-32C\n`);
+    ctx.stdout.write(values.json === true
+      ? `${jsonText({ path, ok: true, pages: r.pages, extent_bytes: r.bytes })}\n`
+      : `ok: ${path}: ${r.pages} pages (${mib(r.bytes)} MiB of extents) match their CRC-32C\n`);
     return 0;
   } catch (e) {
     line.done();
