@@ -79,9 +79,9 @@ export async function engineLoadOptions(
   if (options.contextLength === undefined) options.contextLength = await budgetContextLength(path, first, values.maxTokens ?? 128);
   const line = new ProgressLine(ctx.stderr);
   let label: string | undefined;
+  // The converter's one message ("converting <source> ... -> <target>") is the progress label.
   options.log = (s) => {
-    label = `converting ${basename(path)} to the flash layout (once)`;
-    ctx.stderr.write(`${s}\n`);
+    label = s;
   };
   // The converter reports 1 only once its file is in place: an aborted or failed conversion
   // must not be announced as done.
