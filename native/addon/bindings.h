@@ -2,6 +2,7 @@
 #pragma once
 #include <napi.h>
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -37,6 +38,20 @@ inline Napi::Error ToJsError(Napi::Env env, const std::string& code, const std::
   Napi::Error err = Napi::Error::New(env, msg);
   err.Set("code", Napi::String::New(env, code));
   return err;
+}
+
+// A BAD_ARGUMENT JS error with msg.
+[[noreturn]] inline void BadArgument(Napi::Env env, const std::string& msg) { throw ToJsError(env, "BAD_ARGUMENT", msg); }
+
+// Argument i of `fn` as an integer in [min, 2^40]; a BAD_ARGUMENT error naming `name` otherwise.
+inline int64_t ArgInt(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name, int64_t min) {
+  if (info.Length() <= i || !info[i].IsNumber()) BadArgument(info.Env(), std::string(fn) + ": argument '" + name + "' must be a number");
+  const double v = info[i].As<Napi::Number>().DoubleValue();
+  if (!(v >= (double)min && v <= (double)(1LL << 40)) || v != (double)(int64_t)v) {
+    BadArgument(info.Env(), std::string(fn) + ": argument '" + name + "' must be an integer >= " + std::to_string(min) +
+                                ", got " + std::to_string(v));
+  }
+  return (int64_t)v;
 }
 
 }  // namespace activeflow

@@ -13,23 +13,12 @@ namespace activeflow {
 
 namespace {
 
-[[noreturn]] void Bad(Napi::Env env, const std::string& msg) { throw ToJsError(env, "BAD_ARGUMENT", msg); }
-
-int64_t ArgInt(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name, int64_t min) {
-  if (info.Length() <= i || !info[i].IsNumber()) Bad(info.Env(), std::string(fn) + ": argument '" + name + "' must be a number");
-  const double v = info[i].As<Napi::Number>().DoubleValue();
-  if (!(v >= (double)min && v <= (double)(1LL << 40)) || v != (double)(int64_t)v) {
-    Bad(info.Env(), std::string(fn) + ": argument '" + name + "' must be an integer >= " + std::to_string(min) +
-                        ", got " + std::to_string(v));
-  }
-  return (int64_t)v;
-}
 
 template <class T>
 T ArgTyped(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name, napi_typedarray_type type,
            const char* what) {
   if (info.Length() <= i || !info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != type) {
-    Bad(info.Env(), std::string(fn) + ": argument '" + name + "' must be a " + what);
+    BadArgument(info.Env(), std::string(fn) + ": argument '" + name + "' must be a " + what);
   }
   return info[i].As<T>();
 }
@@ -41,10 +30,10 @@ Napi::Uint8Array ArgU8(const Napi::CallbackInfo& info, size_t i, const char* fn,
 }
 
 int ArgSplitType(const Napi::CallbackInfo& info, const char* fn) {
-  if (info.Length() < 1 || !info[0].IsNumber()) Bad(info.Env(), std::string(fn) + ": argument 'type' must be a number (GGML type id)");
+  if (info.Length() < 1 || !info[0].IsNumber()) BadArgument(info.Env(), std::string(fn) + ": argument 'type' must be a number (GGML type id)");
   const int type = info[0].As<Napi::Number>().Int32Value();
   if (!af_colx_supported(type)) {
-    Bad(info.Env(), std::string(fn) + ": type " + std::to_string(type) + " has no split columns (expected Q4_0, Q4_1 or Q8_0)");
+    BadArgument(info.Env(), std::string(fn) + ": type " + std::to_string(type) + " has no split columns (expected Q4_0, Q4_1 or Q8_0)");
   }
   return type;
 }
@@ -52,7 +41,7 @@ int ArgSplitType(const Napi::CallbackInfo& info, const char* fn) {
 int64_t ArgRows(const Napi::CallbackInfo& info, size_t i, const char* fn, int type) {
   const int64_t n_out = ArgInt(info, i, fn, "nOut", 1);
   if (af_colx_code_bytes(type, n_out) < 0) {
-    Bad(info.Env(), std::string(fn) + ": nOut = " + std::to_string(n_out) + " must be a multiple of " + std::to_string(AF_COLX_ROWS));
+    BadArgument(info.Env(), std::string(fn) + ": nOut = " + std::to_string(n_out) + " must be a multiple of " + std::to_string(AF_COLX_ROWS));
   }
   return n_out;
 }
@@ -79,7 +68,7 @@ AxpyArgs ParseAxpy(const Napi::CallbackInfo& info, const char* fn, size_t range_
   r.e0 = ArgInt(info, range_at, fn, "e0", 0);
   r.e1 = ArgInt(info, range_at + 1, fn, "e1", 0);
   if (r.e1 < r.e0 || r.e0 % AF_COLX_ROWS != 0 || r.e1 % AF_COLX_ROWS != 0 || r.e1 > r.n_out) {
-    Bad(env, std::string(fn) + ": range [" + std::to_string(r.e0) + ", " + std::to_string(r.e1) + ") must lie in [0, nOut = " +
+    BadArgument(env, std::string(fn) + ": range [" + std::to_string(r.e0) + ", " + std::to_string(r.e1) + ") must lie in [0, nOut = " +
                  std::to_string(r.n_out) + "] and start and end on multiples of " + std::to_string(AF_COLX_ROWS));
   }
   const int64_t per_col = af_colx_scale_bytes(r.type, r.n_out, 32);
@@ -88,25 +77,25 @@ AxpyArgs ParseAxpy(const Napi::CallbackInfo& info, const char* fn, size_t range_
   for (int64_t i = 0; i < n; i++) {
     const int32_t c = r.ch[i];
     if (c < 0 || c >= n_in || (i > 0 && c <= r.ch[i - 1])) {
-      Bad(env, std::string(fn) + ": ch[" + std::to_string(i) + "] = " + std::to_string(c) +
+      BadArgument(env, std::string(fn) + ": ch[" + std::to_string(i) + "] = " + std::to_string(c) +
                    " must be above the channel before it and below the scale plane's " + std::to_string(n_in) + " channels");
     }
   }
-  if (info.Length() <= 1 || !info[1].IsArray()) Bad(env, std::string(fn) + ": argument 'codes' must be an array of Uint8Array");
+  if (info.Length() <= 1 || !info[1].IsArray()) BadArgument(env, std::string(fn) + ": argument 'codes' must be an array of Uint8Array");
   const Napi::Array arr = info[1].As<Napi::Array>();
   if ((int64_t)arr.Length() != n) {
-    Bad(env, std::string(fn) + ": " + std::to_string(arr.Length()) + " code arrays but " + std::to_string(n) + " channel ids");
+    BadArgument(env, std::string(fn) + ": " + std::to_string(arr.Length()) + " code arrays but " + std::to_string(n) + " channel ids");
   }
   const int64_t need = af_colx_code_bytes(r.type, r.n_out);
   r.codes.resize(arr.Length());
   for (uint32_t k = 0; k < arr.Length(); k++) {
     const Napi::Value v = arr.Get(k);
     if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-      Bad(env, std::string(fn) + ": codes[" + std::to_string(k) + "] must be a Uint8Array");
+      BadArgument(env, std::string(fn) + ": codes[" + std::to_string(k) + "] must be a Uint8Array");
     }
     const Napi::Uint8Array u = v.As<Napi::Uint8Array>();
     if ((int64_t)u.ByteLength() < need) {
-      Bad(env, std::string(fn) + ": codes[" + std::to_string(k) + "] holds " + std::to_string(u.ByteLength()) +
+      BadArgument(env, std::string(fn) + ": codes[" + std::to_string(k) + "] holds " + std::to_string(u.ByteLength()) +
                    " bytes, " + std::to_string(r.n_out) + " rows need " + std::to_string(need));
     }
     r.codes[k] = u.Data();
@@ -120,11 +109,11 @@ Napi::Value ColxAxpy(const Napi::CallbackInfo& info) {
   AxpyArgs r = ParseAxpy(info, fn, 7);
   Napi::Float32Array y = ArgF32(info, 6, fn, "y");
   if (r.a.ElementLength() != r.ch.ElementLength()) {
-    Bad(info.Env(), std::string(fn) + ": a has " + std::to_string(r.a.ElementLength()) + " values for " +
+    BadArgument(info.Env(), std::string(fn) + ": a has " + std::to_string(r.a.ElementLength()) + " values for " +
                         std::to_string(r.ch.ElementLength()) + " channels");
   }
   if ((int64_t)y.ElementLength() < r.e1) {
-    Bad(info.Env(), std::string(fn) + ": e1 = " + std::to_string(r.e1) + " is past y (" + std::to_string(y.ElementLength()) + " elements)");
+    BadArgument(info.Env(), std::string(fn) + ": e1 = " + std::to_string(r.e1) + " is past y (" + std::to_string(y.ElementLength()) + " elements)");
   }
   af_colx_axpy(r.type, r.codes.data(), r.ch.Data(), r.a.Data(), (int64_t)r.ch.ElementLength(), r.scales.Data(), r.n_out,
                y.Data(), r.e0, r.e1);
@@ -141,11 +130,11 @@ Napi::Value ColxAxpyBatch(const Napi::CallbackInfo& info) {
   const int64_t ldy = ArgInt(info, 8, fn, "ldy", 0);
   const int64_t n = (int64_t)r.ch.ElementLength();
   if ((int64_t)r.a.ElementLength() != nb * n) {
-    Bad(info.Env(), std::string(fn) + ": a has " + std::to_string(r.a.ElementLength()) + " values, expected nb * channels = " +
+    BadArgument(info.Env(), std::string(fn) + ": a has " + std::to_string(r.a.ElementLength()) + " values, expected nb * channels = " +
                         std::to_string(nb * n));
   }
   if (r.e1 > ldy || (int64_t)y.ElementLength() < (nb - 1) * ldy + r.e1) {
-    Bad(info.Env(), std::string(fn) + ": y has " + std::to_string(y.ElementLength()) + " elements; nb = " + std::to_string(nb) +
+    BadArgument(info.Env(), std::string(fn) + ": y has " + std::to_string(y.ElementLength()) + " elements; nb = " + std::to_string(nb) +
                         " rows of ldy = " + std::to_string(ldy) + " up to e1 = " + std::to_string(r.e1) + " do not fit");
   }
   af_colx_axpy_batch(r.type, r.codes.data(), r.ch.Data(), r.a.Data(), n, nb, r.scales.Data(), r.n_out, y.Data(), ldy,
@@ -157,11 +146,11 @@ Napi::Value ColxAxpyBatch(const Napi::CallbackInfo& info) {
 void CheckSource(const Napi::CallbackInfo& info, const char* fn, int type, const Napi::Uint8Array& rows, int64_t n_out,
                  int64_t n_in) {
   if (af_colx_scale_bytes(type, n_out, n_in) < 0) {
-    Bad(info.Env(), std::string(fn) + ": nIn = " + std::to_string(n_in) + " must be a multiple of 32");
+    BadArgument(info.Env(), std::string(fn) + ": nIn = " + std::to_string(n_in) + " must be a multiple of 32");
   }
   const size_t need = af_row_bytes(type, n_in) * (size_t)n_out;
   if (rows.ByteLength() < need) {
-    Bad(info.Env(), std::string(fn) + ": rows hold " + std::to_string(rows.ByteLength()) + " bytes, " + std::to_string(n_out) +
+    BadArgument(info.Env(), std::string(fn) + ": rows hold " + std::to_string(rows.ByteLength()) + " bytes, " + std::to_string(n_out) +
                         " rows of " + std::to_string(n_in) + " need " + std::to_string(need));
   }
 }
@@ -195,11 +184,11 @@ Napi::Value ColxSplitCodes(const Napi::CallbackInfo& info) {
   const int64_t code = af_colx_code_bytes(type, n_out);
   const int64_t stride = ArgInt(info, 8, fn, "stride", code);
   if (j0 + nj > n_in) {
-    Bad(info.Env(), std::string(fn) + ": channels [" + std::to_string(j0) + ", " + std::to_string(j0 + nj) + ") are past nIn = " +
+    BadArgument(info.Env(), std::string(fn) + ": channels [" + std::to_string(j0) + ", " + std::to_string(j0 + nj) + ") are past nIn = " +
                         std::to_string(n_in));
   }
   if (offset + (nj - 1) * stride + code > (int64_t)out.ByteLength()) {
-    Bad(info.Env(), std::string(fn) + ": out holds " + std::to_string(out.ByteLength()) + " bytes, " + std::to_string(nj) +
+    BadArgument(info.Env(), std::string(fn) + ": out holds " + std::to_string(out.ByteLength()) + " bytes, " + std::to_string(nj) +
                         " channels at offset " + std::to_string(offset) + " and stride " + std::to_string(stride) + " need " +
                         std::to_string(offset + (nj - 1) * stride + code));
   }

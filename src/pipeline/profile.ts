@@ -121,6 +121,12 @@ export async function machineProfile(modelFile: string, options: { refresh?: boo
     columnBytesPerSecond: measureColumns(Math.min(0.5, seconds / 4)),
   };
   all[key] = profile;
+  await writeProfileFile(path, all);
+  return profile;
+}
+
+// Writes the whole profile file through a temp file and a rename: a reader never sees half.
+async function writeProfileFile(path: string, all: unknown): Promise<void> {
   await mkdir(cacheRoot(), { recursive: true });
   const tmp = `${path}.tmp-${process.pid}`;
   try {
@@ -130,7 +136,6 @@ export async function machineProfile(modelFile: string, options: { refresh?: boo
     await unlink(tmp).catch(() => {});
     throw e;
   }
-  return profile;
 }
 
 // ---- Other per-machine measurements (e.g. the default thread count, src/engine/threads.ts),
@@ -152,14 +157,6 @@ export async function cachedProfileEntry<T>(key: string, measure: () => Promise<
     all = {};
   }
   all[key] = value;
-  await mkdir(cacheRoot(), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
-  try {
-    await writeFile(tmp, JSON.stringify(all, null, 1));
-    await rename(tmp, path);
-  } catch (e) {
-    await unlink(tmp).catch(() => {});
-    throw e;
-  }
+  await writeProfileFile(path, all);
   return value;
 }
