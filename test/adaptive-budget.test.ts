@@ -21,6 +21,7 @@ import { entryAt, parseDramSchedule } from "../src/memory/schedule.js";
 import { calibrate } from "../src/sparsity/calibrate.js";
 import { saveCalibration } from "../src/sparsity/store.js";
 import { synthesizeModel } from "../src/synth/synth.js";
+import { runCli } from "./helpers/cli.js";
 
 const CTX = 64;
 const SPARSITY = 0.5;
@@ -308,20 +309,7 @@ test("watchMemory: the engine shrinks its cache under (fake) pressure between to
 
 // ---- The CLI: run --dram-schedule ----
 
-async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const { main } = await import("../src/cli/main.js");
-  const { loadRealEngine } = await import("../src/cli/commands/model.js");
-  const { PassThrough } = await import("node:stream");
-  let out = "", err = "";
-  const sink = (append: (s: string) => void) => ({ write: (s: string) => (append(s), true) }) as unknown as NodeJS.WritableStream & { write(s: string): boolean };
-  const stdin = new PassThrough();
-  stdin.end();
-  const code = await main(argv, {
-    stdin, stdout: sink((s) => (out += s)), stderr: sink((s) => (err += s)), env: { ...process.env },
-    loadEngine: loadRealEngine, onInterrupt: () => () => {},
-  });
-  return { code, out, err };
-}
+const cli = (argv: string[]) => runCli(argv);
 
 test("run --dram-schedule: same tokens as a fixed budget, the schedule and per-phase numbers in --json", async () => {
   const common = [flash, "-p", "The quick brown fox", "-n", "20", "--sparsity", String(SPARSITY), "--seed", "7", "--json"];

@@ -9,17 +9,14 @@ import { existsSync, readdirSync } from "node:fs";
 import { copyFile, mkdir, mkdtemp, readdir, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { PassThrough } from "node:stream";
 import { fileURLToPath } from "node:url";
-import { main } from "../src/cli/main.js";
-import type { CliContext } from "../src/cli/commands/context.js";
-import { loadRealEngine } from "../src/cli/commands/model.js";
 import { ensureConverted, flashCacheDir } from "../src/flash/cache.js";
 import { listCache } from "../src/flash/cacheEntries.js";
 import { GgmlType } from "../src/gguf/types.js";
 import { SHAPES } from "../src/synth/shapes.js";
 import { synthesizeModel } from "../src/synth/synth.js";
 import { processAlive, sweepTemps, tempOwner } from "../src/tempFiles.js";
+import { runCli } from "./helpers/cli.js";
 
 let dir = "";
 let savedCache: string | undefined;
@@ -36,18 +33,7 @@ after(async () => {
   if (dir !== "") await rm(dir, { recursive: true, force: true });
 });
 
-async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "", err = "";
-  const sink = (append: (s: string) => void) => ({ write: (s: string) => (append(s), true) }) as unknown as CliContext["stdout"];
-  const stdin = new PassThrough();
-  stdin.end();
-  const ctx: CliContext = {
-    stdin, stdout: sink((s) => (out += s)), stderr: sink((s) => (err += s)), env: { ...process.env },
-    loadEngine: loadRealEngine, onInterrupt: () => () => {},
-  };
-  const code = await main(argv, ctx);
-  return { code, out, err };
-}
+const cli = (argv: string[]) => runCli(argv);
 
 // A pid that surely belonged to a process which has exited.
 function deadPid(): number {

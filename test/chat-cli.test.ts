@@ -10,7 +10,6 @@ import { PassThrough } from "node:stream";
 import { main } from "../src/cli/main.js";
 import { parseArgs } from "../src/cli/args.js";
 import type { CliContext, EngineLike } from "../src/cli/commands/context.js";
-import { loadRealEngine } from "../src/cli/commands/model.js";
 import { LineJoiner, type Timers } from "../src/cli/commands/chatInput.js";
 import { Engine } from "../src/engine/Engine.js";
 import { StopMatcher } from "../src/engine/stopStrings.js";
@@ -22,6 +21,7 @@ import { readGguf } from "../src/gguf/reader.js";
 import { buildTinyModel } from "../src/synth/tinyModel.js";
 import { createTokenizer } from "../src/tokenizer/index.js";
 import type { ChatMessage } from "../src/tokenizer/types.js";
+import { runCli } from "./helpers/cli.js";
 
 let dir = "";
 let tiny = "";
@@ -351,15 +351,7 @@ test("run reads the prompt from -f <file>, -f - and a bare -; bad values are nam
 
 // ---- tokenize and inspect ----
 
-async function cli(argv: string[], stdin = ""): Promise<{ code: number; out: string; err: string }> {
-  let out = "", err = "";
-  const sink = (append: (s: string) => void) => ({ write: (s: string) => (append(s), true) }) as unknown as CliContext["stdout"];
-  const input = new PassThrough();
-  input.end(stdin);
-  const ctx: CliContext = { stdin: input, stdout: sink((s) => (out += s)), stderr: sink((s) => (err += s)), env: { ...process.env }, loadEngine: loadRealEngine, onInterrupt: () => () => {} };
-  const code = await main(argv, ctx);
-  return { code, out, err };
-}
+const cli = (argv: string[], stdin = "") => runCli(argv, { stdin });
 
 test("tokenize prints ids and pieces as run encodes them; --json; - reads stdin", async () => {
   const tok = createTokenizer(await readGguf(tiny));

@@ -5,12 +5,9 @@ import assert from "node:assert/strict";
 import { copyFile, mkdtemp, open, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
-import { main } from "../src/cli/main.js";
-import type { CliContext } from "../src/cli/commands/context.js";
-import { loadRealEngine } from "../src/cli/commands/model.js";
 import { openFlashModel } from "../src/flash/open.js";
 import { calibrationPath } from "../src/sparsity/store.js";
+import { runCli } from "./helpers/cli.js";
 
 let dir = "";
 let savedCache: string | undefined;
@@ -28,18 +25,7 @@ after(async () => {
   if (dir !== "") await rm(dir, { recursive: true, force: true });
 });
 
-async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "", err = "";
-  const sink = (append: (s: string) => void) => ({ write: (s: string) => (append(s), true) }) as unknown as CliContext["stdout"];
-  const stdin = new PassThrough();
-  stdin.end();
-  const ctx: CliContext = {
-    stdin, stdout: sink((s) => (out += s)), stderr: sink((s) => (err += s)), env: { ...process.env },
-    loadEngine: loadRealEngine, onInterrupt: () => () => {},
-  };
-  const code = await main(argv, ctx);
-  return { code, out, err };
-}
+const cli = (argv: string[]) => runCli(argv);
 
 test("synth, convert, verify, calibrate, eval and run --dram on a tiny model", async () => {
   const gguf = join(dir, "tiny.gguf"), flash = join(dir, "tiny.af.gguf");

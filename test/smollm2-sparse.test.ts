@@ -8,24 +8,14 @@ import { existsSync } from "node:fs";
 import { copyFile, mkdir, mkdtemp, readFile, rm, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
-import { main } from "../src/cli/main.js";
-import type { CliContext } from "../src/cli/commands/context.js";
-import { loadRealEngine } from "../src/cli/commands/model.js";
 import { cacheRoot, sidecarPath } from "../src/fetch/cache.js";
 import { shippedCalibrationFile } from "../src/fetch/shippedCalibration.js";
 import { SMOLLM2 } from "../src/fetch/smollm2.js";
 import { calibrationPath } from "../src/sparsity/store.js";
 import { findSmolLM2 } from "./helpers/smollm2.js";
+import { runCli } from "./helpers/cli.js";
 
-async function cli(argv: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; out: string; err: string }> {
-  let out = "", err = "";
-  const sink = (append: (s: string) => void) => ({ write: (s: string) => (append(s), true) }) as unknown as CliContext["stdout"];
-  const stdin = new PassThrough();
-  stdin.end();
-  const ctx: CliContext = { stdin, stdout: sink((s) => (out += s)), stderr: sink((s) => (err += s)), env, loadEngine: loadRealEngine, onInterrupt: () => () => {} };
-  return { code: await main(argv, ctx), out, err };
-}
+const cli = (argv: string[], env: NodeJS.ProcessEnv) => runCli(argv, { env });
 
 test("the shipped SmolLM2 table records how it was made and was not calibrated on the evaluation text", async () => {
   const file = shippedCalibrationFile(SMOLLM2.fileName);
