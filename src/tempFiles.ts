@@ -5,7 +5,7 @@
 // own, so they are removed on exit where Node still runs exit handlers (trackTemp), and
 // otherwise swept by the next command whose process finds the owner gone (sweepTemps).
 import { unlinkSync } from "node:fs";
-import { readdir, rm } from "node:fs/promises";
+import { open, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 
 const OWNER_PATTERNS: readonly RegExp[] = [
@@ -88,4 +88,28 @@ export function trackTemp(path: string): () => void {
   return () => {
     live.delete(path);
   };
+}
+
+// Flushes a finished temporary file before its rename, so the rename never publishes half.
+export async function syncFile(path: string): Promise<void> {
+  const fh = await open(path, "r+");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+// Makes a rename in `dir` durable (best effort: some filesystems refuse fsync on a directory).
+export async function syncDir(dir: string): Promise<void> {
+  try {
+    const d = await open(dir, "r");
+    try {
+      await d.sync();
+    } finally {
+      await d.close();
+    }
+  } catch {
+    // nothing more to do
+  }
 }

@@ -13,7 +13,7 @@ import { GgufValueType } from "../gguf/types.js";
 import { arr, encodeGgufScalar, type GgufWriteValue } from "../gguf/writer.js";
 import { KEY } from "./format.js";
 import { metadataSpans } from "./typedMetadata.js";
-import { trackTemp } from "../tempFiles.js";
+import { syncDir, trackTemp } from "../tempFiles.js";
 
 const SCALAR_BYTES: Partial<Record<number, number>> = {
   [GgufValueType.UINT8]: 1, [GgufValueType.INT8]: 1, [GgufValueType.BOOL]: 1,
@@ -117,18 +117,4 @@ export async function updateFlashMetadata(path: string, entries: ReadonlyMap<str
   }
   await syncDir(dirname(path));
   return { roomLeft: room };
-}
-
-// Makes the rename durable (best effort: some filesystems refuse fsync on a directory).
-async function syncDir(dir: string): Promise<void> {
-  try {
-    const d = await open(dir, "r");
-    try {
-      await d.sync();
-    } finally {
-      await d.close();
-    }
-  } catch {
-    // nothing more to do
-  }
 }

@@ -14,6 +14,7 @@ import {
 } from "./format.js";
 import { openFlashModel, type FlashExtent } from "./open.js";
 import { readTypedMetadata } from "./typedMetadata.js";
+import { syncDir, syncFile } from "../tempFiles.js";
 
 
 // Calibrated activity per channel: [site] -> [groups][nIn], in channel order (layer visits per
@@ -204,22 +205,4 @@ async function readAt(fh: FileHandle, buf: Uint8Array, position: number, path: s
 
 function abortIf(signal: AbortSignal | undefined, path: string): void {
   if (signal?.aborted) throw new ActiveflowError("ABORTED", `reordering ${path} was aborted`, { cause: signal.reason });
-}
-
-async function syncFile(file: string): Promise<void> {
-  const d = await open(file, "r+");
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const d = await open(dir, "r");
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
 }

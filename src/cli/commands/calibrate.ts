@@ -1,9 +1,10 @@
 // `activeflow calibrate <model>`: thresholds for every sparsity level. A converted (flash)
 // file gets them in its own header (activeflow.thresholds.* keys); a plain GGUF, which we do
 // not rewrite, gets <model>.calibration.json beside it, and its cached conversions get the keys.
-import { readdir, readFile } from "node:fs/promises";
+import { readdir } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { ActiveflowError } from "../../errors.js";
+import { readTextFile } from "./input.js";
 import type { OptionValues } from "../args.js";
 import { jsonText } from "../output.js";
 import { ProgressLine } from "../progress.js";
@@ -30,7 +31,7 @@ const BUILTIN_PROMPTS = 16;
 export async function calibrateCommand(ctx: CliContext, model: string, values: OptionValues): Promise<number> {
   if (values.text !== undefined) refuseEvaluationText(values.text);
   const path = await resolveModelPath(model, ctx);
-  const text = values.text !== undefined ? await readText(values.text) : undefined;
+  const text = values.text !== undefined ? await readTextFile(values.text) : undefined;
   const { Engine } = await import("../../engine/Engine.js");
   const { calibrate, CALIBRATION_PROMPTS, DEFAULT_METHOD } = await import("../../sparsity/calibrate.js");
   const { storeCalibration } = await import("../../sparsity/store.js");
@@ -95,14 +96,6 @@ export async function calibrateCommand(ctx: CliContext, model: string, values: O
   ctx.stdout.write(formatTable(["sparsity", ...sites], table.levels.map((l, i) => [l.toFixed(2), ...mean[i]!.map((x) => x.toPrecision(3))])));
   for (const p of saved) ctx.stdout.write(p.endsWith(".json") ? `saved ${p}\n` : `saved ${p} (activeflow.thresholds.* keys)\n`);
   return 0;
-}
-
-async function readText(file: string): Promise<string> {
-  try {
-    return await readFile(file, "utf8");
-  } catch (e) {
-    throw new ActiveflowError("BAD_ARGUMENT", `cannot read text file ${file}: ${(e as Error).message}`);
-  }
 }
 
 // Converted copies of a GGUF in the cache (any group size), as src/flash/cache.ts names them.

@@ -2,9 +2,10 @@
 // training tokens with the engine (the model's own continuations of the calibration prompts,
 // cached, or --text), sets up the Python environment once, then runs python -m activeflow_distill.
 import { createHash } from "node:crypto";
-import { mkdir, readFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { ActiveflowError } from "../../errors.js";
+import { readTextFile } from "./input.js";
 import type { OptionValues } from "../args.js";
 import { jsonText } from "../output.js";
 import { ProgressLine } from "../progress.js";
@@ -91,11 +92,7 @@ async function trainingTokens(ctx: CliContext, path: string, values: OptionValue
   let userText: string | undefined;
   let files: { ids: string; text: string };
   if (values.text !== undefined) {
-    try {
-      userText = await readFile(values.text, "utf8");
-    } catch (e) {
-      throw new ActiveflowError("BAD_ARGUMENT", `cannot read text file ${values.text}: ${(e as Error).message}`);
-    }
+    userText = await readTextFile(values.text);
     const hash = createHash("sha256").update(userText).digest("hex").slice(0, 16);
     const dir = t.distillCacheDir(ctx.env);
     files = { ids: join(dir, `${basename(path)}.user-${hash}.n${total}.tokens.i32`), text: join(dir, `${basename(path)}.user-${hash}.txt`) };

@@ -1,8 +1,8 @@
 // `activeflow eval <model> --text <file>`: teacher-forced perplexity, KL(dense || sparse) and
 // top-1 agreement of the model at a sparsity level against itself dense.
-import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
 import { ActiveflowError } from "../../errors.js";
+import { readTextFile } from "./input.js";
 import type { OptionValues } from "../args.js";
 import { jsonText } from "../output.js";
 import { ProgressLine } from "../progress.js";
@@ -15,12 +15,7 @@ export async function evalCommand(ctx: CliContext, model: string, values: Option
   const sparsity = values.sparsity ?? 0;
   const maxTokens = values.maxTokens ?? 4096;
   const window = values.window ?? 512;
-  let text: string;
-  try {
-    text = await readFile(values.text!, "utf8");
-  } catch (e) {
-    throw new ActiveflowError("BAD_ARGUMENT", `cannot read text file ${values.text}: ${(e as Error).message}`);
-  }
+  const text = await readTextFile(values.text!);
   const { loadCalibration, calibrationPath } = await import("../../sparsity/store.js");
   const { thresholdsFor } = await import("../../sparsity/thresholds.js");
   let thresholds: Float32Array | null = null;

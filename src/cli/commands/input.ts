@@ -1,4 +1,5 @@
-// Reading a prompt or text from a file or standard input ("-") for run and tokenize.
+// Reading a prompt or text from a file or standard input ("-") for run and tokenize, and the
+// --text files of calibrate, reorder, eval and distill.
 import { readFile } from "node:fs/promises";
 import { ActiveflowError } from "../../errors.js";
 import type { CliContext } from "./context.js";
@@ -25,4 +26,13 @@ export async function readTextArg(ctx: CliContext, file: string, what: string): 
   }
   if (text === "") throw new ActiveflowError("BAD_ARGUMENT", `the ${what} from ${file === "-" ? "standard input" : `"${file}"`} is empty`);
   return text;
+}
+
+// The --text file of calibrate, reorder, eval and distill.
+export async function readTextFile(file: string): Promise<string> {
+  try {
+    return await readFile(file, "utf8");
+  } catch (e) {
+    throw new ActiveflowError("BAD_ARGUMENT", `cannot read text file ${file}: ${(e as Error).message}`);
+  }
 }

@@ -3,9 +3,9 @@
 // extent's records hottest first (or in channel order with --order identity), storing the order
 // and the activities in its header (docs/FLASH_FORMAT.md section 12).
 import { jsonText } from "../output.js";
-import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
 import { ActiveflowError } from "../../errors.js";
+import { readTextFile } from "./input.js";
 import type { RecordOrder } from "../../flash/format.js";
 import type { OptionValues } from "../args.js";
 import { ProgressLine } from "../progress.js";
@@ -28,7 +28,7 @@ export async function reorderCommand(ctx: CliContext, file: string, values: Opti
   const { loadCalibration } = await import("../../sparsity/store.js");
   const table = await loadCalibration(path);
   if (!table) throw new ActiveflowError("BAD_ARGUMENT", `${path}: has no calibration table; run \`activeflow calibrate ${path}\` first`);
-  const text = values.text !== undefined ? await readText(values.text) : undefined;
+  const text = values.text !== undefined ? await readTextFile(values.text) : undefined;
   const { Engine } = await import("../../engine/Engine.js");
   const { calibrationText, CALIBRATION_PROMPTS } = await import("../../sparsity/calibrate.js");
   const { channelActivity } = await import("../../sparsity/activity.js");
@@ -82,12 +82,4 @@ export async function reorderCommand(ctx: CliContext, file: string, values: Opti
     report.sites.map((s) => [s.site, `${(100 * s.moved).toFixed(1)} %`, `${(100 * s.headQuarterActivity).toFixed(1)} %`])));
   ctx.stdout.write(`saved ${path} (${report.seconds.toFixed(1)} s)\n`);
   return 0;
-}
-
-async function readText(file: string): Promise<string> {
-  try {
-    return await readFile(file, "utf8");
-  } catch (e) {
-    throw new ActiveflowError("BAD_ARGUMENT", `cannot read text file ${file}: ${(e as Error).message}`);
-  }
 }
