@@ -6,8 +6,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
-import { copyFile, mkdir, mkdtemp, readdir, rm, stat, utimes, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { copyFile, mkdir, readdir, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureConverted, flashCacheDir } from "../src/flash/cache.js";
@@ -16,21 +15,12 @@ import { GgmlType } from "../src/gguf/types.js";
 import { SHAPES } from "../src/synth/shapes.js";
 import { synthesizeModel } from "../src/synth/synth.js";
 import { processAlive, sweepTemps, tempOwner } from "../src/tempFiles.js";
-import { runCli } from "./helpers/cli.js";
+import { runCli, useTempCache } from "./helpers/cli.js";
+import { rng } from "./helpers/random.js";
 
 let dir = "";
-let savedCache: string | undefined;
-
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), "af-cache-"));
-  savedCache = process.env.ACTIVEFLOW_CACHE;
-  process.env.ACTIVEFLOW_CACHE = join(dir, "cache");
-});
-
-after(async () => {
-  if (savedCache === undefined) delete process.env.ACTIVEFLOW_CACHE;
-  else process.env.ACTIVEFLOW_CACHE = savedCache;
-  if (dir !== "") await rm(dir, { recursive: true, force: true });
+useTempCache("af-cache-", (d) => {
+  dir = d;
 });
 
 const cli = (argv: string[]) => runCli(argv);
@@ -90,18 +80,6 @@ function temps(d: string): { name: string; pid: number }[] {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-// Deterministic delays (mulberry32).
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Trial {
   child: ChildProcess;

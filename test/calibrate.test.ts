@@ -28,6 +28,7 @@ import { THRESHOLD_KEY } from "../src/sparsity/flashKeys.js";
 import { calibrationPath, loadCalibration, saveCalibration, storeCalibration } from "../src/sparsity/store.js";
 import { SPARSITY_LEVELS, tableFromJson, tableToJson, thresholdsFor, thresholdsFromHistograms, type ThresholdTable } from "../src/sparsity/thresholds.js";
 import { synthesizeModel } from "../src/synth/synth.js";
+import { rng } from "./helpers/random.js";
 
 // The native histogram's binning (native/model/activation_stats.h): log2-spaced from 2^-24, 32 per octave.
 const PER_OCTAVE = 32, MIN_LOG2 = -24, BINS = 32 * 40;
@@ -35,17 +36,6 @@ const PER_OCTAVE = 32, MIN_LOG2 = -24, BINS = 32 * 40;
 function binOf(a: number): number {
   if (!(a > 0)) return 0;
   return Math.min(Math.max(Math.floor((Math.log2(a) - MIN_LOG2) * PER_OCTAVE), 0), BINS - 1);
-}
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 test("thresholds from a synthetic histogram keep the requested fraction of samples", () => {

@@ -1,10 +1,9 @@
 // Chat and CLI conveniences (issue 15, item 4): stop strings, context shift and prefix reuse in
 // the engine (a tiny real model), multi-line input and slash commands in `chat`, prompts from
 // a file or standard input, and the tokenize and inspect commands.
-import { after, before, test } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { main } from "../src/cli/main.js";
@@ -21,24 +20,14 @@ import { readGguf } from "../src/gguf/reader.js";
 import { buildTinyModel } from "../src/synth/tinyModel.js";
 import { createTokenizer } from "../src/tokenizer/index.js";
 import type { ChatMessage } from "../src/tokenizer/types.js";
-import { runCli } from "./helpers/cli.js";
+import { runCli, useTempCache } from "./helpers/cli.js";
 
 let dir = "";
 let tiny = "";
-let savedCache: string | undefined;
-
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), "af-chat-cli-"));
-  savedCache = process.env.ACTIVEFLOW_CACHE;
-  process.env.ACTIVEFLOW_CACHE = join(dir, "cache");
+useTempCache("af-chat-cli-", async (d) => {
+  dir = d;
   tiny = join(dir, "tiny.gguf");
   await buildTinyModel(tiny, { type: GgmlType.Q8_0, contextLength: 1024, seed: 5 });
-});
-
-after(async () => {
-  if (savedCache === undefined) delete process.env.ACTIVEFLOW_CACHE;
-  else process.env.ACTIVEFLOW_CACHE = savedCache;
-  if (dir !== "") await rm(dir, { recursive: true, force: true });
 });
 
 // ---- stop strings ----

@@ -1,28 +1,17 @@
 // The swapping commands end to end, in-process with the real engine on a tiny synthetic model:
 // synth -> convert -> verify -> calibrate -> eval -> run --dram, and their failure lines.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { copyFile, mkdtemp, open, readdir, rm, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { copyFile, open, readdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { openFlashModel } from "../src/flash/open.js";
 import { calibrationPath } from "../src/sparsity/store.js";
-import { runCli } from "./helpers/cli.js";
+import { runCli, useTempCache } from "./helpers/cli.js";
 
 let dir = "";
-let savedCache: string | undefined;
-
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), "af-cli-flash-"));
-  // run --dram on a .gguf converts into the cache: keep it inside the temp dir.
-  savedCache = process.env.ACTIVEFLOW_CACHE;
-  process.env.ACTIVEFLOW_CACHE = join(dir, "cache");
-});
-
-after(async () => {
-  if (savedCache === undefined) delete process.env.ACTIVEFLOW_CACHE;
-  else process.env.ACTIVEFLOW_CACHE = savedCache;
-  if (dir !== "") await rm(dir, { recursive: true, force: true });
+// run --dram on a .gguf converts into the cache: keep it inside the temp dir.
+useTempCache("af-cli-flash-", (d) => {
+  dir = d;
 });
 
 const cli = (argv: string[]) => runCli(argv);

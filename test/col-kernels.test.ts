@@ -6,6 +6,7 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { loadAddon } from "../src/backends/native/binding.js";
 import { GgmlType } from "../src/gguf/types.js";
+import { gaussian } from "./helpers/random.js";
 
 const addon = loadAddon();
 const defaultIsa = addon.isaName();
@@ -34,19 +35,6 @@ const TYPES: TypeCase[] = [
   { name: "Q6_K", type: GgmlType.Q6_K, blockElems: 256, n: 1280, tol: 1e-5 },
 ];
 const N_COLS = [1, 3, 8, 37];
-
-// Deterministic Gaussian data (mulberry32 + Box-Muller).
-function gaussian(n: number, seed: number, scale = 1): Float32Array {
-  let s = seed >>> 0;
-  const uniform = (): number => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return Float32Array.from({ length: n }, () => Math.sqrt(-2 * Math.log(uniform() + 1e-12)) * Math.cos(2 * Math.PI * uniform()) * scale);
-}
 
 interface Columns {
   bytes: Uint8Array[]; // [nCols], each one quantised column of tc.n elements

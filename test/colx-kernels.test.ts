@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { loadAddon } from "../src/backends/native/binding.js";
 import { GgmlType } from "../src/gguf/types.js";
 import { fp16ToFp32 as halfToFloat } from "../src/synth/quantize.js";
+import { gaussian, rng } from "./helpers/random.js";
 
 const addon = loadAddon();
 const defaultIsa = addon.isaName();
@@ -23,21 +24,6 @@ const TYPES = [
 // 11 tiles of 32 rows (an odd count, so 64-row cuts leave a 32-row tail); 10 block-columns.
 const N_OUT = 352;
 const N_IN = 320;
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-function gaussian(n: number, seed: number, scale = 1): Float32Array {
-  const u = rng(seed);
-  return Float32Array.from({ length: n }, () => Math.sqrt(-2 * Math.log(u() + 1e-12)) * Math.cos(2 * Math.PI * u()) * scale);
-}
 
 interface Split {
   rows: Uint8Array; // the source matrix, nOut rows in the type's blocks

@@ -11,6 +11,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadAddon } from "../src/backends/native/binding.js";
 import { GgmlType } from "../src/gguf/types.js";
+import { gaussian } from "./helpers/random.js";
 
 const addon = loadAddon();
 const defaultIsa = addon.isaName();
@@ -40,24 +41,6 @@ const TYPES: TypeCase[] = [
 ];
 // SIMD against scalar: same integer sums, only float summation order differs.
 const VS_SCALAR = 2e-6;
-
-// Deterministic Gaussian data (mulberry32 + Box-Muller).
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  const uniform = (): number => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return () => Math.sqrt(-2 * Math.log(uniform() + 1e-12)) * Math.cos(2 * Math.PI * uniform());
-}
-
-function gaussian(n: number, seed: number, scale = 1): Float32Array {
-  const g = rng(seed);
-  return Float32Array.from({ length: n }, () => g() * scale);
-}
 
 function norm(a: ArrayLike<number>): number {
   let s = 0;

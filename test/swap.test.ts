@@ -18,6 +18,7 @@ import { fmt } from "../src/memory/budget.js";
 import { calibrate } from "../src/sparsity/calibrate.js";
 import { saveCalibration } from "../src/sparsity/store.js";
 import { synthesizeModel } from "../src/synth/synth.js";
+import { rng } from "./helpers/random.js";
 
 // Small context: the KV cache is part of the budget, and small budgets are the point here.
 const CTX = 64;
@@ -48,18 +49,6 @@ before(async () => {
 after(async () => {
   if (dir !== "") await rm(dir, { recursive: true, force: true });
 });
-
-// A small deterministic PRNG (mulberry32) for token ids and lengths.
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomIds(next: () => number, n: number, vocab: number): number[] {
   return Array.from({ length: n }, () => Math.floor(next() * vocab));
