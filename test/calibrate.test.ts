@@ -9,11 +9,9 @@ import assert from "node:assert/strict";
 import { mkdtemp, open, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
 import { SITES, type SiteHistograms } from "../src/backend/Backend.js";
 import { main } from "../src/cli/main.js";
 import { refuseEvaluationText } from "../src/cli/commands/calibrate.js";
-import type { CliContext } from "../src/cli/commands/context.js";
 import { Engine } from "../src/engine/Engine.js";
 import { isActiveflowError } from "../src/errors.js";
 import { GgmlType } from "../src/gguf/types.js";
@@ -29,6 +27,7 @@ import { calibrationPath, loadCalibration, saveCalibration, storeCalibration } f
 import { SPARSITY_LEVELS, tableFromJson, tableToJson, thresholdsFor, thresholdsFromHistograms, type ThresholdTable } from "../src/sparsity/thresholds.js";
 import { synthesizeModel } from "../src/synth/synth.js";
 import { rng } from "./helpers/random.js";
+import { captureContext } from "./helpers/cli.js";
 
 // The native histogram's binning (native/model/activation_stats.h): log2-spaced from 2^-24, 32 per octave.
 const PER_OCTAVE = 32, MIN_LOG2 = -24, BINS = 32 * 40;
@@ -159,21 +158,7 @@ test("at sparsity s each site keeps 1 - s of its inputs on the calibration text"
 
 // ---- the CLI ----
 
-function cli(): { ctx: CliContext; out: () => string; err: () => string } {
-  let out = "", err = "";
-  const sink = (append: (s: string) => void) => ({ write: (s: string) => (append(s), true) }) as unknown as CliContext["stdout"];
-  const stdin = new PassThrough();
-  stdin.end();
-  return {
-    out: () => out,
-    err: () => err,
-    ctx: {
-      stdin, stdout: sink((s) => (out += s)), stderr: sink((s) => (err += s)), env: { ...process.env },
-      loadEngine: async () => assert.fail("calibrate loads its own engine"),
-      onInterrupt: () => () => {},
-    },
-  };
-}
+const cli = () => captureContext({ loadEngine: async () => assert.fail("calibrate loads its own engine") });
 
 test("calibrate refuses the evaluation text wiki.test.raw, before loading anything", async () => {
   const evalText = join(dir, "wiki.test.raw");

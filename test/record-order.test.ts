@@ -10,11 +10,9 @@ import assert from "node:assert/strict";
 import { copyFile, mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
 import { loadAddon } from "../src/backends/native/binding.js";
 import { helpText } from "../src/cli/args.js";
 import { main } from "../src/cli/main.js";
-import type { CliContext } from "../src/cli/commands/context.js";
 import { Engine } from "../src/engine/Engine.js";
 import { CACHE_POLICIES, type CachePolicy } from "../src/engine/types.js";
 import { isActiveflowError } from "../src/errors.js";
@@ -28,27 +26,14 @@ import { u32Arr } from "../src/gguf/writer.js";
 import { calibrate } from "../src/sparsity/calibrate.js";
 import { storeCalibration } from "../src/sparsity/store.js";
 import { synthesizeModel } from "../src/synth/synth.js";
+import { captureContext } from "./helpers/cli.js";
 
 let dir = "";
 // Channel-order files (split Q4_0 records, groups of 1; requantised Q8_0 columns, groups of 2),
 // calibrated; each has a hot-first copy and a channel-order copy with activities.
 const files: { name: string; plain: string; hot: string; ident: string }[] = [];
 
-function cli(): { ctx: CliContext; out: () => string; err: () => string } {
-  let out = "", err = "";
-  const sink = (append: (s: string) => void) => ({ write: (s: string) => (append(s), true) }) as unknown as CliContext["stdout"];
-  const stdin = new PassThrough();
-  stdin.end();
-  return {
-    out: () => out,
-    err: () => err,
-    ctx: {
-      stdin, stdout: sink((s) => (out += s)), stderr: sink((s) => (err += s)), env: { ...process.env },
-      loadEngine: async () => assert.fail("reorder loads its own engine"),
-      onInterrupt: () => () => {},
-    },
-  };
-}
+const cli = () => captureContext({ loadEngine: async () => assert.fail("reorder loads its own engine") });
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), "af-order-"));

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { loadAddon } from "../src/backends/native/binding.js";
 import { Engine } from "../src/engine/Engine.js";
 import { isActiveflowError } from "../src/errors.js";
-import type { GenerationStats, LoadOptions } from "../src/engine/types.js";
+import type { LoadOptions } from "../src/engine/types.js";
 import { convertToFlash } from "../src/flash/convert.js";
 import { FLASH_VERSION_COLUMNS, FLASH_VERSION_SPLIT, KEY, SITE_TENSORS, SPLIT_TYPES } from "../src/flash/format.js";
 import { updateFlashMetadata } from "../src/flash/metadata.js";
@@ -27,6 +27,7 @@ import { saveCalibration } from "../src/sparsity/store.js";
 import { fp16ToFp32 } from "../src/synth/quantize.js";
 import { synthesizeModel } from "../src/synth/synth.js";
 import { smollm2Path } from "./helpers/smollm2.js";
+import { greedy } from "./helpers/engine.js";
 
 const addon = loadAddon();
 const CTX = 64;
@@ -125,16 +126,6 @@ async function withEngine<T>(path: string, options: LoadOptions, fn: (e: Engine)
     return await fn(e);
   } finally {
     await e.dispose();
-  }
-}
-
-async function greedy(e: Engine, ids: readonly number[], maxTokens: number): Promise<{ ids: number[]; stats: GenerationStats }> {
-  const gen = e.generate(ids, { greedy: true, maxTokens, stopAtEos: false });
-  const out: number[] = [];
-  for (;;) {
-    const r = await gen.next();
-    if (r.done === true) return { ids: out, stats: r.value };
-    out.push(r.value.id);
   }
 }
 

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Engine } from "../src/engine/Engine.js";
 import { isActiveflowError } from "../src/errors.js";
-import type { GenerationStats, LoadOptions } from "../src/engine/types.js";
+import type { LoadOptions } from "../src/engine/types.js";
 import { SWAP_THREADS_DEFAULT } from "../src/engine/types.js";
 import { convertToFlash } from "../src/flash/convert.js";
 import { CRC_PAGE_BYTES } from "../src/flash/format.js";
@@ -19,6 +19,7 @@ import { calibrate } from "../src/sparsity/calibrate.js";
 import { saveCalibration } from "../src/sparsity/store.js";
 import { synthesizeModel } from "../src/synth/synth.js";
 import { rng } from "./helpers/random.js";
+import { greedy } from "./helpers/engine.js";
 
 // Small context: the KV cache is part of the budget, and small budgets are the point here.
 const CTX = 64;
@@ -52,16 +53,6 @@ after(async () => {
 
 function randomIds(next: () => number, n: number, vocab: number): number[] {
   return Array.from({ length: n }, () => Math.floor(next() * vocab));
-}
-
-async function greedy(e: Engine, ids: readonly number[], maxTokens: number): Promise<{ ids: number[]; stats: GenerationStats }> {
-  const gen = e.generate(ids, { greedy: true, maxTokens, stopAtEos: false });
-  const out: number[] = [];
-  for (;;) {
-    const r = await gen.next();
-    if (r.done === true) return { ids: out, stats: r.value };
-    out.push(r.value.id);
-  }
 }
 
 async function withEngine<T>(path: string, options: LoadOptions, fn: (e: Engine) => Promise<T>): Promise<T> {

@@ -14,18 +14,28 @@ export interface CliResult {
   err: string;
 }
 
-// argv after `activeflow`; stdin: what the command reads; env: defaults to this process's.
-export async function runCli(argv: string[], options: { stdin?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+// A CLI context whose output is captured; loadEngine defaults to the real engine.
+export function captureContext(options: { stdin?: string; env?: NodeJS.ProcessEnv; loadEngine?: CliContext["loadEngine"] } = {}): {
+  ctx: CliContext;
+  out: () => string;
+  err: () => string;
+} {
   let out = "", err = "";
   const sink = (append: (s: string) => void) => ({ write: (s: string) => (append(s), true) }) as unknown as CliContext["stdout"];
   const stdin = new PassThrough();
   stdin.end(options.stdin ?? "");
   const ctx: CliContext = {
     stdin, stdout: sink((s) => (out += s)), stderr: sink((s) => (err += s)), env: options.env ?? { ...process.env },
-    loadEngine: loadRealEngine, onInterrupt: () => () => {},
+    loadEngine: options.loadEngine ?? loadRealEngine, onInterrupt: () => () => {},
   };
-  const code = await main(argv, ctx);
-  return { code, out, err };
+  return { ctx, out: () => out, err: () => err };
+}
+
+// argv after `activeflow`; stdin: what the command reads; env: defaults to this process's.
+export async function runCli(argv: string[], options: { stdin?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+  const c = captureContext(options);
+  const code = await main(argv, c.ctx);
+  return { code, out: c.out(), err: c.err() };
 }
 
 // A temporary directory for this test file, with $ACTIVEFLOW_CACHE inside it so conversions and
