@@ -11,7 +11,7 @@
 // round; medians over rounds; each engine at its best thread count. Decode-only counters.
 // Usage (root): node dist/bench/swap.js --model <7b .af.gguf> --llama <7b q4_1 .gguf> --label ufs40
 //   [--roofline bench/results/roofline-ufs40-*.json] [--budgets 50%,25%] [--configs prefix,lfu]
-//   (a config is a cache policy with options: prefix+preload, lfu+gap65536 for a fixed read gap)
+//   (a config is a cache policy with options: prefix+preload, lfu+ahead for read-ahead, lfu+gap65536 for a fixed read gap)
 //   [--threads 1,2] [--swap-threads 1] [--runs 3] [--tokens 16] [--sparsity 0.5] [--no-llama] [--report file.json]
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -142,7 +142,7 @@ async function measure(): Promise<[Result, string]> {
     const [policy, ...opts] = config.split("+");
     const gap = opts.find((o) => o.startsWith("gap"));
     const req: PipelineRequest = {
-      modelPath: model, dram: inDram ? "130%" : budget, sparsity, threads: t, preload: opts.includes("preload"), promptIds, decodeTokens, contextLength: 64,
+      modelPath: model, dram: inDram ? "130%" : budget, sparsity, threads: t, preload: opts.includes("preload"), readAhead: opts.includes("ahead"), promptIds, decodeTokens, contextLength: 64,
       ...(inDram ? {} : { cachePolicy: policy as "lfu" | "prefix" }),
       ...(gap ? { readGap: Number(gap.slice(3)) } : {}),
     };

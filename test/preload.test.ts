@@ -84,6 +84,7 @@ test("preloading on or off, any margin or group size: identical tokens and bit-i
   for (const [g, options] of [
     [1, { dram: budget1, preload: true }],
     [1, { dram: budget1, preload: true, predictMargin: 0.3 }],
+    [1, { dram: budget1, readAhead: true }],
     [2, { dram: budget2, preload: true }],
     [2, { dram: budget2, preload: false }],
   ] as const) {
@@ -92,7 +93,10 @@ test("preloading on or off, any margin or group size: identical tokens and bit-i
     for (let i = 0; i < r.logits.length; i++) assert.deepEqual(r.logits[i], base.logits[i], `logits row ${i}`);
     const ps = r.stats.map((s) => s.flash!.preload!);
     const preloaded = ps.reduce((n, p) => n + p.preloadBytesRead, 0);
-    if (options.preload !== true) {
+    if ("readAhead" in options) {
+      assert.ok(ps.every((p) => p.enabled && p.readAhead), "read-ahead has its buffers");
+      assert.ok(preloaded > 0 && ps.some((p) => p.activeFromPreload > 0), `read-ahead served active channels: ${JSON.stringify(ps)}`);
+    } else if (options.preload !== true) {
       assert.ok(ps.every((p) => !p.enabled));
       assert.equal(preloaded, 0);
     } else {

@@ -9,6 +9,7 @@ export interface PipelineRequest {
   sparsity: number;
   threads: number;
   preload: boolean;
+  readAhead?: boolean;
   predictMargin?: number;
   cachePolicy?: "lfu" | "prefix";
   readGap?: number;

@@ -21,6 +21,7 @@ async function main(): Promise<void> {
     sparsity: req.sparsity,
     dram: req.dram,
     preload: req.preload,
+    readAhead: req.readAhead ?? false,
     ...(req.predictMargin !== undefined ? { predictMargin: req.predictMargin } : {}),
     ...(req.cachePolicy !== undefined ? { cachePolicy: req.cachePolicy } : {}),
     ...(req.readGap !== undefined ? { readGap: req.readGap } : {}),

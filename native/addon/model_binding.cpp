@@ -411,6 +411,7 @@ std::shared_ptr<FlashSetup> ParseFlash(const Napi::Object& f) {
   if (f.Get("maxBackground").IsNumber()) s->max_background = static_cast<unsigned>(Num(f, "maxBackground"));
   if (f.Get("preloadBytes").IsNumber()) s->preload_bytes = static_cast<size_t>(Num(f, "preloadBytes"));
   if (f.Get("predict").IsBoolean()) s->predict = f.Get("predict").As<Napi::Boolean>().Value();
+  if (f.Get("readAhead").IsBoolean()) s->read_ahead = f.Get("readAhead").As<Napi::Boolean>().Value();
   if (f.Get("predictMargin").IsNumber()) s->predict_margin = static_cast<float>(Num(f, "predictMargin"));
   if (f.Get("cachePolicy").IsString()) {
     try {

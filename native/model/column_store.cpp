@@ -46,7 +46,8 @@ ColumnStore::ColumnStore(std::vector<FlashExtent> extents, int group_size, std::
 }
 
 size_t ColumnStore::resident_bytes() const {
-  return cache_.allocated() + staging_.size() + bufs_[0].mem.size() + bufs_[1].mem.size();
+  return cache_.allocated() + staging_.size() + bufs_[0].mem.size() + bufs_[1].mem.size() + site_bufs_[0].mem.size() +
+         site_bufs_[1].mem.size();
 }
 
 void ColumnStore::set_cache_bytes(size_t bytes) { cache_.resize(bytes); }
@@ -190,50 +191,113 @@ void ColumnStore::settle() {
   for (auto& b : site_bufs_) collect(b);
 }
 
+ColumnStore::SiteBuf& ColumnStore::claim_site(int layer, int site, const SiteBuf* busy) {
+  SiteBuf* pick;
+  if (busy) {
+    pick = busy == &site_bufs_[0] ? &site_bufs_[1] : &site_bufs_[0];
+  } else {
+    pick = &site_bufs_[next_site_buf_];
+    next_site_buf_ ^= 1;
+  }
+  SiteBuf& b = *pick;
+  collect(b);
+  const size_t n_in = static_cast<size_t>(extents_[static_cast<size_t>(layer) * kSites + site].n_in);
+  if (b.off_of.size() != n_in) {
+    b.off_of.assign(n_in, -1);
+    b.req_of.assign(n_in, -1);
+    b.req2_of.assign(n_in, -1);
+  } else {
+    for (int32_t j : b.placed) {
+      b.off_of[j] = -1;
+      b.req2_of[j] = -1;
+    }
+  }
+  b.placed.clear();
+  b.used = 0;
+  b.layer = layer;
+  b.site = site;
+  return b;
+}
+
+void ColumnStore::stage_site(SiteBuf& b, const FlashExtent& e, const std::vector<int32_t>& channels) {
+  plan_reqs_.clear();
+  for (int32_t j : channels) {
+    plan_reqs_.push_back({e.offset + static_cast<uint64_t>(e.record(j)) * e.record_bytes, e.record_bytes, b.mem.data()});
+  }
+  if (plan_reqs_.empty()) return;
+  size_t fit = 0;
+  const ReadPlan plan = plan_in_place(b.mem.size(), &fit);
+  if (fit == 0) return;
+  std::vector<ReadReq> reqs;
+  reqs.reserve(fit);
+  for (size_t k = 0; k < fit; k++) {
+    const DeviceRead& r = plan.reads[k];
+    reqs.push_back({r.offset, r.length, b.mem.data() + read_at_[k]});
+    for (uint32_t p = r.first_piece; p < r.first_piece + r.n_pieces; p++) {
+      const Piece& pc = plan.pieces[p];
+      const int32_t j = channels[pc.req];
+      if (pc.dst == plan_reqs_[pc.req].dst) {  // the record's first piece
+        b.off_of[j] = static_cast<int64_t>(read_at_[k] + pc.read_offset);
+        b.req_of[j] = static_cast<int32_t>(k);
+        b.placed.push_back(j);
+      } else {
+        b.req2_of[j] = static_cast<int32_t>(k);
+      }
+    }
+  }
+  // A record whose second piece did not fit is read on demand instead.
+  if (fit < plan.reads.size()) {
+    const DeviceRead& r = plan.reads[fit];
+    for (uint32_t p = r.first_piece; p < r.first_piece + r.n_pieces; p++) {
+      const Piece& pc = plan.pieces[p];
+      if (pc.dst != plan_reqs_[pc.req].dst) b.off_of[channels[pc.req]] = -1;
+    }
+  }
+  b.used = read_at_[fit - 1] + plan.reads[fit - 1].length;
+  stats_.preload_records += b.placed.size();
+  if (b.left_cap < fit) {
+    b.left_cap = std::max(fit, b.left_cap * 2);
+    b.left.reset(new std::atomic<int32_t>[b.left_cap]);
+  }
+  for (size_t k = 0; k < fit; k++) b.left[k].store(1, std::memory_order_relaxed);
+  LandingBoard board{b.left.get(), fit, &waker_};
+  b.ticket = reader_->submit(std::move(reqs), sums_, false, &board, /*as_planned=*/true);
+}
+
 void ColumnStore::prefetch_site(int layer, int site, const float* score, float margin) {
   if (!preloading() || group_size_ != 1) return;
   const size_t ei = static_cast<size_t>(layer) * kSites + site;
   if (ei >= extents_.size()) return;
   const FlashExtent& e = extents_[ei];
   const ExtentSlots& c = cache_.slots(ei);
-  SiteBuf& b = site_bufs_[next_site_buf_];
-  next_site_buf_ ^= 1;
-  collect(b);
-  if (b.off_of.size() != static_cast<size_t>(e.n_in)) {
-    b.off_of.assign(static_cast<size_t>(e.n_in), -1);
-    b.req_of.assign(static_cast<size_t>(e.n_in), -1);
-  } else {
-    for (int32_t j : b.placed) b.off_of[j] = -1;
-  }
-  b.placed.clear();
-  b.used = 0;
-  b.layer = layer;
-  b.site = site;
-  // Best predicted first, while the buffer has room; cached channels need no read.
+  SiteBuf& b = claim_site(layer, site, nullptr);
+  // Best predicted first while the records' bytes fit the buffer; cached channels need no
+  // read. Then in file order, as the device reads them.
   cands_.clear();
   for (int64_t j = 0; j < e.n_in; j++) {
     if (score[j] > margin && c.slot_of[e.record(static_cast<int32_t>(j))] < 0) cands_.push_back({score[j], site, static_cast<int32_t>(j)});
   }
   std::stable_sort(cands_.begin(), cands_.end(), [](const Candidate& a, const Candidate& d) { return a.score > d.score; });
-  std::vector<ReadReq> reqs;
-  for (const Candidate& cd : cands_) {
-    const size_t at = (b.used + 63) & ~size_t{63};
-    if (at + e.record_bytes > b.mem.size()) break;
-    b.used = at + e.record_bytes;
-    b.off_of[cd.channel] = static_cast<int64_t>(at);
-    b.req_of[cd.channel] = static_cast<int32_t>(reqs.size());
-    b.placed.push_back(cd.channel);
-    reqs.push_back({e.offset + static_cast<uint64_t>(e.record(cd.channel)) * e.record_bytes, e.record_bytes, b.mem.data() + at});
+  const size_t room = b.mem.size() / e.record_bytes;
+  stage_channels_.clear();
+  for (size_t i = 0; i < cands_.size() && i < room; i++) stage_channels_.push_back(cands_[i].channel);
+  std::sort(stage_channels_.begin(), stage_channels_.end(), [&](int32_t a, int32_t d) { return e.record(a) < e.record(d); });
+  stage_site(b, e, stage_channels_);
+}
+
+void ColumnStore::read_ahead(size_t ei, const SiteBuf* busy) {
+  if (ei >= extents_.size()) return;
+  const FlashExtent& e = extents_[ei];
+  const ExtentSlots& c = cache_.slots(ei);
+  SiteBuf& b = claim_site(e.first_layer, e.site, busy);
+  stage_channels_.clear();
+  for (int32_t j = 0; j < e.n_in; j++) {
+    if (c.slot_of[e.record(j)] < 0) stage_channels_.push_back(j);
   }
-  stats_.preload_records += reqs.size();
-  if (reqs.empty()) return;
-  if (b.left_cap < reqs.size()) {
-    b.left_cap = std::max(reqs.size(), b.left_cap * 2);
-    b.left.reset(new std::atomic<int32_t>[b.left_cap]);
+  if (!e.record_of.empty()) {
+    std::sort(stage_channels_.begin(), stage_channels_.end(), [&](int32_t a, int32_t d) { return e.record(a) < e.record(d); });
   }
-  for (size_t r = 0; r < reqs.size(); r++) b.left[r].store(1, std::memory_order_relaxed);
-  LandingBoard board{b.left.get(), reqs.size(), &waker_};
-  b.ticket = reader_->submit(std::move(reqs), sums_, false, &board);
+  stage_site(b, e, stage_channels_);
 }
 
 void ColumnStore::fill_pinned(size_t ei) {
@@ -274,6 +338,25 @@ size_t ColumnStore::landed_prefix(size_t from) const {
   return from;
 }
 
+ReadPlan ColumnStore::plan_in_place(size_t cap, size_t* fit) {
+  const ReaderOptions& ro = reader_->options();
+  MergeRule rule;
+  rule.max_gap = ro.max_gap;
+  if (!ro.cost.empty()) rule.cost = &ro.cost;
+  ReadPlan plan = PlanReads(plan_reqs_.data(), plan_reqs_.size(), rule, ro.max_read, reader_->file().size());
+  // Reads of one file run sit back to back, so a record split between two of them (at
+  // max_read) stays contiguous.
+  read_at_.clear();
+  size_t at = 0;
+  for (const DeviceRead& r : plan.reads) {
+    if (at + r.length > cap) break;
+    read_at_.push_back(at);
+    at += r.length;
+  }
+  *fit = read_at_.size();
+  return plan;
+}
+
 uint64_t ColumnStore::read_misses(const FlashExtent& e) {
   // The plan of the records, as the reader would merge them; then each device read is its
   // own aligned request into the arena, so the reader lands it in place and does not merge.
@@ -282,27 +365,18 @@ uint64_t ColumnStore::read_misses(const FlashExtent& e) {
     const int32_t r = e.record(active_[m.active]);
     plan_reqs_.push_back({e.offset + static_cast<uint64_t>(r) * e.record_bytes, e.record_bytes, staging_.data()});
   }
-  const ReaderOptions& ro = reader_->options();
-  MergeRule rule;
-  rule.max_gap = ro.max_gap;
-  if (!ro.cost.empty()) rule.cost = &ro.cost;
-  const ReadPlan plan = PlanReads(plan_reqs_.data(), plan_reqs_.size(), rule, ro.max_read, reader_->file().size());
+  size_t fit = 0;
+  const ReadPlan plan = plan_in_place(staging_.size(), &fit);
+  if (fit < plan.reads.size()) throw ModelError("NATIVE", "the read plan of a visit exceeds the staging arena");
   if (left_cap_ < plan.reads.size()) {
     left_cap_ = std::max(plan.reads.size(), left_cap_ * 2);
     left_.reset(new std::atomic<int32_t>[left_cap_]);
   }
-  read_at_.resize(plan.reads.size());
   reqs_.clear();
-  size_t at = 0;
   for (size_t k = 0; k < plan.reads.size(); k++) {
     const DeviceRead& r = plan.reads[k];
-    // Reads of one file run sit back to back in the arena, so a record split between two of
-    // them (at max_read) stays contiguous.
-    if (at + r.length > staging_.size()) throw ModelError("NATIVE", "read plan of " + std::to_string(at + r.length) + " bytes exceeds the staging arena");
-    read_at_[k] = at;
-    reqs_.push_back({r.offset, r.length, staging_.data() + at});
+    reqs_.push_back({r.offset, r.length, staging_.data() + read_at_[k]});
     left_[k].store(1, std::memory_order_relaxed);
-    at += r.length;
   }
   for (size_t k = 0; k < plan.reads.size(); k++) {
     const DeviceRead& r = plan.reads[k];
@@ -451,7 +525,10 @@ void ColumnStore::linear(int layer, int site, const float* x, int n, size_t stri
     const int32_t slot = policy.admit(ei, c, e.record(j));
     if (sb && sb->off_of[j] >= 0) {
       records_[i] = sb->mem.data() + sb->off_of[j];
-      if (sb->ticket) wait_on_[i] = &sb->left[sb->req_of[j]];
+      if (sb->ticket) {
+        wait_on_[i] = &sb->left[sb->req_of[j]];
+        if (sb->req2_of[j] >= 0) wait_also_[i] = &sb->left[sb->req2_of[j]];
+      }
       if (slot >= 0) copies_.push_back({c.slot(slot), records_[i]});
       stats_.preload_hits++;
       stats_.active_preload_bytes += e.record_bytes;
@@ -476,6 +553,8 @@ void ColumnStore::linear(int layer, int site, const float* x, int n, size_t stri
   }
   uint64_t ticket = 0;
   if (!miss_.empty()) ticket = read_misses(e);
+  // The next visit's reads queue behind this one's, so the device never idles while it computes.
+  if (reading_ahead()) read_ahead(ei + 1, sb);
   for (int t = 0; t < e.tensors; t++) {
     const FlashPart& part = e.parts[static_cast<size_t>(li) * e.tensors + t];
     for (int b = 0; b < n; b++) std::memset(ys[t] + b * ldys[t], 0, sizeof(float) * part.n_out);
@@ -503,10 +582,11 @@ void ColumnStore::linear(int layer, int site, const float* x, int n, size_t stri
     waited += Now() - t0;
   }
   for (const auto& cp : copies_) std::memcpy(cp.first, cp.second, e.record_bytes);
+  stats_.io_wait_s += waited;
+  if (!ticket) stats_.preload_wait_s += waited;
   if (ticket) {
     ReadStats rs = reader_->wait(ticket);  // rethrows a failed batch's error
     stats_.demand_wait_s += waited;
-    stats_.io_wait_s += waited;
     stats_.demand_io_s += rs.io_seconds;
     stats_.bytes_read += rs.bytes_read;
     stats_.demand_bytes_read += rs.bytes_read;

@@ -93,6 +93,12 @@ class ColumnStore final : public LinearSource {
   // background; the visit of (layer, site) computes on them as they land and reads the rest
   // on demand. score is [n_in] (see Model::predict_scores).
   void prefetch_site(int layer, int site, const float* score, float margin);
+  // Read-ahead (groups of one layer): each visit starts reading every record of the next
+  // (layer, site) that is not cached, planned into large reads on the device's curve, so the
+  // device works while this site computes; the next visit finds its misses there. Needs the
+  // two site buffers (set_preload_bytes); records that do not fit are read on demand.
+  void set_read_ahead(bool on) { read_ahead_ = on; }
+  bool reading_ahead() const { return read_ahead_ && preloading() && group_size_ == 1; }
   // Waits for every background read (prefetches, preloads) and rethrows the first error: a
   // pass ends with nothing in flight that it may have computed on.
   void settle();
@@ -138,13 +144,21 @@ class ColumnStore final : public LinearSource {
     AlignedBuffer mem;
     size_t used = 0;
     std::vector<int64_t> off_of;  // [n_in] byte offset of the channel's record, or -1
-    std::vector<int32_t> req_of;  // [n_in] its request in the batch
+    std::vector<int32_t> req_of;  // [n_in] its (first) device read in the batch
+    std::vector<int32_t> req2_of; // [n_in] the device read holding its second piece, or -1
     std::vector<int32_t> placed;  // channels with off_of set
     std::unique_ptr<std::atomic<int32_t>[]> left;  // [requests] pieces still to land
     size_t left_cap = 0;
   };
   // Collects a finished (or waits for an unfinished) site prefetch: stats, errors.
   void collect(SiteBuf& b);
+  // Empties the site buffer not used by `busy` and assigns it to (layer, site).
+  SiteBuf& claim_site(int layer, int site, const SiteBuf* busy);
+  // Plans the records of `channels` (of extent e) into device reads landing back to back in
+  // b, as many as fit, and submits them in the background.
+  void stage_site(SiteBuf& b, const FlashExtent& e, const std::vector<int32_t>& channels);
+  // Stages every uncached record of extent ei (the visit after the one using `busy`).
+  void read_ahead(size_t ei, const SiteBuf* busy);
   GroupBuf& claim(int group);  // buffer g % 2, emptied and assigned to group g
   void wait_preload(GroupBuf& b);
   uint8_t* place(GroupBuf& b, int site, int32_t channel, uint32_t record_bytes);
@@ -159,6 +173,10 @@ class ColumnStore final : public LinearSource {
   size_t chunk_end(const FlashExtent& e, size_t done, size_t ready) const;
   // Index of the first active channel at or after `from` whose record has not landed.
   size_t landed_prefix(size_t from) const;
+  // Plans plan_reqs_ (records of one extent) on the device's curve into device reads that land
+  // back to back in an arena of cap bytes: read_at_[k] is read k's offset there, *fit the
+  // number of reads that fit.
+  ReadPlan plan_in_place(size_t cap, size_t* fit);
   // Plans the misses of this visit into device reads landing in the staging arena, points
   // their records there and submits the batch (urgent); returns its ticket.
   uint64_t read_misses(const FlashExtent& e);
@@ -173,6 +191,8 @@ class ColumnStore final : public LinearSource {
   GroupBuf bufs_[2];
   SiteBuf site_bufs_[2];
   int next_site_buf_ = 0;
+  bool read_ahead_ = false;
+  std::vector<int32_t> stage_channels_;  // channels stage_site reads, ascending record
   uint64_t visit_ = 0;
   ColumnStats stats_;
   // Per-visit scratch.
@@ -186,7 +206,7 @@ class ColumnStore final : public LinearSource {
   };
   std::vector<Miss> miss_;
   std::vector<ReadReq> plan_reqs_;
-  std::vector<size_t> read_at_;  // [device read] its offset in the staging arena
+  std::vector<size_t> read_at_;  // [device read] its offset in the arena (see plan_in_place)
   std::vector<std::pair<uint8_t*, const uint8_t*>> copies_;  // prefetched records a cache slot takes
   std::vector<Candidate> cands_;
   std::vector<const void*> cols_;

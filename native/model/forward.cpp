@@ -147,7 +147,7 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
 
   for (int t = 0; t < n; t++) embed(tokens[t], x + t * E);
   predictor_.begin_token();
-  const bool preload = store_ && store_->preloading() && flash_->predict;
+  const bool preload = store_ && store_->preloading() && flash_->predict && !store_->reading_ahead();
   const int G = store_ ? store_->group_size() : 1;
   const int n_groups = (c.n_layer + G - 1) / G;
 

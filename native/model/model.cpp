@@ -66,6 +66,7 @@ Model::Model(const std::string& path, const ModelConfig& cfg, const std::vector<
     if (!w_.output.data) head_staging_ = AlignedBuffer(std::max(flash_->head_staging_bytes, w_.output.row_bytes));
     if (!w_.tok_embd.data) row_staging_ = AlignedBuffer(w_.tok_embd.row_bytes);
     store_->set_preload_bytes(flash_->preload_bytes);
+    store_->set_read_ahead(flash_->read_ahead);
   }
 
   const int kv_dim = cfg_.n_head_kv * cfg_.head_dim;

@@ -117,6 +117,9 @@ struct FlashSetup {
   size_t preload_bytes = 0;
   // Predict and read the next group ahead; false loads every miss on demand.
   bool predict = true;
+  // Groups of one layer: read every uncached record of the next site while this one
+  // computes, with no prediction (ColumnStore::set_read_ahead); uses the preload buffers.
+  bool read_ahead = false;
   // A channel is predicted active when its predicted |x| exceeds margin x threshold.
   float predict_margin = 1.0f;
 };

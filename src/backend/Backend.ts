@@ -54,6 +54,8 @@ export interface BackendFlashSpec {
   // Both preload buffers; 0 disables preloading.
   preloadBytes?: number;
   predict?: boolean;
+  // Read every uncached record of the next site while one computes (groups of one layer).
+  readAhead?: boolean;
   predictMargin?: number;
 }
 

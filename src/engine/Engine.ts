@@ -87,6 +87,8 @@ export class Engine {
   planner: PlannerStats | undefined;
   // Whether the next group's channels are predicted and read ahead.
   predicting = true;
+  // Whether every uncached record of the next site is read while one computes.
+  readingAhead = false;
   private sparsityLevel = 0;
   private residentPeak = 0;
   // Run-time budget (setDramBudget, the memory watcher): what is asked, what it leaves the
@@ -189,7 +191,7 @@ export class Engine {
         tuning = await tuneFor(flash, table!, planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { io, preload: false }), options);
         sparsity = tuning.sparsity;
       }
-      plan = planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { io, sparsity, preload: options.preload ?? PRELOAD_DEFAULT, groupSize: flash.groupSize });
+      plan = planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { io, sparsity, preload: options.preload ?? PRELOAD_DEFAULT, readAhead: options.readAhead ?? false, groupSize: flash.groupSize });
       const profile = await machineProfile(path);
       const noPreload = planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { io, sparsity, preload: false, groupSize: flash.groupSize });
       planner = {
@@ -233,6 +235,7 @@ export class Engine {
           cachePolicy,
           preloadBytes: plan.preloadBytes,
           predict: options.preload ?? PRELOAD_DEFAULT,
+          readAhead: options.readAhead ?? false,
           predictMargin: options.predictMargin ?? 1,
         },
       });
@@ -252,6 +255,7 @@ export class Engine {
     const engine = new Engine(path, model, tokenizer, config, contextLength, threads, io, flash, plan);
     engine.tuning = tuning;
     engine.predicting = options.preload ?? PRELOAD_DEFAULT;
+    engine.readingAhead = (options.readAhead ?? false) && plan !== undefined && plan.preloadBytes > 0 && flash!.groupSize === 1;
     engine.planner = planner;
     if (table) {
       model.setThresholds(thresholdsFor(table, sparsity));
@@ -295,7 +299,7 @@ export class Engine {
       ioWaitSeconds: f.ioWaitSeconds ?? 0,
       computeSeconds: f.columnComputeSeconds ?? 0,
       budgetHistory: this.history.map((h) => ({ ...h })),
-      preload: preloadStats(f, this.predicting ? this.plan.preloadBytes : 0, this.flash.groupSize),
+      preload: preloadStats(f, this.predicting || this.readingAhead ? this.plan.preloadBytes : 0, this.flash.groupSize, this.readingAhead),
       ...(this.tuning ? { tuning: this.tuning } : {}),
     };
   }
@@ -647,7 +651,7 @@ export class Engine {
 
 // The pipeline's share of the work: where active bytes came from, how much preload I/O hid
 // behind compute, and how well the active sets were predicted (decode tokens only).
-function preloadStats(f: BackendFlashStats, bufferBytes: number, groupSize: number): PreloadRunStats {
+function preloadStats(f: BackendFlashStats, bufferBytes: number, groupSize: number, readAhead: boolean): PreloadRunStats {
   const active = f.activeBytes ?? 0;
   const io = f.preloadIoSeconds ?? 0;
   const wait = f.preloadWaitSeconds ?? 0;
@@ -680,6 +684,7 @@ function preloadStats(f: BackendFlashStats, bufferBytes: number, groupSize: numb
   }
   return {
     enabled: bufferBytes > 0,
+    readAhead,
     groupSize,
     bufferBytes,
     preloadBytesRead: f.preloadBytesRead ?? 0,

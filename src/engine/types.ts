@@ -134,6 +134,8 @@ export interface TuningStats {
 
 export interface PreloadRunStats {
   enabled: boolean;
+  // The buffers read every uncached record of the next site (no prediction), not predictions.
+  readAhead: boolean;
   groupSize: number; // layers per group (the preload unit)
   bufferBytes: number; // both preload buffers
   preloadBytesRead: number;
@@ -190,6 +192,9 @@ export interface LoadOptions {
   // to false: every miss loads on demand, which measured faster on our 2-core SSD machine
   // (see PRELOAD_DEFAULT in Engine.ts); a machine whose compute outweighs its flash time gains.
   preload?: boolean;
+  // With groups of one layer: read every uncached record of the next site while this one
+  // computes, without predicting which are active. Defaults to false.
+  readAhead?: boolean;
   // A channel is predicted active when its predicted |x| exceeds margin x its threshold.
   // Below 1 trades bytes for recall. Defaults to 1.
   predictMargin?: number;

@@ -60,6 +60,9 @@ export interface FlashPlanOptions {
   // with groups of several layers still get the buffers: a record read on demand holds the
   // channel for every layer of its group, and the buffer keeps it for them.
   preload?: boolean;
+  // Read every uncached record of the next site while one computes (groups of one layer):
+  // the two buffers hold a whole extent each. Defaults to false.
+  readAhead?: boolean;
   groupSize?: number;
 }
 
@@ -135,7 +138,13 @@ export function planFlashMemory(
   if (headResident) left -= align64(headBytes);
   else left -= HEAD_STAGING_BYTES;
   let preloadBytes = 0;
-  if ((options.preload === true || (options.groupSize ?? 1) > 1) && left > 0) {
+  if (options.readAhead === true && (options.groupSize ?? 1) === 1 && left > 0) {
+    // A whole extent each, plus the pages its planned reads may start and end in.
+    const want = 2 * (largestExtent + 2 * 4096);
+    preloadBytes = alignPage(Math.floor(Math.min(want, left * PRELOAD_MAX_SHARE) / 2)) * 2;
+    if (preloadBytes > left) preloadBytes = 0;
+    left -= preloadBytes;
+  } else if ((options.preload === true || (options.groupSize ?? 1) > 1) && left > 0) {
     const groups = new Map<number, number>();
     for (const e of flash.extents) groups.set(e.group, (groups.get(e.group) ?? 0) + alignPage(e.bytes));
     const groupBytes = flash.groupSize === 1
