@@ -11,6 +11,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadAddon } from "../src/backends/native/binding.js";
 import { GgmlType } from "../src/gguf/types.js";
+import { fp16ToFp32, fp32ToFp16 } from "../src/synth/quantize.js";
 import { gaussian } from "./helpers/random.js";
 
 const addon = loadAddon();
@@ -328,6 +329,51 @@ test("packRows rejects a type without a packed layout, naming it", () => {
 test("memoryBandwidth measures a positive rate", () => {
   const bw = addon.memoryBandwidth(1 << 20, 1, 1);
   assert.ok(bw > 1e8 && Number.isFinite(bw), `memoryBandwidth = ${bw}`);
+});
+
+// ggml's CPU GeGLU (vec.h, GGML_GELU_FP16): the tanh GELU of the f16-rounded input, in float
+// operations in C's order, rounded to f16, exact outside [-10, 10]. Only tanhf itself is
+// taken from float64 here, so an f16 rounding boundary may still land one f16 step away.
+function geluMulRef(g: number, u: number): number {
+  const f = Math.fround;
+  if (g <= -10) return f(0);
+  if (g >= 10) return f(g * u);
+  const x = fp16ToFp32(fp32ToFp16(g));
+  const z = f(f(f(0.7978845608028654) * x) * f(1 + f(f(f(0.044715) * x) * x)));
+  const gelu = f(f(0.5 * x) * f(1 + f(Math.tanh(z))));
+  return f(fp16ToFp32(fp32ToFp16(gelu)) * u);
+}
+
+test("geluMul on every ISA: ggml's f16-table GELU, identical across paths", () => {
+  const n = 4096;
+  // Gates spread over [-12, 12] so both clamps and the table are hit; ups near 1.
+  const gate = gaussian(n, 77).map((v) => v * 5);
+  gate[0] = -10; gate[1] = 10; gate[2] = -10.5; gate[3] = 11.25; gate[4] = 0; gate[5] = -0;
+  const up = gaussian(n, 78).map((v) => 1 + 0.1 * v);
+  addon.isaSet("scalar");
+  const scalar = addon.geluMul(gate, up);
+  let off = 0;
+  for (let i = 0; i < n; i++) {
+    const want = geluMulRef(gate[i]!, up[i]!);
+    const got = scalar[i]!;
+    if (got === want) continue;
+    // One f16 step of the GELU value, times up: a rounding-boundary case.
+    const step = Math.abs(up[i]!) * 2 ** (Math.floor(Math.log2(Math.abs(want / up[i]!) || 2 ** -24)) - 10);
+    assert.ok(Math.abs(got - want) <= step * 1.01, `geluMul(${gate[i]}, ${up[i]}) = ${got}, want ${want}`);
+    off++;
+  }
+  assert.ok(off <= n / 100, `${off} of ${n} values off by an f16 step`);
+  assert.equal(scalar[0], 0, "gelu(-10) is clamped to 0");
+  assert.equal(scalar[1], Math.fround(10 * up[1]!), "gelu(10) = 10");
+  assert.equal(scalar[2], 0);
+  assert.equal(scalar[3], Math.fround(11.25 * up[3]!));
+  assert.equal(scalar[4], 0);
+  for (const isa of isas) {
+    addon.isaSet(isa);
+    assert.deepEqual(addon.geluMul(gate, up), scalar, `geluMul on ${isa} differs from scalar`);
+  }
+  addon.isaSet(defaultIsa);
+  assert.throws(() => addon.geluMul(gate, up.subarray(1)), /geluMul/);
 });
 
 test("float primitives on every ISA match a float64 reference", () => {

@@ -363,6 +363,14 @@ Napi::Value SiluMul(const Napi::CallbackInfo& info) {
   return out;
 }
 
+Napi::Value GeluMul(const Napi::CallbackInfo& info) {
+  Napi::Float32Array g = ArgF32(info, 0, "geluMul", "gate"), u = ArgF32(info, 1, "geluMul", "up");
+  SameLength(info.Env(), "geluMul", g, u);
+  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), g.ElementLength());
+  af_gelu_mul_f32(g.Data(), u.Data(), out.Data(), (int64_t)g.ElementLength());
+  return out;
+}
+
 Napi::Value Softmax(const Napi::CallbackInfo& info) {
   Napi::Float32Array out = Copy(info.Env(), ArgF32(info, 0, "softmax", "x"));
   af_softmax_f32(out.Data(), (int64_t)out.ElementLength());
@@ -384,7 +392,7 @@ void RegisterKernelBindings(Napi::Env env, Napi::Object exports) {
       {"rowBytes", RowBytes},     {"quantizeRow", QuantizeRow}, {"dequantizeRow", DequantizeRow},
       {"matvec", Matvec},         {"matmul", Matmul},         {"dotF32", DotF32},
       {"axpyF32", AxpyF32},       {"scaleF32", ScaleF32},     {"rmsnorm", Rmsnorm},
-      {"siluMul", SiluMul},       {"softmax", Softmax},       {"packRows", PackRows},
+      {"siluMul", SiluMul},       {"geluMul", GeluMul},       {"softmax", Softmax},       {"packRows", PackRows},
       {"unpackRow", UnpackRow},   {"matvecPacked", MatvecPacked}, {"matmulPacked", MatmulPacked},
       {"memoryBandwidth", MemoryBandwidth}, {"quantizeAct", QuantizeAct},
   };

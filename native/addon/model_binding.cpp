@@ -523,6 +523,20 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   cfg.rope_neox = c.Get("ropeNeox").ToBoolean().Value();
   cfg.n_ctx = GetInt(c, "nCtx", 2048, false);
   cfg.n_batch = GetInt(c, "nBatch", 64, false);
+  cfg.embd_scale = GetFloat(c, "embdScale", 1.0f);
+  cfg.attn_scale = GetFloat(c, "attnScale", 0.0f);
+  cfg.attn_softcap = GetFloat(c, "attnSoftcap", 0.0f);
+  cfg.final_softcap = GetFloat(c, "finalSoftcap", 0.0f);
+  cfg.ffn_gelu = c.Get("ffnGelu").ToBoolean().Value();
+  cfg.post_norms = c.Get("postNorms").ToBoolean().Value();
+  cfg.n_swa = GetInt(c, "slidingWindow", 0, false);
+  cfg.rope_theta_swa = GetFloat(c, "ropeThetaSwa", cfg.rope_theta);
+  cfg.rope_scale = GetFloat(c, "ropeScale", 1.0f);
+  cfg.rope_scale_swa = GetFloat(c, "ropeScaleSwa", 1.0f);
+  if (c.Get("swaLayers").IsArray()) {
+    Napi::Array a = c.Get("swaLayers").As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) cfg.swa_layers.push_back(a.Get(i).ToBoolean().Value() ? 1 : 0);
+  }
   const int threads = spec.Get("threads").IsNumber() ? spec.Get("threads").As<Napi::Number>().Int32Value() : 1;
   if (!spec.Get("tensors").IsArray()) throw ToJsError(env, "BAD_ARGUMENT", "loadModel: spec.tensors must be an array");
   Napi::Array arr = spec.Get("tensors").As<Napi::Array>();

@@ -195,4 +195,7 @@ extern "C" void af_rmsnorm_f32(const float* x, const float* w, float* y, int64_t
 extern "C" void af_silu_mul_f32(const float* gate, const float* up, float* out, int64_t n) {
   table()->silu_mul_f32(gate, up, out, n);
 }
+extern "C" void af_gelu_mul_f32(const float* gate, const float* up, float* out, int64_t n) {
+  table()->gelu_mul_f32(gate, up, out, n);
+}
 extern "C" void af_softmax_f32(float* x, int64_t n) { table()->softmax_f32(x, n); }

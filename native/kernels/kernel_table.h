@@ -32,6 +32,7 @@ struct af_kernel_table {
   void (*scale_f32)(float a, float* y, int64_t n);
   void (*rmsnorm_f32)(const float* x, const float* w, float* y, int64_t n, float eps);
   void (*silu_mul_f32)(const float* gate, const float* up, float* out, int64_t n);
+  void (*gelu_mul_f32)(const float* gate, const float* up, float* out, int64_t n);
   void (*softmax_f32)(float* x, int64_t n);
 };
 

@@ -1,6 +1,6 @@
-// The forward pass: embedding -> layers (attention, SwiGLU FFN) -> norm -> output head. Its
-// linear layers come from a LinearSource (dense weights or the flash column store), so one
-// pass serves both storages.
+// The forward pass: embedding -> layers (attention, SwiGLU or GeGLU FFN, Gemma's post-norms)
+// -> norm -> output head. Its linear layers come from a LinearSource (dense weights or the
+// flash column store), so one pass serves both storages.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -19,6 +19,18 @@ void AddBias(float* y, const Tensor& b, int n, int64_t dim, int64_t ld) {
   for (int t = 0; t < n; t++) {
     for (int64_t i = 0; i < dim; i++) y[t * ld + i] += bias[i];
   }
+}
+
+// s -> cap * tanh(s / cap), in ggml's order of float operations (scale, tanh, scale).
+void Softcap(float* s, int64_t n, float cap) {
+  const float inv = 1.0f / cap;
+  for (int64_t i = 0; i < n; i++) s[i] = std::tanh(s[i] * inv) * cap;
+}
+
+// Gemma's post-norms: RMSNorm of a sub-block's output rows before the residual add.
+void PostNorm(float* y, const Tensor& w, int n, int64_t dim, float eps) {
+  if (!w.present()) return;
+  for (int t = 0; t < n; t++) af_rmsnorm_f32(y + t * dim, reinterpret_cast<const float*>(w.data), y + t * dim, dim, eps);
 }
 
 }  // namespace
@@ -62,11 +74,12 @@ void Model::site_input(int layer, int site, float* x, int n, int64_t n_in, size_
   else if (site == kAttnOut || site == kFfnOut) predictor_.remember(layer, site, x + static_cast<size_t>(n - 1) * stride, n_in);
 }
 
-void Model::rope(float* v, int n_heads, int pos) {
+void Model::rope(float* v, int n_heads, int pos, int layer) {
   const int hd = cfg_.head_dim;
   const int half = cfg_.n_rot / 2;
+  const float* inv_freq = cfg_.is_swa(layer) ? inv_freq_swa_.data() : inv_freq_.data();
   for (int i = 0; i < half; i++) {
-    const float angle = static_cast<float>(pos) * inv_freq_[i];
+    const float angle = static_cast<float>(pos) * inv_freq[i];
     const float c = std::cos(angle), s = std::sin(angle);
     for (int h = 0; h < n_heads; h++) {
       float* x = v + h * hd;
@@ -85,7 +98,12 @@ void Model::attention(int layer, int n, int pos) {
   const int q_dim = cfg_.n_head * hd;
   const int kv_dim = cfg_.n_head_kv * hd;
   const int group = cfg_.n_head / cfg_.n_head_kv;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  // Gemma scales q before the product (llama.cpp's graph does, then rounds q to f16);
+  // the others scale the scores.
+  const bool q_scaled = cfg_.attn_scale != 0.0f;
+  const float scale = q_scaled ? cfg_.attn_scale : 1.0f / std::sqrt(static_cast<float>(hd));
+  // A sliding layer's query sees its last n_swa positions (llama.cpp masks p_q - p_k >= n_swa).
+  const int window = cfg_.is_swa(layer) ? cfg_.n_swa : 0;
   const uint16_t* K = kv_k_.get() + static_cast<size_t>(layer) * cfg_.n_ctx * kv_dim;
   const uint16_t* V = kv_v_.get() + static_cast<size_t>(layer) * cfg_.n_ctx * kv_dim;
   const size_t kv_row = static_cast<size_t>(kv_dim) * sizeof(uint16_t);
@@ -97,18 +115,22 @@ void Model::attention(int layer, int n, int pos) {
     const int t = static_cast<int>(w / cfg_.n_head);
     const int h = static_cast<int>(w % cfg_.n_head);
     const int kvh = h / group;
-    const int len = pos + t + 1;  // causal: this token sees positions [0, pos + t]
+    // Causal: this token sees positions [first, pos + t], all of them unless the layer slides.
+    const int end = pos + t + 1;
+    const int first = window > 0 ? std::max(0, end - window) : 0;
+    const int len = end - first;
     const float* q = s_.q.data() + static_cast<size_t>(t) * q_dim + h * hd;
-    for (int d = 0; d < hd; d++) qh[d] = af_fp16_to_fp32(af_fp32_to_fp16(q[d]));
-    af_matvec(AF_F16, reinterpret_cast<const uint8_t*>(K + kvh * hd), kv_row, qh, scores, hd, 0, len);
-    af_scale_f32(scale, scores, len);
+    for (int d = 0; d < hd; d++) qh[d] = af_fp16_to_fp32(af_fp32_to_fp16(q_scaled ? q[d] * scale : q[d]));
+    af_matvec(AF_F16, reinterpret_cast<const uint8_t*>(K + static_cast<size_t>(first) * kv_dim + kvh * hd), kv_row, qh, scores, hd, 0, len);
+    if (!q_scaled) af_scale_f32(scale, scores, len);
+    if (cfg_.attn_softcap != 0.0f) Softcap(scores, len, cfg_.attn_softcap);
     af_softmax_f32(scores, len);
     float* out = s_.attn.data() + static_cast<size_t>(t) * q_dim + h * hd;
     std::memset(out, 0, sizeof(float) * hd);
     // llama.cpp multiplies f16 values by probabilities rounded to f16: do the same.
     for (int j = 0; j < len; j++) {
       scores[j] = af_fp16_to_fp32(af_fp32_to_fp16(scores[j]));
-      vrows[j] = V + static_cast<size_t>(j) * kv_dim + kvh * hd;
+      vrows[j] = V + static_cast<size_t>(first + j) * kv_dim + kvh * hd;
     }
     af_col_axpy(AF_F16, vrows, scores, len, out, 0, hd);
   });
@@ -146,6 +168,7 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
   float* xn = s_.xn.data();
 
   for (int t = 0; t < n; t++) embed(tokens[t], x + t * E);
+  if (c.embd_scale != 1.0f) af_scale_f32(c.embd_scale, x, static_cast<int64_t>(n) * E);
   predictor_.begin_token();
   const bool preload = store_ && store_->preloading() && flash_->predict && !store_->reading_ahead();
   const int G = store_ ? store_->group_size() : 1;
@@ -194,8 +217,8 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
         for (int h = 0; h < c.n_head_kv; h++)
           af_rmsnorm_f32(k + h * hd, reinterpret_cast<const float*>(L.k_norm.data), k + h * hd, hd, c.rms_eps);
       }
-      rope(q, c.n_head, pos + t);
-      rope(k, c.n_head_kv, pos + t);
+      rope(q, c.n_head, pos + t, il);
+      rope(k, c.n_head_kv, pos + t, il);
       uint16_t* kd = Kc + static_cast<size_t>(pos + t) * kv_dim;
       uint16_t* vd = Vc + static_cast<size_t>(pos + t) * kv_dim;
       const float* v = s_.v.data() + t * kv_dim;
@@ -212,10 +235,11 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
       const int64_t ld[] = {E};
       linears_->linear(il, kAttnOut, s_.attn.data(), n, q_dim, ys, ld, *pool_);
     }
+    PostNorm(xn, L.attn_post_norm, n, E, c.rms_eps);
     for (int i = 0; i < n * E; i++) x[i] += xn[i];
     if (probe) predictor_.probe_half(il + 1, x, flash_->predict_margin);
 
-    // SwiGLU FFN block.
+    // Gated FFN block: SwiGLU, or GeGLU for Gemma.
     for (int t = 0; t < n; t++) {
       af_rmsnorm_f32(x + t * E, reinterpret_cast<const float*>(L.ffn_norm.data), xn + t * E, E, c.rms_eps);
     }
@@ -228,7 +252,9 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
       linears_->linear(il, kFfnIn, xn, n, E, ys, ld, *pool_);
     }
     for (int t = 0; t < n; t++) {
-      af_silu_mul_f32(s_.gate.data() + t * F, s_.up.data() + t * F, s_.gate.data() + t * F, F);
+      float* g = s_.gate.data() + t * F;
+      if (c.ffn_gelu) af_gelu_mul_f32(g, s_.up.data() + t * F, g, F);
+      else af_silu_mul_f32(g, s_.up.data() + t * F, g, F);
     }
     site_input(il, kFfnOut, s_.gate.data(), n, F, F);
     {
@@ -236,6 +262,7 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
       const int64_t ld[] = {E};
       linears_->linear(il, kFfnOut, s_.gate.data(), n, F, ys, ld, *pool_);
     }
+    PostNorm(xn, L.ffn_post_norm, n, E, c.rms_eps);
     for (int i = 0; i < n * E; i++) x[i] += xn[i];
   }
 
@@ -250,6 +277,7 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
     af_rmsnorm_f32(x + (n - 1) * E, on, xn, E, c.rms_eps);
     output_head(xn, 1, logits);
   }
+  if (c.final_softcap != 0.0f) Softcap(logits, static_cast<int64_t>(all_logits ? n : 1) * c.n_vocab, c.final_softcap);
 }
 
 void Model::preload_group(int group, const float* x, int n) {

@@ -27,7 +27,8 @@ Model::Model(const std::string& path, const ModelConfig& cfg, const std::vector<
   if (cfg_.n_layer <= 0 || cfg_.n_embd <= 0 || cfg_.n_head <= 0 || cfg_.n_head_kv <= 0 ||
       cfg_.head_dim <= 0 || cfg_.head_dim > 512 || cfg_.n_vocab <= 0 || cfg_.n_ff <= 0 || cfg_.n_ctx <= 0 ||
       cfg_.n_head % cfg_.n_head_kv != 0 || cfg_.n_rot <= 0 || cfg_.n_rot > cfg_.head_dim ||
-      cfg_.n_rot % 2 != 0) {
+      cfg_.n_rot % 2 != 0 || cfg_.n_swa < 0 ||
+      (!cfg_.swa_layers.empty() && static_cast<int>(cfg_.swa_layers.size()) != cfg_.n_layer)) {
     throw ModelError("MODEL_UNSUPPORTED", path + ": inconsistent model config");
   }
   if (flash_) {
@@ -78,12 +79,15 @@ Model::Model(const std::string& path, const ModelConfig& cfg, const std::vector<
                                    std::to_string(kv_elems_ * 4 / (1 << 20)) + " MiB)");
   }
 
-  // Rotation frequency per pair; llama3 files carry per-pair divisors in rope_freqs.
+  // Rotation frequency per pair; llama3 files carry per-pair divisors in rope_freqs. Linear
+  // rope scaling multiplies positions, folded in here.
   inv_freq_.resize(cfg_.n_rot / 2);
+  inv_freq_swa_.resize(cfg_.n_rot / 2);
   for (int i = 0; i < cfg_.n_rot / 2; i++) {
     double f = std::pow(static_cast<double>(cfg_.rope_theta), -2.0 * i / cfg_.n_rot);
     if (w_.rope_freqs.present()) f /= reinterpret_cast<const float*>(w_.rope_freqs.data)[i];
-    inv_freq_[i] = static_cast<float>(f);
+    inv_freq_[i] = static_cast<float>(f * cfg_.rope_scale);
+    inv_freq_swa_[i] = static_cast<float>(std::pow(static_cast<double>(cfg_.rope_theta_swa), -2.0 * i / cfg_.n_rot) * cfg_.rope_scale_swa);
   }
 
   const int B = cfg_.n_batch;
@@ -267,6 +271,7 @@ void Model::bind_weights(const std::vector<TensorSpec>& tensors) {
     l.wk = bind(p + "attn_k.weight", {E, KV}, !flash);
     l.wv = bind(p + "attn_v.weight", {E, KV}, !flash);
     l.wo = bind(p + "attn_output.weight", {Q, E}, !flash);
+    l.attn_post_norm = bind_f32(p + "post_attention_norm.weight", E, cfg_.post_norms);
     l.bq = bind_f32(p + "attn_q.bias", Q, false);
     l.bk = bind_f32(p + "attn_k.bias", KV, false);
     l.bv = bind_f32(p + "attn_v.bias", KV, false);
@@ -276,6 +281,7 @@ void Model::bind_weights(const std::vector<TensorSpec>& tensors) {
     l.gate = bind(p + "ffn_gate.weight", {E, F}, !flash);
     l.up = bind(p + "ffn_up.weight", {E, F}, !flash);
     l.down = bind(p + "ffn_down.weight", {F, E}, !flash);
+    l.ffn_post_norm = bind_f32(p + "post_ffw_norm.weight", E, cfg_.post_norms);
   }
 }
 

@@ -41,6 +41,19 @@ struct ModelConfig {
   bool rope_neox = false;  // pairs (i, i + n_rot/2) instead of (2i, 2i+1)
   int n_ctx = 2048;        // KV cache length in tokens
   int n_batch = 64;        // prefill chunk: tokens evaluated per pass
+  // Gemma 2 / 3 (src/model/gemma.ts says where each comes from); the defaults change nothing.
+  float embd_scale = 1.0f;     // token embeddings are multiplied by this
+  float attn_scale = 0.0f;     // 0: scores x 1/sqrt(head_dim) after q.k; else q x attn_scale before
+  float attn_softcap = 0.0f;   // 0 = none; else each score s -> cap * tanh(s / cap)
+  float final_softcap = 0.0f;  // the same on the logits
+  bool ffn_gelu = false;       // GeGLU instead of SwiGLU
+  bool post_norms = false;     // post_attention_norm and post_ffw_norm required and applied
+  int n_swa = 0;               // sliding window in positions; 0 = none
+  std::vector<uint8_t> swa_layers;  // [n_layer] 1 = the layer slides (empty = none)
+  float rope_theta_swa = 10000.0f;  // rope base of the sliding layers
+  float rope_scale = 1.0f;          // position multiplier (linear scaling) of the other layers
+  float rope_scale_swa = 1.0f;
+  bool is_swa(int layer) const { return n_swa > 0 && layer < static_cast<int>(swa_layers.size()) && swa_layers[layer]; }
 };
 
 // A read-only mapping of the model file.
@@ -192,7 +205,7 @@ class Model {
   void attention(int layer, int n, int pos);
   // Applies the site's threshold to n input rows in place and feeds the histograms.
   void site_input(int layer, int site, float* x, int n, int64_t n_in, size_t stride);
-  void rope(float* v, int n_heads, int pos);
+  void rope(float* v, int n_heads, int pos, int layer);
   // Predicts group g's active channels from residual rows x and starts reading them.
   void preload_group(int group, const float* x, int n);
   // Groups of one layer: predicts (layer, site) from residual rows x and starts reading it.
@@ -224,7 +237,8 @@ class Model {
   std::unique_ptr<uint16_t[], FreeDeleter> kv_k_;  // [n_layer][n_ctx][kv_dim] f16
   std::unique_ptr<uint16_t[], FreeDeleter> kv_v_;  // [n_layer][n_ctx][kv_dim] f16
   size_t kv_elems_ = 0;
-  std::vector<float> inv_freq_;  // [n_rot / 2] rotation frequency per pair
+  std::vector<float> inv_freq_;      // [n_rot / 2] rotation frequency per pair (times rope_scale)
+  std::vector<float> inv_freq_swa_;  // [n_rot / 2] the same for sliding layers
   Scratch s_;
   std::vector<float> thresholds_;  // [n_layer][kSites]; empty = dense
   ActivationStats act_stats_;

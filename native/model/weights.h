@@ -26,6 +26,7 @@ struct LayerWeights {
   Tensor wk;         // [n_embd -> n_head_kv * head_dim]
   Tensor wv;         // [n_embd -> n_head_kv * head_dim]
   Tensor wo;         // [n_head * head_dim -> n_embd]
+  Tensor attn_post_norm;  // optional (gemma) [n_embd] f32: RMSNorm of the o output before the residual add
   Tensor bq, bk, bv; // optional biases (qwen2) [n_head*head_dim], [kv_dim], [kv_dim] f32
   Tensor q_norm;     // optional per-head RMSNorm (qwen3) [head_dim] f32
   Tensor k_norm;     // optional [head_dim] f32
@@ -33,6 +34,7 @@ struct LayerWeights {
   Tensor gate;       // [n_embd -> n_ff]
   Tensor up;         // [n_embd -> n_ff]
   Tensor down;       // [n_ff -> n_embd]
+  Tensor ffn_post_norm;  // optional (gemma) [n_embd] f32: RMSNorm of the down output
 };
 
 struct Weights {

@@ -1,9 +1,11 @@
 // Model hyper-parameters read from GGUF metadata, checked once, in the units the backend uses.
 import { ActiveflowError } from "../errors.js";
-import type { GgufFile, GgufValue } from "../gguf/types.js";
+import type { GgufFile } from "../gguf/types.js";
+import { readGemmaConfig } from "./gemma.js";
+import { num, positive } from "./metadataNumbers.js";
 
-export type Architecture = "llama" | "qwen2" | "qwen3";
-const ARCHITECTURES: readonly Architecture[] = ["llama", "qwen2", "qwen3"];
+export type Architecture = "llama" | "qwen2" | "qwen3" | "gemma2" | "gemma3";
+const ARCHITECTURES: readonly Architecture[] = ["llama", "qwen2", "qwen3", "gemma2", "gemma3"];
 
 export interface ModelConfig {
   arch: Architecture;
@@ -21,24 +23,20 @@ export interface ModelConfig {
   // for llama, whose converter permutes q/k rows to match.
   ropeNeox: boolean;
   trainedContext: number;
-}
-
-function num(file: GgufFile, key: string, fallback?: number): number {
-  const v: GgufValue | undefined = file.metadata.get(key);
-  if (v === undefined) {
-    if (fallback !== undefined) return fallback;
-    throw new ActiveflowError("GGUF_BAD_VALUE", `${file.path}: metadata key ${key} is missing`);
-  }
-  if (typeof v === "number") return v;
-  if (typeof v === "bigint") return Number(v);
-  throw new ActiveflowError("GGUF_BAD_VALUE", `${file.path}: metadata key ${key} must be a number, found ${typeof v}`);
-}
-
-function positive(file: GgufFile, key: string, value: number): number {
-  if (!Number.isInteger(value) || value <= 0 || value > 1 << 24) {
-    throw new ActiveflowError("GGUF_BAD_VALUE", `${file.path}: metadata ${key} = ${value} is not a sane positive integer`);
-  }
-  return value;
+  // Gemma 2 / 3 (src/model/gemma.ts); the neutral values below for the other architectures.
+  embdScale: number; // token embeddings are multiplied by this
+  // 0: scores scaled by 1/sqrt(headDim) after q.k; else q is multiplied by it before
+  attnScale: number;
+  attnSoftcap: number; // 0 = none; else each score s becomes cap * tanh(s / cap)
+  finalSoftcap: number; // 0 = none; the same on the logits
+  ffnGelu: boolean; // GeGLU (gelu(gate) * up) instead of SwiGLU
+  postNorms: boolean; // RMSNorm of the attention and FFN outputs (post_attention_norm, post_ffw_norm)
+  // 0 = none; else a query on a layer of swaLayers sees only the last slidingWindow positions
+  slidingWindow: number;
+  swaLayers: boolean[]; // [nLayer]
+  ropeThetaSwa: number; // rope base of the sliding-window layers
+  ropeScale: number; // position multiplier of the other layers (1 / linear scaling factor)
+  ropeScaleSwa: number;
 }
 
 export function readModelConfig(file: GgufFile): ModelConfig {
@@ -70,12 +68,15 @@ export function readModelConfig(file: GgufFile): ModelConfig {
   const tokens = file.metadata.get("tokenizer.ggml.tokens");
   const nVocab = num(file, k("vocab_size"), embd.dims[1] ?? (Array.isArray(tokens) ? tokens.length : 0));
   const scaling = file.metadata.get(k("rope.scaling.type"));
-  if (typeof scaling === "string" && scaling !== "none" && scaling !== "llama3") {
+  const gemma = arch === "gemma2" || arch === "gemma3";
+  if (!gemma && typeof scaling === "string" && scaling !== "none" && scaling !== "llama3") {
     throw new ActiveflowError("MODEL_UNSUPPORTED", `${file.path}: rope scaling "${scaling}" is not supported`);
   }
-  return {
+  const nLayer = positive(file, k("block_count"), num(file, k("block_count")));
+  const ropeTheta = num(file, k("rope.freq_base"), 10000);
+  const base = {
     arch,
-    nLayer: positive(file, k("block_count"), num(file, k("block_count"))),
+    nLayer,
     nEmbd,
     nFf: positive(file, k("feed_forward_length"), num(file, k("feed_forward_length"))),
     nHead,
@@ -83,9 +84,15 @@ export function readModelConfig(file: GgufFile): ModelConfig {
     headDim,
     nVocab: positive(file, "vocab size", nVocab),
     nRot: positive(file, k("rope.dimension_count"), num(file, k("rope.dimension_count"), headDim)),
-    ropeTheta: num(file, k("rope.freq_base"), 10000),
+    ropeTheta,
     rmsEps: num(file, k("attention.layer_norm_rms_epsilon"), 1e-5),
     ropeNeox: arch !== "llama",
     trainedContext: num(file, k("context_length"), 2048),
+  };
+  if (arch === "gemma2" || arch === "gemma3") return { ...base, ...readGemmaConfig(file, arch, { nLayer, nEmbd, nHead, headDim, nRot: base.nRot, ropeTheta }) };
+  return {
+    ...base,
+    embdScale: 1, attnScale: 0, attnSoftcap: 0, finalSoftcap: 0, ffnGelu: false, postNorms: false,
+    slidingWindow: 0, swaLayers: new Array<boolean>(nLayer).fill(false), ropeThetaSwa: ropeTheta, ropeScale: 1, ropeScaleSwa: 1,
   };
 }

@@ -1,5 +1,8 @@
 // A tiny model (2 layers, dim 64) for unit tests, in llama, qwen2 (q/k/v biases) or qwen3
-// (per-head q/k norms) layout, with a small byte-level BPE vocab and a ChatML template.
+// (per-head q/k norms) layout, or a wider one in gemma2 / gemma3 layout (post-norms, GeGLU,
+// a sliding window of a few positions so short prompts cross it, soft-capping, gemma3's
+// local rope base and linear rope scaling), with a small byte-level BPE vocab and a ChatML
+// template.
 // Float weights are drawn from a seeded PRNG and quantised with the reference quantisers,
 // and returned so tests can compare a forward pass against them.
 import { ActiveflowError } from "../errors.js";
@@ -9,7 +12,7 @@ import { quantize } from "./quantize.js";
 import { fileTypeOf, Rng } from "./synth.js";
 import { buildVocab, tokenizerMetadata } from "./vocab.js";
 
-export type TinyArch = "llama" | "qwen2" | "qwen3";
+export type TinyArch = "llama" | "qwen2" | "qwen3" | "gemma2" | "gemma3";
 
 export interface TinyModelOptions {
   // Defaults to "llama".
@@ -18,11 +21,14 @@ export interface TinyModelOptions {
   type?: number;
   // Type of token_embd (and output.weight). Defaults to `type`.
   embdType?: number;
-  // Leave out output.weight so the head reuses token_embd (as SmolLM2 does). Defaults to false.
+  // Leave out output.weight so the head reuses token_embd (as SmolLM2 does). Defaults to
+  // false, but gemma2 is always tied (llama.cpp refuses a gemma2 file with a head).
   tied?: boolean;
+  // gemma2 / gemma3: attention.sliding_window in positions. Defaults to 8.
+  slidingWindow?: number;
   // Defaults to 1.
   seed?: number;
-  // tokenizer.ggml.pre. Defaults to "default" for llama and "qwen2" for qwen2/qwen3.
+  // tokenizer.ggml.pre. Defaults to "default" for llama and gemma, "qwen2" for qwen2/qwen3.
   pre?: string;
   // tokenizer.ggml.add_bos_token. Defaults to false.
   addBos?: boolean;
@@ -45,7 +51,27 @@ export interface TinyConfig {
   bosId: number;
   eosId: number;
   eotId: number;
+  // gemma2 / gemma3 only (undefined elsewhere).
+  slidingWindow?: number;
 }
+
+// Wider for Gemma: q_dim (heads x headDim) differs from dim as in the real models, and gemma3
+// needs 6 layers for its one global layer in six.
+const SHAPES: Record<TinyArch, { dim: number; layers: number; ffn: number; heads: number; kvHeads: number; headDim: number }> = {
+  llama: { dim: 64, layers: 2, ffn: 128, heads: 4, kvHeads: 2, headDim: 16 },
+  qwen2: { dim: 64, layers: 2, ffn: 128, heads: 4, kvHeads: 2, headDim: 16 },
+  qwen3: { dim: 64, layers: 2, ffn: 128, heads: 4, kvHeads: 2, headDim: 16 },
+  gemma2: { dim: 128, layers: 4, ffn: 256, heads: 4, kvHeads: 2, headDim: 48 },
+  gemma3: { dim: 128, layers: 6, ffn: 256, heads: 4, kvHeads: 2, headDim: 48 },
+};
+// Soft-caps low enough to bite on a tiny model's scores and logits (Gemma 2's real 50 / 30
+// would leave them all but linear here).
+const TINY_GEMMA2_ATTN_SOFTCAP = 3;
+const TINY_GEMMA2_FINAL_SOFTCAP = 4;
+// Gemma 3's global layers: rope base 1e6 and linear scaling by 8, as its 4B+ models; its local
+// layers keep llama.cpp's default base (no rope.freq_base_swa key).
+const TINY_GEMMA3_ROPE_THETA = 1e6;
+const TINY_GEMMA3_ROPE_FACTOR = 8;
 
 export interface TinyModel {
   path: string;
@@ -80,11 +106,14 @@ export async function buildTinyModel(outPath: string, options: TinyModelOptions 
     }
   }
   const vocab = buildVocab(MERGES, SPECIALS, TINY_VOCAB_SIZE);
+  const gemma = arch === "gemma2" || arch === "gemma3";
   const cfg: TinyConfig = {
-    arch, dim: 64, layers: 2, ffn: 128, heads: 4, kvHeads: 2, headDim: 16, vocab: vocab.tokens.length,
-    contextLength: options.contextLength ?? 256, ropeTheta: 10000, normEps: 1e-5,
+    arch, ...SHAPES[arch], vocab: vocab.tokens.length,
+    contextLength: options.contextLength ?? 256, ropeTheta: arch === "gemma3" ? TINY_GEMMA3_ROPE_THETA : 10000, normEps: 1e-5,
     bosId: vocab.special.get("<s>")!, eosId: vocab.special.get("</s>")!, eotId: vocab.special.get("<|im_end|>")!,
+    ...(gemma ? { slidingWindow: options.slidingWindow ?? 8 } : {}),
   };
+  const tied = arch === "gemma2" || (options.tied ?? false);
   const kvDim = cfg.kvHeads * cfg.headDim;
 
   const w = new GgufWriter(outPath);
@@ -104,9 +133,12 @@ export async function buildTinyModel(outPath: string, options: TinyModelOptions 
     [a("attention.layer_norm_rms_epsilon"), f32(cfg.normEps)],
   ];
   if (arch === "llama") meta.push([a("rope.dimension_count"), u32(cfg.headDim)], [a("vocab_size"), u32(cfg.vocab)]);
-  if (arch === "qwen3") meta.push([a("attention.key_length"), u32(cfg.headDim)], [a("attention.value_length"), u32(cfg.headDim)]);
+  if (arch === "qwen3" || gemma) meta.push([a("attention.key_length"), u32(cfg.headDim)], [a("attention.value_length"), u32(cfg.headDim)]);
+  if (gemma) meta.push([a("attention.sliding_window"), u32(cfg.slidingWindow!)]);
+  if (arch === "gemma2") meta.push([a("attn_logit_softcapping"), f32(TINY_GEMMA2_ATTN_SOFTCAP)], [a("final_logit_softcapping"), f32(TINY_GEMMA2_FINAL_SOFTCAP)]);
+  if (arch === "gemma3") meta.push([a("rope.scaling.type"), str("linear")], [a("rope.scaling.factor"), f32(TINY_GEMMA3_ROPE_FACTOR)]);
   meta.push(...tokenizerMetadata(vocab, {
-    pre: options.pre ?? (arch === "llama" ? "default" : "qwen2"),
+    pre: options.pre ?? (arch === "llama" || gemma ? "default" : "qwen2"),
     bos: cfg.bosId, eos: cfg.eosId, eot: cfg.eotId, addBos: options.addBos ?? false, chatTemplate: CHATML_TEMPLATE,
   }));
   for (const [k, v] of meta) w.set(k, v);
@@ -129,7 +161,7 @@ export async function buildTinyModel(outPath: string, options: TinyModelOptions 
         [`${p}attn_v.bias`, [kvDim], GgmlType.F32, "bias"],
       );
     }
-    if (arch === "qwen3") {
+    if (arch === "qwen3" || arch === "gemma3") {
       specs.push(
         [`${p}attn_q_norm.weight`, [cfg.headDim], GgmlType.F32, "norm"],
         [`${p}attn_k_norm.weight`, [cfg.headDim], GgmlType.F32, "norm"],
@@ -137,14 +169,18 @@ export async function buildTinyModel(outPath: string, options: TinyModelOptions 
     }
     specs.push(
       [`${p}attn_output.weight`, [cfg.heads * cfg.headDim, cfg.dim], type, "linear"],
+    );
+    if (gemma) specs.push([`${p}post_attention_norm.weight`, [cfg.dim], GgmlType.F32, "norm"]);
+    specs.push(
       [`${p}ffn_norm.weight`, [cfg.dim], GgmlType.F32, "norm"],
       [`${p}ffn_gate.weight`, [cfg.dim, cfg.ffn], type, "linear"],
       [`${p}ffn_up.weight`, [cfg.dim, cfg.ffn], type, "linear"],
       [`${p}ffn_down.weight`, [cfg.ffn, cfg.dim], type, "linear"],
     );
+    if (gemma) specs.push([`${p}post_ffw_norm.weight`, [cfg.dim], GgmlType.F32, "norm"]);
   }
   specs.push(["output_norm.weight", [cfg.dim], GgmlType.F32, "norm"]);
-  if (!options.tied) specs.push(["output.weight", [cfg.dim, cfg.vocab], embdType, "linear"]);
+  if (!tied) specs.push(["output.weight", [cfg.dim, cfg.vocab], embdType, "linear"]);
 
   const seed = options.seed ?? 1;
   const weights: TinyModel["weights"] = new Map();

@@ -14,6 +14,10 @@ export interface LlamaCppOptions {
   contextSize?: number;
   // Tokens per decode batch; the teacher-forced window must fit in one. Defaults to 512.
   batchSize?: number;
+  // node-llama-cpp's default ("auto") runs the CPU flash-attention kernel, which sums values
+  // in f16; false takes the unfused path (f32 sums of f16 products) that our attention
+  // rounds like. Defaults to node-llama-cpp's default.
+  flashAttention?: boolean;
 }
 
 export interface TimedCompletion {
@@ -62,6 +66,7 @@ export class LlamaCppRef {
       batchSize: options.batchSize ?? 512,
       threads: { ideal: threads, min: threads },
       sequences: 1,
+      ...(options.flashAttention !== undefined ? { flashAttention: options.flashAttention } : {}),
     });
     return new LlamaCppRef(llama, model, context, context.getSequence(), modelPath, threads);
   }

@@ -94,6 +94,9 @@ void af_scale_f32(float a, float* y, int64_t n);                   // y *= a
 void af_rmsnorm_f32(const float* x, const float* w, float* y, int64_t n, float eps);
 // out[i] = silu(gate[i]) * up[i]
 void af_silu_mul_f32(const float* gate, const float* up, float* out, int64_t n);
+// out[i] = gelu(gate[i]) * up[i], GELU's tanh approximation rounded through f16 as ggml's
+// CPU GeGLU does (Gemma's FFN)
+void af_gelu_mul_f32(const float* gate, const float* up, float* out, int64_t n);
 // In-place softmax of n floats; returns nothing, max-subtracted for stability.
 void af_softmax_f32(float* x, int64_t n);
 

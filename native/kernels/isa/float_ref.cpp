@@ -3,6 +3,8 @@
 // may still vectorise them with that ISA's flags).
 #include <math.h>
 
+#include "activeflow/kernels.h"
+
 #include "kernels/isa/isa.h"
 
 namespace AF_NS {
@@ -31,6 +33,19 @@ void rmsnorm_f32_ref(const float* x, const float* w, float* y, int64_t n, float 
 
 void silu_mul_f32_ref(const float* gate, const float* up, float* out, int64_t n) {
   for (int64_t i = 0; i < n; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+// GELU as ggml's CPU GeGLU computes it: looked up per f16-rounded input in a table of
+// f16-rounded values (kernels/gelu_table.cpp), exact outside [-10, 10] (ggml vec.h,
+// GGML_GELU_FP16), so the FFN activations round as llama.cpp's do on every ISA.
+void gelu_mul_f32_ref(const float* gate, const float* up, float* out, int64_t n) {
+  const uint16_t* table = af_gelu_f16_table();
+  for (int64_t i = 0; i < n; i++) {
+    const float g = gate[i];
+    if (g <= -10.0f) out[i] = 0.0f;
+    else if (g >= 10.0f) out[i] = g * up[i];
+    else out[i] = af_fp16_to_fp32(table[af_fp32_to_fp16(g)]) * up[i];
+  }
 }
 
 void softmax_f32_ref(float* x, int64_t n) {

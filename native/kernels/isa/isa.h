@@ -8,6 +8,10 @@
 
 #include "kernels/kernel_table.h"
 
+// GELU of every f16 value, rounded to f16 (kernels/gelu_table.cpp, built once with baseline
+// flags so every ISA looks up the same values).
+extern "C" const uint16_t* af_gelu_f16_table();
+
 #ifndef AF_ISA
 #error "native/kernels/isa/*.cpp must be compiled with -DAF_ISA=scalar|avx2|avx512"
 #endif
@@ -32,6 +36,7 @@ void axpy_f32_ref(float a, const float* x, float* y, int64_t n);
 void scale_f32_ref(float a, float* y, int64_t n);
 void rmsnorm_f32_ref(const float* x, const float* w, float* y, int64_t n, float eps);
 void silu_mul_f32_ref(const float* gate, const float* up, float* out, int64_t n);
+void gelu_mul_f32_ref(const float* gate, const float* up, float* out, int64_t n);
 void softmax_f32_ref(float* x, int64_t n);
 
 // SIMD kernels (simd_*.cpp, built for avx2 and avx512 only).

@@ -36,6 +36,7 @@ af_kernel_table build() {
   t.scale_f32 = scale_f32_ref;
   t.rmsnorm_f32 = rmsnorm_f32_ref;
   t.silu_mul_f32 = silu_mul_f32_ref;
+  t.gelu_mul_f32 = gelu_mul_f32_ref;
   t.softmax_f32 = softmax_f32_ref;
 #if defined(AF_ISA_SCALAR)
 #define AF_REF(T)            \

@@ -53,6 +53,8 @@ export interface KernelBindings {
   rmsnorm(x: Float32Array, w: Float32Array, eps: number): Float32Array;
   // silu(gate) * up.
   siluMul(gate: Float32Array, up: Float32Array): Float32Array;
+  // gelu(gate) * up, tanh approximation through ggml's f16 table (Gemma's GeGLU).
+  geluMul(gate: Float32Array, up: Float32Array): Float32Array;
   // Softmax of a copy of x.
   softmax(x: Float32Array): Float32Array;
 }
