@@ -7,6 +7,7 @@ import { parseDramSchedule } from "../memory/schedule.js";
 import { SHAPES } from "../synth/shapes.js";
 import { CACHE_POLICIES, CACHE_POLICY_DEFAULT } from "../engine/types.js";
 import { RECORD_ORDERS } from "../flash/format.js";
+import { MIN_CALIBRATION_TOKENS } from "../sparsity/thresholds.js";
 
 // A bad command line (exit code 2, with a hint to --help) as opposed to a failure while
 // running (exit code 1).
@@ -92,7 +93,7 @@ export const OPTIONS = {
   columnType: { long: "column-type", kind: "string", value: "type", choices: WEIGHT_TYPES, help: `Store every column in this type (${WEIGHT_TYPES.join(", ")}). Defaults to the source type where it fits the column length, else q8_0.` },
   text: { long: "text", kind: "string", value: "file", help: "Text file to read." },
   reference: { long: "reference", kind: "string", value: "model", help: "Score against this model run dense (e.g. the source .gguf of a flash-layout file) instead of <model> itself at sparsity 0; it must share <model>'s vocabulary. Defaults to <model>." },
-  tokens: { long: "tokens", kind: "int", value: "n", min: 16, max: 10_000_000, help: "Calibration tokens: with --text, the first n tokens of the file (defaults to 4096); without, the 16 built-in prompts are each continued by n/16 tokens (defaults to 1024)." },
+  tokens: { long: "tokens", kind: "int", value: "n", min: MIN_CALIBRATION_TOKENS, max: 10_000_000, help: "Calibration tokens: with --text, the first n tokens of the file (defaults to 4096); without, the 16 built-in prompts are each continued by n/16 tokens (defaults to 1024)." },
   method: { long: "method", kind: "string", value: "name", choices: ["uniform", "matched", "greedy"], help: "How each level's sparsity is spread over layers and sites: uniform, matched or greedy (see `activeflow calibrate --help`). Defaults to matched; greedy probes every layer and site first (about ten times longer) for somewhat better quality (bench/results/calibrate-default-*.json)." },
   window: { long: "window", kind: "int", value: "n", min: 2, max: 1_048_576, help: "Tokens per teacher-forced window; each window starts a fresh context. Defaults to 512." },
   shape: { long: "shape", kind: "string", value: "name", choices: Object.keys(SHAPES), help: `Model shape: ${Object.keys(SHAPES).join(", ")}.` },
@@ -226,7 +227,7 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
     positionals: ["model"],
     options: ["text", "tokens", "method", "threads", "json", "verbose", "help"],
     optionHelp: {
-      text: "Calibrate on this text file instead of self-generated text.",
+      text: `Calibrate on this text file instead of self-generated text; it needs at least ${MIN_CALIBRATION_TOKENS} tokens (an empty or shorter file is refused).`,
       json: "Print a summary (path, tokens, source, thresholds per level) as one JSON line on stdout.",
     },
   },
