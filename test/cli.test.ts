@@ -16,6 +16,7 @@ import type { FlashRunStats, GeneratedToken, GenerateOptions, GenerationStats, L
 import { buildTinyModel } from "../src/synth/tinyModel.js";
 import { SMOLLM2 } from "../src/fetch/smollm2.js";
 import { modelsDir } from "../src/fetch/cache.js";
+import { runCli } from "./helpers/cli.js";
 
 // The repo root, from test/ (tsx) or dist/test/ (npm test).
 function repoRoot(): string {
@@ -176,6 +177,11 @@ test("parser: bad command lines are UsageErrors naming the option and value", ()
     [["convert", "in.gguf"], /missing <out>: usage: activeflow convert/],
     [["convert", "in.gguf", "out", "--column-type", "q3_x"], /--column-type: "q3_x" \(expected one of f32, f16, q4_0/],
     [["convert", "in.gguf", "out", "--dram", "1GB"], /--dram does not apply to convert/],
+    [["run", "m", "-p", "x", "--ctx", "0"], /invalid value for --ctx: "0" \(expected an integer >= 1/],
+    [["chat", "m", "--ctx", "-64"], /invalid value for --ctx: "-64" \(expected an integer >= 1/],
+    [["run", "m", "-p", "x", "--ctx", "1.5"], /invalid value for --ctx: "1\.5" \(expected an integer/],
+    [["run", "m", "-p", "x", "--ctx", "2k"], /invalid value for --ctx: "2k"/],
+    [["run", "m", "-p", "x", "--ctx", "2097152"], /invalid value for --ctx: "2097152" \(expected an integer >= 1 and <= 1048576/],
     [["calibrate"], /missing <model>/],
     [["calibrate", "m", "--tokens", "3"], /--tokens: "3" \(expected an integer >= 16/],
     [["calibrate", "m", "--sparsity", "0.5"], /--sparsity does not apply to calibrate/],
@@ -370,6 +376,22 @@ test("main: run --dram passes the flash options and sizes the context to prompt 
   const r = harness({ stdin: "/exit\n" });
   assert.equal(await main(["chat", model, "--dram", "1GB"], r.ctx), 0, r.err());
   assert.equal((r.loads[0]!.options as LoadOptions).contextLength, 512);
+});
+
+test("main: --ctx above the model's trained context runs with a warning (as llama.cpp); at or below it, silently", async () => {
+  const model = await tinyGguf(); // trained context 256 (buildTinyModel's default)
+  const above = await runCli(["run", model, "-p", "hi", "-n", "2", "--greedy", "--ctx", "300"]);
+  assert.equal(above.code, 0, above.err);
+  assert.match(above.err, /^warning: --ctx 300 is above the model's trained context of 256 tokens; it is used as given, but the model never saw positions past 256 in training and its output usually degrades there\n/);
+  const chat = await runCli(["chat", model, "-p", "hi", "-n", "2", "--greedy", "--ctx", "257"]);
+  assert.equal(chat.code, 0, chat.err);
+  assert.match(chat.err, /^warning: --ctx 257 is above the model's trained context of 256 tokens/);
+  for (const argv of [["--ctx", "256"], []]) {
+    const r = await runCli(["run", model, "-p", "hi", "-n", "2", "--greedy", ...argv]);
+    assert.equal(r.code, 0, r.err);
+    assert.doesNotMatch(r.err, /warning/, argv.join(" "));
+  }
+  assert.match(helpText("run"), /Above the trained context it is used as given with a warning, as llama\.cpp does/);
 });
 
 test("main: run --json in flash mode adds the budget, I/O and sparsity fields; stats gain a flash line", async () => {

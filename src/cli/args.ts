@@ -69,7 +69,7 @@ export const OPTIONS = {
   maxTokens: { long: "max-tokens", short: "n", kind: "int", value: "n", min: 1, max: 1_000_000, help: "Tokens to generate at most. Defaults to 128." },
   system: { long: "system", kind: "string", value: "text", help: "System message put before the conversation. Defaults to none (the template's own default)." },
   threads: { long: "threads", short: "t", kind: "int", value: "n", min: 1, max: 256, help: "Compute threads. Defaults to the count measured fastest on this machine (once, cached in the machine profile)." },
-  ctx: { long: "ctx", kind: "int", value: "n", min: 1, max: 1_048_576, help: "Context length in tokens (KV cache size). Defaults to the engine's choice (capped by the model's trained context)." },
+  ctx: { long: "ctx", kind: "int", value: "n", min: 1, max: 1_048_576, help: "Context length in tokens (KV cache size), a positive integer. Defaults to the engine's choice (capped by the model's trained context). Above the trained context it is used as given with a warning, as llama.cpp does: the model never saw those positions in training, and output usually degrades there." },
   seed: { long: "seed", kind: "int", value: "n", min: 0, max: Number.MAX_SAFE_INTEGER, help: "Sampling seed; the same seed repeats a run. Defaults to a random seed (printed in the stats line)." },
   greedy: { long: "greedy", kind: "flag", help: "Always pick the most likely token (same as --temperature 0)." },
   temperature: { long: "temperature", kind: "number", value: "x", min: 0, max: 100, help: "Sampling temperature; 0 means greedy. Defaults to 0.8." },

@@ -261,6 +261,11 @@ export class Engine {
     return engine;
   }
 
+  // The context length the model was trained with (its GGUF header); contextLength may exceed it.
+  get trainedContext(): number {
+    return this.config.trainedContext;
+  }
+
   get sparsity(): number {
     return this.sparsityLevel;
   }

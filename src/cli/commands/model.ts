@@ -104,6 +104,18 @@ export async function engineLoadOptions(
   };
 }
 
+// --ctx above the model's trained context is used as given, with a warning, as llama.cpp does
+// (and node-llama-cpp takes an explicit contextSize): positions past the trained length were
+// never seen in training, so output usually degrades there, but a user may know better.
+export function warnAboveTrainedContext(ctx: CliContext, engine: EngineLike, values: OptionValues): void {
+  const trained = engine.trainedContext;
+  if (values.ctx === undefined || trained === undefined || values.ctx <= trained) return;
+  ctx.stderr.write(
+    `warning: --ctx ${values.ctx} is above the model's trained context of ${trained} tokens; ` +
+      `it is used as given, but the model never saw positions past ${trained} in training and its output usually degrades there\n`,
+  );
+}
+
 // The real engine is imported lazily: --help, argument errors and fetch never load the addon.
 export async function loadRealEngine(path: string, options: LoadOptions): Promise<EngineLike> {
   const { Engine } = await import("../../engine/Engine.js");
