@@ -165,7 +165,8 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
     details: [
       MODEL_NOTE,
       "Without -p: an interactive session; each reply streams as it is generated. Lines pasted",
-      "together are one message; a line ending in a backslash continues on the next. Commands,",
+      "together are one message; a line ending in a backslash continues on the next. From a pipe",
+      "each line is a message unless it ends in a backslash (a pipe has no pastes). Commands,",
       "never sent to the model: /help, /reset (forget the conversation), /stats (the last reply's",
       "and the session's numbers), /budget <size> (change the DRAM budget, with --dram), /exit.",
       "Ctrl-C stops a reply; Ctrl-D or /exit quits. When the conversation outgrows the context,",
