@@ -60,7 +60,7 @@ const MEMORY_PROMPT = "The capital of France is";
 const rssOf = (extra) => {
   const out = step(`measure peak RSS${extra.length ? " under a budget" : " dense"}`, process.execPath,
     [bin, "run", model, "-p", MEMORY_PROMPT, "-n", "16", "--greedy", "--json", ...extra], { capture: false, quiet: true });
-  return JSON.parse(out.trim().split("\n").pop()).peak_rss_bytes;
+  return JSON.parse(out.trim().split("\n").pop()).rss_peak_bytes;
 };
 const dense = rssOf([]);
 const budgeted = rssOf(["--dram", "35%", "--sparsity", "0.4"]);

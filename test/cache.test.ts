@@ -217,7 +217,7 @@ test("cache ls, prune and rm: stale conversions (source gone, changed, older cop
   const ls = await cli(["cache", "ls", "--json"]);
   assert.equal(ls.code, 0, ls.err);
   const lj = JSON.parse(ls.out) as { schema: number; entries: { name: string; path: string; status: string; stale: boolean; source_path: string | null; source_exists: boolean | null; bytes: number; last_used: string | null }[] };
-  assert.equal(lj.schema, 1);
+  assert.equal(lj.schema, 2);
   const status = Object.fromEntries(lj.entries.map((e) => [e.path, e.status]));
   assert.deepEqual(status, {
     [aOld]: "source_changed", [aNew]: "current", [legacyAuto]: "superseded", [legacyNew]: "unknown", [legacyOld]: "superseded", [legacyLone]: "unknown",

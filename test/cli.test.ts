@@ -45,15 +45,16 @@ interface Harness {
 
 const WORDS = ["Hello", ",", " world", "!", " More", " text"];
 
-function stats(generated: number, stopReason: GenerationStats["stopReason"]): GenerationStats {
+function stats(generated: number, stopReason: GenerationStats["stopReason"], floor?: number): GenerationStats {
   return {
+    ...(floor !== undefined ? { runtimeFloorBytes: floor } : {}),
     promptTokens: 3, prefillTokens: 3, reusedTokens: 0, generatedTokens: generated, prefillSeconds: 0.01, decodeSeconds: 0.02,
     prefillTokensPerSecond: 300, decodeTokensPerSecond: 100, peakRssBytes: 123 * 1024 * 1024,
     modelBytes: 4567, threads: 1, isa: "fake", stopReason,
   };
 }
 
-function harness(opts: { stdin?: string; interruptAfter?: number; failChatOn?: string; flash?: FlashRunStats } = {}): Harness {
+function harness(opts: { stdin?: string; interruptAfter?: number; failChatOn?: string; flash?: FlashRunStats; floor?: number } = {}): Harness {
   let out = "";
   let err = "";
   const handlers = new Set<() => void>();
@@ -68,11 +69,11 @@ function harness(opts: { stdin?: string; interruptAfter?: number; failChatOn?: s
   async function* gen(options: GenerateOptions): AsyncGenerator<GeneratedToken, GenerationStats, void> {
     const n = Math.min(options.maxTokens ?? 128, WORDS.length);
     for (let i = 0; i < n; i++) {
-      if (options.signal?.aborted) return stats(i, "aborted");
+      if (options.signal?.aborted) return stats(i, "aborted", opts.floor);
       yield { id: 100 + i, text: WORDS[i]! };
       if (opts.interruptAfter === i + 1) h.interrupt();
     }
-    const st = stats(n, n === WORDS.length ? "eos" : "length");
+    const st = stats(n, n === WORDS.length ? "eos" : "length", opts.floor);
     if (opts.flash) st.flash = opts.flash;
     return st;
   }
@@ -279,15 +280,40 @@ test("main: --json prints only one JSON line with the required fields", async ()
   const lines = h.out().trimEnd().split("\n");
   assert.equal(lines.length, 1);
   const j = JSON.parse(lines[0]!) as Record<string, unknown>;
-  for (const k of ["tokens", "text", "prefill_tokens_per_s", "decode_tokens_per_s", "peak_rss_bytes", "model_bytes", "prompt_tokens", "generated_tokens", "isa", "threads", "stop_reason"]) {
+  for (const k of ["tokens", "text", "prefill_tokens_per_s", "decode_tokens_per_s", "rss_peak_bytes", "model_bytes", "prompt_tokens", "generated_tokens", "isa", "threads", "stop_reason"]) {
     assert.ok(k in j, `JSON lacks ${k}`);
   }
-  assert.equal(j.schema, 1);
+  assert.ok(!("peak_rss_bytes" in j), "renamed in schema 2");
+  assert.ok(!("runtime_floor_bytes" in j), "a stand-in engine that measured no floor gets no floor field");
+  assert.equal(j.schema, 2);
   assert.deepEqual(j.tokens, [100, 101]);
   assert.equal(j.text, "Hello,");
   assert.equal(j.seed, null);
   assert.equal(h.calls[0]!.options.greedy, true);
   assert.match(h.err(), /^stats: /);
+});
+
+test("main: the runtime floor is reported apart from the model's memory, against the budget when there is one", async () => {
+  const floor = 50 * 1024 * 1024;
+  // Dense: no budget to compare with.
+  const d = harness({ floor });
+  assert.equal(await main(["run", ANY_FILE, "-p", "x", "--greedy"], d.ctx), 0);
+  assert.match(d.err(), /\nmemory: model 73\.0 MiB; runtime floor 50\.0 MiB \(Node and the addon, before the model was opened\); peak RSS 123\.0 MiB\n$/);
+  const dj = harness({ floor });
+  assert.equal(await main(["run", ANY_FILE, "-p", "x", "--greedy", "--json"], dj.ctx), 0);
+  const j = JSON.parse(dj.out().trim()) as Record<string, unknown>;
+  assert.equal(j.rss_peak_bytes, 123 * 1024 * 1024);
+  assert.equal(j.runtime_floor_bytes, floor);
+  assert.equal(j.model_memory_peak_bytes, 73 * 1024 * 1024);
+  // Under a budget: within it, or over it by how much; the floor is outside it either way.
+  const within = harness({ floor, flash: { ...FLASH_STATS, dramBudgetBytes: 80 * 1024 * 1024 } });
+  assert.equal(await main(["run", ANY_FILE, "-p", "x", "--greedy", "--dram", "80MB", "--ctx", "64"], within.ctx), 0, within.err());
+  assert.match(within.err(), /\nmemory: model 73\.0 MiB within budget 80\.0 MiB; runtime floor 50\.0 MiB \(Node and the addon, before the model was opened\) outside it; peak RSS 123\.0 MiB\nflash: /);
+  const over = harness({ floor, flash: FLASH_STATS });
+  assert.equal(await main(["run", ANY_FILE, "-p", "x", "--greedy", "--dram", "8MB", "--ctx", "64", "--json"], over.ctx), 0, over.err());
+  assert.match(over.err(), /\nmemory: model 73\.0 MiB over by 65\.4 MiB, budget 7\.6 MiB; runtime floor 50\.0 MiB .* outside it; peak RSS 123\.0 MiB\n/);
+  const oj = JSON.parse(over.out().trim()) as Record<string, unknown>;
+  assert.deepEqual([oj.dram_budget_bytes, oj.rss_peak_bytes, oj.runtime_floor_bytes], [FLASH_STATS.dramBudgetBytes, 123 * 1024 * 1024, floor]);
 });
 
 test("main: Ctrl-C aborts the generation, still prints stats, exits 130", async () => {
@@ -461,9 +487,20 @@ test("bin: run on the real SmolLM2 with --json (greedy)", (t) => {
   if (r.status !== 0 && /NATIVE|native addon|not built/i.test(r.stderr)) return t.skip(`native addon unavailable: ${r.stderr.trim()}`);
   assert.equal(r.status, 0, r.stderr);
   const lines = r.stdout.trimEnd().split("\n");
-  const j = JSON.parse(lines[lines.length - 1]!) as { tokens: number[]; text: string; generated_tokens: number; model_bytes: number; stop_reason: string };
+  const j = JSON.parse(lines[lines.length - 1]!) as {
+    tokens: number[]; text: string; generated_tokens: number; model_bytes: number; stop_reason: string;
+    rss_peak_bytes: number; runtime_floor_bytes: number; model_memory_peak_bytes: number;
+  };
   assert.equal(j.tokens.length, j.generated_tokens);
   assert.ok(j.generated_tokens >= 1 && j.generated_tokens <= 6);
   assert.equal(j.model_bytes, SMOLLM2.file.size);
+  // The floor (Node and the addon) is measured before the model is opened: the dense model's
+  // weights, all read once, sit above it.
+  const MiB = 1024 * 1024;
+  assert.ok(j.runtime_floor_bytes > 16 * MiB && j.runtime_floor_bytes < j.rss_peak_bytes, `floor ${j.runtime_floor_bytes}, peak ${j.rss_peak_bytes}`);
+  assert.equal(j.model_memory_peak_bytes, j.rss_peak_bytes - j.runtime_floor_bytes);
+  assert.ok(j.model_memory_peak_bytes > j.model_bytes / 2, `model memory ${j.model_memory_peak_bytes} for a ${j.model_bytes}-byte file`);
   assert.match(r.stderr, /stats: \d+ prompt \+ \d+ generated tokens/);
+  const human = runBin(["run", model, "-p", "The capital of France is", "-n", "2", "--greedy"]);
+  assert.match(human.stderr, /\nmemory: model \d+\.\d MiB; runtime floor \d+\.\d MiB \(Node and the addon, before the model was opened\); peak RSS \d+\.\d MiB\n/);
 });

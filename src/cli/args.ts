@@ -156,7 +156,7 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
     details: [MODEL_NOTE, "The prompt is -p text, a file (-f), or standard input (- or -f -).", ...FLASH_NOTE],
     options: ["prompt", "file", "stop", "maxTokens", "threads", "ctx", ...FLASH, "dramSchedule", "watchMemory", ...SAMPLING, "json", "verbose", "help"],
     optionHelp: {
-      json: "Print one JSON object (tokens, text, speeds, memory; flash I/O and budget with --dram; the schedule and per-phase speed and memory with --dram-schedule) as the last line of stdout instead of the streamed text.",
+      json: "Print one JSON object (tokens, text, speeds, memory: rss_peak_bytes, runtime_floor_bytes, model_memory_peak_bytes; flash I/O and budget with --dram; the schedule and per-phase speed and memory with --dram-schedule) as the last line of stdout instead of the streamed text.",
     },
   },
   chat: {

@@ -74,6 +74,9 @@ export async function engineLoadOptions(
   values: OptionValues,
   first: FirstInput,
 ): Promise<{ options: LoadOptions; done: () => void }> {
+  // Before anything of the model is read (the context default reads its tokenizer): the
+  // runtime floor the stats report apart from the model's memory.
+  await measureRuntimeFloor();
   const options = loadOptions(values);
   if (values.dram === undefined) return { options, done: () => {} };
   if (options.contextLength === undefined) options.contextLength = await budgetContextLength(path, first, values.maxTokens ?? 128);
@@ -114,6 +117,12 @@ export function warnAboveTrainedContext(ctx: CliContext, engine: EngineLike, val
     `warning: --ctx ${values.ctx} is above the model's trained context of ${trained} tokens; ` +
       `it is used as given, but the model never saw positions past ${trained} in training and its output usually degrades there\n`,
   );
+}
+
+// The process's RSS with the engine and its addon loaded and no model open (once per process).
+export async function measureRuntimeFloor(): Promise<void> {
+  const { Engine } = await import("../../engine/Engine.js");
+  Engine.measureRuntimeFloor();
 }
 
 // The real engine is imported lazily: --help, argument errors and fetch never load the addon.
