@@ -4,7 +4,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { PassThrough } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { COMMANDS, OPTIONS, helpText, parseArgs, UsageError, type CommandName } from "../src/cli/args.js";
@@ -17,19 +17,9 @@ import { buildTinyModel } from "../src/synth/tinyModel.js";
 import { SMOLLM2 } from "../src/fetch/smollm2.js";
 import { modelsDir } from "../src/fetch/cache.js";
 import { runCli } from "./helpers/cli.js";
+import { BIN, REPO_ROOT } from "./helpers/repo.js";
 
-// The repo root, from test/ (tsx) or dist/test/ (npm test).
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "package.json"))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error("package.json not found above the test file");
-    dir = up;
-  }
-  return dir;
-}
-const ROOT = repoRoot();
-const BIN = join(ROOT, "bin", "activeflow.js");
+const ROOT = REPO_ROOT;
 const DIST_MAIN = join(ROOT, "dist", "src", "cli", "main.js");
 
 // ---- an in-process context with captured output and a scripted engine ----
