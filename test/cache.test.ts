@@ -7,8 +7,7 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { copyFile, mkdir, readdir, rm, stat, utimes, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { ensureConverted, flashCacheDir } from "../src/flash/cache.js";
 import { listCache } from "../src/flash/cacheEntries.js";
 import { GgmlType } from "../src/gguf/types.js";
@@ -17,6 +16,7 @@ import { synthesizeModel } from "../src/synth/synth.js";
 import { processAlive, sweepTemps, tempOwner } from "../src/tempFiles.js";
 import { runCli, useTempCache } from "./helpers/cli.js";
 import { rng } from "./helpers/random.js";
+import { BIN } from "./helpers/repo.js";
 
 let dir = "";
 useTempCache("af-cache-", (d) => {
@@ -58,12 +58,6 @@ test("temporary files: the owner pid is read from every writer's naming, and onl
 // Q4_K weights are dequantised, transposed and requantised into Q8_0 columns.
 const KILL_SHAPE = { ...SHAPES.small!, name: "killtest", dim: 512, layers: 6, ffn: 1536, vocab: 512 };
 
-const ROOT = (() => {
-  let d = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(d, "package.json"))) d = dirname(d);
-  return d;
-})();
-const BIN = join(ROOT, "bin", "activeflow.js");
 
 // Temporary files (ours) in `d` and the pids that own them.
 function temps(d: string): { name: string; pid: number }[] {
@@ -217,7 +211,7 @@ test("cache ls, prune and rm: stale conversions (source gone, changed, older cop
   const ls = await cli(["cache", "ls", "--json"]);
   assert.equal(ls.code, 0, ls.err);
   const lj = JSON.parse(ls.out) as { schema: number; entries: { name: string; path: string; status: string; stale: boolean; source_path: string | null; source_exists: boolean | null; bytes: number; last_used: string | null }[] };
-  assert.equal(lj.schema, 1);
+  assert.equal(lj.schema, 2);
   const status = Object.fromEntries(lj.entries.map((e) => [e.path, e.status]));
   assert.deepEqual(status, {
     [aOld]: "source_changed", [aNew]: "current", [legacyAuto]: "superseded", [legacyNew]: "unknown", [legacyOld]: "superseded", [legacyLone]: "unknown",

@@ -24,7 +24,7 @@ import { allocateGreedy, meanSparsity } from "../src/sparsity/allocate.js";
 import { calibrate } from "../src/sparsity/calibrate.js";
 import { THRESHOLD_KEY } from "../src/sparsity/flashKeys.js";
 import { calibrationPath, loadCalibration, saveCalibration, storeCalibration } from "../src/sparsity/store.js";
-import { SPARSITY_LEVELS, tableFromJson, tableToJson, thresholdsFor, thresholdsFromHistograms, type ThresholdTable } from "../src/sparsity/thresholds.js";
+import { MIN_CALIBRATION_TOKENS, SPARSITY_LEVELS, tableFromJson, tableToJson, thresholdsFor, thresholdsFromHistograms, type ThresholdTable } from "../src/sparsity/thresholds.js";
 import { synthesizeModel } from "../src/synth/synth.js";
 import { rng } from "./helpers/random.js";
 import { captureContext } from "./helpers/cli.js";
@@ -169,6 +169,24 @@ test("calibrate refuses the evaluation text wiki.test.raw, before loading anythi
   assert.equal(await main(["calibrate", model, "--text", evalText], h.ctx), 1);
   assert.equal(h.err(), `error: calibrate: ${evalText} is the evaluation text; calibration text must be disjoint from it (use another text file, or no --text for self-generated text)\n`);
   assert.equal(await loadCalibration(model), undefined, "nothing was saved");
+});
+
+test("calibrate --text refuses an empty file and one too short to calibrate on, in one line naming the file", async () => {
+  const cases: [string, string, RegExp][] = [
+    ["empty.txt", "", /^error: text file \S+empty\.txt is empty\n$/],
+    ["blank.txt", " \n\n\t\n", /^error: text file \S+blank\.txt is empty \(only whitespace\)\n$/],
+    ["short.txt", "Rivers.", new RegExp(`^error: text file \\S+short\\.txt is too short to calibrate on: \\d+ tokens?, at least ${MIN_CALIBRATION_TOKENS} needed\\n$`)],
+  ];
+  for (const [name, body, expected] of cases) {
+    const file = join(dir, name);
+    await writeFile(file, body);
+    const h = cli();
+    assert.equal(await main(["calibrate", model, "--text", file], h.ctx), 1, name);
+    assert.match(h.err(), expected);
+    assert.ok(h.err().includes(file), `${name}: the message names the file`);
+    assert.equal(h.out(), "");
+    assert.equal(await loadCalibration(model), undefined, `${name}: nothing was saved`);
+  }
 });
 
 test("activeflow calibrate --text saves the table beside the model and --json summarises it", async () => {

@@ -7,9 +7,9 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { main } from "../src/cli/main.js";
-import { parseArgs } from "../src/cli/args.js";
+import { helpText, parseArgs } from "../src/cli/args.js";
 import type { CliContext, EngineLike } from "../src/cli/commands/context.js";
-import { LineJoiner, type Timers } from "../src/cli/commands/chatInput.js";
+import { LineJoiner, PASTE_JOIN_MS, type Timers } from "../src/cli/commands/chatInput.js";
 import { Engine } from "../src/engine/Engine.js";
 import { StopMatcher } from "../src/engine/stopStrings.js";
 import { fitConversation } from "../src/engine/contextShift.js";
@@ -300,6 +300,41 @@ test("chat: a backslash joins lines into one message; a context shift drops the 
   ]);
   assert.match(h.err(), /context full: dropped the 2 oldest messages \(30 tokens\)/);
   assert.deepEqual(h.calls[0]!.options.stop, ["User:", "###"]);
+});
+
+test("chat on a terminal: a multi-line paste (\\n or \\r line ends) is one turn; a line typed later is the next", async () => {
+  for (const eol of ["\n", "\r"]) {
+    const h = harness("");
+    // readline in terminal mode, as with a real TTY; a paste arrives as one chunk.
+    const tty = Object.assign(new PassThrough(), { isTTY: true });
+    h.ctx.stdin = tty;
+    // readline on a terminal writes its prompt and echo to a real stream (it listens on it).
+    const screen = new PassThrough();
+    screen.resume();
+    h.ctx.stdout = screen;
+    const done = main(["chat", tiny, "-n", "4"], h.ctx);
+    const pause = () => new Promise((r) => setTimeout(r, PASTE_JOIN_MS * 6));
+    tty.write(["def f(x):", "    return x + 1", "", "What does f do?"].join(eol) + eol);
+    await pause();
+    tty.write(`thanks${eol}`);
+    await pause();
+    tty.end();
+    assert.equal(await done, 0, h.err());
+    const inputs = h.calls.map((c) => c.input as ChatMessage[]);
+    assert.equal(inputs.length, 2, `${JSON.stringify(eol)}: one turn for the paste, one for the typed line`);
+    assert.deepEqual(inputs[0], [{ role: "user", content: "def f(x):\n    return x + 1\n\nWhat does f do?" }]);
+    assert.deepEqual(inputs[1]!.at(-1), { role: "user", content: "thanks" });
+  }
+});
+
+test("chat from a pipe: each line is a message unless it ends in a backslash (a pasted block needs them)", async () => {
+  const joined = harness("def f(x):\\\n    return x + 1\\\nWhat does f do?\n");
+  assert.equal(await main(["chat", tiny, "-n", "4"], joined.ctx), 0, joined.err());
+  assert.deepEqual(joined.calls.map((c) => (c.input as ChatMessage[]).at(-1)!.content), ["def f(x):\n    return x + 1\nWhat does f do?"]);
+  const lines = harness("first\nsecond\n");
+  assert.equal(await main(["chat", tiny, "-n", "4"], lines.ctx), 0, lines.err());
+  assert.equal(lines.calls.length, 2);
+  assert.match(helpText("chat"), /From a pipe\s+each line is a message unless it ends in a backslash/);
 });
 
 // ---- run: -f, -f -, and - ----

@@ -28,7 +28,7 @@ test("synth, convert, verify, calibrate, eval and run --dram on a tiny model", a
   const c = await cli(["convert", gguf, flash, "--group-size", "1", "--json"]);
   assert.equal(c.code, 0, c.err);
   const report = JSON.parse(c.out.trim()) as { schema: number; group_size: number; sites: { site: string; column_type: string; quant_error: number }[]; file_bytes: number };
-  assert.equal(report.schema, 1);
+  assert.equal(report.schema, 2);
   assert.equal(report.group_size, 1);
   assert.deepEqual(report.sites.map((x) => x.site), ["attn_in", "attn_out", "ffn_in", "ffn_out"]);
   assert.equal(report.file_bytes, (await stat(flash)).size);

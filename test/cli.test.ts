@@ -4,7 +4,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { PassThrough } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { COMMANDS, OPTIONS, helpText, parseArgs, UsageError, type CommandName } from "../src/cli/args.js";
@@ -16,19 +16,10 @@ import type { FlashRunStats, GeneratedToken, GenerateOptions, GenerationStats, L
 import { buildTinyModel } from "../src/synth/tinyModel.js";
 import { SMOLLM2 } from "../src/fetch/smollm2.js";
 import { modelsDir } from "../src/fetch/cache.js";
+import { runCli } from "./helpers/cli.js";
+import { BIN, REPO_ROOT } from "./helpers/repo.js";
 
-// The repo root, from test/ (tsx) or dist/test/ (npm test).
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "package.json"))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error("package.json not found above the test file");
-    dir = up;
-  }
-  return dir;
-}
-const ROOT = repoRoot();
-const BIN = join(ROOT, "bin", "activeflow.js");
+const ROOT = REPO_ROOT;
 const DIST_MAIN = join(ROOT, "dist", "src", "cli", "main.js");
 
 // ---- an in-process context with captured output and a scripted engine ----
@@ -44,15 +35,16 @@ interface Harness {
 
 const WORDS = ["Hello", ",", " world", "!", " More", " text"];
 
-function stats(generated: number, stopReason: GenerationStats["stopReason"]): GenerationStats {
+function stats(generated: number, stopReason: GenerationStats["stopReason"], floor?: number): GenerationStats {
   return {
+    ...(floor !== undefined ? { runtimeFloorBytes: floor } : {}),
     promptTokens: 3, prefillTokens: 3, reusedTokens: 0, generatedTokens: generated, prefillSeconds: 0.01, decodeSeconds: 0.02,
     prefillTokensPerSecond: 300, decodeTokensPerSecond: 100, peakRssBytes: 123 * 1024 * 1024,
     modelBytes: 4567, threads: 1, isa: "fake", stopReason,
   };
 }
 
-function harness(opts: { stdin?: string; interruptAfter?: number; failChatOn?: string; flash?: FlashRunStats } = {}): Harness {
+function harness(opts: { stdin?: string; interruptAfter?: number; failChatOn?: string; flash?: FlashRunStats; floor?: number } = {}): Harness {
   let out = "";
   let err = "";
   const handlers = new Set<() => void>();
@@ -67,11 +59,11 @@ function harness(opts: { stdin?: string; interruptAfter?: number; failChatOn?: s
   async function* gen(options: GenerateOptions): AsyncGenerator<GeneratedToken, GenerationStats, void> {
     const n = Math.min(options.maxTokens ?? 128, WORDS.length);
     for (let i = 0; i < n; i++) {
-      if (options.signal?.aborted) return stats(i, "aborted");
+      if (options.signal?.aborted) return stats(i, "aborted", opts.floor);
       yield { id: 100 + i, text: WORDS[i]! };
       if (opts.interruptAfter === i + 1) h.interrupt();
     }
-    const st = stats(n, n === WORDS.length ? "eos" : "length");
+    const st = stats(n, n === WORDS.length ? "eos" : "length", opts.floor);
     if (opts.flash) st.flash = opts.flash;
     return st;
   }
@@ -176,6 +168,11 @@ test("parser: bad command lines are UsageErrors naming the option and value", ()
     [["convert", "in.gguf"], /missing <out>: usage: activeflow convert/],
     [["convert", "in.gguf", "out", "--column-type", "q3_x"], /--column-type: "q3_x" \(expected one of f32, f16, q4_0/],
     [["convert", "in.gguf", "out", "--dram", "1GB"], /--dram does not apply to convert/],
+    [["run", "m", "-p", "x", "--ctx", "0"], /invalid value for --ctx: "0" \(expected an integer >= 1/],
+    [["chat", "m", "--ctx", "-64"], /invalid value for --ctx: "-64" \(expected an integer >= 1/],
+    [["run", "m", "-p", "x", "--ctx", "1.5"], /invalid value for --ctx: "1\.5" \(expected an integer/],
+    [["run", "m", "-p", "x", "--ctx", "2k"], /invalid value for --ctx: "2k"/],
+    [["run", "m", "-p", "x", "--ctx", "2097152"], /invalid value for --ctx: "2097152" \(expected an integer >= 1 and <= 1048576/],
     [["calibrate"], /missing <model>/],
     [["calibrate", "m", "--tokens", "3"], /--tokens: "3" \(expected an integer >= 16/],
     [["calibrate", "m", "--sparsity", "0.5"], /--sparsity does not apply to calibrate/],
@@ -273,15 +270,40 @@ test("main: --json prints only one JSON line with the required fields", async ()
   const lines = h.out().trimEnd().split("\n");
   assert.equal(lines.length, 1);
   const j = JSON.parse(lines[0]!) as Record<string, unknown>;
-  for (const k of ["tokens", "text", "prefill_tokens_per_s", "decode_tokens_per_s", "peak_rss_bytes", "model_bytes", "prompt_tokens", "generated_tokens", "isa", "threads", "stop_reason"]) {
+  for (const k of ["tokens", "text", "prefill_tokens_per_s", "decode_tokens_per_s", "rss_peak_bytes", "model_bytes", "prompt_tokens", "generated_tokens", "isa", "threads", "stop_reason"]) {
     assert.ok(k in j, `JSON lacks ${k}`);
   }
-  assert.equal(j.schema, 1);
+  assert.ok(!("peak_rss_bytes" in j), "renamed in schema 2");
+  assert.ok(!("runtime_floor_bytes" in j), "a stand-in engine that measured no floor gets no floor field");
+  assert.equal(j.schema, 2);
   assert.deepEqual(j.tokens, [100, 101]);
   assert.equal(j.text, "Hello,");
   assert.equal(j.seed, null);
   assert.equal(h.calls[0]!.options.greedy, true);
   assert.match(h.err(), /^stats: /);
+});
+
+test("main: the runtime floor is reported apart from the model's memory, against the budget when there is one", async () => {
+  const floor = 50 * 1024 * 1024;
+  // Dense: no budget to compare with.
+  const d = harness({ floor });
+  assert.equal(await main(["run", ANY_FILE, "-p", "x", "--greedy"], d.ctx), 0);
+  assert.match(d.err(), /\nmemory: model 73\.0 MiB; runtime floor 50\.0 MiB \(Node and the addon, before the model was opened\); peak RSS 123\.0 MiB\n$/);
+  const dj = harness({ floor });
+  assert.equal(await main(["run", ANY_FILE, "-p", "x", "--greedy", "--json"], dj.ctx), 0);
+  const j = JSON.parse(dj.out().trim()) as Record<string, unknown>;
+  assert.equal(j.rss_peak_bytes, 123 * 1024 * 1024);
+  assert.equal(j.runtime_floor_bytes, floor);
+  assert.equal(j.model_memory_peak_bytes, 73 * 1024 * 1024);
+  // Under a budget: within it, or over it by how much; the floor is outside it either way.
+  const within = harness({ floor, flash: { ...FLASH_STATS, dramBudgetBytes: 80 * 1024 * 1024 } });
+  assert.equal(await main(["run", ANY_FILE, "-p", "x", "--greedy", "--dram", "80MB", "--ctx", "64"], within.ctx), 0, within.err());
+  assert.match(within.err(), /\nmemory: model 73\.0 MiB within budget 80\.0 MiB; runtime floor 50\.0 MiB \(Node and the addon, before the model was opened\) outside it; peak RSS 123\.0 MiB\nflash: /);
+  const over = harness({ floor, flash: FLASH_STATS });
+  assert.equal(await main(["run", ANY_FILE, "-p", "x", "--greedy", "--dram", "8MB", "--ctx", "64", "--json"], over.ctx), 0, over.err());
+  assert.match(over.err(), /\nmemory: model 73\.0 MiB over by 65\.4 MiB, budget 7\.6 MiB; runtime floor 50\.0 MiB .* outside it; peak RSS 123\.0 MiB\n/);
+  const oj = JSON.parse(over.out().trim()) as Record<string, unknown>;
+  assert.deepEqual([oj.dram_budget_bytes, oj.rss_peak_bytes, oj.runtime_floor_bytes], [FLASH_STATS.dramBudgetBytes, 123 * 1024 * 1024, floor]);
 });
 
 test("main: Ctrl-C aborts the generation, still prints stats, exits 130", async () => {
@@ -372,6 +394,22 @@ test("main: run --dram passes the flash options and sizes the context to prompt 
   assert.equal((r.loads[0]!.options as LoadOptions).contextLength, 512);
 });
 
+test("main: --ctx above the model's trained context runs with a warning (as llama.cpp); at or below it, silently", async () => {
+  const model = await tinyGguf(); // trained context 256 (buildTinyModel's default)
+  const above = await runCli(["run", model, "-p", "hi", "-n", "2", "--greedy", "--ctx", "300"]);
+  assert.equal(above.code, 0, above.err);
+  assert.match(above.err, /^warning: --ctx 300 is above the model's trained context of 256 tokens; it is used as given, but the model never saw positions past 256 in training and its output usually degrades there\n/);
+  const chat = await runCli(["chat", model, "-p", "hi", "-n", "2", "--greedy", "--ctx", "257"]);
+  assert.equal(chat.code, 0, chat.err);
+  assert.match(chat.err, /^warning: --ctx 257 is above the model's trained context of 256 tokens/);
+  for (const argv of [["--ctx", "256"], []]) {
+    const r = await runCli(["run", model, "-p", "hi", "-n", "2", "--greedy", ...argv]);
+    assert.equal(r.code, 0, r.err);
+    assert.doesNotMatch(r.err, /warning/, argv.join(" "));
+  }
+  assert.match(helpText("run"), /Above the trained context it is used as given with a warning, as llama\.cpp does/);
+});
+
 test("main: run --json in flash mode adds the budget, I/O and sparsity fields; stats gain a flash line", async () => {
   const h = harness({ flash: FLASH_STATS });
   assert.equal(await main(["run", ANY_FILE, "-p", "x", "-n", "2", "--greedy", "--json", "--dram", "8MB", "--ctx", "64"], h.ctx), 0, h.err());
@@ -439,9 +477,20 @@ test("bin: run on the real SmolLM2 with --json (greedy)", (t) => {
   if (r.status !== 0 && /NATIVE|native addon|not built/i.test(r.stderr)) return t.skip(`native addon unavailable: ${r.stderr.trim()}`);
   assert.equal(r.status, 0, r.stderr);
   const lines = r.stdout.trimEnd().split("\n");
-  const j = JSON.parse(lines[lines.length - 1]!) as { tokens: number[]; text: string; generated_tokens: number; model_bytes: number; stop_reason: string };
+  const j = JSON.parse(lines[lines.length - 1]!) as {
+    tokens: number[]; text: string; generated_tokens: number; model_bytes: number; stop_reason: string;
+    rss_peak_bytes: number; runtime_floor_bytes: number; model_memory_peak_bytes: number;
+  };
   assert.equal(j.tokens.length, j.generated_tokens);
   assert.ok(j.generated_tokens >= 1 && j.generated_tokens <= 6);
   assert.equal(j.model_bytes, SMOLLM2.file.size);
+  // The floor (Node and the addon) is measured before the model is opened: the dense model's
+  // weights, all read once, sit above it.
+  const MiB = 1024 * 1024;
+  assert.ok(j.runtime_floor_bytes > 16 * MiB && j.runtime_floor_bytes < j.rss_peak_bytes, `floor ${j.runtime_floor_bytes}, peak ${j.rss_peak_bytes}`);
+  assert.equal(j.model_memory_peak_bytes, j.rss_peak_bytes - j.runtime_floor_bytes);
+  assert.ok(j.model_memory_peak_bytes > j.model_bytes / 2, `model memory ${j.model_memory_peak_bytes} for a ${j.model_bytes}-byte file`);
   assert.match(r.stderr, /stats: \d+ prompt \+ \d+ generated tokens/);
+  const human = runBin(["run", model, "-p", "The capital of France is", "-n", "2", "--greedy"]);
+  assert.match(human.stderr, /\nmemory: model \d+\.\d MiB; runtime floor \d+\.\d MiB \(Node and the addon, before the model was opened\); peak RSS \d+\.\d MiB\n/);
 });

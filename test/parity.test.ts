@@ -11,10 +11,10 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { resolve } from "node:path";
 import { Engine } from "../src/engine/Engine.js";
 import { findSmolLM2 } from "./helpers/smollm2.js";
+import { REPO_ROOT } from "./helpers/repo.js";
 import { LlamaCppRef, compareDistributions } from "./helpers/llamacpp.js";
 
 const WINDOW_TOKENS = 512;
@@ -31,20 +31,6 @@ const PROMPTS: { text: string; parseSpecial: boolean }[] = [
     parseSpecial: true,
   },
 ];
-
-// The repository root holds package.json named "activeflow"; walking up works from both
-// test/ (tsx) and dist/test/ (npm test).
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    const pkg = join(dir, "package.json");
-    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, "utf8")) as { name?: string }).name === "activeflow") {
-      return dir;
-    }
-    dir = dirname(dir);
-  }
-  throw new Error(`package.json of activeflow not found above ${fileURLToPath(import.meta.url)}`);
-}
 
 interface Setup {
   ref?: LlamaCppRef;
@@ -85,7 +71,7 @@ test("compareDistributions: KL and top-1 of known distributions", () => {
 test("teacher-forced next-token distributions match llama.cpp on wikitext-2", { timeout: 600_000 }, async (t) => {
   const s = await setup();
   if (!s.ref || !s.engine) return t.skip(s.skip);
-  const textPath = resolve(repoRoot(), "../shared/data/wikitext-2-raw/wiki.test.raw");
+  const textPath = resolve(REPO_ROOT, "../shared/data/wikitext-2-raw/wiki.test.raw");
   if (!existsSync(textPath)) return t.skip(`evaluation text ${textPath} not found`);
   const text = readFileSync(textPath, "utf8").slice(0, WINDOW_CHARS);
   const ids = s.ref.tokenize(text).slice(0, WINDOW_TOKENS);

@@ -5,14 +5,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { copyFile, mkdir, mkdtemp, readFile, rm, symlink } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cacheRoot, sidecarPath } from "../src/fetch/cache.js";
 import { shippedCalibrationFile } from "../src/fetch/shippedCalibration.js";
 import { SMOLLM2 } from "../src/fetch/smollm2.js";
 import { calibrationPath } from "../src/sparsity/store.js";
-import { findSmolLM2 } from "./helpers/smollm2.js";
+import { findSmolLM2, linkSmolLM2Into } from "./helpers/smollm2.js";
 import { runCli } from "./helpers/cli.js";
 
 const cli = (argv: string[], env: NodeJS.ProcessEnv) => runCli(argv, { env });
@@ -38,17 +37,13 @@ test("fetch smollm2 installs the shipped table; run smollm2 --sparsity 0.5 --dra
     return;
   }
   const dir = await mkdtemp(join(tmpdir(), "af-smollm2-sparse-"));
+  const model = await linkSmolLM2Into(dir, found.path);
   const saved = process.env.ACTIVEFLOW_CACHE;
   // The flash cache and machine profile follow process.env; fetch follows ctx.env.
   process.env.ACTIVEFLOW_CACHE = dir;
   const env = { ...process.env, ACTIVEFLOW_CACHE: dir };
   try {
-    await mkdir(join(dir, "models"));
-    const model = join(dir, "models", SMOLLM2.fileName);
-    await symlink(found.path, model);
-    if (existsSync(sidecarPath(found.path))) await copyFile(sidecarPath(found.path), sidecarPath(model));
-    const profile = join(cacheRoot({ ...process.env, ACTIVEFLOW_CACHE: saved }), "machine-profile.json");
-    if (existsSync(profile)) await copyFile(profile, join(dir, "machine-profile.json")); // no re-measuring
+    assert.equal(model, join(dir, "models", SMOLLM2.fileName));
     assert.equal(existsSync(calibrationPath(model)), false);
 
     const f = await cli(["fetch", "smollm2"], env);

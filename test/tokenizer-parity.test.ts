@@ -5,24 +5,14 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { readGguf } from "../src/gguf/reader.js";
 import { createTokenizer, type Tokenizer } from "../src/tokenizer/index.js";
+import { REPO_ROOT } from "./helpers/repo.js";
 
 const MODEL = join(homedir(), ".cache/activeflow/models/SmolLM2-135M-Instruct.Q4_1.gguf");
 
-// The repo root: the nearest parent holding package.json (works from test/ and dist/test/).
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "package.json"))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error("package.json not found above the test file");
-    dir = up;
-  }
-  return dir;
-}
-const ROOT = repoRoot();
+const ROOT = REPO_ROOT;
 const WIKI = join(ROOT, "../shared/data/wikitext-2-raw/wiki.test.raw");
 const TABLE = JSON.parse(readFileSync(join(ROOT, "test/data/tokenizer-strings.json"), "utf8")) as {
   strings: string[];

@@ -7,6 +7,7 @@ import { parseDramSchedule } from "../memory/schedule.js";
 import { SHAPES } from "../synth/shapes.js";
 import { CACHE_POLICIES, CACHE_POLICY_DEFAULT } from "../engine/types.js";
 import { RECORD_ORDERS } from "../flash/format.js";
+import { MIN_CALIBRATION_TOKENS } from "../sparsity/thresholds.js";
 
 // A bad command line (exit code 2, with a hint to --help) as opposed to a failure while
 // running (exit code 1).
@@ -68,7 +69,7 @@ export const OPTIONS = {
   maxTokens: { long: "max-tokens", short: "n", kind: "int", value: "n", min: 1, max: 1_000_000, help: "Tokens to generate at most. Defaults to 128." },
   system: { long: "system", kind: "string", value: "text", help: "System message put before the conversation. Defaults to none (the template's own default)." },
   threads: { long: "threads", short: "t", kind: "int", value: "n", min: 1, max: 256, help: "Compute threads. Defaults to the count measured fastest on this machine (once, cached in the machine profile)." },
-  ctx: { long: "ctx", kind: "int", value: "n", min: 1, max: 1_048_576, help: "Context length in tokens (KV cache size). Defaults to the engine's choice (capped by the model's trained context)." },
+  ctx: { long: "ctx", kind: "int", value: "n", min: 1, max: 1_048_576, help: "Context length in tokens (KV cache size), a positive integer. Defaults to the engine's choice (capped by the model's trained context). Above the trained context it is used as given with a warning, as llama.cpp does: the model never saw those positions in training, and output usually degrades there." },
   seed: { long: "seed", kind: "int", value: "n", min: 0, max: Number.MAX_SAFE_INTEGER, help: "Sampling seed; the same seed repeats a run. Defaults to a random seed (printed in the stats line)." },
   greedy: { long: "greedy", kind: "flag", help: "Always pick the most likely token (same as --temperature 0)." },
   temperature: { long: "temperature", kind: "number", value: "x", min: 0, max: 100, help: "Sampling temperature; 0 means greedy. Defaults to 0.8." },
@@ -92,7 +93,7 @@ export const OPTIONS = {
   columnType: { long: "column-type", kind: "string", value: "type", choices: WEIGHT_TYPES, help: `Store every column in this type (${WEIGHT_TYPES.join(", ")}). Defaults to the source type where it fits the column length, else q8_0.` },
   text: { long: "text", kind: "string", value: "file", help: "Text file to read." },
   reference: { long: "reference", kind: "string", value: "model", help: "Score against this model run dense (e.g. the source .gguf of a flash-layout file) instead of <model> itself at sparsity 0; it must share <model>'s vocabulary. Defaults to <model>." },
-  tokens: { long: "tokens", kind: "int", value: "n", min: 16, max: 10_000_000, help: "Calibration tokens: with --text, the first n tokens of the file (defaults to 4096); without, the 16 built-in prompts are each continued by n/16 tokens (defaults to 1024)." },
+  tokens: { long: "tokens", kind: "int", value: "n", min: MIN_CALIBRATION_TOKENS, max: 10_000_000, help: "Calibration tokens: with --text, the first n tokens of the file (defaults to 4096); without, the 16 built-in prompts are each continued by n/16 tokens (defaults to 1024)." },
   method: { long: "method", kind: "string", value: "name", choices: ["uniform", "matched", "greedy"], help: "How each level's sparsity is spread over layers and sites: uniform, matched or greedy (see `activeflow calibrate --help`). Defaults to matched; greedy probes every layer and site first (about ten times longer) for somewhat better quality (bench/results/calibrate-default-*.json)." },
   window: { long: "window", kind: "int", value: "n", min: 2, max: 1_048_576, help: "Tokens per teacher-forced window; each window starts a fresh context. Defaults to 512." },
   shape: { long: "shape", kind: "string", value: "name", choices: Object.keys(SHAPES), help: `Model shape: ${Object.keys(SHAPES).join(", ")}.` },
@@ -155,7 +156,7 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
     details: [MODEL_NOTE, "The prompt is -p text, a file (-f), or standard input (- or -f -).", ...FLASH_NOTE],
     options: ["prompt", "file", "stop", "maxTokens", "threads", "ctx", ...FLASH, "dramSchedule", "watchMemory", ...SAMPLING, "json", "verbose", "help"],
     optionHelp: {
-      json: "Print one JSON object (tokens, text, speeds, memory; flash I/O and budget with --dram; the schedule and per-phase speed and memory with --dram-schedule) as the last line of stdout instead of the streamed text.",
+      json: "Print one JSON object (tokens, text, speeds, memory: rss_peak_bytes, runtime_floor_bytes, model_memory_peak_bytes; flash I/O and budget with --dram; the schedule and per-phase speed and memory with --dram-schedule) as the last line of stdout instead of the streamed text.",
     },
   },
   chat: {
@@ -164,7 +165,8 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
     details: [
       MODEL_NOTE,
       "Without -p: an interactive session; each reply streams as it is generated. Lines pasted",
-      "together are one message; a line ending in a backslash continues on the next. Commands,",
+      "together are one message; a line ending in a backslash continues on the next. From a pipe",
+      "each line is a message unless it ends in a backslash (a pipe has no pastes). Commands,",
       "never sent to the model: /help, /reset (forget the conversation), /stats (the last reply's",
       "and the session's numbers), /budget <size> (change the DRAM budget, with --dram), /exit.",
       "Ctrl-C stops a reply; Ctrl-D or /exit quits. When the conversation outgrows the context,",
@@ -226,7 +228,7 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
     positionals: ["model"],
     options: ["text", "tokens", "method", "threads", "json", "verbose", "help"],
     optionHelp: {
-      text: "Calibrate on this text file instead of self-generated text.",
+      text: `Calibrate on this text file instead of self-generated text; it needs at least ${MIN_CALIBRATION_TOKENS} tokens (an empty or shorter file is refused).`,
       json: "Print a summary (path, tokens, source, thresholds per level) as one JSON line on stdout.",
     },
   },

@@ -13,7 +13,9 @@ const MiB = 1024 * 1024;
 
 // Layout version of every --json record the CLI prints (its `schema` field): bumped when a
 // key is renamed or removed or changes meaning, not when one is added.
-export const JSON_SCHEMA = 1;
+// 2: run and chat's peak_rss_bytes and convert's are now rss_peak_bytes (as --dram-schedule's
+// phases name it); run and chat added runtime_floor_bytes and model_memory_peak_bytes.
+export const JSON_SCHEMA = 2;
 
 // One JSON line with the schema version first.
 export function jsonText(record: Record<string, unknown>): string {
@@ -38,8 +40,31 @@ export function statsLine(r: GenerationResult): string {
   ];
   if (r.seed !== undefined) parts.push(`seed ${r.seed}`);
   if (s.contextShift) parts.push(`context full: dropped the ${s.contextShift.droppedMessages} oldest messages (${s.contextShift.droppedTokens} tokens)`);
-  const line = `stats: ${parts.join(" | ")}`;
-  return s.flash ? `${line}\n${flashLine(s.flash)}` : line;
+  const lines = [`stats: ${parts.join(" | ")}`];
+  const memory = memoryLine(s);
+  if (memory !== undefined) lines.push(memory);
+  if (s.flash) lines.push(flashLine(s.flash));
+  return lines.join("\n");
+}
+
+// The peak split into the runtime floor (Node and the addon before the model was opened,
+// outside any budget) and the model's memory above it, set against the budget when there is
+// one; undefined when the engine did not measure the floor.
+export function memoryLine(s: GenerationStats): string | undefined {
+  if (s.runtimeFloorBytes === undefined || s.runtimeFloorBytes <= 0) return undefined;
+  const m = (b: number) => `${fixed(b / MiB, 1)} MiB`;
+  const model = modelMemoryBytes(s.peakRssBytes, s.runtimeFloorBytes);
+  const budget = s.flash?.dramBudgetBytes;
+  const floor = `runtime floor ${m(s.runtimeFloorBytes)} (Node and the addon, before the model was opened)`;
+  const head = budget === undefined
+    ? `model ${m(model)}; ${floor}`
+    : `model ${m(model)} ${model <= budget ? "within" : `over by ${m(model - budget)},`} budget ${m(budget)}; ${floor} outside it`;
+  return `memory: ${head}; peak RSS ${m(s.peakRssBytes)}`;
+}
+
+// The model's part of a peak RSS: what the process held above its runtime floor.
+export function modelMemoryBytes(rssPeakBytes: number, runtimeFloorBytes: number): number {
+  return Math.max(0, rssPeakBytes - runtimeFloorBytes);
 }
 
 // The second stats line in flash mode: what the budget held and what was read.
@@ -131,7 +156,10 @@ export function jsonRecord(r: GenerationResult): Record<string, unknown> {
     decode_s: s.decodeSeconds,
     prefill_tokens_per_s: s.prefillTokensPerSecond,
     decode_tokens_per_s: s.decodeTokensPerSecond,
-    peak_rss_bytes: s.peakRssBytes,
+    rss_peak_bytes: s.peakRssBytes,
+    ...(s.runtimeFloorBytes !== undefined && s.runtimeFloorBytes > 0
+      ? { runtime_floor_bytes: s.runtimeFloorBytes, model_memory_peak_bytes: modelMemoryBytes(s.peakRssBytes, s.runtimeFloorBytes) }
+      : {}),
     model_bytes: s.modelBytes,
     isa: s.isa,
     threads: s.threads,

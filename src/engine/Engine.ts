@@ -35,6 +35,11 @@ function peakRssBytes(): number {
   return process.resourceUsage().maxRSS * 1024;
 }
 
+// The runtime floor: the process's RSS before any model is opened (Node, our modules and the
+// backend's native addon), measured once per process (Engine.measureRuntimeFloor, or the first
+// load). What the process holds above it is the model's memory, the part a budget is about.
+let runtimeFloor: number | undefined;
+
 // The load budget and, with run-time changes (dramFloor), the lowest one, in bytes.
 function budgetsOf(options: LoadOptions, weights: number): { budget: number; floor: number | undefined } {
   const budget = options.dram === undefined ? Number.MAX_SAFE_INTEGER : typeof options.dram === "number" ? options.dram : parseBudget(options.dram, weights);
@@ -125,7 +130,18 @@ export class Engine {
     }
   }
 
+  // Measures the runtime floor now, if it was not measured yet; a caller that reads model files
+  // before loading (the CLI sizes the context from the tokenizer) calls it first.
+  static measureRuntimeFloor(backend: Backend = new NativeBackend()): number {
+    if (runtimeFloor === undefined) {
+      backend.ioDefaults(); // loads the addon: its code and static data belong to the floor
+      runtimeFloor = process.memoryUsage.rss();
+    }
+    return runtimeFloor;
+  }
+
   static async load(path: string, options: LoadOptions = {}, backend: Backend = new NativeBackend()): Promise<Engine> {
+    Engine.measureRuntimeFloor(backend);
     // Under a budget the loader thread and the device's own work need a core: one compute
     // thread measured faster there (bench/results/swap-*.json); in DRAM, the measured default.
     const threads = options.threads ?? (options.dram !== undefined ? SWAP_THREADS_DEFAULT : await defaultThreads());
@@ -263,6 +279,11 @@ export class Engine {
     }
     if (options.watchMemory) engine.watchMemory(options.watchMemory === true ? {} : options.watchMemory);
     return engine;
+  }
+
+  // The context length the model was trained with (its GGUF header); contextLength may exceed it.
+  get trainedContext(): number {
+    return this.config.trainedContext;
   }
 
   get sparsity(): number {
@@ -477,6 +498,7 @@ export class Engine {
       prefillTokensPerSecond: 0,
       decodeTokensPerSecond: 0,
       peakRssBytes: 0,
+      runtimeFloorBytes: runtimeFloor ?? 0,
       modelBytes: this.modelBytes,
       threads: this.threads,
       isa: this.isa,

@@ -56,7 +56,11 @@ export interface GenerationStats {
   decodeSeconds: number;
   prefillTokensPerSecond: number;
   decodeTokensPerSecond: number;
+  // Peak RSS of the process so far, and its RSS before the first model was opened (Node and
+  // the addon; the engine measures it once per process): the difference is the model's memory.
+  // Optional so that stand-in engines (tests) may leave the floor out.
   peakRssBytes: number;
+  runtimeFloorBytes?: number;
   modelBytes: number;
   threads: number;
   isa: string;

@@ -3,6 +3,10 @@
 import { ActiveflowError } from "../errors.js";
 import { SITES, type SiteHistograms } from "../backend/Backend.js";
 
+// Fewest tokens a calibration (or record-order count) may run on: below this a level's
+// quantile rests on too few samples per layer and site. --tokens and calibrate --text check it.
+export const MIN_CALIBRATION_TOKENS = 16;
+
 export const SPARSITY_LEVELS: readonly number[] = [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
 
 // thresholds[levelIndex] is a Float32Array [nLayer * 4] in site order.

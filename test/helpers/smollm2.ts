@@ -3,8 +3,9 @@
 // ~/.cache/activeflow/models); the fetcher (src/fetch/smollm2.ts) is asked only when
 // ACTIVEFLOW_TEST_FETCH=1 allows it to reach the network.
 import { existsSync } from "node:fs";
+import { copyFile, mkdir, symlink } from "node:fs/promises";
 import { join } from "node:path";
-import { modelsDir } from "../../src/fetch/cache.js";
+import { cacheRoot, modelsDir, sidecarPath } from "../../src/fetch/cache.js";
 
 export const SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
@@ -36,4 +37,18 @@ export async function findSmolLM2(): Promise<ModelLookup> {
 // The model path, or undefined when absent (findSmolLM2().reason says why).
 export async function smollm2Path(): Promise<string | undefined> {
   return (await findSmolLM2()).path;
+}
+
+// Makes `dir` a model cache ($ACTIVEFLOW_CACHE) holding a link to the cached SmolLM2 file
+// `found` (no download, no copy) with its verification sidecar, so `fetch smollm2` there
+// finds it verified, and this machine's profile, so nothing is re-measured. Returns the
+// model's path inside `dir`; conversions and calibration tables made there stay there.
+export async function linkSmolLM2Into(dir: string, found: string): Promise<string> {
+  await mkdir(join(dir, "models"), { recursive: true });
+  const model = join(dir, "models", SMOLLM2_FILE);
+  await symlink(found, model);
+  if (existsSync(sidecarPath(found))) await copyFile(sidecarPath(found), sidecarPath(model));
+  const profile = join(cacheRoot(), "machine-profile.json");
+  if (existsSync(profile)) await copyFile(profile, join(dir, "machine-profile.json"));
+  return model;
 }

@@ -13,6 +13,7 @@ import type { CliContext } from "./context.js";
 import { resolveModelPath } from "./model.js";
 import { formatTable } from "./table.js";
 import { formatEta } from "../../sparsity/calibrationProgress.js";
+import { MIN_CALIBRATION_TOKENS } from "../../sparsity/thresholds.js";
 
 // The evaluation text (DESIGN.md, "Measuring"): calibrating on it would make eval meaningless.
 export const EVALUATION_TEXT_NAME = "wiki.test.raw";
@@ -37,6 +38,13 @@ export async function calibrateCommand(ctx: CliContext, model: string, values: O
   const { storeCalibration } = await import("../../sparsity/store.js");
   const method = (values.method ?? DEFAULT_METHOD) as CalibrationMethod;
   const engine = await Engine.load(path, values.threads !== undefined ? { threads: values.threads } : {});
+  if (text !== undefined) {
+    const tokens = engine.tokenizer.encode(text).length;
+    if (tokens < MIN_CALIBRATION_TOKENS) {
+      await engine.dispose();
+      throw new ActiveflowError("BAD_ARGUMENT", `text file ${values.text} is too short to calibrate on: ${tokens} token${tokens === 1 ? "" : "s"}, at least ${MIN_CALIBRATION_TOKENS} needed`);
+    }
+  }
   const line = new ProgressLine(ctx.stderr);
   const controller = new AbortController();
   const off = ctx.onInterrupt(() => controller.abort());

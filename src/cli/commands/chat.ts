@@ -10,7 +10,7 @@ import { statsLine, type GenerationResult } from "../output.js";
 import { LineJoiner, MessageQueue, PASTE_JOIN_MS } from "./chatInput.js";
 import type { CliContext, EngineLike } from "./context.js";
 import { exitCodeFor, generateOptions, reportGeneration, streamGeneration } from "./generate.js";
-import { engineLoadOptions, resolveModelPath } from "./model.js";
+import { engineLoadOptions, resolveModelPath, warnAboveTrainedContext } from "./model.js";
 import { MiB } from "./table.js";
 
 export async function chatCommand(ctx: CliContext, model: string, values: OptionValues): Promise<number> {
@@ -25,6 +25,7 @@ export async function chatCommand(ctx: CliContext, model: string, values: Option
   } finally {
     load.done();
   }
+  warnAboveTrainedContext(ctx, engine, values);
   try {
     if (values.prompt !== undefined) {
       messages.push({ role: "user", content: values.prompt });

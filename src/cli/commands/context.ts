@@ -9,8 +9,10 @@ export interface EngineLike {
   generate(prompt: string, options?: GenerateOptions): AsyncGenerator<GeneratedToken, GenerationStats, void>;
   chat(messages: ChatMessage[], options?: GenerateOptions): AsyncGenerator<GeneratedToken, GenerationStats, void>;
   dispose(): Promise<void>;
-  // Context length in tokens (chat's /stats).
+  // Context length in tokens (chat's /stats), and the one the model was trained with (--ctx
+  // above it is warned about).
   readonly contextLength?: number;
+  readonly trainedContext?: number;
   // Flash mode only (--dram): run-time budget changes and counters (--dram-schedule).
   setDramBudget?(budget: string | number, reason?: string): number;
   flashStats?(): FlashRunStats | undefined;

@@ -59,7 +59,7 @@ function convertRecord(r: ConvertReport): Record<string, unknown> {
       column_type: s.columnType, quant_error: s.quantError, extent_bytes: s.extentBytes, scale_bytes: s.scaleBytes,
     })),
     resident_bytes: r.residentBytes, scale_bytes: r.scaleBytes, extent_bytes: r.extentBytes, file_bytes: r.fileBytes,
-    seconds: r.seconds, peak_rss_bytes: r.peakRssBytes,
+    seconds: r.seconds, rss_peak_bytes: r.peakRssBytes,
   };
 }
 

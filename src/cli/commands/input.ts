@@ -28,11 +28,15 @@ export async function readTextArg(ctx: CliContext, file: string, what: string): 
   return text;
 }
 
-// The --text file of calibrate, reorder, eval and distill.
+// The --text file of calibrate, reorder, eval and distill. An empty (or all-whitespace) file
+// is refused here, naming it: every one of them would otherwise run on no text at all.
 export async function readTextFile(file: string): Promise<string> {
+  let text: string;
   try {
-    return await readFile(file, "utf8");
+    text = await readFile(file, "utf8");
   } catch (e) {
     throw new ActiveflowError("BAD_ARGUMENT", `cannot read text file ${file}: ${(e as Error).message}`);
   }
+  if (text.trim() === "") throw new ActiveflowError("BAD_ARGUMENT", `text file ${file} is empty${text === "" ? "" : " (only whitespace)"}`);
+  return text;
 }

@@ -74,6 +74,9 @@ export async function engineLoadOptions(
   values: OptionValues,
   first: FirstInput,
 ): Promise<{ options: LoadOptions; done: () => void }> {
+  // Before anything of the model is read (the context default reads its tokenizer): the
+  // runtime floor the stats report apart from the model's memory.
+  await measureRuntimeFloor();
   const options = loadOptions(values);
   if (values.dram === undefined) return { options, done: () => {} };
   if (options.contextLength === undefined) options.contextLength = await budgetContextLength(path, first, values.maxTokens ?? 128);
@@ -102,6 +105,24 @@ export async function engineLoadOptions(
       line.done(label !== undefined && finished ? `converted ${basename(path)} to the flash layout` : undefined);
     },
   };
+}
+
+// --ctx above the model's trained context is used as given, with a warning, as llama.cpp does
+// (and node-llama-cpp takes an explicit contextSize): positions past the trained length were
+// never seen in training, so output usually degrades there, but a user may know better.
+export function warnAboveTrainedContext(ctx: CliContext, engine: EngineLike, values: OptionValues): void {
+  const trained = engine.trainedContext;
+  if (values.ctx === undefined || trained === undefined || values.ctx <= trained) return;
+  ctx.stderr.write(
+    `warning: --ctx ${values.ctx} is above the model's trained context of ${trained} tokens; ` +
+      `it is used as given, but the model never saw positions past ${trained} in training and its output usually degrades there\n`,
+  );
+}
+
+// The process's RSS with the engine and its addon loaded and no model open (once per process).
+export async function measureRuntimeFloor(): Promise<void> {
+  const { Engine } = await import("../../engine/Engine.js");
+  Engine.measureRuntimeFloor();
 }
 
 // The real engine is imported lazily: --help, argument errors and fetch never load the addon.

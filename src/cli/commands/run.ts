@@ -2,7 +2,7 @@
 import type { OptionValues } from "../args.js";
 import type { CliContext } from "./context.js";
 import { exitCodeFor, generateOptions, reportGeneration, streamGeneration } from "./generate.js";
-import { engineLoadOptions, resolveModelPath } from "./model.js";
+import { engineLoadOptions, resolveModelPath, warnAboveTrainedContext } from "./model.js";
 import { ScheduledRun, scheduleLoadOptions, scheduleValues } from "./dramSchedule.js";
 import { readTextArg } from "./input.js";
 
@@ -19,6 +19,7 @@ export async function runCommand(ctx: CliContext, model: string, given: OptionVa
   } finally {
     load.done();
   }
+  warnAboveTrainedContext(ctx, engine, values);
   try {
     const choice = generateOptions(values);
     const json = values.json === true;
