@@ -4,6 +4,7 @@ import { NativeBackend } from "../backends/native/NativeBackend.js";
 import { ActiveflowError, isActiveflowError } from "../errors.js";
 import { readGguf } from "../gguf/reader.js";
 import { readModelConfig, type ModelConfig } from "../model/config.js";
+import { splitFusedTensors } from "../model/fusedTensors.js";
 import { createTokenizer } from "../tokenizer/index.js";
 import type { ChatMessage, Tokenizer } from "../tokenizer/types.js";
 import { Sampler } from "./sampler.js";
@@ -240,7 +241,7 @@ export class Engine {
       model = await backend.loadModel({
         path,
         config: { ...config, nCtx: contextLength, nBatch: PREFILL_BATCH },
-        tensors: file.tensors.map((t) => ({ name: t.name, type: t.type, dims: t.dims, offset: file.dataOffset + t.offset })),
+        tensors: splitFusedTensors(file).tensors.map((t) => ({ name: t.name, type: t.type, dims: t.dims, offset: file.dataOffset + t.offset })),
         threads,
       });
     }

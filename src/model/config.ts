@@ -2,8 +2,11 @@
 import { ActiveflowError } from "../errors.js";
 import type { GgufFile, GgufValue } from "../gguf/types.js";
 
-export type Architecture = "llama" | "qwen2" | "qwen3";
-const ARCHITECTURES: readonly Architecture[] = ["llama", "qwen2", "qwen3"];
+export type Architecture = "llama" | "mistral3" | "qwen2" | "qwen3" | "phi3";
+const ARCHITECTURES: readonly Architecture[] = ["llama", "mistral3", "qwen2", "qwen3", "phi3"];
+// Architectures llama.cpp rotates GPT-J style (LLAMA_ROPE_TYPE_NORM in llama_model_rope_type);
+// its other architectures here rotate NeoX style.
+const NORM_ROPE: ReadonlySet<Architecture> = new Set(["llama", "mistral3"]);
 
 export interface ModelConfig {
   arch: Architecture;
@@ -17,8 +20,8 @@ export interface ModelConfig {
   nRot: number; // rotated dims per head
   ropeTheta: number;
   rmsEps: number;
-  // llama.cpp rotates NeoX-style (i, i + d/2) for qwen2/qwen3 and GPT-J-style (2i, 2i+1)
-  // for llama, whose converter permutes q/k rows to match.
+  // llama.cpp rotates NeoX-style (i, i + d/2) for qwen2/qwen3/phi3 and GPT-J-style (2i, 2i+1)
+  // for llama and mistral3, whose converter permutes q/k rows to match.
   ropeNeox: boolean;
   trainedContext: number;
 }
@@ -73,6 +76,7 @@ export function readModelConfig(file: GgufFile): ModelConfig {
   if (typeof scaling === "string" && scaling !== "none" && scaling !== "llama3") {
     throw new ActiveflowError("MODEL_UNSUPPORTED", `${file.path}: rope scaling "${scaling}" is not supported`);
   }
+  checkArchExtras(file, arch);
   return {
     arch,
     nLayer: positive(file, k("block_count"), num(file, k("block_count"))),
@@ -85,7 +89,31 @@ export function readModelConfig(file: GgufFile): ModelConfig {
     nRot: positive(file, k("rope.dimension_count"), num(file, k("rope.dimension_count"), headDim)),
     ropeTheta: num(file, k("rope.freq_base"), 10000),
     rmsEps: num(file, k("attention.layer_norm_rms_epsilon"), 1e-5),
-    ropeNeox: arch !== "llama",
+    ropeNeox: !NORM_ROPE.has(arch),
     trainedContext: num(file, k("context_length"), 2048),
   };
+}
+
+// Features llama.cpp applies for these architectures that the engine does not compute: refused
+// by name rather than run wrong. (phi3's sliding_window is not among them: llama.cpp turns
+// SWA off for phi3 and attends to the whole context, as the engine does.)
+function checkArchExtras(file: GgufFile, arch: Architecture): void {
+  const refuse = (what: string): never => {
+    throw new ActiveflowError("MODEL_UNSUPPORTED", `${file.path}: ${what} is not supported`);
+  };
+  if (arch === "phi3") {
+    // LongRoPE (Phi-3 128k, Phi-3.5): per-pair factors chosen by context length, and an
+    // attention factor on the rotation.
+    for (const name of ["rope_factors_long.weight", "rope_factors_short.weight"]) {
+      if (file.tensors.some((t) => t.name === name || t.name.endsWith(`.${name}`))) refuse(`LongRoPE tensor ${name}`);
+    }
+    const attnFactor = file.metadata.get("phi3.rope.scaling.attn_factor");
+    if (attnFactor !== undefined && attnFactor !== 1) refuse(`phi3.rope.scaling.attn_factor = ${String(attnFactor)}`);
+    if (file.tensors.some((t) => /^blk\.\d+\.attn_qkv\.bias$/.test(t.name))) refuse("tensor attn_qkv.bias");
+  }
+  if (arch === "mistral3") {
+    // Llama 4 style attention temperature (Ministral 3): q scaled by position.
+    const temp = file.metadata.get("mistral3.attention.temperature_scale");
+    if (temp !== undefined && temp !== 0) refuse(`mistral3.attention.temperature_scale = ${String(temp)}`);
+  }
 }

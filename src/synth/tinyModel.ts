@@ -1,5 +1,6 @@
-// A tiny model (2 layers, dim 64) for unit tests, in llama, qwen2 (q/k/v biases) or qwen3
-// (per-head q/k norms) layout, with a small byte-level BPE vocab and a ChatML template.
+// A tiny model (2 layers, dim 64) for unit tests, in llama, mistral3 (llama's layout under
+// its own name), qwen2 (q/k/v biases), qwen3 (per-head q/k norms) or phi3 (fused attn_qkv and
+// gate+up in ffn_up) layout, with a small byte-level BPE vocab and a ChatML template.
 // Float weights are drawn from a seeded PRNG and quantised with the reference quantisers,
 // and returned so tests can compare a forward pass against them.
 import { ActiveflowError } from "../errors.js";
@@ -9,7 +10,19 @@ import { quantize } from "./quantize.js";
 import { fileTypeOf, Rng } from "./synth.js";
 import { buildVocab, tokenizerMetadata } from "./vocab.js";
 
-export type TinyArch = "llama" | "qwen2" | "qwen3";
+export type TinyArch = "llama" | "mistral3" | "qwen2" | "qwen3" | "phi3";
+
+// Sizes that may differ from the tiny default (dims multiples of 32 for the block types).
+export interface TinyShape {
+  dim: number;
+  layers: number;
+  ffn: number;
+  heads: number;
+  kvHeads: number;
+  vocab: number;
+  ropeTheta: number;
+}
+const TINY_SHAPE: TinyShape = { dim: 64, layers: 2, ffn: 128, heads: 4, kvHeads: 2, vocab: 300, ropeTheta: 10000 };
 
 export interface TinyModelOptions {
   // Defaults to "llama".
@@ -28,6 +41,8 @@ export interface TinyModelOptions {
   addBos?: boolean;
   // Defaults to 256.
   contextLength?: number;
+  // Defaults to dim 64, 2 layers, ffn 128, 4 heads, 2 kv heads, vocab 300, rope theta 10000.
+  shape?: Partial<TinyShape>;
 }
 
 export interface TinyConfig {
@@ -62,7 +77,10 @@ const MERGES = [
   "e d", "Ġ d", "a r", "H e", "ll o", "He llo", "l d", "Ġw or", "Ġwor ld",
 ];
 const SPECIALS = ["<|im_start|>", "<|im_end|>", "<s>", "</s>"];
-export const TINY_VOCAB_SIZE = 300;
+export const TINY_VOCAB_SIZE = TINY_SHAPE.vocab;
+// phi3 files carry attention.sliding_window (Phi-3-mini-4k: 2047); llama.cpp ignores it for
+// phi3, so the tiny file sets one shorter than test prompts to show the engine does too.
+export const TINY_PHI3_SLIDING_WINDOW = 8;
 
 export const CHATML_TEMPLATE =
   "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}" +
@@ -79,10 +97,13 @@ export async function buildTinyModel(outPath: string, options: TinyModelOptions 
       throw new ActiveflowError("BAD_ARGUMENT", `tiny model: type ${typeName(t)} is not supported, expected one of ${TINY_TYPES.map(typeName).join(", ")}`);
     }
   }
-  const vocab = buildVocab(MERGES, SPECIALS, TINY_VOCAB_SIZE);
+  const shape = { ...TINY_SHAPE, ...options.shape };
+  // llama.cpp looks up Phi-3's <unk> and <|endoftext|> by text when a model's name says phi3.
+  const vocab = buildVocab(MERGES, arch === "phi3" ? [...SPECIALS, "<unk>", "<|endoftext|>"] : SPECIALS, shape.vocab);
   const cfg: TinyConfig = {
-    arch, dim: 64, layers: 2, ffn: 128, heads: 4, kvHeads: 2, headDim: 16, vocab: vocab.tokens.length,
-    contextLength: options.contextLength ?? 256, ropeTheta: 10000, normEps: 1e-5,
+    arch, dim: shape.dim, layers: shape.layers, ffn: shape.ffn, heads: shape.heads, kvHeads: shape.kvHeads,
+    headDim: shape.dim / shape.heads, vocab: vocab.tokens.length,
+    contextLength: options.contextLength ?? 256, ropeTheta: shape.ropeTheta, normEps: 1e-5,
     bosId: vocab.special.get("<s>")!, eosId: vocab.special.get("</s>")!, eotId: vocab.special.get("<|im_end|>")!,
   };
   const kvDim = cfg.kvHeads * cfg.headDim;
@@ -103,10 +124,12 @@ export async function buildTinyModel(outPath: string, options: TinyModelOptions 
     [a("rope.freq_base"), f32(cfg.ropeTheta)],
     [a("attention.layer_norm_rms_epsilon"), f32(cfg.normEps)],
   ];
-  if (arch === "llama") meta.push([a("rope.dimension_count"), u32(cfg.headDim)], [a("vocab_size"), u32(cfg.vocab)]);
+  const llamaLike = arch === "llama" || arch === "mistral3";
+  if (llamaLike) meta.push([a("rope.dimension_count"), u32(cfg.headDim)], [a("vocab_size"), u32(cfg.vocab)]);
+  if (arch === "phi3") meta.push([a("rope.dimension_count"), u32(cfg.headDim)], [a("attention.sliding_window"), u32(TINY_PHI3_SLIDING_WINDOW)]);
   if (arch === "qwen3") meta.push([a("attention.key_length"), u32(cfg.headDim)], [a("attention.value_length"), u32(cfg.headDim)]);
   meta.push(...tokenizerMetadata(vocab, {
-    pre: options.pre ?? (arch === "llama" ? "default" : "qwen2"),
+    pre: options.pre ?? (arch.startsWith("qwen") ? "qwen2" : "default"),
     bos: cfg.bosId, eos: cfg.eosId, eot: cfg.eotId, addBos: options.addBos ?? false, chatTemplate: CHATML_TEMPLATE,
   }));
   for (const [k, v] of meta) w.set(k, v);
@@ -116,12 +139,16 @@ export async function buildTinyModel(outPath: string, options: TinyModelOptions 
   const specs: [string, number[], number, Kind][] = [["token_embd.weight", [cfg.dim, cfg.vocab], embdType, "linear"]];
   for (let l = 0; l < cfg.layers; l++) {
     const p = `blk.${l}.`;
-    specs.push(
-      [`${p}attn_norm.weight`, [cfg.dim], GgmlType.F32, "norm"],
-      [`${p}attn_q.weight`, [cfg.dim, cfg.heads * cfg.headDim], type, "linear"],
-      [`${p}attn_k.weight`, [cfg.dim, kvDim], type, "linear"],
-      [`${p}attn_v.weight`, [cfg.dim, kvDim], type, "linear"],
-    );
+    specs.push([`${p}attn_norm.weight`, [cfg.dim], GgmlType.F32, "norm"]);
+    if (arch === "phi3") {
+      specs.push([`${p}attn_qkv.weight`, [cfg.dim, cfg.heads * cfg.headDim + 2 * kvDim], type, "linear"]);
+    } else {
+      specs.push(
+        [`${p}attn_q.weight`, [cfg.dim, cfg.heads * cfg.headDim], type, "linear"],
+        [`${p}attn_k.weight`, [cfg.dim, kvDim], type, "linear"],
+        [`${p}attn_v.weight`, [cfg.dim, kvDim], type, "linear"],
+      );
+    }
     if (arch === "qwen2") {
       specs.push(
         [`${p}attn_q.bias`, [cfg.heads * cfg.headDim], GgmlType.F32, "bias"],
@@ -138,10 +165,11 @@ export async function buildTinyModel(outPath: string, options: TinyModelOptions 
     specs.push(
       [`${p}attn_output.weight`, [cfg.heads * cfg.headDim, cfg.dim], type, "linear"],
       [`${p}ffn_norm.weight`, [cfg.dim], GgmlType.F32, "norm"],
-      [`${p}ffn_gate.weight`, [cfg.dim, cfg.ffn], type, "linear"],
-      [`${p}ffn_up.weight`, [cfg.dim, cfg.ffn], type, "linear"],
-      [`${p}ffn_down.weight`, [cfg.ffn, cfg.dim], type, "linear"],
     );
+    // phi3: one ffn_up of 2 ffn rows, the gate's first.
+    if (arch === "phi3") specs.push([`${p}ffn_up.weight`, [cfg.dim, 2 * cfg.ffn], type, "linear"]);
+    else specs.push([`${p}ffn_gate.weight`, [cfg.dim, cfg.ffn], type, "linear"], [`${p}ffn_up.weight`, [cfg.dim, cfg.ffn], type, "linear"]);
+    specs.push([`${p}ffn_down.weight`, [cfg.ffn, cfg.dim], type, "linear"]);
   }
   specs.push(["output_norm.weight", [cfg.dim], GgmlType.F32, "norm"]);
   if (!options.tied) specs.push(["output.weight", [cfg.dim, cfg.vocab], embdType, "linear"]);

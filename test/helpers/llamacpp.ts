@@ -14,6 +14,10 @@ export interface LlamaCppOptions {
   contextSize?: number;
   // Tokens per decode batch; the teacher-forced window must fit in one. Defaults to 512.
   batchSize?: number;
+  // llama.cpp's flash-attention kernel. Our attention follows its other path (q rounded to f16
+  // against f16 keys, probabilities rounded to f16 against f16 values); the flash kernel sums
+  // in another order and precision. Defaults to node-llama-cpp's choice ("auto": on, on CPU).
+  flashAttention?: boolean;
 }
 
 export interface TimedCompletion {
@@ -62,6 +66,7 @@ export class LlamaCppRef {
       batchSize: options.batchSize ?? 512,
       threads: { ideal: threads, min: threads },
       sequences: 1,
+      ...(options.flashAttention !== undefined ? { flashAttention: options.flashAttention } : {}),
     });
     return new LlamaCppRef(llama, model, context, context.getSequence(), modelPath, threads);
   }
@@ -151,7 +156,7 @@ export class LlamaCppRef {
     const key = createHash("sha256")
       .update(modelFingerprint(this.modelPath))
       // llama.cpp's logits depend on the batch size (batch 1 takes other kernels than 512).
-      .update(`batch=${this.context.batchSize};threads=${this.threads}`)
+      .update(`batch=${this.context.batchSize};threads=${this.threads};fa=${String(this.context.flashAttention)}`)
       .update(new Uint8Array(Int32Array.from(ids).buffer))
       .digest("hex")
       .slice(0, 24);
