@@ -1,8 +1,9 @@
 // Every architecture against llama.cpp (node-llama-cpp) on random-weight tiny files our own
 // writer makes: the first greedy token after each of 16 seeded prompts must agree on at least
-// 15. Then phi3, whose fused tensors the engine splits at load and at conversion, through the
-// flash paths: at sparsity 0 from flash it gives the dense engine's tokens, and a fixed
-// sparsity gives the same tokens and logits whatever the budget. Bad phi3 files fail by name.
+// 15 (phi3 also with LongRoPE factors, short and long). Then phi3, whose fused tensors the
+// engine splits at load and at conversion, through the flash paths: at sparsity 0 from flash it
+// gives the dense engine's tokens, and a fixed sparsity gives the same tokens and logits
+// whatever the budget. Bad phi3 files fail by name.
 //
 // llama.cpp runs with its flash-attention kernel off: the engine's attention follows llama.cpp's
 // other path (f16 q.k, probabilities rounded to f16 against f16 values), and on these files it
@@ -35,6 +36,7 @@ interface ParityRow {
   type: number;
   shape?: Partial<TinyShape>;
   tied?: boolean;
+  longRope?: { originalContext: number; attnFactor: number };
 }
 const ROWS: ParityRow[] = [
   { name: "llama", arch: "llama", type: GgmlType.Q4_0, tied: true },
@@ -45,6 +47,10 @@ const ROWS: ParityRow[] = [
   { name: "qwen3", arch: "qwen3", type: GgmlType.Q4_0, tied: true },
   { name: "phi3", arch: "phi3", type: GgmlType.Q4_0 },
   { name: "phi3 F32", arch: "phi3", type: GgmlType.F32, shape: { dim: 96, ffn: 160, heads: 3, kvHeads: 1 } },
+  // LongRoPE as Phi-3-mini-128k has it (attn_factor sqrt(1 + ln 32 / ln 4096)); both sides run
+  // a 64-token context, under the original context (short factors) or over it (long ones).
+  { name: "phi3 LongRoPE short", arch: "phi3", type: GgmlType.Q4_0, longRope: { originalContext: 4096, attnFactor: 1.19 } },
+  { name: "phi3 LongRoPE long", arch: "phi3", type: GgmlType.Q4_0, longRope: { originalContext: 32, attnFactor: 1.19 } },
 ];
 
 let dir = "";
@@ -74,6 +80,7 @@ for (const [i, row] of ROWS.entries()) {
   test(`${row.name} (${typeName(row.type)}): the first greedy token agrees with llama.cpp on >= ${AGREE} of ${PROMPTS} prompts`, async (t) => {
     const m = await buildTinyModel(join(dir, `parity-${i}.gguf`), {
       arch: row.arch, type: row.type, embdType: GgmlType.Q8_0, seed: 2, ...(row.shape ? { shape: row.shape } : {}), ...(row.tied ? { tied: true } : {}),
+      ...(row.longRope ? { longRope: row.longRope } : {}),
     });
     const ref = await LlamaCppRef.load(m.path, { threads: 1, contextSize: 64, flashAttention: false });
     if (typeof ref === "string") {
@@ -105,7 +112,8 @@ for (const [i, row] of ROWS.entries()) {
 
 // phi3 through the flash paths. Q4_0 linear weights split on flash (the source's values) and
 // an F32 embedding and head; its twin holds the same values in F32 everywhere, which the dense
-// engine computes with float activations, as the column kernels do.
+// engine computes with float activations, as the column kernels do. LongRoPE factors are
+// resident tensors of the flash file.
 // 4 layers of dim 512 and ffn 1536: 6.8 MB of extents, more than the hot cache the minimum
 // budget leaves, so the small budget evicts and rereads.
 const PHI3_SHAPE: Partial<TinyShape> = { dim: 512, ffn: 1536, heads: 8, kvHeads: 2, vocab: 512, layers: 4 };
@@ -140,7 +148,9 @@ function maxAbsDiff(a: readonly Float32Array[], b: readonly Float32Array[]): num
 let phi3Promise: Promise<{ twin: string; flash: string; min: number }> | undefined;
 function phi3Files(): Promise<{ twin: string; flash: string; min: number }> {
   phi3Promise ??= (async () => {
-    const m = await buildTinyModel(join(dir, "phi3-q4_0.gguf"), { arch: "phi3", type: GgmlType.Q4_0, embdType: GgmlType.F32, shape: PHI3_SHAPE, seed: 4 });
+    const m = await buildTinyModel(join(dir, "phi3-q4_0.gguf"), {
+      arch: "phi3", type: GgmlType.Q4_0, embdType: GgmlType.F32, shape: PHI3_SHAPE, seed: 4, longRope: { originalContext: 4096, attnFactor: 1.19 },
+    });
     const twin = join(dir, "phi3-twin.gguf");
     await rewriteF32(m.path, twin, () => true);
     const flash = join(dir, "phi3-q4_0.af.gguf");
@@ -176,7 +186,7 @@ test("phi3 at sparsity 0.5: identical tokens and logits at the minimum budget an
   assert.equal(maxAbsDiff(small.logits, all.logits), 0, "logits differ between budgets");
 });
 
-test("phi3: a fused tensor of the wrong size, LongRoPE factors and a qkv bias are refused by name", async () => {
+test("phi3: a fused tensor or LongRoPE factors of the wrong size and a qkv bias are refused by name", async () => {
   const m = await buildTinyModel(join(dir, "phi3-bad-src.gguf"), { arch: "phi3", type: GgmlType.F32 });
   const oneLine = (e: unknown, code: string, re: RegExp): boolean =>
     isActiveflowError(e) && e.code === code && re.test(e.message) && !e.message.includes("\n");
@@ -197,8 +207,9 @@ test("phi3: a fused tensor of the wrong size, LongRoPE factors and a qkv bias ar
   const f32 = (name: string, n: number): { name: string; dims: number[]; type: number; data: Uint8Array } =>
     ({ name, dims: [n], type: GgmlType.F32, data: new Uint8Array(new Float32Array(n).fill(1).buffer) });
   const longRope = join(dir, "phi3-longrope.gguf");
-  await rewriteGguf(m.path, longRope, (t) => t, [f32("rope_factors_long.weight", 8), f32("rope_factors_short.weight", 8)]);
-  await assert.rejects(Engine.load(longRope), (e: unknown) => oneLine(e, "MODEL_UNSUPPORTED", /LongRoPE tensor rope_factors_long\.weight is not supported/));
+  await rewriteGguf(m.path, longRope, (t) => t, [f32("rope_factors_long.weight", 8), f32("rope_factors_short.weight", 5)]);
+  await assert.rejects(Engine.load(longRope), (e: unknown) =>
+    oneLine(e, "MODEL_BAD_SHAPE", /tensor rope_factors_short\.weight has dims \[5\], expected \[8\] \(rope\.dimension_count \/ 2\)/));
 
   const qkvBias = join(dir, "phi3-qkv-bias.gguf");
   await rewriteGguf(m.path, qkvBias, (t) => t, [f32("blk.0.attn_qkv.bias", 128)]);

@@ -23,6 +23,11 @@ export interface ModelConfig {
   // llama.cpp rotates NeoX-style (i, i + d/2) for qwen2/qwen3/phi3 and GPT-J-style (2i, 2i+1)
   // for llama and mistral3, whose converter permutes q/k rows to match.
   ropeNeox: boolean;
+  // Multiplies rope's cos and sin (rope.scaling.attn_factor, as llama.cpp reads it for every
+  // architecture; phi3 LongRoPE files set it). Defaults to 1.
+  ropeAttnFactor: number;
+  // The context phi3's LongRoPE short factors serve; a longer context takes the long ones.
+  ropeOriginalContext: number;
   trainedContext: number;
 }
 
@@ -73,10 +78,12 @@ export function readModelConfig(file: GgufFile): ModelConfig {
   const tokens = file.metadata.get("tokenizer.ggml.tokens");
   const nVocab = num(file, k("vocab_size"), embd.dims[1] ?? (Array.isArray(tokens) ? tokens.length : 0));
   const scaling = file.metadata.get(k("rope.scaling.type"));
-  if (typeof scaling === "string" && scaling !== "none" && scaling !== "llama3") {
+  // phi3's LongRoPE factors are tensors (longrope.ts); older files may name the type as well.
+  if (typeof scaling === "string" && scaling !== "none" && scaling !== "llama3" && !(arch === "phi3" && scaling === "longrope")) {
     throw new ActiveflowError("MODEL_UNSUPPORTED", `${file.path}: rope scaling "${scaling}" is not supported`);
   }
   checkArchExtras(file, arch);
+  const trainedContext = num(file, k("context_length"), 2048);
   return {
     arch,
     nLayer: positive(file, k("block_count"), num(file, k("block_count"))),
@@ -90,7 +97,9 @@ export function readModelConfig(file: GgufFile): ModelConfig {
     ropeTheta: num(file, k("rope.freq_base"), 10000),
     rmsEps: num(file, k("attention.layer_norm_rms_epsilon"), 1e-5),
     ropeNeox: !NORM_ROPE.has(arch),
-    trainedContext: num(file, k("context_length"), 2048),
+    ropeAttnFactor: num(file, k("rope.scaling.attn_factor"), 1),
+    ropeOriginalContext: num(file, k("rope.scaling.original_context_length"), trainedContext),
+    trainedContext,
   };
 }
 
@@ -101,16 +110,8 @@ function checkArchExtras(file: GgufFile, arch: Architecture): void {
   const refuse = (what: string): never => {
     throw new ActiveflowError("MODEL_UNSUPPORTED", `${file.path}: ${what} is not supported`);
   };
-  if (arch === "phi3") {
-    // LongRoPE (Phi-3 128k, Phi-3.5): per-pair factors chosen by context length, and an
-    // attention factor on the rotation.
-    for (const name of ["rope_factors_long.weight", "rope_factors_short.weight"]) {
-      if (file.tensors.some((t) => t.name === name || t.name.endsWith(`.${name}`))) refuse(`LongRoPE tensor ${name}`);
-    }
-    const attnFactor = file.metadata.get("phi3.rope.scaling.attn_factor");
-    if (attnFactor !== undefined && attnFactor !== 1) refuse(`phi3.rope.scaling.attn_factor = ${String(attnFactor)}`);
-    if (file.tensors.some((t) => /^blk\.\d+\.attn_qkv\.bias$/.test(t.name))) refuse("tensor attn_qkv.bias");
-  }
+  if (arch === "phi3" && file.tensors.some((t) => /^blk\.\d+\.attn_qkv\.bias$/.test(t.name))) refuse("tensor attn_qkv.bias");
+  // LongRoPE factors on other architectures come with rope scaling type "longrope", refused above.
   if (arch === "mistral3") {
     // Llama 4 style attention temperature (Ministral 3): q scaled by position.
     const temp = file.metadata.get("mistral3.attention.temperature_scale");

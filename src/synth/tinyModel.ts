@@ -43,6 +43,9 @@ export interface TinyModelOptions {
   contextLength?: number;
   // Defaults to dim 64, 2 layers, ffn 128, 4 heads, 2 kv heads, vocab 300, rope theta 10000.
   shape?: Partial<TinyShape>;
+  // phi3 only: LongRoPE factors (short in [1, 1.2), long in [1, 21), as Phi-3-mini-128k's run
+  // from about 1 to 1.2 and 1 to 60) with these keys. Defaults to none.
+  longRope?: { originalContext: number; attnFactor: number };
 }
 
 export interface TinyConfig {
@@ -127,6 +130,10 @@ export async function buildTinyModel(outPath: string, options: TinyModelOptions 
   const llamaLike = arch === "llama" || arch === "mistral3";
   if (llamaLike) meta.push([a("rope.dimension_count"), u32(cfg.headDim)], [a("vocab_size"), u32(cfg.vocab)]);
   if (arch === "phi3") meta.push([a("rope.dimension_count"), u32(cfg.headDim)], [a("attention.sliding_window"), u32(TINY_PHI3_SLIDING_WINDOW)]);
+  if (options.longRope && arch !== "phi3") throw new ActiveflowError("BAD_ARGUMENT", `tiny model: LongRoPE factors are for phi3, not ${arch}`);
+  if (options.longRope) {
+    meta.push([a("rope.scaling.original_context_length"), u32(options.longRope.originalContext)], [a("rope.scaling.attn_factor"), f32(options.longRope.attnFactor)]);
+  }
   if (arch === "qwen3") meta.push([a("attention.key_length"), u32(cfg.headDim)], [a("attention.value_length"), u32(cfg.headDim)]);
   meta.push(...tokenizerMetadata(vocab, {
     pre: options.pre ?? (arch.startsWith("qwen") ? "qwen2" : "default"),
@@ -135,7 +142,7 @@ export async function buildTinyModel(outPath: string, options: TinyModelOptions 
   for (const [k, v] of meta) w.set(k, v);
 
   // [name, dims, type, kind]: kind picks how the floats are drawn.
-  type Kind = "linear" | "norm" | "bias";
+  type Kind = "linear" | "norm" | "bias" | "ropeShort" | "ropeLong";
   const specs: [string, number[], number, Kind][] = [["token_embd.weight", [cfg.dim, cfg.vocab], embdType, "linear"]];
   for (let l = 0; l < cfg.layers; l++) {
     const p = `blk.${l}.`;
@@ -173,15 +180,20 @@ export async function buildTinyModel(outPath: string, options: TinyModelOptions 
   }
   specs.push(["output_norm.weight", [cfg.dim], GgmlType.F32, "norm"]);
   if (!options.tied) specs.push(["output.weight", [cfg.dim, cfg.vocab], embdType, "linear"]);
+  if (options.longRope) {
+    specs.push(["rope_factors_long.weight", [cfg.headDim / 2], GgmlType.F32, "ropeLong"], ["rope_factors_short.weight", [cfg.headDim / 2], GgmlType.F32, "ropeShort"]);
+  }
 
   const seed = options.seed ?? 1;
   const weights: TinyModel["weights"] = new Map();
   for (const [i, [name, dims, t, kind]] of specs.entries()) {
     const n = dims.reduce((x, y) => x * y, 1);
     const values = uniform(new Rng(seed, i), n);
-    // Linear: std 1/sqrt(n_in); norms: 1 +- 0.25 so the scale is exercised; biases: +-0.1.
-    const s = kind === "linear" ? Math.sqrt(3 / dims[0]!) : kind === "norm" ? 0.25 : 0.1;
-    for (let j = 0; j < n; j++) values[j] = (kind === "norm" ? 1 : 0) + values[j]! * s;
+    // Linear: std 1/sqrt(n_in); norms: 1 +- 0.25 so the scale is exercised; biases: +-0.1;
+    // rope factors (frequency divisors): short 1.1 +- 0.1, long 11 +- 10.
+    const [base, s] = kind === "linear" ? [0, Math.sqrt(3 / dims[0]!)] : kind === "norm" ? [1, 0.25]
+      : kind === "ropeShort" ? [1.1, 0.1] : kind === "ropeLong" ? [11, 10] : [0, 0.1];
+    for (let j = 0; j < n; j++) values[j] = base + values[j]! * s;
     weights.set(name, { dims, type: t, values });
     w.addTensor({ name, dims, type: t });
   }
