@@ -18,16 +18,16 @@ import { convertToFlash } from "../src/flash/convert.js";
 import { FLASH_VERSION_COLUMNS, FLASH_VERSION_SPLIT, KEY, SITE_TENSORS, SPLIT_TYPES } from "../src/flash/format.js";
 import { updateFlashMetadata } from "../src/flash/metadata.js";
 import { openFlashModel, verifyFlashFile, type FlashModel } from "../src/flash/open.js";
-import { readTypedMetadata } from "../src/flash/typedMetadata.js";
 import { findTensor, readGguf } from "../src/gguf/reader.js";
 import { GgmlType, typeName } from "../src/gguf/types.js";
-import { GgufWriter, str, u32, u32Arr } from "../src/gguf/writer.js";
+import { str, u32, u32Arr } from "../src/gguf/writer.js";
 import { calibrate } from "../src/sparsity/calibrate.js";
 import { saveCalibration } from "../src/sparsity/store.js";
 import { fp16ToFp32 } from "../src/synth/quantize.js";
 import { synthesizeModel } from "../src/synth/synth.js";
 import { smollm2Path } from "./helpers/smollm2.js";
 import { greedy } from "./helpers/engine.js";
+import { rewriteF32 } from "./helpers/rewrite.js";
 
 const addon = loadAddon();
 const CTX = 64;
@@ -89,24 +89,6 @@ async function checkSplitValues(srcPath: string, fm: FlashModel): Promise<number
     }
   }
   return checked;
-}
-
-// A copy of a GGUF whose tensors chosen by `toF32` are F32 holding the source's dequantised
-// values; every other tensor is byte-identical. The dense engine computes F32 weights with
-// float activations, as the column kernels do (quantised weights get 8-bit activations).
-async function rewriteF32(srcPath: string, outPath: string, toF32: (name: string) => boolean): Promise<void> {
-  const src = await readGguf(srcPath);
-  const bytes = await readFile(srcPath);
-  const w = new GgufWriter(outPath);
-  for (const [k, v] of await readTypedMetadata(src)) w.set(k, v);
-  for (const t of src.tensors) w.addTensor({ name: t.name, dims: t.dims, type: toF32(t.name) ? GgmlType.F32 : t.type });
-  await w.write((t) => {
-    const s = findTensor(src, t.name)!;
-    const raw = bytes.subarray(src.dataOffset + s.offset, src.dataOffset + s.offset + s.bytes);
-    if (!toF32(t.name) || s.type === GgmlType.F32) return raw;
-    const x = addon.dequantizeRow(s.type, raw, s.dims.reduce((a, b) => a * b, 1));
-    return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
-  });
 }
 
 // From a quantised model: `source` with an F32 embedding and head (so no 8-bit activations

@@ -521,6 +521,7 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   cfg.rope_theta = GetFloat(c, "ropeTheta", 10000.0f);
   cfg.rms_eps = GetFloat(c, "rmsEps", 1e-5f);
   cfg.rope_neox = c.Get("ropeNeox").ToBoolean().Value();
+  cfg.rope_attn_factor = GetFloat(c, "ropeAttnFactor", 1.0f);
   cfg.n_ctx = GetInt(c, "nCtx", 2048, false);
   cfg.n_batch = GetInt(c, "nBatch", 64, false);
   cfg.embd_scale = GetFloat(c, "embdScale", 1.0f);

@@ -80,7 +80,8 @@ void Model::rope(float* v, int n_heads, int pos, int layer) {
   const float* inv_freq = cfg_.is_swa(layer) ? inv_freq_swa_.data() : inv_freq_.data();
   for (int i = 0; i < half; i++) {
     const float angle = static_cast<float>(pos) * inv_freq[i];
-    const float c = std::cos(angle), s = std::sin(angle);
+    // Scaled as ggml's rope scales them (its mscale), so q.k grows by attn_factor^2.
+    const float c = std::cos(angle) * cfg_.rope_attn_factor, s = std::sin(angle) * cfg_.rope_attn_factor;
     for (int h = 0; h < n_heads; h++) {
       float* x = v + h * hd;
       // NeoX pairs element i with i + n_rot/2; the original (GPT-J) layout pairs 2i, 2i+1.

@@ -39,6 +39,7 @@ struct ModelConfig {
   float rope_theta = 10000.0f;
   float rms_eps = 1e-5f;
   bool rope_neox = false;  // pairs (i, i + n_rot/2) instead of (2i, 2i+1)
+  float rope_attn_factor = 1.0f;  // multiplies rope's cos and sin (rope.scaling.attn_factor)
   int n_ctx = 2048;        // KV cache length in tokens
   int n_batch = 64;        // prefill chunk: tokens evaluated per pass
   // Gemma 2 / 3 (src/model/gemma.ts says where each comes from); the defaults change nothing.

@@ -4,6 +4,8 @@ import { NativeBackend } from "../backends/native/NativeBackend.js";
 import { ActiveflowError, isActiveflowError } from "../errors.js";
 import { readGguf } from "../gguf/reader.js";
 import { readModelConfig, type ModelConfig } from "../model/config.js";
+import { splitFusedTensors } from "../model/fusedTensors.js";
+import { chooseRopeFactors } from "../model/longRope.js";
 import { createTokenizer } from "../tokenizer/index.js";
 import type { ChatMessage, Tokenizer } from "../tokenizer/types.js";
 import { Sampler } from "./sampler.js";
@@ -220,7 +222,7 @@ export class Engine {
       model = await backend.loadModel({
         path,
         config: { ...config, nCtx: contextLength, nBatch: FLASH_BATCH },
-        tensors: flash.resident.map((t) => ({ name: t.name, type: t.type, dims: [...t.dims], offset: t.offset })),
+        tensors: chooseRopeFactors(path, flash.resident, config, contextLength).map((t) => ({ name: t.name, type: t.type, dims: [...t.dims], offset: t.offset })),
         threads,
         flash: {
           groupSize: flash.groupSize,
@@ -259,7 +261,8 @@ export class Engine {
       model = await backend.loadModel({
         path,
         config: { ...config, nCtx: contextLength, nBatch: PREFILL_BATCH },
-        tensors: file.tensors.map((t) => ({ name: t.name, type: t.type, dims: t.dims, offset: file.dataOffset + t.offset })),
+        tensors: chooseRopeFactors(path, splitFusedTensors(file).tensors, config, contextLength)
+          .map((t) => ({ name: t.name, type: t.type, dims: t.dims, offset: file.dataOffset + t.offset })),
         threads,
       });
     }

@@ -19,6 +19,7 @@ import {
   type ColumnLayout, type ExtentLayout, type FlashLayout, type ScalePlane, type SiteName, type SiteShape,
 } from "./format.js";
 import { readTypedMetadata } from "./typedMetadata.js";
+import { splitFusedTensors } from "../model/fusedTensors.js";
 import { sweepTemps, trackTemp } from "../tempFiles.js";
 
 export interface ConvertOptions {
@@ -311,16 +312,18 @@ async function* residentChunks(fh: FileHandle, src: GgufFile, name: string, sign
 }
 
 // The flash layout `convertToFlash` would write for `src` (no data is read).
-export function planFlashLayout(src: GgufFile, options: ConvertOptions = {}): { layout: FlashLayout; sourceTypes: Map<SiteName, Set<number>> } {
+export function planFlashLayout(source: GgufFile, options: ConvertOptions = {}): { layout: FlashLayout; sourceTypes: Map<SiteName, Set<number>> } {
   const groupSize = options.groupSize ?? DEFAULT_GROUP_SIZE;
   if (!Number.isInteger(groupSize) || groupSize < 1) {
     throw new ActiveflowError("BAD_ARGUMENT", `group size ${groupSize} must be a positive integer`);
   }
   if (options.columnType !== undefined) checkColumnType(options.columnType, "column type");
   if (options.fallbackType !== undefined) checkColumnType(options.fallbackType, "fallback column type");
-  if ([...src.metadata.keys()].some((k) => k.startsWith("activeflow."))) {
-    throw new ActiveflowError("BAD_ARGUMENT", `${src.path} is already in the flash layout (it has activeflow.* keys)`);
+  if ([...source.metadata.keys()].some((k) => k.startsWith("activeflow."))) {
+    throw new ActiveflowError("BAD_ARGUMENT", `${source.path} is already in the flash layout (it has activeflow.* keys)`);
   }
+  // Fused tensors (phi3) become their parts, so every site has its usual tensors.
+  const src = splitFusedTensors(source);
   const arch = getString(src, "general.architecture");
   const nLayer = getNumber(src, `${arch}.block_count`);
   const { shapes, sourceTypes } = siteShapes(src, nLayer, options);
@@ -344,7 +347,7 @@ export async function convertToFlash(inPath: string, outPath: string, options: C
   // Partial files of an earlier conversion to the same target whose process was killed.
   await sweepTemps(dirname(resolve(outPath)), `${basename(outPath)}.partial-`);
   const addon = loadAddon();
-  const src = await readGguf(inPath);
+  const src = splitFusedTensors(await readGguf(inPath));
   const { layout, sourceTypes } = planFlashLayout(src, options);
   const meta = await readTypedMetadata(src);
   const sourceBytes = (await stat(inPath)).size;

@@ -4,8 +4,11 @@ import type { GgufFile } from "../gguf/types.js";
 import { readGemmaConfig } from "./gemma.js";
 import { num, positive } from "./metadataNumbers.js";
 
-export type Architecture = "llama" | "qwen2" | "qwen3" | "gemma2" | "gemma3";
-const ARCHITECTURES: readonly Architecture[] = ["llama", "qwen2", "qwen3", "gemma2", "gemma3"];
+export type Architecture = "llama" | "mistral3" | "qwen2" | "qwen3" | "phi3" | "gemma2" | "gemma3";
+const ARCHITECTURES: readonly Architecture[] = ["llama", "mistral3", "qwen2", "qwen3", "phi3", "gemma2", "gemma3"];
+// Architectures llama.cpp rotates GPT-J style (LLAMA_ROPE_TYPE_NORM in llama_model_rope_type);
+// its other architectures here rotate NeoX style.
+const NORM_ROPE: ReadonlySet<Architecture> = new Set(["llama", "mistral3"]);
 
 export interface ModelConfig {
   arch: Architecture;
@@ -19,9 +22,14 @@ export interface ModelConfig {
   nRot: number; // rotated dims per head
   ropeTheta: number;
   rmsEps: number;
-  // llama.cpp rotates NeoX-style (i, i + d/2) for qwen2/qwen3 and GPT-J-style (2i, 2i+1)
-  // for llama, whose converter permutes q/k rows to match.
+  // llama.cpp rotates NeoX-style (i, i + d/2) for qwen2/qwen3/phi3 and GPT-J-style (2i, 2i+1)
+  // for llama and mistral3, whose converter permutes q/k rows to match.
   ropeNeox: boolean;
+  // Multiplies rope's cos and sin (rope.scaling.attn_factor, as llama.cpp reads it for every
+  // architecture; phi3 LongRoPE files set it). Defaults to 1.
+  ropeAttnFactor: number;
+  // The context phi3's LongRoPE short factors serve; a longer context takes the long ones.
+  ropeOriginalContext: number;
   trainedContext: number;
   // Gemma 2 / 3 (src/model/gemma.ts); the neutral values below for the other architectures.
   embdScale: number; // token embeddings are multiplied by this
@@ -69,11 +77,15 @@ export function readModelConfig(file: GgufFile): ModelConfig {
   const nVocab = num(file, k("vocab_size"), embd.dims[1] ?? (Array.isArray(tokens) ? tokens.length : 0));
   const scaling = file.metadata.get(k("rope.scaling.type"));
   const gemma = arch === "gemma2" || arch === "gemma3";
-  if (!gemma && typeof scaling === "string" && scaling !== "none" && scaling !== "llama3") {
+  // Gemma reads its own scaling (gemma.ts); phi3's LongRoPE factors are tensors (longRope.ts),
+  // older files name the type as well.
+  if (!gemma && typeof scaling === "string" && scaling !== "none" && scaling !== "llama3" && !(arch === "phi3" && scaling === "longrope")) {
     throw new ActiveflowError("MODEL_UNSUPPORTED", `${file.path}: rope scaling "${scaling}" is not supported`);
   }
+  checkArchExtras(file, arch);
   const nLayer = positive(file, k("block_count"), num(file, k("block_count")));
   const ropeTheta = num(file, k("rope.freq_base"), 10000);
+  const trainedContext = num(file, k("context_length"), 2048);
   const base = {
     arch,
     nLayer,
@@ -86,8 +98,10 @@ export function readModelConfig(file: GgufFile): ModelConfig {
     nRot: positive(file, k("rope.dimension_count"), num(file, k("rope.dimension_count"), headDim)),
     ropeTheta,
     rmsEps: num(file, k("attention.layer_norm_rms_epsilon"), 1e-5),
-    ropeNeox: arch !== "llama",
-    trainedContext: num(file, k("context_length"), 2048),
+    ropeNeox: !NORM_ROPE.has(arch),
+    ropeAttnFactor: num(file, k("rope.scaling.attn_factor"), 1),
+    ropeOriginalContext: num(file, k("rope.scaling.original_context_length"), trainedContext),
+    trainedContext,
   };
   if (arch === "gemma2" || arch === "gemma3") return { ...base, ...readGemmaConfig(file, arch, { nLayer, nEmbd, nHead, headDim, nRot: base.nRot, ropeTheta }) };
   return {
@@ -95,4 +109,20 @@ export function readModelConfig(file: GgufFile): ModelConfig {
     embdScale: 1, attnScale: 0, attnSoftcap: 0, finalSoftcap: 0, ffnGelu: false, postNorms: false,
     slidingWindow: 0, swaLayers: new Array<boolean>(nLayer).fill(false), ropeThetaSwa: ropeTheta, ropeScale: 1, ropeScaleSwa: 1,
   };
+}
+
+// Features llama.cpp applies for these architectures that the engine does not compute: refused
+// by name rather than run wrong. (phi3's sliding_window is not among them: llama.cpp turns
+// SWA off for phi3 and attends to the whole context, as the engine does.)
+function checkArchExtras(file: GgufFile, arch: Architecture): void {
+  const refuse = (what: string): never => {
+    throw new ActiveflowError("MODEL_UNSUPPORTED", `${file.path}: ${what} is not supported`);
+  };
+  if (arch === "phi3" && file.tensors.some((t) => /^blk\.\d+\.attn_qkv\.bias$/.test(t.name))) refuse("tensor attn_qkv.bias");
+  // LongRoPE factors on other architectures come with rope scaling type "longrope", refused above.
+  if (arch === "mistral3") {
+    // Llama 4 style attention temperature (Ministral 3): q scaled by position.
+    const temp = file.metadata.get("mistral3.attention.temperature_scale");
+    if (temp !== undefined && temp !== 0) refuse(`mistral3.attention.temperature_scale = ${String(temp)}`);
+  }
 }

@@ -12,6 +12,7 @@ import type { Engine } from "../engine/Engine.js";
 import { logSoftmax } from "../eval/quality.js";
 import { SITE_TENSORS } from "../flash/format.js";
 import { readGguf } from "../gguf/reader.js";
+import { splitFusedTensors } from "../model/fusedTensors.js";
 import { histogramQuantile, thresholdsAt } from "./thresholds.js";
 
 export const PROBE_SPARSITY = 0.5;
@@ -32,7 +33,7 @@ export async function siteWeightBytes(engine: Engine): Promise<Float64Array> {
     }
     return out;
   }
-  const file = await readGguf(engine.path);
+  const file = splitFusedTensors(await readGguf(engine.path));
   const bytes = new Map(file.tensors.map((t) => [t.name, t.bytes]));
   for (let l = 0; l < n; l++) {
     SITES.forEach((site, s) => {

@@ -1,8 +1,8 @@
-// A tiny model (2 layers, dim 64) for unit tests, in llama, qwen2 (q/k/v biases) or qwen3
-// (per-head q/k norms) layout, or a wider one in gemma2 / gemma3 layout (post-norms, GeGLU,
-// a sliding window of a few positions so short prompts cross it, soft-capping, gemma3's
-// local rope base and linear rope scaling), with a small byte-level BPE vocab and a ChatML
-// template.
+// A tiny model (2 layers, dim 64) for unit tests, in llama, mistral3 (llama's layout under
+// its own name), qwen2 (q/k/v biases), qwen3 (per-head q/k norms) or phi3 (fused attn_qkv and
+// gate+up in ffn_up) layout, or a wider one in gemma2 / gemma3 layout (post-norms, GeGLU, a
+// sliding window of a few positions so short prompts cross it, soft-capping, gemma3's local
+// rope base and linear rope scaling), with a small byte-level BPE vocab and a ChatML template.
 // Float weights are drawn from a seeded PRNG and quantised with the reference quantisers,
 // and returned so tests can compare a forward pass against them.
 import { ActiveflowError } from "../errors.js";
@@ -12,7 +12,21 @@ import { quantize } from "./quantize.js";
 import { fileTypeOf, Rng } from "./synth.js";
 import { buildVocab, tokenizerMetadata } from "./vocab.js";
 
-export type TinyArch = "llama" | "qwen2" | "qwen3" | "gemma2" | "gemma3";
+export type TinyArch = "llama" | "mistral3" | "qwen2" | "qwen3" | "phi3" | "gemma2" | "gemma3";
+
+// Sizes that may differ from the tiny default (dims multiples of 32 for the block types).
+export interface TinyShape {
+  dim: number;
+  layers: number;
+  ffn: number;
+  heads: number;
+  kvHeads: number;
+  // Defaults to dim / heads.
+  headDim?: number;
+  vocab: number;
+  ropeTheta: number;
+}
+const TINY_SHAPE: TinyShape = { dim: 64, layers: 2, ffn: 128, heads: 4, kvHeads: 2, vocab: 300, ropeTheta: 10000 };
 
 export interface TinyModelOptions {
   // Defaults to "llama".
@@ -34,6 +48,11 @@ export interface TinyModelOptions {
   addBos?: boolean;
   // Defaults to 256.
   contextLength?: number;
+  // Defaults to dim 64, 2 layers, ffn 128, 4 heads, 2 kv heads, vocab 300, rope theta 10000.
+  shape?: Partial<TinyShape>;
+  // phi3 only: LongRoPE factors (short in [1, 1.2), long in [1, 21), as Phi-3-mini-128k's run
+  // from about 1 to 1.2 and 1 to 60) with these keys. Defaults to none.
+  longRope?: { originalContext: number; attnFactor: number };
 }
 
 export interface TinyConfig {
@@ -57,20 +76,16 @@ export interface TinyConfig {
 
 // Wider for Gemma: q_dim (heads x headDim) differs from dim as in the real models, and gemma3
 // needs 6 layers for its one global layer in six.
-const SHAPES: Record<TinyArch, { dim: number; layers: number; ffn: number; heads: number; kvHeads: number; headDim: number }> = {
-  llama: { dim: 64, layers: 2, ffn: 128, heads: 4, kvHeads: 2, headDim: 16 },
-  qwen2: { dim: 64, layers: 2, ffn: 128, heads: 4, kvHeads: 2, headDim: 16 },
-  qwen3: { dim: 64, layers: 2, ffn: 128, heads: 4, kvHeads: 2, headDim: 16 },
+const ARCH_SHAPES: Partial<Record<TinyArch, Partial<TinyShape>>> = {
   gemma2: { dim: 128, layers: 4, ffn: 256, heads: 4, kvHeads: 2, headDim: 48 },
-  gemma3: { dim: 128, layers: 6, ffn: 256, heads: 4, kvHeads: 2, headDim: 48 },
+  gemma3: { dim: 128, layers: 6, ffn: 256, heads: 4, kvHeads: 2, headDim: 48, ropeTheta: 1e6 },
 };
 // Soft-caps low enough to bite on a tiny model's scores and logits (Gemma 2's real 50 / 30
 // would leave them all but linear here).
 const TINY_GEMMA2_ATTN_SOFTCAP = 3;
 const TINY_GEMMA2_FINAL_SOFTCAP = 4;
-// Gemma 3's global layers: rope base 1e6 and linear scaling by 8, as its 4B+ models; its local
-// layers keep llama.cpp's default base (no rope.freq_base_swa key).
-const TINY_GEMMA3_ROPE_THETA = 1e6;
+// Gemma 3's global layers: rope base 1e6 (ARCH_SHAPES) and linear scaling by 8, as its 4B+
+// models; its local layers keep llama.cpp's default base (no rope.freq_base_swa key).
 const TINY_GEMMA3_ROPE_FACTOR = 8;
 
 export interface TinyModel {
@@ -88,7 +103,10 @@ const MERGES = [
   "e d", "Ġ d", "a r", "H e", "ll o", "He llo", "l d", "Ġw or", "Ġwor ld",
 ];
 const SPECIALS = ["<|im_start|>", "<|im_end|>", "<s>", "</s>"];
-export const TINY_VOCAB_SIZE = 300;
+export const TINY_VOCAB_SIZE = TINY_SHAPE.vocab;
+// phi3 files carry attention.sliding_window (Phi-3-mini-4k: 2047); llama.cpp ignores it for
+// phi3, so the tiny file sets one shorter than test prompts to show the engine does too.
+export const TINY_PHI3_SLIDING_WINDOW = 8;
 
 export const CHATML_TEMPLATE =
   "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}" +
@@ -105,11 +123,14 @@ export async function buildTinyModel(outPath: string, options: TinyModelOptions 
       throw new ActiveflowError("BAD_ARGUMENT", `tiny model: type ${typeName(t)} is not supported, expected one of ${TINY_TYPES.map(typeName).join(", ")}`);
     }
   }
-  const vocab = buildVocab(MERGES, SPECIALS, TINY_VOCAB_SIZE);
+  const shape = { ...TINY_SHAPE, ...ARCH_SHAPES[arch], ...options.shape };
   const gemma = arch === "gemma2" || arch === "gemma3";
+  // llama.cpp looks up Phi-3's <unk> and <|endoftext|> by text when a model's name says phi3.
+  const vocab = buildVocab(MERGES, arch === "phi3" ? [...SPECIALS, "<unk>", "<|endoftext|>"] : SPECIALS, shape.vocab);
   const cfg: TinyConfig = {
-    arch, ...SHAPES[arch], vocab: vocab.tokens.length,
-    contextLength: options.contextLength ?? 256, ropeTheta: arch === "gemma3" ? TINY_GEMMA3_ROPE_THETA : 10000, normEps: 1e-5,
+    arch, dim: shape.dim, layers: shape.layers, ffn: shape.ffn, heads: shape.heads, kvHeads: shape.kvHeads,
+    headDim: shape.headDim ?? shape.dim / shape.heads, vocab: vocab.tokens.length,
+    contextLength: options.contextLength ?? 256, ropeTheta: shape.ropeTheta, normEps: 1e-5,
     bosId: vocab.special.get("<s>")!, eosId: vocab.special.get("</s>")!, eotId: vocab.special.get("<|im_end|>")!,
     ...(gemma ? { slidingWindow: options.slidingWindow ?? 8 } : {}),
   };
@@ -132,28 +153,38 @@ export async function buildTinyModel(outPath: string, options: TinyModelOptions 
     [a("rope.freq_base"), f32(cfg.ropeTheta)],
     [a("attention.layer_norm_rms_epsilon"), f32(cfg.normEps)],
   ];
-  if (arch === "llama") meta.push([a("rope.dimension_count"), u32(cfg.headDim)], [a("vocab_size"), u32(cfg.vocab)]);
+  const llamaLike = arch === "llama" || arch === "mistral3";
+  if (llamaLike) meta.push([a("rope.dimension_count"), u32(cfg.headDim)], [a("vocab_size"), u32(cfg.vocab)]);
+  if (arch === "phi3") meta.push([a("rope.dimension_count"), u32(cfg.headDim)], [a("attention.sliding_window"), u32(TINY_PHI3_SLIDING_WINDOW)]);
+  if (options.longRope && arch !== "phi3") throw new ActiveflowError("BAD_ARGUMENT", `tiny model: LongRoPE factors are for phi3, not ${arch}`);
+  if (options.longRope) {
+    meta.push([a("rope.scaling.original_context_length"), u32(options.longRope.originalContext)], [a("rope.scaling.attn_factor"), f32(options.longRope.attnFactor)]);
+  }
   if (arch === "qwen3" || gemma) meta.push([a("attention.key_length"), u32(cfg.headDim)], [a("attention.value_length"), u32(cfg.headDim)]);
   if (gemma) meta.push([a("attention.sliding_window"), u32(cfg.slidingWindow!)]);
   if (arch === "gemma2") meta.push([a("attn_logit_softcapping"), f32(TINY_GEMMA2_ATTN_SOFTCAP)], [a("final_logit_softcapping"), f32(TINY_GEMMA2_FINAL_SOFTCAP)]);
   if (arch === "gemma3") meta.push([a("rope.scaling.type"), str("linear")], [a("rope.scaling.factor"), f32(TINY_GEMMA3_ROPE_FACTOR)]);
   meta.push(...tokenizerMetadata(vocab, {
-    pre: options.pre ?? (arch === "llama" || gemma ? "default" : "qwen2"),
+    pre: options.pre ?? (arch.startsWith("qwen") ? "qwen2" : "default"),
     bos: cfg.bosId, eos: cfg.eosId, eot: cfg.eotId, addBos: options.addBos ?? false, chatTemplate: CHATML_TEMPLATE,
   }));
   for (const [k, v] of meta) w.set(k, v);
 
   // [name, dims, type, kind]: kind picks how the floats are drawn.
-  type Kind = "linear" | "norm" | "bias";
+  type Kind = "linear" | "norm" | "bias" | "ropeShort" | "ropeLong";
   const specs: [string, number[], number, Kind][] = [["token_embd.weight", [cfg.dim, cfg.vocab], embdType, "linear"]];
   for (let l = 0; l < cfg.layers; l++) {
     const p = `blk.${l}.`;
-    specs.push(
-      [`${p}attn_norm.weight`, [cfg.dim], GgmlType.F32, "norm"],
-      [`${p}attn_q.weight`, [cfg.dim, cfg.heads * cfg.headDim], type, "linear"],
-      [`${p}attn_k.weight`, [cfg.dim, kvDim], type, "linear"],
-      [`${p}attn_v.weight`, [cfg.dim, kvDim], type, "linear"],
-    );
+    specs.push([`${p}attn_norm.weight`, [cfg.dim], GgmlType.F32, "norm"]);
+    if (arch === "phi3") {
+      specs.push([`${p}attn_qkv.weight`, [cfg.dim, cfg.heads * cfg.headDim + 2 * kvDim], type, "linear"]);
+    } else {
+      specs.push(
+        [`${p}attn_q.weight`, [cfg.dim, cfg.heads * cfg.headDim], type, "linear"],
+        [`${p}attn_k.weight`, [cfg.dim, kvDim], type, "linear"],
+        [`${p}attn_v.weight`, [cfg.dim, kvDim], type, "linear"],
+      );
+    }
     if (arch === "qwen2") {
       specs.push(
         [`${p}attn_q.bias`, [cfg.heads * cfg.headDim], GgmlType.F32, "bias"],
@@ -171,25 +202,29 @@ export async function buildTinyModel(outPath: string, options: TinyModelOptions 
       [`${p}attn_output.weight`, [cfg.heads * cfg.headDim, cfg.dim], type, "linear"],
     );
     if (gemma) specs.push([`${p}post_attention_norm.weight`, [cfg.dim], GgmlType.F32, "norm"]);
-    specs.push(
-      [`${p}ffn_norm.weight`, [cfg.dim], GgmlType.F32, "norm"],
-      [`${p}ffn_gate.weight`, [cfg.dim, cfg.ffn], type, "linear"],
-      [`${p}ffn_up.weight`, [cfg.dim, cfg.ffn], type, "linear"],
-      [`${p}ffn_down.weight`, [cfg.ffn, cfg.dim], type, "linear"],
-    );
+    specs.push([`${p}ffn_norm.weight`, [cfg.dim], GgmlType.F32, "norm"]);
+    // phi3: one ffn_up of 2 ffn rows, the gate's first.
+    if (arch === "phi3") specs.push([`${p}ffn_up.weight`, [cfg.dim, 2 * cfg.ffn], type, "linear"]);
+    else specs.push([`${p}ffn_gate.weight`, [cfg.dim, cfg.ffn], type, "linear"], [`${p}ffn_up.weight`, [cfg.dim, cfg.ffn], type, "linear"]);
+    specs.push([`${p}ffn_down.weight`, [cfg.ffn, cfg.dim], type, "linear"]);
     if (gemma) specs.push([`${p}post_ffw_norm.weight`, [cfg.dim], GgmlType.F32, "norm"]);
   }
   specs.push(["output_norm.weight", [cfg.dim], GgmlType.F32, "norm"]);
   if (!tied) specs.push(["output.weight", [cfg.dim, cfg.vocab], embdType, "linear"]);
+  if (options.longRope) {
+    specs.push(["rope_factors_long.weight", [cfg.headDim / 2], GgmlType.F32, "ropeLong"], ["rope_factors_short.weight", [cfg.headDim / 2], GgmlType.F32, "ropeShort"]);
+  }
 
   const seed = options.seed ?? 1;
   const weights: TinyModel["weights"] = new Map();
   for (const [i, [name, dims, t, kind]] of specs.entries()) {
     const n = dims.reduce((x, y) => x * y, 1);
     const values = uniform(new Rng(seed, i), n);
-    // Linear: std 1/sqrt(n_in); norms: 1 +- 0.25 so the scale is exercised; biases: +-0.1.
-    const s = kind === "linear" ? Math.sqrt(3 / dims[0]!) : kind === "norm" ? 0.25 : 0.1;
-    for (let j = 0; j < n; j++) values[j] = (kind === "norm" ? 1 : 0) + values[j]! * s;
+    // Linear: std 1/sqrt(n_in); norms: 1 +- 0.25 so the scale is exercised; biases: +-0.1;
+    // rope factors (frequency divisors): short 1.1 +- 0.1, long 11 +- 10.
+    const [base, s] = kind === "linear" ? [0, Math.sqrt(3 / dims[0]!)] : kind === "norm" ? [1, 0.25]
+      : kind === "ropeShort" ? [1.1, 0.1] : kind === "ropeLong" ? [11, 10] : [0, 0.1];
+    for (let j = 0; j < n; j++) values[j] = base + values[j]! * s;
     weights.set(name, { dims, type: t, values });
     w.addTensor({ name, dims, type: t });
   }

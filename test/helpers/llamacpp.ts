@@ -14,9 +14,9 @@ export interface LlamaCppOptions {
   contextSize?: number;
   // Tokens per decode batch; the teacher-forced window must fit in one. Defaults to 512.
   batchSize?: number;
-  // node-llama-cpp's default ("auto") runs the CPU flash-attention kernel, which sums values
-  // in f16; false takes the unfused path (f32 sums of f16 products) that our attention
-  // rounds like. Defaults to node-llama-cpp's default.
+  // llama.cpp's flash-attention kernel. Our attention follows its other path (q rounded to f16
+  // against f16 keys, probabilities rounded to f16 against f16 values); the flash kernel sums
+  // in another order and precision. Defaults to node-llama-cpp's choice ("auto": on, on CPU).
   flashAttention?: boolean;
 }
 
@@ -156,7 +156,7 @@ export class LlamaCppRef {
     const key = createHash("sha256")
       .update(modelFingerprint(this.modelPath))
       // llama.cpp's logits depend on the batch size (batch 1 takes other kernels than 512).
-      .update(`batch=${this.context.batchSize};threads=${this.threads}`)
+      .update(`batch=${this.context.batchSize};threads=${this.threads};fa=${String(this.context.flashAttention)}`)
       .update(new Uint8Array(Int32Array.from(ids).buffer))
       .digest("hex")
       .slice(0, 24);
