@@ -3,7 +3,7 @@
 // small synthetic model: the budget changes what is cached, never the tokens.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Engine } from "../src/engine/Engine.js";
@@ -112,6 +112,14 @@ test("setDramBudget during a token's computation waits for the next token bounda
     const h = r.value.flash!.budgetHistory!;
     assert.deepEqual(h.map((x) => x.atToken), [null, 2]);
     assert.equal(r.value.flash!.cacheBytes, h[1]!.cacheBytes);
+  });
+});
+
+test("a percentage budget is of the model file given, at load and at run time", async () => {
+  const size = (await stat(flash)).size;
+  await withEngine({ dram: "150%" }, async (e) => {
+    assert.equal(e.dramBudget, Math.floor(size * 1.5));
+    assert.equal(e.setDramBudget("130%"), Math.floor(size * 1.3));
   });
 });
 

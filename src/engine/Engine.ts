@@ -1,4 +1,5 @@
 // The engine: loads a model, owns the KV position, runs the generation loop and sampling.
+import { stat } from "node:fs/promises";
 import type { ActivationCounts, ActivationTrace, Backend, BackendFlashStats, BackendModel, SiteHistograms } from "../backend/Backend.js";
 import { NativeBackend } from "../backends/native/NativeBackend.js";
 import { ActiveflowError, isActiveflowError } from "../errors.js";
@@ -18,7 +19,7 @@ import { SITES } from "../backend/Backend.js";
 import { ensureConverted } from "../flash/cache.js";
 import { openFlashModel, recordOfOrder, type FlashModel } from "../flash/open.js";
 import { KEY } from "../flash/format.js";
-import { FLASH_BATCH, HEAD_STAGING_BYTES, parseBudget, planFlashMemory, weightBytesOf, type FlashMemoryPlan, type FlashShape } from "../memory/budget.js";
+import { FLASH_BATCH, HEAD_STAGING_BYTES, parseBudget, planFlashMemory, type FlashMemoryPlan, type FlashShape } from "../memory/budget.js";
 import { planFlashLayout } from "../flash/convert.js";
 import type { GgufFile } from "../gguf/types.js";
 import { loadCalibration } from "../sparsity/store.js";
@@ -43,11 +44,12 @@ function peakRssBytes(): number {
 let runtimeFloor: number | undefined;
 
 // The load budget and, with run-time changes (dramFloor), the lowest one, in bytes.
-function budgetsOf(options: LoadOptions, weights: number): { budget: number; floor: number | undefined } {
-  const budget = options.dram === undefined ? Number.MAX_SAFE_INTEGER : typeof options.dram === "number" ? options.dram : parseBudget(options.dram, weights);
+// Percentages are of `fileBytes`: the size of the model file the user gave.
+function budgetsOf(options: LoadOptions, fileBytes: number): { budget: number; floor: number | undefined } {
+  const budget = options.dram === undefined ? Number.MAX_SAFE_INTEGER : typeof options.dram === "number" ? options.dram : parseBudget(options.dram, fileBytes);
   // Run-time changes resize only the cache: with a floor, the rest is planned for it.
   const floor = options.dram === undefined || options.dramFloor === undefined ? undefined
-    : Math.min(budget, ...[options.dramFloor].flat().map((b) => (typeof b === "number" ? b : parseBudget(b, weights))));
+    : Math.min(budget, ...[options.dramFloor].flat().map((b) => (typeof b === "number" ? b : parseBudget(b, fileBytes))));
   return { budget, floor };
 }
 
@@ -62,9 +64,9 @@ function flashShapeOf(source: GgufFile, options: LoadOptions): FlashShape {
 
 // Throws BUDGET_TOO_SMALL (with the minimum) when the budget cannot hold the converted model,
 // as planFlashMemory would after the conversion.
-function checkBudgetBeforeConversion(source: GgufFile, options: LoadOptions, threads: number, io: { stagingSlots: number; maxRead: number }): void {
+function checkBudgetBeforeConversion(source: GgufFile, sourceBytes: number, options: LoadOptions, threads: number, io: { stagingSlots: number; maxRead: number }): void {
   const shape = flashShapeOf(source, options);
-  const { budget, floor } = budgetsOf(options, weightBytesOf(shape));
+  const { budget, floor } = budgetsOf(options, sourceBytes);
   const config = readModelConfig(source);
   const contextLength = options.contextLength ?? Math.min(2048, config.trainedContext);
   planFlashMemory(shape, config, contextLength, threads, floor ?? budget, { io });
@@ -75,6 +77,8 @@ export class Engine {
   readonly config: ModelConfig;
   readonly contextLength: number;
   readonly modelBytes: number;
+  // Size of the model file given to load: what a budget percentage is of.
+  sourceBytes = 0;
   readonly path: string;
   private model: BackendModel | undefined;
   private threads: number;
@@ -157,10 +161,11 @@ export class Engine {
     if (auto && options.dram === undefined) throw new ActiveflowError("BAD_ARGUMENT", 'sparsity "auto" tunes for a DRAM budget: give `dram` too');
     let file = await readGguf(path);
     const source = path;
+    const sourceBytes = (await stat(path)).size;
     if (options.dram !== undefined && !file.metadata.has(KEY.version)) {
       // The minimum follows from the shapes alone: an impossible budget fails here, in
       // milliseconds, not after a conversion that takes minutes and gigabytes on a 7B.
-      checkBudgetBeforeConversion(file, options, threads, backend.ioDefaults());
+      checkBudgetBeforeConversion(file, sourceBytes, options, threads, backend.ioDefaults());
       path = await ensureConverted(path, {
         ...(options.groupSize !== undefined ? { groupSize: options.groupSize } : {}),
         ...(options.keepSourceType ? { keepSourceType: true } : {}),
@@ -204,7 +209,7 @@ export class Engine {
       if (cachePolicy === "static" && flash.extents.some((e) => !e.recordFreq)) {
         throw new ActiveflowError("BAD_ARGUMENT", `${path}: cache policy static needs the records' calibrated frequencies (${KEY.recordFreq("attn_in")} ...); run \`activeflow reorder ${path}\` first`);
       }
-      const { budget, floor } = budgetsOf(options, weightBytesOf(flash));
+      const { budget, floor } = budgetsOf(options, sourceBytes);
       if (auto) {
         tuning = await tuneFor(flash, table!, planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { io, preload: false }), options);
         sparsity = tuning.sparsity;
@@ -273,6 +278,7 @@ export class Engine {
     }
     const engine = new Engine(path, model, tokenizer, config, contextLength, threads, io, flash, plan);
     engine.tuning = tuning;
+    engine.sourceBytes = sourceBytes;
     engine.predicting = options.preload ?? PRELOAD_DEFAULT;
     engine.readingAhead = (options.readAhead ?? false) && plan !== undefined && plan.preloadBytes > 0 && flash!.groupSize === 1;
     engine.planner = planner;
@@ -602,14 +608,14 @@ export class Engine {
     return Math.max(plan.minimumBytes, heldBesidesCache(plan));
   }
 
-  // Changes the DRAM budget without reloading: bytes, "512MB" or a percentage of the weights
-  // ("35%"). It applies at once unless a token is being computed, then at the next token boundary.
+  // Changes the DRAM budget without reloading: bytes, "512MB" or a percentage of the model file
+  // given to load ("35%"). It applies at once unless a token is being computed, then at the next token boundary.
   // Only the hot cache is resized (staging, preload buffers, head and KV stay as loaded);
   // shrinking frees the cache's memory. A budget below the minimum throws BUDGET_TOO_SMALL and
   // the old budget stays. Returns the budget in bytes.
   setDramBudget(budget: number | string, reason?: string): number {
     const { flash, plan } = this.flashPlan("setDramBudget");
-    const bytes = typeof budget === "number" ? budget : parseBudget(budget, weightBytesOf(flash));
+    const bytes = typeof budget === "number" ? budget : parseBudget(budget, this.sourceBytes);
     if (!Number.isFinite(bytes) || bytes <= 0) throw new ActiveflowError("BAD_ARGUMENT", `setDramBudget: the budget must be a positive number of bytes, got ${budget}`);
     // The planner's own checks (and its message) for the minimum.
     planFlashMemory(flash, this.config, this.contextLength, this.threads, Math.floor(bytes), { io: this.io });

@@ -174,7 +174,7 @@ export interface LoadOptions {
   contextLength?: number;
   signal?: AbortSignal;
   onProgress?: (fraction: number) => void;
-  // DRAM budget: bytes, "512MB", "2GB" or a percentage of the model's weight bytes ("35%").
+  // DRAM budget: bytes, "512MB", "2GB" or a percentage of the model file given to load ("35%").
   // Setting it runs the model from the flash layout (a GGUF is converted once into the
   // cache). Defaults to no budget: a GGUF runs dense, fully in DRAM.
   dram?: string | number;
