@@ -21,7 +21,7 @@ import { GgmlType, typeName } from "../src/gguf/types.js";
 import { calibrate } from "../src/sparsity/calibrate.js";
 import { saveCalibration } from "../src/sparsity/store.js";
 import { buildTinyModel, type TinyArch, type TinyShape } from "../src/synth/tinyModel.js";
-import { greedy } from "./helpers/engine.js";
+import { greedy, maxAbsDiff, withEngine as loadFor } from "./helpers/engine.js";
 import { LlamaCppRef } from "./helpers/llamacpp.js";
 import { rng } from "./helpers/random.js";
 import { rewriteF32, rewriteGguf } from "./helpers/rewrite.js";
@@ -67,14 +67,7 @@ function argmax(x: ArrayLike<number>): number {
   return best;
 }
 
-async function withEngine<T>(path: string, options: LoadOptions, fn: (e: Engine) => Promise<T>): Promise<T> {
-  const e = await Engine.load(path, { threads: 1, contextLength: 64, ...options });
-  try {
-    return await fn(e);
-  } finally {
-    await e.dispose();
-  }
-}
+const withEngine = <T>(path: string, options: LoadOptions, fn: (e: Engine) => Promise<T>): Promise<T> => loadFor(path, { threads: 1, contextLength: 64, ...options }, fn);
 
 for (const [i, row] of ROWS.entries()) {
   test(`${row.name} (${typeName(row.type)}): the first greedy token agrees with llama.cpp on >= ${AGREE} of ${PROMPTS} prompts`, async (t) => {
@@ -137,12 +130,6 @@ async function run(path: string, options: LoadOptions): Promise<Run> {
     }
     return { gens, logits: (await e.evaluateLogits(IDS)).map((l) => Float32Array.from(l)), read };
   });
-}
-
-function maxAbsDiff(a: readonly Float32Array[], b: readonly Float32Array[]): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) for (let v = 0; v < a[i]!.length; v++) m = Math.max(m, Math.abs(a[i]![v]! - b[i]![v]!));
-  return m;
 }
 
 let phi3Promise: Promise<{ twin: string; flash: string; min: number }> | undefined;

@@ -24,7 +24,7 @@ import { calibrate } from "../src/sparsity/calibrate.js";
 import { saveCalibration } from "../src/sparsity/store.js";
 import { buildTinyModel } from "../src/synth/tinyModel.js";
 import { rng } from "./helpers/random.js";
-import { greedy } from "./helpers/engine.js";
+import { greedy, maxAbsDiff, withEngine as loadFor } from "./helpers/engine.js";
 
 const CTX = 64;
 const WINDOW = 4;
@@ -44,23 +44,7 @@ const PROMPTS = [
 const dir = await mkdtemp(join(tmpdir(), "af-gemma-modes-"));
 after(() => rm(dir, { recursive: true, force: true }));
 
-async function withEngine<T>(path: string, options: LoadOptions, fn: (e: Engine) => Promise<T>): Promise<T> {
-  const e = await Engine.load(path, { contextLength: CTX, ...options });
-  try {
-    return await fn(e);
-  } finally {
-    await e.dispose();
-  }
-}
-
-function maxAbsDiff(a: readonly Float32Array[], b: readonly Float32Array[]): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    for (let v = 0; v < a[i]!.length; v++) m = Math.max(m, Math.abs(a[i]![v]! - b[i]![v]!));
-  }
-  return m;
-}
+const withEngine = <T>(path: string, options: LoadOptions, fn: (e: Engine) => Promise<T>): Promise<T> => loadFor(path, { contextLength: CTX, ...options }, fn);
 
 function randomIds(seed: number, n: number, vocab: number): number[] {
   const next = rng(seed);

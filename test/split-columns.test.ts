@@ -26,7 +26,7 @@ import { saveCalibration } from "../src/sparsity/store.js";
 import { fp16ToFp32 } from "../src/synth/quantize.js";
 import { synthesizeModel } from "../src/synth/synth.js";
 import { smollm2Path } from "./helpers/smollm2.js";
-import { greedy } from "./helpers/engine.js";
+import { greedy, maxAbsDiff, withEngine as loadFor } from "./helpers/engine.js";
 import { rewriteF32 } from "./helpers/rewrite.js";
 
 const addon = loadAddon();
@@ -102,14 +102,7 @@ async function twins(srcPath: string, stem: string): Promise<{ source: string; t
   return { source, twin };
 }
 
-async function withEngine<T>(path: string, options: LoadOptions, fn: (e: Engine) => Promise<T>): Promise<T> {
-  const e = await Engine.load(path, { contextLength: CTX, ...options });
-  try {
-    return await fn(e);
-  } finally {
-    await e.dispose();
-  }
-}
+const withEngine = <T>(path: string, options: LoadOptions, fn: (e: Engine) => Promise<T>): Promise<T> => loadFor(path, { contextLength: CTX, ...options }, fn);
 
 const PROMPTS = [[1, 17, 300, 42, 99, 7], [256, 3, 3, 3, 511, 128, 64, 5, 200, 201, 202], [9]];
 const IDS = [5, 300, 17, 42, 42, 99, 1, 7, 500, 3, 256, 128, 64, 2, 31, 400, 11, 12, 13, 14, 90, 91, 92, 93];
@@ -121,12 +114,6 @@ async function smallModel(type: number): Promise<{ src: string; flash: string; r
   if (existsSync(flash)) return { src, flash };
   await synthesizeModel("small", type, src, { seed: 5 });
   return { src, flash, report: await convertToFlash(src, flash, { groupSize: 2 }) };
-}
-
-function maxAbsDiff(a: readonly Float32Array[], b: readonly Float32Array[]): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) for (let v = 0; v < a[i]!.length; v++) m = Math.max(m, Math.abs(a[i]![v]! - b[i]![v]!));
-  return m;
 }
 
 for (const type of SPLIT) {

@@ -19,7 +19,7 @@ import { calibrate } from "../src/sparsity/calibrate.js";
 import { saveCalibration } from "../src/sparsity/store.js";
 import { synthesizeModel } from "../src/synth/synth.js";
 import { rng } from "./helpers/random.js";
-import { greedy } from "./helpers/engine.js";
+import { greedy, maxAbsDiff, withEngine as loadFor } from "./helpers/engine.js";
 
 // Small context: the KV cache is part of the budget, and small budgets are the point here.
 const CTX = 64;
@@ -55,27 +55,11 @@ function randomIds(next: () => number, n: number, vocab: number): number[] {
   return Array.from({ length: n }, () => Math.floor(next() * vocab));
 }
 
-async function withEngine<T>(path: string, options: LoadOptions, fn: (e: Engine) => Promise<T>): Promise<T> {
-  const e = await Engine.load(path, { contextLength: CTX, ...options });
-  try {
-    return await fn(e);
-  } finally {
-    await e.dispose();
-  }
-}
+const withEngine = <T>(path: string, options: LoadOptions, fn: (e: Engine) => Promise<T>): Promise<T> => loadFor(path, { contextLength: CTX, ...options }, fn);
 
 async function minimumBudget(path: string): Promise<number> {
   // The minimum depends on the compute threads' scratch: take it at the budgeted default.
   return withEngine(path, { threads: SWAP_THREADS_DEFAULT }, async (e) => e.plan!.minimumBytes);
-}
-
-function maxAbsDiff(a: readonly Float32Array[], b: readonly Float32Array[]): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    for (let v = 0; v < a[i]!.length; v++) m = Math.max(m, Math.abs(a[i]![v]! - b[i]![v]!));
-  }
-  return m;
 }
 
 function argmax(x: Float32Array): number {
