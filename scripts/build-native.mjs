@@ -22,8 +22,11 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const require = createRequire(import.meta.url);
 const napiHeaders = dirname(require.resolve("node-api-headers/include/node_api.h"));
 const addonApi = dirname(require.resolve("node-addon-api/napi.h"));
-const out = join(root, "build", "Release", "activeflow.node");
-const objDir = join(root, "build", "obj");
+// --asan: an AddressSanitizer + UBSan build beside the release one (npm run test:asan).
+const asan = process.argv.includes("--asan");
+const out = join(root, "build", asan ? "Asan" : "Release", "activeflow.node");
+const objDir = join(root, "build", asan ? "obj-asan" : "obj");
+const sanitize = asan ? ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer", "-g"] : [];
 const cxx = process.env.CXX ?? "g++";
 const isX86 = process.arch === "x64";
 
@@ -36,7 +39,7 @@ const ISAS = isX86
   : { scalar: [] };
 
 const common = [
-  "-std=c++17", "-O3", "-fPIC", "-fno-math-errno", "-fvisibility=hidden", "-Wall", "-Wextra",
+  "-std=c++17", asan ? "-O1" : "-O3", ...sanitize, "-fPIC", "-fno-math-errno", "-fvisibility=hidden", "-Wall", "-Wextra",
   "-Wno-unused-parameter", "-pthread",
   `-I${join(root, "native", "include")}`, `-I${join(root, "native")}`,
 ];
@@ -128,7 +131,7 @@ async function main() {
   const t0 = Date.now();
   await pool(jobs, Math.max(1, Math.min(os.availableParallelism(), 4)));
   const tmp = `${out}.tmp-${process.pid}`;
-  await run(cxx, ["-shared", "-pthread", "-o", tmp, ...objects, "-Wl,--no-undefined", "-Wl,--unresolved-symbols=ignore-in-object-files"], { maxBuffer: 64 << 20 });
+  await run(cxx, ["-shared", "-pthread", ...sanitize, "-o", tmp, ...objects, "-Wl,--no-undefined", "-Wl,--unresolved-symbols=ignore-in-object-files"], { maxBuffer: 64 << 20 });
   renameSync(tmp, out);
   console.log(`native: built ${relative(root, out)} from ${objects.length} objects in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
 }

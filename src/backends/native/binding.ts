@@ -1,7 +1,7 @@
 // The only module that loads the .node file. Everything else imports `loadAddon()`.
 import { createRequire } from "node:module";
 import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ActiveflowError } from "../../errors.js";
 import type { ColBindings } from "./colTypes.js";
@@ -15,6 +15,12 @@ export type NativeAddon = KernelBindings & ModelBindings & IoBindings & ColBindi
 let cached: NativeAddon | undefined;
 
 function findAddon(): string {
+  // ACTIVEFLOW_ADDON: another build of the addon (the sanitizer build of `npm run test:asan`).
+  const forced = process.env.ACTIVEFLOW_ADDON;
+  if (forced !== undefined && forced !== "") {
+    if (!existsSync(forced)) throw new ActiveflowError("NATIVE_NOT_BUILT", `ACTIVEFLOW_ADDON=${forced}: no such file`);
+    return resolve(forced);
+  }
   // dist/src/backends/native/binding.js and src/backends/native/binding.ts both sit 3-4
   // levels below the package root; walk up until build/Release is found.
   let dir = dirname(fileURLToPath(import.meta.url));
