@@ -27,10 +27,21 @@ export type ErrorCode =
   | "BUDGET_TOO_SMALL"
   | "DISTILL";
 
+// Longest message an error carries: file-derived text (a key, a tensor name) can be anything.
+const MAX_MESSAGE_CHARS = 600;
+
+// One line, whatever the text quoted in it holds: control characters escaped, long text cut.
+export function oneLine(message: string): string {
+  // eslint-disable-next-line no-control-regex
+  const flat = message.replace(/[\u0000-\u001f\u007f]/g, (c) => (c === "\n" ? "\\n" : c === "\t" ? "\\t" : `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`));
+  return flat.length > MAX_MESSAGE_CHARS ? `${flat.slice(0, MAX_MESSAGE_CHARS)}...` : flat;
+}
+
+// Every error a user sees is one line (the CLI prints `error: <message>`).
 export class ActiveflowError extends Error {
   readonly code: ErrorCode;
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(oneLine(message), options);
     this.name = "ActiveflowError";
     this.code = code;
   }

@@ -1,0 +1,127 @@
+// Fuzz targets for the parsers that read what users give us (issue 14): GGUF headers, the
+// flash layout's header, tokenizers, the chat-template renderer and the CLI's arguments.
+// A target gets one input; it passes when the code under test returns or throws a one-line
+// ActiveflowError. Anything else (another exception, a multi-line message, an input slower
+// than SLOW_MS, a heap that grows past the allocation bound) is a finding. The same targets run
+// bounded in `npm test` (test/fuzz.test.ts) and long on demand (scripts/fuzz.mjs).
+import { mkdtemp, rm, writeFile, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "../../src/cli/args.js";
+import { isActiveflowError } from "../../src/errors.js";
+import { convertToFlash } from "../../src/flash/convert.js";
+import { openFlashModel } from "../../src/flash/open.js";
+import { readGguf } from "../../src/gguf/reader.js";
+import { GgmlType } from "../../src/gguf/types.js";
+import { readModelConfig } from "../../src/model/config.js";
+import { buildTinyModel } from "../../src/synth/tinyModel.js";
+import { createTokenizer } from "../../src/tokenizer/index.js";
+import type { Tokenizer } from "../../src/tokenizer/types.js";
+
+// An input slower than this is a hang (issue 14: > 2 s per input).
+export const SLOW_MS = 2000;
+// Heap growth per input above which an allocation counts as unbounded (issue 14: > 10x the
+// input or > 256 MiB; our inputs are < 1 MiB, so the absolute bound is the binding one).
+export const ALLOC_BOUND_BYTES = 256 * 2 ** 20;
+
+export type Outcome = "ok" | "rejected";
+
+export class Finding extends Error {
+  constructor(
+    readonly target: string,
+    message: string,
+    readonly input: Uint8Array | string | readonly string[],
+  ) {
+    super(`${target}: ${message}`);
+  }
+}
+
+// Runs one input: ok, a clean rejection, or a Finding.
+export async function check(target: string, input: Uint8Array | string | readonly string[], fn: () => Promise<unknown> | unknown): Promise<Outcome> {
+  const heap0 = process.memoryUsage().heapUsed;
+  const t0 = performance.now();
+  let outcome: Outcome = "ok";
+  try {
+    await fn();
+  } catch (e) {
+    if (!isActiveflowError(e)) throw new Finding(target, `threw ${(e as Error)?.name ?? typeof e}: ${String((e as Error)?.message ?? e).split("\n")[0]}`, input);
+    if (e.message.includes("\n")) throw new Finding(target, `a multi-line error: ${JSON.stringify(e.message.slice(0, 200))}`, input);
+    outcome = "rejected";
+  }
+  const ms = performance.now() - t0;
+  if (ms > SLOW_MS) throw new Finding(target, `took ${ms.toFixed(0)} ms`, input);
+  const grew = process.memoryUsage().heapUsed - heap0;
+  if (grew > ALLOC_BOUND_BYTES) throw new Finding(target, `the heap grew by ${(grew / 2 ** 20).toFixed(0)} MiB`, input);
+  return outcome;
+}
+
+// The seeds the mutators start from: a tiny GGUF of each tokenizer family and a flash file.
+export interface Corpus {
+  dir: string;
+  gguf: { name: string; bytes: Uint8Array }[];
+  flash: Uint8Array;
+  tokenizers: Tokenizer[];
+  dispose(): Promise<void>;
+}
+
+export async function makeCorpus(): Promise<Corpus> {
+  const dir = await mkdtemp(join(tmpdir(), "af-fuzz-"));
+  const gguf: Corpus["gguf"] = [];
+  const tokenizers: Tokenizer[] = [];
+  for (const arch of ["llama", "qwen2", "phi3"] as const) {
+    const path = join(dir, `${arch}.gguf`);
+    await buildTinyModel(path, { arch, type: GgmlType.Q8_0, seed: 7 });
+    gguf.push({ name: arch, bytes: new Uint8Array(await readFile(path)) });
+    tokenizers.push(createTokenizer(await readGguf(path)));
+  }
+  const flashPath = join(dir, "llama.af.gguf");
+  await convertToFlash(join(dir, "llama.gguf"), flashPath, { groupSize: 1 });
+  const flash = new Uint8Array(await readFile(flashPath));
+  return { dir, gguf, flash, tokenizers, dispose: () => rm(dir, { recursive: true, force: true }) };
+}
+
+// Writes a mutated file and parses it as GGUF, then as a model config and a tokenizer (encode,
+// decode and the chat template), as `run` would before loading weights.
+export async function ggufTarget(corpus: Corpus, bytes: Uint8Array): Promise<Outcome> {
+  const path = join(corpus.dir, `in-${process.pid}.gguf`);
+  await writeFile(path, bytes);
+  return check("gguf", bytes, async () => {
+    const f = await readGguf(path);
+    readModelConfig(f);
+    const t = createTokenizer(f);
+    t.decode(t.encode("Hello, world! 123 ünïcödé", { addSpecial: true }));
+    t.applyChatTemplate([{ role: "user", content: "hi" }], { addGenerationPrompt: true });
+  });
+}
+
+// A mutated flash-layout file through openFlashModel (header, extents, scale planes, order).
+export async function flashTarget(corpus: Corpus, bytes: Uint8Array): Promise<Outcome> {
+  const path = join(corpus.dir, `in-${process.pid}.af.gguf`);
+  await writeFile(path, bytes);
+  return check("flash", bytes, () => openFlashModel(path));
+}
+
+// Any text through every tokenizer: encoding never throws, and well-formed text round-trips
+// (a lone surrogate has no UTF-8 form: it becomes U+FFFD, as TextEncoder makes it).
+export function tokenizerTarget(corpus: Corpus, text: string): Promise<Outcome> {
+  return check("tokenizer", text, () => {
+    for (const t of corpus.tokenizers) {
+      const ids = t.encode(text, { addSpecial: false });
+      const back = t.decode(ids);
+      if (!/\p{Surrogate}/u.test(text) && back !== text) throw new Error(`decode(encode(s)) != s: ${JSON.stringify(text.slice(0, 80))} -> ${JSON.stringify(back.slice(0, 80))}`);
+      t.encode(text, { addSpecial: true, parseSpecial: true });
+    }
+  });
+}
+
+// Any messages through every model's chat template.
+export function chatTarget(corpus: Corpus, messages: { role: string; content: string }[]): Promise<Outcome> {
+  return check("chat", JSON.stringify(messages), () => {
+    for (const t of corpus.tokenizers) t.applyChatTemplate(messages, { addGenerationPrompt: true });
+  });
+}
+
+// Any argument vector through the CLI's parser.
+export function argsTarget(argv: readonly string[]): Promise<Outcome> {
+  return check("args", argv, () => parseArgs(argv));
+}
