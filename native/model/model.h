@@ -21,6 +21,7 @@
 #include "model/column_store.h"
 #include "model/dense_linear.h"
 #include "model/model_error.h"
+#include "model/moe_ffn.h"
 #include "model/weights.h"
 #include "model/threadpool.h"
 
@@ -41,6 +42,7 @@ struct ModelConfig {
   bool rope_neox = false;  // pairs (i, i + n_rot/2) instead of (2i, 2i+1)
   int n_ctx = 2048;        // KV cache length in tokens
   int n_batch = 64;        // prefill chunk: tokens evaluated per pass
+  MoeConfig moe;           // mixture of experts; n_expert == 0 for a dense FFN
 };
 
 // A read-only mapping of the model file.
@@ -215,6 +217,7 @@ class Model {
   std::unique_ptr<ColumnStore> store_;
   std::unique_ptr<DenseLinear> dense_;  // dense mode
   LinearSource* linears_ = nullptr;     // store_ or dense_: what the forward pass multiplies with
+  std::unique_ptr<MoeFfn> moe_;         // MoE models: the FFN of every layer
   uint64_t head_bytes_read_ = 0;
   Weights w_;
   std::unique_ptr<ThreadPool> pool_;

@@ -294,8 +294,11 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
   },
   synth: {
     usage: "activeflow synth --shape <name> [--type q4_0] <out.gguf> [options]",
-    summary: "Write a random-weight llama GGUF of a real model's shape (for speed, I/O and memory tests only).",
-    details: ["The file appears only when complete. The last line of stdout is its path."],
+    summary: "Write a random-weight llama-family GGUF of a real model's shape (for speed, I/O and memory tests only).",
+    details: [
+      "tiny-moe, moe-2b, mixtral-8x7b and qwen3-30b-a3b are mixture-of-experts shapes (Mixtral's llama layout, or qwen3moe), which run dense only for now.",
+      "The file appears only when complete. The last line of stdout is its path.",
+    ],
     positionals: ["out.gguf"],
     options: ["shape", "type", "mix", "seed", "json", "verbose", "help"],
     optionHelp: {

@@ -4,6 +4,7 @@ import { NativeBackend } from "../backends/native/NativeBackend.js";
 import { ActiveflowError, isActiveflowError } from "../errors.js";
 import { readGguf } from "../gguf/reader.js";
 import { readModelConfig, type ModelConfig } from "../model/config.js";
+import { refuseMoe } from "../model/moe.js";
 import { createTokenizer } from "../tokenizer/index.js";
 import type { ChatMessage, Tokenizer } from "../tokenizer/types.js";
 import { Sampler } from "./sampler.js";
@@ -139,6 +140,8 @@ export class Engine {
     if (auto && options.dram === undefined) throw new ActiveflowError("BAD_ARGUMENT", 'sparsity "auto" tunes for a DRAM budget: give `dram` too');
     let file = await readGguf(path);
     const source = path;
+    if (options.dram !== undefined) refuseMoe(file, "a DRAM budget (dram, --dram: the flash layout)");
+    if (sparsity > 0 || auto) refuseMoe(file, "contextual sparsity (sparsity, --sparsity)");
     if (options.dram !== undefined && !file.metadata.has(KEY.version)) {
       // The minimum follows from the shapes alone: an impossible budget fails here, in
       // milliseconds, not after a conversion that takes minutes and gigabytes on a 7B.

@@ -20,6 +20,7 @@ import {
 } from "./format.js";
 import { readTypedMetadata } from "./typedMetadata.js";
 import { sweepTemps, trackTemp } from "../tempFiles.js";
+import { refuseMoe } from "../model/moe.js";
 
 export interface ConvertOptions {
   // Layers per group (read together). Defaults to DEFAULT_GROUP_SIZE (1).
@@ -321,6 +322,7 @@ export function planFlashLayout(src: GgufFile, options: ConvertOptions = {}): { 
   if ([...src.metadata.keys()].some((k) => k.startsWith("activeflow."))) {
     throw new ActiveflowError("BAD_ARGUMENT", `${src.path} is already in the flash layout (it has activeflow.* keys)`);
   }
+  refuseMoe(src, "the flash layout (convert, --dram)");
   const arch = getString(src, "general.architecture");
   const nLayer = getNumber(src, `${arch}.block_count`);
   const { shapes, sourceTypes } = siteShapes(src, nLayer, options);

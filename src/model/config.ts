@@ -1,15 +1,16 @@
 // Model hyper-parameters read from GGUF metadata, checked once, in the units the backend uses.
 import { ActiveflowError } from "../errors.js";
 import type { GgufFile, GgufValue } from "../gguf/types.js";
+import { readMoeConfig, type MoeConfig } from "./moe.js";
 
-export type Architecture = "llama" | "qwen2" | "qwen3";
-const ARCHITECTURES: readonly Architecture[] = ["llama", "qwen2", "qwen3"];
+export type Architecture = "llama" | "qwen2" | "qwen3" | "qwen2moe" | "qwen3moe";
+const ARCHITECTURES: readonly Architecture[] = ["llama", "qwen2", "qwen3", "qwen2moe", "qwen3moe"];
 
 export interface ModelConfig {
   arch: Architecture;
   nLayer: number;
   nEmbd: number; // residual width
-  nFf: number; // FFN hidden width
+  nFf: number; // FFN hidden width (of one expert in an MoE model)
   nHead: number;
   nHeadKv: number;
   headDim: number; // per-head width of q, k and v
@@ -21,6 +22,8 @@ export interface ModelConfig {
   // for llama, whose converter permutes q/k rows to match.
   ropeNeox: boolean;
   trainedContext: number;
+  // Mixture of experts (src/model/moe.ts); undefined for a dense FFN.
+  moe: MoeConfig | undefined;
 }
 
 function num(file: GgufFile, key: string, fallback?: number): number {
@@ -73,11 +76,13 @@ export function readModelConfig(file: GgufFile): ModelConfig {
   if (typeof scaling === "string" && scaling !== "none" && scaling !== "llama3") {
     throw new ActiveflowError("MODEL_UNSUPPORTED", `${file.path}: rope scaling "${scaling}" is not supported`);
   }
+  const ffKey = file.metadata.get(k("feed_forward_length"));
+  const moe = readMoeConfig(file, arch, ffKey === undefined ? undefined : num(file, k("feed_forward_length")));
   return {
     arch,
     nLayer: positive(file, k("block_count"), num(file, k("block_count"))),
     nEmbd,
-    nFf: positive(file, k("feed_forward_length"), num(file, k("feed_forward_length"))),
+    nFf: moe ? positive(file, k("expert_feed_forward_length"), moe.nFfExp) : positive(file, k("feed_forward_length"), num(file, k("feed_forward_length"))),
     nHead,
     nHeadKv,
     headDim,
@@ -87,5 +92,6 @@ export function readModelConfig(file: GgufFile): ModelConfig {
     rmsEps: num(file, k("attention.layer_norm_rms_epsilon"), 1e-5),
     ropeNeox: arch !== "llama",
     trainedContext: num(file, k("context_length"), 2048),
+    moe,
   };
 }
