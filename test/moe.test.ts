@@ -167,9 +167,20 @@ test("MoE models run dense only: --dram, convert, calibrate and sparsity fail at
   const run = await runCli(["run", path, "--dram", "50%", "-p", "hi", "-n", "2"]);
   assert.notEqual(run.code, 0);
   assert.match(run.err, /DRAM budget .* is not supported for mixture-of-experts models yet/);
-  // Dense run works, from the CLI too.
+  // Dense run, chat and eval work, from the CLI too.
   const ok = await runCli(["run", path, "-p", "Hello world", "-n", "4", "--greedy"]);
   assert.equal(ok.code, 0, ok.err);
+  const chat = await runCli(["chat", path, "-n", "4"], { stdin: "Hello\n" });
+  assert.equal(chat.code, 0, chat.err);
+  const text = join(dir, "text.txt");
+  await writeFile(text, "Hello world, the weather is fine and the sea is calm. ".repeat(20));
+  const ev = await runCli(["eval", path, "--text", text, "--window", "64", "--max-tokens", "200", "--json"]);
+  assert.equal(ev.code, 0, ev.err);
+  const q = JSON.parse(ev.out.trim().split("\n").at(-1)!) as { ppl: number; tokens: number };
+  assert.ok(Number.isFinite(q.ppl) && q.ppl > 1 && q.tokens > 100, ev.out);
+  const evSparse = await runCli(["eval", path, "--text", text, "--sparsity", "0.5"]);
+  assert.notEqual(evSparse.code, 0);
+  assert.match(evSparse.err, /needs the calibration table|mixture-of-experts/);
   const e = await Engine.load(path, { threads: 1 });
   try {
     assert.throws(() => e.setThresholds(new Float32Array(e.config.nLayer * 4)), (err: unknown) => isActiveflowError(err) && err.code === "MODEL_UNSUPPORTED");

@@ -376,9 +376,9 @@ Napi::Value MoeRoute(const Napi::CallbackInfo& info) {
   Napi::Float32Array probs = Copy(env, ArgF32(info, 0, "moeRoute", "logits"));
   const int64_t n = static_cast<int64_t>(probs.ElementLength());
   const int64_t k = ArgCount(info, 1, "moeRoute", "k");
-  if (n < 1 || n > 512 || k < 1 || k > n) {
+  if (n < 1 || n > kMaxExperts || k < 1 || k > n) {
     throw ToJsError(env, "BAD_ARGUMENT", "moeRoute: k = " + std::to_string(k) + " of " + std::to_string(n) +
-                                             " logits, expected 1 <= k <= n <= 512");
+                                             " logits, expected 1 <= k <= n <= " + std::to_string(kMaxExperts));
   }
   const bool norm = info.Length() > 2 && info[2].ToBoolean().Value();
   Napi::Int32Array experts = Napi::Int32Array::New(env, static_cast<size_t>(k));

@@ -31,7 +31,7 @@ Model::Model(const std::string& path, const ModelConfig& cfg, const std::vector<
     throw ModelError("MODEL_UNSUPPORTED", path + ": inconsistent model config");
   }
   const MoeConfig& mc = cfg_.moe;
-  if (mc.n_expert != 0 && (mc.n_expert < 1 || mc.n_expert > 512 || mc.n_expert_used < 1 || mc.n_expert_used > mc.n_expert ||
+  if (mc.n_expert != 0 && (mc.n_expert < 1 || mc.n_expert > kMaxExperts || mc.n_expert_used < 1 || mc.n_expert_used > mc.n_expert ||
                            mc.n_ff_exp < 1 || mc.n_ff_shexp < 0)) {
     throw ModelError("MODEL_UNSUPPORTED", path + ": inconsistent mixture-of-experts config (" + std::to_string(mc.n_expert_used) +
                                               " of " + std::to_string(mc.n_expert) + " experts of width " +

@@ -44,7 +44,7 @@ void RunJobs(const std::vector<Job>& jobs, ThreadPool& pool) {
 
 void RouteTopK(float* logits, int n_expert, int k, bool norm, int32_t* experts, float* weights) {
   af_softmax_f32(logits, n_expert);
-  int32_t order[512];
+  int32_t order[kMaxExperts];
   for (int e = 0; e < n_expert; e++) order[e] = e;
   std::partial_sort(order, order + k, order + n_expert, [&](int32_t a, int32_t b) {
     return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
@@ -63,12 +63,6 @@ void RouteTopK(float* logits, int n_expert, int k, bool norm, int32_t* experts, 
 
 MoeFfn::MoeFfn(const MoeConfig& cfg, int n_embd, int n_batch, const std::vector<LayerWeights>& layers)
     : cfg_(cfg), n_embd_(n_embd), layers_(layers) {
-  if (cfg_.n_expert < 1 || cfg_.n_expert > 512 || cfg_.n_expert_used < 1 || cfg_.n_expert_used > cfg_.n_expert ||
-      cfg_.n_ff_exp < 1) {
-    throw ModelError("MODEL_UNSUPPORTED", "mixture of experts: " + std::to_string(cfg_.n_expert_used) + " of " +
-                                              std::to_string(cfg_.n_expert) + " experts of width " +
-                                              std::to_string(cfg_.n_ff_exp) + " (expected 1 <= used <= count <= 512)");
-  }
   const size_t rows = static_cast<size_t>(n_batch) * cfg_.n_expert_used;
   logits_.resize(static_cast<size_t>(n_batch) * cfg_.n_expert);
   sel_.resize(rows);

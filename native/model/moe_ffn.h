@@ -13,6 +13,9 @@
 
 namespace activeflow {
 
+// Most experts per layer we route over: llama.cpp's LLAMA_MAX_EXPERTS.
+constexpr int kMaxExperts = 1024;
+
 struct MoeConfig {
   int n_expert = 0;       // experts per layer; 0 = a dense FFN
   int n_expert_used = 0;  // top-k
@@ -28,7 +31,8 @@ void RouteTopK(float* logits, int n_expert, int k, bool norm, int32_t* experts, 
 
 class MoeFfn {
  public:
-  // layers outlives this; n_batch is the most tokens one forward call passes.
+  // layers outlives this; n_batch is the most tokens one forward call passes. cfg is checked
+  // by the caller (Model): 1 <= n_expert_used <= n_expert <= kMaxExperts.
   MoeFfn(const MoeConfig& cfg, int n_embd, int n_batch, const std::vector<LayerWeights>& layers);
   // x[t] += MoE FFN of xn[t] for t in [0, n); xn and x are [n][n_embd].
   void forward(int layer, const float* xn, int n, float* x, ThreadPool& pool);
