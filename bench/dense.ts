@@ -31,7 +31,7 @@ const { values: args } = parseArgs({
   options: {
     runs: { type: "string", default: "5" },
     threads: { type: "string", default: "1,2" },
-    models: { type: "string", default: ["smollm2", ...Object.keys(SYNTH_MODELS)].join(",") },
+    models: { type: "string", default: ["smollm2", ...Object.keys(SYNTH_MODELS).filter((m) => !SYNTH_MODELS[m]!.optIn)].join(",") },
     engines: { type: "string", default: "ours,llamacpp" },
     prompt: { type: "string", default: "128" },
     decode: { type: "string", default: "64" },
@@ -210,10 +210,17 @@ async function benchModel(model: BenchModel): Promise<ModelReport> {
 const round2 = (x: number) => Math.round(x * 100) / 100;
 const gb = (x: number) => (x / 1e9).toFixed(2);
 
+// Bytes a decode token reads: every tensor but the embedding table (unless it is the head),
+// and of an MoE layer's experts only the used ones (expert_used_count of expert_count).
 async function weightBytesPerToken(path: string): Promise<number> {
   const f = await readGguf(path);
   const tied = !f.tensors.some((t) => t.name === "output.weight");
-  return f.tensors.filter((t) => tied || t.name !== "token_embd.weight").reduce((n, t) => n + t.bytes, 0);
+  const arch = String(f.metadata.get("general.architecture"));
+  const count = Number(f.metadata.get(`${arch}.expert_count`) ?? 0);
+  const used = Number(f.metadata.get(`${arch}.expert_used_count`) ?? 0);
+  return f.tensors
+    .filter((t) => tied || t.name !== "token_embd.weight")
+    .reduce((n, t) => n + (count > 0 && t.name.endsWith("_exps.weight") ? (t.bytes * used) / count : t.bytes), 0);
 }
 
 function sampleBandwidth(): { threads1: number; threads2: number } {

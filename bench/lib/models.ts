@@ -29,12 +29,15 @@ export async function smollm2Model(): Promise<BenchModel> {
 
 type Synthesize = (shape: string, type: number, outPath: string, options: { seed: number; mix?: "q4_k_m" }) => Promise<unknown>;
 
-// The random-weight models bench:dense can run, by name: shape, type, optional mix, file.
-export const SYNTH_MODELS: Record<string, { shape: string; type: number; mix?: "q4_k_m"; file: string }> = {
+// The random-weight models bench:dense can run, by name: shape, type, optional mix, file;
+// optIn ones run only when named in --models.
+export const SYNTH_MODELS: Record<string, { shape: string; type: number; mix?: "q4_k_m"; file: string; optIn?: boolean }> = {
   synth1b: { shape: "1b", type: GgmlType.Q4_0, file: "synth-1b-q4_0.gguf" },
   synth7b: { shape: "llama2-7b", type: GgmlType.Q4_0, file: "synth-llama2-7b-q4_0.gguf" },
   "synth7b-q4k": { shape: "llama2-7b", type: GgmlType.Q4_K, file: "synth-llama2-7b-q4_k.gguf" },
   "synth1b-q4km": { shape: "1b", type: GgmlType.Q4_K, mix: "q4_k_m", file: "synth-1b-q4_k_m.gguf" },
+  // Mixture of experts (qwen3moe layout, 1.9B parameters, 0.6B active per token).
+  "synth-moe2b": { shape: "moe-2b", type: GgmlType.Q4_0, file: "synth-moe-2b-q4_0.gguf", optIn: true },
 };
 
 // A synthesized model from the model cache, written there (seed SYNTH_SEED) when missing.

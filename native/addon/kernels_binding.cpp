@@ -13,6 +13,7 @@
 
 #include "activeflow/kernels.h"
 #include "addon/bindings.h"
+#include "model/moe_ffn.h"
 
 namespace activeflow {
 
@@ -377,6 +378,27 @@ Napi::Value Softmax(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// moeRoute(logits, k, norm): the MoE router's choice for one token (model/moe_ffn.h).
+Napi::Value MoeRoute(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Float32Array probs = Copy(env, ArgF32(info, 0, "moeRoute", "logits"));
+  const int64_t n = static_cast<int64_t>(probs.ElementLength());
+  const int64_t k = ArgCount(info, 1, "moeRoute", "k");
+  if (n < 1 || n > kMaxExperts || k < 1 || k > n) {
+    throw ToJsError(env, "BAD_ARGUMENT", "moeRoute: k = " + std::to_string(k) + " of " + std::to_string(n) +
+                                             " logits, expected 1 <= k <= n <= " + std::to_string(kMaxExperts));
+  }
+  const bool norm = info.Length() > 2 && info[2].ToBoolean().Value();
+  Napi::Int32Array experts = Napi::Int32Array::New(env, static_cast<size_t>(k));
+  Napi::Float32Array weights = Napi::Float32Array::New(env, static_cast<size_t>(k));
+  RouteTopK(probs.Data(), static_cast<int>(n), static_cast<int>(k), norm, experts.Data(), weights.Data());
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("experts", experts);
+  out.Set("weights", weights);
+  out.Set("probs", probs);
+  return out;
+}
+
 }  // namespace
 
 void RegisterKernelBindings(Napi::Env env, Napi::Object exports) {
@@ -394,7 +416,7 @@ void RegisterKernelBindings(Napi::Env env, Napi::Object exports) {
       {"axpyF32", AxpyF32},       {"scaleF32", ScaleF32},     {"rmsnorm", Rmsnorm},
       {"siluMul", SiluMul},       {"geluMul", GeluMul},       {"softmax", Softmax},       {"packRows", PackRows},
       {"unpackRow", UnpackRow},   {"matvecPacked", MatvecPacked}, {"matmulPacked", MatmulPacked},
-      {"memoryBandwidth", MemoryBandwidth}, {"quantizeAct", QuantizeAct},
+      {"memoryBandwidth", MemoryBandwidth}, {"quantizeAct", QuantizeAct}, {"moeRoute", MoeRoute},
   };
   for (const auto& f : fns) exports.Set(f.name, Napi::Function::New(env, f.fn, f.name));
 }

@@ -168,7 +168,11 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       throw ToJsError(env, "BAD_ARGUMENT", "thresholds hold " + std::to_string(t.ElementLength()) +
                                                " values, expected n_layer * 4 = " + std::to_string(need));
     }
-    m.set_thresholds(t.Data());
+    try {
+      m.set_thresholds(t.Data());
+    } catch (const ModelError& e) {
+      throw ToJsError(env, e.code, e.what());
+    }
     return env.Undefined();
   }
 
@@ -537,6 +541,14 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   if (c.Get("swaLayers").IsArray()) {
     Napi::Array a = c.Get("swaLayers").As<Napi::Array>();
     for (uint32_t i = 0; i < a.Length(); i++) cfg.swa_layers.push_back(a.Get(i).ToBoolean().Value() ? 1 : 0);
+  }
+  if (c.Get("moe").IsObject()) {
+    Napi::Object moe = c.Get("moe").As<Napi::Object>();
+    cfg.moe.n_expert = GetInt(moe, "nExpert", 0, true);
+    cfg.moe.n_expert_used = GetInt(moe, "nExpertUsed", 0, true);
+    cfg.moe.n_ff_exp = GetInt(moe, "nFfExp", 0, true);
+    cfg.moe.norm_weights = moe.Get("normWeights").ToBoolean().Value();
+    cfg.moe.n_ff_shexp = GetInt(moe, "nFfShexp", 0, false);
   }
   const int threads = spec.Get("threads").IsNumber() ? spec.Get("threads").As<Napi::Number>().Int32Value() : 1;
   if (!spec.Get("tensors").IsArray()) throw ToJsError(env, "BAD_ARGUMENT", "loadModel: spec.tensors must be an array");

@@ -55,7 +55,7 @@ void DenseMatmul(const float* x, int n, size_t in_stride, std::initializer_list<
   first[0] = 0;
   for (int i = 0; i < nout; i++) {
     const int64_t rows = ov[i].w->ne1;
-    unit[i] = nth_all == 1 ? rows : std::max<int64_t>(kRowAlign, (rows / (kUnitsPerThread * nth_all)) / kRowAlign * kRowAlign);
+    unit[i] = RowUnit(rows, nth_all);
     first[i + 1] = first[i] + (rows + unit[i] - 1) / unit[i];
   }
   pool.for_units(first[nout], [&](int64_t u, int) {
@@ -64,16 +64,24 @@ void DenseMatmul(const float* x, int n, size_t in_stride, std::initializer_list<
     const LinearOut& o = ov[i];
     const Tensor& w = *o.w;
     const int64_t r0 = (u - first[i]) * unit[i], r1 = std::min(w.ne1, r0 + unit[i]);
-    if (w.packed && n == 1) {
-      af_matvec_packed(type, w.data, w.row_bytes, w.ne1, xq, o.y + r0, n_in, r0, r1);
-    } else if (w.packed) {
-      af_matmul_packed(type, w.data, w.row_bytes, w.ne1, xq, act, o.y, o.ldy, n_in, n, r0, r1);
-    } else if (n == 1) {
-      af_matvec(type, w.data, w.row_bytes, xq, o.y + r0, n_in, r0, r1);
-    } else {
-      af_matmul(type, w.data, w.row_bytes, xq, act, o.y, o.ldy, n_in, n, r0, r1);
-    }
+    DenseRows(w, xq, act, n, o.y, o.ldy, r0, r1);
   });
+}
+
+int64_t RowUnit(int64_t rows, int threads) {
+  return threads == 1 ? rows : std::max<int64_t>(kRowAlign, (rows / (kUnitsPerThread * threads)) / kRowAlign * kRowAlign);
+}
+
+void DenseRows(const Tensor& w, const uint8_t* xq, size_t act, int n, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  if (w.packed && n == 1) {
+    af_matvec_packed(w.type, w.data, w.row_bytes, w.ne1, xq, y + r0, w.ne0, r0, r1);
+  } else if (w.packed) {
+    af_matmul_packed(w.type, w.data, w.row_bytes, w.ne1, xq, act, y, ldy, w.ne0, n, r0, r1);
+  } else if (n == 1) {
+    af_matvec(w.type, w.data, w.row_bytes, xq, y + r0, w.ne0, r0, r1);
+  } else {
+    af_matmul(w.type, w.data, w.row_bytes, xq, act, y, ldy, w.ne0, n, r0, r1);
+  }
 }
 
 void DenseLinear::linear(int layer, int site, const float* x, int n, size_t stride, float* const* ys,

@@ -20,6 +20,14 @@ struct LinearOut {
   int64_t ldy;
 };
 
+// Rows per unit of work when a matrix of `rows` rows is shared by `threads` threads.
+int64_t RowUnit(int64_t rows, int threads);
+
+// y[b * ldy + r] = row r of w . x_b for rows [r0, r1) and b in [0, n): xq holds n inputs
+// quantised for w's type, act bytes apart. Picks the kernel for w's layout (packed or file)
+// and batch (one input or several).
+void DenseRows(const Tensor& w, const uint8_t* xq, size_t act, int n, float* y, int64_t ldy, int64_t r0, int64_t r1);
+
 // Quantises n input rows (stride floats) into xq once per weight type, then computes every
 // output of `outs` in one pass over the pool. xq holds n rows of the widest activation.
 void DenseMatmul(const float* x, int n, size_t stride, std::initializer_list<LinearOut> outs, uint8_t* xq,

@@ -36,6 +36,7 @@ void PostNorm(float* y, const Tensor& w, int n, int64_t dim, float eps) {
 }  // namespace
 
 void Model::set_thresholds(const float* t) {
+  if (t && moe_) throw ModelError("MODEL_UNSUPPORTED", "contextual sparsity is not supported for mixture-of-experts models yet");
   if (!t) {
     thresholds_.clear();
     return;
@@ -247,6 +248,10 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
     site_input(il, kFfnIn, xn, n, E, E);
     // While ffn_in reads and the FFN computes, the next layer's attn_in.
     if (preload && G == 1 && il + 1 < c.n_layer) prefetch_site(il + 1, kAttnIn, x, n);
+    if (moe_) {  // mixture of experts (model/moe_ffn.h): x += the routed experts' FFN
+      moe_->forward(il, xn, n, x, *pool_);
+      continue;
+    }
     {
       float* ys[] = {s_.gate.data(), s_.up.data()};
       const int64_t ld[] = {F, F};

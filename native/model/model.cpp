@@ -31,6 +31,16 @@ Model::Model(const std::string& path, const ModelConfig& cfg, const std::vector<
       (!cfg_.swa_layers.empty() && static_cast<int>(cfg_.swa_layers.size()) != cfg_.n_layer)) {
     throw ModelError("MODEL_UNSUPPORTED", path + ": inconsistent model config");
   }
+  const MoeConfig& mc = cfg_.moe;
+  if (mc.n_expert != 0 && (mc.n_expert < 1 || mc.n_expert > kMaxExperts || mc.n_expert_used < 1 || mc.n_expert_used > mc.n_expert ||
+                           mc.n_ff_exp < 1 || mc.n_ff_shexp < 0)) {
+    throw ModelError("MODEL_UNSUPPORTED", path + ": inconsistent mixture-of-experts config (" + std::to_string(mc.n_expert_used) +
+                                              " of " + std::to_string(mc.n_expert) + " experts of width " +
+                                              std::to_string(mc.n_ff_exp) + ")");
+  }
+  if (mc.n_expert != 0 && flash_) {
+    throw ModelError("MODEL_UNSUPPORTED", path + ": mixture-of-experts models run dense only for now (no flash layout)");
+  }
   if (flash_) {
     flash_file_ = std::make_shared<FlashFile>(path, flash_->direct);
     file_bytes_ = flash_file_->size();
@@ -117,6 +127,7 @@ Model::Model(const std::string& path, const ModelConfig& cfg, const std::vector<
     dense_ = std::make_unique<DenseLinear>(w_.layers, s_.xq.data());
     linears_ = dense_.get();
   }
+  if (cfg_.moe.n_expert > 0) moe_ = std::make_unique<MoeFfn>(cfg_.moe, cfg_.n_embd, cfg_.n_batch, w_.layers);
   std::vector<const float*> attn_norm, ffn_norm;
   for (const auto& l : w_.layers) {
     attn_norm.push_back(reinterpret_cast<const float*>(l.attn_norm.data));
@@ -147,6 +158,11 @@ void Model::pack_weights() {
   };
   for (auto& l : w_.layers) {
     for (Tensor* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down}) want(*t);
+    // Experts: each slice packed on its own, so it stays a self-contained matrix.
+    for (auto* v : {&l.moe.gate, &l.moe.up, &l.moe.down}) {
+      for (Tensor& t : *v) want(t);
+    }
+    for (Tensor* t : {&l.moe.router, &l.moe.shexp_gate, &l.moe.shexp_up, &l.moe.shexp_down}) want(*t);
   }
   want(w_.output);
   if (ts.empty()) return;
@@ -251,6 +267,36 @@ void Model::bind_weights(const std::vector<TensorSpec>& tensors) {
     return t;
   };
 
+  // A 3-D expert tensor [n_in, n_out, n_expert] as one 2-D view per expert slice.
+  auto bind_slices = [&](const std::string& name, int64_t n_in, int64_t n_out) -> std::vector<Tensor> {
+    const int64_t ne = cfg_.moe.n_expert;
+    Tensor all = bind(name, {n_in, n_out, ne}, true);
+    const uint64_t slice = static_cast<uint64_t>(all.row_bytes) * n_out;
+    if (slice * ne > file_size - all.file_offset) {
+      throw ModelError("GGUF_BAD_TENSOR", "tensor " + name + " at offset " + std::to_string(all.file_offset) +
+                                              " runs past the end of the file (" + std::to_string(file_size) + " bytes)");
+    }
+    std::vector<Tensor> out(static_cast<size_t>(ne), all);
+    for (int64_t e = 0; e < ne; e++) {
+      out[e].file_offset = all.file_offset + e * slice;
+      out[e].data = all.data + e * slice;
+    }
+    return out;
+  };
+  auto bind_experts = [&](const std::string& p, ExpertWeights& m) {
+    const int64_t E = cfg_.n_embd, FE = cfg_.moe.n_ff_exp, SH = cfg_.moe.n_ff_shexp;
+    m.router = bind(p + "ffn_gate_inp.weight", {E, cfg_.moe.n_expert}, true);
+    m.gate = bind_slices(p + "ffn_gate_exps.weight", E, FE);
+    m.up = bind_slices(p + "ffn_up_exps.weight", E, FE);
+    m.down = bind_slices(p + "ffn_down_exps.weight", FE, E);
+    if (SH > 0) {
+      m.shexp_gate_inp = bind_f32(p + "ffn_gate_inp_shexp.weight", E, true);
+      m.shexp_gate = bind(p + "ffn_gate_shexp.weight", {E, SH}, true);
+      m.shexp_up = bind(p + "ffn_up_shexp.weight", {E, SH}, true);
+      m.shexp_down = bind(p + "ffn_down_shexp.weight", {SH, E}, true);
+    }
+  };
+
   const int64_t E = cfg_.n_embd, F = cfg_.n_ff, V = cfg_.n_vocab;
   const int64_t Q = static_cast<int64_t>(cfg_.n_head) * cfg_.head_dim;
   const int64_t KV = static_cast<int64_t>(cfg_.n_head_kv) * cfg_.head_dim;
@@ -278,6 +324,10 @@ void Model::bind_weights(const std::vector<TensorSpec>& tensors) {
     l.q_norm = bind_f32(p + "attn_q_norm.weight", cfg_.head_dim, false);
     l.k_norm = bind_f32(p + "attn_k_norm.weight", cfg_.head_dim, false);
     l.ffn_norm = bind_f32(p + "ffn_norm.weight", E, true);
+    if (cfg_.moe.n_expert > 0) {
+      bind_experts(p, l.moe);
+      continue;
+    }
     l.gate = bind(p + "ffn_gate.weight", {E, F}, !flash);
     l.up = bind(p + "ffn_up.weight", {E, F}, !flash);
     l.down = bind(p + "ffn_down.weight", {F, E}, !flash);
@@ -367,6 +417,7 @@ size_t Model::scratch_bytes() const {
   b += (s_.x.size() + s_.xn.size() + s_.q.size() + s_.k.size() + s_.v.size() + s_.attn.size() + s_.gate.size() +
         s_.up.size() + s_.scores.size() + s_.logits.size()) * sizeof(float);
   b += s_.vrows.size() * sizeof(void*);
+  if (moe_) b += moe_->scratch_bytes();
   return b + s_.xq.size();
 }
 

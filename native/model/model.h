@@ -21,6 +21,7 @@
 #include "model/column_store.h"
 #include "model/dense_linear.h"
 #include "model/model_error.h"
+#include "model/moe_ffn.h"
 #include "model/weights.h"
 #include "model/threadpool.h"
 
@@ -55,6 +56,7 @@ struct ModelConfig {
   float rope_scale = 1.0f;          // position multiplier (linear scaling) of the other layers
   float rope_scale_swa = 1.0f;
   bool is_swa(int layer) const { return n_swa > 0 && layer < static_cast<int>(swa_layers.size()) && swa_layers[layer]; }
+  MoeConfig moe;           // mixture of experts; n_expert == 0 for a dense FFN
 };
 
 // A read-only mapping of the model file.
@@ -229,6 +231,7 @@ class Model {
   std::unique_ptr<ColumnStore> store_;
   std::unique_ptr<DenseLinear> dense_;  // dense mode
   LinearSource* linears_ = nullptr;     // store_ or dense_: what the forward pass multiplies with
+  std::unique_ptr<MoeFfn> moe_;         // MoE models: the FFN of every layer
   uint64_t head_bytes_read_ = 0;
   Weights w_;
   std::unique_ptr<ThreadPool> pool_;

@@ -20,6 +20,17 @@ struct Tensor {
   bool present() const { return type >= 0; }
 };
 
+// A mixture-of-experts FFN (model/moe_ffn.h) in place of gate/up/down. The expert tensors
+// are 3-D, [n_in, n_out, n_expert]; each expert's slice is a contiguous 2-D matrix.
+struct ExpertWeights {
+  Tensor router;                         // ffn_gate_inp [n_embd -> n_expert]
+  std::vector<Tensor> gate, up;          // [n_expert] of [n_embd -> n_ff_exp]
+  std::vector<Tensor> down;              // [n_expert] of [n_ff_exp -> n_embd]
+  Tensor shexp_gate_inp;                 // qwen2moe: [n_embd] f32, the shared expert's gate
+  Tensor shexp_gate, shexp_up;           // qwen2moe: [n_embd -> n_ff_shexp]
+  Tensor shexp_down;                     // qwen2moe: [n_ff_shexp -> n_embd]
+};
+
 struct LayerWeights {
   Tensor attn_norm;  // [n_embd] f32
   Tensor wq;         // [n_embd -> n_head * head_dim]
@@ -35,6 +46,7 @@ struct LayerWeights {
   Tensor up;         // [n_embd -> n_ff]
   Tensor down;       // [n_ff -> n_embd]
   Tensor ffn_post_norm;  // optional (gemma) [n_embd] f32: RMSNorm of the down output
+  ExpertWeights moe; // MoE models only (router present), instead of gate/up/down
 };
 
 struct Weights {

@@ -97,7 +97,7 @@ export const OPTIONS = {
   method: { long: "method", kind: "string", value: "name", choices: ["uniform", "matched", "greedy"], help: "How each level's sparsity is spread over layers and sites: uniform, matched or greedy (see `activeflow calibrate --help`). Defaults to matched; greedy probes every layer and site first (about ten times longer) for somewhat better quality (bench/results/calibrate-default-*.json)." },
   window: { long: "window", kind: "int", value: "n", min: 2, max: 1_048_576, help: "Tokens per teacher-forced window; each window starts a fresh context. Defaults to 512." },
   shape: { long: "shape", kind: "string", value: "name", choices: Object.keys(SHAPES), help: `Model shape: ${Object.keys(SHAPES).join(", ")}.` },
-  type: { long: "type", kind: "string", value: "type", choices: WEIGHT_TYPES, help: "Type of the linear weights, token_embd and output (norms stay f32). Defaults to q4_0." },
+  type: { long: "type", kind: "string", value: "type", choices: WEIGHT_TYPES, help: "Type of the linear weights, token_embd and output (norms and MoE routers stay f32). Defaults to q4_0." },
   mix: { long: "mix", kind: "string", value: "name", choices: ["q4_k_m"], help: "With --type q4_k: llama.cpp's Q4_K_M mix (output and some layers' attn_v / ffn_down in q6_k). Defaults to none." },
   steps: { long: "steps", kind: "int", value: "n", min: 0, max: 10_000_000, help: "Training steps (one window of 256 tokens each). Defaults to 200." },
   out: { long: "out", short: "o", kind: "string", value: "file", help: "Output file." },
@@ -296,8 +296,11 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
   },
   synth: {
     usage: "activeflow synth --shape <name> [--type q4_0] <out.gguf> [options]",
-    summary: "Write a random-weight llama GGUF of a real model's shape (for speed, I/O and memory tests only).",
-    details: ["The file appears only when complete. The last line of stdout is its path."],
+    summary: "Write a random-weight llama-family GGUF of a real model's shape (for speed, I/O and memory tests only).",
+    details: [
+      "tiny-moe, moe-2b, mixtral-8x7b and qwen3-30b-a3b are mixture-of-experts shapes (Mixtral's llama layout, or qwen3moe), which run dense only for now.",
+      "The file appears only when complete. The last line of stdout is its path.",
+    ],
     positionals: ["out.gguf"],
     options: ["shape", "type", "mix", "seed", "json", "verbose", "help"],
     optionHelp: {

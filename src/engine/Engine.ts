@@ -7,6 +7,7 @@ import { readGguf } from "../gguf/reader.js";
 import { readModelConfig, type ModelConfig } from "../model/config.js";
 import { splitFusedTensors } from "../model/fusedTensors.js";
 import { chooseRopeFactors } from "../model/longRope.js";
+import { refuseMoe } from "../model/moe.js";
 import { createTokenizer } from "../tokenizer/index.js";
 import type { ChatMessage, Tokenizer } from "../tokenizer/types.js";
 import { Sampler } from "./sampler.js";
@@ -162,6 +163,8 @@ export class Engine {
     let file = await readGguf(path);
     const source = path;
     const sourceBytes = (await stat(path)).size;
+    if (options.dram !== undefined) refuseMoe(file, "a DRAM budget (dram, --dram: the flash layout)");
+    if (sparsity > 0 || auto) refuseMoe(file, "contextual sparsity (sparsity, --sparsity)");
     if (options.dram !== undefined && !file.metadata.has(KEY.version)) {
       // The minimum follows from the shapes alone: an impossible budget fails here, in
       // milliseconds, not after a conversion that takes minutes and gigabytes on a 7B.

@@ -21,6 +21,7 @@ import {
 import { readTypedMetadata } from "./typedMetadata.js";
 import { splitFusedTensors } from "../model/fusedTensors.js";
 import { sweepTemps, trackTemp } from "../tempFiles.js";
+import { refuseMoe } from "../model/moe.js";
 
 export interface ConvertOptions {
   // Layers per group (read together). Defaults to DEFAULT_GROUP_SIZE (1).
@@ -322,6 +323,7 @@ export function planFlashLayout(source: GgufFile, options: ConvertOptions = {}):
   if ([...source.metadata.keys()].some((k) => k.startsWith("activeflow."))) {
     throw new ActiveflowError("BAD_ARGUMENT", `${source.path} is already in the flash layout (it has activeflow.* keys)`);
   }
+  refuseMoe(source, "the flash layout (convert, --dram)");
   // Fused tensors (phi3) become their parts, so every site has its usual tensors.
   const src = splitFusedTensors(source);
   const arch = getString(src, "general.architecture");

@@ -3,9 +3,10 @@ import { ActiveflowError } from "../errors.js";
 import type { GgufFile } from "../gguf/types.js";
 import { readGemmaConfig } from "./gemma.js";
 import { num, positive } from "./metadataNumbers.js";
+import { readMoeConfig, type MoeConfig } from "./moe.js";
 
-export type Architecture = "llama" | "mistral3" | "qwen2" | "qwen3" | "phi3" | "gemma2" | "gemma3";
-const ARCHITECTURES: readonly Architecture[] = ["llama", "mistral3", "qwen2", "qwen3", "phi3", "gemma2", "gemma3"];
+export type Architecture = "llama" | "mistral3" | "qwen2" | "qwen3" | "qwen2moe" | "qwen3moe" | "phi3" | "gemma2" | "gemma3";
+const ARCHITECTURES: readonly Architecture[] = ["llama", "mistral3", "qwen2", "qwen3", "qwen2moe", "qwen3moe", "phi3", "gemma2", "gemma3"];
 // Architectures llama.cpp rotates GPT-J style (LLAMA_ROPE_TYPE_NORM in llama_model_rope_type);
 // its other architectures here rotate NeoX style.
 const NORM_ROPE: ReadonlySet<Architecture> = new Set(["llama", "mistral3"]);
@@ -14,7 +15,7 @@ export interface ModelConfig {
   arch: Architecture;
   nLayer: number;
   nEmbd: number; // residual width
-  nFf: number; // FFN hidden width
+  nFf: number; // FFN hidden width (of one expert in an MoE model)
   nHead: number;
   nHeadKv: number;
   headDim: number; // per-head width of q, k and v
@@ -45,6 +46,8 @@ export interface ModelConfig {
   ropeThetaSwa: number; // rope base of the sliding-window layers
   ropeScale: number; // position multiplier of the other layers (1 / linear scaling factor)
   ropeScaleSwa: number;
+  // Mixture of experts (src/model/moe.ts); undefined for a dense FFN.
+  moe: MoeConfig | undefined;
 }
 
 export function readModelConfig(file: GgufFile): ModelConfig {
@@ -86,11 +89,13 @@ export function readModelConfig(file: GgufFile): ModelConfig {
   const nLayer = positive(file, k("block_count"), num(file, k("block_count")));
   const ropeTheta = num(file, k("rope.freq_base"), 10000);
   const trainedContext = num(file, k("context_length"), 2048);
+  const ffKey = file.metadata.get(k("feed_forward_length"));
+  const moe = readMoeConfig(file, arch, ffKey === undefined ? undefined : num(file, k("feed_forward_length")));
   const base = {
     arch,
     nLayer,
     nEmbd,
-    nFf: positive(file, k("feed_forward_length"), num(file, k("feed_forward_length"))),
+    nFf: moe ? positive(file, k("expert_feed_forward_length"), moe.nFfExp) : positive(file, k("feed_forward_length"), num(file, k("feed_forward_length"))),
     nHead,
     nHeadKv,
     headDim,
@@ -102,6 +107,7 @@ export function readModelConfig(file: GgufFile): ModelConfig {
     ropeAttnFactor: num(file, k("rope.scaling.attn_factor"), 1),
     ropeOriginalContext: num(file, k("rope.scaling.original_context_length"), trainedContext),
     trainedContext,
+    moe,
   };
   if (arch === "gemma2" || arch === "gemma3") return { ...base, ...readGemmaConfig(file, arch, { nLayer, nEmbd, nHead, headDim, nRot: base.nRot, ropeTheta }) };
   return {

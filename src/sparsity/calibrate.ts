@@ -7,6 +7,7 @@ import { allocateGreedy, probeSensitivity, PROBE_TOKENS, siteWeightBytes } from 
 import { CalibrationProgress, type OverallProgress, type StagePlan } from "./calibrationProgress.js";
 import { checkpointKey, histogramsFromJson, histogramsToJson, readCheckpoint, removeCheckpoint, writeCheckpoint, type CheckpointState } from "./checkpoint.js";
 import { SPARSITY_LEVELS, thresholdsAt, thresholdsFromHistograms, type ThresholdTable } from "./thresholds.js";
+import { moeUnsupported } from "../model/moe.js";
 
 // Diverse openings; the dense model continues each, and those continuations are the
 // default calibration text. Fixed, so calibration is reproducible.
@@ -168,6 +169,7 @@ export function calibrationPlan(engine: Engine, options: CalibrateOptions, level
 }
 
 export async function calibrate(engine: Engine, options: CalibrateOptions = {}): Promise<ThresholdTable> {
+  if (engine.config.moe) throw moeUnsupported(engine.path, engine.config.arch, engine.config.moe.nExpert, "calibration");
   const levels = options.levels ?? SPARSITY_LEVELS;
   const method = options.method ?? "uniform";
   const progress = new CalibrationProgress(calibrationPlan(engine, options, levels, method));

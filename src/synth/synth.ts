@@ -178,7 +178,7 @@ function moreBits(layer: number, layers: number): boolean {
 function mixedType(name: string, type: number, mix: SynthMix | undefined, layers: number): number {
   if (mix === undefined) return type;
   if (name === "output.weight") return GgmlType.Q6_K;
-  const m = /^blk\.(\d+)\.(attn_v|ffn_down)\.weight$/.exec(name);
+  const m = /^blk\.(\d+)\.(attn_v|ffn_down|ffn_down_exps)\.weight$/.exec(name);
   return m && moreBits(Number(m[1]), layers) ? GgmlType.Q6_K : type;
 }
 
@@ -186,8 +186,9 @@ function mixedType(name: string, type: number, mix: SynthMix | undefined, layers
 const SYNTH_MERGES = ["t o", "to k", "tok _"];
 const SYNTH_SPECIALS = ["<s>", "</s>"];
 
-// Writes a random-weight llama GGUF of `shape` with linear weights, token_embd and output
-// in `type` (or the types of options.mix) and F32 norms (all ones).
+// Writes a random-weight GGUF of `shape` (llama, Mixtral or Qwen3-MoE layout) with linear
+// weights, token_embd and output in `type` (or the types of options.mix), F32 norms (all
+// ones) and F32 MoE routers (random).
 export async function synthesizeModel(
   shape: LlamaShape | string,
   type: number,
@@ -201,7 +202,7 @@ export async function synthesizeModel(
   if (options.mix !== undefined && (type !== GgmlType.Q4_K || !SYNTH_MIXES.includes(options.mix))) {
     throw new ActiveflowError("BAD_ARGUMENT", `synth: mix "${options.mix}" needs type q4_k (expected one of ${SYNTH_MIXES.join(", ")} with --type q4_k)`);
   }
-  if (s.dim % s.heads !== 0 || s.heads % s.kvHeads !== 0) {
+  if ((s.headDim === undefined && s.dim % s.heads !== 0) || s.heads % s.kvHeads !== 0) {
     throw new ActiveflowError("BAD_ARGUMENT", `synth: shape ${s.name} has dim ${s.dim}, ${s.heads} heads, ${s.kvHeads} kv heads (heads must divide dim, kv heads must divide heads)`);
   }
   const vocab = buildVocab(SYNTH_MERGES, SYNTH_SPECIALS, s.vocab);
@@ -212,20 +213,27 @@ export async function synthesizeModel(
   if (options.onProgress) writerOptions.onProgress = options.onProgress;
   if (options.signal) writerOptions.signal = options.signal;
   const w = new GgufWriter(outPath, writerOptions);
-  w.set("general.architecture", str("llama"))
+  const arch = s.arch ?? "llama";
+  const headDim = s.headDim ?? s.dim / s.heads;
+  w.set("general.architecture", str(arch))
     .set("general.name", str(`activeflow-synth-${s.name}`))
     .set("general.file_type", u32(fileTypeOf(type)))
     .set("general.quantization_version", u32(2))
-    .set("llama.block_count", u32(s.layers))
-    .set("llama.context_length", u32(s.contextLength))
-    .set("llama.embedding_length", u32(s.dim))
-    .set("llama.feed_forward_length", u32(s.ffn))
-    .set("llama.attention.head_count", u32(s.heads))
-    .set("llama.attention.head_count_kv", u32(s.kvHeads))
-    .set("llama.rope.freq_base", f32(s.ropeTheta))
-    .set("llama.rope.dimension_count", u32(s.dim / s.heads))
-    .set("llama.attention.layer_norm_rms_epsilon", f32(s.normEps))
-    .set("llama.vocab_size", u32(s.vocab));
+    .set(`${arch}.block_count`, u32(s.layers))
+    .set(`${arch}.context_length`, u32(s.contextLength))
+    .set(`${arch}.embedding_length`, u32(s.dim))
+    .set(`${arch}.feed_forward_length`, u32(s.ffn))
+    .set(`${arch}.attention.head_count`, u32(s.heads))
+    .set(`${arch}.attention.head_count_kv`, u32(s.kvHeads))
+    .set(`${arch}.rope.freq_base`, f32(s.ropeTheta))
+    .set(`${arch}.rope.dimension_count`, u32(headDim))
+    .set(`${arch}.attention.layer_norm_rms_epsilon`, f32(s.normEps))
+    .set(`${arch}.vocab_size`, u32(s.vocab));
+  if (s.headDim !== undefined) w.set(`${arch}.attention.key_length`, u32(headDim)).set(`${arch}.attention.value_length`, u32(headDim));
+  if (s.experts) {
+    w.set(`${arch}.expert_count`, u32(s.experts.count)).set(`${arch}.expert_used_count`, u32(s.experts.used));
+    if (arch !== "llama") w.set(`${arch}.expert_feed_forward_length`, u32(s.experts.ffn));
+  }
   const meta = tokenizerMetadata(vocab, {
     pre: "default", bos: vocab.special.get("<s>")!, eos: vocab.special.get("</s>")!, addBos: true,
   });
@@ -235,7 +243,7 @@ export async function synthesizeModel(
   const infos: GgufWriterTensor[] = tensors.map((t) => ({
     name: t.name,
     dims: t.dims,
-    type: t.isNorm ? GgmlType.F32 : mixedType(t.name, type, options.mix, s.layers),
+    type: t.isNorm || t.isRouter ? GgmlType.F32 : mixedType(t.name, type, options.mix, s.layers),
   }));
   for (const t of infos) w.addTensor(t);
   const seed = options.seed ?? 1;

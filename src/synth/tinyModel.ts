@@ -2,7 +2,9 @@
 // its own name), qwen2 (q/k/v biases), qwen3 (per-head q/k norms) or phi3 (fused attn_qkv and
 // gate+up in ffn_up) layout, or a wider one in gemma2 / gemma3 layout (post-norms, GeGLU, a
 // sliding window of a few positions so short prompts cross it, soft-capping, gemma3's local
-// rope base and linear rope scaling), with a small byte-level BPE vocab and a ChatML template.
+// rope base and linear rope scaling), or a mixture of experts (llama with experts as Mixtral,
+// qwen3moe, qwen2moe with its shared expert), with a small byte-level BPE vocab and a ChatML
+// template.
 // Float weights are drawn from a seeded PRNG and quantised with the reference quantisers,
 // and returned so tests can compare a forward pass against them.
 import { ActiveflowError } from "../errors.js";
@@ -12,7 +14,7 @@ import { quantize } from "./quantize.js";
 import { fileTypeOf, Rng } from "./synth.js";
 import { buildVocab, tokenizerMetadata } from "./vocab.js";
 
-export type TinyArch = "llama" | "mistral3" | "qwen2" | "qwen3" | "phi3" | "gemma2" | "gemma3";
+export type TinyArch = "llama" | "mistral3" | "qwen2" | "qwen3" | "qwen2moe" | "qwen3moe" | "phi3" | "gemma2" | "gemma3";
 
 // Sizes that may differ from the tiny default (dims multiples of 32 for the block types).
 export interface TinyShape {
@@ -53,6 +55,16 @@ export interface TinyModelOptions {
   // phi3 only: LongRoPE factors (short in [1, 1.2), long in [1, 21), as Phi-3-mini-128k's run
   // from about 1 to 1.2 and 1 to 60) with these keys. Defaults to none.
   longRope?: { originalContext: number; attnFactor: number };
+  // Mixture of experts: `count` experts of width `ffn`, `used` per token (qwen2moe adds a
+  // shared expert of width 2 * ffn). Required for qwen2moe/qwen3moe; a llama with experts is
+  // Mixtral's layout. Defaults to none.
+  experts?: TinyExperts;
+}
+
+export interface TinyExperts {
+  count: number;
+  used: number;
+  ffn: number;
 }
 
 export interface TinyConfig {
@@ -72,6 +84,7 @@ export interface TinyConfig {
   eotId: number;
   // gemma2 / gemma3 only (undefined elsewhere).
   slidingWindow?: number;
+  experts: TinyExperts | undefined;
 }
 
 // Wider for Gemma: q_dim (heads x headDim) differs from dim as in the real models, and gemma3
@@ -123,6 +136,11 @@ export async function buildTinyModel(outPath: string, options: TinyModelOptions 
       throw new ActiveflowError("BAD_ARGUMENT", `tiny model: type ${typeName(t)} is not supported, expected one of ${TINY_TYPES.map(typeName).join(", ")}`);
     }
   }
+  const experts = options.experts;
+  const moeArch = arch === "qwen2moe" || arch === "qwen3moe";
+  if (moeArch !== (experts !== undefined) && arch !== "llama") {
+    throw new ActiveflowError("BAD_ARGUMENT", `tiny model: experts are ${moeArch ? "required" : "not supported"} for ${arch}`);
+  }
   const shape = { ...TINY_SHAPE, ...ARCH_SHAPES[arch], ...options.shape };
   const gemma = arch === "gemma2" || arch === "gemma3";
   // llama.cpp looks up Phi-3's <unk> and <|endoftext|> by text when a model's name says phi3.
@@ -133,7 +151,10 @@ export async function buildTinyModel(outPath: string, options: TinyModelOptions 
     contextLength: options.contextLength ?? 256, ropeTheta: shape.ropeTheta, normEps: 1e-5,
     bosId: vocab.special.get("<s>")!, eosId: vocab.special.get("</s>")!, eotId: vocab.special.get("<|im_end|>")!,
     ...(gemma ? { slidingWindow: options.slidingWindow ?? 8 } : {}),
+    experts,
   };
+  const qkNorm = arch === "qwen3" || arch === "qwen3moe" || arch === "gemma3";
+  const qkvBias = arch === "qwen2" || arch === "qwen2moe";
   const tied = arch === "gemma2" || (options.tied ?? false);
   const kvDim = cfg.kvHeads * cfg.headDim;
 
@@ -147,7 +168,7 @@ export async function buildTinyModel(outPath: string, options: TinyModelOptions 
     [a("block_count"), u32(cfg.layers)],
     [a("context_length"), u32(cfg.contextLength)],
     [a("embedding_length"), u32(cfg.dim)],
-    [a("feed_forward_length"), u32(cfg.ffn)],
+    [a("feed_forward_length"), u32(arch === "llama" && experts ? experts.ffn : cfg.ffn)],
     [a("attention.head_count"), u32(cfg.heads)],
     [a("attention.head_count_kv"), u32(cfg.kvHeads)],
     [a("rope.freq_base"), f32(cfg.ropeTheta)],
@@ -160,7 +181,10 @@ export async function buildTinyModel(outPath: string, options: TinyModelOptions 
   if (options.longRope) {
     meta.push([a("rope.scaling.original_context_length"), u32(options.longRope.originalContext)], [a("rope.scaling.attn_factor"), f32(options.longRope.attnFactor)]);
   }
-  if (arch === "qwen3" || gemma) meta.push([a("attention.key_length"), u32(cfg.headDim)], [a("attention.value_length"), u32(cfg.headDim)]);
+  if (arch === "qwen3" || arch === "qwen3moe" || gemma) meta.push([a("attention.key_length"), u32(cfg.headDim)], [a("attention.value_length"), u32(cfg.headDim)]);
+  if (experts) meta.push([a("expert_count"), u32(experts.count)], [a("expert_used_count"), u32(experts.used)]);
+  if (experts && moeArch) meta.push([a("expert_feed_forward_length"), u32(experts.ffn)]);
+  if (experts && arch === "qwen2moe") meta.push([a("expert_shared_feed_forward_length"), u32(2 * experts.ffn)]);
   if (gemma) meta.push([a("attention.sliding_window"), u32(cfg.slidingWindow!)]);
   if (arch === "gemma2") meta.push([a("attn_logit_softcapping"), f32(TINY_GEMMA2_ATTN_SOFTCAP)], [a("final_logit_softcapping"), f32(TINY_GEMMA2_FINAL_SOFTCAP)]);
   if (arch === "gemma3") meta.push([a("rope.scaling.type"), str("linear")], [a("rope.scaling.factor"), f32(TINY_GEMMA3_ROPE_FACTOR)]);
@@ -171,7 +195,7 @@ export async function buildTinyModel(outPath: string, options: TinyModelOptions 
   for (const [k, v] of meta) w.set(k, v);
 
   // [name, dims, type, kind]: kind picks how the floats are drawn.
-  type Kind = "linear" | "norm" | "bias" | "ropeShort" | "ropeLong";
+  type Kind = "linear" | "norm" | "bias" | "router" | "ropeShort" | "ropeLong";
   const specs: [string, number[], number, Kind][] = [["token_embd.weight", [cfg.dim, cfg.vocab], embdType, "linear"]];
   for (let l = 0; l < cfg.layers; l++) {
     const p = `blk.${l}.`;
@@ -185,14 +209,14 @@ export async function buildTinyModel(outPath: string, options: TinyModelOptions 
         [`${p}attn_v.weight`, [cfg.dim, kvDim], type, "linear"],
       );
     }
-    if (arch === "qwen2") {
+    if (qkvBias) {
       specs.push(
         [`${p}attn_q.bias`, [cfg.heads * cfg.headDim], GgmlType.F32, "bias"],
         [`${p}attn_k.bias`, [kvDim], GgmlType.F32, "bias"],
         [`${p}attn_v.bias`, [kvDim], GgmlType.F32, "bias"],
       );
     }
-    if (arch === "qwen3" || arch === "gemma3") {
+    if (qkNorm) {
       specs.push(
         [`${p}attn_q_norm.weight`, [cfg.headDim], GgmlType.F32, "norm"],
         [`${p}attn_k_norm.weight`, [cfg.headDim], GgmlType.F32, "norm"],
@@ -203,10 +227,29 @@ export async function buildTinyModel(outPath: string, options: TinyModelOptions 
     );
     if (gemma) specs.push([`${p}post_attention_norm.weight`, [cfg.dim], GgmlType.F32, "norm"]);
     specs.push([`${p}ffn_norm.weight`, [cfg.dim], GgmlType.F32, "norm"]);
-    // phi3: one ffn_up of 2 ffn rows, the gate's first.
-    if (arch === "phi3") specs.push([`${p}ffn_up.weight`, [cfg.dim, 2 * cfg.ffn], type, "linear"]);
-    else specs.push([`${p}ffn_gate.weight`, [cfg.dim, cfg.ffn], type, "linear"], [`${p}ffn_up.weight`, [cfg.dim, cfg.ffn], type, "linear"]);
-    specs.push([`${p}ffn_down.weight`, [cfg.ffn, cfg.dim], type, "linear"]);
+    if (experts) {
+      // Routers stay F32, as llama.cpp's quantizer keeps them.
+      const x = experts;
+      specs.push(
+        [`${p}ffn_gate_inp.weight`, [cfg.dim, x.count], GgmlType.F32, "router"],
+        [`${p}ffn_gate_exps.weight`, [cfg.dim, x.ffn, x.count], type, "linear"],
+        [`${p}ffn_up_exps.weight`, [cfg.dim, x.ffn, x.count], type, "linear"],
+        [`${p}ffn_down_exps.weight`, [x.ffn, cfg.dim, x.count], type, "linear"],
+      );
+      if (arch === "qwen2moe") {
+        specs.push(
+          [`${p}ffn_gate_inp_shexp.weight`, [cfg.dim], GgmlType.F32, "router"],
+          [`${p}ffn_gate_shexp.weight`, [cfg.dim, 2 * x.ffn], type, "linear"],
+          [`${p}ffn_up_shexp.weight`, [cfg.dim, 2 * x.ffn], type, "linear"],
+          [`${p}ffn_down_shexp.weight`, [2 * x.ffn, cfg.dim], type, "linear"],
+        );
+      }
+    } else {
+      // phi3: one ffn_up of 2 ffn rows, the gate's first.
+      if (arch === "phi3") specs.push([`${p}ffn_up.weight`, [cfg.dim, 2 * cfg.ffn], type, "linear"]);
+      else specs.push([`${p}ffn_gate.weight`, [cfg.dim, cfg.ffn], type, "linear"], [`${p}ffn_up.weight`, [cfg.dim, cfg.ffn], type, "linear"]);
+      specs.push([`${p}ffn_down.weight`, [cfg.ffn, cfg.dim], type, "linear"]);
+    }
     if (gemma) specs.push([`${p}post_ffw_norm.weight`, [cfg.dim], GgmlType.F32, "norm"]);
   }
   specs.push(["output_norm.weight", [cfg.dim], GgmlType.F32, "norm"]);
@@ -222,7 +265,7 @@ export async function buildTinyModel(outPath: string, options: TinyModelOptions 
     const values = uniform(new Rng(seed, i), n);
     // Linear: std 1/sqrt(n_in); norms: 1 +- 0.25 so the scale is exercised; biases: +-0.1;
     // rope factors (frequency divisors): short 1.1 +- 0.1, long 11 +- 10.
-    const [base, s] = kind === "linear" ? [0, Math.sqrt(3 / dims[0]!)] : kind === "norm" ? [1, 0.25]
+    const [base, s] = kind === "linear" || kind === "router" ? [0, Math.sqrt(3 / dims[0]!)] : kind === "norm" ? [1, 0.25]
       : kind === "ropeShort" ? [1.1, 0.1] : kind === "ropeLong" ? [11, 10] : [0, 0.1];
     for (let j = 0; j < n; j++) values[j] = base + values[j]! * s;
     weights.set(name, { dims, type: t, values });

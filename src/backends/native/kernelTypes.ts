@@ -57,6 +57,10 @@ export interface KernelBindings {
   geluMul(gate: Float32Array, up: Float32Array): Float32Array;
   // Softmax of a copy of x.
   softmax(x: Float32Array): Float32Array;
+  // The MoE router for one token (native/model/moe_ffn.h RouteTopK): softmax over all
+  // logits (probs), the k most probable experts in descending order, their probabilities
+  // divided by their sum when norm.
+  moeRoute(logits: Float32Array, k: number, norm: boolean): { experts: Int32Array; weights: Float32Array; probs: Float32Array };
 }
 
 export interface ThreadScaling {

@@ -14,6 +14,8 @@ import { resolveModelPath } from "./model.js";
 import { formatTable } from "./table.js";
 import { formatEta } from "../../sparsity/calibrationProgress.js";
 import { MIN_CALIBRATION_TOKENS } from "../../sparsity/thresholds.js";
+import { readGguf } from "../../gguf/reader.js";
+import { refuseMoe } from "../../model/moe.js";
 
 // The evaluation text (DESIGN.md, "Measuring"): calibrating on it would make eval meaningless.
 export const EVALUATION_TEXT_NAME = "wiki.test.raw";
@@ -32,6 +34,8 @@ const BUILTIN_PROMPTS = 16;
 export async function calibrateCommand(ctx: CliContext, model: string, values: OptionValues): Promise<number> {
   if (values.text !== undefined) refuseEvaluationText(values.text);
   const path = await resolveModelPath(model, ctx);
+  // An MoE model fails here, before loading it (src/model/moe.ts).
+  refuseMoe(await readGguf(path), "calibration");
   const text = values.text !== undefined ? await readTextFile(values.text) : undefined;
   const { Engine } = await import("../../engine/Engine.js");
   const { calibrate, CALIBRATION_PROMPTS, DEFAULT_METHOD } = await import("../../sparsity/calibrate.js");

@@ -12,6 +12,8 @@ import { ProgressLine } from "../progress.js";
 import { EVALUATION_TEXT_NAME } from "./calibrate.js";
 import type { CliContext } from "./context.js";
 import { resolveModelPath } from "./model.js";
+import { readGguf } from "../../gguf/reader.js";
+import { refuseMoe } from "../../model/moe.js";
 
 const SEQ_LEN = 256;
 const DEFAULT_TOKENS = 144 * SEQ_LEN; // 9 continuations of each of the 16 calibration prompts
@@ -30,6 +32,7 @@ export async function distillCommand(ctx: CliContext, model: string, values: Opt
     throw new ActiveflowError("BAD_ARGUMENT", `distill: ${values.text} is the evaluation text; training text must be disjoint from it`);
   }
   const path = await resolveModelPath(model, ctx);
+  refuseMoe(await readGguf(path), "distillation");
   const { loadCalibration } = await import("../../sparsity/store.js");
   if ((await loadCalibration(path)) === undefined) {
     throw new ActiveflowError("BAD_ARGUMENT", `${path}: distillation uses the model's thresholds and it has none; run \`activeflow calibrate ${model}\` first`);
