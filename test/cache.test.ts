@@ -103,6 +103,12 @@ function startChild(args: string[], watchDir: string, env: NodeJS.ProcessEnv): T
   return { child, exited, started, stderr: () => err };
 }
 
+// `activeflow verify` (every page against its checksum) passes on `path`.
+function assertVerifies(path: string, env: NodeJS.ProcessEnv, what: string): void {
+  const r = spawnSync(process.execPath, [BIN, "verify", path], { env, encoding: "utf8", timeout: 120_000 });
+  assert.equal(r.status, 0, `${what}: ${path} does not verify: ${r.stderr}`);
+}
+
 let killModel: Promise<string> | undefined;
 function killTestModel(): Promise<string> {
   killModel ??= (async () => {
@@ -168,7 +174,10 @@ test("kill -9 at 20 random points of a first conversion (run --dram and convert)
     trial.child.kill("SIGKILL");
     await trial.exited;
     if (temps(watch).length > 0) killedMidway++;
-    // A kill that came after the rename leaves a complete file: start the next trial from none.
+    // The target is absent or whole (issue 14): a kill after the rename leaves a file that
+    // verifies. Then the next trial starts from none.
+    const targets = isRun ? (existsSync(flashDir) ? readdirSync(flashDir).filter((n) => n.endsWith(".af.gguf")).map((n) => join(flashDir, n)) : []) : existsSync(out) ? [out] : [];
+    for (const target of targets) assertVerifies(target, env, `trial ${i}`);
     await rm(out, { force: true });
     if (existsSync(flashDir)) {
       for (const n of readdirSync(flashDir)) if (n.endsWith(".af.gguf") || n.endsWith(".af.gguf.json")) await rm(join(flashDir, n));
@@ -185,6 +194,25 @@ test("kill -9 at 20 random points of a first conversion (run --dram and convert)
     assert.deepEqual(temps(watch), [], `no temporary files in ${watch}: ${names.join(", ")}`);
     assert.ok(names.length > 0 && names.every((n) => want.test(n)), names.join(", "));
   }
+});
+
+test("two processes converting the same model at once (convert to one target, run --dram into the cache): both succeed, the file verifies", async () => {
+  const model = await killTestModel();
+  const env = { ...process.env, ACTIVEFLOW_CACHE: join(dir, "twin-cache") };
+  const outDir = join(dir, "twin-out");
+  await mkdir(outDir, { recursive: true });
+  const out = join(outDir, "twin.af.gguf");
+  for (const args of [["convert", model, out], ["run", model, "--dram", "64MB", "-p", "hello", "-n", "1", "--greedy"]]) {
+    const a = startChild(args, outDir, env), b = startChild(args, outDir, env);
+    const [ca, cb] = await Promise.all([a.exited, b.exited]);
+    assert.deepEqual([ca, cb], [0, 0], `${args[0]}: ${a.stderr()} ${b.stderr()}`);
+  }
+  assertVerifies(out, env, "convert twice at once");
+  const flashDir = join(dir, "twin-cache", "flash");
+  const entries = readdirSync(flashDir).filter((n) => n.endsWith(".af.gguf"));
+  assert.equal(entries.length, 1, entries.join(", "));
+  assertVerifies(join(flashDir, entries[0]!), env, "run --dram twice at once");
+  assert.deepEqual([...temps(outDir), ...temps(flashDir)], [], "no temporary files left");
 });
 
 test("cache ls, prune and rm: stale conversions (source gone, changed, older copy) go, current ones stay", async () => {
