@@ -77,11 +77,26 @@ async function pool(jobs, width) {
   await Promise.all(Array.from({ length: width }, worker));
 }
 
+// Run at `npm install` of the package too, so a missing compiler must read as one plain line.
+async function checkCompiler() {
+  try {
+    await run(cxx, ["--version"]);
+  } catch (e) {
+    if (e.code !== "ENOENT") return; // it exists; a real failure shows when compiling
+    const which = process.env.CXX === undefined ? "g++" : `$CXX (${cxx})`;
+    throw new Error(
+      `activeflow needs a C++17 compiler to build its native addon, and ${which} was not found: ` +
+        "install g++ (Debian/Ubuntu: apt install g++; Fedora: dnf install gcc-c++) or set $CXX to one, then reinstall",
+    );
+  }
+}
+
 async function main() {
   if (existsSync(out) && statSync(out).mtimeMs > newestInput() && !force) {
     console.log(`native: up to date (${relative(root, out)})`);
     return;
   }
+  await checkCompiler();
   mkdirSync(objDir, { recursive: true });
   mkdirSync(dirname(out), { recursive: true });
   const objects = [];

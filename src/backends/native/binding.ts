@@ -31,7 +31,7 @@ function findAddon(): string {
   }
   throw new ActiveflowError(
     "NATIVE_NOT_BUILT",
-    "native addon build/Release/activeflow.node not found; run `npm run build:native`",
+    "native addon build/Release/activeflow.node not found; run `npm run build:native` in a checkout, or `npm rebuild activeflow` where it is installed",
   );
 }
 
