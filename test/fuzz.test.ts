@@ -69,3 +69,11 @@ test("regression: a GGUF key with control characters and no end gives a one-line
   const input = apply(corpus.gguf[0]!.bytes, [{ k: "insert", at: 3697, bytes: Uint8Array.from([0]) }, { k: "flip", at: 3459, bit: 0 }]);
   assert.equal(await ggufTarget(corpus, input), "rejected");
 });
+
+test("regression: the default pre-tokenizer's decode cleans the space before punctuation, as llama.cpp's does", async () => {
+  // Found by the long run (seed 20261340): " !" decodes to "!" with tokenizer.ggml.pre
+  // "default" (llama.cpp's clean_spaces); the qwen2 pre-tokenizer keeps it.
+  assert.equal(corpus.tokenizers[0]!.decode(corpus.tokenizers[0]!.encode(" !")), "!");
+  assert.equal(corpus.tokenizers[1]!.decode(corpus.tokenizers[1]!.encode(" !")), " !");
+  assert.equal(await tokenizerTarget(corpus, " !"), "ok");
+});

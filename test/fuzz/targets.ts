@@ -61,6 +61,9 @@ export interface Corpus {
   gguf: { name: string; bytes: Uint8Array }[];
   flash: Uint8Array;
   tokenizers: Tokenizer[];
+  // Whether tokenizers[i]'s decode gives back any well-formed text it encoded: not with the
+  // "default" pre-tokenizer, whose decode cleans spaces before punctuation as llama.cpp's does.
+  roundTrips: boolean[];
   dispose(): Promise<void>;
 }
 
@@ -68,7 +71,9 @@ export async function makeCorpus(): Promise<Corpus> {
   const dir = await mkdtemp(join(tmpdir(), "af-fuzz-"));
   const gguf: Corpus["gguf"] = [];
   const tokenizers: Tokenizer[] = [];
+  const roundTrips: boolean[] = [];
   for (const arch of ["llama", "qwen2", "phi3"] as const) {
+    roundTrips.push(arch === "qwen2");
     const path = join(dir, `${arch}.gguf`);
     await buildTinyModel(path, { arch, type: GgmlType.Q8_0, seed: 7 });
     gguf.push({ name: arch, bytes: new Uint8Array(await readFile(path)) });
@@ -77,7 +82,7 @@ export async function makeCorpus(): Promise<Corpus> {
   const flashPath = join(dir, "llama.af.gguf");
   await convertToFlash(join(dir, "llama.gguf"), flashPath, { groupSize: 1 });
   const flash = new Uint8Array(await readFile(flashPath));
-  return { dir, gguf, flash, tokenizers, dispose: () => rm(dir, { recursive: true, force: true }) };
+  return { dir, gguf, flash, tokenizers, roundTrips, dispose: () => rm(dir, { recursive: true, force: true }) };
 }
 
 // Writes a mutated file and parses it as GGUF, then as a model config and a tokenizer (encode,
@@ -101,14 +106,15 @@ export async function flashTarget(corpus: Corpus, bytes: Uint8Array): Promise<Ou
   return check("flash", bytes, () => openFlashModel(path));
 }
 
-// Any text through every tokenizer: encoding never throws, and well-formed text round-trips
-// (a lone surrogate has no UTF-8 form: it becomes U+FFFD, as TextEncoder makes it).
+// Any text through every tokenizer: encoding and decoding never throw, and well-formed text
+// round-trips where the decoder keeps spaces (a lone surrogate has no UTF-8 form: it becomes
+// U+FFFD, as TextEncoder makes it).
 export function tokenizerTarget(corpus: Corpus, text: string): Promise<Outcome> {
   return check("tokenizer", text, () => {
-    for (const t of corpus.tokenizers) {
+    for (const [i, t] of corpus.tokenizers.entries()) {
       const ids = t.encode(text, { addSpecial: false });
       const back = t.decode(ids);
-      if (!/\p{Surrogate}/u.test(text) && back !== text) throw new Error(`decode(encode(s)) != s: ${JSON.stringify(text.slice(0, 80))} -> ${JSON.stringify(back.slice(0, 80))}`);
+      if (corpus.roundTrips[i] && !/\p{Surrogate}/u.test(text) && back !== text) throw new Error(`decode(encode(s)) != s: ${JSON.stringify(text.slice(0, 80))} -> ${JSON.stringify(back.slice(0, 80))}`);
       t.encode(text, { addSpecial: true, parseSpecial: true });
     }
   });
