@@ -186,7 +186,7 @@ export class Engine {
     }
     let table: ThresholdTable | undefined;
     if (sparsity > 0 || auto) {
-      table = (await loadCalibration(path)) ?? (source !== path ? await loadCalibration(source) : undefined);
+      table = (await loadCalibration(path, file)) ?? (source !== path ? await loadCalibration(source) : undefined);
       if (!table) {
         throw new ActiveflowError(
           "BAD_ARGUMENT",
@@ -208,7 +208,7 @@ export class Engine {
       throw new ActiveflowError("BAD_ARGUMENT", `cache policy must be one of ${CACHE_POLICIES.join(", ")}, got ${String(cachePolicy)}`);
     }
     if (file.metadata.has(KEY.version)) {
-      flash = await openFlashModel(path);
+      flash = await openFlashModel(path, file);
       if (cachePolicy === "static" && flash.extents.some((e) => !e.recordFreq)) {
         throw new ActiveflowError("BAD_ARGUMENT", `${path}: cache policy static needs the records' calibrated frequencies (${KEY.recordFreq("attn_in")} ...); run \`activeflow reorder ${path}\` first`);
       }

@@ -87,9 +87,10 @@ function readSites(f: GgufFile, version: number, nLayer: number): SiteShape[] {
   });
 }
 
-// Opens and validates a converted model; reads the header and the checksum table only.
-export async function openFlashModel(path: string): Promise<FlashModel> {
-  const f = await readGguf(path);
+// Opens and validates a converted model; reads the header (unless the caller has it parsed
+// already: a large vocabulary's header costs megabytes each time) and the checksum table only.
+export async function openFlashModel(path: string, header?: GgufFile): Promise<FlashModel> {
+  const f = header ?? (await readGguf(path));
   const version = getOptionalNumber(f, KEY.version);
   if (version === undefined) bad(path, `not a flash-layout model (no ${KEY.version}); convert it with \`activeflow convert\``);
   if (!FLASH_VERSIONS.includes(version)) bad(path, `${KEY.version} is ${version}, this build reads versions ${FLASH_VERSIONS.slice(0, -1).join(", ")} and ${FLASH_VERSIONS[FLASH_VERSIONS.length - 1]}`);

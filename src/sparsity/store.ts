@@ -24,8 +24,9 @@ async function header(model: string): Promise<GgufFile | undefined> {
 }
 
 // The table in the file's activeflow.thresholds.* keys, else the sidecar JSON, else undefined.
-export async function loadCalibration(model: string): Promise<ThresholdTable | undefined> {
-  const file = await header(model);
+// `parsed`: the model's header when the caller has read it already.
+export async function loadCalibration(model: string, parsed?: GgufFile): Promise<ThresholdTable | undefined> {
+  const file = parsed ?? (await header(model));
   const inFile = file ? tableFromKeys(file) : undefined;
   if (inFile) return inFile;
   const path = calibrationPath(model);
