@@ -7,7 +7,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { closeSync, openSync, readSync } from "node:fs";
-import { copyFile, mkdtemp, rm, unlink } from "node:fs/promises";
+import { copyFile, mkdtemp, rm, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SITES } from "../src/backend/Backend.js";
@@ -237,6 +237,32 @@ test("tables carry their rule: without one they are magnitude; weight tables kee
   // Recalibrated to magnitude: the header says so, and no sidecar is needed.
   await storeCalibration(f, magnitude);
   assert.equal((await loadCalibration(f))!.selection, "magnitude");
+});
+
+test("activeflow eval applies a weight-aware table's rule: its kept fractions are the engine's with the norms", async () => {
+  const file = join(dir, "eval.txt");
+  await writeFile(file, TEXT);
+  const h = captureContext();
+  assert.equal(await main(["eval", gguf, "--text", file, "--sparsity", "0.5", "--window", String(CTX), "--max-tokens", String(CTX), "--json"], h.ctx), 0, h.err());
+  const j = JSON.parse(h.out().trim()) as { active_fraction: Record<string, number> };
+  const e = await Engine.load(gguf, { contextLength: CTX });
+  try {
+    const ids = e.tokenizer.encode(TEXT).slice(0, CTX);
+    const fractions = async (norms: Float32Array | null) => {
+      e.setColumnNorms(norms);
+      e.setThresholds(thresholdsFor(weight, 0.5));
+      e.siteCounts(true);
+      await e.evaluateLogits(ids);
+      const c = e.siteCounts(true);
+      return c.kept.map((k, s) => k / c.seen[s]!);
+    };
+    const withNorms = await fractions(weight.columnNorms!);
+    assert.equal(j.active_fraction.q, withNorms[0]);
+    assert.equal(j.active_fraction.down, withNorms[3]);
+    assert.notEqual(j.active_fraction.q, (await fractions(null))[0], "the magnitude rule would keep another set");
+  } finally {
+    await e.dispose();
+  }
 });
 
 test("calibrate --selection: a bad value is one line; weight on a converted file points at its source", async () => {
