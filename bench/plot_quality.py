@@ -17,13 +17,20 @@ def main() -> None:
         data = json.load(f)
     rows = [r for r in data["results"] if r["engine"] == "gguf"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), dpi=120)
+    # Undistilled rows by selection rule (rows before weight-aware selection are magnitude);
+    # the dense row (sparsity 0) starts both curves.
+    sel = lambda r: r.get("selection", "magnitude")  # noqa: E731
+    und = lambda r, rule: r["model"] == "undistilled" and (r["sparsity"] == 0 or sel(r) == rule)  # noqa: E731
     series = [
-        ("undistilled", lambda r: r["model"] == "undistilled", "tab:blue", "o", "-"),
+        ("undistilled, magnitude |x|", lambda r: und(r, "magnitude"), "tab:blue", "o", "-"),
+        ("undistilled, weight-aware |x| x ||W col||", lambda r: und(r, "weight"), "tab:red", "D", "-"),
         ("distilled, own thresholds", lambda r: r["model"] == "distilled" and r["thresholds"] == "own", "tab:green", "s", "none"),
         ("distilled, source thresholds", lambda r: r["model"] == "distilled" and r["thresholds"] == "source", "tab:orange", "^", "none"),
     ]
     for ax, key, label, log in [(axes[0], "ppl", "perplexity (wiki.test.raw)", True), (axes[1], "top1_agreement", "top-1 agreement with dense", False)]:
         for name, pick, color, marker, ls in series:
+            if name.endswith("||") and not any(sel(r) == "weight" for r in rows):
+                continue
             pts = sorted((r["weight_bytes_per_token"] / 1e6, r[key], r["sparsity"], r.get("distilled_for")) for r in rows if pick(r))
             if not pts:
                 continue

@@ -12,8 +12,12 @@
 // fraction of each site's inputs times the GGUF bytes of the matrices reading that site
 // (q, k, v | o | gate, up | down), plus the output head, read in full for every token.
 //
+// --tables a.json,b.json scores the model under each of these calibration tables (e.g. a
+// weight-aware and a magnitude table, `activeflow calibrate --selection`) in the same run,
+// against one dense pass, instead of the model's own table.
+//
 // Usage: node dist/bench/quality.js [--model path] [--tokens 8192] [--levels 0,0.3,0.5,0.6,0.7,0.8]
-//        [--flash-levels 0,0.5] [--threads 2] [--no-flash] [--no-distilled] [--no-plot]
+//        [--flash-levels 0,0.5] [--threads 2] [--no-flash] [--no-distilled] [--no-plot] [--tables a.json,b.json]
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
@@ -26,7 +30,7 @@ import { cacheRoot, modelsDir } from "../src/fetch/cache.js";
 import { readGguf } from "../src/gguf/reader.js";
 import { calibrate } from "../src/sparsity/calibrate.js";
 import { loadCalibration, saveCalibration } from "../src/sparsity/store.js";
-import { thresholdsFor, type ThresholdTable } from "../src/sparsity/thresholds.js";
+import { selectionOf, tableFromJson, thresholdsFor, type ThresholdTable } from "../src/sparsity/thresholds.js";
 import { argmax, logSoftmax } from "../src/eval/quality.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -43,6 +47,7 @@ const { values } = parseArgs({
     "no-flash": { type: "boolean", default: false },
     "no-distilled": { type: "boolean", default: false },
     "no-plot": { type: "boolean", default: false },
+    tables: { type: "string" },
   },
 });
 const model = values.model ?? join(modelsDir(), "SmolLM2-135M-Instruct.Q4_1.gguf");
@@ -58,6 +63,9 @@ interface Row {
   distilled_for?: number; // the sparsity a distilled model was trained at
   thresholds: "source" | "own"; // the source model's calibration table, or the distilled model's own
   file: string;
+  table?: string; // --tables: the table file scored
+  selection: string; // the table's rule: magnitude |x| or weight |x| x column norm
+  method?: string; // the table's allocation method
   sparsity: number;
   ppl: number;
   kl_to_dense: number;
@@ -171,13 +179,16 @@ async function main() {
   let t0 = performance.now();
   const ref = await score(dense, ids, null);
   console.error(`dense: ${((performance.now() - t0) / 1000).toFixed(0)} s`);
-  const run = async (engine: Engine, kind: "gguf" | "flash", s: number, tab: ThresholdTable, extra: Pick<Row, "model" | "thresholds" | "file"> & { distilled_for?: number }) => {
+  const run = async (engine: Engine, kind: "gguf" | "flash", s: number, tab: ThresholdTable, extra: Pick<Row, "model" | "thresholds" | "file"> & { table?: string } & { distilled_for?: number }) => {
     t0 = performance.now();
+    engine.setColumnNorms(s > 0 && tab.selection === "weight" ? tab.columnNorms! : null);
     const r = await score(engine, ids, s > 0 ? thresholdsFor(tab, s) : null);
     const active = r.kept.map((k, i) => (r.seen[i]! > 0 ? k / r.seen[i]! : 1));
     const row: Row = {
       engine: kind,
       ...extra,
+      selection: selectionOf(tab),
+      ...(tab.method !== undefined ? { method: tab.method } : {}),
       sparsity: s,
       ...compare(ref.rows, r.rows, next),
       active_fraction: active,
@@ -190,10 +201,12 @@ async function main() {
   const base = { model: "undistilled" as const, thresholds: "source" as const, file: model };
   // The dense row itself: its ppl is the reference the others are read against.
   results.push({
-    engine: "gguf", ...base, sparsity: 0, ...compare(ref.rows, ref.rows, next), active_fraction: [1, 1, 1, 1],
+    engine: "gguf", ...base, selection: "dense", sparsity: 0, ...compare(ref.rows, ref.rows, next), active_fraction: [1, 1, 1, 1],
     weight_bytes_per_token: perToken([1, 1, 1, 1]), seconds: 0,
   });
-  for (const s of levels.filter((l) => l > 0)) await run(dense, "gguf", s, table, base);
+  const extraTables = values.tables ? values.tables.split(",").map((f) => ({ file: f, table: tableFromJson(JSON.parse(readFileSync(f, "utf8")), f) })) : [];
+  if (extraTables.length === 0) for (const s of levels.filter((l) => l > 0)) await run(dense, "gguf", s, table, base);
+  for (const s of levels.filter((l) => l > 0)) for (const t of extraTables) await run(dense, "gguf", s, t.table, { ...base, table: t.file });
   await dense.dispose();
 
   const missing: number[] = [];
@@ -221,14 +234,15 @@ async function main() {
     if (!(await loadCalibration(flashPath))) await saveCalibration(flashPath, table);
     // No budget: every column cached, so this measures the layout's arithmetic, not I/O.
     const flash = await Engine.load(flashPath, { threads, contextLength: window });
-    for (const s of flashLevels) await run(flash, "flash", s, table, { ...base, file: flashPath });
+    if (extraTables.length === 0) for (const s of flashLevels) await run(flash, "flash", s, table, { ...base, file: flashPath });
+    for (const s of flashLevels) for (const t of extraTables) await run(flash, "flash", s, t.table, { ...base, file: flashPath, table: t.file });
     await flash.dispose();
   }
-  console.log("engine model        thresholds sparsity      ppl  KL(dense||x)  top-1   MB/token  active(attn_in, attn_out, ffn_in, ffn_out)");
+  console.log("engine model        thresholds selection sparsity      ppl  KL(dense||x)  top-1   MB/token  active(attn_in, attn_out, ffn_in, ffn_out)");
   for (const r of results) {
     const who = r.model === "distilled" ? `dist@${r.distilled_for}` : "undistilled";
     console.log(
-      `${r.engine.padEnd(6)} ${who.padEnd(12)} ${r.thresholds.padEnd(10)} ${r.sparsity.toFixed(2).padStart(8)} ${r.ppl.toFixed(3).padStart(8)} ` +
+      `${r.engine.padEnd(6)} ${who.padEnd(12)} ${r.thresholds.padEnd(10)} ${r.selection.padEnd(9)} ${r.sparsity.toFixed(2).padStart(8)} ${r.ppl.toFixed(3).padStart(8)} ` +
         `${r.kl_to_dense.toFixed(4).padStart(12)} ${(r.top1_agreement * 100).toFixed(1).padStart(6)}% ${(r.weight_bytes_per_token / 1e6).toFixed(2).padStart(9)}   ` +
         `${r.active_fraction.map((a) => a.toFixed(3)).join(", ")}`,
     );
@@ -241,6 +255,7 @@ async function main() {
     tokens_scored: next.length,
     window,
     calibration: { source: table.source, tokens: table.calibrationTokens },
+    tables: extraTables.map((t) => ({ file: t.file, selection: selectionOf(t.table), method: t.table.method, source: t.table.source, tokens: t.table.calibrationTokens })),
     weight_bytes: { per_site: bytes.site, head: bytes.head, note: "per token = head + sum(active fraction x site bytes)" },
     machine: { cpu: cpus()[0]?.model, nproc: cpus().length, loadavg: loadavg() },
     results,

@@ -10,7 +10,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 // The tests that reach the addon's kernels, I/O, forward pass, column store and preloading.
 const TESTS = [
   "kernels", "col-kernels", "colx-kernels", "threads", "flash-io", "counters", "activation-stats", "convert",
-  "swap", "split-columns", "preload", "cache-policies", "record-order", "adaptive-budget", "gemma-modes",
+  "swap", "split-columns", "preload", "cache-policies", "record-order", "adaptive-budget", "gemma-modes", "weight-aware",
 ];
 
 const cxx = process.env.CXX ?? "g++";

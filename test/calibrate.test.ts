@@ -22,6 +22,7 @@ import { readGguf } from "../src/gguf/reader.js";
 import { f32Arr, str, u32 } from "../src/gguf/writer.js";
 import { allocateGreedy, meanSparsity } from "../src/sparsity/allocate.js";
 import { calibrate } from "../src/sparsity/calibrate.js";
+import { DEFAULT_SELECTION } from "../src/sparsity/selection.js";
 import { THRESHOLD_KEY } from "../src/sparsity/flashKeys.js";
 import { calibrationPath, loadCalibration, saveCalibration, storeCalibration } from "../src/sparsity/store.js";
 import { MIN_CALIBRATION_TOKENS, SPARSITY_LEVELS, tableFromJson, tableToJson, thresholdsFor, thresholdsFromHistograms, type ThresholdTable } from "../src/sparsity/thresholds.js";
@@ -194,9 +195,10 @@ test("activeflow calibrate --text saves the table beside the model and --json su
   await writeFile(text, TEXT);
   const h = cli();
   assert.equal(await main(["calibrate", model, "--text", text, "--tokens", "200", "--json"], h.ctx), 0, h.err());
-  const j = JSON.parse(h.out().trim()) as { paths: string[]; tokens: number; method: string; levels: number[]; mean_thresholds: number[][] };
+  const j = JSON.parse(h.out().trim()) as { paths: string[]; tokens: number; method: string; selection: string; levels: number[]; mean_thresholds: number[][] };
   assert.equal(j.paths[0], calibrationPath(model));
   assert.equal(j.method, "matched", "the CLI's default method");
+  assert.equal(j.selection, DEFAULT_SELECTION, "the CLI's default selection");
   assert.equal(j.tokens, 200);
   assert.deepEqual(j.levels, [...SPARSITY_LEVELS]);
   const saved = await loadCalibration(model);
@@ -205,7 +207,7 @@ test("activeflow calibrate --text saves the table beside the model and --json su
   // Without --json: a table of mean thresholds per level, then the saved path.
   const t = cli();
   assert.equal(await main(["calibrate", model, "--text", text, "--tokens", "200", "--method", "uniform"], t.ctx), 0, t.err());
-  assert.match(t.out(), /^calibrated on 200 tokens \(user text, uniform\)/);
+  assert.match(t.out(), /^calibrated on 200 tokens \(user text, uniform, magnitude selection\); mean \|x\| threshold/);
   assert.match(t.out(), /\n\s+0\.50\s/);
   assert.ok(t.out().endsWith(`saved ${calibrationPath(model)}\n`));
 });

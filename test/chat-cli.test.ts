@@ -435,6 +435,7 @@ test("inspect lists metadata, tensors and, for a flash file, the layout and cali
   assert.equal(fr.flash.extents.length, 4);
   assert.ok(fr.flash.extents.every((e) => e.offset % 4096 === 0 && e.record_bytes > 0));
   assert.equal(fr.calibration.method, "uniform");
+  assert.equal((fr.calibration as { selection?: string }).selection, "magnitude", "the table's selection rule");
   assert.ok(fr.calibration.levels.includes(0.5));
   const ft = await cli(["inspect", flash]);
   assert.match(ft.out, /flash layout: version \d+, group size 2 \(1 groups\)/);

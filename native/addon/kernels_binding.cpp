@@ -128,6 +128,33 @@ Napi::Value DequantizeRow(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// columnSquares(type, bytes, rows, n, out): adds the squares of each column of a row-major
+// [rows][n] matrix, dequantised, to out [n] (f64, so a 7B's long columns keep their digits).
+// Column norms for weight-aware selection are the square roots of these sums over a site's tensors.
+Napi::Value ColumnSquares(const Napi::CallbackInfo& info) {
+  const int type = ArgType(info, 0, "columnSquares");
+  Napi::Uint8Array src = ArgU8(info, 1, "columnSquares", "bytes");
+  const int64_t rows = ArgCount(info, 2, "columnSquares", "rows");
+  const int64_t n = ArgCount(info, 3, "columnSquares", "n");
+  CheckBlocks(info.Env(), "columnSquares", type, n);
+  if (info.Length() < 5 || !info[4].IsTypedArray() || info[4].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+      info[4].As<Napi::Float64Array>().ElementLength() != static_cast<size_t>(n)) {
+    Bad(info.Env(), "columnSquares: out must be a Float64Array of n = " + std::to_string(n) + " elements");
+  }
+  const size_t rb = af_row_bytes(type, n);
+  if (src.ByteLength() < rb * static_cast<size_t>(rows)) {
+    Bad(info.Env(), "columnSquares: " + std::to_string(rows) + " rows of " + std::to_string(n) + " elements of type " +
+                        std::to_string(type) + " need " + std::to_string(rb * rows) + " bytes, got " + std::to_string(src.ByteLength()));
+  }
+  double* out = info[4].As<Napi::Float64Array>().Data();
+  std::vector<float> row(static_cast<size_t>(n));
+  for (int64_t r = 0; r < rows; r++) {
+    af_dequantize_row(type, src.Data() + rb * r, row.data(), n);
+    for (int64_t j = 0; j < n; j++) out[j] += static_cast<double>(row[j]) * row[j];
+  }
+  return info.Env().Undefined();
+}
+
 struct MatArgs {
   int type;
   Napi::Uint8Array w;
@@ -412,6 +439,7 @@ void RegisterKernelBindings(Napi::Env env, Napi::Object exports) {
   } fns[] = {
       {"isaName", IsaName},       {"isaSet", IsaSet},         {"isaAvailable", IsaAvailable},
       {"rowBytes", RowBytes},     {"quantizeRow", QuantizeRow}, {"dequantizeRow", DequantizeRow},
+      {"columnSquares", ColumnSquares},
       {"matvec", Matvec},         {"matmul", Matmul},         {"dotF32", DotF32},
       {"axpyF32", AxpyF32},       {"scaleF32", ScaleF32},     {"rmsnorm", Rmsnorm},
       {"siluMul", SiluMul},       {"geluMul", GeluMul},       {"softmax", Softmax},       {"packRows", PackRows},

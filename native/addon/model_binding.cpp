@@ -1,5 +1,6 @@
 // Model bindings: loading and evaluation run on libuv worker threads (AsyncWorker), so the
 // event loop keeps turning while a model loads or a token is computed.
+#include <cmath>
 #include <cstring>
 #include <memory>
 
@@ -45,6 +46,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                            InstanceMethod("dispose", &NativeModel::Dispose),
                            InstanceMethod("info", &NativeModel::Info),
                            InstanceMethod("setThresholds", &NativeModel::SetThresholds),
+                           InstanceMethod("setColumnNorms", &NativeModel::SetColumnNorms),
                            InstanceMethod("setCapture", &NativeModel::SetCapture),
                            InstanceMethod("histograms", &NativeModel::Histograms),
                            InstanceMethod("setActivationCapture", &NativeModel::SetActivationCapture),
@@ -173,6 +175,33 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     } catch (const ModelError& e) {
       throw ToJsError(env, e.code, e.what());
     }
+    return env.Undefined();
+  }
+
+  // setColumnNorms(norms: Float32Array [nLayer][4][site width] | null): weight-aware selection
+  // (Model::set_column_norms); null restores magnitude selection.
+  Napi::Value SetColumnNorms(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Model& m = Get(env);
+    NotBusy(env, "change column norms");
+    if (info.Length() < 1 || info[0].IsNull() || info[0].IsUndefined()) {
+      m.set_column_norms(nullptr);
+      return env.Undefined();
+    }
+    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+      throw ToJsError(env, "BAD_ARGUMENT", "setColumnNorms expects a Float32Array or null");
+    }
+    auto t = info[0].As<Napi::Float32Array>();
+    if (t.ElementLength() != m.column_norm_count()) {
+      throw ToJsError(env, "BAD_ARGUMENT", "column norms hold " + std::to_string(t.ElementLength()) +
+                                               " values, expected n_layer x the sites' input widths = " + std::to_string(m.column_norm_count()));
+    }
+    for (size_t i = 0; i < t.ElementLength(); i++) {
+      if (!(t[i] >= 0.0f) || !std::isfinite(t[i])) {
+        throw ToJsError(env, "BAD_ARGUMENT", "column norm " + std::to_string(i) + " is " + std::to_string(t[i]) + "; norms must be finite and >= 0");
+      }
+    }
+    m.set_column_norms(t.Data());
     return env.Undefined();
   }
 

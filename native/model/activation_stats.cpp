@@ -50,13 +50,14 @@ std::vector<uint8_t> ActivationStats::take_trace(std::vector<int32_t>* passes) {
 }
 
 void ActivationStats::observe(int layer, int site, const float* x, int n, int64_t n_in, size_t stride,
-                              float threshold) {
+                              float threshold, const float* scale) {
+  auto score = [scale](const float* row, int64_t i) { return scale ? std::fabs(row[i]) * scale[i] : std::fabs(row[i]); };
   if (hist_on_) {
     uint64_t* h = hist_.data() + (static_cast<size_t>(layer) * kSites + site) * kHistBins;
     for (int t = 0; t < n; t++) {
       const float* row = x + t * stride;
       for (int64_t i = 0; i < n_in; i++) {
-        const float a = std::fabs(row[i]);
+        const float a = score(row, i);
         int bin = 0;
         if (a > 0.0f) {
           bin = static_cast<int>(std::floor((std::log2(a) - kHistMinLog2) * kHistPerOctave));
@@ -72,7 +73,7 @@ void ActivationStats::observe(int layer, int site, const float* x, int n, int64_
     uint64_t* c = counts_.data() + static_cast<size_t>(layer) * layer_channels_ + count_offset_[site];
     for (int t = 0; t < n; t++) {
       const float* row = x + t * stride;
-      for (int64_t i = 0; i < n_in; i++) c[i] += std::fabs(row[i]) > threshold;
+      for (int64_t i = 0; i < n_in; i++) c[i] += score(row, i) > threshold;
     }
   }
   if (trace_on_) {
@@ -87,7 +88,7 @@ void ActivationStats::observe(int layer, int site, const float* x, int n, int64_
       const float* row = x + t * stride;
       uint8_t* bits = trace_.data() + (pass_start_ + t) * row_bytes_ + static_cast<size_t>(layer) * layer_bytes_ + bit_offset_[site];
       for (int64_t i = 0; i < n_in; i++) {
-        if (std::fabs(row[i]) > threshold) bits[i >> 3] |= static_cast<uint8_t>(1u << (i & 7));
+        if (score(row, i) > threshold) bits[i >> 3] |= static_cast<uint8_t>(1u << (i & 7));
       }
     }
   }

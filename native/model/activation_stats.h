@@ -12,7 +12,7 @@
 
 namespace activeflow {
 
-// |x| histogram for calibration: log2-spaced, kHistPerOctave bins per octave from 2^kHistMinLog2;
+// Score histogram (|x|, or |x| * column norm) for calibration: log2-spaced, kHistPerOctave bins per octave from 2^kHistMinLog2;
 // bin 0 also holds exact zeros and everything below the range.
 constexpr int kHistPerOctave = 32;
 constexpr int kHistMinLog2 = -24;
@@ -29,10 +29,13 @@ class ActivationStats {
   void set_trace(bool on);
   bool any() const { return hist_on_ || counts_on_ || trace_on_; }
 
-  // n rows (stride floats apart) of one site's input, before thresholding. A channel is active
-  // in a row when |x| > threshold; a negative threshold (the dense model) makes every channel
+  // n rows (stride floats apart) of one site's input, before thresholding. A channel's score is
+  // |x| (scale == nullptr, magnitude selection) or |x| * scale[j] (scale: [n_in] weight column
+  // norms, weight-aware selection); histograms hold scores, and a channel is active in a row
+  // when its score > threshold; a negative threshold (the dense model) makes every channel
   // active. The first site of layer 0 starts a new pass of n rows.
-  void observe(int layer, int site, const float* x, int n, int64_t n_in, size_t stride, float threshold);
+  void observe(int layer, int site, const float* x, int n, int64_t n_in, size_t stride, float threshold,
+               const float* scale = nullptr);
 
   const std::vector<uint64_t>& histograms() const { return hist_; }  // [n_layer][kSites][kHistBins]
   void clear_histograms();

@@ -44,14 +44,26 @@ void Model::set_thresholds(const float* t) {
   thresholds_.assign(t, t + static_cast<size_t>(cfg_.n_layer) * kSites);
 }
 
+void Model::set_column_norms(const float* norms) {
+  if (!norms) {
+    col_norms_.clear();
+    predictor_.set_column_norms(nullptr, 0, 0);
+    return;
+  }
+  col_norms_.assign(norms, norms + column_norm_count());
+  predictor_.set_column_norms(col_norms_.data(), layer_channels_, site_offset_[kFfnIn] - site_offset_[kAttnIn]);
+}
+
 void Model::reset_site_counts() {
   for (int s = 0; s < kSites; s++) kept_[s] = seen_[s] = 0;
 }
 
 void Model::site_input(int layer, int site, float* x, int n, int64_t n_in, size_t stride) {
+  // Weight-aware: one multiply by the site's column norms per element, no per-token state.
+  const float* scale = col_norms_.empty() ? nullptr : col_norms_.data() + static_cast<size_t>(layer) * layer_channels_ + site_offset_[site];
   if (act_stats_.any()) {
     act_stats_.observe(layer, site, x, n, n_in, stride,
-                       thresholds_.empty() ? -1.0f : thresholds_[static_cast<size_t>(layer) * kSites + site]);
+                       thresholds_.empty() ? -1.0f : thresholds_[static_cast<size_t>(layer) * kSites + site], scale);
   }
   seen_[site] += static_cast<uint64_t>(n) * n_in;
   if (thresholds_.empty()) {
@@ -63,9 +75,16 @@ void Model::site_input(int layer, int site, float* x, int n, int64_t n_in, size_
   uint64_t kept = 0;
   for (int t = 0; t < n; t++) {
     float* row = x + t * stride;
-    for (int64_t i = 0; i < n_in; i++) {
-      if (std::fabs(row[i]) > thr) kept++;
-      else row[i] = 0.0f;
+    if (scale) {
+      for (int64_t i = 0; i < n_in; i++) {
+        if (std::fabs(row[i]) * scale[i] > thr) kept++;
+        else row[i] = 0.0f;
+      }
+    } else {
+      for (int64_t i = 0; i < n_in; i++) {
+        if (std::fabs(row[i]) > thr) kept++;
+        else row[i] = 0.0f;
+      }
     }
   }
   kept_[site] += kept;

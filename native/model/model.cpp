@@ -136,6 +136,10 @@ Model::Model(const std::string& path, const ModelConfig& cfg, const std::vector<
   predictor_.configure(cfg_.n_layer, cfg_.n_embd, q_dim, cfg_.n_ff, cfg_.rms_eps, std::move(attn_norm), std::move(ffn_norm), &thresholds_);
   const int64_t widths[kSites] = {cfg_.n_embd, q_dim, cfg_.n_embd, cfg_.n_ff};
   act_stats_.configure(cfg_.n_layer, widths);
+  for (int s = 0; s < kSites; s++) {
+    site_offset_[s] = layer_channels_;
+    layer_channels_ += static_cast<size_t>(widths[s]);
+  }
   set_threads(threads);
   if (!flash_) pack_weights();
 }

@@ -178,6 +178,13 @@ class Model {
   // Contextual sparsity: an input element of a linear layer takes part only if |x| > the
   // threshold of its (layer, site). t is [n_layer][kSites]; nullptr restores the dense model.
   void set_thresholds(const float* t);
+  // Weight-aware selection: the element is kept when |x_j| * norms_j > the threshold instead,
+  // norms_j the L2 norm of the site's weight column j (over q, k, v or gate, up together).
+  // norms: [n_layer][kSites][site width] (widths n_embd, q width, n_embd, n_ff), sites in
+  // order; nullptr restores magnitude selection. The thresholds must be calibrated on the same score.
+  void set_column_norms(const float* norms);
+  bool weight_aware() const { return !col_norms_.empty(); }
+  size_t column_norm_count() const { return static_cast<size_t>(cfg_.n_layer) * layer_channels_; }
   // Histograms, per-channel active counts and traces of every site input (calibration, studies).
   ActivationStats& activation_stats() { return act_stats_; }
   // Elements kept and seen per site since the last reset (active fraction = kept / seen).
@@ -245,6 +252,9 @@ class Model {
   std::vector<float> inv_freq_swa_;  // [n_rot / 2] the same for sliding layers
   Scratch s_;
   std::vector<float> thresholds_;  // [n_layer][kSites]; empty = dense
+  std::vector<float> col_norms_;   // [n_layer][kSites][site width]; empty = magnitude selection
+  size_t site_offset_[kSites] = {0, 0, 0, 0};  // channel offset of each site inside a layer's norms
+  size_t layer_channels_ = 0;                   // sum of the site widths
   ActivationStats act_stats_;
   uint64_t kept_[kSites] = {0, 0, 0, 0};
   uint64_t seen_[kSites] = {0, 0, 0, 0};

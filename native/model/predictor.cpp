@@ -33,6 +33,24 @@ void Predictor::configure(int n_layer, int n_embd, int q_width, int n_ff, float 
   layer_counts_.assign(static_cast<size_t>(n_layer) * kSites * (kMaxPredictDistance + 1) * 3, 0);
 }
 
+void Predictor::set_column_norms(const float* norms, size_t layer_channels, size_t ffn_offset) {
+  if (!norms) {
+    folded_.clear();
+    return;
+  }
+  // Folded once: the score's per-channel factor is then one array, as without column norms.
+  folded_.assign(static_cast<size_t>(n_layer_) * 2 * n_embd_, 0.0f);
+  for (int l = 0; l < n_layer_; l++) {
+    const float* col = norms + static_cast<size_t>(l) * layer_channels;
+    float* a = folded_.data() + static_cast<size_t>(l) * 2 * n_embd_;
+    float* f = a + n_embd_;
+    for (int j = 0; j < n_embd_; j++) {
+      a[j] = attn_norm_[l][j] * col[j];
+      f[j] = ffn_norm_[l][j] * col[ffn_offset + j];
+    }
+  }
+}
+
 void Predictor::reset_counts() {
   counts_ = PredictCounts();
   std::fill(layer_counts_.begin(), layer_counts_.end(), 0);
@@ -53,7 +71,8 @@ void Predictor::set_residual(const float* x, int n) {
 const float* Predictor::scores(int layer, int site) {
   const float* x = x_;
   const int n = rows_;
-  const float* norm = site == kAttnIn ? attn_norm_[layer] : ffn_norm_[layer];
+  const float* norm = !folded_.empty() ? folded_.data() + (static_cast<size_t>(layer) * 2 + Pair(site)) * n_embd_
+                                        : site == kAttnIn ? attn_norm_[layer] : ffn_norm_[layer];
   const float thr = thresholds_->empty() ? -1.0f : (*thresholds_)[static_cast<size_t>(layer) * kSites + site];
   float* score = score_.data();
   if (thr <= 0.0f) {

@@ -32,13 +32,18 @@ class Predictor {
   void configure(int n_layer, int n_embd, int q_width, int n_ff, float rms_eps, std::vector<const float*> attn_norm,
                  std::vector<const float*> ffn_norm, const std::vector<float>* thresholds);
 
+  // Weight-aware selection: scores use |rmsnorm(x)_j * norm_j| * col_j, col the site's column
+  // norms. norms: the model's [n_layer][layer_channels] array (attn_in's norms at offset 0 of a
+  // layer, ffn_in's at ffn_offset), kept alive by the model; nullptr = magnitude selection.
+  void set_column_norms(const float* norms, size_t layer_channels, size_t ffn_offset);
+
   // A new token's pass begins (predictions are matched within one token).
   void begin_token() { token_serial_++; }
 
   // The residual rows x [n][n_embd] the next scores() predict from (their RMS, computed once).
   void set_residual(const float* x, int n);
   // Scores [n_embd] of (layer, site) (attn_in or ffn_in) from the residual: the max over rows
-  // of |rmsnorm(x)_j * norm_j| / threshold; > 1 means predicted active (exact when the
+  // of |rmsnorm(x)_j * norm_j| (times the column norm when weight-aware) / threshold; > 1 means predicted active (exact when the
   // residual does not change before `layer`). Valid until the next call.
   const float* scores(int layer, int site);
 
@@ -70,6 +75,8 @@ class Predictor {
   int n_layer_ = 0, n_embd_ = 0, off_width_ = 0, q_width_ = 0, n_ff_ = 0;
   float rms_eps_ = 1e-5f;
   std::vector<const float*> attn_norm_, ffn_norm_;  // [n_layer] -> [n_embd]
+  // [n_layer][2][n_embd] norm weight x column norm of attn_in / ffn_in; empty = magnitude
+  std::vector<float> folded_;
   const std::vector<float>* thresholds_ = nullptr;  // [n_layer][kSites]
   const float* x_ = nullptr;                         // [rows][n_embd] the residual predicted from
   int rows_ = 0;

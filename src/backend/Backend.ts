@@ -131,7 +131,11 @@ export interface BackendModel {
   // Contextual sparsity: per (layer, site) magnitude thresholds, [nLayer * 4] in site order
   // attn_in, attn_out, ffn_in, ffn_out; null restores the dense model.
   setThresholds(thresholds: Float32Array | null): void;
-  // Accumulate |x| histograms of every site input (clear = start from zero).
+  // Weight-aware selection: keep x_j when |x_j| * norms_j > threshold; norms [nLayer][4][site
+  // width] (src/sparsity/columnNorms.ts), null = magnitude (|x_j| > threshold). Histograms,
+  // counts, traces and the predictor follow the same score.
+  setColumnNorms(norms: Float32Array | null): void;
+  // Accumulate score histograms (|x|, or |x| x column norm) of every site input (clear = start from zero).
   setCapture(on: boolean, clear?: boolean): void;
   histograms(): SiteHistograms;
   // Per-channel active counts and the active-set trace of every site input (active:

@@ -8,6 +8,7 @@ import { SHAPES } from "../synth/shapes.js";
 import { CACHE_POLICIES, CACHE_POLICY_DEFAULT } from "../engine/types.js";
 import { RECORD_ORDERS } from "../flash/format.js";
 import { MIN_CALIBRATION_TOKENS } from "../sparsity/thresholds.js";
+import { DEFAULT_SELECTION, SELECTIONS } from "../sparsity/selection.js";
 
 // A bad command line (exit code 2, with a hint to --help) as opposed to a failure while
 // running (exit code 1).
@@ -95,6 +96,7 @@ export const OPTIONS = {
   reference: { long: "reference", kind: "string", value: "model", help: "Score against this model run dense (e.g. the source .gguf of a flash-layout file) instead of <model> itself at sparsity 0; it must share <model>'s vocabulary. Defaults to <model>." },
   tokens: { long: "tokens", kind: "int", value: "n", min: MIN_CALIBRATION_TOKENS, max: 10_000_000, help: "Calibration tokens: with --text, the first n tokens of the file (defaults to 4096); without, the 16 built-in prompts are each continued by n/16 tokens (defaults to 1024)." },
   method: { long: "method", kind: "string", value: "name", choices: ["uniform", "matched", "greedy"], help: "How each level's sparsity is spread over layers and sites: uniform, matched or greedy (see `activeflow calibrate --help`). Defaults to matched; greedy probes every layer and site first (about ten times longer) for somewhat better quality (bench/results/calibrate-default-*.json)." },
+  selection: { long: "selection", kind: "string", value: "rule", choices: SELECTIONS, help: `Which inputs the thresholds keep: weight (|x_j| x the L2 norm of weight column j, the error skipping input j adds; the norms come from the dequantised weights and are stored with the table) or magnitude (|x_j| alone). Thresholds are calibrated on that score at the same per-level share of bytes skipped. Defaults to ${DEFAULT_SELECTION}: on SmolLM2-135M weight-aware lost to magnitude at 0.3, 0.5 and 0.7 at the same bytes read (bench/README.md).` },
   window: { long: "window", kind: "int", value: "n", min: 2, max: 1_048_576, help: "Tokens per teacher-forced window; each window starts a fresh context. Defaults to 512." },
   shape: { long: "shape", kind: "string", value: "name", choices: Object.keys(SHAPES), help: `Model shape: ${Object.keys(SHAPES).join(", ")}.` },
   type: { long: "type", kind: "string", value: "type", choices: WEIGHT_TYPES, help: "Type of the linear weights, token_embd and output (norms and MoE routers stay f32). Defaults to q4_0." },
@@ -222,11 +224,15 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
       "(the same, measured with the sites upstream sparse too), greedy (per layer and site",
       "fractions that least hurt the output at the same share of weight bytes skipped; it probes",
       "every layer and site once, ~4 model passes per layer). The default is matched.",
+      "Selection (--selection): weight-aware tables keep input j when |x_j| x ||W[:, j]|| exceeds the",
+      "threshold; their column norms are stored in the sidecar JSON (a flash file's header holds the",
+      "thresholds, its sidecar the norms). A table without a selection is magnitude. Weight-aware",
+      "calibration reads the norms from a .gguf: calibrate the source of a converted file.",
       "The progress line shows the whole run's percentage and time left. Finished steps are saved in",
       "<model>.calibrate-checkpoint.json: after Ctrl-C or a crash the same command resumes from them.",
     ],
     positionals: ["model"],
-    options: ["text", "tokens", "method", "threads", "json", "verbose", "help"],
+    options: ["text", "tokens", "method", "selection", "threads", "json", "verbose", "help"],
     optionHelp: {
       text: `Calibrate on this text file instead of self-generated text; it needs at least ${MIN_CALIBRATION_TOKENS} tokens (an empty or shorter file is refused).`,
       json: "Print a summary (path, tokens, source, thresholds per level) as one JSON line on stdout.",

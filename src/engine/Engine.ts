@@ -286,6 +286,8 @@ export class Engine {
     engine.readingAhead = (options.readAhead ?? false) && plan !== undefined && plan.preloadBytes > 0 && flash!.groupSize === 1;
     engine.planner = planner;
     if (table) {
+      // The thresholds are on the score the table was calibrated for.
+      if (table.selection === "weight") model.setColumnNorms(table.columnNorms!);
       model.setThresholds(thresholdsFor(table, sparsity));
       engine.sparsityLevel = sparsity;
     }
@@ -358,7 +360,14 @@ export class Engine {
     this.cached = [];
   }
 
-  // Records |x| histograms of every linear layer's input while evaluating (calibration).
+  // Weight-aware selection (columnNorms.ts): inputs are kept by |x_j| x norms_j; null restores
+  // magnitude selection. Thresholds must be on the same score. Drops the KV cache, as above.
+  setColumnNorms(norms: Float32Array | null): void {
+    this.live().setColumnNorms(norms);
+    this.cached = [];
+  }
+
+  // Records score histograms of every linear layer's input while evaluating (calibration).
   setCapture(on: boolean, clear = false): void {
     this.live().setCapture(on, clear);
   }

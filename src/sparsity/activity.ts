@@ -16,6 +16,8 @@ export async function channelActivity(
   groupSize: number,
   options: { signal?: AbortSignal; onProgress?: (fraction: number) => void } = {},
 ): Promise<ChannelActivity> {
+  // The table's rule: its thresholds are on |x|, or on |x| x column norm.
+  engine.setColumnNorms(table.selection === "weight" ? table.columnNorms! : null);
   engine.setThresholds(thresholdsFor(table, sparsity));
   engine.setActivationCapture(true, false, true);
   let counts;

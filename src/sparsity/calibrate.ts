@@ -1,11 +1,15 @@
-// Calibration: gather |x| histograms at every linear layer's input over text the model
-// itself writes (or a user's file), then turn them into thresholds per sparsity level.
+// Calibration: gather score histograms at every linear layer's input over text the model
+// itself writes (or a user's file), then turn them into thresholds per sparsity level. The
+// score is |x| (magnitude selection) or |x| x the weight column's norm (weight-aware).
 // Never calibrate on the evaluation text (wiki.test.raw).
 import type { SiteHistograms } from "../backend/Backend.js";
 import type { Engine } from "../engine/Engine.js";
 import { allocateGreedy, probeSensitivity, PROBE_TOKENS, siteWeightBytes } from "./allocate.js";
 import { CalibrationProgress, type OverallProgress, type StagePlan } from "./calibrationProgress.js";
 import { checkpointKey, histogramsFromJson, histogramsToJson, readCheckpoint, removeCheckpoint, writeCheckpoint, type CheckpointState } from "./checkpoint.js";
+import { computeColumnNorms } from "./columnNorms.js";
+import type { Selection } from "./selection.js";
+import { ActiveflowError } from "../errors.js";
 import { SPARSITY_LEVELS, thresholdsAt, thresholdsFromHistograms, type ThresholdTable } from "./thresholds.js";
 import { moeUnsupported } from "../model/moe.js";
 
@@ -53,6 +57,8 @@ export interface CalibrateOptions {
   maxTokens?: number;
   levels?: readonly number[];
   method?: CalibrationMethod;
+  // The score thresholds are chosen on (columnNorms.ts). Defaults to magnitude.
+  selection?: Selection;
   seed?: number;
   signal?: AbortSignal;
   // Resume: a file calibrate() saves its finished steps to and, with the same model and
@@ -172,12 +178,27 @@ export async function calibrate(engine: Engine, options: CalibrateOptions = {}):
   if (engine.config.moe) throw moeUnsupported(engine.path, engine.config.arch, engine.config.moe.nExpert, "calibration");
   const levels = options.levels ?? SPARSITY_LEVELS;
   const method = options.method ?? "uniform";
+  const selection = options.selection ?? "magnitude";
+  if (selection === "weight" && engine.flash) {
+    throw new ActiveflowError("BAD_ARGUMENT", `${engine.path}: weight-aware calibration reads the column norms from the source GGUF; calibrate the GGUF the file was converted from (its conversions get the table), or use selection magnitude`);
+  }
+  const columnNorms = selection === "weight" ? await computeColumnNorms(engine.path) : undefined;
+  engine.setColumnNorms(columnNorms ?? null);
+  try {
+    const table = await calibrateOn(engine, options, levels, method);
+    return { ...table, selection, ...(columnNorms ? { columnNorms } : {}) };
+  } finally {
+    engine.setColumnNorms(null);
+  }
+}
+
+async function calibrateOn(engine: Engine, options: CalibrateOptions, levels: readonly number[], method: CalibrationMethod): Promise<ThresholdTable> {
   const progress = new CalibrationProgress(calibrationPlan(engine, options, levels, method));
   const report = (f: number, stage: string) => options.onProgress?.(f, stage, progress.update(stage, f));
   const sig = options.signal ? { signal: options.signal } : {};
   const path = options.checkpoint;
   const key = checkpointKey({
-    model: engine.path, bytes: engine.modelBytes, method, levels, text: options.text !== undefined ? checkpointKey({ t: options.text }) : null,
+    model: engine.path, bytes: engine.modelBytes, method, levels, ...(options.selection === "weight" ? { selection: "weight" } : {}), text: options.text !== undefined ? checkpointKey({ t: options.text }) : null,
     maxTokens: options.maxTokens ?? null, per: options.tokensPerPrompt ?? null, seed: options.seed ?? null, ctx: engine.contextLength,
   });
   const state: CheckpointState = (path !== undefined ? await readCheckpoint(path, key) : undefined) ?? { key };

@@ -5,6 +5,7 @@ import type { GgufFile, GgufValue } from "../gguf/types.js";
 import { f32Arr, str, strArr, u32, u64, type GgufWriteValue } from "../gguf/writer.js";
 import { SITES } from "../backend/Backend.js";
 import type { ThresholdTable } from "./thresholds.js";
+import { SELECTIONS, type Selection } from "./selection.js";
 
 const P = "activeflow.thresholds.";
 export const THRESHOLD_KEY = {
@@ -19,6 +20,9 @@ export const THRESHOLD_KEY = {
   tokens: `${P}tokens`,
   source: `${P}source`,
   method: `${P}method`,
+  // "magnitude" or "weight" (the score the values were calibrated on); absent = magnitude.
+  // A weight table's column norms do not fit the header's room: they sit in the sidecar.
+  selection: `${P}selection`,
 } as const;
 export const THRESHOLDS_VERSION = 1;
 
@@ -44,12 +48,14 @@ export function tableToKeys(t: ThresholdTable): Map<string, GgufWriteValue> {
     [THRESHOLD_KEY.method, str(t.method ?? "uniform")],
   ]);
   if (t.siteSparsity) m.set(THRESHOLD_KEY.siteSparsity, f32Arr(flatten(t.siteSparsity)));
+  if (t.selection !== undefined) m.set(THRESHOLD_KEY.selection, str(t.selection));
   return m;
 }
 
 export const hasThresholdKeys = (file: GgufFile): boolean => file.metadata.has(THRESHOLD_KEY.version);
 
-// The table stored in `file`'s keys, or undefined when it has none. Throws BAD_ARGUMENT naming
+// The table stored in `file`'s keys, or undefined when it has none. A weight-aware table comes
+// back without its column norms (store.ts adds them from the sidecar). Throws BAD_ARGUMENT naming
 // the file and the key when a key is missing, of the wrong kind, or does not fit the model.
 export function tableFromKeys(file: GgufFile): ThresholdTable | undefined {
   if (!hasThresholdKeys(file)) return undefined;
@@ -107,6 +113,10 @@ export function tableFromKeys(file: GgufFile): ThresholdTable | undefined {
   const split = (a: Float32Array): Float32Array[] => levels.map((_, i) => a.slice(i * per, (i + 1) * per));
   const thresholds = split(floats(THRESHOLD_KEY.values, levels.length * per));
   const hasSite = file.metadata.has(THRESHOLD_KEY.siteSparsity);
+  const selection = file.metadata.has(THRESHOLD_KEY.selection) ? text(THRESHOLD_KEY.selection) : undefined;
+  if (selection !== undefined && !SELECTIONS.includes(selection as Selection)) {
+    throw bad(THRESHOLD_KEY.selection, `must be one of ${SELECTIONS.join(", ")}, found ${describe(selection)}`);
+  }
   return {
     levels,
     nLayer,
@@ -116,6 +126,7 @@ export function tableFromKeys(file: GgufFile): ThresholdTable | undefined {
     source: text(THRESHOLD_KEY.source),
     method: file.metadata.has(THRESHOLD_KEY.method) ? text(THRESHOLD_KEY.method) : "uniform",
     ...(hasSite ? { siteSparsity: split(floats(THRESHOLD_KEY.siteSparsity, levels.length * per)) } : {}),
+    ...(selection !== undefined ? { selection: selection as Selection } : {}),
   };
 }
 

@@ -24,11 +24,21 @@ async function header(model: string): Promise<GgufFile | undefined> {
 }
 
 // The table in the file's activeflow.thresholds.* keys, else the sidecar JSON, else undefined.
-// `parsed`: the model's header when the caller has read it already.
+// A weight-aware table in the keys takes its column norms from the sidecar (storeCalibration
+// writes both). `parsed`: the model's header when the caller has read it already.
 export async function loadCalibration(model: string, parsed?: GgufFile): Promise<ThresholdTable | undefined> {
   const file = parsed ?? (await header(model));
   const inFile = file ? tableFromKeys(file) : undefined;
-  if (inFile) return inFile;
+  if (inFile && inFile.selection !== "weight") return inFile;
+  const side = await loadSidecar(model);
+  if (!inFile) return side;
+  if (!side?.columnNorms) {
+    throw new ActiveflowError("BAD_ARGUMENT", `${model}: its thresholds are weight-aware, and their column norms, kept in ${calibrationPath(model)}, are missing; run \`activeflow calibrate\` on it again`);
+  }
+  return { ...inFile, columnNorms: side.columnNorms };
+}
+
+async function loadSidecar(model: string): Promise<ThresholdTable | undefined> {
   const path = calibrationPath(model);
   let text: string;
   try {
@@ -71,6 +81,9 @@ export async function storeCalibration(model: string, table: ThresholdTable): Pr
   if (blocks !== table.nLayer) {
     throw new ActiveflowError("BAD_ARGUMENT", `${model}: the table is for ${table.nLayer} layers, the model has ${blocks}`);
   }
+  // The header's room holds no column norms (a 7B's are 3 MB): a weight-aware table goes to
+  // the sidecar too, which loadCalibration reads them from.
+  if (table.columnNorms) await saveCalibration(model, table);
   await updateFlashMetadata(model, tableToKeys(table));
   return model;
 }

@@ -1,7 +1,9 @@
-// Per-(layer, site) magnitude thresholds from |x| histograms: the threshold for sparsity s is
-// the s-quantile of |x| at that site, so a fraction s of its input elements falls at or below it.
+// Per-(layer, site) thresholds from score histograms: the threshold for sparsity s is the
+// s-quantile of the score at that site (|x|, or |x| x column norm when weight-aware), so a
+// fraction s of its input elements scores at or below it.
 import { ActiveflowError } from "../errors.js";
 import { SITES, type SiteHistograms } from "../backend/Backend.js";
+import { SELECTIONS, type Selection } from "./selection.js";
 
 // Fewest tokens a calibration (or record-order count) may run on: below this a level's
 // quantile rests on too few samples per layer and site. --tokens and calibrate --text check it.
@@ -24,6 +26,26 @@ export interface ThresholdTable {
   // siteSparsity[levelIndex][layer * 4 + site]: the fraction of that site's inputs the
   // level's threshold was chosen to drop (the level itself when uniform).
   siteSparsity?: Float32Array[];
+  // The score the thresholds were calibrated on: "magnitude" |x_j| (also when absent: tables
+  // written before weight-aware selection) or "weight" |x_j| x columnNorms_j.
+  selection?: Selection;
+  // Weight-aware tables: the model's column norms, [nLayer][4][site width] (columnNorms.ts).
+  columnNorms?: Float32Array;
+}
+
+export const selectionOf = (t: ThresholdTable): Selection => t.selection ?? "magnitude";
+
+// f32 little-endian as base64: a 7B's norms (745K floats) stay a few MB of JSON, exactly.
+function floatsToBase64(a: Float32Array): string {
+  const b = Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+  return b.toString("base64");
+}
+
+function floatsFromBase64(s: string): Float32Array {
+  const b = Buffer.from(s, "base64");
+  const out = new Float32Array(b.byteLength >> 2);
+  for (let i = 0; i < out.length; i++) out[i] = b.readFloatLE(i * 4);
+  return out;
 }
 
 // Lower edge of histogram bin b (bin 0 starts at 0).
@@ -115,7 +137,24 @@ export function tableToJson(t: ThresholdTable): object {
     thresholds: t.thresholds.map((a) => Array.from(a)),
     ...(t.method !== undefined ? { method: t.method } : {}),
     ...(t.siteSparsity !== undefined ? { siteSparsity: t.siteSparsity.map((a) => Array.from(a)) } : {}),
+    ...(t.selection !== undefined ? { selection: t.selection } : {}),
+    ...(t.columnNorms !== undefined ? { columnNorms: floatsToBase64(t.columnNorms) } : {}),
   };
+}
+
+// Checks a table's selection and norms; returns them as table fields.
+export function checkSelection(selection: unknown, norms: Float32Array | undefined, bad: (m: string) => Error): Pick<ThresholdTable, "selection" | "columnNorms"> {
+  if (selection === undefined) {
+    if (norms !== undefined) throw bad("holds column norms but no selection");
+    return {};
+  }
+  if (!SELECTIONS.includes(selection as Selection)) throw bad(`selection must be one of ${SELECTIONS.join(", ")}, found ${JSON.stringify(selection)}`);
+  if (selection === "weight") {
+    if (norms === undefined || norms.length === 0) throw bad('selection "weight" needs the column norms, which are missing');
+    if (!norms.every((x) => Number.isFinite(x) && x >= 0)) throw bad("column norms must be finite and >= 0");
+    return { selection: "weight", columnNorms: norms };
+  }
+  return { selection: selection as Selection };
 }
 
 export function tableFromJson(j: unknown, where: string): ThresholdTable {
@@ -143,5 +182,12 @@ export function tableFromJson(j: unknown, where: string): ThresholdTable {
     source: String(o.source ?? ""),
     ...(o.method !== undefined ? { method: String(o.method) } : {}),
     ...(ss !== undefined ? { siteSparsity: rows("siteSparsity", ss as unknown[]) } : {}),
+    ...checkSelection(o.selection, readNorms(o.columnNorms, bad), bad),
   };
+}
+
+function readNorms(v: unknown, bad: (m: string) => Error): Float32Array | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== "string") throw bad("columnNorms must be a base64 string of f32 values");
+  return floatsFromBase64(v);
 }

@@ -40,6 +40,13 @@ class NativeModel implements BackendModel {
       throw fromNativeError(e);
     }
   }
+  setColumnNorms(norms: Float32Array | null): void {
+    try {
+      this.inner.setColumnNorms(norms);
+    } catch (e) {
+      throw fromNativeError(e);
+    }
+  }
   setCapture(on: boolean, clear?: boolean): void {
     this.inner.setCapture(on, clear);
   }

@@ -15,6 +15,8 @@ export interface KernelBindings {
   quantizeRow(type: number, x: Float32Array): Uint8Array;
   // Dequantises n elements of one row.
   dequantizeRow(type: number, bytes: Uint8Array, n: number): Float32Array;
+  // Adds the squares of each column of `rows` dequantised rows of n elements to out [n].
+  columnSquares(type: number, bytes: Uint8Array, rows: number, n: number, out: Float64Array): void;
   // y[r - r0] = dot(row r of w, x) for r in [r0, r1) of rows rows of n elements; x is
   // quantised to the type's activation partner first, as the engine does. r0, r1 default
   // to 0, rows.

@@ -9,6 +9,7 @@ import type { OptionValues } from "../args.js";
 import { jsonText } from "../output.js";
 import { ProgressLine } from "../progress.js";
 import type { CalibrationMethod } from "../../sparsity/calibrate.js";
+import { DEFAULT_SELECTION, type Selection } from "../../sparsity/selection.js";
 import type { CliContext } from "./context.js";
 import { resolveModelPath } from "./model.js";
 import { formatTable } from "./table.js";
@@ -41,6 +42,7 @@ export async function calibrateCommand(ctx: CliContext, model: string, values: O
   const { calibrate, CALIBRATION_PROMPTS, DEFAULT_METHOD } = await import("../../sparsity/calibrate.js");
   const { storeCalibration } = await import("../../sparsity/store.js");
   const method = (values.method ?? DEFAULT_METHOD) as CalibrationMethod;
+  const selection = (values.selection ?? DEFAULT_SELECTION) as Selection;
   const engine = await Engine.load(path, values.threads !== undefined ? { threads: values.threads } : {});
   if (text !== undefined) {
     const tokens = engine.tokenizer.encode(text).length;
@@ -63,11 +65,12 @@ export async function calibrateCommand(ctx: CliContext, model: string, values: O
       onResume: (what) => ctx.stderr.write(`resuming the interrupted calibration saved in ${checkpoint} (done: ${what})\n`),
       ...(text !== undefined ? { text, maxTokens: values.tokens ?? 4096 } : { tokensPerPrompt: perPrompt }),
       method,
+      selection,
       signal: controller.signal,
       onProgress: (f, stage, overall) => {
         // Overall percentage and time left; a log (no terminal) gets one line per stage with the estimate then.
         const eta = overall?.etaSeconds !== undefined ? `${formatEta(overall.etaSeconds)} left` : undefined;
-        const label = `calibrating ${basename(path)} (${method})${stage ? `: ${stage}` : ""}`;
+        const label = `calibrating ${basename(path)} (${method}, ${selection})${stage ? `: ${stage}` : ""}`;
         if (ctx.stderr.isTTY === true) line.update(label, overall?.fraction ?? f, eta);
         else if (stage !== lastStage) line.update(eta !== undefined ? `${label} (${((overall?.fraction ?? 0) * 100).toFixed(0)}% done, about ${eta})` : label);
         lastStage = stage;
@@ -100,11 +103,11 @@ export async function calibrateCommand(ctx: CliContext, model: string, values: O
   );
   if (values.json === true) {
     ctx.stdout.write(
-      `${jsonText({ paths: saved, tokens: table.calibrationTokens, source: table.source, method, levels: table.levels, sites, mean_thresholds: mean })}\n`,
+      `${jsonText({ paths: saved, tokens: table.calibrationTokens, source: table.source, method, selection, levels: table.levels, sites, mean_thresholds: mean })}\n`,
     );
     return 0;
   }
-  ctx.stdout.write(`calibrated on ${table.calibrationTokens} tokens (${table.source}, ${method}); mean |x| threshold over layers:\n`);
+  ctx.stdout.write(`calibrated on ${table.calibrationTokens} tokens (${table.source}, ${method}, ${selection} selection); mean ${selection === "weight" ? "|x| x column norm" : "|x|"} threshold over layers:\n`);
   ctx.stdout.write(formatTable(["sparsity", ...sites], table.levels.map((l, i) => [l.toFixed(2), ...mean[i]!.map((x) => x.toPrecision(3))])));
   for (const p of saved) ctx.stdout.write(p.endsWith(".json") ? `saved ${p}\n` : `saved ${p} (activeflow.thresholds.* keys)\n`);
   return 0;

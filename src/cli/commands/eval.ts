@@ -19,6 +19,7 @@ export async function evalCommand(ctx: CliContext, model: string, values: Option
   const { loadCalibration, calibrationPath } = await import("../../sparsity/store.js");
   const { thresholdsFor } = await import("../../sparsity/thresholds.js");
   let thresholds: Float32Array | null = null;
+  let norms: Float32Array | null = null; // a weight-aware table's column norms
   if (sparsity > 0) {
     const table = await loadCalibration(path);
     if (!table) {
@@ -28,12 +29,14 @@ export async function evalCommand(ctx: CliContext, model: string, values: Option
       );
     }
     thresholds = thresholdsFor(table, sparsity);
+    if (table.selection === "weight") norms = table.columnNorms!;
   }
   const { Engine } = await import("../../engine/Engine.js");
   const { evaluateQuality } = await import("../../eval/quality.js");
   const load = (p: string) => Engine.load(p, { contextLength: window, ...(values.threads !== undefined ? { threads: values.threads } : {}) });
   const refPath = values.reference !== undefined ? await resolveModelPath(values.reference, ctx) : undefined;
   const engine = await load(path);
+  engine.setColumnNorms(norms);
   let reference: Awaited<ReturnType<typeof load>> | undefined;
   if (refPath !== undefined) {
     try {

@@ -46,6 +46,7 @@ export async function inspectCommand(ctx: CliContext, model: string, values: Opt
   const { typeName } = await import("../../gguf/types.js");
   const { KEY } = await import("../../flash/format.js");
   const { loadCalibration } = await import("../../sparsity/store.js");
+  const { selectionOf } = await import("../../sparsity/thresholds.js");
   const file = await readGguf(path);
   const metadata = Object.fromEntries([...file.metadata].map(([k, v]) => [k, summarise(v)]));
   const tensors = file.tensors.map((t) => ({ name: t.name, type: typeName(t.type).toLowerCase(), shape: [...t.dims], bytes: t.bytes }));
@@ -72,7 +73,7 @@ export async function inspectCommand(ctx: CliContext, model: string, values: Opt
   }
   const table = await loadCalibration(path);
   const calibration = table
-    ? { levels: table.levels, method: table.method ?? "uniform", source: table.source, tokens: table.calibrationTokens, n_layer: table.nLayer }
+    ? { levels: table.levels, method: table.method ?? "uniform", selection: selectionOf(table), source: table.source, tokens: table.calibrationTokens, n_layer: table.nLayer }
     : null;
   const record = { path, file_bytes: file.fileSize, gguf_version: file.version, metadata, tensors, flash: flash ?? null, calibration };
   if (values.json === true) {
@@ -91,7 +92,7 @@ export async function inspectCommand(ctx: CliContext, model: string, values: Opt
     out.push(formatTable(["name", "site", "layers", "record bytes", "MiB", "offset"], f.extents.map((e) => [e.name, e.site, e.layers === 1 ? String(e.first_layer) : `${e.first_layer}-${e.first_layer + e.layers - 1}`, String(e.record_bytes), mib(e.bytes), String(e.offset)])).trimEnd().replace(/^/gm, "  "));
   }
   out.push("", calibration
-    ? `calibration: ${calibration.method} on ${calibration.tokens} tokens (${calibration.source}); levels ${calibration.levels.join(", ")}`
+    ? `calibration: ${calibration.method} on ${calibration.tokens} tokens (${calibration.source}), ${calibration.selection} selection; levels ${calibration.levels.join(", ")}`
     : "calibration: none (`activeflow calibrate` makes one)");
   ctx.stdout.write(`${out.join("\n")}\n`);
   return 0;
