@@ -37,12 +37,16 @@ interface ParityRow {
   shape?: Partial<TinyShape>;
   tied?: boolean;
   longRope?: { originalContext: number; attnFactor: number };
+  ropeLinear?: { factor: number; typed: boolean };
 }
 const ROWS: ParityRow[] = [
   { name: "llama", arch: "llama", type: GgmlType.Q4_0, tied: true },
   // Mistral 7B is a llama file: 4 query heads per kv head, rope theta 1e6 (v0.2+), 32768 tokens (v0.3).
   { name: "mistral (llama)", arch: "llama", type: GgmlType.Q4_0, shape: { dim: 256, ffn: 512, heads: 8, kvHeads: 2, vocab: 32768, ropeTheta: 1e6 } },
   { name: "mistral3", arch: "mistral3", type: GgmlType.Q8_0 },
+  // Linear rope scaling (long-context fine-tunes): with the type named, and by default.
+  { name: "llama, linear rope x4", arch: "llama", type: GgmlType.Q8_0, ropeLinear: { factor: 4, typed: true } },
+  { name: "qwen2, rope factor x2 (default type)", arch: "qwen2", type: GgmlType.Q8_0, ropeLinear: { factor: 2, typed: false } },
   { name: "qwen2", arch: "qwen2", type: GgmlType.Q8_0 },
   { name: "qwen3", arch: "qwen3", type: GgmlType.Q4_0, tied: true },
   { name: "phi3", arch: "phi3", type: GgmlType.Q4_0 },
@@ -73,7 +77,7 @@ for (const [i, row] of ROWS.entries()) {
   test(`${row.name} (${typeName(row.type)}): the first greedy token agrees with llama.cpp on >= ${AGREE} of ${PROMPTS} prompts`, async (t) => {
     const m = await buildTinyModel(join(dir, `parity-${i}.gguf`), {
       arch: row.arch, type: row.type, embdType: GgmlType.Q8_0, seed: 2, ...(row.shape ? { shape: row.shape } : {}), ...(row.tied ? { tied: true } : {}),
-      ...(row.longRope ? { longRope: row.longRope } : {}),
+      ...(row.longRope ? { longRope: row.longRope } : {}), ...(row.ropeLinear ? { ropeLinear: row.ropeLinear } : {}),
     });
     const ref = await LlamaCppRef.load(m.path, { threads: 1, contextSize: 64, flashAttention: false });
     if (typeof ref === "string") {

@@ -82,7 +82,7 @@ export function readModelConfig(file: GgufFile): ModelConfig {
   const gemma = arch === "gemma2" || arch === "gemma3";
   // Gemma reads its own scaling (gemma.ts); phi3's LongRoPE factors are tensors (longRope.ts),
   // older files name the type as well.
-  if (!gemma && typeof scaling === "string" && scaling !== "none" && scaling !== "llama3" && !(arch === "phi3" && scaling === "longrope")) {
+  if (!gemma && typeof scaling === "string" && scaling !== "none" && scaling !== "linear" && scaling !== "llama3" && !(arch === "phi3" && scaling === "longrope")) {
     throw new ActiveflowError("MODEL_UNSUPPORTED", `${file.path}: rope scaling "${scaling}" is not supported`);
   }
   checkArchExtras(file, arch);
@@ -113,7 +113,7 @@ export function readModelConfig(file: GgufFile): ModelConfig {
   return {
     ...base,
     embdScale: 1, attnScale: 0, attnSoftcap: 0, finalSoftcap: 0, ffnGelu: false, postNorms: false,
-    slidingWindow: 0, swaLayers: new Array<boolean>(nLayer).fill(false), ropeThetaSwa: ropeTheta, ropeScale: 1, ropeScaleSwa: 1,
+    slidingWindow: 0, swaLayers: new Array<boolean>(nLayer).fill(false), ropeThetaSwa: ropeTheta, ropeScale: linearRopeScale(file, k), ropeScaleSwa: 1,
   };
 }
 
@@ -131,4 +131,17 @@ function checkArchExtras(file: GgufFile, arch: Architecture): void {
     const temp = file.metadata.get("mistral3.attention.temperature_scale");
     if (temp !== undefined && temp !== 0) refuse(`mistral3.attention.temperature_scale = ${String(temp)}`);
   }
+}
+
+// Linear rope scaling as llama.cpp reads it for these architectures: the position multiplier is
+// 1 / rope.scaling.factor (or the older rope.scale_linear) when the type is linear or absent;
+// Llama 3's and LongRoPE's factors come as tensors instead.
+function linearRopeScale(file: GgufFile, k: (s: string) => string): number {
+  const type = file.metadata.get(k("rope.scaling.type"));
+  if (type !== undefined && type !== "linear") return 1;
+  const factor = num(file, k("rope.scaling.factor"), num(file, k("rope.scale_linear"), 0));
+  if (!(factor >= 0) || !Number.isFinite(factor)) {
+    throw new ActiveflowError("GGUF_BAD_VALUE", `${file.path}: rope scaling factor ${factor} is not a finite non-negative number`);
+  }
+  return factor === 0 ? 1 : Math.fround(1 / Math.fround(factor));
 }

@@ -55,6 +55,9 @@ export interface TinyModelOptions {
   // phi3 only: LongRoPE factors (short in [1, 1.2), long in [1, 21), as Phi-3-mini-128k's run
   // from about 1 to 1.2 and 1 to 60) with these keys. Defaults to none.
   longRope?: { originalContext: number; attnFactor: number };
+  // Linear rope scaling by this factor (rope.scaling.factor; with `typed`, also
+  // rope.scaling.type "linear", else the type is left to its default). Defaults to none.
+  ropeLinear?: { factor: number; typed: boolean };
   // Mixture of experts: `count` experts of width `ffn`, `used` per token (qwen2moe adds a
   // shared expert of width 2 * ffn). Required for qwen2moe/qwen3moe; a llama with experts is
   // Mixtral's layout. Defaults to none.
@@ -178,6 +181,10 @@ export async function buildTinyModel(outPath: string, options: TinyModelOptions 
   if (llamaLike) meta.push([a("rope.dimension_count"), u32(cfg.headDim)], [a("vocab_size"), u32(cfg.vocab)]);
   if (arch === "phi3") meta.push([a("rope.dimension_count"), u32(cfg.headDim)], [a("attention.sliding_window"), u32(TINY_PHI3_SLIDING_WINDOW)]);
   if (options.longRope && arch !== "phi3") throw new ActiveflowError("BAD_ARGUMENT", `tiny model: LongRoPE factors are for phi3, not ${arch}`);
+  if (options.ropeLinear) {
+    meta.push([a("rope.scaling.factor"), f32(options.ropeLinear.factor)]);
+    if (options.ropeLinear.typed) meta.push([a("rope.scaling.type"), str("linear")]);
+  }
   if (options.longRope) {
     meta.push([a("rope.scaling.original_context_length"), u32(options.longRope.originalContext)], [a("rope.scaling.attn_factor"), f32(options.longRope.attnFactor)]);
   }
