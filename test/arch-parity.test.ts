@@ -205,4 +205,9 @@ test("phi3: a fused tensor or LongRoPE factors of the wrong size and a qkv bias 
   const qkvBias = join(dir, "phi3-qkv-bias.gguf");
   await rewriteGguf(m.path, qkvBias, (t) => t, [f32("blk.0.attn_qkv.bias", 128)]);
   await assert.rejects(Engine.load(qkvBias), (e: unknown) => oneLine(e, "MODEL_UNSUPPORTED", /tensor attn_qkv\.bias is not supported/));
+
+  // Output and FFN biases are not applied, so a file with them is refused, never run wrong.
+  const outBias = join(dir, "phi3-out-bias.gguf");
+  await rewriteGguf(m.path, outBias, (t) => t, [f32("blk.1.attn_output.bias", 64)]);
+  await assert.rejects(Engine.load(outBias), (e: unknown) => oneLine(e, "MODEL_UNSUPPORTED", /tensor blk\.1\.attn_output\.bias is not supported/));
 });

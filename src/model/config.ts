@@ -125,6 +125,9 @@ function checkArchExtras(file: GgufFile, arch: Architecture): void {
     throw new ActiveflowError("MODEL_UNSUPPORTED", `${file.path}: ${what} is not supported`);
   };
   if (arch === "phi3" && file.tensors.some((t) => /^blk\.\d+\.attn_qkv\.bias$/.test(t.name))) refuse("tensor attn_qkv.bias");
+  // Only q/k/v biases are applied; llama.cpp also adds these when a file has them.
+  const bias = file.tensors.find((t) => /^blk\.\d+\.(attn_output|ffn_gate|ffn_up|ffn_down)\.bias$/.test(t.name));
+  if (bias) refuse(`tensor ${bias.name}`);
   // LongRoPE factors on other architectures come with rope scaling type "longrope", refused above.
   if (arch === "mistral3") {
     // Llama 4 style attention temperature (Ministral 3): q scaled by position.
