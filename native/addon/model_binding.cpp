@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <optional>
 
 #include "activeflow/col_kernels.h"
 #include "activeflow/colx_kernels.h"
@@ -152,26 +153,30 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     if (busy_->load()) throw ToJsError(env, "BAD_ARGUMENT", std::string("cannot ") + what + " during an evaluation");
   }
 
+  // The first argument of a setter that takes a Float32Array of `need` values or null: the
+  // array, or nothing for null / undefined. `what` names the values in the errors.
+  static std::optional<Napi::Float32Array> OptionalF32(const Napi::CallbackInfo& info, const char* fn, const char* what,
+                                                       size_t need, const char* expected) {
+    if (info.Length() < 1 || info[0].IsNull() || info[0].IsUndefined()) return std::nullopt;
+    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+      throw ToJsError(info.Env(), "BAD_ARGUMENT", std::string(fn) + " expects a Float32Array or null");
+    }
+    auto t = info[0].As<Napi::Float32Array>();
+    if (t.ElementLength() != need) {
+      throw ToJsError(info.Env(), "BAD_ARGUMENT", std::string(what) + " hold " + std::to_string(t.ElementLength()) +
+                                                      " values, expected " + expected + " = " + std::to_string(need));
+    }
+    return t;
+  }
+
   // setThresholds(t: Float32Array [nLayer * 4] | null)
   Napi::Value SetThresholds(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Model& m = Get(env);
     NotBusy(env, "change thresholds");
-    if (info.Length() < 1 || info[0].IsNull() || info[0].IsUndefined()) {
-      m.set_thresholds(nullptr);
-      return env.Undefined();
-    }
-    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-      throw ToJsError(env, "BAD_ARGUMENT", "setThresholds expects a Float32Array or null");
-    }
-    auto t = info[0].As<Napi::Float32Array>();
-    const size_t need = static_cast<size_t>(m.config().n_layer) * kSites;
-    if (t.ElementLength() != need) {
-      throw ToJsError(env, "BAD_ARGUMENT", "thresholds hold " + std::to_string(t.ElementLength()) +
-                                               " values, expected n_layer * 4 = " + std::to_string(need));
-    }
+    const auto t = OptionalF32(info, "setThresholds", "thresholds", static_cast<size_t>(m.config().n_layer) * kSites, "n_layer * 4");
     try {
-      m.set_thresholds(t.Data());
+      m.set_thresholds(t ? t->Data() : nullptr);
     } catch (const ModelError& e) {
       throw ToJsError(env, e.code, e.what());
     }
@@ -184,24 +189,16 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     Napi::Env env = info.Env();
     Model& m = Get(env);
     NotBusy(env, "change column norms");
-    if (info.Length() < 1 || info[0].IsNull() || info[0].IsUndefined()) {
-      m.set_column_norms(nullptr);
-      return env.Undefined();
-    }
-    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-      throw ToJsError(env, "BAD_ARGUMENT", "setColumnNorms expects a Float32Array or null");
-    }
-    auto t = info[0].As<Napi::Float32Array>();
-    if (t.ElementLength() != m.column_norm_count()) {
-      throw ToJsError(env, "BAD_ARGUMENT", "column norms hold " + std::to_string(t.ElementLength()) +
-                                               " values, expected n_layer x the sites' input widths = " + std::to_string(m.column_norm_count()));
-    }
-    for (size_t i = 0; i < t.ElementLength(); i++) {
-      if (!(t[i] >= 0.0f) || !std::isfinite(t[i])) {
-        throw ToJsError(env, "BAD_ARGUMENT", "column norm " + std::to_string(i) + " is " + std::to_string(t[i]) + "; norms must be finite and >= 0");
+    const auto t = OptionalF32(info, "setColumnNorms", "column norms", m.column_norm_count(), "n_layer x the sites' input widths");
+    if (t) {
+      for (size_t i = 0; i < t->ElementLength(); i++) {
+        const float v = (*t)[i];
+        if (!(v >= 0.0f) || !std::isfinite(v)) {
+          throw ToJsError(env, "BAD_ARGUMENT", "column norm " + std::to_string(i) + " is " + std::to_string(v) + "; norms must be finite and >= 0");
+        }
       }
     }
-    m.set_column_norms(t.Data());
+    m.set_column_norms(t ? t->Data() : nullptr);
     return env.Undefined();
   }
 
