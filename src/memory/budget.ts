@@ -137,20 +137,21 @@ export function planFlashMemory(
   const headResident = headBytes > 0 && align64(headBytes) <= left;
   if (headResident) left -= align64(headBytes);
   else left -= HEAD_STAGING_BYTES;
-  let preloadBytes = 0;
-  if (options.readAhead === true && (options.groupSize ?? 1) === 1 && left > 0) {
-    // A whole extent each, plus the pages its planned reads may start and end in.
-    const want = 2 * (largestExtent + 2 * 4096);
-    preloadBytes = alignPage(Math.floor(Math.min(want, left * PRELOAD_MAX_SHARE) / 2)) * 2;
-    if (preloadBytes > left) preloadBytes = 0;
-    left -= preloadBytes;
-  } else if ((options.preload === true || (options.groupSize ?? 1) > 1) && left > 0) {
+  // The two preload buffers want: a whole extent each for read-ahead (plus the pages its planned
+  // reads may start and end in); else a group's (or residual-fed site's) predicted records.
+  let want = 0;
+  if (options.readAhead === true && (options.groupSize ?? 1) === 1) {
+    want = 2 * (largestExtent + 2 * 4096);
+  } else if (options.preload === true || (options.groupSize ?? 1) > 1) {
     const groups = new Map<number, number>();
     for (const e of flash.extents) groups.set(e.group, (groups.get(e.group) ?? 0) + alignPage(e.bytes));
     const groupBytes = flash.groupSize === 1
       ? Math.max(...flash.extents.filter((e) => e.site === "attn_in" || e.site === "ffn_in").map((e) => alignPage(e.bytes)))
       : Math.max(...groups.values());
-    const want = 2 * groupBytes * Math.min(1, (1 - (options.sparsity ?? 0)) * PRELOAD_SLACK);
+    want = 2 * groupBytes * Math.min(1, (1 - (options.sparsity ?? 0)) * PRELOAD_SLACK);
+  }
+  let preloadBytes = 0;
+  if (want > 0 && left > 0) {
     preloadBytes = alignPage(Math.floor(Math.min(want, left * PRELOAD_MAX_SHARE) / 2)) * 2;
     if (preloadBytes > left) preloadBytes = 0;
     left -= preloadBytes;
