@@ -58,8 +58,9 @@ export async function check(target: string, input: Uint8Array | string | readonl
 // The seeds the mutators start from: a tiny GGUF of each tokenizer family and a flash file.
 export interface Corpus {
   dir: string;
-  gguf: { name: string; bytes: Uint8Array }[];
-  flash: Uint8Array;
+  // Each seed with its header's length (dataOffset), where mutations are aimed.
+  gguf: { name: string; bytes: Uint8Array; header: number }[];
+  flash: { bytes: Uint8Array; header: number };
   tokenizers: Tokenizer[];
   // Whether tokenizers[i]'s decode gives back any well-formed text it encoded: not with the
   // "default" pre-tokenizer, whose decode cleans spaces before punctuation as llama.cpp's does.
@@ -76,12 +77,13 @@ export async function makeCorpus(): Promise<Corpus> {
     roundTrips.push(arch === "qwen2");
     const path = join(dir, `${arch}.gguf`);
     await buildTinyModel(path, { arch, type: GgmlType.Q8_0, seed: 7 });
-    gguf.push({ name: arch, bytes: new Uint8Array(await readFile(path)) });
-    tokenizers.push(createTokenizer(await readGguf(path)));
+    const parsed = await readGguf(path);
+    gguf.push({ name: arch, bytes: new Uint8Array(await readFile(path)), header: parsed.dataOffset });
+    tokenizers.push(createTokenizer(parsed));
   }
   const flashPath = join(dir, "llama.af.gguf");
   await convertToFlash(join(dir, "llama.gguf"), flashPath, { groupSize: 1 });
-  const flash = new Uint8Array(await readFile(flashPath));
+  const flash = { bytes: new Uint8Array(await readFile(flashPath)), header: (await readGguf(flashPath)).dataOffset };
   return { dir, gguf, flash, tokenizers, roundTrips, dispose: () => rm(dir, { recursive: true, force: true }) };
 }
 
