@@ -9,6 +9,7 @@ import { CACHE_POLICIES, CACHE_POLICY_DEFAULT } from "../engine/types.js";
 import { RECORD_ORDERS } from "../flash/format.js";
 import { MIN_CALIBRATION_TOKENS } from "../sparsity/thresholds.js";
 import { DEFAULT_SELECTION, SELECTIONS } from "../sparsity/selection.js";
+import { API_KEY_ENV, BODY_LIMIT_BYTES, DEFAULT_HOST, DEFAULT_MAX_QUEUE, DEFAULT_PORT, DRAIN_SECONDS } from "../server/defaults.js";
 
 // A bad command line (exit code 2, with a hint to --help) as opposed to a failure while
 // running (exit code 1).
@@ -80,7 +81,7 @@ export const OPTIONS = {
   repeatPenalty: { long: "repeat-penalty", kind: "number", value: "x", above: 0, max: 100, help: "Penalise tokens seen in the last --repeat-last-n tokens; 1 disables. Defaults to 1." },
   repeatLastN: { long: "repeat-last-n", kind: "int", value: "n", min: 0, max: 1_000_000, help: "How many recent tokens --repeat-penalty looks at. Defaults to 64." },
   dram: { long: "dram", kind: "string", value: "size", check: checkBudget, help: "DRAM budget for the model (weights, KV cache, scratch): bytes, 512MB, 2GB or a percentage of the model file given (35%); KB, MB and GB are binary (KiB, MiB, GiB). Runs the model from the flash layout; a .gguf is converted once into the cache. Defaults to no budget (dense, all in DRAM)." },
-  sparsity: { long: "sparsity", kind: "number", value: "s", min: 0, below: 1, help: "Fraction of each linear layer's inputs skipped (contextual sparsity), using the model's calibration table; on run and chat with --dram also `auto`: the tuner picks it from the budget and this machine's measured flash and compute speeds. Defaults to 0 (dense)." },
+  sparsity: { long: "sparsity", kind: "number", value: "s", min: 0, below: 1, help: "Fraction of each linear layer's inputs skipped (contextual sparsity), using the model's calibration table; on run, chat and serve with --dram also `auto`: the tuner picks it from the budget and this machine's measured flash and compute speeds. Defaults to 0 (dense)." },
   maxSparsity: { long: "max-sparsity", kind: "number", value: "s", min: 0, below: 1, help: "With --sparsity auto: the highest sparsity the tuner may choose (a quality floor). Defaults to 0.5." },
   groupSize: { long: "group-size", kind: "int", value: "n", min: 1, max: 256, help: "Layers per group of the flash layout (read together) when a .gguf is converted for --dram. Defaults to 1: on the random-weight 7B at 25 % and 50 % a group of 4 read more per token than groups of 1 and was no faster (bench/results/pipeline-*.json)." },
   verifyReads: { long: "verify-reads", kind: "flag", help: "Check every page read from flash against its CRC-32C." },
@@ -107,6 +108,10 @@ export const OPTIONS = {
   timeLimit: { long: "time-limit", kind: "number", value: "min", above: 0, max: 1_000_000, help: "Stop training after this many minutes and write the model. Defaults to no limit." },
   resume: { long: "resume", kind: "flag", help: "Continue from the checkpoint (<out>.ckpt) of an interrupted run." },
   device: { long: "device", kind: "string", value: "name", help: "PyTorch device: cpu, cuda, cuda:1, ... Defaults to cpu." },
+  host: { long: "host", kind: "string", value: "address", check: (raw) => (raw.trim() === "" ? "an address such as 127.0.0.1 or 0.0.0.0" : undefined), help: `Address to listen on; 0.0.0.0 listens on every interface (use --api-key then). Defaults to ${DEFAULT_HOST}.` },
+  port: { long: "port", kind: "int", value: "n", min: 0, max: 65535, help: `Port to listen on; 0 picks a free one (printed). Defaults to ${DEFAULT_PORT}.` },
+  apiKey: { long: "api-key", kind: "string", value: "key", check: (raw) => (raw === "" ? "a non-empty key" : undefined), help: `Require \`Authorization: Bearer <key>\` on every route but /health (401 otherwise). Defaults to $${API_KEY_ENV} if set, else no key.` },
+  maxQueue: { long: "max-queue", kind: "int", value: "n", min: 0, max: 100_000, help: `Requests that may wait while one generates (one model, one generation at a time); beyond it the answer is 429. Defaults to ${DEFAULT_MAX_QUEUE}.` },
   json: { long: "json", kind: "flag", help: "Print one JSON object (tokens, text, speeds, memory) as the last line of stdout instead of the streamed text." },
   verbose: { long: "verbose", kind: "flag", help: "Show stack traces on errors." },
   help: { long: "help", short: "h", kind: "flag", help: "Show this help." },
@@ -127,7 +132,7 @@ export type OptionValues = {
   autoSparsity?: boolean;
 };
 
-export type CommandName = "run" | "chat" | "fetch" | "convert" | "calibrate" | "reorder" | "eval" | "distill" | "synth" | "verify" | "tokenize" | "inspect" | "cache";
+export type CommandName = "run" | "chat" | "serve" | "fetch" | "convert" | "calibrate" | "reorder" | "eval" | "distill" | "synth" | "verify" | "tokenize" | "inspect" | "cache";
 
 interface CommandSpec {
   usage: string;
@@ -184,6 +189,35 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
       prompt: "Send this one message, print the reply and exit (no interactive session).",
       maxTokens: "Tokens per reply at most. Defaults to 128.",
       json: "Print one JSON object per reply (tokens, text, speeds, memory) on stdout instead of the streamed text.",
+    },
+  },
+  serve: {
+    usage: "activeflow serve <model> [--dram <size>] [--sparsity <s>] [--host <address>] [--port <n>] [--api-key <key>] [options]",
+    summary: "Serve the model over an OpenAI-compatible HTTP API (chat and text completions, streaming).",
+    details: [
+      MODEL_NOTE,
+      "Routes: POST /v1/chat/completions and /v1/completions (stream with server-sent events or",
+      "not; max_tokens, temperature, top_p, seed, stop, n=1, logprobs/top_logprobs, usage; top_k,",
+      "min_p, repeat_penalty and ignore_eos as llama.cpp's server; unset ones take the engine's",
+      "defaults: temperature 0.8, top_k 40, top_p 0.95, min_p 0.05), GET /v1/models[/<id>], GET /health",
+      "(503 while the model loads), GET /metrics (Prometheus text), GET and POST /v1/budget",
+      '(with --dram: {"dram": "40%"} changes the budget from the next token on).',
+      "response_format json_object and json_schema are answered 400 for now (not supported yet).",
+      "One generation runs at a time; the others wait in order (see --max-queue). A client that",
+      `disconnects cancels its generation. Bodies over ${BODY_LIMIT_BYTES / (1 << 20)} MiB are refused (413). The request's`,
+      "`model` field is not checked: the server serves one model. Without max_tokens a reply may",
+      "run to the end of the context.",
+      `SIGTERM or Ctrl-C: stop listening, let running and queued generations finish (up to ${DRAIN_SECONDS} s,`,
+      "then they are cancelled; a second signal cancels them at once) and exit 0.",
+      "stdout gets the server's URL once it listens (with --json one JSON line: url, host, port,",
+      "model); stderr one line per generation.",
+      "With --dram the model runs from the flash layout under that DRAM budget; the context length",
+      "then defaults to 512 tokens (--ctx sets it).",
+    ],
+    positionals: ["model"],
+    options: ["host", "port", "apiKey", "maxQueue", "threads", "ctx", ...FLASH, "watchMemory", "json", "verbose", "help"],
+    optionHelp: {
+      json: "Print the address as one JSON line on stdout (url, host, port, model) instead of the URL.",
     },
   },
   fetch: {
@@ -444,7 +478,7 @@ export function parseArgs(argv: readonly string[]): Parsed {
       if (raw === undefined) throw new UsageError(`option ${name} needs a value <${o.value ?? "value"}>`, command);
     }
     if (key === "sparsity" && raw.trim().toLowerCase() === "auto") {
-      if (command !== "run" && command !== "chat") throw new UsageError(`--sparsity auto applies to run and chat (it tunes for a DRAM budget)`, command);
+      if (command !== "run" && command !== "chat" && command !== "serve") throw new UsageError(`--sparsity auto applies to run, chat and serve (it tunes for a DRAM budget)`, command);
       values.autoSparsity = true;
       continue;
     }
@@ -572,6 +606,7 @@ export function helpText(command?: CommandName): string {
       "  activeflow fetch smollm2",
       '  activeflow run smollm2 -p "The capital of France is" -n 32 --greedy',
       "  activeflow chat smollm2",
+      "  activeflow serve smollm2 --dram 50% --port 8080",
       "  activeflow calibrate smollm2",
       "  activeflow cache ls",
       '  activeflow run smollm2 --dram 35% --sparsity 0.5 -p "The capital of France is" --greedy',

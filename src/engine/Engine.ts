@@ -14,6 +14,7 @@ import { Sampler } from "./sampler.js";
 import { TokenTextStream } from "./textStream.js";
 import { StopMatcher } from "./stopStrings.js";
 import { fitConversation } from "./contextShift.js";
+import { checkTopLogprobs, logSumExp, topLogprobs } from "./logprobs.js";
 import { CACHE_POLICIES, CACHE_POLICY_DEFAULT, SWAP_THREADS_DEFAULT, type FlashRunStats, type GeneratedToken, type GenerateOptions, type GenerationStats, type LoadOptions, type PlannerStats, type PreloadRunStats, type TuningStats } from "./types.js";
 import { defaultThreads } from "./threads.js";
 import { SITES } from "../backend/Backend.js";
@@ -496,6 +497,7 @@ export class Engine {
 
   private async *generateIds(ids: number[], options: GenerateOptions): AsyncGenerator<GeneratedToken, GenerationStats, void> {
     const stop = new StopMatcher(options.stop ?? []);
+    const nLogprobs = options.logprobs === undefined ? undefined : checkTopLogprobs(options.logprobs);
     this.enter();
     const maxTokens = options.maxTokens ?? 128;
     if (!Number.isInteger(maxTokens) || maxTokens < 0) {
@@ -547,7 +549,11 @@ export class Engine {
       const one = new Int32Array(1);
       let decodeStart = t1;
       for (let i = 0; i < maxTokens; i++) {
+        // Before sampling: the sampler reads `logits` but does not change them.
+        const lse = nLogprobs === undefined ? 0 : logSumExp(logits);
+        const top = nLogprobs === undefined ? undefined : topLogprobs(logits, nLogprobs, lse);
         const id = sampler.sample(logits, history);
+        const probs = top === undefined ? {} : { logprob: logits[id]! - lse, topLogprobs: top };
         if (stopAtEos && this.tokenizer.stopIds.has(id)) {
           stats.stopReason = "eos";
           break;
@@ -558,12 +564,12 @@ export class Engine {
         const piece = stop.push(text.push(id));
         if (piece.stopped) {
           stats.stopReason = "stop";
-          yield { id, text: piece.emit };
+          yield { id, text: piece.emit, ...probs };
           break;
         }
         // The last token of a length or context stop carries any text held for a stop string.
         const full = i + 1 === maxTokens || this.cached.length >= this.contextLength;
-        yield { id, text: full ? piece.emit + stop.flush() : piece.emit };
+        yield { id, text: full ? piece.emit + stop.flush() : piece.emit, ...probs };
         if (i === 0) decodeStart = performance.now(); // decode speed excludes the first sample's wait on the consumer
         if (i + 1 === maxTokens) break;
         if (this.cached.length >= this.contextLength) {

@@ -36,6 +36,10 @@ export interface GenerateOptions extends SamplingOptions {
   // not fit the context, drop the oldest whole turns after the system message(s) and prefill
   // the rest again; false throws CONTEXT_FULL instead. Defaults to true.
   contextShift?: boolean;
+  // Report each generated token's log-probability and the n most likely alternatives (0 to 20)
+  // under the model's raw distribution (temperature 1, before sampling options), as OpenAI's
+  // logprobs. Defaults to none.
+  logprobs?: number;
 }
 
 export interface GeneratedToken {
@@ -43,6 +47,9 @@ export interface GeneratedToken {
   // Text this token completes (may be "" while a UTF-8 sequence is incomplete or text is
   // held back for a possible stop string). id is -1 only on the item that flushes held text.
   text: string;
+  // With GenerateOptions.logprobs: ln p(id), and the most likely tokens, best first.
+  logprob?: number;
+  topLogprobs?: { id: number; logprob: number }[];
 }
 
 export interface GenerationStats {
