@@ -280,7 +280,10 @@ test("under --dram: a model without a chat template is a 500, the budget changes
   const plain = join(dir, "plain.gguf");
   const synth = await runCli(["synth", "--shape", "tiny", "--type", "q8_0", plain, "--seed", "2"]);
   assert.equal(synth.code, 0, synth.err);
-  const s = await startServe([plain, "--dram", "8MB", "--ctx", "4096", "--max-queue", "4", "--threads", "1"], env());
+  const s = await startServe([plain, "--dram", "8MB", "--ctx", "4096", "--max-queue", "4", "--threads", "1", "--json"], env());
+  assert.deepEqual(Object.keys(s.printed ?? {}).sort(), ["host", "model", "port", "url"]);
+  assert.equal(s.printed!.url, `http://127.0.0.1:${s.printed!.port}`);
+  assert.equal(s.printed!.model, "plain");
   await s.ready();
   const c = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: "none", maxRetries: 0 });
   await expectStatus(c.chat.completions.create({ model: "plain", messages: user("x") }), 500, /chat_template/);

@@ -8,6 +8,8 @@ export interface ServeProcess {
   child: ChildProcess;
   // Everything the server wrote on stderr so far.
   stderr: () => string;
+  // With --json: the object printed on stdout.
+  printed: Record<string, unknown> | undefined;
   // Exit code (or the signal's name) once the process has ended.
   exited: Promise<number | string>;
   ready: () => Promise<void>;
@@ -16,16 +18,24 @@ export interface ServeProcess {
 export async function startServe(args: string[], env: NodeJS.ProcessEnv = process.env, timeoutMs = 60_000): Promise<ServeProcess> {
   const child = spawn(process.execPath, [BIN, "serve", ...args, "--host", "127.0.0.1", "--port", "0"], { env, stdio: ["ignore", "pipe", "pipe"] });
   let out = "", err = "";
+  let printed: Record<string, unknown> | undefined;
   child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
   const exited = new Promise<number | string>((resolve) => child.on("exit", (code, signal) => resolve(code ?? signal ?? -1)));
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`serve did not print its URL in ${timeoutMs} ms; stderr: ${err}`)), timeoutMs);
     child.stdout!.on("data", (d: Buffer) => {
       out += d.toString();
-      const m = /^(http:\/\/\S+)\n/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]!);
+      // The URL line, or with --json one JSON object holding it.
+      const line = /^(.*)\n/.exec(out)?.[1];
+      if (line === undefined) return;
+      clearTimeout(timer);
+      if (line.startsWith("{")) {
+        printed = JSON.parse(line) as Record<string, unknown>;
+        resolve(String(printed.url));
+      } else if (/^http:\/\/\S+$/.test(line)) {
+        resolve(line);
+      } else {
+        reject(new Error(`serve printed "${line}" instead of its URL`));
       }
     });
     void exited.then((code) => {
@@ -43,5 +53,5 @@ export async function startServe(args: string[], env: NodeJS.ProcessEnv = proces
     }
     throw new Error(`serve at ${url} not healthy in ${timeoutMs} ms; stderr: ${err}`);
   };
-  return { url, child, stderr: () => err, exited, ready };
+  return { url, child, stderr: () => err, printed, exited, ready };
 }
