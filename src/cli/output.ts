@@ -131,6 +131,7 @@ function preloadRecord(p: PreloadRunStats): Record<string, unknown> {
     buffer_bytes: p.bufferBytes,
     preload_bytes_read: p.preloadBytesRead,
     demand_bytes_read: p.demandBytesRead,
+    reads_withdrawn: p.readsWithdrawn,
     active_from_cache: p.activeFromCache,
     active_from_preload: p.activeFromPreload,
     active_on_demand: p.activeOnDemand,

@@ -732,6 +732,7 @@ function preloadStats(f: BackendFlashStats, bufferBytes: number, groupSize: numb
     bufferBytes,
     preloadBytesRead: f.preloadBytesRead ?? 0,
     demandBytesRead: f.demandBytesRead ?? 0,
+    readsWithdrawn: f.readsWithdrawn ?? 0,
     activeFromCache: active > 0 ? 1 - ((f.activePreloadBytes ?? 0) + (f.activeDemandBytes ?? 0)) / active : 0,
     activeFromPreload: active > 0 ? (f.activePreloadBytes ?? 0) / active : 0,
     activeOnDemand: active > 0 ? (f.activeDemandBytes ?? 0) / active : 0,

@@ -144,6 +144,9 @@ export interface PreloadRunStats {
   bufferBytes: number; // both preload buffers
   preloadBytesRead: number;
   demandBytesRead: number;
+  // Prefetch / read-ahead reads still unissued when their visit came, dropped there: the
+  // visit read its active records among them on demand instead.
+  readsWithdrawn: number;
   // Shares of the active channels' record bytes by where compute found them.
   activeFromCache: number;
   activeFromPreload: number;
