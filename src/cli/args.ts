@@ -231,7 +231,7 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
       "thresholds, its sidecar the norms). A table without a selection is magnitude. Weight-aware",
       "calibration reads the norms from a .gguf: calibrate the source of a converted file.",
       "Each level's KL(dense || sparse) and top-1 agreement with the dense model are then measured on",
-      "the same text and stored in the table: `--sparsity auto --max-kl/--min-top1` choose by them.",
+      "the same text and stored in the table, for the tuner's quality floor (see `activeflow run --help`).",
       "The progress line shows the whole run's percentage and time left. Finished steps are saved in",
       "<model>.calibrate-checkpoint.json: after Ctrl-C or a crash the same command resumes from them.",
     ],
