@@ -46,10 +46,13 @@ def rms_norm(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 class Weights:
-    """Everything read from the GGUF once: frozen tensors (embedding, head, norms, biases) and the
-    original linear weights [out, in] float32 per layer."""
+    """The frozen tensors read from the GGUF once (embedding, head, norms, biases); the layers'
+    linear weights [out, in] float32 are dequantised per layer on demand, so a model can be built
+    (and sharded) one layer at a time."""
 
     def __init__(self, reader, cfg: Config):
+        self.reader = reader
+
         def t(name, required=True):
             x = tensor(reader, name, required)
             return None if x is None else torch.from_numpy(dequantized(x))
@@ -62,21 +65,15 @@ class Weights:
         self.layers = []
         for il in range(cfg.n_layer):
             p = f"blk.{il}."
-            L = {n: t(p + n + ".weight") for n in LINEARS}
-            L["attn_norm"] = t(p + "attn_norm.weight")
-            L["ffn_norm"] = t(p + "ffn_norm.weight")
+            L = {"attn_norm": t(p + "attn_norm.weight"), "ffn_norm": t(p + "ffn_norm.weight")}
             for b in ("attn_q", "attn_k", "attn_v"):
                 L[b + ".bias"] = t(p + b + ".bias", False)
             L["attn_q_norm"] = t(p + "attn_q_norm.weight", False)
             L["attn_k_norm"] = t(p + "attn_k_norm.weight", False)
             self.layers.append(L)
 
-    def drop_linears(self) -> None:
-        """Forget the linear weights once the models hold their own (the teacher's, the student's
-        copies), so FSDP's shards are the only copies left."""
-        for L in self.layers:
-            for n in LINEARS:
-                L.pop(n, None)
+    def linears(self, il: int) -> dict[str, torch.Tensor]:
+        return {n: torch.from_numpy(dequantized(tensor(self.reader, f"blk.{il}.{n}.weight"))) for n in LINEARS}
 
     def to(self, device) -> "Weights":
         mv = lambda x: None if x is None else x.to(device)
@@ -89,9 +86,9 @@ class Layer(nn.Module):
     """One block's linear weights [out, in] and RMSNorm weights: a module of its own so FSDP can
     shard it and gather it for its forward only."""
 
-    def __init__(self, L: dict, trainable: bool, train_norms: bool):
+    def __init__(self, lin: dict, L: dict, trainable: bool, train_norms: bool):
         super().__init__()
-        self.linears = nn.ParameterDict({n: nn.Parameter(L[n].clone() if trainable else L[n], requires_grad=trainable) for n in LINEARS})
+        self.linears = nn.ParameterDict({n: nn.Parameter(lin[n], requires_grad=trainable) for n in LINEARS})
         tn = trainable and train_norms
         self.norms = nn.ParameterDict({n: nn.Parameter(L[n].clone() if tn else L[n], requires_grad=tn) for n in ("attn_norm", "ffn_norm")})
 
@@ -129,14 +126,21 @@ class Layer(nn.Module):
 
 
 class Model(nn.Module):
-    def __init__(self, cfg: Config, w: Weights, trainable: bool, qtype: T | None = None, train_norms: bool = False):
+    def __init__(self, cfg: Config, w: Weights, trainable: bool, qtype: T | None = None, train_norms: bool = False, each_layer=None):
+        """each_layer(layer) is called on every Layer as it is built (FSDP shards it there, so the
+        whole model is never held unsharded)."""
         super().__init__()
         self.cfg = cfg
         self.qtype = qtype  # fake-quantise linear weights to this type in forward (None: as stored)
         self.thresholds: torch.Tensor | None = None  # [n_layer, 4] or None (dense)
         self.act_quant = False  # emulate the engine's 8-bit activation rounding (parity checks)
         self.w = w
-        self.layers = nn.ModuleList(Layer(L, trainable, train_norms) for L in w.layers)
+        self.layers = nn.ModuleList()
+        for il, L in enumerate(w.layers):
+            layer = Layer(w.linears(il), L, trainable, train_norms)
+            if each_layer is not None:
+                each_layer(layer)
+            self.layers.append(layer)
         n_rot = cfg.n_rot
         inv = np.array([cfg.rope_theta ** (-2.0 * i / n_rot) for i in range(n_rot // 2)], dtype=np.float64)
         if w.rope_freqs is not None:

@@ -83,24 +83,31 @@ def shutdown(par: Parallel) -> None:
         dist.destroy_process_group()
 
 
-def shard(model: nn.Module) -> None:
-    """FSDP: each layer's weights (and their gradients and Adam state) split over the processes,
-    gathered for that layer's forward and backward only; the root holds what is left. The
-    embedding, head and norms read through model.w stay whole on every process."""
+def shard_layer(layer: nn.Module) -> None:
+    """FSDP: a layer's weights (and their gradients and Adam state) split over the processes,
+    gathered for its forward and backward only; fully_shard moves the shard to the device."""
     from torch.distributed.fsdp import fully_shard
 
-    for layer in model.layers:
-        fully_shard(layer)
+    fully_shard(layer)
+
+
+def shard_root(model: nn.Module) -> None:
+    """FSDP over a model whose layers are sharded already: the root manages what is left (the
+    rope buffer) and drives the layers' gathers."""
+    from torch.distributed.fsdp import fully_shard
+
     fully_shard(model)
 
 
 def wrap_student(student: nn.Module, par: Parallel, fsdp: bool) -> nn.Module:
-    """The module to call for the student's forward and backward: itself alone, sharded (FSDP),
-    or replicated with gradients averaged after each backward (DDP)."""
+    """The module to call for the student's forward and backward: itself alone, sharded (FSDP:
+    its layers were sharded as they were built; the embedding, head, output norm and biases read
+    through model.w stay whole on every process), or replicated with gradients
+    averaged after each backward (DDP)."""
     if not par.distributed:
         return student
     if fsdp:
-        shard(student)
+        shard_root(student)
         return student
     ids = [par.device.index] if par.device.type == "cuda" else None
     # inv_freq is the only buffer and the same everywhere: no broadcast before each forward.

@@ -152,15 +152,15 @@ def _distill(o: Options, par: P.Parallel, log) -> dict:
         raise DistillError(f"{o.tokens}: {len(train)} training windows of {o.seq_len} tokens, fewer than --batch {o.batch}; give more text")
 
     w = Weights(reader, cfg)
-    teacher = Model(cfg, w, trainable=False)
-    student = Model(cfg, w, trainable=True, qtype=qtype, train_norms=o.train_norms)
-    w.drop_linears()
+    # FSDP shards (and moves to the device) each layer as it is built: no process ever holds
+    # the whole teacher or student.
+    each = P.shard_layer if o.fsdp else None
+    teacher = Model(cfg, w, trainable=False, each_layer=each)
+    student = Model(cfg, w, trainable=True, qtype=qtype, train_norms=o.train_norms, each_layer=each)
     w.to(dev)
     student.set_thresholds(thr)
     if o.fsdp:
-        # fully_shard moves each layer to the device as it shards it: the whole model is never
-        # on one device at once.
-        P.shard(teacher)
+        P.shard_root(teacher)
     else:
         teacher.to(dev)
         student.to(dev)
