@@ -30,6 +30,8 @@ import type { BudgetChange } from "./types.js";
 import { thresholdsFor, type ThresholdTable } from "../sparsity/thresholds.js";
 import { machineProfile, readCostOf, type MachineProfile } from "../pipeline/profile.js";
 import { estimate, tune, type TuneInput } from "../pipeline/tuner.js";
+import { JsonConstraint } from "../structured/constraint.js";
+import { GrammarCache } from "../structured/grammars.js";
 
 // Tokens evaluated per prefill pass; larger batches amortise weight reads better but cost
 // scratch memory proportional to n_batch * n_ff.
@@ -115,6 +117,8 @@ export class Engine {
   private watcher: MemoryPressureWatcher | undefined;
   // Generated tokens so far while a generation runs, else null (for the history).
   private tokenIndex: number | null = null;
+  // Schemas compiled for GenerateOptions.schema, with their cached token masks.
+  private readonly grammars: GrammarCache;
 
   private constructor(
     path: string, model: BackendModel, tokenizer: Tokenizer, config: ModelConfig, contextLength: number, threads: number,
@@ -130,6 +134,7 @@ export class Engine {
     this.threads = threads;
     this.modelBytes = model.info().fileBytes;
     this.logits = new Float32Array(config.nVocab);
+    this.grammars = new GrammarCache(tokenizer, config.nVocab);
     if (plan) {
       this.budgetBytes = plan.budgetBytes;
       this.budgetCacheBytes = this.appliedCacheBytes = plan.cacheBytes;
@@ -496,6 +501,7 @@ export class Engine {
 
   private async *generateIds(ids: number[], options: GenerateOptions): AsyncGenerator<GeneratedToken, GenerationStats, void> {
     const stop = new StopMatcher(options.stop ?? []);
+    const constraint = options.schema === undefined ? undefined : new JsonConstraint(this.grammars.get(options.schema));
     this.enter();
     const maxTokens = options.maxTokens ?? 128;
     if (!Number.isInteger(maxTokens) || maxTokens < 0) {
@@ -547,11 +553,19 @@ export class Engine {
       const one = new Int32Array(1);
       let decodeStart = t1;
       for (let i = 0; i < maxTokens; i++) {
-        const id = sampler.sample(logits, history);
-        if (stopAtEos && this.tokenizer.stopIds.has(id)) {
+        let id: number;
+        if (constraint) {
+          // Tokens that may follow this one: maxTokens and the context both bound them.
+          const left = Math.min(maxTokens - i, this.contextLength - this.cached.length + 1) - 1;
+          id = constraint.choose(sampler.sample(constraint.apply(logits, left), history), logits);
+        } else {
+          id = sampler.sample(logits, history);
+        }
+        if ((stopAtEos || constraint) && this.tokenizer.stopIds.has(id)) {
           stats.stopReason = "eos";
           break;
         }
+        constraint?.accept(id);
         history.push(id);
         stats.generatedTokens++;
         this.tokenIndex = stats.generatedTokens; // a change made while this token is out applies to the next
@@ -562,9 +576,14 @@ export class Engine {
           break;
         }
         // The last token of a length or context stop carries any text held for a stop string.
-        const full = i + 1 === maxTokens || this.cached.length >= this.contextLength;
+        const done = constraint?.done === true; // the JSON value is complete: nothing may follow
+        const full = i + 1 === maxTokens || this.cached.length >= this.contextLength || done;
         yield { id, text: full ? piece.emit + stop.flush() : piece.emit };
         if (i === 0) decodeStart = performance.now(); // decode speed excludes the first sample's wait on the consumer
+        if (done) {
+          stats.stopReason = "eos";
+          break;
+        }
         if (i + 1 === maxTokens) break;
         if (this.cached.length >= this.contextLength) {
           stats.stopReason = "context";
@@ -591,6 +610,7 @@ export class Engine {
       const decoded = Math.max(0, stats.generatedTokens - 1);
       stats.decodeSeconds = (t2 - decodeStart) / 1000;
       stats.decodeTokensPerSecond = stats.decodeSeconds > 0 && decoded > 0 ? decoded / stats.decodeSeconds : 0;
+      if (constraint) stats.structured = { maskSeconds: constraint.seconds, masksComputed: constraint.masksComputed };
       return stats;
     } finally {
       stats.peakRssBytes = peakRssBytes();
