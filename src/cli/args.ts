@@ -9,6 +9,7 @@ import { CACHE_POLICIES, CACHE_POLICY_DEFAULT } from "../engine/types.js";
 import { RECORD_ORDERS } from "../flash/format.js";
 import { MIN_CALIBRATION_TOKENS } from "../sparsity/thresholds.js";
 import { DEFAULT_SELECTION, SELECTIONS } from "../sparsity/selection.js";
+import type { JsonSchema } from "../structured/schema.js";
 
 // A bad command line (exit code 2, with a hint to --help) as opposed to a failure while
 // running (exit code 1).
@@ -107,6 +108,7 @@ export const OPTIONS = {
   timeLimit: { long: "time-limit", kind: "number", value: "min", above: 0, max: 1_000_000, help: "Stop training after this many minutes and write the model. Defaults to no limit." },
   resume: { long: "resume", kind: "flag", help: "Continue from the checkpoint (<out>.ckpt) of an interrupted run." },
   device: { long: "device", kind: "string", value: "name", help: "PyTorch device: cpu, cuda, cuda:1, ... Defaults to cpu." },
+  jsonSchema: { long: "json-schema", kind: "string", value: "file", check: (raw) => (raw === "" ? "a JSON Schema file" : undefined), help: "Constrain the reply to one JSON value valid against the JSON Schema in this file (the supported keywords are in docs/STRUCTURED_OUTPUT.md); generation ends when the value is complete. Defaults to free text." },
   json: { long: "json", kind: "flag", help: "Print one JSON object (tokens, text, speeds, memory) as the last line of stdout instead of the streamed text." },
   verbose: { long: "verbose", kind: "flag", help: "Show stack traces on errors." },
   help: { long: "help", short: "h", kind: "flag", help: "Show this help." },
@@ -125,6 +127,8 @@ export type OptionValues = {
 } & {
   // `--sparsity auto` (run and chat): the tuner chooses.
   autoSparsity?: boolean;
+  // The --json-schema file's schema, read by the command.
+  schema?: JsonSchema;
 };
 
 export type CommandName = "run" | "chat" | "fetch" | "convert" | "calibrate" | "reorder" | "eval" | "distill" | "synth" | "verify" | "tokenize" | "inspect" | "cache";
@@ -156,7 +160,7 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
     summary: "Complete a prompt (raw text, no chat template) and stream the result.",
     positionals: ["model"],
     details: [MODEL_NOTE, "The prompt is -p text, a file (-f), or standard input (- or -f -).", ...FLASH_NOTE],
-    options: ["prompt", "file", "stop", "maxTokens", "threads", "ctx", ...FLASH, "dramSchedule", "watchMemory", ...SAMPLING, "json", "verbose", "help"],
+    options: ["prompt", "file", "stop", "maxTokens", "threads", "ctx", ...FLASH, "dramSchedule", "watchMemory", ...SAMPLING, "jsonSchema", "json", "verbose", "help"],
     optionHelp: {
       json: "Print one JSON object (tokens, text, speeds, memory: rss_peak_bytes, runtime_floor_bytes, model_memory_peak_bytes; flash I/O and budget with --dram; the schedule and per-phase speed and memory with --dram-schedule) as the last line of stdout instead of the streamed text.",
     },
@@ -179,7 +183,7 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
       "then defaults to the first message's tokens plus -n rounded up to 64 (with -p), or 512.",
     ],
     positionals: ["model"],
-    options: ["prompt", "system", "stop", "maxTokens", "threads", "ctx", ...FLASH, "watchMemory", ...SAMPLING, "json", "verbose", "help"],
+    options: ["prompt", "system", "stop", "maxTokens", "threads", "ctx", ...FLASH, "watchMemory", ...SAMPLING, "jsonSchema", "json", "verbose", "help"],
     optionHelp: {
       prompt: "Send this one message, print the reply and exit (no interactive session).",
       maxTokens: "Tokens per reply at most. Defaults to 128.",
