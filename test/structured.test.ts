@@ -229,6 +229,35 @@ async function generateText(gen: ReturnType<Engine["generate"]>): Promise<{ text
   }
 }
 
+test("the token trie holds every token that writes bytes, at the node its bytes lead to, and nothing else", async () => {
+  const paths = [tiny, ...(smol.path ? [smol.path] : [])];
+  for (const path of paths) {
+    const tok = createTokenizer(await readGguf(path));
+    const t = tokenTrie(tok);
+    assert.equal(tokenTrie(tok), t, "built once per tokenizer");
+    let inTrie = 0;
+    for (let id = 0; id < tok.vocabSize; id++) {
+      const b = t.bytes[id]!;
+      if (tok.isControl(id) || tok.stopIds.has(id)) {
+        assert.equal(b.length, 0);
+        continue;
+      }
+      assert.deepEqual(b, tok.tokenBytes(id));
+      if (b.length === 0) continue;
+      inTrie++;
+      let node = 0;
+      for (const byte of b) {
+        let next = -1;
+        for (let e = t.childStart[node]!; e < t.childStart[node]! + t.childCount[node]!; e++) if (t.childByte[e] === byte) next = t.childNode[e]!;
+        assert.ok(next > node, `${path}: token ${id}: no edge for byte ${byte} (children come after their parent in preorder)`);
+        node = next;
+      }
+      assert.ok(Array.from(t.tokenIds.subarray(t.tokenStart[node]!, t.tokenStart[node + 1]!)).includes(id), `${path}: token ${id} not at its node`);
+    }
+    assert.equal(t.tokenIds.length, inTrie, path);
+  }
+});
+
 test("tiny random model at temperature 1: every generation is valid JSON for its schema, ended at the value's end", async () => {
   const e = await Engine.load(tiny, { threads: 1 });
   try {
