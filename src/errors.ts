@@ -19,6 +19,7 @@ export type ErrorCode =
   | "NATIVE_NOT_BUILT"
   | "FETCH"
   | "BAD_ARGUMENT"
+  | "BAD_SCHEMA"
   | "ABORTED"
   | "CONTEXT_FULL"
   | "DISPOSED"

@@ -2,6 +2,7 @@
 export { Engine } from "./engine/Engine.js";
 export type { GenerateOptions, GeneratedToken, GenerationStats, LoadOptions, SamplingOptions } from "./engine/types.js";
 export type { ChatMessage, Tokenizer } from "./tokenizer/types.js";
+export { compileJsonSchema, JSON_OBJECT_SCHEMA, type JsonSchema } from "./structured/schema.js";
 export { ActiveflowError, isActiveflowError, type ErrorCode } from "./errors.js";
 export { readGguf } from "./gguf/reader.js";
 export type { GgufFile, GgufTensorInfo } from "./gguf/types.js";

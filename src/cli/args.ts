@@ -10,6 +10,7 @@ import { RECORD_ORDERS } from "../flash/format.js";
 import { MIN_CALIBRATION_TOKENS } from "../sparsity/thresholds.js";
 import { DEFAULT_SELECTION, SELECTIONS } from "../sparsity/selection.js";
 import { API_KEY_ENV, BODY_LIMIT_BYTES, DEFAULT_HOST, DEFAULT_MAX_QUEUE, DEFAULT_PORT, DRAIN_SECONDS } from "../server/defaults.js";
+import type { JsonSchema } from "../structured/schema.js";
 
 // A bad command line (exit code 2, with a hint to --help) as opposed to a failure while
 // running (exit code 1).
@@ -113,6 +114,7 @@ export const OPTIONS = {
   procs: { long: "procs", kind: "int", value: "n", min: 1, max: 1024, help: "Training processes on this machine, started by torchrun from the Python environment: one model trained by all (DistributedDataParallel; gloo between CPU processes, NCCL between GPUs), each process taking --batch / n windows per step. Defaults to 1 (no torchrun)." },
   batch: { long: "batch", kind: "int", value: "n", min: 1, max: 65_536, help: "Windows of 256 tokens per training step over all processes; a multiple of --procs. Defaults to --procs (one window per process)." },
   fsdp: { long: "fsdp", kind: "flag", help: "With --procs 2 or more: shard the layers' weights, gradients and Adam state over the processes (FSDP) instead of a whole copy in each, for models that do not fit one device." },
+  jsonSchema: { long: "json-schema", kind: "string", value: "file", check: (raw) => (raw === "" ? "a JSON Schema file" : undefined), help: "Constrain the reply to one JSON value valid against the JSON Schema in this file (the supported keywords are in docs/STRUCTURED_OUTPUT.md); generation ends when the value is complete. Defaults to free text." },
   host: { long: "host", kind: "string", value: "address", check: (raw) => (raw.trim() === "" ? "an address such as 127.0.0.1 or 0.0.0.0" : undefined), help: `Address to listen on; 0.0.0.0 listens on every interface (use --api-key then). Defaults to ${DEFAULT_HOST}.` },
   port: { long: "port", kind: "int", value: "n", min: 0, max: 65535, help: `Port to listen on; 0 picks a free one (printed). Defaults to ${DEFAULT_PORT}.` },
   apiKey: { long: "api-key", kind: "string", value: "key", check: (raw) => (raw === "" ? "a non-empty key" : undefined), help: `Require \`Authorization: Bearer <key>\` on every route but /health (401 otherwise). Defaults to $${API_KEY_ENV} if set, else no key.` },
@@ -135,6 +137,8 @@ export type OptionValues = {
 } & {
   // `--sparsity auto` (run and chat): the tuner chooses.
   autoSparsity?: boolean;
+  // The --json-schema file's schema, read by the command.
+  schema?: JsonSchema;
 };
 
 export type CommandName = "run" | "chat" | "serve" | "fetch" | "convert" | "calibrate" | "reorder" | "eval" | "distill" | "synth" | "verify" | "tokenize" | "inspect" | "cache";
@@ -166,7 +170,7 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
     summary: "Complete a prompt (raw text, no chat template) and stream the result.",
     positionals: ["model"],
     details: [MODEL_NOTE, "The prompt is -p text, a file (-f), or standard input (- or -f -).", ...FLASH_NOTE],
-    options: ["prompt", "file", "stop", "maxTokens", "threads", "ctx", ...FLASH, "dramSchedule", "watchMemory", ...SAMPLING, "json", "verbose", "help"],
+    options: ["prompt", "file", "stop", "maxTokens", "threads", "ctx", ...FLASH, "dramSchedule", "watchMemory", ...SAMPLING, "jsonSchema", "json", "verbose", "help"],
     optionHelp: {
       json: "Print one JSON object (tokens, text, speeds, memory: rss_peak_bytes, runtime_floor_bytes, model_memory_peak_bytes; flash I/O and budget with --dram; the schedule and per-phase speed and memory with --dram-schedule) as the last line of stdout instead of the streamed text.",
     },
@@ -189,7 +193,7 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
       "then defaults to the first message's tokens plus -n rounded up to 64 (with -p), or 512.",
     ],
     positionals: ["model"],
-    options: ["prompt", "system", "stop", "maxTokens", "threads", "ctx", ...FLASH, "watchMemory", ...SAMPLING, "json", "verbose", "help"],
+    options: ["prompt", "system", "stop", "maxTokens", "threads", "ctx", ...FLASH, "watchMemory", ...SAMPLING, "jsonSchema", "json", "verbose", "help"],
     optionHelp: {
       prompt: "Send this one message, print the reply and exit (no interactive session).",
       maxTokens: "Tokens per reply at most. Defaults to 128.",

@@ -32,6 +32,8 @@ import { thresholdsFor, type ThresholdTable } from "../sparsity/thresholds.js";
 import { checkQualityFloor, hasFloor, qualityOf, type QualityFloor } from "../sparsity/qualityFloor.js";
 import { machineProfile, readCostOf, type MachineProfile } from "../pipeline/profile.js";
 import { estimate, tune, type TuneInput } from "../pipeline/tuner.js";
+import { JsonConstraint } from "../structured/constraint.js";
+import { GrammarCache } from "../structured/grammars.js";
 
 // Tokens evaluated per prefill pass; larger batches amortise weight reads better but cost
 // scratch memory proportional to n_batch * n_ff.
@@ -117,6 +119,8 @@ export class Engine {
   private watcher: MemoryPressureWatcher | undefined;
   // Generated tokens so far while a generation runs, else null (for the history).
   private tokenIndex: number | null = null;
+  // Schemas compiled for GenerateOptions.schema, with their cached token masks.
+  private readonly grammars: GrammarCache;
 
   private constructor(
     path: string, model: BackendModel, tokenizer: Tokenizer, config: ModelConfig, contextLength: number, threads: number,
@@ -132,6 +136,7 @@ export class Engine {
     this.threads = threads;
     this.modelBytes = model.info().fileBytes;
     this.logits = new Float32Array(config.nVocab);
+    this.grammars = new GrammarCache(tokenizer, config.nVocab);
     if (plan) {
       this.budgetBytes = plan.budgetBytes;
       this.budgetCacheBytes = this.appliedCacheBytes = plan.cacheBytes;
@@ -502,6 +507,7 @@ export class Engine {
   private async *generateIds(ids: number[], options: GenerateOptions): AsyncGenerator<GeneratedToken, GenerationStats, void> {
     const stop = new StopMatcher(options.stop ?? []);
     const nLogprobs = options.logprobs === undefined ? undefined : checkTopLogprobs(options.logprobs);
+    const constraint = options.schema === undefined ? undefined : new JsonConstraint(this.grammars.get(options.schema));
     this.enter();
     const maxTokens = options.maxTokens ?? 128;
     if (!Number.isInteger(maxTokens) || maxTokens < 0) {
@@ -553,15 +559,24 @@ export class Engine {
       const one = new Int32Array(1);
       let decodeStart = t1;
       for (let i = 0; i < maxTokens; i++) {
-        // Before sampling: the sampler reads `logits` but does not change them.
+        // Before sampling: the sampler reads `logits` but does not change them, and a schema's
+        // mask works on a copy, so logprobs are the model's own distribution.
         const lse = nLogprobs === undefined ? 0 : logSumExp(logits);
         const top = nLogprobs === undefined ? undefined : topLogprobs(logits, nLogprobs, lse);
-        const id = sampler.sample(logits, history);
+        let id: number;
+        if (constraint) {
+          // Tokens that may follow this one: maxTokens and the context both bound them.
+          const left = Math.min(maxTokens - i, this.contextLength - this.cached.length + 1) - 1;
+          id = constraint.choose(sampler.sample(constraint.apply(logits, left), history), logits);
+        } else {
+          id = sampler.sample(logits, history);
+        }
         const probs = top === undefined ? {} : { logprob: logits[id]! - lse, topLogprobs: top };
-        if (stopAtEos && this.tokenizer.stopIds.has(id)) {
+        if ((stopAtEos || constraint) && this.tokenizer.stopIds.has(id)) {
           stats.stopReason = "eos";
           break;
         }
+        constraint?.accept(id);
         history.push(id);
         stats.generatedTokens++;
         this.tokenIndex = stats.generatedTokens; // a change made while this token is out applies to the next
@@ -572,9 +587,14 @@ export class Engine {
           break;
         }
         // The last token of a length or context stop carries any text held for a stop string.
-        const full = i + 1 === maxTokens || this.cached.length >= this.contextLength;
+        const done = constraint?.done === true; // the JSON value is complete: nothing may follow
+        const full = i + 1 === maxTokens || this.cached.length >= this.contextLength || done;
         yield { id, text: full ? piece.emit + stop.flush() : piece.emit, ...probs };
         if (i === 0) decodeStart = performance.now(); // decode speed excludes the first sample's wait on the consumer
+        if (done) {
+          stats.stopReason = "eos";
+          break;
+        }
         if (i + 1 === maxTokens) break;
         if (this.cached.length >= this.contextLength) {
           stats.stopReason = "context";
@@ -601,6 +621,7 @@ export class Engine {
       const decoded = Math.max(0, stats.generatedTokens - 1);
       stats.decodeSeconds = (t2 - decodeStart) / 1000;
       stats.decodeTokensPerSecond = stats.decodeSeconds > 0 && decoded > 0 ? decoded / stats.decodeSeconds : 0;
+      if (constraint) stats.structured = { maskSeconds: constraint.seconds, masksComputed: constraint.masksComputed };
       return stats;
     } finally {
       stats.peakRssBytes = peakRssBytes();

@@ -1,4 +1,5 @@
 import type { WatchMemoryOptions } from "../memory/pressure.js";
+import type { JsonSchema } from "../structured/schema.js";
 import type { ChatMessage } from "../tokenizer/types.js";
 
 export interface SamplingOptions {
@@ -37,9 +38,17 @@ export interface GenerateOptions extends SamplingOptions {
   // the rest again; false throws CONTEXT_FULL instead. Defaults to true.
   contextShift?: boolean;
   // Report each generated token's log-probability and the n most likely alternatives (0 to 20)
-  // under the model's raw distribution (temperature 1, before sampling options), as OpenAI's
-  // logprobs. Defaults to none.
+  // under the model's raw distribution (temperature 1, before sampling options and before a schema's
+  // mask), as OpenAI's logprobs. Defaults to none.
   logprobs?: number;
+  // Constrain the text to one JSON value: a JSON Schema (the supported subset is in
+  // docs/STRUCTURED_OUTPUT.md; anything else throws BAD_SCHEMA), or "json" for any JSON
+  // object (OpenAI's json_object). An end-of-generation token is allowed only once the value
+  // is complete, and the generation ends there (stopReason "eos", whatever stopAtEos says).
+  // As maxTokens or the context runs short, only tokens that still let the value close in time
+  // are allowed; a budget below the shortest valid value ends it unfinished ("length").
+  // Defaults to none.
+  schema?: JsonSchema | "json";
 }
 
 export interface GeneratedToken {
@@ -74,6 +83,9 @@ export interface GenerationStats {
   // prefillTokensPerSecond counts prefillTokens (the evaluated ones) only.
   // "stop": a stop string (GenerateOptions.stop) appeared.
   stopReason: "eos" | "length" | "aborted" | "context" | "stop";
+  // With GenerateOptions.schema: time spent masking logits and following tokens, and the
+  // masks computed (the rest came from the grammar's cache).
+  structured?: { maskSeconds: number; masksComputed: number };
   // chat(): the oldest turns dropped to fit the context (context shift), when any were.
   contextShift?: { droppedMessages: number; droppedTokens: number };
   // Present when the model runs from the flash layout under a DRAM budget.
