@@ -1,7 +1,8 @@
 // `activeflow serve` end to end: the official openai client against a real server process on
 // 127.0.0.1 with tiny random-weight models (ChatML, and one without a chat template under a DRAM
 // budget), plus the loading state in-process. Covers streaming and not, stop sequences, seeds,
-// usage, logprobs, every error status, a disconnecting client freeing its slot, and SIGTERM.
+// usage, logprobs, response_format (json_object, json_schema validated by ajv), every error
+// status, a disconnecting client freeing its slot, and SIGTERM.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -15,6 +16,8 @@ import { buildTinyModel } from "../src/synth/tinyModel.js";
 import { readGguf } from "../src/gguf/reader.js";
 import { createTokenizer } from "../src/tokenizer/index.js";
 import { ApiServer } from "../src/server/app.js";
+import type { JsonSchema } from "../src/structured/schema.js";
+import { validator } from "./helpers/jsonValidator.js";
 import type { ServerEngine } from "../src/server/engine.js";
 import type { Tokenizer } from "../src/tokenizer/types.js";
 
@@ -194,15 +197,111 @@ test("logprobs: the chosen token's and the top alternatives', as the model compu
   assert.deepEqual(streamed.map((t) => t.logprob), content.map((t) => t.logprob));
 });
 
+// Schemas for response_format: nested objects, arrays with bounds, enums and consts with
+// escapes and non-ASCII text, numbers, recursion, alternatives.
+const FORMAT_SCHEMAS: [string, JsonSchema][] = [
+  ["nested object", {
+    type: "object",
+    properties: {
+      name: { type: "string" },
+      age: { type: "integer" },
+      score: { type: "number" },
+      tags: { type: "array", items: { enum: ["a\"b", "back\\slash", "new\nline", "é🙂"] }, minItems: 1, maxItems: 3 },
+      address: { type: "object", properties: { city: { type: "string" }, zip: { type: ["string", "null"] } }, required: ["city", "zip"], additionalProperties: false },
+      version: { const: "1.0" },
+    },
+    required: ["name", "age", "score", "tags", "address", "version"],
+    additionalProperties: false,
+  }],
+  ["array of records", { type: "array", items: { type: "object", properties: { id: { type: "integer" }, ok: { type: "boolean" } }, required: ["id", "ok"] }, minItems: 2, maxItems: 4 }],
+  ["recursive $ref", {
+    $defs: { node: { type: "object", properties: { value: { type: "number" }, children: { type: "array", items: { $ref: "#/$defs/node" }, maxItems: 2 } }, required: ["value", "children"] } },
+    $ref: "#/$defs/node",
+  }],
+  ["anyOf", { anyOf: [{ type: "string" }, { type: "object", properties: { n: { type: "number" } }, required: ["n"] }, { type: "null" }] }],
+];
+
+// Parses a reply and checks it against its schema with ajv; fails with the text otherwise.
+function assertValid(schema: JsonSchema | "json", text: string | null | undefined, what: string): unknown {
+  let value: unknown;
+  assert.doesNotThrow(() => (value = JSON.parse(text ?? "")), `${what}: ${JSON.stringify(text)} does not parse`);
+  const err = validator(schema)(value);
+  assert.equal(err, undefined, `${what}: ${JSON.stringify(text)} is invalid: ${err}`);
+  return value;
+}
+
+test("response_format: json_schema and json_object replies parse and validate, streamed or not, chat and text", async () => {
+  for (const [name, schema] of FORMAT_SCHEMAS) {
+    const response_format = { type: "json_schema", json_schema: { name: "reply", schema: schema as Record<string, unknown>, strict: true } } as const;
+    for (const seed of [1, 2, 3]) {
+      const what = `${name}, seed ${seed}`;
+      const r = await chat({ messages: user("Reply in JSON."), response_format, max_tokens: 400, temperature: 1, seed });
+      assertValid(schema, r.choices[0]!.message.content, what);
+      assert.equal(r.choices[0]!.finish_reason, "stop", `${what}: the reply ends where the value does`);
+      const s = await streamChat({ messages: user("Reply in JSON."), response_format, max_tokens: 400, temperature: 1, seed });
+      assert.equal(s.text, r.choices[0]!.message.content, `${what}: streamed as sent whole`);
+    }
+    // Text completions take response_format too (as llama.cpp's server does).
+    const c = await client.completions.create({ model: "x", prompt: "{", response_format, max_tokens: 400, temperature: 1, seed: 4 } as OpenAI.CompletionCreateParamsNonStreaming);
+    assertValid(schema, c.choices[0]!.text, `${name}, text completion`);
+  }
+  for (const seed of [1, 2, 3]) {
+    const r = await chat({ messages: user("Reply in JSON."), response_format: { type: "json_object" }, max_tokens: 400, temperature: 1, seed });
+    const value = assertValid("json", r.choices[0]!.message.content, `json_object, seed ${seed}`);
+    assert.ok(typeof value === "object" && value !== null && !Array.isArray(value));
+  }
+  // Logprobs still come from the model's own distribution.
+  const lp = await chat({ messages: user("x"), response_format: { type: "json_object" }, max_tokens: 400, temperature: 0, logprobs: true, top_logprobs: 2 });
+  assert.equal(lp.choices[0]!.logprobs!.content!.map((t) => t.token).join(""), lp.choices[0]!.message.content);
+  // A budget too short for the value: it ends unfinished, reported as a length stop.
+  const short = await chat({ messages: user("x"), response_format: { type: "json_schema", json_schema: { name: "r", schema: FORMAT_SCHEMAS[0]![1] as Record<string, unknown> } }, max_tokens: 3 });
+  assert.equal(short.choices[0]!.finish_reason, "length");
+});
+
+test("response_format: an unsupported or missing schema is a 400 naming the field, answered before the request queues", async () => {
+  const bad = (schema: unknown) => ({ type: "json_schema", json_schema: { name: "r", schema } }) as OpenAI.ResponseFormatJSONSchema;
+  // The queue (1 place) is full: a request that reached it would be a 429.
+  const long = { model: "x", messages: user("Hello"), max_tokens: 8000, temperature: 1, ignore_eos: true, stream: true } as OpenAI.ChatCompletionCreateParamsStreaming;
+  const running = new AbortController(), waiting = new AbortController();
+  const a = await client.chat.completions.create(long, { signal: running.signal });
+  await a[Symbol.asyncIterator]().next();
+  const b = client.chat.completions.create(long, { signal: waiting.signal });
+  try {
+    await until(async () => (await metric("activeflow_queue_length")) === 1, "B waits while A runs");
+    await expectStatus(chat({ messages: user("x"), response_format: bad({ type: "object", properties: { age: { type: "integer", minimum: 0 } } }) }), 400,
+      /response_format\.json_schema\.schema at \/properties\/age\/minimum: keyword "minimum" is not supported/);
+    await expectStatus(chat({ messages: user("x"), response_format: bad({ type: "string", pattern: "a+" }) }), 400, /at \/pattern: keyword "pattern" is not supported/);
+    await expectStatus(chat({ messages: user("x"), response_format: bad({ $ref: "#/$defs/missing" }) }), 400, /at \/\$ref: reference #\/\$defs\/missing points to nothing/);
+    await expectStatus(client.completions.create({ model: "x", prompt: "x", response_format: bad({ type: "strin" }) } as OpenAI.CompletionCreateParamsNonStreaming), 400, /at \/type: unknown type "strin"/);
+    await expectStatus(chat({ messages: user("x"), response_format: { type: "json_schema" } as unknown as OpenAI.ResponseFormatJSONSchema }), 400, /json_schema needs json_schema\.schema/);
+    // The error object as OpenAI shapes it, the field in `param`.
+    const raw = await fetch(`${server.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ messages: user("x"), response_format: bad({ type: "array", uniqueItems: true }) }),
+    });
+    assert.equal(raw.status, 400);
+    assert.deepEqual(((await raw.json()) as { error: unknown }).error, {
+      message: 'response_format.json_schema.schema at /uniqueItems: keyword "uniqueItems" is not supported (supported: type, enum, const, properties, required, additionalProperties, items, prefixItems, minItems, maxItems, anyOf, oneOf, allOf, $ref; annotations such as title and description are ignored)',
+      type: "invalid_request_error", param: "response_format.json_schema.schema", code: "unsupported_schema",
+    });
+    // A schema that is not an object or a boolean fails the body's own schema.
+    await expectStatus(chat({ messages: user("x"), response_format: bad("object") }), 400, /body\/response_format\/json_schema\/schema must be object,boolean/);
+    assert.equal(await metric("activeflow_queue_length"), 1, "none of them queued");
+  } finally {
+    waiting.abort();
+    running.abort();
+    await b.catch(() => {});
+  }
+  await until(async () => (await metric("activeflow_requests_running")) === 0 && (await metric("activeflow_queue_length")) === 0, "A and B are gone");
+});
+
 test("bad bodies are 400 with the field named; the body limit is 413; unknown routes 404", async () => {
   await expectStatus(client.chat.completions.create({ model: "x", messages: [] }), 400, /body\/messages must NOT have fewer than 1 items/);
   await expectStatus(chat({ messages: user("x"), temperature: 5 }), 400, /body\/temperature must be <= 2/);
   await expectStatus(chat({ messages: user("x"), n: 2 }), 400, /n above 1 is not supported/);
   await expectStatus(chat({ messages: user("x"), logit_bias: {}, top_logprobs: 2 }), 400, /top_logprobs needs logprobs: true/);
   await expectStatus(chat({ messages: user("x"), frequency_penalty: 0.5 }), 400, /frequency_penalty is not supported/);
-  for (const format of [{ type: "json_object" }, { type: "json_schema", json_schema: { name: "x", schema: { type: "object" } } }] as const) {
-    await expectStatus(chat({ messages: user("x"), response_format: format }), 400, /response_format is not supported yet/);
-  }
   assert.equal((await chat({ messages: user("x"), max_tokens: 1, response_format: { type: "text" } })).choices.length, 1);
   // A prompt longer than the context (8192 tokens): the client's error, named as OpenAI names it.
   await expectStatus(client.completions.create({ model: "x", prompt: "Hello ".repeat(9000), max_tokens: 1 }), 400, /the context holds 8192/);

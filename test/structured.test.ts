@@ -7,7 +7,6 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import Ajv2020Module from "ajv/dist/2020.js";
 import { Engine } from "../src/engine/Engine.js";
 import { Rng } from "../src/engine/rng.js";
 import { Sampler } from "../src/engine/sampler.js";
@@ -20,13 +19,9 @@ import { createTokenizer } from "../src/tokenizer/index.js";
 import { tokenTrie } from "../src/tokenizer/tokenTrie.js";
 import type { Tokenizer } from "../src/tokenizer/types.js";
 import { runCli } from "./helpers/cli.js";
+import { validator } from "./helpers/jsonValidator.js";
 import { findSmolLM2 } from "./helpers/smollm2.js";
 
-// ajv is CommonJS: its class is the module's default export under NodeNext.
-const Ajv2020 = ((Ajv2020Module as unknown as { default?: unknown }).default ?? Ajv2020Module) as unknown as new (o: object) => {
-  compile(s: object | boolean): ((v: unknown) => boolean) & { errors?: unknown };
-};
-const ajv = new Ajv2020({ strict: false, allErrors: true });
 
 const SCHEMAS: [string, JsonSchema | "json"][] = [
   ["flat object", {
@@ -68,11 +63,6 @@ const SCHEMAS: [string, JsonSchema | "json"][] = [
   ["string", { type: "string", description: "annotations are ignored" }],
   ["number", { type: "number" }],
 ];
-
-function validator(schema: JsonSchema | "json"): (v: unknown) => string | undefined {
-  const v = ajv.compile(schema === "json" ? { type: "object" } : (schema as object | boolean));
-  return (value) => (v(value) ? undefined : JSON.stringify(v.errors));
-}
 
 // Parses `text` and checks it against `schema`; fails the test with the text otherwise.
 function assertValid(schema: JsonSchema | "json", text: string, what: string): unknown {

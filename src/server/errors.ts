@@ -40,12 +40,12 @@ function typeFor(status: number): ApiErrorType {
 
 // Any error thrown while answering a request, as an ApiError: ours as they are; fastify's own
 // (validation 400, body too large 413, bad JSON 400, wrong media type 415) with their status;
-// the engine's by code (a bad request, or a prompt larger than the context, is the client's;
+// the engine's by code (a bad request or schema, or a prompt larger than the context, is the client's;
 // anything else, e.g. a model without a chat template, is the server's); the rest 500.
 export function toApiError(e: unknown): ApiError {
   if (e instanceof ApiError) return e;
   if (isActiveflowError(e)) {
-    if (e.code === "BAD_ARGUMENT" || e.code === "BUDGET_TOO_SMALL") return badRequest(e.message, null, e.code.toLowerCase());
+    if (e.code === "BAD_ARGUMENT" || e.code === "BUDGET_TOO_SMALL" || e.code === "BAD_SCHEMA") return badRequest(e.message, null, e.code.toLowerCase());
     if (e.code === "CONTEXT_FULL") return badRequest(e.message, "messages", "context_length_exceeded");
     return new ApiError(500, e.message, "server_error", null, e.code.toLowerCase());
   }

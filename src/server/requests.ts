@@ -2,6 +2,8 @@
 // GenerateOptions) and how to answer (streamed or not, usage, logprobs). Fields the schema
 // lets through but we cannot honour are refused here with a 400 that names them.
 import type { GenerateOptions } from "../engine/types.js";
+import { isActiveflowError } from "../errors.js";
+import { compileJsonSchema, type JsonSchema } from "../structured/schema.js";
 import type { ChatMessage } from "../tokenizer/types.js";
 import { badRequest } from "./errors.js";
 import type { ChatBody, CompletionBody, SamplingBody } from "./schemas.js";
@@ -21,10 +23,11 @@ export interface Job {
 export function chatJob(body: ChatBody, contextLength: number): Job {
   refuseCommon(body);
   if (body.tools != null && body.tools.length > 0) throw badRequest("tools (function calling) is not supported by this server", "tools");
-  checkResponseFormat(body);
+  const schema = responseFormat(body);
   if (body.top_logprobs != null && body.logprobs !== true) throw badRequest("top_logprobs needs logprobs: true", "top_logprobs");
   const messages = body.messages.map((m, i): ChatMessage => ({ role: m.role === "developer" ? "system" : m.role, content: contentText(m.content, i) }));
   const options = samplingOptions(body, body.max_completion_tokens ?? body.max_tokens, contextLength);
+  if (schema !== undefined) options.schema = schema;
   if (body.logprobs === true) options.logprobs = body.top_logprobs ?? 0;
   return { kind: "chat", input: { messages }, options, ...streaming(body), logprobs: body.logprobs === true };
 }
@@ -34,19 +37,35 @@ export function completionJob(body: CompletionBody, contextLength: number): Job 
   if (body.echo === true) throw badRequest("echo is not supported by this server", "echo");
   if (body.suffix != null && body.suffix !== "") throw badRequest("suffix (insertion) is not supported by this server", "suffix");
   if (body.best_of != null && body.best_of > 1) throw badRequest("best_of above 1 is not supported: one completion per request", "best_of");
+  const schema = responseFormat(body);
   const prompt = typeof body.prompt === "string" ? body.prompt : body.prompt[0]!;
   const options = samplingOptions(body, body.max_tokens, contextLength);
+  if (schema !== undefined) options.schema = schema;
   if (body.logprobs != null) options.logprobs = body.logprobs;
   return { kind: "completion", input: { prompt }, options, ...streaming(body), logprobs: body.logprobs != null };
 }
 
 // ---- response_format: the one place structured output plugs in ----
-// JSON-mode and schema-constrained decoding come with the engine's generate({ schema }) (issue 11,
-// item 3). Until then both are refused; "text" is plain generation.
-function checkResponseFormat(body: ChatBody): void {
+// json_object is any JSON object; json_schema constrains the reply to its schema (the engine's
+// generate({ schema })). The schema is compiled here, before the request queues, so one we
+// cannot honour is a 400 naming the keyword by its JSON pointer, not a failure mid-stream.
+const SCHEMA_PARAM = "response_format.json_schema.schema";
+
+function responseFormat(body: ChatBody | CompletionBody): JsonSchema | "json" | undefined {
   const format = body.response_format;
-  if (format == null || format.type === "text") return;
-  throw badRequest("response_format is not supported yet", "response_format", "unsupported_response_format");
+  if (format == null || format.type === "text") return undefined;
+  if (format.type === "json_object") return "json";
+  const schema = format.json_schema?.schema;
+  if (format.json_schema == null || schema === undefined) {
+    throw badRequest("response_format json_schema needs json_schema.schema: the JSON Schema the reply must follow", SCHEMA_PARAM, "invalid_body");
+  }
+  try {
+    compileJsonSchema(schema, SCHEMA_PARAM);
+  } catch (e) {
+    if (isActiveflowError(e) && e.code === "BAD_SCHEMA") throw badRequest(e.message, SCHEMA_PARAM, "unsupported_schema");
+    throw e;
+  }
+  return schema;
 }
 
 function refuseCommon(body: SamplingBody): void {

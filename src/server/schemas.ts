@@ -4,6 +4,7 @@
 // requests.ts with a message saying so. top_k, min_p, repeat_penalty and ignore_eos are
 // extensions, as llama.cpp's server has them.
 import { MAX_TOP_LOGPROBS } from "../engine/logprobs.js";
+import type { JsonSchema } from "../structured/schema.js";
 
 const nullable = (s: Record<string, unknown>) => ({ anyOf: [s, { type: "null" }] });
 
@@ -33,6 +34,20 @@ const sampling = {
   ignore_eos: nullable({ type: "boolean" }),
 } as const;
 
+// OpenAI's response_format; the schema's own keywords are checked when it is compiled
+// (requests.ts). On text completions too, as llama.cpp's server takes it there.
+const responseFormat = nullable({
+  type: "object",
+  required: ["type"],
+  properties: {
+    type: { type: "string", enum: ["text", "json_object", "json_schema"] },
+    json_schema: {
+      type: "object",
+      properties: { name: { type: "string" }, description: { type: "string" }, schema: { type: ["object", "boolean"] }, strict: nullable({ type: "boolean" }) },
+    },
+  },
+});
+
 const textPart = { type: "object", required: ["type", "text"], properties: { type: { type: "string" }, text: { type: "string" } } };
 
 export const chatBodySchema = {
@@ -56,11 +71,7 @@ export const chatBodySchema = {
     },
     logprobs: nullable({ type: "boolean" }),
     top_logprobs: nullable({ type: "integer", minimum: 0, maximum: MAX_TOP_LOGPROBS }),
-    response_format: nullable({
-      type: "object",
-      required: ["type"],
-      properties: { type: { type: "string", enum: ["text", "json_object", "json_schema"] }, json_schema: { type: "object" } },
-    }),
+    response_format: responseFormat,
     tools: nullable({ type: "array" }),
   },
 } as const;
@@ -77,6 +88,7 @@ export const completionBodySchema = {
     echo: nullable({ type: "boolean" }),
     suffix: nullable({ type: "string" }),
     best_of: nullable({ type: "integer", minimum: 1 }),
+    response_format: responseFormat,
   },
 } as const;
 
@@ -108,12 +120,16 @@ export interface SamplingBody {
   presence_penalty?: Nullable<number>;
   ignore_eos?: Nullable<boolean>;
 }
+export interface ResponseFormat {
+  type: "text" | "json_object" | "json_schema";
+  json_schema?: { name?: string; description?: string; schema?: JsonSchema; strict?: Nullable<boolean> };
+}
 export interface ChatBody extends SamplingBody {
   messages: { role: string; content?: Nullable<string | { type: string; text: string }[]>; name?: string }[];
   max_completion_tokens?: Nullable<number>;
   logprobs?: Nullable<boolean>;
   top_logprobs?: Nullable<number>;
-  response_format?: Nullable<{ type: "text" | "json_object" | "json_schema"; json_schema?: Record<string, unknown> }>;
+  response_format?: Nullable<ResponseFormat>;
   tools?: Nullable<unknown[]>;
 }
 export interface CompletionBody extends SamplingBody {
@@ -122,6 +138,7 @@ export interface CompletionBody extends SamplingBody {
   echo?: Nullable<boolean>;
   suffix?: Nullable<string>;
   best_of?: Nullable<number>;
+  response_format?: Nullable<ResponseFormat>;
 }
 export interface BudgetBody {
   dram: number | string;
