@@ -188,7 +188,7 @@ export async function calibrate(engine: Engine, options: CalibrateOptions = {}):
   if (selection === "weight" && engine.flash) {
     throw new ActiveflowError("BAD_ARGUMENT", `${engine.path}: weight-aware calibration reads the column norms from the source GGUF; calibrate the GGUF the file was converted from (its conversions get the table), or use selection magnitude`);
   }
-  const columnNorms = selection === "weight" ? await computeColumnNorms(engine.path) : undefined;
+  const columnNorms = selection === "weight" ? await computeColumnNorms(engine.backend, engine.path) : undefined;
   engine.setColumnNorms(columnNorms ?? null);
   try {
     const table = await calibrateOn(engine, options, levels, method);
