@@ -8,7 +8,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Ajv2020Module from "ajv/dist/2020.js";
-import { Engine } from "../src/engine/Engine.js";
+import { Engine } from "../src/index.js";
 import { Rng } from "../src/engine/rng.js";
 import { Sampler } from "../src/engine/sampler.js";
 import { isActiveflowError } from "../src/errors.js";
