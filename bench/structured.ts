@@ -7,7 +7,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { Engine } from "../src/engine/Engine.js";
+import { Engine } from "../src/index.js";
 import type { GenerateOptions, GenerationStats } from "../src/engine/types.js";
 import type { JsonSchema } from "../src/structured/schema.js";
 import { tokenTrie } from "../src/tokenizer/tokenTrie.js";

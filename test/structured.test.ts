@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Engine } from "../src/engine/Engine.js";
+import { Engine } from "../src/index.js";
 import { Rng } from "../src/engine/rng.js";
 import { Sampler } from "../src/engine/sampler.js";
 import { isActiveflowError } from "../src/errors.js";
