@@ -64,7 +64,9 @@ const engine = await Engine.load(model.path, {});
 const t0 = performance.now();
 tokenTrie(engine.tokenizer);
 const trieMs = performance.now() - t0;
-log(`${model.name}: ${engine.isa}; token trie built in ${trieMs.toFixed(0)} ms`);
+// Read now: a disposed engine refuses every getter.
+const isa = engine.isa;
+log(`${model.name}: ${isa}; token trie built in ${trieMs.toFixed(0)} ms`);
 await drain(engine.generate("Warm up the engine.", { maxTokens: 16, seed: 1 }));
 
 const results = [];
@@ -106,7 +108,7 @@ log(`worst cost ${(worst * 100).toFixed(1)} % (target <= ${TARGET_COST * 100} %)
 const record = {
   bench: "structured",
   model: model.name,
-  isa: engine.isa,
+  isa,
   runs,
   maxTokens,
   sampling: "engine defaults (temperature 0.8, top-k 40, top-p 0.95, min-p 0.05); seeds 100..",
