@@ -1,8 +1,8 @@
 // `activeflow serve` end to end: the official openai client against a real server process on
 // 127.0.0.1 with tiny random-weight models (ChatML, and one without a chat template under a DRAM
-// budget), plus the loading state in-process. Covers streaming and not, stop sequences, seeds,
-// usage, logprobs, response_format (json_object, json_schema validated by ajv), every error
-// status, a disconnecting client freeing its slot, and SIGTERM.
+// budget) and SmolLM2 where it is fetched, plus the loading state in-process. Covers streaming
+// and not, stop sequences, seeds, usage, logprobs, response_format (json_object, json_schema
+// validated by ajv), every error status, a disconnecting client freeing its slot, and SIGTERM.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -11,6 +11,7 @@ import { join } from "node:path";
 import OpenAI from "openai";
 import { runCli } from "./helpers/cli.js";
 import { startServe, type ServeProcess } from "./helpers/server.js";
+import { findSmolLM2 } from "./helpers/smollm2.js";
 import { withEngine } from "./helpers/engine.js";
 import { buildTinyModel } from "../src/synth/tinyModel.js";
 import { readGguf } from "../src/gguf/reader.js";
@@ -256,6 +257,34 @@ test("response_format: json_schema and json_object replies parse and validate, s
   // A budget too short for the value: it ends unfinished, reported as a length stop.
   const short = await chat({ messages: user("x"), response_format: { type: "json_schema", json_schema: { name: "r", schema: FORMAT_SCHEMAS[0]![1] as Record<string, unknown> } }, max_tokens: 3 });
   assert.equal(short.choices[0]!.finish_reason, "length");
+});
+
+const smol = await findSmolLM2();
+
+test("response_format on SmolLM2: json_schema and json_object replies at temperature 1 validate", { skip: smol.reason }, async () => {
+  const s = await startServe([smol.path!, "--threads", "1", "--ctx", "1024"]);
+  try {
+    await s.ready();
+    const c = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: "none", maxRetries: 0 });
+    const person = FORMAT_SCHEMAS[0]![1];
+    for (const seed of [1, 2]) {
+      const r = await c.chat.completions.create({
+        model: "smollm2", messages: user("Describe a fictional person as JSON."), max_tokens: 256, temperature: 1, seed,
+        response_format: { type: "json_schema", json_schema: { name: "person", schema: person as Record<string, unknown> } },
+      });
+      assertValid(person, r.choices[0]!.message.content, `SmolLM2 person, seed ${seed}`);
+      const stream = await c.chat.completions.create({
+        model: "smollm2", messages: user("List three fruits and their colours as a JSON object."), max_tokens: 256, temperature: 1, seed, stream: true,
+        response_format: { type: "json_object" },
+      });
+      let text = "";
+      for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
+      assertValid("json", text, `SmolLM2 json_object, seed ${seed}`);
+    }
+  } finally {
+    s.child.kill("SIGTERM");
+    assert.equal(await s.exited, 0, s.stderr());
+  }
 });
 
 test("response_format: an unsupported or missing schema is a 400 naming the field, answered before the request queues", async () => {
