@@ -78,21 +78,25 @@ void ExpertStore::drain() {
 
 // The slot to (re)fill: an empty one, else the unpinned expert selected least often this
 // sequence (then the least recently used). A prefetch never takes a slot whose read is in
-// flight or whose expert pre-gating brought in and nobody has used yet.
+// flight or whose expert pre-gating brought in and nobody has used yet; a demand read takes
+// one only when nothing else is left (reusing it waits for its read to land).
 int ExpertStore::victim(bool for_prefetch) {
   int best = -1;
-  for (int i = 0; i < static_cast<int>(slots_.size()); i++) {
-    const Slot& s = slots_[i];
-    if (s.pinned) continue;
-    if (s.key < 0) return i;
-    if (for_prefetch && (s.ticket || s.prefetched)) continue;
-    if (best < 0) {
-      best = i;
-      continue;
+  for (int pass = 0; pass < 2 && best < 0; pass++) {
+    for (int i = 0; i < static_cast<int>(slots_.size()); i++) {
+      const Slot& s = slots_[i];
+      if (s.pinned) continue;
+      if (s.key < 0) return i;
+      if ((for_prefetch || pass == 0) && (s.ticket || s.prefetched)) continue;
+      if (best < 0) {
+        best = i;
+        continue;
+      }
+      const Slot& b = slots_[best];
+      const uint32_t cs = count_[s.key], cb = count_[b.key];
+      if (cs < cb || (cs == cb && s.last_use < b.last_use)) best = i;
     }
-    const Slot& b = slots_[best];
-    const uint32_t cs = count_[s.key], cb = count_[b.key];
-    if (cs < cb || (cs == cb && s.last_use < b.last_use)) best = i;
+    if (for_prefetch) break;
   }
   return best;
 }
@@ -151,6 +155,12 @@ const uint8_t* ExpertStore::wait(int s) {
 
 void ExpertStore::release_all() {
   for (auto& s : slots_) s.pinned = false;
+}
+
+void ExpertStore::routed(int layer) {
+  for (auto& s : slots_) {
+    if (s.key >= 0 && s.key / per_layer_ == layer) s.prefetched = false;
+  }
 }
 
 bool ExpertStore::prefetch(int layer, int expert) {

@@ -71,9 +71,13 @@ class ExpertStore {
   // Pins (layer, expert) for this layer's compute and returns its slot; reads it (urgent) when
   // it is not resident. Counts one selection for the LFU order when `count`.
   int acquire(int layer, int expert, bool count);
+  bool resident(int layer, int expert) const { return slot_of_[static_cast<size_t>(layer) * per_layer_ + expert] >= 0; }
   // Waits until the slot's expert has landed; returns its bytes.
   const uint8_t* wait(int slot);
   void release_all();
+  // The layer's routing is known: experts pre-gating read for it and it did not pick become
+  // ordinary cached experts (a demand read may replace them by the LFU order).
+  void routed(int layer);
   // Pre-gating: starts reading (layer, expert) in the background into a slot nobody pinned,
   // unless it is resident or no slot can be spared. Returns whether a read was issued.
   bool prefetch(int layer, int expert);

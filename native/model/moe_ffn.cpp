@@ -274,7 +274,14 @@ void MoeFfn::forward_flash(int layer, const float* xn, int n, float* x, ThreadPo
   for (size_t i = 0; i < need.size();) {
     const size_t wave = std::min(need.size() - i, static_cast<size_t>(store_->slots()));
     slot.assign(wave, -1);
-    for (size_t k = 0; k < wave; k++) slot[k] = store_->acquire(layer, need[i + k], need[i + k] < NE);
+    // Resident experts are pinned first, so reading a missing one never evicts another this
+    // wave needs (a pre-gated one, say).
+    for (int pass = 0; pass < 2; pass++) {
+      for (size_t k = 0; k < wave; k++) {
+        if (slot[k] < 0 && (pass == 1 || store_->resident(layer, need[i + k]))) slot[k] = store_->acquire(layer, need[i + k], need[i + k] < NE);
+      }
+      if (pass == 0) store_->routed(layer);
+    }
     if (i == 0 && pregate_) pregate(layer, x, n, pool);
     for (size_t k = 0; k < wave; k++) {
       const int e = need[i + k];
