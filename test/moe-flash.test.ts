@@ -306,4 +306,7 @@ test("bad expert data: a truncated expert extent at load, a file cut or a flippe
   const r = await runCli(["run", gguf, "--dram", "64MB", "--sparsity", "0.5", "-p", "Hello", "-n", "2"]);
   assert.equal(r.code, 1, r.err);
   assert.match(r.err, /^error: .*is not supported for mixture-of-experts models yet \(llama, 8 experts\).*\n$/);
+  const re = await runCli(["reorder", flash, "--sparsity", "0.5"]);
+  assert.equal(re.code, 1, re.err);
+  assert.match(re.err, /^error: .*reordering is not supported for mixture-of-experts models yet \(llama, 8 experts\).*\n$/);
 });
