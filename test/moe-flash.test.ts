@@ -53,6 +53,7 @@ interface Run {
   gens: number[][];
   logits: Float32Array[];
   expertsRead: number;
+  prefetched: number; // experts read ahead by pre-gating
   expertBytes: number;
   hitRate: number;
   slots: number;
@@ -69,7 +70,7 @@ interface Run {
 async function run(path: string, options: LoadOptions): Promise<Run> {
   return withEngine(path, { contextLength: CTX, threads: 1, ...options }, async (e) => {
     const gens: number[][] = [];
-    let expertsRead = 0, expertBytes = 0, lookups = 0, hits = 0, tp = 0, actual = 0, slots = 0, slotBytes = 0, held = 0, budget = 0;
+    let expertsRead = 0, prefetched = 0, expertBytes = 0, lookups = 0, hits = 0, tp = 0, actual = 0, slots = 0, slotBytes = 0, held = 0, budget = 0;
     const scores: Run["scores"] = [];
     for (const p of PROMPTS) {
       const g = await greedy(e, p, 10);
@@ -82,6 +83,7 @@ async function run(path: string, options: LoadOptions): Promise<Run> {
       const x = f?.experts;
       if (x) {
         expertsRead += x.expertsRead;
+        prefetched += x.expertsPrefetched;
         expertBytes += x.expertBytesRead;
         lookups += x.lookups;
         hits += x.cacheHitRate * x.lookups;
@@ -93,7 +95,7 @@ async function run(path: string, options: LoadOptions): Promise<Run> {
       }
     }
     const logits = (await e.evaluateLogits(IDS)).map((l) => Float32Array.from(l));
-    return { gens, logits, expertsRead, expertBytes, hitRate: lookups ? hits / lookups : 0, slots, slotBytes, recall: actual ? tp / actual : null, tp, scores, held, budget };
+    return { gens, logits, expertsRead, prefetched, expertBytes, hitRate: lookups ? hits / lookups : 0, slots, slotBytes, recall: actual ? tp / actual : null, tp, scores, held, budget };
   });
 }
 
@@ -211,7 +213,11 @@ test("the budget, pre-gating and threads change what is read, never the tokens o
         assert.ok(precision !== null && recall !== null && precision >= 0 && precision <= 1 && recall >= 0 && recall <= 1, `${what}: precision ${precision}, recall ${recall}`);
         assert.ok(Math.abs(precision - recall) < 1e-12, `${what}: precision ${precision} != recall ${recall}`);
       }
+      // The minimum budget here (planned for 2 threads) leaves slots beyond top-k, so pre-gating
+      // reads experts ahead; off, it reads none.
+      assert.ok(small.prefetched > 0 && two.prefetched > 0, `${what}: pre-gated ${small.prefetched} / ${two.prefetched}`);
       assert.equal(noPregate.tp, 0);
+      assert.equal(noPregate.prefetched, 0);
     }
   }
 });
