@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { Engine } from "../src/engine/Engine.js";
 import type { LoadOptions } from "../src/engine/types.js";
 import { isActiveflowError } from "../src/errors.js";
+import { defaultBackend } from "../src/backends/default.js";
 import { convertToFlash } from "../src/flash/convert.js";
 import { openFlashModel, verifyFlashFile } from "../src/flash/open.js";
 import { GgmlType } from "../src/gguf/types.js";
@@ -36,7 +37,7 @@ before(async () => {
       const gguf = join(dir, `${key(arch, type)}.gguf`), flash = join(dir, `${key(arch, type)}.af.gguf`);
       const experts = arch === "llama" ? { count: 8, used: 2, ffn: 1024 } : { count: 16, used: 4, ffn: 256 };
       await buildTinyModel(gguf, { arch, type, experts, seed: 7 });
-      await convertToFlash(gguf, flash);
+      await convertToFlash(defaultBackend(), gguf, flash);
       files.set(key(arch, type), { gguf, flash });
     }
   }
@@ -166,7 +167,7 @@ test("split Q8_0 experts from flash compute with the source's values: the dense 
     const source = join(dir, `${arch}-q8.head.gguf`), twin = join(dir, `${arch}-q8.twin.gguf`), flash = join(dir, `${arch}-q8.head.af.gguf`);
     await rewriteF32(gguf, source, (n) => !LINEAR.test(n));
     await rewriteF32(gguf, twin, () => true);
-    await convertToFlash(source, flash);
+    await convertToFlash(defaultBackend(), source, flash);
     assert.equal((await openFlashModel(flash)).expertShape!.layout, "split", arch);
     const dense = await run(twin, {});
     const fl = await run(flash, { dram: 1 << 30, verifyReads: true });

@@ -8,7 +8,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadAddon } from "../src/backends/native/binding.js";
-import { Engine } from "../src/engine/Engine.js";
+import { Engine } from "../src/index.js";
 import { isActiveflowError } from "../src/errors.js";
 import { GgmlType } from "../src/gguf/types.js";
 import { getShape, paramCount } from "../src/synth/shapes.js";

@@ -2,7 +2,7 @@
 // (src/flash/experts.ts): which column layout they get, and the bytes of each expert tensor,
 // produced from the slices of the source's 3-D expert tensors one expert at a time.
 import type { FileHandle } from "node:fs/promises";
-import type { NativeAddon } from "../backends/native/binding.js";
+import type { ConversionKernels } from "../backend/Backend.js";
 import { ActiveflowError } from "../errors.js";
 import { findTensor } from "../gguf/reader.js";
 import { GgmlType, TYPE_LAYOUT, typeName, type GgufFile, type GgufTensorInfo } from "../gguf/types.js";
@@ -19,7 +19,7 @@ export interface ExpertConvertOptions {
 // Helpers the dense converter owns, passed in so this module does not import it back.
 export interface ConvertHelpers {
   readAt(fh: FileHandle, buf: Uint8Array, position: number, path: string): Promise<void>;
-  bandColumns(addon: NativeAddon, info: GgufTensorInfo, bytes: Uint8Array, nOut: number, j0: number, nb: number, gathered: Uint8Array, cols: Float32Array): Float32Array;
+  bandColumns(addon: ConversionKernels, info: GgufTensorInfo, bytes: Uint8Array, nOut: number, j0: number, nb: number, gathered: Uint8Array, cols: Float32Array): Float32Array;
   newHasher(firstPage: number): { update(b: Uint8Array): void; finish(): void };
   addError(ref: Float32Array, got: Float32Array): void;
   throwIfAborted(): void;
@@ -101,7 +101,7 @@ async function readPart(fh: FileHandle, src: GgufFile, h: ConvertHelpers, x: Exp
 
 // Records of one expert extent (ffn_in: parts gate, up; ffn_out: down), in bands of channels.
 async function* expertRecords(
-  addon: NativeAddon, fh: FileHandle, src: GgufFile, h: ConvertHelpers, x: ExpertLayout, shape: ExpertShape, which: "in" | "out",
+  addon: ConversionKernels, fh: FileHandle, src: GgufFile, h: ConvertHelpers, x: ExpertLayout, shape: ExpertShape, which: "in" | "out",
 ): AsyncGenerator<Uint8Array> {
   const e: ExpertExtentPart = x[which];
   const sources: { info: GgufTensorInfo; bytes: Uint8Array }[] = [];
@@ -134,7 +134,7 @@ async function* expertRecords(
 }
 
 // The split scale planes of one expert (gate, up, down) in one buffer.
-async function expertScales(addon: NativeAddon, fh: FileHandle, src: GgufFile, h: ConvertHelpers, x: ExpertLayout, shape: ExpertShape): Promise<Uint8Array> {
+async function expertScales(addon: ConversionKernels, fh: FileHandle, src: GgufFile, h: ConvertHelpers, x: ExpertLayout, shape: ExpertShape): Promise<Uint8Array> {
   const s = x.scales!;
   const buf = new Uint8Array(s.bytes);
   for (let k = 0; k < 3; k++) {
@@ -149,7 +149,7 @@ async function expertScales(addon: NativeAddon, fh: FileHandle, src: GgufFile, h
 
 // The data of expert tensor `i` (file order: each expert's ffn_in, ffn_out, then scales).
 export function expertTensorData(
-  addon: NativeAddon, fh: FileHandle, src: GgufFile, h: ConvertHelpers, experts: readonly ExpertLayout[], shape: ExpertShape, i: number,
+  addon: ConversionKernels, fh: FileHandle, src: GgufFile, h: ConvertHelpers, experts: readonly ExpertLayout[], shape: ExpertShape, i: number,
 ): AsyncIterable<Uint8Array> {
   const per = shape.layout === "split" ? 3 : 2;
   const x = experts[Math.floor(i / per)]!;
