@@ -8,7 +8,7 @@ import { readModelConfig, type ModelConfig } from "../model/config.js";
 import { splitFusedTensors } from "../model/fusedTensors.js";
 import { chooseRopeFactors } from "../model/longRope.js";
 import { refuseMoe } from "../model/moe.js";
-import { createTokenizer } from "../tokenizer/index.js";
+import { createTokenizer, VOCAB_ARRAY_KEYS } from "../tokenizer/index.js";
 import type { ChatMessage, Tokenizer } from "../tokenizer/types.js";
 import { Sampler } from "./sampler.js";
 import { TokenTextStream } from "./textStream.js";
@@ -65,12 +65,18 @@ function flashShapeOf(source: GgufFile, options: LoadOptions): FlashShape {
 
 // Throws BUDGET_TOO_SMALL (with the minimum) when the budget cannot hold the converted model,
 // as planFlashMemory would after the conversion.
-function checkBudgetBeforeConversion(source: GgufFile, sourceBytes: number, options: LoadOptions, threads: number, io: { stagingSlots: number; maxRead: number }): void {
+function checkBudgetBeforeConversion(source: GgufFile, sourceBytes: number, contextLength: number, options: LoadOptions, threads: number, io: { stagingSlots: number; maxRead: number }): void {
   const shape = flashShapeOf(source, options);
   const { budget, floor } = budgetsOf(options, sourceBytes);
-  const config = readModelConfig(source);
-  const contextLength = options.contextLength ?? Math.min(2048, config.trainedContext);
-  planFlashMemory(shape, config, contextLength, threads, floor ?? budget, { io });
+  planFlashMemory(shape, readModelConfig(source), contextLength, threads, floor ?? budget, { io });
+}
+
+// The context length LoadOptions asks for (a number, or a function of the tokenizer).
+function contextLengthOf(options: LoadOptions, tokenizer: Tokenizer, trainedContext: number): number {
+  const c = options.contextLength;
+  const n = typeof c === "function" ? c(tokenizer, trainedContext) : c ?? Math.min(2048, trainedContext);
+  if (!Number.isInteger(n) || n < 1) throw new ActiveflowError("BAD_ARGUMENT", `context length must be a positive integer, got ${n}`);
+  return n;
 }
 
 export class Engine {
@@ -160,15 +166,20 @@ export class Engine {
     let sparsity = options.sparsity === "auto" ? 0 : options.sparsity ?? 0;
     if (!(sparsity >= 0 && sparsity < 1)) throw new ActiveflowError("BAD_ARGUMENT", `sparsity must be in [0, 1) or "auto", got ${options.sparsity}`);
     if (auto && options.dram === undefined) throw new ActiveflowError("BAD_ARGUMENT", 'sparsity "auto" tunes for a DRAM budget: give `dram` too');
+    // Each header is parsed once: the vocabulary (the largest part of a small model's header)
+    // is read from the file given, and a conversion's header is read without it.
     let file = await readGguf(path);
     const source = path;
     const sourceBytes = (await stat(path)).size;
     if (options.dram !== undefined) refuseMoe(file, "a DRAM budget (dram, --dram: the flash layout)");
     if (sparsity > 0 || auto) refuseMoe(file, "contextual sparsity (sparsity, --sparsity)");
+    const tokenizer = createTokenizer(file);
+    const contextLength = contextLengthOf(options, tokenizer, readModelConfig(file).trainedContext);
+    let sourceFile: GgufFile | undefined;
     if (options.dram !== undefined && !file.metadata.has(KEY.version)) {
       // The minimum follows from the shapes alone: an impossible budget fails here, in
       // milliseconds, not after a conversion that takes minutes and gigabytes on a 7B.
-      checkBudgetBeforeConversion(file, sourceBytes, options, threads, backend.ioDefaults());
+      checkBudgetBeforeConversion(file, sourceBytes, contextLength, options, threads, backend.ioDefaults());
       path = await ensureConverted(path, {
         ...(options.groupSize !== undefined ? { groupSize: options.groupSize } : {}),
         ...(options.keepSourceType ? { keepSourceType: true } : {}),
@@ -176,17 +187,13 @@ export class Engine {
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
         ...(options.log ? { log: options.log } : {}),
       });
-      file = await readGguf(path);
+      sourceFile = file;
+      file = await readGguf(path, { omit: VOCAB_ARRAY_KEYS });
     }
     const config = readModelConfig(file);
-    const tokenizer = createTokenizer(file);
-    const contextLength = options.contextLength ?? Math.min(2048, config.trainedContext);
-    if (!Number.isInteger(contextLength) || contextLength < 1) {
-      throw new ActiveflowError("BAD_ARGUMENT", `context length must be a positive integer, got ${contextLength}`);
-    }
     let table: ThresholdTable | undefined;
     if (sparsity > 0 || auto) {
-      table = (await loadCalibration(path, file)) ?? (source !== path ? await loadCalibration(source) : undefined);
+      table = (await loadCalibration(path, file)) ?? (sourceFile ? await loadCalibration(source, sourceFile) : undefined);
       if (!table) {
         throw new ActiveflowError(
           "BAD_ARGUMENT",
@@ -194,6 +201,7 @@ export class Engine {
         );
       }
     }
+    sourceFile = undefined; // its vocabulary lives on in the tokenizer; the rest is not needed
     let tuning: TuningStats | undefined;
     let flash: FlashModel | undefined;
     let plan: FlashMemoryPlan | undefined;

@@ -35,6 +35,12 @@ const EOT_TEXTS = new Set([
   "<EOT>", "_<EOT>", "[EOT]", "<｜end▁of▁sentence｜>", "<end_of_utterance>",
 ]);
 
+// The per-token and per-merge arrays readVocab reads: once a tokenizer is built, a second
+// header of the same model can be read without them (readGguf's omit).
+export const VOCAB_ARRAY_KEYS: ReadonlySet<string> = new Set([
+  "tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.scores", "tokenizer.ggml.merges",
+]);
+
 export type VocabModel = "gpt2" | "llama";
 
 export interface Vocab {
