@@ -47,7 +47,9 @@ function fail(code: ConstructorParameters<typeof ActiveflowError>[0], path: stri
 const CHUNK = 1 << 20;
 
 class ByteSource {
+  // The window: a prefix of `store`, holding the file from bufStart.
   private buf: Buffer = Buffer.alloc(0);
+  private store: Buffer = this.buf;
   // Absolute file offset of buf[0].
   private bufStart = 0;
   // Absolute file offset of the next unread byte.
@@ -78,10 +80,18 @@ class ByteSource {
       );
     }
     const want = Math.min(Math.max(n, CHUNK), this.remaining);
-    const next = Buffer.allocUnsafe(want);
     // Nothing to keep once pos has been skipped past the window.
     const keep = Math.max(0, this.bufStart + this.buf.length - this.pos);
-    if (keep > 0) this.buf.copy(next, 0, this.pos - this.bufStart);
+    // One window buffer for the whole header (values are copied out of it): a new megabyte per
+    // fill would be garbage outside the JS heap until a collection happens to free it.
+    let next = this.store;
+    if (next.length < want) {
+      next = Buffer.allocUnsafe(want);
+      if (keep > 0) this.buf.copy(next, 0, this.pos - this.bufStart);
+      this.store = next;
+    } else if (keep > 0) {
+      next.copyWithin(0, this.pos - this.bufStart, this.buf.length); // buf is store's prefix
+    }
     let got = keep;
     while (got < want) {
       const { bytesRead } = await this.fh.read(next, got, want - got, this.pos + got);
