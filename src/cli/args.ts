@@ -80,8 +80,10 @@ export const OPTIONS = {
   repeatPenalty: { long: "repeat-penalty", kind: "number", value: "x", above: 0, max: 100, help: "Penalise tokens seen in the last --repeat-last-n tokens; 1 disables. Defaults to 1." },
   repeatLastN: { long: "repeat-last-n", kind: "int", value: "n", min: 0, max: 1_000_000, help: "How many recent tokens --repeat-penalty looks at. Defaults to 64." },
   dram: { long: "dram", kind: "string", value: "size", check: checkBudget, help: "DRAM budget for the model (weights, KV cache, scratch): bytes, 512MB, 2GB or a percentage of the model file given (35%); KB, MB and GB are binary (KiB, MiB, GiB). Runs the model from the flash layout; a .gguf is converted once into the cache. Defaults to no budget (dense, all in DRAM)." },
-  sparsity: { long: "sparsity", kind: "number", value: "s", min: 0, below: 1, help: "Fraction of each linear layer's inputs skipped (contextual sparsity), using the model's calibration table; on run and chat with --dram also `auto`: the tuner picks it from the budget and this machine's measured flash and compute speeds. Defaults to 0 (dense)." },
-  maxSparsity: { long: "max-sparsity", kind: "number", value: "s", min: 0, below: 1, help: "With --sparsity auto: the highest sparsity the tuner may choose (a quality floor). Defaults to 0.5." },
+  sparsity: { long: "sparsity", kind: "number", value: "s", min: 0, below: 1, help: "Fraction of each linear layer's inputs skipped (contextual sparsity), using the model's calibration table; on run and chat with --dram also `auto`: the tuner picks it from the budget and this machine's measured flash and compute speeds, within --max-sparsity and the quality floor (--max-kl, --min-top1). Defaults to 0 (dense)." },
+  maxSparsity: { long: "max-sparsity", kind: "number", value: "s", min: 0, below: 1, help: "With --sparsity auto: the highest sparsity the tuner may choose. Defaults to 0.5 without a quality floor, to no cap with --max-kl or --min-top1." },
+  maxKl: { long: "max-kl", kind: "number", value: "x", min: 0, max: 100, help: "With --sparsity auto, a quality floor: choose no level whose mean KL(dense || sparse) per token, as `activeflow calibrate` measured it on its calibration text, is above x (nats). Needs a table made with those numbers (calibrate again if it is older). Defaults to none." },
+  minTop1: { long: "min-top1", kind: "number", value: "x", min: 0, max: 1, help: "With --sparsity auto, a quality floor: choose no level whose top-1 agreement with the dense model, as `activeflow calibrate` measured it on its calibration text, is below x (0 to 1). The numbers predict quality on other text, they do not guarantee it. Needs a table made with those numbers (calibrate again if it is older). Defaults to none." },
   groupSize: { long: "group-size", kind: "int", value: "n", min: 1, max: 256, help: "Layers per group of the flash layout (read together) when a .gguf is converted for --dram. Defaults to 1: on the random-weight 7B at 25 % and 50 % a group of 4 read more per token than groups of 1 and was no faster (bench/results/pipeline-*.json)." },
   verifyReads: { long: "verify-reads", kind: "flag", help: "Check every page read from flash against its CRC-32C." },
   dramSchedule: { long: "dram-schedule", kind: "string", value: "list", check: checkSchedule, help: "Change the DRAM budget while generating: TOKEN:BUDGET,... (e.g. 0:60%,32:20%,64:60%); each budget holds from that generated-token index on (0 = the prompt). Without --dram the entry at token 0 is the load budget. Only the hot cache is resized; the rest is planned at load for the lowest budget listed. Defaults to none." },
@@ -101,12 +103,15 @@ export const OPTIONS = {
   shape: { long: "shape", kind: "string", value: "name", choices: Object.keys(SHAPES), help: `Model shape: ${Object.keys(SHAPES).join(", ")}.` },
   type: { long: "type", kind: "string", value: "type", choices: WEIGHT_TYPES, help: "Type of the linear weights, token_embd and output (norms and MoE routers stay f32). Defaults to q4_0." },
   mix: { long: "mix", kind: "string", value: "name", choices: ["q4_k_m"], help: "With --type q4_k: llama.cpp's Q4_K_M mix (output and some layers' attn_v / ffn_down in q6_k). Defaults to none." },
-  steps: { long: "steps", kind: "int", value: "n", min: 0, max: 10_000_000, help: "Training steps (one window of 256 tokens each). Defaults to 200." },
+  steps: { long: "steps", kind: "int", value: "n", min: 0, max: 10_000_000, help: "Training steps (of --batch windows of 256 tokens each). Defaults to 200." },
   out: { long: "out", short: "o", kind: "string", value: "file", help: "Output file." },
   lr: { long: "lr", kind: "number", value: "x", above: 0, max: 1, help: "Adam learning rate. Defaults to 5e-5." },
   timeLimit: { long: "time-limit", kind: "number", value: "min", above: 0, max: 1_000_000, help: "Stop training after this many minutes and write the model. Defaults to no limit." },
   resume: { long: "resume", kind: "flag", help: "Continue from the checkpoint (<out>.ckpt) of an interrupted run." },
-  device: { long: "device", kind: "string", value: "name", help: "PyTorch device: cpu, cuda, cuda:1, ... Defaults to cpu." },
+  device: { long: "device", kind: "string", value: "name", help: "PyTorch device: auto, cpu, cuda, cuda:1, ... (with --procs, cuda means each process's own GPU). Defaults to auto: cuda when torch sees a GPU, else cpu." },
+  procs: { long: "procs", kind: "int", value: "n", min: 1, max: 1024, help: "Training processes on this machine, started by torchrun from the Python environment: one model trained by all (DistributedDataParallel; gloo between CPU processes, NCCL between GPUs), each process taking --batch / n windows per step. Defaults to 1 (no torchrun)." },
+  batch: { long: "batch", kind: "int", value: "n", min: 1, max: 65_536, help: "Windows of 256 tokens per training step over all processes; a multiple of --procs. Defaults to --procs (one window per process)." },
+  fsdp: { long: "fsdp", kind: "flag", help: "With --procs 2 or more: shard the layers' weights, gradients and Adam state over the processes (FSDP) instead of a whole copy in each, for models that do not fit one device." },
   json: { long: "json", kind: "flag", help: "Print one JSON object (tokens, text, speeds, memory) as the last line of stdout instead of the streamed text." },
   verbose: { long: "verbose", kind: "flag", help: "Show stack traces on errors." },
   help: { long: "help", short: "h", kind: "flag", help: "Show this help." },
@@ -144,7 +149,7 @@ interface CommandSpec {
 
 const SAMPLING: OptionKey[] = ["seed", "greedy", "temperature", "topK", "topP", "minP", "repeatPenalty", "repeatLastN"];
 const MODEL_NOTE = "<model> is a .gguf file, or `smollm2` for the cached SmolLM2-135M-Instruct (fetched on first use).";
-const FLASH: OptionKey[] = ["dram", "sparsity", "maxSparsity", "groupSize", "verifyReads", "preload", "predictMargin", "cachePolicy", "readGap"];
+const FLASH: OptionKey[] = ["dram", "sparsity", "maxSparsity", "maxKl", "minTop1", "groupSize", "verifyReads", "preload", "predictMargin", "cachePolicy", "readGap"];
 const FLASH_NOTE = [
   "With --dram the model runs from the flash layout under that DRAM budget; the context length",
   "then defaults to the prompt's tokens plus -n, rounded up to 64, so the KV cache stays small.",
@@ -228,6 +233,8 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
       "threshold; their column norms are stored in the sidecar JSON (a flash file's header holds the",
       "thresholds, its sidecar the norms). A table without a selection is magnitude. Weight-aware",
       "calibration reads the norms from a .gguf: calibrate the source of a converted file.",
+      "Each level's KL(dense || sparse) and top-1 agreement with the dense model are then measured on",
+      "the same text and stored in the table, for the tuner's quality floor (see `activeflow run --help`).",
       "The progress line shows the whole run's percentage and time left. Finished steps are saved in",
       "<model>.calibrate-checkpoint.json: after Ctrl-C or a crash the same command resumes from them.",
     ],
@@ -235,7 +242,7 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
     options: ["text", "tokens", "method", "selection", "threads", "json", "verbose", "help"],
     optionHelp: {
       text: `Calibrate on this text file instead of self-generated text; it needs at least ${MIN_CALIBRATION_TOKENS} tokens (an empty or shorter file is refused).`,
-      json: "Print a summary (path, tokens, source, thresholds per level) as one JSON line on stdout.",
+      json: "Print a summary (path, tokens, source, thresholds per level, and each level's measured kl and top1) as one JSON line on stdout.",
     },
   },
   reorder: {
@@ -268,14 +275,16 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
       "Sparsity above 0 needs the model's calibration table (made by `activeflow calibrate <model>`).",
       "With --reference, KL and top-1 are against that model dense: e.g. a flash file against its",
       "source .gguf measures what the column layout itself changes, at sparsity 0 too.",
+      "--sparsity auto with --max-kl and/or --min-top1 scores the level `run --sparsity auto` would",
+      "cap at under that floor (the highest the floor allows), against what calibrate predicted.",
     ],
     positionals: ["model"],
-    options: ["text", "sparsity", "reference", "maxTokens", "window", "threads", "json", "verbose", "help"],
+    options: ["text", "sparsity", "maxKl", "minTop1", "reference", "maxTokens", "window", "threads", "json", "verbose", "help"],
     optionHelp: {
       text: "Evaluation text file (e.g. wikitext-2 wiki.test.raw). Required.",
-      sparsity: "Fraction of each linear layer's inputs skipped. Defaults to 0 (scores the dense model only).",
+      sparsity: "Fraction of each linear layer's inputs skipped, or `auto` with a quality floor (--max-kl, --min-top1): the highest calibrated level that meets it. Defaults to 0 (scores the dense model only).",
       maxTokens: "Tokens of the text to evaluate at most. Defaults to 4096.",
-      json: "Print one JSON line (ppl, ppl_dense, kl_to_dense, top1_agreement, tokens, sparsity, active_fraction) instead of a table.",
+      json: "Print one JSON line (ppl, ppl_dense, kl_to_dense, top1_agreement, tokens, sparsity, active_fraction; with --sparsity auto also tuning: the level chosen, its predicted_kl and predicted_top1 from calibration, max_kl, min_top1) instead of a table.",
     },
   },
   distill: {
@@ -286,16 +295,20 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
       "Trains on the model's own continuations of the 16 calibration prompts (cached), or --text.",
       "The first run creates a Python environment in <cache>/distill-venv and installs torch, gguf",
       "and numpy from PyPI (over 1 GB). The output defaults to <model stem>.distilled-s<s>.gguf beside",
-      "the model; calibrate it before running it sparse.",
+      "the model; calibrate it before running it sparse. --procs n trains with n processes under",
+      "torchrun (same seed and --batch: the same loss curve as one process, within float rounding);",
+      "the training curve goes to <out>.curves.json, a checkpoint to <out>.ckpt (--resume continues",
+      "it with any --procs). Across machines, run the command it prints with torchrun's --nnodes and",
+      "--rdzv-endpoint on each (the model, its table and the token file at the same paths).",
     ],
     positionals: ["model"],
-    options: ["sparsity", "steps", "lr", "timeLimit", "text", "tokens", "out", "resume", "device", "threads", "seed", "json", "verbose", "help"],
+    options: ["sparsity", "steps", "lr", "timeLimit", "text", "tokens", "out", "resume", "device", "procs", "batch", "fsdp", "threads", "seed", "json", "verbose", "help"],
     optionHelp: {
       sparsity: "Sparsity to distil for (0 < s < 1), with the thresholds of the model's calibration table. Required.",
       text: "Train on this text file instead of self-generated text (never the evaluation text).",
       tokens: "Training tokens: self-generated (in windows of 256) or the first n of --text. Defaults to 36864.",
       out: "Distilled model to write. Defaults to <model stem>.distilled-s<s>.gguf beside the model.",
-      threads: "CPU threads for text generation and PyTorch. Defaults to the engine's measured default and torch's default for training.",
+      threads: "CPU threads for text generation, and per training process for PyTorch. Defaults to the engine's measured default, and for training to torch's default alone or the machine's cores / --procs under torchrun.",
       seed: "Training seed (window order). Defaults to 1.",
       json: "Print the training summary (KL before/after, steps, output path) as one JSON line on stdout.",
     },
@@ -444,7 +457,7 @@ export function parseArgs(argv: readonly string[]): Parsed {
       if (raw === undefined) throw new UsageError(`option ${name} needs a value <${o.value ?? "value"}>`, command);
     }
     if (key === "sparsity" && raw.trim().toLowerCase() === "auto") {
-      if (command !== "run" && command !== "chat") throw new UsageError(`--sparsity auto applies to run and chat (it tunes for a DRAM budget)`, command);
+      if (command !== "run" && command !== "chat" && command !== "eval") throw new UsageError(`--sparsity auto applies to run, chat (it tunes for a DRAM budget) and eval (with a quality floor)`, command);
       values.autoSparsity = true;
       continue;
     }
@@ -482,11 +495,14 @@ export function parseArgs(argv: readonly string[]): Parsed {
   if (values.watchMemory === true && values.dram === undefined && values.dramSchedule === undefined) {
     throw new UsageError("--watch-memory needs --dram (it resizes the hot cache of the flash layout)", command);
   }
-  if (values.autoSparsity === true && values.dram === undefined && values.dramSchedule === undefined) {
+  if (values.autoSparsity === true && command !== "eval" && values.dram === undefined && values.dramSchedule === undefined) {
     throw new UsageError("--sparsity auto needs a DRAM budget: --dram <bytes|N%>", command);
   }
-  if (values.maxSparsity !== undefined && values.autoSparsity !== true) {
-    throw new UsageError("--max-sparsity applies only with --sparsity auto", command);
+  for (const key of ["maxSparsity", "maxKl", "minTop1"] as const) {
+    if (values[key] !== undefined && values.autoSparsity !== true) throw new UsageError(`--${OPTIONS[key].long} applies only with --sparsity auto`, command);
+  }
+  if (command === "eval" && values.autoSparsity === true && values.maxKl === undefined && values.minTop1 === undefined) {
+    throw new UsageError("eval --sparsity auto needs a quality floor to pick the level by: --max-kl <x> and/or --min-top1 <x> (eval has no DRAM budget)", command);
   }
   if (command === "eval" && values.text === undefined) {
     throw new UsageError("eval needs the evaluation text: --text <file>", command);
@@ -494,6 +510,7 @@ export function parseArgs(argv: readonly string[]): Parsed {
   if (command === "distill" && values.sparsity === undefined) {
     throw new UsageError("distill needs the target sparsity: --sparsity <s>", command);
   }
+  if (command === "distill") checkDistillProcesses(values as OptionValues);
   if (command === "synth" && values.shape === undefined) {
     throw new UsageError(`synth needs a shape: --shape <${Object.keys(SHAPES).join("|")}>`, command);
   }
@@ -502,6 +519,17 @@ export function parseArgs(argv: readonly string[]): Parsed {
     throw new UsageError(`unknown model "${positionals[0]}" for fetch; the only fetchable model is smollm2`, command);
   }
   return { kind: "command", command, positionals, values: values as OptionValues };
+}
+
+function checkDistillProcesses(v: OptionValues): void {
+  const procs = v.procs ?? 1;
+  if (v.fsdp === true && procs < 2) throw new UsageError("--fsdp shards the model over processes: give --procs 2 or more", "distill");
+  if (procs > 1 && v.device !== undefined && /^cuda:/i.test(v.device)) {
+    throw new UsageError(`--device ${v.device} names one GPU; with --procs each process takes its own: give --device cuda or auto`, "distill");
+  }
+  if (v.batch !== undefined && v.batch % procs !== 0) {
+    throw new UsageError(`--batch ${v.batch} does not split over --procs ${procs}: give a multiple of ${procs}`, "distill");
+  }
 }
 
 const CACHE_ACTIONS = ["ls", "rm", "prune"];
