@@ -432,6 +432,13 @@ test("main: run --json in flash mode adds the budget, I/O and sparsity fields; s
   assert.deepEqual(j.cache_hit_rate_by_site, { attn_in: 0.5, attn_out: 1, ffn_in: 0.25, ffn_out: null });
   assert.deepEqual(j.planner, { merge: "cost", read_gap_bytes: null, cache_policy: "lfu", cache_split: "read-cost", predicted_tokens_per_s: 3.5 });
   assert.match(h.err(), /\nflash: budget 7\.6 MiB \(weights peak 4\.8, cache 2\.9, KV 0\.06, head resident\) \| sparsity 0\.5 \| read 1\.2 MiB in 12 reads/);
+  assert.equal(j.scratch_bytes, 40_000);
+  assert.ok(!("engine_bytes" in j), "stats without the engine's share have no engine_bytes");
+  // The engine's own memory the plan charged: engine_bytes and `engine` in the budget's parts.
+  const e = harness({ flash: { ...FLASH_STATS, engineBytes: 3_145_728 } });
+  assert.equal(await main(["run", ANY_FILE, "-p", "x", "-n", "2", "--greedy", "--json", "--dram", "8MB", "--ctx", "64"], e.ctx), 0, e.err());
+  assert.equal((JSON.parse(e.out().trim()) as Record<string, unknown>).engine_bytes, 3_145_728);
+  assert.match(e.err(), /\nflash: budget 7\.6 MiB \(weights peak 4\.8, cache 2\.9, KV 0\.06, engine 3\.0, head resident\) \| /);
   // Dense runs keep the old record.
   const d = harness();
   assert.equal(await main(["run", ANY_FILE, "-p", "x", "--greedy", "--json"], d.ctx), 0);

@@ -20,7 +20,7 @@ import { SITES } from "../backend/Backend.js";
 import { ensureConverted } from "../flash/cache.js";
 import { openFlashModel, recordOfOrder, type FlashModel } from "../flash/open.js";
 import { KEY } from "../flash/format.js";
-import { FLASH_BATCH, HEAD_STAGING_BYTES, parseBudget, planFlashMemory, type FlashMemoryPlan, type FlashShape } from "../memory/budget.js";
+import { engineBytes, FLASH_BATCH, HEAD_STAGING_BYTES, parseBudget, planFlashMemory, type FlashMemoryPlan, type FlashShape } from "../memory/budget.js";
 import { planFlashLayout } from "../flash/convert.js";
 import type { GgufFile } from "../gguf/types.js";
 import { loadCalibration } from "../sparsity/store.js";
@@ -177,6 +177,8 @@ export class Engine {
     if (options.dram !== undefined) refuseMoe(file, "a DRAM budget (dram, --dram: the flash layout)");
     if (sparsity > 0 || auto) refuseMoe(file, "contextual sparsity (sparsity, --sparsity)");
     const tokenizer = createTokenizer(file);
+    // A budget covers the engine's own memory too (the tokenizer's tables, the JS heap: budget.ts).
+    const ownBytes = engineBytes({ tokens: tokenizer.vocabSize, merges: tokenizer.vocab.mergeRanks.size });
     const contextLength = contextLengthOf(options, tokenizer, readModelConfig(file).trainedContext);
     let sourceFile: GgufFile | undefined;
     if (options.dram !== undefined && !file.metadata.has(KEY.version)) {
@@ -226,18 +228,18 @@ export class Engine {
       }
       const { budget, floor } = budgetsOf(options, sourceBytes);
       if (auto) {
-        tuning = await tuneFor(flash, table!, planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { io, preload: false }), options);
+        tuning = await tuneFor(flash, table!, planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { io, preload: false, engineBytes: ownBytes }), options);
         sparsity = tuning.sparsity;
       }
-      plan = planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { io, sparsity, preload: options.preload ?? PRELOAD_DEFAULT, readAhead: options.readAhead ?? false, groupSize: flash.groupSize });
+      plan = planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { io, sparsity, preload: options.preload ?? PRELOAD_DEFAULT, readAhead: options.readAhead ?? false, groupSize: flash.groupSize, engineBytes: ownBytes });
       const profile = await machineProfile(path);
-      const noPreload = planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { io, sparsity, preload: false, groupSize: flash.groupSize });
+      const noPreload = planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { io, sparsity, preload: false, groupSize: flash.groupSize, engineBytes: ownBytes });
       planner = {
         merge: options.readGap !== undefined ? "gap" : "cost", readGapBytes: options.readGap ?? null, cachePolicy, cacheSplit: "read-cost",
         predictedTokensPerSecond: estimate(tuneInputOf(flash, noPreload, [sparsity], options, profile), sparsity, flash.groupSize).tokensPerSecond,
       };
       if (tuning) Object.assign(tuning, { cacheBytes: plan.cacheBytes, preloadBytes: plan.preloadBytes });
-      if (options.dram === undefined) plan.budgetBytes = plan.weightBytes + plan.kvBytes + plan.scratchBytes;
+      if (options.dram === undefined) plan.budgetBytes = plan.weightBytes + plan.kvBytes + plan.scratchBytes + plan.engineBytes;
       else if (floor !== undefined) plan = planAboveFloor(plan, budget);
       model = await backend.loadModel({
         path,
@@ -330,6 +332,7 @@ export class Engine {
       weightResidentBytes: f.weightResidentBytes,
       kvBytes: f.kvBytes,
       scratchBytes: f.scratchBytes,
+      engineBytes: this.plan.engineBytes,
       cacheBytes: f.cacheBytes ?? 0,
       headResident: this.plan.headResident,
       sparsity: this.sparsityLevel,

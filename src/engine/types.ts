@@ -81,6 +81,9 @@ export interface FlashRunStats {
   kvBytes: number;
   scratchBytes: number;
   cacheBytes: number;
+  // The engine's own memory the budget charges besides the native buffers (tokenizer, headers,
+  // JS heap, the addon's bookkeeping: memory/budget.ts engineBytes); absent in older stats.
+  engineBytes?: number;
   headResident: boolean;
   sparsity: number;
   flashBytesRead: number;

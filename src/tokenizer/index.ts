@@ -194,6 +194,6 @@ function cleanSpaces(t: Uint8Array): Uint8Array {
   return Uint8Array.from(a.slice(0, total));
 }
 
-export function createTokenizer(gguf: GgufFile): Tokenizer {
+export function createTokenizer(gguf: GgufFile): GgufTokenizer {
   return new GgufTokenizer(gguf.metadata, gguf.path);
 }
