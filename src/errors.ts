@@ -17,6 +17,7 @@ export type ErrorCode =
   | "CHAT_TEMPLATE"
   | "NATIVE"
   | "NATIVE_NOT_BUILT"
+  | "NO_BACKEND"
   | "FETCH"
   | "BAD_ARGUMENT"
   | "ABORTED"

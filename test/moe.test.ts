@@ -8,7 +8,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadAddon } from "../src/backends/native/binding.js";
-import { Engine } from "../src/engine/Engine.js";
+import { Engine } from "../src/index.js";
 import { isActiveflowError } from "../src/errors.js";
 import { convertToFlash } from "../src/flash/convert.js";
 import { GgmlType } from "../src/gguf/types.js";
@@ -18,6 +18,7 @@ import { buildTinyModel } from "../src/synth/tinyModel.js";
 import { greedy } from "./helpers/engine.js";
 import { gaussian } from "./helpers/random.js";
 import { runCli } from "./helpers/cli.js";
+import { defaultBackend } from "../src/backends/default.js";
 
 const dir = mkdtempSync(join(tmpdir(), "af-moe-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -160,7 +161,7 @@ test("MoE models run dense only: --dram, convert, calibrate and sparsity fail at
   };
   await assert.rejects(Engine.load(path, { dram: "50%" }), unsupported(/DRAM budget/));
   await assert.rejects(Engine.load(path, { sparsity: 0.5 }), unsupported(/contextual sparsity/));
-  await assert.rejects(convertToFlash(path, join(dir, "refuse.af.gguf")), unsupported(/the flash layout/));
+  await assert.rejects(convertToFlash(defaultBackend(), path, join(dir, "refuse.af.gguf")), unsupported(/the flash layout/));
   const cal = await runCli(["calibrate", path]);
   assert.equal(cal.code, 1, cal.err);
   assert.match(cal.err, /calibration is not supported for mixture-of-experts models yet/);

@@ -13,7 +13,7 @@ async function main(): Promise<void> {
   const arg = process.argv[2];
   if (!arg) throw new Error("usage: pipelineWorker.js '<PipelineRequest JSON>'");
   const req = JSON.parse(arg) as PipelineRequest;
-  const { Engine } = await import("../../src/engine/Engine.js");
+  const { Engine } = await import("../../src/index.js");
   const t0 = performance.now();
   const engine = await Engine.load(req.modelPath, {
     threads: req.threads,

@@ -1,7 +1,7 @@
 // The engine: loads a model, owns the KV position, runs the generation loop and sampling.
 import { stat } from "node:fs/promises";
 import type { ActivationCounts, ActivationTrace, Backend, BackendFlashStats, BackendModel, SiteHistograms } from "../backend/Backend.js";
-import { NativeBackend } from "../backends/native/NativeBackend.js";
+import { registeredBackend } from "../backend/registry.js";
 import { ActiveflowError, isActiveflowError } from "../errors.js";
 import { readGguf } from "../gguf/reader.js";
 import { readModelConfig, type ModelConfig } from "../model/config.js";
@@ -125,7 +125,10 @@ export class Engine {
 
   private constructor(
     path: string, model: BackendModel, tokenizer: Tokenizer, config: ModelConfig, contextLength: number, threads: number,
-    private readonly io: { stagingSlots: number; maxRead: number }, flash?: FlashModel, plan?: FlashMemoryPlan,
+    private readonly io: { stagingSlots: number; maxRead: number },
+    // The backend the model runs on (calibration computes column norms with it).
+    readonly backend: Backend,
+    flash?: FlashModel, plan?: FlashMemoryPlan,
   ) {
     this.flash = flash;
     this.plan = plan;
@@ -146,7 +149,7 @@ export class Engine {
 
   // Measures the runtime floor now, if it was not measured yet; a caller that reads model files
   // before loading (the CLI sizes the context from the tokenizer) calls it first.
-  static measureRuntimeFloor(backend: Backend = new NativeBackend()): number {
+  static measureRuntimeFloor(backend: Backend = registeredBackend()): number {
     if (runtimeFloor === undefined) {
       backend.ioDefaults(); // loads the addon: its code and static data belong to the floor
       runtimeFloor = process.memoryUsage.rss();
@@ -154,11 +157,12 @@ export class Engine {
     return runtimeFloor;
   }
 
-  static async load(path: string, options: LoadOptions = {}, backend: Backend = new NativeBackend()): Promise<Engine> {
+  // backend: defaults to the one the platform entry point set (the native addon: src/index.ts).
+  static async load(path: string, options: LoadOptions = {}, backend: Backend = registeredBackend()): Promise<Engine> {
     Engine.measureRuntimeFloor(backend);
     // Under a budget the loader thread and the device's own work need a core: one compute
     // thread measured faster there (bench/results/swap-*.json); in DRAM, the measured default.
-    const threads = options.threads ?? (options.dram !== undefined ? SWAP_THREADS_DEFAULT : await defaultThreads());
+    const threads = options.threads ?? (options.dram !== undefined ? SWAP_THREADS_DEFAULT : await defaultThreads(backend));
     if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
       throw new ActiveflowError("BAD_ARGUMENT", `threads must be an integer from 1 to 256, got ${threads}`);
     }
@@ -185,7 +189,7 @@ export class Engine {
       // The minimum follows from the shapes alone: an impossible budget fails here, in
       // milliseconds, not after a conversion that takes minutes and gigabytes on a 7B.
       checkBudgetBeforeConversion(file, sourceBytes, contextLength, options, threads, backend.ioDefaults());
-      path = await ensureConverted(path, {
+      path = await ensureConverted(backend, path, {
         ...(options.groupSize !== undefined ? { groupSize: options.groupSize } : {}),
         ...(options.keepSourceType ? { keepSourceType: true } : {}),
         ...(options.signal ? { signal: options.signal } : {}),
@@ -228,11 +232,11 @@ export class Engine {
       }
       const { budget, floor } = budgetsOf(options, sourceBytes);
       if (auto) {
-        tuning = await tuneFor(flash, table!, planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { io, preload: false, engineBytes: ownBytes }), options);
+        tuning = await tuneFor(backend, flash, table!, planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { io, preload: false, engineBytes: ownBytes }), options);
         sparsity = tuning.sparsity;
       }
       plan = planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { io, sparsity, preload: options.preload ?? PRELOAD_DEFAULT, readAhead: options.readAhead ?? false, groupSize: flash.groupSize, engineBytes: ownBytes });
-      const profile = await machineProfile(path);
+      const profile = await machineProfile(backend, path);
       const noPreload = planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { io, sparsity, preload: false, groupSize: flash.groupSize, engineBytes: ownBytes });
       planner = {
         merge: options.readGap !== undefined ? "gap" : "cost", readGapBytes: options.readGap ?? null, cachePolicy, cacheSplit: "read-cost",
@@ -293,7 +297,7 @@ export class Engine {
       model.dispose();
       options.signal.throwIfAborted();
     }
-    const engine = new Engine(path, model, tokenizer, config, contextLength, threads, io, flash, plan);
+    const engine = new Engine(path, model, tokenizer, config, contextLength, threads, io, backend, flash, plan);
     engine.tuning = tuning;
     engine.sourceBytes = sourceBytes;
     engine.predicting = options.preload ?? PRELOAD_DEFAULT;
@@ -808,10 +812,10 @@ function qualityFloorOf(options: LoadOptions): QualityFloor | undefined {
 }
 
 // sparsity "auto": the tuner's choice for what the budget leaves beyond the fixed parts.
-async function tuneFor(flash: FlashModel, table: ThresholdTable, noPreload: FlashMemoryPlan, options: LoadOptions): Promise<TuningStats> {
+async function tuneFor(backend: Backend, flash: FlashModel, table: ThresholdTable, noPreload: FlashMemoryPlan, options: LoadOptions): Promise<TuningStats> {
   const floor = qualityFloorOf(options);
   const input: TuneInput = {
-    ...tuneInputOf(flash, noPreload, table.levels, options, await machineProfile(flash.path)),
+    ...tuneInputOf(flash, noPreload, table.levels, options, await machineProfile(backend, flash.path)),
     ...(table.quality ? { quality: table.quality } : {}),
     ...(floor ? { floor } : {}),
   };

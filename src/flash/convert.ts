@@ -6,7 +6,7 @@
 // memory stays near one group's weights of one site.
 import { open, rename, rm, stat, type FileHandle } from "node:fs/promises";
 import { basename, dirname, resolve } from "node:path";
-import { loadAddon, type NativeAddon } from "../backends/native/binding.js";
+import type { ConversionKernels } from "../backend/Backend.js";
 import { ActiveflowError } from "../errors.js";
 import { GgmlType, TYPE_LAYOUT, typeName, type GgufFile, type GgufTensorInfo } from "../gguf/types.js";
 import { findTensor, getNumber, getString, readGguf } from "../gguf/reader.js";
@@ -220,7 +220,7 @@ interface ErrorSum { diff: number; ref: number }
 // Columns j0..j0+nb of one source tensor (nOut rows of type info.type in `bytes`) as floats,
 // column-major: the result's [jb * nOut + r] is W[r][j0 + jb]. Uses the scratch buffers.
 function bandColumns(
-  addon: NativeAddon, info: GgufTensorInfo, bytes: Uint8Array, nOut: number, j0: number, nb: number, gathered: Uint8Array, cols: Float32Array,
+  addon: ConversionKernels, info: GgufTensorInfo, bytes: Uint8Array, nOut: number, j0: number, nb: number, gathered: Uint8Array, cols: Float32Array,
 ): Float32Array {
   const [blk, bb] = TYPE_LAYOUT[info.type]!;
   const srcRow = (info.dims[0]! / blk) * bb;
@@ -252,7 +252,7 @@ function addError(err: ErrorSum, ref: Float32Array, got: Float32Array): void {
 
 // Records of one extent, BAND input channels per chunk (the chunk buffer is reused).
 async function* extentRecords(
-  addon: NativeAddon, fh: FileHandle, src: GgufFile, e: ExtentLayout, crcs: Uint32Array, err: ErrorSum, signal: AbortSignal | undefined,
+  addon: ConversionKernels, fh: FileHandle, src: GgufFile, e: ExtentLayout, crcs: Uint32Array, err: ErrorSum, signal: AbortSignal | undefined,
 ): AsyncGenerator<Uint8Array> {
   const what = `converting ${src.path}`;
   // The group's source tensors of this site, in record order; released when the extent ends.
@@ -293,7 +293,7 @@ async function* extentRecords(
 }
 
 // The scale plane of one split (layer, tensor): the block parameters of its source rows.
-async function scalePlane(addon: NativeAddon, fh: FileHandle, src: GgufFile, plane: ScalePlane, nIn: number, signal: AbortSignal | undefined): Promise<Uint8Array> {
+async function scalePlane(addon: ConversionKernels, fh: FileHandle, src: GgufFile, plane: ScalePlane, nIn: number, signal: AbortSignal | undefined): Promise<Uint8Array> {
   const info = findTensor(src, sourceTensorName(plane.layer, plane.tensor))!;
   const bytes = new Uint8Array(info.bytes);
   await readAt(fh, bytes, src.dataOffset + info.offset, src.path);
@@ -339,8 +339,9 @@ export function planFlashLayout(source: GgufFile, options: ConvertOptions = {}):
 }
 
 // Converts the GGUF at `inPath` into the flash layout at `outPath` (atomic: on error or
-// abort nothing is left at `outPath`).
-export async function convertToFlash(inPath: string, outPath: string, options: ConvertOptions = {}): Promise<ConvertReport> {
+// abort nothing is left at `outPath`), with a backend's conversion kernels (`addon`: the
+// native addon's from src/backends/default.ts, or another backend's).
+export async function convertToFlash(addon: ConversionKernels, inPath: string, outPath: string, options: ConvertOptions = {}): Promise<ConvertReport> {
   const started = performance.now();
   if (resolve(inPath) === resolve(outPath)) {
     throw new ActiveflowError("BAD_ARGUMENT", `convert: output ${outPath} is the input model; choose another path`);
@@ -348,7 +349,6 @@ export async function convertToFlash(inPath: string, outPath: string, options: C
   await checkOutputPath(outPath);
   // Partial files of an earlier conversion to the same target whose process was killed.
   await sweepTemps(dirname(resolve(outPath)), `${basename(outPath)}.partial-`);
-  const addon = loadAddon();
   const src = splitFusedTensors(await readGguf(inPath));
   const { layout, sourceTypes } = planFlashLayout(src, options);
   const meta = await readTypedMetadata(src);

@@ -7,8 +7,8 @@ import { GgmlType, typeName, type GgufFile } from "../gguf/types.js";
 import {
   findTensor, getNumber, getNumberArray, getOptionalNumber, getOptionalNumberArray, getString, getStringArray, readGguf,
 } from "../gguf/reader.js";
-import { loadAddon } from "../backends/native/binding.js";
-import { crc32c, type Crc32cFn } from "./crc32c.js";
+import type { ConversionKernels } from "../backend/Backend.js";
+import { crc32c } from "./crc32c.js";
 import {
   CHECKSUM_NAME, COLUMN_LAYOUTS, CRC_PAGE_BYTES, CRC_TENSOR, FLASH_ALIGNMENT, FLASH_VERSIONS, FLASH_VERSION_COLUMNS, FLASH_VERSION_ORDERED, KEY,
   SITES, SITE_TENSORS, computeFlashLayout, findExtent, recordPages,
@@ -209,31 +209,22 @@ export function flashExtent(model: FlashModel, group: number, site: SiteName): F
   return model.extents[model.layout.extents.indexOf(e)]!;
 }
 
-// The addon's SSE4.2 CRC-32C (~20x the table code) when the addon is built, else the table.
-let pageCrc: Crc32cFn | undefined;
-function crcOf(bytes: Uint8Array): number {
-  if (!pageCrc) {
-    try {
-      const addon = loadAddon();
-      pageCrc = (b, seed) => addon.crc32c(b, seed);
-    } catch {
-      pageCrc = crc32c;
-    }
-  }
-  return pageCrc(bytes);
-}
+// Who computes the page checksums: the table code (src/flash/crc32c.ts) unless the caller
+// passes a backend's (the addon's SSE4.2 one is ~20x faster).
+export type PageChecksum = Pick<ConversionKernels, "crc32c">;
+const TABLE_CRC: PageChecksum = { crc32c };
 
 // Checks whole 4 KiB pages read from an extent: `bytes` holds extent pages firstPage,
 // firstPage + 1, ... (page k is file bytes [offset + k * 4096, offset + (k + 1) * 4096), the
 // zero padding after the extent included). Throws FLASH_CHECKSUM naming the extent and the
 // file offset of the first bad page.
-export function checkExtentPages(model: FlashModel, e: FlashExtent, firstPage: number, bytes: Uint8Array): void {
+export function checkExtentPages(model: FlashModel, e: FlashExtent, firstPage: number, bytes: Uint8Array, checksum: PageChecksum = TABLE_CRC): void {
   if (bytes.length % CRC_PAGE_BYTES !== 0) {
     throw new ActiveflowError("BAD_ARGUMENT", `extent ${e.name}: ${bytes.length} bytes are not whole ${CRC_PAGE_BYTES}-byte pages`);
   }
   for (let o = 0, k = firstPage; o < bytes.length; o += CRC_PAGE_BYTES, k++) {
     if (k >= e.pages) throw new ActiveflowError("BAD_ARGUMENT", `extent ${e.name}: page ${k} is past its ${e.pages} pages`);
-    const got = crcOf(bytes.subarray(o, o + CRC_PAGE_BYTES));
+    const got = checksum.crc32c(bytes.subarray(o, o + CRC_PAGE_BYTES));
     const want = model.crc[e.firstPage + k]!;
     if (got !== want) {
       throw new ActiveflowError("FLASH_CHECKSUM",
@@ -247,6 +238,8 @@ export interface VerifyOptions {
   signal?: AbortSignal;
   // Fraction of extent bytes checked, 0..1.
   onProgress?: (fraction: number) => void;
+  // Defaults to the table code; pass a backend for its faster CRC-32C.
+  checksum?: PageChecksum;
 }
 
 // Reads every extent and checks every page against af.crc32c; throws on the first bad page.
@@ -264,7 +257,7 @@ export async function verifyFlashFile(path: string, options: VerifyOptions = {})
         }
         const part = buf.subarray(0, Math.min(buf.length, e.pages * CRC_PAGE_BYTES - o));
         await readFully(fh, part, e.offset + o, path);
-        checkExtentPages(model, e, o / CRC_PAGE_BYTES, part);
+        checkExtentPages(model, e, o / CRC_PAGE_BYTES, part, options.checksum);
         done += part.length;
         options.onProgress?.(done / total);
       }
@@ -277,7 +270,9 @@ export async function verifyFlashFile(path: string, options: VerifyOptions = {})
 
 // Reads records [j0, j1) of an extent the way the flash store does: the whole 4 KiB pages
 // that cover them (offsets and lengths page-aligned), each checked against its CRC-32C. Returns the records' bytes, record j0 first.
-export async function readExtentRecords(model: FlashModel, fh: FileHandle, e: FlashExtent, j0: number, j1: number): Promise<Uint8Array> {
+export async function readExtentRecords(
+  model: FlashModel, fh: FileHandle, e: FlashExtent, j0: number, j1: number, checksum: PageChecksum = TABLE_CRC,
+): Promise<Uint8Array> {
   if (!(Number.isInteger(j0) && Number.isInteger(j1) && 0 <= j0 && j0 < j1 && j1 <= e.nIn)) {
     throw new ActiveflowError("BAD_ARGUMENT", `extent ${e.name}: records [${j0}, ${j1}) are not inside [0, ${e.nIn})`);
   }
@@ -285,6 +280,6 @@ export async function readExtentRecords(model: FlashModel, fh: FileHandle, e: Fl
   const start = first * CRC_PAGE_BYTES;
   const pages = new Uint8Array((last + 1) * CRC_PAGE_BYTES - start);
   await readFully(fh, pages, e.offset + start, model.path);
-  checkExtentPages(model, e, first, pages);
+  checkExtentPages(model, e, first, pages, checksum);
   return pages.subarray(j0 * e.recordBytes - start, j1 * e.recordBytes - start);
 }

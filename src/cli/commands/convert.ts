@@ -14,12 +14,13 @@ export async function convertCommand(ctx: CliContext, input: string, output: str
   const inPath = await resolveModelPath(input, ctx);
   const outPath = resolve(output);
   const { convertToFlash } = await import("../../flash/convert.js");
+  const { defaultBackend } = await import("../../backends/default.js");
   const line = new ProgressLine(ctx.stderr);
   const controller = new AbortController();
   const off = ctx.onInterrupt(() => controller.abort());
   let report;
   try {
-    report = await convertToFlash(inPath, outPath, {
+    report = await convertToFlash(defaultBackend(), inPath, outPath, {
       ...(values.groupSize !== undefined ? { groupSize: values.groupSize } : {}),
       ...(values.columnType !== undefined ? { columnType: ggmlTypeOf(values.columnType) } : {}),
       signal: controller.signal,

@@ -122,11 +122,13 @@ export function warnAboveTrainedContext(ctx: CliContext, engine: EngineLike, val
 // The process's RSS with the engine and its addon loaded and no model open (once per process).
 export async function measureRuntimeFloor(): Promise<void> {
   const { Engine } = await import("../../engine/Engine.js");
-  Engine.measureRuntimeFloor();
+  const { defaultBackend } = await import("../../backends/default.js");
+  Engine.measureRuntimeFloor(defaultBackend());
 }
 
 // The real engine is imported lazily: --help, argument errors and fetch never load the addon.
 export async function loadRealEngine(path: string, options: LoadOptions): Promise<EngineLike> {
   const { Engine } = await import("../../engine/Engine.js");
-  return Engine.load(path, options);
+  const { defaultBackend } = await import("../../backends/default.js");
+  return Engine.load(path, options, defaultBackend());
 }
