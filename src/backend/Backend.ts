@@ -58,6 +58,47 @@ export interface BackendFlashSpec {
   // Read every uncached record of the next site while one computes (groups of one layer).
   readAhead?: boolean;
   predictMargin?: number;
+  // Mixture-of-experts models: the experts on flash (native/model/expert_store.h).
+  experts?: BackendExperts;
+}
+
+// One (layer, expert) span: ffn_in records from `offset`, ffn_out records at `outOffset` from
+// it, the whole expert `bytes` long (whole pages). parts: gate, up, down; scales: bytes from
+// the span start of a split part's scale plane, -1 for requantised columns.
+export interface BackendExpertSpan {
+  offset: number;
+  bytes: number;
+  outOffset: number;
+  recIn: number;
+  recOut: number;
+  nIn: number;
+  nFf: number;
+  parts: { offset: number; bytes: number; nOut: number; type: number; scales: number }[];
+}
+
+export interface BackendExperts {
+  perLayer: number; // routed experts + the shared one
+  poolBytes: number; // the expert slots' share of the budget
+  pregate: boolean; // read the next layer's predicted experts ahead
+  spans: BackendExpertSpan[]; // [n_layer][perLayer]
+}
+
+// The expert store's counters since the last reset.
+export interface BackendExpertStats {
+  lookups: number;
+  hits: number;
+  prefetchHits: number;
+  reads: number;
+  prefetches: number;
+  bytesRead: number;
+  predTp: number;
+  predFp: number;
+  predFn: number;
+  waitSeconds: number;
+  computeSeconds: number;
+  slots: number;
+  slotBytes: number;
+  cachedExperts: number;
 }
 
 export interface BackendModelSpec {
@@ -151,6 +192,9 @@ export interface BackendModel {
   // Re-plans the hot cache of a flash-layout model between tokens.
   setCacheBytes(bytes: number): void;
   resetCacheCounts(): void;
+  // Mixture-of-experts models in the flash layout: the expert store (undefined otherwise).
+  expertStats(reset?: boolean): BackendExpertStats | undefined;
+  setExpertPoolBytes(bytes: number): void;
   info(): BackendModelInfo;
   dispose(): void;
 }

@@ -20,7 +20,8 @@ import { SITES } from "../backend/Backend.js";
 import { ensureConverted } from "../flash/cache.js";
 import { openFlashModel, recordOfOrder, type FlashModel } from "../flash/open.js";
 import { KEY } from "../flash/format.js";
-import { engineBytes, FLASH_BATCH, HEAD_STAGING_BYTES, parseBudget, planFlashMemory, type FlashMemoryPlan, type FlashShape } from "../memory/budget.js";
+import { engineBytes, FLASH_BATCH, HEAD_STAGING_BYTES, parseBudget, planFlashMemory, splitCache, type FlashMemoryPlan, type FlashShape } from "../memory/budget.js";
+import { expertSpec, expertRunStats } from "./experts.js";
 import { planFlashLayout } from "../flash/convert.js";
 import type { GgufFile } from "../gguf/types.js";
 import { loadCalibration } from "../sparsity/store.js";
@@ -61,7 +62,10 @@ function flashShapeOf(source: GgufFile, options: LoadOptions): FlashShape {
     ...(options.groupSize !== undefined ? { groupSize: options.groupSize } : {}),
     ...(options.keepSourceType ? { keepSourceType: true } : {}),
   });
-  return { groupSize: layout.groupSize, resident: [...layout.resident, ...layout.scales], extents: layout.extents };
+  return {
+    groupSize: layout.groupSize, resident: [...layout.resident, ...layout.scales], extents: layout.extents,
+    ...(layout.expertShape ? { experts: layout.experts, expertShape: layout.expertShape } : {}),
+  };
 }
 
 // Throws BUDGET_TOO_SMALL (with the minimum) when the budget cannot hold the converted model,
@@ -178,7 +182,6 @@ export class Engine {
     let file = await readGguf(path);
     const source = path;
     const sourceBytes = (await stat(path)).size;
-    if (options.dram !== undefined) refuseMoe(file, "a DRAM budget (dram, --dram: the flash layout)");
     if (sparsity > 0 || auto) refuseMoe(file, "contextual sparsity (sparsity, --sparsity)");
     const tokenizer = createTokenizer(file);
     // A budget covers the engine's own memory too (the tokenizer's tables, the JS heap: budget.ts).
@@ -270,7 +273,8 @@ export class Engine {
           crcBase: flash.extents[0]?.offset ?? 0,
           verify: options.verifyReads ?? false,
           direct: true,
-          cacheBytes: plan.cacheBytes,
+          cacheBytes: splitCache(flash, config, plan.cacheBytes).columnBytes,
+          ...(flash.experts.length > 0 ? { experts: expertSpec(flash, splitCache(flash, config, plan.cacheBytes).expertPoolBytes, options.pregate ?? true) } : {}),
           embdResident: plan.embdResident,
           headResident: plan.headResident,
           headStagingBytes: HEAD_STAGING_BYTES,
@@ -330,6 +334,7 @@ export class Engine {
     const counts = model.siteCounts(reset);
     this.residentPeak = Math.max(this.residentPeak, f.weightResidentBytes);
     const frac = (s: number) => (counts.seen[s]! > 0 ? counts.kept[s]! / counts.seen[s]! : 1);
+    const xs = this.flash.experts.length > 0 ? expertRunStats(model.expertStats(reset)!) : undefined;
     return {
       dramBudgetBytes: this.budgetBytes,
       weightResidentBytesPeak: this.residentPeak,
@@ -340,7 +345,7 @@ export class Engine {
       cacheBytes: f.cacheBytes ?? 0,
       headResident: this.plan.headResident,
       sparsity: this.sparsityLevel,
-      flashBytesRead: (f.bytesRead ?? 0) + (f.headBytesRead ?? 0),
+      flashBytesRead: (f.bytesRead ?? 0) + (f.headBytesRead ?? 0) + (xs?.expertBytesRead ?? 0),
       flashReads: f.deviceReads ?? 0,
       meanReadBytes: f.deviceReads ? (f.bytesRead ?? 0) / f.deviceReads : 0,
       cacheHitRate: f.lookups ? (f.hits ?? 0) / f.lookups : 0,
@@ -354,6 +359,7 @@ export class Engine {
       computeSeconds: f.columnComputeSeconds ?? 0,
       budgetHistory: this.history.map((h) => ({ ...h })),
       preload: preloadStats(f, this.predicting || this.readingAhead ? this.plan.preloadBytes : 0, this.flash.groupSize, this.readingAhead),
+      ...(xs ? { experts: xs } : {}),
       ...(this.tuning ? { tuning: this.tuning } : {}),
     };
   }
@@ -692,7 +698,10 @@ export class Engine {
     }
     const cache = Math.min(this.budgetCacheBytes, this.pressureCacheBytes ?? Infinity);
     if (cache !== this.appliedCacheBytes) {
-      this.live().setCacheBytes(cache);
+      // MoE models: the cache is the attention columns' and the expert slots' beyond the minimum.
+      const split = splitCache(this.flash!, this.config, cache);
+      this.live().setCacheBytes(split.columnBytes);
+      if (this.flash!.experts.length > 0) this.live().setExpertPoolBytes(split.expertPoolBytes);
       this.appliedCacheBytes = cache;
     }
     const reason = [b?.reason, p?.reason].filter((r) => r !== undefined).join("; ");

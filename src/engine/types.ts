@@ -104,6 +104,30 @@ export interface FlashRunStats {
   tuning?: TuningStats;
   // The budget in force when the generation started, then each change applied during it.
   budgetHistory?: BudgetChange[];
+  // Mixture-of-experts models: the experts' reads, cache and pre-gating.
+  experts?: ExpertRunStats;
+}
+
+export interface ExpertRunStats {
+  // (layer, expert) uses the routers asked for (the shared expert's included).
+  lookups: number;
+  // Whole experts read on demand, and read ahead by pre-gating; the bytes of both.
+  expertsRead: number;
+  expertsPrefetched: number;
+  expertBytesRead: number;
+  // Uses found resident (cached, or read or being read by pre-gating), and by pre-gating alone.
+  cacheHitRate: number;
+  prefetchHitRate: number;
+  // The next layer's router applied to the residual stream before this layer's FFN, against
+  // the experts that layer then routed to, per token (the shared expert not counted). Both
+  // sets hold top-k experts, so precision and recall are equal.
+  pregating: { distance: 1; truePositives: number; falsePositives: number; falseNegatives: number; precision: number | null; recall: number | null };
+  // Slots of whole experts (the budget's), each slotBytes; experts held in them now.
+  slots: number;
+  slotBytes: number;
+  cachedExperts: number;
+  ioWaitSeconds: number;
+  computeSeconds: number;
 }
 
 export interface PlannerStats {
@@ -222,6 +246,9 @@ export interface LoadOptions {
   // With groups of one layer: read every uncached record of the next site while this one
   // computes, without predicting which are active. Defaults to false.
   readAhead?: boolean;
+  // Mixture-of-experts models under a budget: apply the next layer's router to the residual
+  // stream and read its experts while this layer computes (pre-gating). Defaults to true.
+  pregate?: boolean;
   // A channel is predicted active when its predicted |x| exceeds margin x its threshold.
   // Below 1 trades bytes for recall. Defaults to 1.
   predictMargin?: number;

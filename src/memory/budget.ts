@@ -113,7 +113,19 @@ export function scratchBytes(cfg: ModelConfig, nBatch: number, nCtx: number, thr
   const wide = Math.max(cfg.nEmbd, cfg.nFf, q);
   const floats = nBatch * (cfg.nEmbd + wide + q + 2 * kv + q + 2 * cfg.nFf) + threads * nCtx * 3 + cfg.nVocab; // scores + value-row pointers
   // Quantised activations: at most ~1.2 bytes per input element of the widest input.
-  return floats * 4 + nBatch * Math.ceil(wide * 1.2) + 64;
+  return floats * 4 + nBatch * Math.ceil(wide * 1.2) + 64 + moeScratchBytes(cfg, nBatch);
+}
+
+// Mirrors native MoeFfn's buffers in flash mode (model/moe_ffn.h), 4-byte elements; its
+// quantised inputs are counted at 4 bytes per element (F32 routers), an upper bound.
+function moeScratchBytes(cfg: ModelConfig, nBatch: number): number {
+  const m = cfg.moe;
+  if (!m) return 0;
+  const E = cfg.nEmbd, F = m.nFfExp, NE = m.nExpert, S = m.nFfShexp;
+  const rows = nBatch * m.nExpertUsed;
+  const elems = nBatch * NE + 4 * rows + NE + 1 + rows * (2 * F + E) + E + (S > 0 ? nBatch * (2 * S + E) : 0) +
+    rows * E + nBatch * (E + NE) + 2 * rows;
+  return elems * 4 + 2 * (rows * 4 * Math.max(E, S) + 64);
 }
 
 // What the plan needs of a flash-layout model: an opened file (FlashModel) or, before a
@@ -123,10 +135,22 @@ export interface FlashShape {
   // Copied tensors and scale planes (everything but the extents).
   resident: readonly { name: string; bytes: number }[];
   extents: readonly { bytes: number; site: string; group: number }[];
+  // Mixture-of-experts models: the experts' spans (src/flash/experts.ts).
+  experts?: readonly { spanBytes: number }[];
+  expertShape?: { nExpert: number; shared: boolean };
 }
 
 export function weightBytesOf(flash: FlashShape): number {
-  return flash.resident.reduce((s, t) => s + t.bytes, 0) + flash.extents.reduce((s, e) => s + e.bytes, 0);
+  return flash.resident.reduce((s, t) => s + t.bytes, 0) + flash.extents.reduce((s, e) => s + e.bytes, 0) +
+    (flash.experts ?? []).reduce((s, x) => s + x.spanBytes, 0);
+}
+
+// The expert slots a plan needs at least (a token's routed experts and the shared one) and
+// their size (the largest expert); none for a dense model.
+function expertNeeds(flash: FlashShape, cfg: ModelConfig): { slotBytes: number; minSlots: number; count: number } {
+  if (!cfg.moe || !flash.experts || flash.experts.length === 0) return { slotBytes: 0, minSlots: 0, count: 0 };
+  const slotBytes = Math.max(...flash.experts.map((x) => x.spanBytes));
+  return { slotBytes, minSlots: cfg.moe.nExpertUsed + (cfg.moe.nFfShexp > 0 ? 1 : 0), count: flash.experts.length };
 }
 
 export function planFlashMemory(
@@ -151,13 +175,16 @@ export function planFlashMemory(
   const ioStaging = options.io.stagingSlots * options.io.maxRead;
   const kv = kvBytes(cfg, nCtx);
   const scratch = scratchBytes(cfg, FLASH_BATCH, nCtx, threads);
-  const fixed = small + largestExtent + ioStaging + rowStaging + kv + scratch;
+  const experts = expertNeeds(flash, cfg);
+  const expertMin = experts.minSlots * experts.slotBytes;
+  const fixed = small + largestExtent + ioStaging + rowStaging + kv + scratch + expertMin;
   const minimum = fixed + HEAD_STAGING_BYTES;
   if (budgetBytes < minimum) {
     throw new ActiveflowError(
       "BUDGET_TOO_SMALL",
       `a DRAM budget of ${fmt(budgetBytes)} is below this model's minimum of ${fmt(minimum)} ` +
-        `(staging ${fmt(largestExtent + ioStaging)}, KV cache ${fmt(kv)} for ${nCtx} tokens, scratch ${fmt(scratch)}, norms and scale planes ${fmt(small)})`,
+        `(staging ${fmt(largestExtent + ioStaging)}, KV cache ${fmt(kv)} for ${nCtx} tokens, scratch ${fmt(scratch)}, norms and scale planes ${fmt(small)}` +
+        `${experts.minSlots > 0 ? `, ${experts.minSlots} expert slots ${fmt(expertMin)}` : ""})`,
     );
   }
   // The engine's own memory is held whatever the plan, so it is charged first. The head is read
@@ -187,13 +214,28 @@ export function planFlashMemory(
     if (preloadBytes > left) preloadBytes = 0;
     left -= preloadBytes;
   }
+  // The hot cache: for MoE models the column cache and the expert slots beyond the minimum
+  // (splitCache; the minimum slots are held like staging).
   const cacheBytes = Math.max(0, Math.floor(left * 0.98)); // slack for per-extent rounding
-  const weightBytes = small + largestExtent + ioStaging + rowStaging + (headResident ? align64(headBytes) : HEAD_STAGING_BYTES) + preloadBytes + cacheBytes;
+  const weightBytes = small + largestExtent + ioStaging + rowStaging + (headResident ? align64(headBytes) : HEAD_STAGING_BYTES) + preloadBytes + cacheBytes + expertMin;
   return {
     budgetBytes, minimumBytes: minimum, smallResidentBytes: small, headResident, headBytes, embdResident: false,
     stagingBytes: largestExtent + ioStaging + rowStaging + (headResident ? 0 : HEAD_STAGING_BYTES),
     kvBytes: kv, scratchBytes: scratch, cacheBytes, preloadBytes, weightBytes, engineBytes: engine,
   };
+}
+
+// A hot cache of `cacheBytes` split between the column cache (attention extents) and whole
+// experts beyond the minimum slots: attention is read by every token, an expert by K of N
+// (random routing), so attention's columns are cached first and the rest buys expert slots.
+// Dense models: all columns.
+export function splitCache(flash: FlashShape, cfg: ModelConfig, cacheBytes: number): { columnBytes: number; expertPoolBytes: number; expertSlots: number } {
+  const x = expertNeeds(flash, cfg);
+  if (x.minSlots === 0) return { columnBytes: cacheBytes, expertPoolBytes: 0, expertSlots: 0 };
+  const attention = flash.extents.reduce((n, e) => n + alignPage(e.bytes), 0);
+  const extra = Math.min(x.count - x.minSlots, Math.floor(Math.max(0, cacheBytes - attention) / x.slotBytes));
+  const expertSlots = x.minSlots + extra;
+  return { columnBytes: cacheBytes - extra * x.slotBytes, expertPoolBytes: expertSlots * x.slotBytes, expertSlots };
 }
 
 export function fmt(bytes: number): string {

@@ -1,4 +1,4 @@
-import type { ActivationCounts, ActivationTrace, Backend, BackendIoDefaults, BackendModel, BackendModelSpec, SiteHistograms, BackendFlashStats } from "../../backend/Backend.js";
+import type { ActivationCounts, ActivationTrace, Backend, BackendExpertStats, BackendIoDefaults, BackendModel, BackendModelSpec, SiteHistograms, BackendFlashStats } from "../../backend/Backend.js";
 import type { FlashHandle, OpenFlashFileOptions, ProbeOptions, ProbeResult, ThreadScaling } from "../../backend/probeTypes.js";
 import { ActiveflowError, type ErrorCode } from "../../errors.js";
 import { loadAddon } from "./binding.js";
@@ -107,6 +107,16 @@ class NativeModel implements BackendModel {
   }
   resetCacheCounts(): void {
     this.inner.resetCacheCounts();
+  }
+  expertStats(reset?: boolean): BackendExpertStats | undefined {
+    return this.inner.expertStats(reset);
+  }
+  setExpertPoolBytes(bytes: number): void {
+    try {
+      this.inner.setExpertPoolBytes(bytes);
+    } catch (e) {
+      throw fromNativeError(e);
+    }
   }
   dispose(): void {
     this.inner.dispose();

@@ -25,6 +25,9 @@ export async function reorderCommand(ctx: CliContext, file: string, values: Opti
   const path = await resolveModelPath(file, ctx);
   const { openFlashModel } = await import("../../flash/open.js");
   const fm = await openFlashModel(path);
+  // Reordering needs a calibration table, which MoE models cannot have yet: say so at once
+  // instead of sending the user to calibrate, which refuses them.
+  (await import("../../model/moe.js")).refuseMoe(fm.gguf, "reordering");
   const { loadCalibration } = await import("../../sparsity/store.js");
   const table = await loadCalibration(path);
   if (!table) throw new ActiveflowError("BAD_ARGUMENT", `${path}: has no calibration table; run \`activeflow calibrate ${path}\` first`);
