@@ -16,7 +16,8 @@ import { mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Engine } from "../src/engine/Engine.js";
+// The package entry: it makes the native addon the default backend (measureRuntimeFloor loads it).
+import { Engine } from "../src/index.js";
 import { modelsDir } from "../src/fetch/cache.js";
 import { readTypedMetadata } from "../src/flash/typedMetadata.js";
 import { readGguf } from "../src/gguf/reader.js";
