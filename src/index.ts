@@ -4,7 +4,7 @@ export { Engine } from "./engine/Engine.js";
 // backend (the core itself names no backend; src/backend/registry.ts).
 export { defaultBackend } from "./backends/default.js";
 export type { Backend } from "./backend/Backend.js";
-export type { GenerateOptions, GeneratedToken, GenerationStats, LoadOptions, SamplingOptions } from "./engine/types.js";
+export type { ContextSizer, GenerateOptions, GeneratedToken, GenerationStats, LoadOptions, SamplingOptions } from "./engine/types.js";
 export type { ChatMessage, Tokenizer } from "./tokenizer/types.js";
 export { compileJsonSchema, JSON_OBJECT_SCHEMA, type JsonSchema } from "./structured/schema.js";
 export { ActiveflowError, isActiveflowError, type ErrorCode } from "./errors.js";

@@ -71,7 +71,8 @@ export function modelMemoryBytes(rssPeakBytes: number, runtimeFloorBytes: number
 export function flashLine(f: FlashRunStats): string {
   const a = f.activeFraction;
   const parts = [
-    `budget ${fixed(f.dramBudgetBytes / MiB, 1)} MiB (weights peak ${fixed(f.weightResidentBytesPeak / MiB, 1)}, cache ${fixed(f.cacheBytes / MiB, 1)}, KV ${fixed(f.kvBytes / MiB, 2)}, head ${f.headResident ? "resident" : "streamed"})`,
+    `budget ${fixed(f.dramBudgetBytes / MiB, 1)} MiB (weights peak ${fixed(f.weightResidentBytesPeak / MiB, 1)}, cache ${fixed(f.cacheBytes / MiB, 1)}, KV ${fixed(f.kvBytes / MiB, 2)}, ` +
+      `${f.engineBytes !== undefined ? `engine ${fixed(f.engineBytes / MiB, 1)}, ` : ""}head ${f.headResident ? "resident" : "streamed"})`,
     `sparsity ${f.sparsity}`,
     `read ${fixed(f.flashBytesRead / MiB, 1)} MiB in ${f.flashReads} reads (mean ${fixed(f.meanReadBytes / 1024, 1)} KiB)`,
     `cache hits ${fixed(f.cacheHitRate * 100, 1)}%`,
@@ -114,7 +115,9 @@ export function flashRecord(f: FlashRunStats): Record<string, unknown> {
     compute_s: f.computeSeconds,
     sparsity: f.sparsity,
     kv_bytes: f.kvBytes,
+    scratch_bytes: f.scratchBytes,
     cache_bytes: f.cacheBytes,
+    ...(f.engineBytes !== undefined ? { engine_bytes: f.engineBytes } : {}),
     head_resident: f.headResident,
     ...(f.budgetHistory && f.budgetHistory.length > 1 ? { budget_history: f.budgetHistory.map((h) => ({ at_token: h.atToken, budget_bytes: h.budgetBytes, cache_bytes: h.cacheBytes, source: h.source, ...(h.reason !== undefined ? { reason: h.reason } : {}) })) } : {}),
     ...(f.preload ? { preload: preloadRecord(f.preload) } : {}),

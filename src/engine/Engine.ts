@@ -8,7 +8,7 @@ import { readModelConfig, type ModelConfig } from "../model/config.js";
 import { splitFusedTensors } from "../model/fusedTensors.js";
 import { chooseRopeFactors } from "../model/longRope.js";
 import { refuseMoe } from "../model/moe.js";
-import { createTokenizer } from "../tokenizer/index.js";
+import { createTokenizer, VOCAB_ARRAY_KEYS } from "../tokenizer/index.js";
 import type { ChatMessage, Tokenizer } from "../tokenizer/types.js";
 import { Sampler } from "./sampler.js";
 import { TokenTextStream } from "./textStream.js";
@@ -21,7 +21,7 @@ import { SITES } from "../backend/Backend.js";
 import { ensureConverted } from "../flash/cache.js";
 import { openFlashModel, recordOfOrder, type FlashModel } from "../flash/open.js";
 import { KEY } from "../flash/format.js";
-import { FLASH_BATCH, HEAD_STAGING_BYTES, parseBudget, planFlashMemory, splitCache, type FlashMemoryPlan, type FlashShape } from "../memory/budget.js";
+import { engineBytes, FLASH_BATCH, HEAD_STAGING_BYTES, parseBudget, planFlashMemory, splitCache, type FlashMemoryPlan, type FlashShape } from "../memory/budget.js";
 import { expertSpec, expertRunStats } from "./experts.js";
 import { planFlashLayout } from "../flash/convert.js";
 import type { GgufFile } from "../gguf/types.js";
@@ -73,12 +73,18 @@ function flashShapeOf(source: GgufFile, options: LoadOptions): FlashShape {
 
 // Throws BUDGET_TOO_SMALL (with the minimum) when the budget cannot hold the converted model,
 // as planFlashMemory would after the conversion.
-function checkBudgetBeforeConversion(source: GgufFile, sourceBytes: number, options: LoadOptions, threads: number, io: { stagingSlots: number; maxRead: number }): void {
+function checkBudgetBeforeConversion(source: GgufFile, sourceBytes: number, contextLength: number, options: LoadOptions, threads: number, io: { stagingSlots: number; maxRead: number }): void {
   const shape = flashShapeOf(source, options);
   const { budget, floor } = budgetsOf(options, sourceBytes);
-  const config = readModelConfig(source);
-  const contextLength = options.contextLength ?? Math.min(2048, config.trainedContext);
-  planFlashMemory(shape, config, contextLength, threads, floor ?? budget, { io });
+  planFlashMemory(shape, readModelConfig(source), contextLength, threads, floor ?? budget, { io });
+}
+
+// The context length LoadOptions asks for (a number, or a function of the tokenizer).
+function contextLengthOf(options: LoadOptions, tokenizer: Tokenizer, trainedContext: number): number {
+  const c = options.contextLength;
+  const n = typeof c === "function" ? c(tokenizer, trainedContext) : c ?? Math.min(2048, trainedContext);
+  if (!Number.isInteger(n) || n < 1) throw new ActiveflowError("BAD_ARGUMENT", `context length must be a positive integer, got ${n}`);
+  return n;
 }
 
 export class Engine {
@@ -177,14 +183,21 @@ export class Engine {
     if (auto && options.dram === undefined) throw new ActiveflowError("BAD_ARGUMENT", 'sparsity "auto" tunes for a DRAM budget: give `dram` too');
     const quality = qualityFloorOf(options);
     if (quality && !auto) throw new ActiveflowError("BAD_ARGUMENT", `maxKl / minTop1 (a quality floor) apply only with sparsity "auto", got sparsity ${String(options.sparsity ?? 0)}`);
+    // Each header is parsed once: the vocabulary (the largest part of a small model's header)
+    // is read from the file given, and a conversion's header is read without it.
     let file = await readGguf(path);
     const source = path;
     const sourceBytes = (await stat(path)).size;
     if (sparsity > 0 || auto) refuseMoe(file, "contextual sparsity (sparsity, --sparsity)");
+    const tokenizer = createTokenizer(file);
+    // A budget covers the engine's own memory too (the tokenizer's tables, the JS heap: budget.ts).
+    const ownBytes = engineBytes({ tokens: tokenizer.vocabSize, merges: tokenizer.vocab.mergeRanks.size });
+    const contextLength = contextLengthOf(options, tokenizer, readModelConfig(file).trainedContext);
+    let sourceFile: GgufFile | undefined;
     if (options.dram !== undefined && !file.metadata.has(KEY.version)) {
       // The minimum follows from the shapes alone: an impossible budget fails here, in
       // milliseconds, not after a conversion that takes minutes and gigabytes on a 7B.
-      checkBudgetBeforeConversion(file, sourceBytes, options, threads, backend.ioDefaults());
+      checkBudgetBeforeConversion(file, sourceBytes, contextLength, options, threads, backend.ioDefaults());
       path = await ensureConverted(backend, path, {
         ...(options.groupSize !== undefined ? { groupSize: options.groupSize } : {}),
         ...(options.keepSourceType ? { keepSourceType: true } : {}),
@@ -192,17 +205,13 @@ export class Engine {
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
         ...(options.log ? { log: options.log } : {}),
       });
-      file = await readGguf(path);
+      sourceFile = file;
+      file = await readGguf(path, { omit: VOCAB_ARRAY_KEYS });
     }
     const config = readModelConfig(file);
-    const tokenizer = createTokenizer(file);
-    const contextLength = options.contextLength ?? Math.min(2048, config.trainedContext);
-    if (!Number.isInteger(contextLength) || contextLength < 1) {
-      throw new ActiveflowError("BAD_ARGUMENT", `context length must be a positive integer, got ${contextLength}`);
-    }
     let table: ThresholdTable | undefined;
     if (sparsity > 0 || auto) {
-      table = (await loadCalibration(path, file)) ?? (source !== path ? await loadCalibration(source) : undefined);
+      table = (await loadCalibration(path, file)) ?? (sourceFile ? await loadCalibration(source, sourceFile) : undefined);
       if (!table) {
         throw new ActiveflowError(
           "BAD_ARGUMENT",
@@ -211,6 +220,7 @@ export class Engine {
       }
       if (quality) qualityOf(table, source);
     }
+    sourceFile = undefined; // its vocabulary lives on in the tokenizer; the rest is not needed
     let tuning: TuningStats | undefined;
     let flash: FlashModel | undefined;
     let plan: FlashMemoryPlan | undefined;
@@ -231,18 +241,18 @@ export class Engine {
       }
       const { budget, floor } = budgetsOf(options, sourceBytes);
       if (auto) {
-        tuning = await tuneFor(backend, flash, table!, planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { io, preload: false }), options);
+        tuning = await tuneFor(backend, flash, table!, planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { io, preload: false, engineBytes: ownBytes }), options);
         sparsity = tuning.sparsity;
       }
-      plan = planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { io, sparsity, preload: options.preload ?? PRELOAD_DEFAULT, readAhead: options.readAhead ?? false, groupSize: flash.groupSize });
+      plan = planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { io, sparsity, preload: options.preload ?? PRELOAD_DEFAULT, readAhead: options.readAhead ?? false, groupSize: flash.groupSize, engineBytes: ownBytes });
       const profile = await machineProfile(backend, path);
-      const noPreload = planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { io, sparsity, preload: false, groupSize: flash.groupSize });
+      const noPreload = planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { io, sparsity, preload: false, groupSize: flash.groupSize, engineBytes: ownBytes });
       planner = {
         merge: options.readGap !== undefined ? "gap" : "cost", readGapBytes: options.readGap ?? null, cachePolicy, cacheSplit: "read-cost",
         predictedTokensPerSecond: estimate(tuneInputOf(flash, noPreload, [sparsity], options, profile), sparsity, flash.groupSize).tokensPerSecond,
       };
       if (tuning) Object.assign(tuning, { cacheBytes: plan.cacheBytes, preloadBytes: plan.preloadBytes });
-      if (options.dram === undefined) plan.budgetBytes = plan.weightBytes + plan.kvBytes + plan.scratchBytes;
+      if (options.dram === undefined) plan.budgetBytes = plan.weightBytes + plan.kvBytes + plan.scratchBytes + plan.engineBytes;
       else if (floor !== undefined) plan = planAboveFloor(plan, budget);
       model = await backend.loadModel({
         path,
@@ -337,6 +347,7 @@ export class Engine {
       weightResidentBytes: f.weightResidentBytes,
       kvBytes: f.kvBytes,
       scratchBytes: f.scratchBytes,
+      engineBytes: this.plan.engineBytes,
       cacheBytes: f.cacheBytes ?? 0,
       headResident: this.plan.headResident,
       sparsity: this.sparsityLevel,

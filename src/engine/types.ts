@@ -1,6 +1,6 @@
 import type { WatchMemoryOptions } from "../memory/pressure.js";
 import type { JsonSchema } from "../structured/schema.js";
-import type { ChatMessage } from "../tokenizer/types.js";
+import type { ChatMessage, Tokenizer } from "../tokenizer/types.js";
 
 export interface SamplingOptions {
   // 0 or greedy=true picks the argmax. Defaults to 0.8.
@@ -100,6 +100,9 @@ export interface FlashRunStats {
   kvBytes: number;
   scratchBytes: number;
   cacheBytes: number;
+  // The engine's own memory the budget charges besides the native buffers (tokenizer, headers,
+  // JS heap, the addon's bookkeeping: memory/budget.ts engineBytes); absent in older stats.
+  engineBytes?: number;
   headResident: boolean;
   sparsity: number;
   flashBytesRead: number;
@@ -217,12 +220,17 @@ export const CACHE_POLICY_DEFAULT: CachePolicy = "lfu";
 // need a core, and one compute thread measured faster than two there (bench/results/swap-*).
 export const SWAP_THREADS_DEFAULT = 1;
 
+// Chooses the context length once the model's header is read (LoadOptions.contextLength).
+export type ContextSizer = (tokenizer: Tokenizer, trainedContext: number) => number;
+
 export interface LoadOptions {
   // Compute threads. Defaults to the count measured fastest on this machine (src/engine/threads.ts,
   // once, cached in the machine profile).
   threads?: number;
-  // KV cache length in tokens. Defaults to min(2048, the model's trained context).
-  contextLength?: number;
+  // KV cache length in tokens, or a function of the model's tokenizer and trained context that
+  // returns it (sizing the context to a prompt without reading the vocabulary twice).
+  // Defaults to min(2048, the model's trained context).
+  contextLength?: number | ContextSizer;
   signal?: AbortSignal;
   onProgress?: (fraction: number) => void;
   // DRAM budget: bytes, "512MB", "2GB" or a percentage of the model file given to load ("35%").

@@ -48,6 +48,9 @@ export interface FlashMemoryPlan {
   preloadBytes: number;
   // Weight bytes the plan keeps in DRAM at most (resident tensors + staging + preload + cache).
   weightBytes: number;
+  // The engine's own memory besides the native buffers above (engineBytes): charged before the
+  // head and the cache as far as the budget leaves room above the minimum.
+  engineBytes: number;
 }
 
 export interface FlashPlanOptions {
@@ -64,6 +67,32 @@ export interface FlashPlanOptions {
   // the two buffers hold a whole extent each. Defaults to false.
   readAhead?: boolean;
   groupSize?: number;
+  // The engine's own memory (engineBytes), charged before the head and the cache. Defaults to 0.
+  engineBytes?: number;
+}
+
+// What the process holds for a model above its runtime floor besides the buffers the plan sizes
+// (docs/MEMORY.md): what a loaded tokenizer keeps, per token and per BPE merge, with the room V8
+// leaves around a live heap of that size, and a base the same for every model (the engine's
+// objects, the headers, V8's young generation, the addon's allocator arenas, Node's code paged in
+// after the floor was taken). Measured by bench/engineMemory.ts (bench/results/engine-memory-*):
+// the base from `run --dram` of a tiny model less its weights, KV cache and scratch; tokens and
+// merges from SmolLM2's run, split between them as tokenizers loaded alone split (141 and 118 B;
+// a run holds 1.46 times that). Medians of 9 runs: bench/results/engine-memory-2026-12-03T19-50-40Z.json.
+export const ENGINE_BYTES_PER_TOKEN = 205;
+export const ENGINE_BYTES_PER_MERGE = 172;
+export const ENGINE_BASE_BYTES = 2_975_000;
+
+export function engineBytes(vocab: { tokens: number; merges: number }): number {
+  return alignPage(ENGINE_BASE_BYTES + vocab.tokens * ENGINE_BYTES_PER_TOKEN + vocab.merges * ENGINE_BYTES_PER_MERGE);
+}
+
+// The engine's memory is not part of the minimum: a budget the native buffers fit in is not
+// refused for it (the demo's and the examples' budgets stay valid), it takes what the budget
+// leaves above them first, and a run whose budget could not hold all of it goes over by the
+// rest, which the memory line reports. The part of `engine` that `roomBytes` holds:
+export function engineCharged(engine: number, roomBytes: number): number {
+  return Math.min(engine, Math.max(0, roomBytes));
 }
 
 // A preload buffer holds the predicted records that are not cached of one layer group, or with
@@ -158,9 +187,11 @@ export function planFlashMemory(
         `${experts.minSlots > 0 ? `, ${experts.minSlots} expert slots ${fmt(expertMin)}` : ""})`,
     );
   }
-  // The head is read in full every token, the cache only helps for the share it hits, so
-  // the head gets DRAM first.
+  // The engine's own memory is held whatever the plan, so it is charged first. The head is read
+  // in full every token, the cache only helps for the share it hits, so the head comes next.
   let left = budgetBytes - fixed;
+  const engine = options.engineBytes ?? 0;
+  left -= engineCharged(engine, left - HEAD_STAGING_BYTES);
   const headResident = headBytes > 0 && align64(headBytes) <= left;
   if (headResident) left -= align64(headBytes);
   else left -= HEAD_STAGING_BYTES;
@@ -190,7 +221,7 @@ export function planFlashMemory(
   return {
     budgetBytes, minimumBytes: minimum, smallResidentBytes: small, headResident, headBytes, embdResident: false,
     stagingBytes: largestExtent + ioStaging + rowStaging + (headResident ? 0 : HEAD_STAGING_BYTES),
-    kvBytes: kv, scratchBytes: scratch, cacheBytes, preloadBytes, weightBytes,
+    kvBytes: kv, scratchBytes: scratch, cacheBytes, preloadBytes, weightBytes, engineBytes: engine,
   };
 }
 
