@@ -142,7 +142,7 @@ async function main(): Promise<void> {
     note: `${model.note}; loopback; one generation at a time (the others queue); TTFT includes the wait in the queue`,
     config: { requests: REQUESTS, concurrency: CONCURRENCY, max_tokens: MAX_TOKENS, dram: DRAM, warmup_requests: warm.length, time_limit_s: TIME_LIMIT_S },
     machine: machineInfo(),
-    concurrent_activity: process.env.AF_BENCH_NOTE ?? "not stated",
+    concurrent_activity: process.env.ACTIVEFLOW_BENCH_NOTE ?? "not stated",
     summary,
   };
   console.log(JSON.stringify(summary, null, 2));

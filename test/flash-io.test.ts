@@ -119,9 +119,9 @@ for (const { backend, skip } of backends) {
   }
 }
 
-test("AF_IO_BACKEND=pread makes auto pick the pread pool, as when io_uring is refused", async () => {
-  const before = process.env.AF_IO_BACKEND;
-  process.env.AF_IO_BACKEND = "pread";
+test("ACTIVEFLOW_IO_BACKEND=pread makes auto pick the pread pool, as when io_uring is refused", async () => {
+  const before = process.env.ACTIVEFLOW_IO_BACKEND;
+  process.env.ACTIVEFLOW_IO_BACKEND = "pread";
   try {
     assert.equal(addon.ioDefaultBackend(), "pread");
     const h = addon.openFlashFile(filePath);
@@ -131,20 +131,20 @@ test("AF_IO_BACKEND=pread makes auto pick the pread pool, as when io_uring is re
     expectBytes(data, offsets, lengths, content);
     h.close();
   } finally {
-    if (before === undefined) delete process.env.AF_IO_BACKEND;
-    else process.env.AF_IO_BACKEND = before;
+    if (before === undefined) delete process.env.ACTIVEFLOW_IO_BACKEND;
+    else process.env.ACTIVEFLOW_IO_BACKEND = before;
   }
 });
 
 test("when the filesystem refuses O_DIRECT the file falls back to buffered reads", async () => {
-  const before = process.env.AF_FLASH_REFUSE_DIRECT;
-  process.env.AF_FLASH_REFUSE_DIRECT = "1";
+  const before = process.env.ACTIVEFLOW_FLASH_REFUSE_DIRECT;
+  process.env.ACTIVEFLOW_FLASH_REFUSE_DIRECT = "1";
   let h: FlashHandle;
   try {
     h = addon.openFlashFile(filePath, { direct: true });
   } finally {
-    if (before === undefined) delete process.env.AF_FLASH_REFUSE_DIRECT;
-    else process.env.AF_FLASH_REFUSE_DIRECT = before;
+    if (before === undefined) delete process.env.ACTIVEFLOW_FLASH_REFUSE_DIRECT;
+    else process.env.ACTIVEFLOW_FLASH_REFUSE_DIRECT = before;
   }
   assert.equal(h.mode(), "buffered");
   const { offsets, lengths } = randomRanges(21, 100);

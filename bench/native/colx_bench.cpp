@@ -58,8 +58,8 @@ int main(int argc, char** argv) {
   for (auto& v : w) v = g(rng);
   const int types[3] = {AF_Q4_0, AF_Q4_1, AF_Q8_0};
   const int64_t bytes_needed = (int64_t)(n_out * n_in) * 2;  // generous per copy
-  // AF_BENCH_HOT=1: one copy, hot in cache (kernel arithmetic only).
-  const bool hot = std::getenv("AF_BENCH_HOT") != nullptr;
+  // ACTIVEFLOW_BENCH_HOT=1: one copy, hot in cache (kernel arithmetic only).
+  const bool hot = std::getenv("ACTIVEFLOW_BENCH_HOT") != nullptr;
   const int copies = hot ? 1 : (int)std::max<int64_t>(2, (96LL << 20) / bytes_needed + 1);
 
   std::vector<int32_t> ch;

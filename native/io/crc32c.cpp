@@ -60,7 +60,7 @@ __attribute__((target("sse4.2"))) uint32_t HwImpl(const uint8_t* p, size_t n, ui
 using Impl = uint32_t (*)(const void*, size_t, uint32_t);
 
 Impl Choose() {
-  const char* force = std::getenv("AF_CRC32C");
+  const char* force = std::getenv("ACTIVEFLOW_CRC32C");
   if (force && std::strcmp(force, "scalar") == 0) return Crc32cScalar;
   return Crc32cHasHw() ? Crc32cHw : Crc32cScalar;
 }

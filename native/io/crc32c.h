@@ -7,7 +7,7 @@
 namespace activeflow {
 
 // The path chosen once at first use: "sse42" when the CPU has the crc32 instruction,
-// otherwise "scalar"; AF_CRC32C=scalar in the environment forces the table path.
+// otherwise "scalar"; ACTIVEFLOW_CRC32C=scalar in the environment forces the table path.
 uint32_t Crc32c(const void* data, size_t n, uint32_t seed = 0);
 const char* Crc32cPath();
 

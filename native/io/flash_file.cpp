@@ -24,10 +24,10 @@ bool DirectReadWorks(int fd, uint64_t size) {
   return !(r < 0 && errno == EINVAL);
 }
 
-// AF_FLASH_REFUSE_DIRECT=1 makes open() behave as on a filesystem that refuses O_DIRECT, so
+// ACTIVEFLOW_FLASH_REFUSE_DIRECT=1 makes open() behave as on a filesystem that refuses O_DIRECT, so
 // tests cover the fallback on any machine (tmpfs accepts O_DIRECT since Linux 6.6).
 bool DirectRefusedByEnv() {
-  const char* v = std::getenv("AF_FLASH_REFUSE_DIRECT");
+  const char* v = std::getenv("ACTIVEFLOW_FLASH_REFUSE_DIRECT");
   return v && std::strcmp(v, "1") == 0;
 }
 

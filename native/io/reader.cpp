@@ -30,10 +30,10 @@ std::string Hex(uint32_t v) {
   return buf;
 }
 
-// AF_IO_BACKEND=pread makes kAuto behave as on a system that refuses io_uring, so tests and
+// ACTIVEFLOW_IO_BACKEND=pread makes kAuto behave as on a system that refuses io_uring, so tests and
 // benchmarks can run the fallback on a machine that has io_uring.
 bool AutoForcedToPread() {
-  const char* v = std::getenv("AF_IO_BACKEND");
+  const char* v = std::getenv("ACTIVEFLOW_IO_BACKEND");
   return v && std::strcmp(v, "pread") == 0;
 }
 

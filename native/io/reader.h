@@ -29,7 +29,7 @@ namespace activeflow {
 enum class IoBackend { kAuto, kIoUring, kPread };
 
 struct ReaderOptions {
-  // kAuto: io_uring when the kernel allows it, else the pread pool (AF_IO_BACKEND=pread in
+  // kAuto: io_uring when the kernel allows it, else the pread pool (ACTIVEFLOW_IO_BACKEND=pread in
   // the environment forces the pool). io_uring is preferred by measurement on the 2-core
   // virtio dev machine (bench/results/io-2026-11-22.json): it matches or beats the pool at
   // 10 of 15 size/depth points and spends 1.5-3x less CPU per GB, which decode needs.
@@ -193,7 +193,7 @@ class Reader {
 
 // Whether io_uring_setup works here (probed once).
 bool IoUringAvailable();
-// The backend kAuto resolves to on this machine (honours AF_IO_BACKEND).
+// The backend kAuto resolves to on this machine (honours ACTIVEFLOW_IO_BACKEND).
 const char* DefaultIoBackendName();
 
 }  // namespace activeflow

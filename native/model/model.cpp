@@ -71,8 +71,8 @@ Model::Model(const std::string& path, const ModelConfig& cfg, const std::vector<
     ro.queue_depth = flash_->queue_depth;
     ro.max_read = flash_->max_read;
     ro.max_background = flash_->max_background;
-    // Experiments: AF_IO_BACKGROUND overrides the preload in-flight cap.
-    if (const char* bg = std::getenv("AF_IO_BACKGROUND")) ro.max_background = static_cast<unsigned>(std::atoi(bg));
+    // Experiments: ACTIVEFLOW_IO_BACKGROUND overrides the preload in-flight cap.
+    if (const char* bg = std::getenv("ACTIVEFLOW_IO_BACKGROUND")) ro.max_background = static_cast<unsigned>(std::atoi(bg));
     ro.max_gap = flash_->max_gap;
     if (!flash_->read_cost.empty()) read_cost_ = ReadCost(flash_->read_cost);
     // A fixed merge gap, when given, replaces the curve for merging (not for the cache split).

@@ -13,7 +13,7 @@ export interface IoBindings {
   // CRC-32C (Castagnoli); seed chains: crc32c(b, crc32c(a)) === crc32c(a ++ b).
   // path forces the SSE4.2 ("hw") or table ("scalar") code. Defaults to "auto".
   crc32c(bytes: Uint8Array, seed?: number, path?: "auto" | "hw" | "scalar"): number;
-  // The path "auto" uses (AF_CRC32C=scalar forces the table) and whether the CPU has crc32.
+  // The path "auto" uses (ACTIVEFLOW_CRC32C=scalar forces the table) and whether the CPU has crc32.
   crc32cInfo(): { path: "sse42" | "scalar"; hw: boolean };
   // The aligned device reads a batch would issue, without reading.
   planFlashReads(
