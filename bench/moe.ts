@@ -17,7 +17,7 @@ import { parseArgs } from "node:util";
 import type { BackendExpertStats, BackendFlashStats } from "../src/backend/Backend.js";
 import { openFlashModel } from "../src/flash/open.js";
 import { getNumber } from "../src/gguf/reader.js";
-import { parseBudget, weightBytesOf } from "../src/memory/budget.js";
+import { parseBudget, resolveBudget, weightBytesOf } from "../src/memory/budget.js";
 import { findCgroup, removeParent } from "./lib/budgetCgroup.js";
 import { runInCgroup, type RunRecord } from "./lib/budgetRun.js";
 import { machineInfo } from "./lib/machine.js";
@@ -124,7 +124,7 @@ async function measure(): Promise<[Record<string, unknown>, string]> {
   const flash = await openFlashModel(args.model);
   if (!flash.expertShape) throw new Error(`${args.model} has no experts`);
   const weightBytes = weightBytesOf(flash);
-  const budget = parseBudget(args.budget, weightBytes);
+  const budget = resolveBudget(parseBudget(args.budget), weightBytes);
   const allowance = Number(args["allowance-mb"]) * MiB;
   const limit = budget + allowance;
   const threads = args.threads.split(",").map(Number), llamaThreads = args["llama-threads"].split(",").map(Number);

@@ -19,7 +19,7 @@ import { parseArgs } from "node:util";
 import { loadAddon } from "../src/backends/native/binding.js";
 import { openFlashModel } from "../src/flash/open.js";
 import { readGguf } from "../src/gguf/reader.js";
-import { parseBudget, weightBytesOf } from "../src/memory/budget.js";
+import { parseBudget, resolveBudget, weightBytesOf } from "../src/memory/budget.js";
 import { readModelConfig } from "../src/model/config.js";
 import { findCgroup, removeParent, type CgroupKind } from "./lib/budgetCgroup.js";
 import { machineInfo } from "./lib/machine.js";
@@ -143,7 +143,7 @@ async function speedPart(): Promise<string> {
   };
   const one = async (budget: string, config: Config, threads: number, round: number, pilot: boolean): Promise<SpeedRun> => {
     const gate = await waitForQuiet(threshold, waitAllowance, log);
-    const limit = parseBudget(budget, weightBytes) + allowance;
+    const limit = resolveBudget(parseBudget(budget), weightBytes) + allowance;
     const req: PipelineRequest = { modelPath: model, dram: budget, sparsity, threads, preload: config === "preload", promptIds, decodeTokens, contextLength };
     const record = await runWorkerInCgroup(req, { kind, parent: PARENT, name: `run-${cgIndex++}` }, limit, nice, Number(args.cap));
     const run: SpeedRun = { budget, config, threads, round, pilot, gate, loadAverageAfter: loadavg()[0]!, record };
@@ -273,7 +273,7 @@ async function reportSpeed(result: SpeedResult, out: string): Promise<void> {
         ioWaitSecondsPerToken: m((d) => d.ioWaitSecondsPerToken), computeSecondsPerToken: m((d) => d.computeSecondsPerToken),
         preloadIoSecondsPerToken: m((d) => d.preloadIoSecondsPerToken), preloadWaitSecondsPerToken: m((d) => d.preloadWaitSecondsPerToken),
         demandWaitSecondsPerToken: m((d) => d.demandWaitSecondsPerToken), overlap: m((d) => d.overlap),
-        cgroupPeakBytesMax: Math.max(...peaks), limitBytes: parseBudget(b, weightBytes) + allowance,
+        cgroupPeakBytesMax: Math.max(...peaks), limitBytes: resolveBudget(parseBudget(b), weightBytes) + allowance,
         dramBytesPerTokenParts: { active: activeDram, head: headBytes, small: smallBytes, kv: kvReadPerToken },
         roofline: roof, achievedOverBound: tps[c] / roof.boundTokensPerSecond,
         prediction: c === "preload" ? pooledPrediction(ds) : undefined,

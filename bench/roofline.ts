@@ -15,7 +15,7 @@ import { parseArgs } from "node:util";
 import { loadAddon } from "../src/backends/native/binding.js";
 import { openFlashModel } from "../src/flash/open.js";
 import { readGguf } from "../src/gguf/reader.js";
-import { parseBudget, planFlashMemory, weightBytesOf } from "../src/memory/budget.js";
+import { parseBudget, resolveBudget, planFlashMemory, weightBytesOf } from "../src/memory/budget.js";
 import { readModelConfig } from "../src/model/config.js";
 import { machineInfo } from "./lib/machine.js";
 import { repoRoot } from "./lib/paths.js";
@@ -87,7 +87,7 @@ async function main(): Promise<void> {
   const headBytes = flash.resident.filter((t) => t.name === "output.weight" || t.name === "token_embd.weight").reduce((n, t) => Math.max(n, t.bytes), 0);
   const bounds = [];
   for (const budget of args.budgets.split(",")) {
-    const bytes = parseBudget(budget, weightBytes);
+    const bytes = resolveBudget(parseBudget(budget), weightBytes);
     const plan = planFlashMemory(flash, cfg, Number(args["context-length"]), 1, bytes, { io, sparsity });
     for (const [layout, split] of [["prefix", "proportional"], ["scattered", "proportional"], ["prefix", "price"]] as const) {
       const r = readBound(addon, {

@@ -11,7 +11,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { ensureConverted } from "../src/flash/cache.js";
 import { openFlashModel } from "../src/flash/open.js";
-import { parseBudget, weightBytesOf } from "../src/memory/budget.js";
+import { resolveBudget, weightBytesOf } from "../src/memory/budget.js";
 import { parseDramSchedule } from "../src/memory/schedule.js";
 import { MemoryCgroup, dropCaches, findCgroup, removeParent, type CgroupKind } from "./lib/budgetCgroup.js";
 import { inGroup, limitHits, peakOf, resetPeak, setLimit, usageOf } from "./lib/cgroupControl.js";
@@ -135,11 +135,11 @@ async function main(): Promise<void> {
   const budgetAt = (token: number) => {
     let b = schedule[0]!.budget;
     for (const e of schedule) if (e.token <= token) b = e.budget;
-    return parseBudget(b, weightBytes);
+    return resolveBudget(b, weightBytes);
   };
   const limitFor = (token: number) => budgetAt(token) + allowance;
   const common = ["run", a.model, "-p", PROMPT, "-n", String(a.tokens), "--sparsity", String(a.sparsity), "--greedy", "--json"];
-  const high = schedule[0]!.budget;
+  const high = schedule[0]!.budget.text;
   const runs: RunResult[] = [];
   try {
     // 1. Fixed budget (the first entry's) under the high limit: the reference tokens.

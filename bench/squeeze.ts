@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { modelsDir } from "../src/fetch/cache.js";
-import { parseBudget } from "../src/memory/budget.js";
+import { parseBudget, resolveBudget } from "../src/memory/budget.js";
 import { loadCalibration, saveCalibration } from "../src/sparsity/store.js";
 import { MemoryCgroup, dropCaches, findCgroup, removeParent, type CgroupKind } from "./lib/budgetCgroup.js";
 import { prepareModel } from "./lib/budgetRun.js";
@@ -177,7 +177,7 @@ async function main(): Promise<void> {
     if (!table) throw new Error(`${a.model} has no calibration table after prepare`);
     await saveCalibration(prep.convertedPath, table);
   }
-  const budget = parseBudget(a.dram, prep.weightBytes);
+  const budget = resolveBudget(parseBudget(a.dram), prep.weightBytes);
   const limitBytes = budget + a.allowanceMiB * MiB;
   log(`model ${prep.convertedPath}: ${(prep.weightBytes / MiB).toFixed(0)} MiB of weights; budget ${a.dram} = ${(budget / MiB).toFixed(1)} MiB; cgroup limit ${(limitBytes / MiB).toFixed(1)} MiB; calibration ${prep.calibration}`);
   const results: ModeResult[] = [];

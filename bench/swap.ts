@@ -18,7 +18,7 @@ import { join } from "node:path";
 import { loadavg, totalmem } from "node:os";
 import { parseArgs } from "node:util";
 import { openFlashModel } from "../src/flash/open.js";
-import { parseBudget, weightBytesOf } from "../src/memory/budget.js";
+import { parseBudget, resolveBudget, weightBytesOf } from "../src/memory/budget.js";
 import { findCgroup, removeParent, type CgroupKind } from "./lib/budgetCgroup.js";
 import { runInCgroup, type RunRecord } from "./lib/budgetRun.js";
 import { machineInfo } from "./lib/machine.js";
@@ -138,7 +138,7 @@ async function measure(): Promise<[Result, string]> {
   let n = 0;
   const ours = async (budget: string, config: string, t: number, round: number): Promise<Run> => {
     const inDram = budget === "dram";
-    const limit = inDram ? Math.floor(totalmem() * 0.9) : parseBudget(budget, weightBytes) + allowance;
+    const limit = inDram ? Math.floor(totalmem() * 0.9) : resolveBudget(parseBudget(budget), weightBytes) + allowance;
     const [policy, ...opts] = config.split("+");
     const gap = opts.find((o) => o.startsWith("gap"));
     const req: PipelineRequest = {
@@ -155,7 +155,7 @@ async function measure(): Promise<[Result, string]> {
     };
   };
   const theirs = async (budget: string, t: number, round: number): Promise<Run> => {
-    const limit = parseBudget(budget, weightBytes) + allowance;
+    const limit = resolveBudget(parseBudget(budget), weightBytes) + allowance;
     const rec: RunRecord = await runInCgroup(
       { op: "run", engine: "llamacpp", modelPath: llama!, threads: t, warmupIds: fixedIds(4, 99, 20, 1000), warmupTokens: 2, promptIds, decodeTokens: decodeTokens + 1, contextLength: 64 },
       { cgroup: { kind, parent: PARENT, name: `run-${n++}` }, limitBytes: limit, capSeconds: Number(args.cap), totalCapSeconds: Number(args.cap) * 2 },

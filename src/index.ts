@@ -8,5 +8,6 @@ export type { ContextSizer, GenerateOptions, GeneratedToken, GenerationStats, Lo
 export type { ChatMessage, Tokenizer } from "./tokenizer/types.js";
 export { compileJsonSchema, JSON_OBJECT_SCHEMA, type JsonSchema } from "./structured/schema.js";
 export { ActiveflowError, isActiveflowError, type ErrorCode } from "./errors.js";
+export { parseBudget, resolveBudget, type Budget } from "./memory/budget.js";
 export { readGguf } from "./gguf/reader.js";
 export type { GgufFile, GgufTensorInfo } from "./gguf/types.js";

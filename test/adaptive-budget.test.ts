@@ -164,9 +164,11 @@ test("setDramBudget needs a flash-layout model", async () => {
 
 test("the schedule parser accepts TOKEN:BUDGET lists and names the bad entry", () => {
   assert.deepEqual(parseDramSchedule("0:60%, 32:20%,64:512MB"), [
-    { token: 0, budget: "60%" }, { token: 32, budget: "20%" }, { token: 64, budget: "512MB" },
+    { token: 0, budget: { kind: "percent", percent: 60, text: "60%" } },
+    { token: 32, budget: { kind: "percent", percent: 20, text: "20%" } },
+    { token: 64, budget: { kind: "bytes", bytes: 512 << 20, text: "512MB" } },
   ]);
-  assert.equal(entryAt(parseDramSchedule("0:60%,32:20%"), 32)?.budget, "20%");
+  assert.equal(entryAt(parseDramSchedule("0:60%,32:20%"), 32)?.budget.text, "20%");
   assert.equal(entryAt(parseDramSchedule("0:60%,32:20%"), 31), undefined);
   const bad: [string, RegExp][] = [
     ["", /is empty; expected TOKEN:BUDGET/],

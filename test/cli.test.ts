@@ -11,6 +11,7 @@ import { COMMANDS, OPTIONS, helpText, parseArgs, UsageError, type CommandName } 
 import { main } from "../src/cli/main.js";
 import type { CliContext, EngineLike } from "../src/cli/commands/context.js";
 import { ActiveflowError } from "../src/errors.js";
+import { resolveBudget } from "../src/memory/budget.js";
 import type { ChatMessage } from "../src/tokenizer/types.js";
 import type { FlashRunStats, GeneratedToken, GenerateOptions, GenerationStats, LoadOptions } from "../src/engine/types.js";
 import { buildTinyModel } from "../src/synth/tinyModel.js";
@@ -194,10 +195,14 @@ test("parser: bad command lines are UsageErrors naming the option and value", ()
 test("parser: flash options of run/chat and the new commands' options", () => {
   const p = parseArgs(["run", "m", "-p", "x", "--dram", "35%", "--sparsity", "0.5", "--group-size", "2", "--verify-reads"]);
   assert.ok(p.kind === "command");
-  assert.deepEqual(p.values, { prompt: "x", dram: "35%", sparsity: 0.5, groupSize: 2, verifyReads: true });
-  for (const dram of ["123456", "512MB", "2GB", "1.5GiB", "35%", "0.5%"]) {
+  assert.deepEqual(p.values, { prompt: "x", dram: { kind: "percent", percent: 35, text: "35%" }, sparsity: 0.5, groupSize: 2, verifyReads: true });
+  // Parsed once here; the engine resolves a percentage against the model file's size (1000 here).
+  const parsed: [string, number][] = [["123456", 123456], ["512MB", 512 << 20], ["2GB", 2 ** 31], ["1.5GiB", 1.5 * 2 ** 30], ["35%", 350], ["0.5%", 5]];
+  for (const [dram, bytes] of parsed) {
     const q = parseArgs(["chat", "m", "--dram", dram]);
-    assert.ok(q.kind === "command" && q.values.dram === dram, dram);
+    assert.ok(q.kind === "command" && q.values.dram !== undefined, dram);
+    assert.equal(resolveBudget(q.values.dram, 1000), bytes, dram);
+    assert.equal(q.values.dram.text, dram);
   }
   const c = parseArgs(["convert", "a.gguf", "b.af", "--group-size", "3", "--column-type", "Q8_0", "--json"]);
   assert.ok(c.kind === "command");
@@ -375,7 +380,7 @@ test("main: run --dram passes the flash options and sizes the context to prompt 
   const h = harness();
   assert.equal(await main(["run", model, "-p", prompt, "-n", "40", "--dram", "35%", "--sparsity", "0.5", "--group-size", "2", "--verify-reads", "--greedy"], h.ctx), 0, h.err());
   const o = h.loads[0]!.options as LoadOptions;
-  assert.equal(o.dram, "35%");
+  assert.deepEqual(o.dram, { kind: "percent", percent: 35, text: "35%" }); // parsed once by the CLI, resolved by the engine
   assert.equal(o.sparsity, 0.5);
   assert.equal(o.groupSize, 2);
   assert.equal(o.verifyReads, true);

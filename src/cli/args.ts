@@ -2,8 +2,8 @@
 // table: every option the parser accepts is listed in --help, and nothing else is.
 import { ActiveflowError } from "../errors.js";
 import { GgmlType } from "../gguf/types.js";
-import { parseBudget } from "../memory/budget.js";
-import { parseDramSchedule } from "../memory/schedule.js";
+import { parseBudget, type Budget } from "../memory/budget.js";
+import { parseDramSchedule, type DramScheduleEntry } from "../memory/schedule.js";
 import { SHAPES } from "../synth/shapes.js";
 import { CACHE_POLICIES, CACHE_POLICY_DEFAULT } from "../engine/types.js";
 import { RECORD_ORDERS } from "../flash/format.js";
@@ -24,7 +24,8 @@ export class UsageError extends ActiveflowError {
 }
 
 // "strings": a string option that may be given several times (collected in order).
-type Kind = "flag" | "string" | "strings" | "int" | "number";
+// "budget" and "schedule": parsed here, once, into a Budget and a DramScheduleEntry[].
+type Kind = "flag" | "string" | "strings" | "int" | "number" | "budget" | "schedule";
 
 interface OptionSpec {
   long: string; // without the dashes
@@ -46,22 +47,21 @@ interface OptionSpec {
 // Weight types by their lower-case GGML names (q4_0, q8_0, f16, ...); I8 and I32 are never weights.
 const WEIGHT_TYPES = Object.keys(GgmlType).filter((k) => Number.isNaN(Number(k)) && k !== "I32" && k !== "I8").map((k) => k.toLowerCase());
 
-function checkSchedule(raw: string): string | undefined {
+// The typed options: the value or what was expected, for the usage error.
+function parseSchedule(raw: string): DramScheduleEntry[] | { expected: string } {
   try {
-    parseDramSchedule(raw);
-    return undefined;
+    return parseDramSchedule(raw);
   } catch (e) {
     // "--dram-schedule "<raw>": entry 2 ...": keep the part after the quoted value.
-    return `TOKEN:BUDGET entries such as 0:60%,32:20%,64:60%; ${(e as Error).message.replace(/^--dram-schedule "[^"]*": /, "")}`;
+    return { expected: `TOKEN:BUDGET entries such as 0:60%,32:20%,64:60%; ${(e as Error).message.replace(/^--dram-schedule "[^"]*": /, "")}` };
   }
 }
 
-function checkBudget(raw: string): string | undefined {
+function parseBudgetArg(raw: string): Budget | { expected: string } {
   try {
-    parseBudget(raw, 1 << 30);
-    return undefined;
+    return parseBudget(raw);
   } catch {
-    return "bytes, a size such as 512MB or 2GB, or a percentage of the model's weights such as 35%";
+    return { expected: "bytes, a size such as 512MB or 2GB, or a percentage of the model's weights such as 35%" };
   }
 }
 
@@ -81,14 +81,14 @@ export const OPTIONS = {
   minP: { long: "min-p", kind: "number", value: "x", min: 0, max: 1, help: "Drop tokens less likely than x times the best one; 0 disables. Defaults to 0.05." },
   repeatPenalty: { long: "repeat-penalty", kind: "number", value: "x", above: 0, max: 100, help: "Penalise tokens seen in the last --repeat-last-n tokens; 1 disables. Defaults to 1." },
   repeatLastN: { long: "repeat-last-n", kind: "int", value: "n", min: 0, max: 1_000_000, help: "How many recent tokens --repeat-penalty looks at. Defaults to 64." },
-  dram: { long: "dram", kind: "string", value: "size", check: checkBudget, help: "DRAM budget for the model (weights, KV cache, scratch): bytes, 512MB, 2GB or a percentage of the model file given (35%); KB, MB and GB are binary (KiB, MiB, GiB). Runs the model from the flash layout; a .gguf is converted once into the cache. Defaults to no budget (dense, all in DRAM)." },
+  dram: { long: "dram", kind: "budget", value: "size", help: "DRAM budget for the model (weights, KV cache, scratch): bytes, 512MB, 2GB or a percentage of the model file given (35%); KB, MB and GB are binary (KiB, MiB, GiB). Runs the model from the flash layout; a .gguf is converted once into the cache. Defaults to no budget (dense, all in DRAM)." },
   sparsity: { long: "sparsity", kind: "number", value: "s", min: 0, below: 1, help: "Fraction of each linear layer's inputs skipped (contextual sparsity), using the model's calibration table; on run, chat and serve with --dram also `auto`: the tuner picks it from the budget and this machine's measured flash and compute speeds, within --max-sparsity and the quality floor (--max-kl, --min-top1). Defaults to 0 (dense)." },
   maxSparsity: { long: "max-sparsity", kind: "number", value: "s", min: 0, below: 1, help: "With --sparsity auto: the highest sparsity the tuner may choose. Defaults to 0.5 without a quality floor, to no cap with --max-kl or --min-top1." },
   maxKl: { long: "max-kl", kind: "number", value: "x", min: 0, max: 100, help: "With --sparsity auto, a quality floor: choose no level whose mean KL(dense || sparse) per token, as `activeflow calibrate` measured it on its calibration text, is above x (nats). Needs a table made with those numbers (calibrate again if it is older). Defaults to none." },
   minTop1: { long: "min-top1", kind: "number", value: "x", min: 0, max: 1, help: "With --sparsity auto, a quality floor: choose no level whose top-1 agreement with the dense model, as `activeflow calibrate` measured it on its calibration text, is below x (0 to 1). The numbers predict quality on other text, they do not guarantee it. Needs a table made with those numbers (calibrate again if it is older). Defaults to none." },
   groupSize: { long: "group-size", kind: "int", value: "n", min: 1, max: 256, help: "Layers per group of the flash layout (read together) when a .gguf is converted for --dram. Defaults to 1: on the random-weight 7B at 25 % and 50 % a group of 4 read more per token than groups of 1 and was no faster (bench/results/pipeline-*.json)." },
   verifyReads: { long: "verify-reads", kind: "flag", help: "Check every page read from flash against its CRC-32C." },
-  dramSchedule: { long: "dram-schedule", kind: "string", value: "list", check: checkSchedule, help: "Change the DRAM budget while generating: TOKEN:BUDGET,... (e.g. 0:60%,32:20%,64:60%); each budget holds from that generated-token index on (0 = the prompt). Without --dram the entry at token 0 is the load budget. Only the hot cache is resized; the rest is planned at load for the lowest budget listed. Defaults to none." },
+  dramSchedule: { long: "dram-schedule", kind: "schedule", value: "list", help: "Change the DRAM budget while generating: TOKEN:BUDGET,... (e.g. 0:60%,32:20%,64:60%); each budget holds from that generated-token index on (0 = the prompt). Without --dram the entry at token 0 is the load budget. Only the hot cache is resized; the rest is planned at load for the lowest budget listed. Defaults to none." },
   watchMemory: { long: "watch-memory", kind: "flag", help: "With --dram: watch memory pressure (/proc/pressure/memory, the cgroup's usage and limit) and halve the hot cache under pressure, growing it back when pressure has been gone for 5 s. Changes are printed on stderr." },
   preload: { long: "preload", kind: "flag", help: "With --dram: read the next layer group's predicted columns while this one computes (cross-layer preloading). Off by default: on the 2-core SSD machine we measure on, loading misses on demand was faster (bench/results/pipeline-*.json)." },
   cachePolicy: { long: "cache-policy", kind: "string", value: "name", choices: CACHE_POLICIES, help: `With --dram: which records the hot cache keeps: lfu (frequency counts per sequence, misses replace colder channels), prefix (the first records of every extent in file order, read in one span, so misses form one contiguous run) or static (the records of highest calibrated activity x read price over all extents, pinned at load; needs a file \`activeflow reorder\` wrote). Defaults to ${CACHE_POLICY_DEFAULT}.` },
@@ -133,7 +133,11 @@ export type OptionValues = {
       ? string
       : (typeof OPTIONS)[K]["kind"] extends "strings"
         ? string[]
-        : number;
+        : (typeof OPTIONS)[K]["kind"] extends "budget"
+          ? Budget
+          : (typeof OPTIONS)[K]["kind"] extends "schedule"
+            ? DramScheduleEntry[]
+            : number;
 } & {
   // `--sparsity auto` (run and chat): the tuner chooses.
   autoSparsity?: boolean;
@@ -454,7 +458,9 @@ export function parseArgs(argv: readonly string[]): Parsed {
     if (o.short !== undefined) byShort.set(o.short, key);
   }
 
-  const values: Record<string, string | number | boolean> = {};
+  const values: Record<string, string | number | boolean | Budget | DramScheduleEntry[]> = {};
+  // The --dram-schedule text as given, for messages.
+  let scheduleText: string | undefined;
   const positionals: string[] = [];
   let onlyPositionals = false;
   for (let i = 1; i < argv.length; i++) {
@@ -508,6 +514,13 @@ export function parseArgs(argv: readonly string[]): Parsed {
       (values as Record<string, unknown>)[key] = list;
       continue;
     }
+    if (o.kind === "budget" || o.kind === "schedule") {
+      const v = o.kind === "budget" ? parseBudgetArg(raw) : parseSchedule(raw);
+      if ("expected" in v) throw new UsageError(`invalid value for ${name}: "${raw}" (expected ${v.expected})`, command);
+      values[key] = v;
+      if (o.kind === "schedule") scheduleText = raw;
+      continue;
+    }
     values[key] = o.kind === "string" ? checkString(name, raw, o, command) : parseNumber(name, raw, o, command);
   }
   // `run <model> -`: the prompt comes from standard input.
@@ -530,8 +543,9 @@ export function parseArgs(argv: readonly string[]): Parsed {
   if (command === "run" && values.prompt !== undefined && values.file !== undefined) {
     throw new UsageError(`give the prompt once: -p and -f ${values.file} both given`, command);
   }
-  if (command === "run" && typeof values.dramSchedule === "string" && values.dram === undefined && parseDramSchedule(values.dramSchedule)[0]?.token !== 0) {
-    throw new UsageError(`--dram-schedule "${values.dramSchedule}" needs --dram or an entry at token 0 (the load budget)`, command);
+  const schedule = values.dramSchedule as DramScheduleEntry[] | undefined;
+  if (command === "run" && schedule !== undefined && values.dram === undefined && schedule[0]?.token !== 0) {
+    throw new UsageError(`--dram-schedule "${scheduleText}" needs --dram or an entry at token 0 (the load budget)`, command);
   }
   if (values.watchMemory === true && values.dram === undefined && values.dramSchedule === undefined) {
     throw new UsageError("--watch-memory needs --dram (it resizes the hot cache of the flash layout)", command);

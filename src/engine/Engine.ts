@@ -21,7 +21,7 @@ import { SITES } from "../backend/Backend.js";
 import { ensureConverted } from "../flash/cache.js";
 import { openFlashModel, recordOfOrder, type FlashModel } from "../flash/open.js";
 import { KEY } from "../flash/format.js";
-import { engineBytes, FLASH_BATCH, HEAD_STAGING_BYTES, parseBudget, planFlashMemory, splitCache, type FlashMemoryPlan, type FlashShape } from "../memory/budget.js";
+import { engineBytes, FLASH_BATCH, HEAD_STAGING_BYTES, parseBudget, planFlashMemory, resolveBudget, splitCache, type Budget, type FlashMemoryPlan, type FlashShape } from "../memory/budget.js";
 import { expertSpec, expertRunStats } from "./experts.js";
 import { planFlashLayout } from "../flash/convert.js";
 import type { GgufFile } from "../gguf/types.js";
@@ -49,13 +49,26 @@ function peakRssBytes(): number {
 // load). What the process holds above it is the model's memory, the part a budget is about.
 let runtimeFloor: number | undefined;
 
+// The load budget and the budgets run-time changes will go down to (dramFloor), parsed once.
+interface LoadBudgets {
+  dram: Budget | undefined;
+  floors: Budget[] | undefined;
+}
+
+function parseLoadBudgets(options: LoadOptions): LoadBudgets {
+  return {
+    dram: options.dram === undefined ? undefined : parseBudget(options.dram),
+    floors: options.dramFloor === undefined ? undefined : [options.dramFloor].flat().map((b) => parseBudget(b)),
+  };
+}
+
 // The load budget and, with run-time changes (dramFloor), the lowest one, in bytes.
 // Percentages are of `fileBytes`: the size of the model file the user gave.
-function budgetsOf(options: LoadOptions, fileBytes: number): { budget: number; floor: number | undefined } {
-  const budget = options.dram === undefined ? Number.MAX_SAFE_INTEGER : typeof options.dram === "number" ? options.dram : parseBudget(options.dram, fileBytes);
+function budgetsOf(budgets: LoadBudgets, fileBytes: number): { budget: number; floor: number | undefined } {
+  const { dram, floors } = budgets;
+  const budget = dram === undefined ? Number.MAX_SAFE_INTEGER : resolveBudget(dram, fileBytes);
   // Run-time changes resize only the cache: with a floor, the rest is planned for it.
-  const floor = options.dram === undefined || options.dramFloor === undefined ? undefined
-    : Math.min(budget, ...[options.dramFloor].flat().map((b) => (typeof b === "number" ? b : parseBudget(b, fileBytes))));
+  const floor = dram === undefined || floors === undefined ? undefined : Math.min(budget, ...floors.map((b) => resolveBudget(b, fileBytes)));
   return { budget, floor };
 }
 
@@ -73,10 +86,9 @@ function flashShapeOf(source: GgufFile, options: LoadOptions): FlashShape {
 
 // Throws BUDGET_TOO_SMALL (with the minimum) when the budget cannot hold the converted model,
 // as planFlashMemory would after the conversion.
-function checkBudgetBeforeConversion(source: GgufFile, sourceBytes: number, contextLength: number, options: LoadOptions, threads: number, io: { stagingSlots: number; maxRead: number }): void {
+function checkBudgetBeforeConversion(source: GgufFile, planBytes: number, contextLength: number, options: LoadOptions, threads: number, io: { stagingSlots: number; maxRead: number }): void {
   const shape = flashShapeOf(source, options);
-  const { budget, floor } = budgetsOf(options, sourceBytes);
-  planFlashMemory(shape, readModelConfig(source), contextLength, threads, floor ?? budget, { io });
+  planFlashMemory(shape, readModelConfig(source), contextLength, threads, planBytes, { io });
 }
 
 // The context length LoadOptions asks for (a number, or a function of the tokenizer).
@@ -182,12 +194,14 @@ export class Engine {
     if (!(sparsity >= 0 && sparsity < 1)) throw new ActiveflowError("BAD_ARGUMENT", `sparsity must be in [0, 1) or "auto", got ${options.sparsity}`);
     if (auto && options.dram === undefined) throw new ActiveflowError("BAD_ARGUMENT", 'sparsity "auto" tunes for a DRAM budget: give `dram` too');
     const quality = qualityFloorOf(options);
+    const budgets = parseLoadBudgets(options);
     if (quality && !auto) throw new ActiveflowError("BAD_ARGUMENT", `maxKl / minTop1 (a quality floor) apply only with sparsity "auto", got sparsity ${String(options.sparsity ?? 0)}`);
     // Each header is parsed once: the vocabulary (the largest part of a small model's header)
     // is read from the file given, and a conversion's header is read without it.
     let file = await readGguf(path);
     const source = path;
     const sourceBytes = (await stat(path)).size;
+    const { budget, floor } = budgetsOf(budgets, sourceBytes);
     if (sparsity > 0 || auto) refuseMoe(file, "contextual sparsity (sparsity, --sparsity)");
     const tokenizer = createTokenizer(file);
     // A budget covers the engine's own memory too (the tokenizer's tables, the JS heap: budget.ts).
@@ -197,7 +211,7 @@ export class Engine {
     if (options.dram !== undefined && !file.metadata.has(KEY.version)) {
       // The minimum follows from the shapes alone: an impossible budget fails here, in
       // milliseconds, not after a conversion that takes minutes and gigabytes on a 7B.
-      checkBudgetBeforeConversion(file, sourceBytes, contextLength, options, threads, backend.ioDefaults());
+      checkBudgetBeforeConversion(file, floor ?? budget, contextLength, options, threads, backend.ioDefaults());
       path = await ensureConverted(backend, path, {
         ...(options.groupSize !== undefined ? { groupSize: options.groupSize } : {}),
         ...(options.keepSourceType ? { keepSourceType: true } : {}),
@@ -239,7 +253,6 @@ export class Engine {
       if (cachePolicy === "static" && flash.extents.some((e) => !e.recordFreq)) {
         throw new ActiveflowError("BAD_ARGUMENT", `${path}: cache policy static needs the records' calibrated frequencies (${KEY.recordFreq("attn_in")} ...); run \`activeflow reorder ${path}\` first`);
       }
-      const { budget, floor } = budgetsOf(options, sourceBytes);
       if (auto) {
         tuning = await tuneFor(backend, flash, table!, planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { io, preload: false, engineBytes: ownBytes }), options);
         sparsity = tuning.sparsity;
@@ -677,10 +690,11 @@ export class Engine {
   // Only the hot cache is resized (staging, preload buffers, head and KV stay as loaded);
   // shrinking frees the cache's memory. A budget below the minimum throws BUDGET_TOO_SMALL and
   // the old budget stays. Returns the budget in bytes.
-  setDramBudget(budget: number | string, reason?: string): number {
+  setDramBudget(budget: number | string | Budget, reason?: string): number {
     const { flash, plan } = this.flashPlan("setDramBudget");
-    const bytes = typeof budget === "number" ? budget : parseBudget(budget, this.sourceBytes);
-    if (!Number.isFinite(bytes) || bytes <= 0) throw new ActiveflowError("BAD_ARGUMENT", `setDramBudget: the budget must be a positive number of bytes, got ${budget}`);
+    const parsed = parseBudget(budget);
+    const bytes = resolveBudget(parsed, this.sourceBytes);
+    if (!Number.isFinite(bytes) || bytes <= 0) throw new ActiveflowError("BAD_ARGUMENT", `setDramBudget: the budget must be a positive number of bytes, got ${parsed.text}`);
     // The planner's own checks (and its message) for the minimum.
     planFlashMemory(flash, this.config, this.contextLength, this.threads, Math.floor(bytes), { io: this.io });
     const cacheBytes = cacheForBudget(plan, Math.floor(bytes));

@@ -1,3 +1,4 @@
+import type { Budget } from "../memory/budget.js";
 import type { WatchMemoryOptions } from "../memory/pressure.js";
 import type { JsonSchema } from "../structured/schema.js";
 import type { ChatMessage, Tokenizer } from "../tokenizer/types.js";
@@ -233,10 +234,11 @@ export interface LoadOptions {
   contextLength?: number | ContextSizer;
   signal?: AbortSignal;
   onProgress?: (fraction: number) => void;
-  // DRAM budget: bytes, "512MB", "2GB" or a percentage of the model file given to load ("35%").
-  // Setting it runs the model from the flash layout (a GGUF is converted once into the
-  // cache). Defaults to no budget: a GGUF runs dense, fully in DRAM.
-  dram?: string | number;
+  // DRAM budget: bytes, "512MB", "2GB" or a percentage of the model file given to load ("35%"),
+  // or a Budget parseBudget returned (parsed once, e.g. by the CLI). Setting it runs the model
+  // from the flash layout (a GGUF is converted once into the cache). Defaults to no budget: a
+  // GGUF runs dense, fully in DRAM.
+  dram?: string | number | Budget;
   // Contextual sparsity in [0, 1): the fraction of each linear layer's inputs skipped, using
   // the model's calibration table. Defaults to 0 (dense).
   // "auto" (needs `dram`): the tuner (src/pipeline/tuner.ts) picks the level from the budget
@@ -284,7 +286,7 @@ export interface LoadOptions {
   // The lowest budget setDramBudget will be given (or several: the lowest counts): the parts
   // a run-time change cannot resize (the head's residency, preload buffers) are planned for
   // it, the cache for `dram`. Same forms as `dram`. Defaults to `dram`.
-  dramFloor?: string | number | readonly (string | number)[];
+  dramFloor?: string | number | Budget | readonly (string | number | Budget)[];
   // Watch memory pressure (PSI, cgroup limit) and shrink the hot cache under it, growing it
   // back toward the budget when pressure is gone (src/memory/pressure.ts). Needs `dram`.
   // Defaults to false.

@@ -6,14 +6,24 @@ import type { ModelConfig } from "../model/config.js";
 
 const UNITS: Record<string, number> = { "": 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1 << 20, mb: 1 << 20, mib: 1 << 20, g: 1 << 30, gb: 1 << 30, gib: 1 << 30 };
 
-// "35%" (of the model's weight bytes), "512MB", "2GiB", "123456".
-export function parseBudget(value: string, weightBytes: number): number {
+// A DRAM budget parsed once where it enters (the CLI, LoadOptions, setDramBudget, the server):
+// bytes, or a percentage of the model file given to load, which resolveBudget turns into bytes
+// once that file's size is known. `text` is the value as given, for messages.
+export type Budget =
+  | { readonly kind: "bytes"; readonly bytes: number; readonly text: string }
+  | { readonly kind: "percent"; readonly percent: number; readonly text: string };
+
+// "35%" (of the model file given), "512MB", "2GiB", "123456"; a number is bytes as given, and
+// a Budget passes through.
+export function parseBudget(value: string | number | Budget): Budget {
+  if (typeof value === "object") return value;
+  if (typeof value === "number") return { kind: "bytes", bytes: value, text: String(value) };
   const v = value.trim().toLowerCase();
   const pct = /^(\d+(?:\.\d+)?)%$/.exec(v);
   if (pct) {
     const p = Number(pct[1]);
     if (!(p > 0)) throw new ActiveflowError("BAD_ARGUMENT", `--dram ${value}: a percentage must be above 0`);
-    return Math.floor((weightBytes * p) / 100);
+    return { kind: "percent", percent: p, text: value };
   }
   const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/.exec(v);
   const unit = m ? UNITS[m[2]!] : undefined;
@@ -22,7 +32,12 @@ export function parseBudget(value: string, weightBytes: number): number {
   }
   const bytes = Math.floor(Number(m[1]) * unit);
   if (!(bytes > 0)) throw new ActiveflowError("BAD_ARGUMENT", `--dram ${value}: must be above 0`);
-  return bytes;
+  return { kind: "bytes", bytes, text: value };
+}
+
+// The budget in bytes; a percentage is of `fileBytes` (the size of the model file given).
+export function resolveBudget(budget: Budget, fileBytes: number): number {
+  return budget.kind === "bytes" ? budget.bytes : Math.floor((fileBytes * budget.percent) / 100);
 }
 
 export const HEAD_STAGING_BYTES = 4 << 20;

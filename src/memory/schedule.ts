@@ -3,13 +3,14 @@
 // T, T+1, ... until the next entry), and per-phase numbers of such a run.
 import { readFileSync } from "node:fs";
 import { ActiveflowError } from "../errors.js";
-import { parseBudget } from "./budget.js";
+import { parseBudget, type Budget } from "./budget.js";
 
 export interface DramScheduleEntry {
   // Index of the first generated token computed under this budget (0 = the prompt's pass).
   token: number;
-  // As --dram takes it: bytes, "512MB", "35%" (of the model's weight bytes).
-  budget: string;
+  // As --dram takes it (bytes, "512MB", "35%" of the model file given), parsed; budget.text
+  // is the entry as written.
+  budget: Budget;
 }
 
 // Parses "TOKEN:BUDGET,..."; tokens strictly increasing. Errors name the bad entry.
@@ -24,15 +25,16 @@ export function parseDramSchedule(text: string): DramScheduleEntry[] {
     if (colon < 0) throw bad(`${where} has no ":"; expected TOKEN:BUDGET such as 32:20%`);
     const tok = entry.slice(0, colon).trim(), budget = entry.slice(colon + 1).trim();
     if (!/^\d+$/.test(tok) || !Number.isSafeInteger(Number(tok))) throw bad(`${where}: the token index "${tok}" is not a non-negative integer`);
+    let parsed: Budget;
     try {
-      parseBudget(budget, 1 << 30);
+      parsed = parseBudget(budget);
     } catch {
       throw bad(`${where}: the budget "${budget}" is not bytes, a size such as 512MB or a percentage such as 35%`);
     }
     const token = Number(tok);
     const prev = out[out.length - 1];
     if (prev && token <= prev.token) throw bad(`${where}: token ${token} does not come after the previous entry's ${prev.token}`);
-    out.push({ token, budget });
+    out.push({ token, budget: parsed });
   });
   return out;
 }

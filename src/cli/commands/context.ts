@@ -2,6 +2,7 @@
 // with captured streams and a fake engine.
 import type { ChatMessage } from "../../tokenizer/types.js";
 import type { FlashRunStats, GeneratedToken, GenerateOptions, GenerationStats, LoadOptions } from "../../engine/types.js";
+import type { Budget } from "../../memory/budget.js";
 
 // The part of Engine the CLI uses (src/engine/Engine.ts satisfies it structurally).
 export interface EngineLike {
@@ -14,7 +15,7 @@ export interface EngineLike {
   readonly contextLength?: number;
   readonly trainedContext?: number;
   // Flash mode only (--dram): run-time budget changes and counters (--dram-schedule).
-  setDramBudget?(budget: string | number, reason?: string): number;
+  setDramBudget?(budget: string | number | Budget, reason?: string): number;
   flashStats?(): FlashRunStats | undefined;
   readonly dramBudget?: number;
   // serve: token bytes for logprobs.

@@ -2,15 +2,15 @@
 // per-phase speed and memory, and adds the schedule and phases to the output.
 import type { GeneratedToken, GenerationStats, LoadOptions } from "../../engine/types.js";
 import { fmt } from "../../memory/budget.js";
-import { PhaseRecorder, entryAt, parseDramSchedule, type DramScheduleEntry, type SchedulePhase } from "../../memory/schedule.js";
+import { PhaseRecorder, entryAt, type DramScheduleEntry, type SchedulePhase } from "../../memory/schedule.js";
 import type { OptionValues } from "../args.js";
 import { jsonRecord, jsonText, statsLine, type GenerationResult } from "../output.js";
 import type { CliContext, EngineLike } from "./context.js";
 
 // The values run loads with: without --dram, the entry at token 0 is the load budget.
 export function scheduleValues(values: OptionValues): { values: OptionValues; schedule: DramScheduleEntry[] | undefined } {
-  if (values.dramSchedule === undefined) return { values, schedule: undefined };
-  const schedule = parseDramSchedule(values.dramSchedule);
+  const schedule = values.dramSchedule;
+  if (schedule === undefined) return { values, schedule: undefined };
   return { values: values.dram === undefined ? { ...values, dram: schedule[0]!.budget } : values, schedule };
 }
 
@@ -52,11 +52,13 @@ export class ScheduledRun {
   }
 
   private enter(token: number): void {
-    const e = token === 0 ? (entryAt(this.schedule, 0) ?? { token: 0, budget: "" }) : entryAt(this.schedule, token);
-    if (!e) return;
-    const bytes = e.budget === "" ? this.engine.flashStats!()!.dramBudgetBytes : this.engine.setDramBudget!(e.budget, `schedule ${e.token}:${e.budget}`);
-    this.recorder.start(token, e.budget === "" ? "--dram" : e.budget, bytes, 0);
-    this.ctx.stderr.write(`dram schedule: from token ${token}, budget ${e.budget === "" ? "--dram" : e.budget} (${fmt(bytes)})\n`);
+    const e = entryAt(this.schedule, token);
+    // Without an entry at 0 the first phase runs under --dram.
+    if (!e && token !== 0) return;
+    const bytes = e ? this.engine.setDramBudget!(e.budget, `schedule ${e.token}:${e.budget.text}`) : this.engine.flashStats!()!.dramBudgetBytes;
+    const label = e ? e.budget.text : "--dram";
+    this.recorder.start(token, label, bytes, 0);
+    this.ctx.stderr.write(`dram schedule: from token ${token}, budget ${label} (${fmt(bytes)})\n`);
   }
 
   // Phases with the cache each one ran with (from the engine's budget history).
@@ -74,7 +76,7 @@ export class ScheduledRun {
     if (json) {
       const record = {
         ...jsonRecord(r),
-        dram_schedule: this.schedule.map((e) => ({ token: e.token, budget: e.budget })),
+        dram_schedule: this.schedule.map((e) => ({ token: e.token, budget: e.budget.text })),
         phases: phases.map((p) => ({
           from_token: p.fromToken, budget: p.budget, budget_bytes: p.budgetBytes, cache_bytes: p.cacheBytes, tokens: p.tokens,
           seconds: p.seconds, tokens_per_s: p.tokensPerSecond, weight_resident_peak_bytes: p.weightResidentPeakBytes,
