@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, rmSync, statfsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadAddon } from "../src/backends/native/binding.js";
+import { isActiveflowError } from "../src/errors.js";
 import type { FlashHandle, IoBackendName } from "../src/backends/native/ioTypes.js";
 
 const addon = loadAddon();
@@ -206,6 +207,19 @@ test("coalescing merges ranges within maxGap, caps reads at maxRead, never reads
   assert.throws(
     () => addon.planFlashReads(Float64Array.from([FILE_SIZE - 2]), Uint32Array.from([3]), 0, 1 << 20, FILE_SIZE),
     (e: Error & { code?: string }) => e.code === "BAD_ARGUMENT" && /ends past the file size 4195538/.test(e.message),
+  );
+});
+
+test("native errors are ActiveflowErrors made by the addon itself, sync and async, with their code and message", async () => {
+  // Straight from the addon, no backend wrapper in between: the class is set once at load.
+  assert.throws(
+    () => addon.planFlashReads(Float64Array.from([FILE_SIZE - 2]), Uint32Array.from([3]), 0, 1 << 20, FILE_SIZE),
+    (e: unknown) => isActiveflowError(e) && e.code === "BAD_ARGUMENT" && e.name === "ActiveflowError" && /ends past the file size/.test(e.message),
+  );
+  // Async work rejects with one too (a read on a worker thread that cannot open its file).
+  await assert.rejects(
+    addon.probeDevice(join(dir, "no-such-file"), { blockBytes: 4096, queueDepth: 1, seconds: 0.01 }),
+    (e: unknown) => isActiveflowError(e) && e.code === "FLASH_IO" && e.message !== "",
   );
 });
 

@@ -33,8 +33,18 @@ struct NativeError : std::runtime_error {
   NativeError(std::string c, const std::string& msg) : std::runtime_error(msg), code(std::move(c)) {}
 };
 
-// Throws a JS Error carrying e.code (used by synchronous bindings).
+// The JS class every native error is made with: setErrorClass(cls), called once by the module
+// that loads the addon (src/backends/native/binding.ts passes ActiveflowError), stores it as
+// the environment's instance data; `new cls(code, message)` then builds each error here, so
+// errors arrive typed without a wrapper around every call. (better-sqlite3 setErrorConstructor.)
+void RegisterErrorClass(Napi::Env env, Napi::Object exports);
+
+// A JS error with a stable `code` (synchronous bindings throw it, async work rejects with it):
+// an instance of the registered class, else a plain Error carrying `code`.
 inline Napi::Error ToJsError(Napi::Env env, const std::string& code, const std::string& msg) {
+  if (auto* cls = env.GetInstanceData<Napi::FunctionReference>(); cls != nullptr && !cls->IsEmpty()) {
+    return Napi::Error(env, cls->New({Napi::String::New(env, code), Napi::String::New(env, msg)}));
+  }
   Napi::Error err = Napi::Error::New(env, msg);
   err.Set("code", Napi::String::New(env, code));
   return err;

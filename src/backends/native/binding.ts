@@ -10,7 +10,11 @@ import type { IoBindings } from "./ioTypes.js";
 import type { KernelBindings } from "./kernelTypes.js";
 import type { ModelBindings } from "./modelTypes.js";
 
-export type NativeAddon = KernelBindings & ModelBindings & IoBindings & ColBindings & ColxBindings;
+export type NativeAddon = KernelBindings & ModelBindings & IoBindings & ColBindings & ColxBindings & {
+  // The class every native error is built with (native/addon/bindings.h, ToJsError): called
+  // once below with ActiveflowError, so addon calls need no per-call error conversion.
+  setErrorClass(cls: new (code: string, message: string) => Error): void;
+};
 
 let cached: NativeAddon | undefined;
 
@@ -38,12 +42,16 @@ function findAddon(): string {
 export function loadAddon(): NativeAddon {
   if (cached) return cached;
   const require = createRequire(import.meta.url);
+  let addon: NativeAddon;
   try {
-    cached = require(findAddon()) as NativeAddon;
+    addon = require(findAddon()) as NativeAddon;
   } catch (e) {
     // A forced instruction set this CPU lacks (or a misspelt one) is the user's setting.
     if (e instanceof Error && e.message.includes("ACTIVEFLOW_ISA=")) throw new ActiveflowError("BAD_ARGUMENT", e.message, { cause: e });
     throw e;
   }
+  // Native errors are ActiveflowErrors from here on: made at the source, with their code.
+  addon.setErrorClass(ActiveflowError as new (code: string, message: string) => Error);
+  cached = addon;
   return cached;
 }
