@@ -1,6 +1,6 @@
 // The engine: loads a model, owns the KV position, runs the generation loop and sampling.
 import { stat } from "node:fs/promises";
-import type { ActivationCounts, ActivationTrace, Backend, BackendFlashStats, BackendModel, SiteHistograms } from "../backend/Backend.js";
+import type { ActivationCounts, ActivationTrace, Backend, BackendModel, SiteHistograms } from "../backend/Backend.js";
 import { registeredBackend } from "../backend/registry.js";
 import { ActiveflowError, isActiveflowError } from "../errors.js";
 import { readGguf } from "../gguf/reader.js";
@@ -15,26 +15,31 @@ import { TokenTextStream } from "./textStream.js";
 import { StopMatcher } from "./stopStrings.js";
 import { fitConversation } from "./contextShift.js";
 import { checkTopLogprobs, logSumExp, topLogprobs } from "./logprobs.js";
-import { CACHE_POLICIES, CACHE_POLICY_DEFAULT, SWAP_THREADS_DEFAULT, type FlashRunStats, type GeneratedToken, type GenerateOptions, type GenerationStats, type LoadOptions, type PlannerStats, type PreloadRunStats, type TuningStats } from "./types.js";
+import { CACHE_POLICIES, CACHE_POLICY_DEFAULT, SWAP_THREADS_DEFAULT, type FlashRunStats, type GeneratedToken, type GenerateOptions, type GenerationStats, type LoadOptions, type PlannerStats, type TuningStats } from "./types.js";
 import { defaultThreads } from "./threads.js";
 import { SITES } from "../backend/Backend.js";
 import { ensureConverted } from "../flash/cache.js";
 import { openFlashModel, recordOfOrder, type FlashModel } from "../flash/open.js";
 import { KEY } from "../flash/format.js";
-import { engineBytes, FLASH_BATCH, HEAD_STAGING_BYTES, parseBudget, planFlashMemory, resolveBudget, splitCache, type Budget, type FlashMemoryPlan, type FlashShape } from "../memory/budget.js";
+import { engineBytes, FLASH_BATCH, HEAD_STAGING_BYTES, parseBudget, planFlashMemory, resolveBudget, splitCache, type Budget, type FlashMemoryPlan } from "../memory/budget.js";
 import { expertSpec, expertRunStats } from "./experts.js";
-import { planFlashLayout } from "../flash/convert.js";
 import type { GgufFile } from "../gguf/types.js";
 import { loadCalibration } from "../sparsity/store.js";
 import { MemoryPressureWatcher, type WatchMemoryOptions } from "../memory/pressure.js";
 import { cacheForBudget, heldBesidesCache, planAboveFloor } from "../memory/adaptive.js";
 import type { BudgetChange } from "./types.js";
 import { thresholdsFor, type ThresholdTable } from "../sparsity/thresholds.js";
-import { checkQualityFloor, hasFloor, qualityOf, type QualityFloor } from "../sparsity/qualityFloor.js";
-import { machineProfile, readCostOf, type MachineProfile } from "../pipeline/profile.js";
-import { estimate, tune, type TuneInput } from "../pipeline/tuner.js";
+import { qualityOf } from "../sparsity/qualityFloor.js";
+import { machineProfile, readCostOf } from "../pipeline/profile.js";
+import { estimate } from "../pipeline/tuner.js";
 import { JsonConstraint } from "../structured/constraint.js";
 import { GrammarCache } from "../structured/grammars.js";
+import { budgetsOf, checkBudgetBeforeConversion, contextLengthOf, parseLoadBudgets } from "./load.js";
+import { preloadStats } from "./stats.js";
+import { PRELOAD_DEFAULT, qualityFloorOf, tuneFor, tuneInputOf } from "./tune.js";
+
+// Moved to tune.ts; still exported here for callers that took them from Engine.ts.
+export { AUTO_MAX_SPARSITY, PRELOAD_DEFAULT } from "./tune.js";
 
 // Tokens evaluated per prefill pass; larger batches amortise weight reads better but cost
 // scratch memory proportional to n_batch * n_ff.
@@ -49,55 +54,6 @@ function peakRssBytes(): number {
 // load). What the process holds above it is the model's memory, the part a budget is about.
 let runtimeFloor: number | undefined;
 
-// The load budget and the budgets run-time changes will go down to (dramFloor), parsed once.
-interface LoadBudgets {
-  dram: Budget | undefined;
-  floors: Budget[] | undefined;
-}
-
-function parseLoadBudgets(options: LoadOptions): LoadBudgets {
-  return {
-    dram: options.dram === undefined ? undefined : parseBudget(options.dram),
-    floors: options.dramFloor === undefined ? undefined : [options.dramFloor].flat().map((b) => parseBudget(b)),
-  };
-}
-
-// The load budget and, with run-time changes (dramFloor), the lowest one, in bytes.
-// Percentages are of `fileBytes`: the size of the model file the user gave.
-function budgetsOf(budgets: LoadBudgets, fileBytes: number): { budget: number; floor: number | undefined } {
-  const { dram, floors } = budgets;
-  const budget = dram === undefined ? Number.MAX_SAFE_INTEGER : resolveBudget(dram, fileBytes);
-  // Run-time changes resize only the cache: with a floor, the rest is planned for it.
-  const floor = dram === undefined || floors === undefined ? undefined : Math.min(budget, ...floors.map((b) => resolveBudget(b, fileBytes)));
-  return { budget, floor };
-}
-
-// The shapes of the file convertToFlash would write for `source` (no data is read).
-function flashShapeOf(source: GgufFile, options: LoadOptions): FlashShape {
-  const { layout } = planFlashLayout(source, {
-    ...(options.groupSize !== undefined ? { groupSize: options.groupSize } : {}),
-    ...(options.keepSourceType ? { keepSourceType: true } : {}),
-  });
-  return {
-    groupSize: layout.groupSize, resident: [...layout.resident, ...layout.scales], extents: layout.extents,
-    ...(layout.expertShape ? { experts: layout.experts, expertShape: layout.expertShape } : {}),
-  };
-}
-
-// Throws BUDGET_TOO_SMALL (with the minimum) when the budget cannot hold the converted model,
-// as planFlashMemory would after the conversion.
-function checkBudgetBeforeConversion(source: GgufFile, planBytes: number, contextLength: number, options: LoadOptions, threads: number, io: { stagingSlots: number; maxRead: number }): void {
-  const shape = flashShapeOf(source, options);
-  planFlashMemory(shape, readModelConfig(source), contextLength, threads, planBytes, { io });
-}
-
-// The context length LoadOptions asks for (a number, or a function of the tokenizer).
-function contextLengthOf(options: LoadOptions, tokenizer: Tokenizer, trainedContext: number): number {
-  const c = options.contextLength;
-  const n = typeof c === "function" ? c(tokenizer, trainedContext) : c ?? Math.min(2048, trainedContext);
-  if (!Number.isInteger(n) || n < 1) throw new ActiveflowError("BAD_ARGUMENT", `context length must be a positive integer, got ${n}`);
-  return n;
-}
 
 export class Engine {
   readonly tokenizer: Tokenizer;
@@ -759,132 +715,4 @@ export class Engine {
     this.model = undefined;
     this.cached = [];
   }
-}
-
-// The pipeline's share of the work: where active bytes came from, how much preload I/O hid
-// behind compute, and how well the active sets were predicted (decode tokens only).
-function preloadStats(f: BackendFlashStats, bufferBytes: number, groupSize: number, readAhead: boolean): PreloadRunStats {
-  const active = f.activeBytes ?? 0;
-  const io = f.preloadIoSeconds ?? 0;
-  const wait = f.preloadWaitSeconds ?? 0;
-  // Index 0 is half a layer ahead (one sub-block), then 1..4 layers.
-  const rate = (c: { tp: number; fp: number; fn: number }, i: number) => ({
-    distance: i === 0 ? 0.5 : i,
-    precision: c.tp + c.fp > 0 ? c.tp / (c.tp + c.fp) : null,
-    recall: c.tp + c.fn > 0 ? c.tp / (c.tp + c.fn) : null,
-  });
-  const prediction: PreloadRunStats["prediction"] = {};
-  SITES.forEach((site, s) => {
-    prediction[site] = (f.prediction?.[s] ?? []).map(rate).filter((c) => c.recall !== null);
-  });
-  const predictionFromLayer3: PreloadRunStats["predictionFromLayer3"] = {};
-  const byLayer = f.predictionByLayer;
-  const D = 5, per = SITES.length * D * 3;
-  if (byLayer && byLayer.length % per === 0) {
-    SITES.forEach((site, s) => {
-      const sums = Array.from({ length: D }, () => ({ tp: 0, fp: 0, fn: 0 }));
-      for (let l = 3; l < byLayer.length / per; l++) {
-        for (let d = 0; d < D; d++) {
-          const at = ((l * SITES.length + s) * D + d) * 3;
-          sums[d]!.tp += byLayer[at]!;
-          sums[d]!.fp += byLayer[at + 1]!;
-          sums[d]!.fn += byLayer[at + 2]!;
-        }
-      }
-      predictionFromLayer3[site] = sums.map(rate).filter((c) => c.recall !== null);
-    });
-  }
-  return {
-    enabled: bufferBytes > 0,
-    readAhead,
-    groupSize,
-    bufferBytes,
-    preloadBytesRead: f.preloadBytesRead ?? 0,
-    demandBytesRead: f.demandBytesRead ?? 0,
-    readsWithdrawn: f.readsWithdrawn ?? 0,
-    activeFromCache: active > 0 ? 1 - ((f.activePreloadBytes ?? 0) + (f.activeDemandBytes ?? 0)) / active : 0,
-    activeFromPreload: active > 0 ? (f.activePreloadBytes ?? 0) / active : 0,
-    activeOnDemand: active > 0 ? (f.activeDemandBytes ?? 0) / active : 0,
-    preloadIoSeconds: io,
-    preloadWaitSeconds: wait,
-    demandWaitSeconds: f.demandWaitSeconds ?? 0,
-    overlap: io > 0 ? Math.max(0, 1 - wait / io) : 0,
-    prediction,
-    predictionFromLayer3,
-  };
-}
-
-// Preloading is off unless asked for: on this machine (2 vCPUs, virtio SSD) loading misses on
-// demand was faster on every model and budget we measured (7B random weights, group size 1:
-// 0.385 vs 0.307 tok/s at 50 %, 0.274 vs 0.217 at 25 %; bench/results/pipeline-2026-11-22T04-40-12Z.json):
-// the prediction's false positives (precision 0.8) cost more flash time than the overlap
-// with ~1 s of compute per token saves.
-export const PRELOAD_DEFAULT = false;
-
-// Without a quality floor the tuner stops here: above 0.5 the undistilled models we measured
-// lose too much (SmolLM2 top-1 agreement 0.56 at 0.5, perplexity x40 at 0.7).
-export const AUTO_MAX_SPARSITY = 0.5;
-
-// sparsity "auto": the tuner's choice for what the budget leaves beyond the fixed parts.
-// The tuner's view of a flash model under a plan (its cache and preload room).
-function tuneInputOf(flash: FlashModel, noPreload: FlashMemoryPlan, levels: readonly number[], options: LoadOptions, profile: MachineProfile): TuneInput {
-  const weightBytes = flash.extents.reduce((n, e) => n + e.bytes, 0);
-  // Mean record bytes of one channel of one layer, weighted by bytes.
-  let num = 0, den = 0;
-  for (const e of flash.extents) {
-    const perLayer = e.recordBytes / e.layers;
-    num += perLayer * perLayer * e.nIn;
-    den += perLayer * e.nIn;
-  }
-  return {
-    weightBytes,
-    layerBytes: weightBytes / flash.nLayer,
-    nLayer: flash.nLayer,
-    recordBytes: den > 0 ? num / den : 4096,
-    availableBytes: noPreload.cacheBytes / 0.98,
-    levels,
-    maxSparsity: options.maxSparsity ?? AUTO_MAX_SPARSITY,
-    groupSizes: [flash.groupSize],
-    preload: options.preload ?? PRELOAD_DEFAULT,
-    profile,
-  };
-}
-
-// The quality floor of sparsity "auto", checked; undefined when none is asked for.
-function qualityFloorOf(options: LoadOptions): QualityFloor | undefined {
-  const floor: QualityFloor = {
-    ...(options.maxKl !== undefined ? { maxKl: options.maxKl } : {}),
-    ...(options.minTop1 !== undefined ? { minTop1: options.minTop1 } : {}),
-  };
-  if (!hasFloor(floor)) return undefined;
-  checkQualityFloor(floor);
-  return floor;
-}
-
-// sparsity "auto": the tuner's choice for what the budget leaves beyond the fixed parts.
-async function tuneFor(backend: Backend, flash: FlashModel, table: ThresholdTable, noPreload: FlashMemoryPlan, options: LoadOptions): Promise<TuningStats> {
-  const floor = qualityFloorOf(options);
-  const input: TuneInput = {
-    ...tuneInputOf(flash, noPreload, table.levels, options, await machineProfile(backend, flash.path)),
-    ...(table.quality ? { quality: table.quality } : {}),
-    ...(floor ? { floor } : {}),
-  };
-  // A floor replaces the default cap (which stands in for one); an explicit maxSparsity stays.
-  if (floor && options.maxSparsity === undefined) delete input.maxSparsity;
-  const chosen = tune(input);
-  const best = tune({ ...input, groupSizes: [1, 2, 4, 8] });
-  options.log?.(`tuner: ${chosen.reason}; predicted ${chosen.tokensPerSecond.toFixed(2)} tok/s`);
-  return {
-    sparsity: chosen.sparsity,
-    groupSize: flash.groupSize,
-    recommendedGroupSize: best.groupSize,
-    cacheBytes: chosen.cacheBytes,
-    preloadBytes: chosen.preloadBytes,
-    predictedTokensPerSecond: chosen.tokensPerSecond,
-    predictedBytesPerToken: chosen.bytesPerToken,
-    reason: chosen.reason,
-    ...(chosen.predictedKl !== undefined ? { predictedKl: chosen.predictedKl } : {}),
-    ...(chosen.predictedTop1 !== undefined ? { predictedTop1: chosen.predictedTop1 } : {}),
-    ...(floor ? { floor } : {}),
-  };
 }
