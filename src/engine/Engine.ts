@@ -25,15 +25,15 @@ import { engineBytes, FLASH_BATCH, HEAD_STAGING_BYTES, parseBudget, planFlashMem
 import { expertSpec, expertRunStats } from "./experts.js";
 import type { GgufFile } from "../gguf/types.js";
 import { loadCalibration } from "../sparsity/store.js";
-import { MemoryPressureWatcher, type WatchMemoryOptions } from "../memory/pressure.js";
+import type { WatchMemoryOptions } from "../memory/pressure.js";
 import { cacheForBudget, heldBesidesCache, planAboveFloor } from "../memory/adaptive.js";
-import type { BudgetChange } from "./types.js";
 import { thresholdsFor, type ThresholdTable } from "../sparsity/thresholds.js";
 import { qualityOf } from "../sparsity/qualityFloor.js";
 import { machineProfile, readCostOf } from "../pipeline/profile.js";
 import { estimate } from "../pipeline/tuner.js";
 import { JsonConstraint } from "../structured/constraint.js";
 import { GrammarCache } from "../structured/grammars.js";
+import { BudgetController } from "./BudgetController.js";
 import { budgetsOf, checkBudgetBeforeConversion, contextLengthOf, parseLoadBudgets } from "./load.js";
 import { preloadStats } from "./stats.js";
 import { PRELOAD_DEFAULT, qualityFloorOf, tuneFor, tuneInputOf } from "./tune.js";
@@ -85,16 +85,8 @@ export class Engine {
   readingAhead = false;
   private sparsityLevel = 0;
   private residentPeak = 0;
-  // Run-time budget (setDramBudget, the memory watcher): what is asked, what it leaves the
-  // cache, what native holds now, and changes waiting for the next token boundary.
-  private budgetBytes = 0;
-  private budgetCacheBytes = 0;
-  private appliedCacheBytes = 0;
-  private pressureCacheBytes: number | undefined;
-  private pendingBudget: { budgetBytes: number; cacheBytes: number; reason: string | undefined } | undefined;
-  private pendingPressure: { reason: string } | undefined;
-  private readonly history: BudgetChange[] = [];
-  private watcher: MemoryPressureWatcher | undefined;
+  // Run-time budget (setDramBudget, the memory watcher).
+  private readonly budget: BudgetController;
   // Generated tokens so far while a generation runs, else null (for the history).
   private tokenIndex: number | null = null;
   // Schemas compiled for GenerateOptions.schema, with their cached token masks.
@@ -118,11 +110,16 @@ export class Engine {
     this.modelBytes = model.info().fileBytes;
     this.logits = new Float32Array(config.nVocab);
     this.grammars = new GrammarCache(tokenizer, config.nVocab);
-    if (plan) {
-      this.budgetBytes = plan.budgetBytes;
-      this.budgetCacheBytes = this.appliedCacheBytes = plan.cacheBytes;
-      this.history.push({ atToken: null, budgetBytes: plan.budgetBytes, cacheBytes: plan.cacheBytes, source: "load" });
-    }
+    this.budget = new BudgetController({
+      evaluating: () => this.evaluating,
+      tokenIndex: () => this.tokenIndex,
+      resizeCache: (cache) => {
+        // MoE models: the cache is the attention columns' and the expert slots' beyond the minimum.
+        const split = splitCache(this.flash!, this.config, cache);
+        this.live().setCacheBytes(split.columnBytes);
+        if (this.flash!.experts.length > 0) this.live().setExpertPoolBytes(split.expertPoolBytes);
+      },
+    }, plan);
   }
 
   // Measures the runtime floor now, if it was not measured yet; a caller that reads model files
@@ -311,7 +308,7 @@ export class Engine {
     const frac = (s: number) => (counts.seen[s]! > 0 ? counts.kept[s]! / counts.seen[s]! : 1);
     const xs = this.flash.experts.length > 0 ? expertRunStats(model.expertStats(reset)!) : undefined;
     return {
-      dramBudgetBytes: this.budgetBytes,
+      dramBudgetBytes: this.budget.budgetBytes,
       weightResidentBytesPeak: this.residentPeak,
       weightResidentBytes: f.weightResidentBytes,
       kvBytes: f.kvBytes,
@@ -332,7 +329,7 @@ export class Engine {
       activeFraction: { q: frac(0), k: frac(0), v: frac(0), o: frac(1), gate: frac(2), up: frac(2), down: frac(3) },
       ioWaitSeconds: f.ioWaitSeconds ?? 0,
       computeSeconds: f.columnComputeSeconds ?? 0,
-      budgetHistory: this.history.map((h) => ({ ...h })),
+      budgetHistory: this.budget.history.map((h) => ({ ...h })),
       preload: preloadStats(f, this.predicting || this.readingAhead ? this.plan.preloadBytes : 0, this.flash.groupSize, this.readingAhead),
       ...(xs ? { experts: xs } : {}),
       ...(this.tuning ? { tuning: this.tuning } : {}),
@@ -409,7 +406,7 @@ export class Engine {
     if (keep === ids.length) keep--; // re-evaluate the last token to get its logits
     this.cached.length = keep;
     if (keep === 0 && this.flash) model.resetCacheCounts(); // LFU counts restart per sequence
-    this.applyBudgetChanges();
+    this.budget.apply();
     const rest = Int32Array.from(ids.slice(keep));
     await this.run(() => model.eval(rest, keep, this.logits, false), signal);
     this.cached.push(...rest);
@@ -449,7 +446,7 @@ export class Engine {
       for (let start = 0; start < ids.length; start += PREFILL_BATCH) {
         const chunk = Int32Array.from(ids.slice(start, start + PREFILL_BATCH));
         const buf = new Float32Array(chunk.length * V);
-        this.applyBudgetChanges();
+        this.budget.apply();
         await this.run(() => model.eval(chunk, start, buf, true), signal);
         for (let i = 0; i < chunk.length; i++) out.push(buf.subarray(i * V, (i + 1) * V));
         this.cached.push(...chunk);
@@ -509,7 +506,7 @@ export class Engine {
     const text = new TokenTextStream(this.tokenizer);
     const history = [...ids];
     this.flashStats(true);
-    const budgetFrom = this.history.length - 1; // the change in force now starts this generation's list
+    const budgetFrom = this.budget.history.length - 1; // the change in force now starts this generation's list
     this.tokenIndex = 0;
     const stats: GenerationStats = {
       promptTokens: ids.length,
@@ -592,7 +589,7 @@ export class Engine {
         }
         one[0] = id;
         this.tokenIndex = stats.generatedTokens;
-        this.applyBudgetChanges();
+        this.budget.apply();
         try {
           await this.run(() => model.eval(one, this.cached.length, this.logits, false), options.signal);
         } catch (e) {
@@ -617,12 +614,12 @@ export class Engine {
       stats.peakRssBytes = peakRssBytes();
       const flash = this.model ? this.flashStats() : undefined;
       if (flash) {
-        flash.budgetHistory = this.history.slice(Math.max(0, budgetFrom)).map((h) => ({ ...h }));
+        flash.budgetHistory = this.budget.history.slice(Math.max(0, budgetFrom)).map((h) => ({ ...h }));
         stats.flash = flash;
       }
       this.tokenIndex = null;
       this.busy = false;
-      if (this.model) this.applyBudgetChanges(); // a change asked for after the last token
+      if (this.model) this.budget.apply(); // a change asked for after the last token
 
     }
   }
@@ -631,7 +628,7 @@ export class Engine {
 
   // The budget in force (bytes); changes asked for during a generation apply at its next token.
   get dramBudget(): number {
-    return this.pendingBudget?.budgetBytes ?? this.budgetBytes;
+    return this.budget.dramBudget;
   }
 
   // The smallest budget setDramBudget accepts: the planner's minimum, or what the engine holds
@@ -654,25 +651,14 @@ export class Engine {
     // The planner's own checks (and its message) for the minimum.
     planFlashMemory(flash, this.config, this.contextLength, this.threads, Math.floor(bytes), { io: this.io });
     const cacheBytes = cacheForBudget(plan, Math.floor(bytes));
-    this.pendingBudget = { budgetBytes: Math.floor(bytes), cacheBytes, reason };
-    if (!this.evaluating) this.applyBudgetChanges();
+    this.budget.request(Math.floor(bytes), cacheBytes, reason);
     return Math.floor(bytes);
   }
 
   // Starts the memory-pressure watcher (LoadOptions.watchMemory).
   watchMemory(options: WatchMemoryOptions = {}): void {
     this.flashPlan("watchMemory");
-    this.watcher?.stop();
-    this.watcher = new MemoryPressureWatcher(
-      this.budgetCacheBytes,
-      (cacheBytes, reason) => {
-        this.pressureCacheBytes = cacheBytes;
-        this.pendingPressure = { reason };
-        if (!this.evaluating) this.applyBudgetChanges();
-      },
-      options,
-    );
-    this.watcher.start();
+    this.budget.watch(options);
   }
 
   private flashPlan(what: string): { flash: FlashModel; plan: FlashMemoryPlan } {
@@ -681,36 +667,8 @@ export class Engine {
     return { flash: this.flash, plan: this.plan };
   }
 
-  // Runs at token boundaries (native is idle): resizes the cache to min(budget's share, the
-  // watcher's allowance) and records what changed.
-  private applyBudgetChanges(): void {
-    const b = this.pendingBudget, p = this.pendingPressure;
-    if (!b && !p) return;
-    this.pendingBudget = this.pendingPressure = undefined;
-    if (b) {
-      this.budgetBytes = b.budgetBytes;
-      this.budgetCacheBytes = b.cacheBytes;
-      this.watcher?.retarget(b.cacheBytes);
-      if (this.watcher) this.pressureCacheBytes = this.watcher.cacheBytes;
-    }
-    const cache = Math.min(this.budgetCacheBytes, this.pressureCacheBytes ?? Infinity);
-    if (cache !== this.appliedCacheBytes) {
-      // MoE models: the cache is the attention columns' and the expert slots' beyond the minimum.
-      const split = splitCache(this.flash!, this.config, cache);
-      this.live().setCacheBytes(split.columnBytes);
-      if (this.flash!.experts.length > 0) this.live().setExpertPoolBytes(split.expertPoolBytes);
-      this.appliedCacheBytes = cache;
-    }
-    const reason = [b?.reason, p?.reason].filter((r) => r !== undefined).join("; ");
-    this.history.push({
-      atToken: this.tokenIndex, budgetBytes: this.budgetBytes, cacheBytes: cache, source: p && !b ? "pressure" : "api",
-      ...(reason !== "" ? { reason } : {}),
-    });
-  }
-
   async dispose(): Promise<void> {
-    this.watcher?.stop();
-    this.watcher = undefined;
+    this.budget.stop();
     this.model?.dispose();
     this.model = undefined;
     this.cached = [];
