@@ -16,9 +16,11 @@ export interface BudgetTarget {
 }
 
 export class BudgetController {
+  // The budget in force and the cache size native holds now (the budget's share, or less under
+  // pressure); read-only outside.
   budgetBytes = 0;
+  appliedCacheBytes = 0;
   private budgetCacheBytes = 0;
-  private appliedCacheBytes = 0;
   private pressureCacheBytes: number | undefined;
   private pendingBudget: { budgetBytes: number; cacheBytes: number; reason: string | undefined } | undefined;
   private pendingPressure: { reason: string } | undefined;
