@@ -278,7 +278,7 @@ test("bad floor values and a floor without auto fail in one line naming the flag
   usage(["run", "m.gguf", "-p", "x", "--dram", "50%", "--sparsity", "0.5", "--min-top1", "0.8"], /^--min-top1 applies only with --sparsity auto$/);
   usage(["eval", "m.gguf", "--text", "t", "--max-kl", "0.1"], /^--max-kl applies only with --sparsity auto$/);
   usage(["eval", "m.gguf", "--text", "t", "--sparsity", "auto"], /^eval --sparsity auto needs a quality floor/);
-  usage(["reorder", "m.gguf", "--sparsity", "auto"], /--sparsity auto applies to run, chat .* and eval/);
+  usage(["reorder", "m.gguf", "--sparsity", "auto"], /--sparsity auto applies to run, chat, serve .* and eval/);
   const ok = parseArgs([...run, "--min-top1", "0.8", "--max-kl", "0.3"]);
   assert.ok(ok.kind === "command" && ok.values.minTop1 === 0.8 && ok.values.maxKl === 0.3);
   const ev = parseArgs(["eval", "m.gguf", "--text", "t", "--sparsity", "auto", "--min-top1", "0.8"]);
