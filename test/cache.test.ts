@@ -38,6 +38,8 @@ test("temporary files: the owner pid is read from every writer's naming, and onl
   assert.equal(tempOwner("m.af.gguf.meta-77.tmp"), 77);
   assert.equal(tempOwner("machine-profile.json.tmp-9"), 9);
   assert.equal(tempOwner(".m.gguf.4242.0a1b2c3d.tmp"), 4242);
+  assert.equal(tempOwner(".fetch-4242-Ab3xYz"), 4242);
+  assert.equal(tempOwner(".fetch-Ab3xYz"), undefined);
   assert.equal(tempOwner("m.af.gguf"), undefined);
   assert.equal(tempOwner("m.af.gguf.json"), undefined);
 

