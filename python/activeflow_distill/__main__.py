@@ -8,6 +8,7 @@ import os
 import sys
 
 from .errors import DistillError
+from .parent import watch_parent
 from .train import Options, distill
 
 
@@ -55,13 +56,17 @@ def parse(argv) -> Options:
 
 def main(argv=None) -> int:
     o, as_json = parse(argv)
+    watch_parent()
     try:
         r = distill(o)
     except DistillError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("stopped; resume with --resume", file=sys.stderr)
+        try:
+            print("stopped; resume with --resume", file=sys.stderr)
+        except OSError:
+            pass  # the parent and its pipe are gone
         return 130
     if as_json:
         print(json.dumps(r))

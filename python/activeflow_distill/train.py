@@ -66,8 +66,13 @@ def load_windows(path: str, seq_len: int, n_vocab: int) -> torch.Tensor:
 
 def _save(path: str, obj: dict) -> None:
     tmp = f"{path}.tmp-{os.getpid()}"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def distill(o: Options, log=lambda s: print(s, file=sys.stderr, flush=True)) -> dict:
