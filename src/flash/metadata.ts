@@ -109,7 +109,7 @@ export async function updateFlashMetadata(path: string, entries: ReadonlyMap<str
     if ((e as NodeJS.ErrnoException).code === "ENOSPC") {
       // Without reflinks (ext4) the clone is a full copy: the file's own size must be free.
       const { size } = await stat(path);
-      throw new ActiveflowError("FLASH_IO", `${path}: no space left for the temporary copy the header update writes (${(size / 2 ** 30).toFixed(2)} GiB free needed in ${dirname(path)}); the file is unchanged`, { cause: e });
+      throw new ActiveflowError("DISK_FULL", `${path}: the disk is full: the header update writes a temporary copy of the file (${(size / 2 ** 30).toFixed(2)} GiB free needed in ${dirname(path)}); the file is unchanged`, { cause: e });
     }
     throw e;
   } finally {

@@ -5,7 +5,7 @@
 // beside the old one and renamed over it only when complete.
 import { open, rename, rm, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
-import { ActiveflowError } from "../errors.js";
+import { ActiveflowError, diskFull } from "../errors.js";
 import { GgufWriter, f32Arr, str, u32, u32Arr, type GgufWriteValue } from "../gguf/writer.js";
 import { crc32c } from "./crc32c.js";
 import {
@@ -129,7 +129,7 @@ export async function reorderFlash(path: string, activity: ChannelActivity, opti
     await syncDir(dirname(path));
   } catch (e) {
     await rm(target, { force: true });
-    throw e;
+    throw diskFull(e, path);
   } finally {
     await fh.close();
   }

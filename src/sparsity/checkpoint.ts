@@ -3,6 +3,7 @@
 // a later run with the same model and settings (its `key`) starts after the last saved step.
 import { createHash } from "node:crypto";
 import { readFile, rename, unlink, writeFile } from "node:fs/promises";
+import { diskFull } from "../errors.js";
 import type { SiteHistograms } from "../backend/Backend.js";
 
 export interface CheckpointState {
@@ -40,7 +41,7 @@ export async function writeCheckpoint(path: string, state: CheckpointState): Pro
     await rename(tmp, path);
   } catch (e) {
     await unlink(tmp).catch(() => {});
-    throw e;
+    throw diskFull(e, path);
   }
 }
 
