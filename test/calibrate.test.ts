@@ -286,6 +286,13 @@ const sameTable = (a: ThresholdTable, b: ThresholdTable) => {
   assert.equal(a.source, b.source);
   assert.equal(a.method, b.method);
   assert.deepEqual(a.siteSparsity, b.siteSparsity);
+  // The measured quality per level (f32 in a flash header, so to f32's precision).
+  assert.equal(a.quality === undefined, b.quality === undefined);
+  if (a.quality && b.quality) {
+    assert.equal(a.quality.tokens, b.quality.tokens);
+    assert.deepEqual(Float32Array.from(a.quality.kl), Float32Array.from(b.quality.kl));
+    assert.deepEqual(Float32Array.from(a.quality.top1), Float32Array.from(b.quality.top1));
+  }
 };
 
 let flash = "";
@@ -358,6 +365,8 @@ test("bad threshold keys fail with the file and the key named", async () => {
     [new Map([[THRESHOLD_KEY.values, str("oops")]]), /activeflow\.thresholds\.values must be an f32 array, found the string "oops"/],
     [new Map([[THRESHOLD_KEY.version, u32(9)]]), /activeflow\.thresholds\.version is 9; this build reads version 1/],
     [new Map([[THRESHOLD_KEY.levels, f32Arr([0.5, 0.3])]]), /activeflow\.thresholds\.levels must rise strictly/],
+    [new Map([[THRESHOLD_KEY.top1, f32Arr(new Float32Array(10).fill(1.5))]]), /activeflow\.thresholds\.top1\[0\] must be a number in \[0, 1\], found 1\.5/],
+    [new Map([[THRESHOLD_KEY.kl, f32Arr([0, 1])]]), /activeflow\.thresholds\.kl holds 2 numbers, expected 10/],
   ];
   for (const [entries, message] of cases) {
     await storeCalibration(f, table);

@@ -266,6 +266,15 @@ void Reader::Loop() {
           slot = free_slots_.back();
           free_slots_.pop_back();
         }
+        if (const LandingBoard& bd = a->batch.board; bd.gate) {
+          uint8_t open = kGateOpen;
+          const uint32_t req = a->plan.pieces[a->plan.reads[k].first_piece].req;
+          if (!bd.gate[req].compare_exchange_strong(open, kGateIssued, std::memory_order_acq_rel)) {
+            if (slot != kNoSlot) free_slots_.push_back(slot);
+            a->next++;  // withdrawn by the caller, who reads those records itself
+            continue;
+          }
+        }
         a->state[k] = {slot, 0};
         a->next++;
         Issue(*a, k);

@@ -75,7 +75,13 @@ struct LandingBoard {
   std::atomic<int32_t>* left = nullptr;  // [n]
   size_t n = 0;
   Waker* waker = nullptr;
+  // [n] optional, for as_planned batches (request i is device read i): the caller sets each to
+  // kGateOpen; the loader swaps it to kGateIssued before issuing the read, the caller may swap it
+  // to kGateWithdrawn first, and the loader then skips the read (its left[i] stays as it was).
+  // The swap that wins decides, so the caller knows exactly which reads will land.
+  std::atomic<uint8_t>* gate = nullptr;
 };
+inline constexpr uint8_t kGateOpen = 0, kGateIssued = 1, kGateWithdrawn = 2;
 
 // Expected CRC-32C of each 4 KiB page of a file region: page i covers
 // [base + 4096 i, base + 4096 (i + 1)), clipped to the file size. base is a multiple of 4096.

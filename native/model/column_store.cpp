@@ -258,10 +258,30 @@ void ColumnStore::stage_site(SiteBuf& b, const FlashExtent& e, const std::vector
   if (b.left_cap < fit) {
     b.left_cap = std::max(fit, b.left_cap * 2);
     b.left.reset(new std::atomic<int32_t>[b.left_cap]);
+    b.gate.reset(new std::atomic<uint8_t>[b.left_cap]);
   }
-  for (size_t k = 0; k < fit; k++) b.left[k].store(1, std::memory_order_relaxed);
-  LandingBoard board{b.left.get(), fit, &waker_};
+  for (size_t k = 0; k < fit; k++) {
+    b.left[k].store(1, std::memory_order_relaxed);
+    b.gate[k].store(kGateOpen, std::memory_order_relaxed);
+  }
+  b.reads = fit;
+  LandingBoard board{b.left.get(), fit, &waker_, b.gate.get()};
   b.ticket = reader_->submit(std::move(reqs), sums_, false, &board, /*as_planned=*/true);
+}
+
+void ColumnStore::withdraw(SiteBuf& b) {
+  if (!b.ticket) return;
+  size_t withdrawn = 0;
+  for (size_t k = 0; k < b.reads; k++) {
+    uint8_t open = kGateOpen;
+    if (b.gate[k].compare_exchange_strong(open, kGateWithdrawn, std::memory_order_acq_rel)) withdrawn++;
+  }
+  stats_.reads_withdrawn += withdrawn;
+  if (withdrawn == 0) return;
+  auto gone = [&](int32_t k) { return k >= 0 && b.gate[k].load(std::memory_order_relaxed) == kGateWithdrawn; };
+  for (int32_t j : b.placed) {
+    if (b.off_of[j] >= 0 && (gone(b.req_of[j]) || gone(b.req2_of[j]))) b.off_of[j] = -1;
+  }
 }
 
 void ColumnStore::prefetch_site(int layer, int site, const float* score, float margin) {
@@ -494,7 +514,10 @@ void ColumnStore::linear(int layer, int site, const float* x, int n, size_t stri
   for (auto& b : site_bufs_) {
     if (b.layer == layer && b.site == site) sb = &b;
   }
-  if (sb && sb->ticket) reader_->promote(sb->ticket);
+  if (sb && sb->ticket) {
+    withdraw(*sb);
+    reader_->promote(sb->ticket);
+  }
   copies_.clear();
   stats_.lookups += na;
   stats_.site_lookups[site] += na;

@@ -148,7 +148,9 @@ class ColumnStore final : public LinearSource {
     std::vector<int32_t> req2_of; // [n_in] the device read holding its second piece, or -1
     std::vector<int32_t> placed;  // channels with off_of set
     std::unique_ptr<std::atomic<int32_t>[]> left;  // [requests] pieces still to land
+    std::unique_ptr<std::atomic<uint8_t>[]> gate;  // [requests] see LandingBoard::gate
     size_t left_cap = 0;
+    size_t reads = 0;  // device reads of the pending batch
   };
   // Collects a finished (or waits for an unfinished) site prefetch: stats, errors.
   void collect(SiteBuf& b);
@@ -159,6 +161,9 @@ class ColumnStore final : public LinearSource {
   void stage_site(SiteBuf& b, const FlashExtent& e, const std::vector<int32_t>& channels);
   // Stages every uncached record of extent ei (the visit after the one using `busy`).
   void read_ahead(size_t ei, const SiteBuf* busy);
+  // At its visit, the active channels are known: b's reads not yet issued are withdrawn and
+  // their records become misses, planned with the visit's others on what is active.
+  void withdraw(SiteBuf& b);
   GroupBuf& claim(int group);  // buffer g % 2, emptied and assigned to group g
   void wait_preload(GroupBuf& b);
   uint8_t* place(GroupBuf& b, int site, int32_t channel, uint32_t record_bytes);

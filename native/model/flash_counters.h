@@ -15,6 +15,7 @@
   AF_COUNTER(preload_hits, "preloadHits", uint64_t, "active channels found in the group's preload buffer") \
   AF_COUNTER(demand_loads, "demandLoads", uint64_t, "active channels read on demand")                     \
   AF_COUNTER(preload_records, "preloadRecords", uint64_t, "records preloaded")                            \
+  AF_COUNTER(reads_withdrawn, "readsWithdrawn", uint64_t, "prefetch / read-ahead reads withdrawn unissued at their visit") \
   AF_COUNTER(bytes_read, "bytesRead", uint64_t, "bytes the device returned")                              \
   AF_COUNTER(bytes_requested, "bytesRequested", uint64_t, "record bytes asked for")                      \
   AF_COUNTER(device_reads, "deviceReads", uint64_t, "device reads issued")                                \

@@ -6,6 +6,7 @@ export interface FlashCounters {
   preloadHits?: number; // active channels found in the group's preload buffer
   demandLoads?: number; // active channels read on demand
   preloadRecords?: number; // records preloaded
+  readsWithdrawn?: number; // prefetch / read-ahead reads withdrawn unissued at their visit
   bytesRead?: number; // bytes the device returned
   bytesRequested?: number; // record bytes asked for
   deviceReads?: number; // device reads issued
@@ -31,6 +32,7 @@ export const FLASH_COUNTER_NAMES = [
   "preloadHits",
   "demandLoads",
   "preloadRecords",
+  "readsWithdrawn",
   "bytesRead",
   "bytesRequested",
   "deviceReads",

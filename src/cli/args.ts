@@ -80,8 +80,10 @@ export const OPTIONS = {
   repeatPenalty: { long: "repeat-penalty", kind: "number", value: "x", above: 0, max: 100, help: "Penalise tokens seen in the last --repeat-last-n tokens; 1 disables. Defaults to 1." },
   repeatLastN: { long: "repeat-last-n", kind: "int", value: "n", min: 0, max: 1_000_000, help: "How many recent tokens --repeat-penalty looks at. Defaults to 64." },
   dram: { long: "dram", kind: "string", value: "size", check: checkBudget, help: "DRAM budget for the model (weights, KV cache, scratch): bytes, 512MB, 2GB or a percentage of the model file given (35%); KB, MB and GB are binary (KiB, MiB, GiB). Runs the model from the flash layout; a .gguf is converted once into the cache. Defaults to no budget (dense, all in DRAM)." },
-  sparsity: { long: "sparsity", kind: "number", value: "s", min: 0, below: 1, help: "Fraction of each linear layer's inputs skipped (contextual sparsity), using the model's calibration table; on run and chat with --dram also `auto`: the tuner picks it from the budget and this machine's measured flash and compute speeds. Defaults to 0 (dense)." },
-  maxSparsity: { long: "max-sparsity", kind: "number", value: "s", min: 0, below: 1, help: "With --sparsity auto: the highest sparsity the tuner may choose (a quality floor). Defaults to 0.5." },
+  sparsity: { long: "sparsity", kind: "number", value: "s", min: 0, below: 1, help: "Fraction of each linear layer's inputs skipped (contextual sparsity), using the model's calibration table; on run and chat with --dram also `auto`: the tuner picks it from the budget and this machine's measured flash and compute speeds, within --max-sparsity and the quality floor (--max-kl, --min-top1). Defaults to 0 (dense)." },
+  maxSparsity: { long: "max-sparsity", kind: "number", value: "s", min: 0, below: 1, help: "With --sparsity auto: the highest sparsity the tuner may choose. Defaults to 0.5 without a quality floor, to no cap with --max-kl or --min-top1." },
+  maxKl: { long: "max-kl", kind: "number", value: "x", min: 0, max: 100, help: "With --sparsity auto, a quality floor: choose no level whose mean KL(dense || sparse) per token, as `activeflow calibrate` measured it on its calibration text, is above x (nats). Needs a table made with those numbers (calibrate again if it is older). Defaults to none." },
+  minTop1: { long: "min-top1", kind: "number", value: "x", min: 0, max: 1, help: "With --sparsity auto, a quality floor: choose no level whose top-1 agreement with the dense model, as `activeflow calibrate` measured it on its calibration text, is below x (0 to 1). The numbers predict quality on other text, they do not guarantee it. Needs a table made with those numbers (calibrate again if it is older). Defaults to none." },
   groupSize: { long: "group-size", kind: "int", value: "n", min: 1, max: 256, help: "Layers per group of the flash layout (read together) when a .gguf is converted for --dram. Defaults to 1: on the random-weight 7B at 25 % and 50 % a group of 4 read more per token than groups of 1 and was no faster (bench/results/pipeline-*.json)." },
   verifyReads: { long: "verify-reads", kind: "flag", help: "Check every page read from flash against its CRC-32C." },
   dramSchedule: { long: "dram-schedule", kind: "string", value: "list", check: checkSchedule, help: "Change the DRAM budget while generating: TOKEN:BUDGET,... (e.g. 0:60%,32:20%,64:60%); each budget holds from that generated-token index on (0 = the prompt). Without --dram the entry at token 0 is the load budget. Only the hot cache is resized; the rest is planned at load for the lowest budget listed. Defaults to none." },
@@ -144,7 +146,7 @@ interface CommandSpec {
 
 const SAMPLING: OptionKey[] = ["seed", "greedy", "temperature", "topK", "topP", "minP", "repeatPenalty", "repeatLastN"];
 const MODEL_NOTE = "<model> is a .gguf file, or `smollm2` for the cached SmolLM2-135M-Instruct (fetched on first use).";
-const FLASH: OptionKey[] = ["dram", "sparsity", "maxSparsity", "groupSize", "verifyReads", "preload", "predictMargin", "cachePolicy", "readGap"];
+const FLASH: OptionKey[] = ["dram", "sparsity", "maxSparsity", "maxKl", "minTop1", "groupSize", "verifyReads", "preload", "predictMargin", "cachePolicy", "readGap"];
 const FLASH_NOTE = [
   "With --dram the model runs from the flash layout under that DRAM budget; the context length",
   "then defaults to the prompt's tokens plus -n, rounded up to 64, so the KV cache stays small.",
@@ -228,6 +230,8 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
       "threshold; their column norms are stored in the sidecar JSON (a flash file's header holds the",
       "thresholds, its sidecar the norms). A table without a selection is magnitude. Weight-aware",
       "calibration reads the norms from a .gguf: calibrate the source of a converted file.",
+      "Each level's KL(dense || sparse) and top-1 agreement with the dense model are then measured on",
+      "the same text and stored in the table, for the tuner's quality floor (see `activeflow run --help`).",
       "The progress line shows the whole run's percentage and time left. Finished steps are saved in",
       "<model>.calibrate-checkpoint.json: after Ctrl-C or a crash the same command resumes from them.",
     ],
@@ -235,7 +239,7 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
     options: ["text", "tokens", "method", "selection", "threads", "json", "verbose", "help"],
     optionHelp: {
       text: `Calibrate on this text file instead of self-generated text; it needs at least ${MIN_CALIBRATION_TOKENS} tokens (an empty or shorter file is refused).`,
-      json: "Print a summary (path, tokens, source, thresholds per level) as one JSON line on stdout.",
+      json: "Print a summary (path, tokens, source, thresholds per level, and each level's measured kl and top1) as one JSON line on stdout.",
     },
   },
   reorder: {
@@ -268,14 +272,16 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
       "Sparsity above 0 needs the model's calibration table (made by `activeflow calibrate <model>`).",
       "With --reference, KL and top-1 are against that model dense: e.g. a flash file against its",
       "source .gguf measures what the column layout itself changes, at sparsity 0 too.",
+      "--sparsity auto with --max-kl and/or --min-top1 scores the level `run --sparsity auto` would",
+      "cap at under that floor (the highest the floor allows), against what calibrate predicted.",
     ],
     positionals: ["model"],
-    options: ["text", "sparsity", "reference", "maxTokens", "window", "threads", "json", "verbose", "help"],
+    options: ["text", "sparsity", "maxKl", "minTop1", "reference", "maxTokens", "window", "threads", "json", "verbose", "help"],
     optionHelp: {
       text: "Evaluation text file (e.g. wikitext-2 wiki.test.raw). Required.",
-      sparsity: "Fraction of each linear layer's inputs skipped. Defaults to 0 (scores the dense model only).",
+      sparsity: "Fraction of each linear layer's inputs skipped, or `auto` with a quality floor (--max-kl, --min-top1): the highest calibrated level that meets it. Defaults to 0 (scores the dense model only).",
       maxTokens: "Tokens of the text to evaluate at most. Defaults to 4096.",
-      json: "Print one JSON line (ppl, ppl_dense, kl_to_dense, top1_agreement, tokens, sparsity, active_fraction) instead of a table.",
+      json: "Print one JSON line (ppl, ppl_dense, kl_to_dense, top1_agreement, tokens, sparsity, active_fraction; with --sparsity auto also tuning: the level chosen, its predicted_kl and predicted_top1 from calibration, max_kl, min_top1) instead of a table.",
     },
   },
   distill: {
@@ -444,7 +450,7 @@ export function parseArgs(argv: readonly string[]): Parsed {
       if (raw === undefined) throw new UsageError(`option ${name} needs a value <${o.value ?? "value"}>`, command);
     }
     if (key === "sparsity" && raw.trim().toLowerCase() === "auto") {
-      if (command !== "run" && command !== "chat") throw new UsageError(`--sparsity auto applies to run and chat (it tunes for a DRAM budget)`, command);
+      if (command !== "run" && command !== "chat" && command !== "eval") throw new UsageError(`--sparsity auto applies to run, chat (it tunes for a DRAM budget) and eval (with a quality floor)`, command);
       values.autoSparsity = true;
       continue;
     }
@@ -482,11 +488,14 @@ export function parseArgs(argv: readonly string[]): Parsed {
   if (values.watchMemory === true && values.dram === undefined && values.dramSchedule === undefined) {
     throw new UsageError("--watch-memory needs --dram (it resizes the hot cache of the flash layout)", command);
   }
-  if (values.autoSparsity === true && values.dram === undefined && values.dramSchedule === undefined) {
+  if (values.autoSparsity === true && command !== "eval" && values.dram === undefined && values.dramSchedule === undefined) {
     throw new UsageError("--sparsity auto needs a DRAM budget: --dram <bytes|N%>", command);
   }
-  if (values.maxSparsity !== undefined && values.autoSparsity !== true) {
-    throw new UsageError("--max-sparsity applies only with --sparsity auto", command);
+  for (const key of ["maxSparsity", "maxKl", "minTop1"] as const) {
+    if (values[key] !== undefined && values.autoSparsity !== true) throw new UsageError(`--${OPTIONS[key].long} applies only with --sparsity auto`, command);
+  }
+  if (command === "eval" && values.autoSparsity === true && values.maxKl === undefined && values.minTop1 === undefined) {
+    throw new UsageError("eval --sparsity auto needs a quality floor to pick the level by: --max-kl <x> and/or --min-top1 <x> (eval has no DRAM budget)", command);
   }
   if (command === "eval" && values.text === undefined) {
     throw new UsageError("eval needs the evaluation text: --text <file>", command);

@@ -117,10 +117,22 @@ export function flashRecord(f: FlashRunStats): Record<string, unknown> {
             sparsity: f.tuning.sparsity, group_size: f.tuning.groupSize, recommended_group_size: f.tuning.recommendedGroupSize,
             cache_bytes: f.tuning.cacheBytes, preload_bytes: f.tuning.preloadBytes,
             predicted_tokens_per_s: f.tuning.predictedTokensPerSecond, predicted_bytes_per_token: f.tuning.predictedBytesPerToken,
+            ...tuningQuality(f.tuning),
             reason: f.tuning.reason,
           },
         }
       : {}),
+  };
+}
+
+// The chosen level's quality as calibrate measured it (null: the table predates those numbers)
+// and the floor asked for (null: none); eval --sparsity auto reports the same fields.
+export function tuningQuality(t: { predictedKl?: number; predictedTop1?: number; floor?: { maxKl?: number; minTop1?: number } }): Record<string, number | null> {
+  return {
+    predicted_kl: t.predictedKl ?? null,
+    predicted_top1: t.predictedTop1 ?? null,
+    max_kl: t.floor?.maxKl ?? null,
+    min_top1: t.floor?.minTop1 ?? null,
   };
 }
 
@@ -131,6 +143,7 @@ function preloadRecord(p: PreloadRunStats): Record<string, unknown> {
     buffer_bytes: p.bufferBytes,
     preload_bytes_read: p.preloadBytesRead,
     demand_bytes_read: p.demandBytesRead,
+    reads_withdrawn: p.readsWithdrawn,
     active_from_cache: p.activeFromCache,
     active_from_preload: p.activeFromPreload,
     active_on_demand: p.activeOnDemand,

@@ -28,6 +28,7 @@ import { MemoryPressureWatcher, type WatchMemoryOptions } from "../memory/pressu
 import { cacheForBudget, heldBesidesCache, planAboveFloor } from "../memory/adaptive.js";
 import type { BudgetChange } from "./types.js";
 import { thresholdsFor, type ThresholdTable } from "../sparsity/thresholds.js";
+import { checkQualityFloor, hasFloor, qualityOf, type QualityFloor } from "../sparsity/qualityFloor.js";
 import { machineProfile, readCostOf, type MachineProfile } from "../pipeline/profile.js";
 import { estimate, tune, type TuneInput } from "../pipeline/tuner.js";
 
@@ -160,6 +161,8 @@ export class Engine {
     let sparsity = options.sparsity === "auto" ? 0 : options.sparsity ?? 0;
     if (!(sparsity >= 0 && sparsity < 1)) throw new ActiveflowError("BAD_ARGUMENT", `sparsity must be in [0, 1) or "auto", got ${options.sparsity}`);
     if (auto && options.dram === undefined) throw new ActiveflowError("BAD_ARGUMENT", 'sparsity "auto" tunes for a DRAM budget: give `dram` too');
+    const quality = qualityFloorOf(options);
+    if (quality && !auto) throw new ActiveflowError("BAD_ARGUMENT", `maxKl / minTop1 (a quality floor) apply only with sparsity "auto", got sparsity ${String(options.sparsity ?? 0)}`);
     let file = await readGguf(path);
     const source = path;
     const sourceBytes = (await stat(path)).size;
@@ -193,6 +196,7 @@ export class Engine {
           `${source}: sparsity ${options.sparsity} needs thresholds, and the model has no calibration; run \`activeflow calibrate ${source}\` first`,
         );
       }
+      if (quality) qualityOf(table, source);
     }
     let tuning: TuningStats | undefined;
     let flash: FlashModel | undefined;
@@ -732,6 +736,7 @@ function preloadStats(f: BackendFlashStats, bufferBytes: number, groupSize: numb
     bufferBytes,
     preloadBytesRead: f.preloadBytesRead ?? 0,
     demandBytesRead: f.demandBytesRead ?? 0,
+    readsWithdrawn: f.readsWithdrawn ?? 0,
     activeFromCache: active > 0 ? 1 - ((f.activePreloadBytes ?? 0) + (f.activeDemandBytes ?? 0)) / active : 0,
     activeFromPreload: active > 0 ? (f.activePreloadBytes ?? 0) / active : 0,
     activeOnDemand: active > 0 ? (f.activeDemandBytes ?? 0) / active : 0,
@@ -780,9 +785,27 @@ function tuneInputOf(flash: FlashModel, noPreload: FlashMemoryPlan, levels: read
   };
 }
 
+// The quality floor of sparsity "auto", checked; undefined when none is asked for.
+function qualityFloorOf(options: LoadOptions): QualityFloor | undefined {
+  const floor: QualityFloor = {
+    ...(options.maxKl !== undefined ? { maxKl: options.maxKl } : {}),
+    ...(options.minTop1 !== undefined ? { minTop1: options.minTop1 } : {}),
+  };
+  if (!hasFloor(floor)) return undefined;
+  checkQualityFloor(floor);
+  return floor;
+}
+
 // sparsity "auto": the tuner's choice for what the budget leaves beyond the fixed parts.
 async function tuneFor(flash: FlashModel, table: ThresholdTable, noPreload: FlashMemoryPlan, options: LoadOptions): Promise<TuningStats> {
-  const input = tuneInputOf(flash, noPreload, table.levels, options, await machineProfile(flash.path));
+  const floor = qualityFloorOf(options);
+  const input: TuneInput = {
+    ...tuneInputOf(flash, noPreload, table.levels, options, await machineProfile(flash.path)),
+    ...(table.quality ? { quality: table.quality } : {}),
+    ...(floor ? { floor } : {}),
+  };
+  // A floor replaces the default cap (which stands in for one); an explicit maxSparsity stays.
+  if (floor && options.maxSparsity === undefined) delete input.maxSparsity;
   const chosen = tune(input);
   const best = tune({ ...input, groupSizes: [1, 2, 4, 8] });
   options.log?.(`tuner: ${chosen.reason}; predicted ${chosen.tokensPerSecond.toFixed(2)} tok/s`);
@@ -795,5 +818,8 @@ async function tuneFor(flash: FlashModel, table: ThresholdTable, noPreload: Flas
     predictedTokensPerSecond: chosen.tokensPerSecond,
     predictedBytesPerToken: chosen.bytesPerToken,
     reason: chosen.reason,
+    ...(chosen.predictedKl !== undefined ? { predictedKl: chosen.predictedKl } : {}),
+    ...(chosen.predictedTop1 !== undefined ? { predictedTop1: chosen.predictedTop1 } : {}),
+    ...(floor ? { floor } : {}),
   };
 }

@@ -134,6 +134,11 @@ export interface TuningStats {
   predictedTokensPerSecond: number;
   predictedBytesPerToken: number;
   reason: string;
+  // The chosen level's KL and top-1 as calibrate measured them on its text (absent when the
+  // table predates those numbers), and the floor asked for (absent: none).
+  predictedKl?: number;
+  predictedTop1?: number;
+  floor?: { maxKl?: number; minTop1?: number };
 }
 
 export interface PreloadRunStats {
@@ -144,6 +149,9 @@ export interface PreloadRunStats {
   bufferBytes: number; // both preload buffers
   preloadBytesRead: number;
   demandBytesRead: number;
+  // Prefetch / read-ahead reads still unissued when their visit came, dropped there: the
+  // visit read its active records among them on demand instead.
+  readsWithdrawn: number;
   // Shares of the active channels' record bytes by where compute found them.
   activeFromCache: number;
   activeFromPreload: number;
@@ -183,8 +191,15 @@ export interface LoadOptions {
   // "auto" (needs `dram`): the tuner (src/pipeline/tuner.ts) picks the level from the budget
   // and this machine's measured flash and compute speeds (profiled once, cached).
   sparsity?: number | "auto";
-  // With sparsity "auto": the highest level the tuner may pick (a quality floor).
+  // With sparsity "auto": the highest level the tuner may pick. Defaults to 0.5
+  // (AUTO_MAX_SPARSITY) without a quality floor, to no cap with one.
   maxSparsity?: number;
+  // With sparsity "auto", a quality floor: the tuner picks no level whose KL(dense || sparse)
+  // per token, or top-1 agreement with the dense model, as calibrate measured them on its own
+  // text, is past these (src/sparsity/qualityFloor.ts). Needs a table made with those numbers.
+  // Defaults to no floor.
+  maxKl?: number;
+  minTop1?: number;
   // Layers per group of the flash layout when converting. Defaults to 1.
   groupSize?: number;
   // Keep a low-bit source type for the columns when converting (see ConvertOptions): for

@@ -2,9 +2,12 @@
 //   T = T_demand + max(T_preload, T_compute)
 // where preloads read at large-read bandwidth and on-demand misses at small-read bandwidth.
 // Sparsity comes from the budget (sp = 1 - M_avail / S_weights, rounded up to a calibrated
-// level, capped by a quality ceiling); then the layer-group size N grows while it still pays.
+// level, capped by a sparsity ceiling and by a quality floor on the levels' measured KL and
+// top-1 agreement); then the layer-group size N grows while it still pays.
 // Only the cache is retuned when the budget changes at run time (Engine.setDramBudget).
 import { ActiveflowError } from "../errors.js";
+import type { LevelQuality } from "../sparsity/levelQuality.js";
+import { describeFloor, floorLevel, hasFloor, predictedQuality, type QualityFloor } from "../sparsity/qualityFloor.js";
 import { bandwidthAt, type MachineProfile } from "./profile.js";
 
 export interface TuneInput {
@@ -19,8 +22,12 @@ export interface TuneInput {
   availableBytes: number;
   // Calibrated sparsity levels, ascending; the tuner picks one of them.
   levels: readonly number[];
-  // Highest sparsity allowed (a quality floor turned into a level), default: any level.
+  // Highest sparsity allowed, default: any level.
   maxSparsity?: number;
+  // What calibrate measured each level to keep (same order as levels), and the floor it must
+  // meet: the tuner picks no level above the highest that meets it. Defaults to no floor.
+  quality?: LevelQuality;
+  floor?: QualityFloor;
   // Group sizes to consider; one entry when the flash file already fixes N.
   groupSizes: readonly number[];
   profile: MachineProfile;
@@ -49,6 +56,9 @@ export interface TuneEstimate {
 export interface TuneResult extends TuneEstimate {
   reason: string;
   candidates: TuneEstimate[];
+  // The chosen level's KL and top-1 as calibrate measured them, when the table holds them.
+  predictedKl?: number;
+  predictedTop1?: number;
 }
 
 const PRELOAD_SLACK = 1.25; // as planFlashMemory sizes the buffers
@@ -90,14 +100,24 @@ export function estimate(input: TuneInput, sparsity: number, groupSize: number):
 export function tune(input: TuneInput): TuneResult {
   if (input.levels.length === 0) throw new ActiveflowError("BAD_ARGUMENT", "the calibration table has no sparsity levels");
   const cap = input.maxSparsity ?? Infinity;
-  const allowed = input.levels.filter((l) => l <= cap + 1e-9);
+  let allowed = input.levels.filter((l) => l <= cap + 1e-9);
   if (allowed.length === 0) throw new ActiveflowError("BAD_ARGUMENT", `no calibrated sparsity level is at or below ${cap}`);
+  let floorTop = Infinity;
+  if (hasFloor(input.floor)) {
+    if (!input.quality) throw new ActiveflowError("BAD_ARGUMENT", `a quality floor (${describeFloor(input.floor)}) needs the levels' measured quality, which the calibration table lacks; calibrate again`);
+    const top = floorLevel(input.levels, input.quality, input.floor);
+    if (top === undefined) throw new ActiveflowError("BAD_ARGUMENT", `no calibrated sparsity level meets the quality floor ${describeFloor(input.floor)}`);
+    floorTop = top;
+    allowed = allowed.filter((l) => l <= top + 1e-9);
+  }
   // Sparsity from the budget: what does not fit is what we skip.
   const want = Math.max(0, 1 - input.availableBytes / input.weightBytes);
   const level = allowed.find((l) => l >= want - 1e-9) ?? allowed.at(-1)!;
   let reason = `budget leaves ${(input.availableBytes / 2 ** 20).toFixed(0)} MiB for ${(input.weightBytes / 2 ** 20).toFixed(0)} MiB of weights: sparsity >= ${want.toFixed(2)}`;
-  if (level < want - 1e-9) reason += `, capped at ${level} by the quality floor`;
+  if (level < want - 1e-9) reason += `, capped at ${level} by ${level >= floorTop - 1e-9 ? `the quality floor (${describeFloor(input.floor!)})` : "the sparsity cap"}`;
   else reason += ` -> level ${level}`;
+  const predicted = predictedQuality(input.levels, input.quality, level);
+  if (predicted) reason += `; calibration measured KL ${predicted.kl.toFixed(3)}, top-1 ${predicted.top1.toFixed(3)} there`;
   // Grow N while it still pays (>= 5 % faster), as the paper stops when preload <= compute.
   const sizes = [...input.groupSizes].sort((a, b) => a - b);
   const candidates = sizes.map((n) => estimate(input, level, n));
@@ -108,5 +128,5 @@ export function tune(input: TuneInput): TuneResult {
     best = c;
   }
   reason += sizes.length > 1 ? `; group size ${best.groupSize} of ${sizes.join("/")}` : `; group size ${best.groupSize} (fixed by the file)`;
-  return { ...best, reason, candidates };
+  return { ...best, reason, candidates, ...(predicted ? { predictedKl: predicted.kl, predictedTop1: predicted.top1 } : {}) };
 }

@@ -1,13 +1,15 @@
 // Calibration: gather score histograms at every linear layer's input over text the model
-// itself writes (or a user's file), then turn them into thresholds per sparsity level. The
-// score is |x| (magnitude selection) or |x| x the weight column's norm (weight-aware).
-// Never calibrate on the evaluation text (wiki.test.raw).
+// itself writes (or a user's file), then turn them into thresholds per sparsity level, and
+// measure the KL and top-1 agreement each level keeps on that text (the tuner's quality
+// floor). The score is |x| (magnitude selection) or |x| x the weight column's norm
+// (weight-aware). Never calibrate on the evaluation text (wiki.test.raw).
 import type { SiteHistograms } from "../backend/Backend.js";
 import type { Engine } from "../engine/Engine.js";
 import { allocateGreedy, probeSensitivity, PROBE_TOKENS, siteWeightBytes } from "./allocate.js";
 import { CalibrationProgress, type OverallProgress, type StagePlan } from "./calibrationProgress.js";
 import { checkpointKey, histogramsFromJson, histogramsToJson, readCheckpoint, removeCheckpoint, writeCheckpoint, type CheckpointState } from "./checkpoint.js";
 import { computeColumnNorms } from "./columnNorms.js";
+import { measureLevelQuality } from "./levelQuality.js";
 import type { Selection } from "./selection.js";
 import { ActiveflowError } from "../errors.js";
 import { SPARSITY_LEVELS, thresholdsAt, thresholdsFromHistograms, type ThresholdTable } from "./thresholds.js";
@@ -158,6 +160,8 @@ export async function matchedThresholds(
   return t;
 }
 
+const QUALITY_STAGE = "measuring quality";
+
 // The stages calibrate() will run and the tokens each evaluates, for the overall progress.
 // The text's length is estimated before it is generated (prompts plus their continuations).
 export function calibrationPlan(engine: Engine, options: CalibrateOptions, levels: readonly number[], method: CalibrationMethod, textTokens?: number): StagePlan[] {
@@ -171,6 +175,8 @@ export function calibrationPlan(engine: Engine, options: CalibrateOptions, level
   plan.push({ name: "dense statistics", kind: "pass", tokens });
   if (method === "greedy") plan.push({ name: "probing sensitivity", kind: "probe", tokens: (engine.config.nLayer * 4 + 1) * Math.min(tokens, PROBE_TOKENS) });
   if (method !== "uniform") for (const l of levels) if (l !== 0) plan.push({ name: `matching level ${l}`, kind: "pass", tokens: 2 * tokens });
+  // A dense pass and one per sparse level, each with a softmax per token, as a probe.
+  plan.push({ name: QUALITY_STAGE, kind: "probe", tokens: tokens * (1 + levels.filter((l) => l !== 0).length) });
   return plan;
 }
 
@@ -209,6 +215,7 @@ async function calibrateOn(engine: Engine, options: CalibrateOptions, levels: re
     const done = [
       "the text", state.dense ? "the dense statistics" : "", state.probe ? `${state.probe.done} probes` : "",
       state.matched ? `${Object.keys(state.matched).length} matched levels` : "",
+      state.quality ? `${state.quality.done} quality windows` : "",
     ].filter((s) => s !== "");
     options.onResume?.(done.join(", "));
   }
@@ -226,10 +233,22 @@ async function calibrateOn(engine: Engine, options: CalibrateOptions, levels: re
     await save();
   }
   const table = thresholdsFromHistograms(dense, engine.config.nLayer, levels, text.tokens, text.source);
-  if (method === "uniform") {
+  // Every table ends alike: each level scored against the dense model on the text, then the
+  // checkpoint removed.
+  const finish = async (t: ThresholdTable): Promise<ThresholdTable> => {
+    const quality = await measureLevelQuality(engine, text.windows, levels, t.thresholds, {
+      ...sig,
+      onProgress: (f) => report(f, QUALITY_STAGE),
+      ...(state.quality ? { start: state.quality } : {}),
+      onWindow: async (sums) => {
+        state.quality = { ...sums, kl: [...sums.kl], agree: [...sums.agree] };
+        await save();
+      },
+    });
     if (path !== undefined) await removeCheckpoint(path);
-    return table;
-  }
+    return { ...t, quality };
+  };
+  if (method === "uniform") return finish(table);
   let targets = table.siteSparsity!;
   if (method === "greedy") {
     const bytes = await siteWeightBytes(engine);
@@ -257,6 +276,5 @@ async function calibrateOn(engine: Engine, options: CalibrateOptions, levels: re
       await save();
     }
   }
-  if (path !== undefined) await removeCheckpoint(path);
-  return { ...table, thresholds, siteSparsity: targets, method };
+  return finish({ ...table, thresholds, siteSparsity: targets, method });
 }

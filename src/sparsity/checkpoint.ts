@@ -1,10 +1,12 @@
 // Resuming an interrupted calibration: after each stage (the text, the dense statistics, each
-// sensitivity probe, each matched level) calibrate() writes what it has to a checkpoint file;
-// a later run with the same model and settings (its `key`) starts after the last saved step.
+// sensitivity probe, each matched level, each window the quality is measured on) calibrate()
+// writes what it has to a checkpoint file; a later run with the same model and settings (its
+// `key`) starts after the last saved step.
 import { createHash } from "node:crypto";
 import { readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { diskFull } from "../errors.js";
 import type { SiteHistograms } from "../backend/Backend.js";
+import type { LevelQualitySums } from "./levelQuality.js";
 
 export interface CheckpointState {
   key: string;
@@ -14,6 +16,8 @@ export interface CheckpointState {
   probe?: { kl: number[]; done: number; tokens: number };
   // Thresholds of finished matched levels, by level index.
   matched?: Record<string, number[]>;
+  // The quality sums over the first `done` windows (levelQuality.ts).
+  quality?: LevelQualitySums;
 }
 
 const VERSION = 1;

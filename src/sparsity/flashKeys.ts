@@ -4,8 +4,9 @@ import { ActiveflowError } from "../errors.js";
 import type { GgufFile, GgufValue } from "../gguf/types.js";
 import { f32Arr, str, strArr, u32, u64, type GgufWriteValue } from "../gguf/writer.js";
 import { SITES } from "../backend/Backend.js";
-import type { ThresholdTable } from "./thresholds.js";
+import { checkQuality, type ThresholdTable } from "./thresholds.js";
 import { SELECTIONS, type Selection } from "./selection.js";
+import { toStored } from "./levelQuality.js";
 
 const P = "activeflow.thresholds.";
 export const THRESHOLD_KEY = {
@@ -23,6 +24,11 @@ export const THRESHOLD_KEY = {
   // "magnitude" or "weight" (the score the values were calibrated on); absent = magnitude.
   // A weight table's column norms do not fit the header's room: they sit in the sidecar.
   selection: `${P}selection`,
+  // [levels] f32 each, and u64: KL(dense || sparse) and top-1 agreement each level kept on the
+  // calibration text, and the positions scored (levelQuality.ts). Absent in older tables.
+  kl: `${P}kl`,
+  top1: `${P}top1`,
+  qualityTokens: `${P}quality_tokens`,
 } as const;
 export const THRESHOLDS_VERSION = 1;
 
@@ -49,6 +55,11 @@ export function tableToKeys(t: ThresholdTable): Map<string, GgufWriteValue> {
   ]);
   if (t.siteSparsity) m.set(THRESHOLD_KEY.siteSparsity, f32Arr(flatten(t.siteSparsity)));
   if (t.selection !== undefined) m.set(THRESHOLD_KEY.selection, str(t.selection));
+  if (t.quality !== undefined) {
+    m.set(THRESHOLD_KEY.kl, f32Arr(t.quality.kl));
+    m.set(THRESHOLD_KEY.top1, f32Arr(t.quality.top1));
+    m.set(THRESHOLD_KEY.qualityTokens, u64(t.quality.tokens));
+  }
   return m;
 }
 
@@ -117,6 +128,19 @@ export function tableFromKeys(file: GgufFile): ThresholdTable | undefined {
   if (selection !== undefined && !SELECTIONS.includes(selection as Selection)) {
     throw bad(THRESHOLD_KEY.selection, `must be one of ${SELECTIONS.join(", ")}, found ${describe(selection)}`);
   }
+  // The three quality keys come together (tableToKeys writes all or none).
+  const hasQuality = file.metadata.has(THRESHOLD_KEY.kl) || file.metadata.has(THRESHOLD_KEY.top1) || file.metadata.has(THRESHOLD_KEY.qualityTokens);
+  const quality = hasQuality
+    ? checkQuality(
+        // Stored as f32: round back to the digits they were written with (levelQuality.ts).
+        Array.from(floats(THRESHOLD_KEY.kl, levels.length), toStored),
+        Array.from(floats(THRESHOLD_KEY.top1, levels.length), toStored),
+        int(THRESHOLD_KEY.qualityTokens),
+        levels.length,
+        (m) => new ActiveflowError("BAD_ARGUMENT", `${file.path}: metadata key ${m}; run \`activeflow calibrate\` on it again`),
+        { kl: THRESHOLD_KEY.kl, top1: THRESHOLD_KEY.top1, tokens: THRESHOLD_KEY.qualityTokens },
+      )
+    : undefined;
   return {
     levels,
     nLayer,
@@ -127,6 +151,7 @@ export function tableFromKeys(file: GgufFile): ThresholdTable | undefined {
     method: file.metadata.has(THRESHOLD_KEY.method) ? text(THRESHOLD_KEY.method) : "uniform",
     ...(hasSite ? { siteSparsity: split(floats(THRESHOLD_KEY.siteSparsity, levels.length * per)) } : {}),
     ...(selection !== undefined ? { selection: selection as Selection } : {}),
+    ...(quality !== undefined ? { quality } : {}),
   };
 }
 

@@ -4,6 +4,7 @@
 import { ActiveflowError } from "../errors.js";
 import { SITES, type SiteHistograms } from "../backend/Backend.js";
 import { SELECTIONS, type Selection } from "./selection.js";
+import type { LevelQuality } from "./levelQuality.js";
 
 // Fewest tokens a calibration (or record-order count) may run on: below this a level's
 // quantile rests on too few samples per layer and site. --tokens and calibrate --text check it.
@@ -31,6 +32,9 @@ export interface ThresholdTable {
   selection?: Selection;
   // Weight-aware tables: the model's column norms, [nLayer][4][site width] (columnNorms.ts).
   columnNorms?: Float32Array;
+  // KL(dense || sparse) and top-1 agreement each level kept on the calibration text
+  // (levelQuality.ts), for the tuner's quality floor. Absent in tables written before it.
+  quality?: LevelQuality;
 }
 
 export const selectionOf = (t: ThresholdTable): Selection => t.selection ?? "magnitude";
@@ -139,6 +143,33 @@ export function tableToJson(t: ThresholdTable): object {
     ...(t.siteSparsity !== undefined ? { siteSparsity: t.siteSparsity.map((a) => Array.from(a)) } : {}),
     ...(t.selection !== undefined ? { selection: t.selection } : {}),
     ...(t.columnNorms !== undefined ? { columnNorms: floatsToBase64(t.columnNorms) } : {}),
+    ...(t.quality !== undefined ? { quality: { kl: t.quality.kl, top1: t.quality.top1, tokens: t.quality.tokens } } : {}),
+  };
+}
+
+// Checks a table's per-level quality (one KL >= 0 and one top-1 in [0, 1] per level); `names`
+// are the fields' names in messages (the JSON's, or a flash file's metadata keys).
+export function checkQuality(
+  kl: unknown,
+  top1: unknown,
+  tokens: unknown,
+  levels: number,
+  bad: (m: string) => Error,
+  names = { kl: "quality.kl", top1: "quality.top1", tokens: "quality.tokens" },
+): LevelQuality {
+  const row = (name: string, v: unknown, ok: (x: number) => boolean, what: string): number[] => {
+    if (!(Array.isArray(v) || v instanceof Float32Array) || v.length !== levels) throw bad(`${name} must hold ${levels} numbers, one per level`);
+    const a = Array.from(v as ArrayLike<unknown>);
+    const i = a.findIndex((x) => typeof x !== "number" || !ok(x));
+    if (i >= 0) throw bad(`${name}[${i}] must be ${what}, found ${JSON.stringify(a[i])}`);
+    return a as number[];
+  };
+  const n = typeof tokens === "bigint" ? Number(tokens) : tokens;
+  if (!(typeof n === "number" && Number.isInteger(n) && n > 0)) throw bad(`${names.tokens} must be a positive integer, found ${typeof tokens === "string" ? JSON.stringify(tokens) : String(tokens)}`);
+  return {
+    kl: row(names.kl, kl, (x) => Number.isFinite(x) && x >= 0, "a finite number >= 0"),
+    top1: row(names.top1, top1, (x) => x >= 0 && x <= 1, "a number in [0, 1]"),
+    tokens: n,
   };
 }
 
@@ -183,7 +214,14 @@ export function tableFromJson(j: unknown, where: string): ThresholdTable {
     ...(o.method !== undefined ? { method: String(o.method) } : {}),
     ...(ss !== undefined ? { siteSparsity: rows("siteSparsity", ss as unknown[]) } : {}),
     ...checkSelection(o.selection, readNorms(o.columnNorms, bad), bad),
+    ...(o.quality !== undefined ? { quality: readQuality(o.quality, levels.length, bad) } : {}),
   };
+}
+
+function readQuality(v: unknown, levels: number, bad: (m: string) => Error): LevelQuality {
+  if (typeof v !== "object" || v === null) throw bad("quality must be an object { kl, top1, tokens }");
+  const q = v as Record<string, unknown>;
+  return checkQuality(q.kl, q.top1, q.tokens, levels, bad);
 }
 
 function readNorms(v: unknown, bad: (m: string) => Error): Float32Array | undefined {

@@ -1,6 +1,7 @@
-// `activeflow calibrate <model>`: thresholds for every sparsity level. A converted (flash)
-// file gets them in its own header (activeflow.thresholds.* keys); a plain GGUF, which we do
-// not rewrite, gets <model>.calibration.json beside it, and its cached conversions get the keys.
+// `activeflow calibrate <model>`: thresholds for every sparsity level, and the KL and top-1
+// agreement each level keeps on the calibration text. A converted (flash) file gets them in its
+// own header (activeflow.thresholds.* keys); a plain GGUF, which we do not rewrite, gets
+// <model>.calibration.json beside it, and its cached conversions get the keys.
 import { readdir } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { ActiveflowError } from "../../errors.js";
@@ -101,14 +102,21 @@ export async function calibrateCommand(ctx: CliContext, model: string, values: O
       return sum / table.nLayer;
     }),
   );
+  // What each level kept on the calibration text (the tuner's quality floor reads it).
+  const q = table.quality;
   if (values.json === true) {
     ctx.stdout.write(
-      `${jsonText({ paths: saved, tokens: table.calibrationTokens, source: table.source, method, selection, levels: table.levels, sites, mean_thresholds: mean })}\n`,
+      `${jsonText({
+        paths: saved, tokens: table.calibrationTokens, source: table.source, method, selection, levels: table.levels, sites, mean_thresholds: mean,
+        ...(q ? { kl: q.kl, top1: q.top1, quality_tokens: q.tokens } : {}),
+      })}\n`,
     );
     return 0;
   }
   ctx.stdout.write(`calibrated on ${table.calibrationTokens} tokens (${table.source}, ${method}, ${selection} selection); mean ${selection === "weight" ? "|x| x column norm" : "|x|"} threshold over layers:\n`);
-  ctx.stdout.write(formatTable(["sparsity", ...sites], table.levels.map((l, i) => [l.toFixed(2), ...mean[i]!.map((x) => x.toPrecision(3))])));
+  const measured = (i: number) => (q ? [q.kl[i]!.toFixed(4), q.top1[i]!.toFixed(3)] : []);
+  ctx.stdout.write(formatTable(["sparsity", ...sites, ...(q ? ["kl", "top1"] : [])], table.levels.map((l, i) => [l.toFixed(2), ...mean[i]!.map((x) => x.toPrecision(3)), ...measured(i)])));
+  if (q) ctx.stdout.write(`kl, top1: KL(dense || sparse) per token and top-1 agreement with the dense model, measured at each level on the calibration text (${q.tokens} positions); --max-kl / --min-top1 choose by them\n`);
   for (const p of saved) ctx.stdout.write(p.endsWith(".json") ? `saved ${p}\n` : `saved ${p} (activeflow.thresholds.* keys)\n`);
   return 0;
 }

@@ -32,6 +32,8 @@ export function loadOptions(values: OptionValues): LoadOptions {
   if (values.sparsity !== undefined) o.sparsity = values.sparsity;
   if (values.autoSparsity === true) o.sparsity = "auto";
   if (values.maxSparsity !== undefined) o.maxSparsity = values.maxSparsity;
+  if (values.maxKl !== undefined) o.maxKl = values.maxKl;
+  if (values.minTop1 !== undefined) o.minTop1 = values.minTop1;
   if (values.groupSize !== undefined) o.groupSize = values.groupSize;
   if (values.verifyReads === true) o.verifyReads = true;
   if (values.preload === true) o.preload = true;
