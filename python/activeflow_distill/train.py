@@ -1,6 +1,10 @@
 # The distillation loop: the dense teacher (original weights, no masks) and the sparse,
 # fake-quantised student see the same windows; the student minimises KL(teacher || student)
-# over next-token distributions. Checkpoints are atomic and resumable.
+# over next-token distributions. Alone or as one of several torchrun processes: each takes an
+# equal share of every global batch (DistributedSampler), gradients are averaged by DDP or
+# reduce-scattered by FSDP, and process 0 alone logs and writes checkpoints, curves and the model
+# (temp file, then rename). Checkpoints hold full state dicts, so a run resumes with any number
+# of processes.
 from __future__ import annotations
 
 import json
@@ -13,10 +17,19 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
+)
+from torch.utils.data import DistributedSampler
 
 from .errors import DistillError
 from .gguf_model import open_gguf, read_config, weight_type
 from .model import Model, Weights
+from . import parallel as P
 from .thresholds import load_table, thresholds_for
 from .write import write_distilled
 
@@ -29,14 +42,16 @@ class Options:
     out: str
     steps: int = 200
     seq_len: int = 256
-    batch: int = 1
+    batch: int = 1  # windows per step over all processes (each takes batch / processes)
+    accumulate: int = 1  # forwards per process per step (each of batch / processes / accumulate windows)
     lr: float = 5e-5
     warmup: int = 10
     time_limit: float = 0.0  # minutes of training at most (0: no limit); output is written either way
     checkpoint: str = ""  # defaults to <out>.ckpt
     checkpoint_every: int = 25
     resume: bool = False
-    device: str = "cpu"
+    device: str = "auto"  # cuda when torch sees a GPU, else cpu
+    fsdp: bool = False  # shard the layers over the processes instead of replicating them
     threads: int = 0
     seed: int = 1
     calibration: str = ""
@@ -64,10 +79,13 @@ def load_windows(path: str, seq_len: int, n_vocab: int) -> torch.Tensor:
     return torch.from_numpy(ids[: n * seq_len].astype(np.int64)).view(n, seq_len)
 
 
-def _save(path: str, obj: dict) -> None:
+CHECKPOINT_FORMAT = 2  # 2: full state dicts by parameter name, per-step curve, sampler epochs
+
+
+def _save_atomic(path: str, write) -> None:
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
-        torch.save(obj, tmp)
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -75,10 +93,51 @@ def _save(path: str, obj: dict) -> None:
         raise
 
 
+def curves_path(out: str) -> str:
+    return f"{out}.curves.json"
+
+
+class Batches:
+    """Step s's windows for this process: DistributedSampler's share of epoch s // per_epoch
+    (reshuffled each epoch from the seed), so the processes' shares of a step together are the
+    batch one process would take, for any number of processes, and a resumed run picks up at
+    any step."""
+
+    def __init__(self, n: int, batch: int, par: P.Parallel, seed: int):
+        self.per_rank = batch // par.world
+        self.sampler = DistributedSampler(range(n), num_replicas=par.world, rank=par.rank, shuffle=True, seed=seed, drop_last=True)
+        self.per_epoch = len(self.sampler) // self.per_rank
+        self.epoch, self.order = -1, []
+
+    def __call__(self, step: int) -> list[int]:
+        epoch, j = divmod(step, self.per_epoch)
+        if epoch != self.epoch:
+            self.sampler.set_epoch(epoch)
+            self.epoch, self.order = epoch, list(self.sampler)
+        return self.order[j * self.per_rank : (j + 1) * self.per_rank]
+
+
 def distill(o: Options, log=lambda s: print(s, file=sys.stderr, flush=True)) -> dict:
+    par = P.setup(o.device)
+    try:
+        return _distill(o, par, log if par.main else lambda s: None)
+    finally:
+        P.shutdown(par)
+
+
+def _distill(o: Options, par: P.Parallel, log) -> dict:
     if o.threads > 0:
         torch.set_num_threads(o.threads)
+    if o.batch % (par.world * o.accumulate) != 0:
+        raise DistillError(
+            f"--batch {o.batch} does not split over {par.world} process(es) x --accumulate {o.accumulate}; give a multiple of {par.world * o.accumulate}",
+            everywhere=True,
+        )
+    micro = o.batch // (par.world * o.accumulate)  # windows per forward
+    if o.fsdp and not par.distributed:
+        raise DistillError("--fsdp shards the model over several processes; start them with torchrun (activeflow distill --procs N)", everywhere=True)
     torch.manual_seed(o.seed)
+    dev = par.device
     reader = open_gguf(o.model)
     cfg = read_config(reader)
     qtype = weight_type(reader)
@@ -89,54 +148,101 @@ def distill(o: Options, log=lambda s: print(s, file=sys.stderr, flush=True)) -> 
     windows = load_windows(o.tokens, o.seq_len, cfg.n_vocab)
     n_val = min(o.val_windows, max(1, len(windows) // 8))
     val, train = windows[-n_val:], windows[:-n_val]
+    if len(train) < o.batch:
+        raise DistillError(f"{o.tokens}: {len(train)} training windows of {o.seq_len} tokens, fewer than --batch {o.batch}; give more text")
 
     w = Weights(reader, cfg)
-    teacher = Model(cfg, w, trainable=False).to(o.device)
-    student = Model(cfg, w, trainable=True, qtype=qtype, train_norms=o.train_norms).to(o.device)
-    if o.device != "cpu":
-        w.to(o.device)
+    # FSDP shards (and moves to the device) each layer as it is built: no process ever holds
+    # the whole teacher or student.
+    each = P.shard_layer if o.fsdp else None
+    teacher = Model(cfg, w, trainable=False, each_layer=each)
+    student = Model(cfg, w, trainable=True, qtype=qtype, train_norms=o.train_norms, each_layer=each)
+    w.to(dev)
     student.set_thresholds(thr)
-    params = [p for p in student.parameters() if p.requires_grad]
+    if o.fsdp:
+        P.shard_root(teacher)
+    else:
+        teacher.to(dev)
+        student.to(dev)
+    run = P.wrap_student(student, par, o.fsdp)
+    params = [p for p in run.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=o.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, o.warmup)))
     ckpt_path = o.checkpoint or f"{o.out}.ckpt"
+    if par.main:
+        for d in {os.path.dirname(os.path.abspath(p)) for p in (o.out, ckpt_path)}:
+            os.makedirs(d, exist_ok=True)
+    batches = Batches(len(train), o.batch, par, o.seed)
     step = 0
-    history: list[dict] = []
-    gen = torch.Generator().manual_seed(o.seed)
-    order = torch.randperm(len(train), generator=gen)
+    history: list[dict] = []  # val KL at the start and end, mean train KL per checkpoint
+    curve: list[dict] = []  # every step: global-batch train KL and learning rate
+    full = StateDictOptions(full_state_dict=True, cpu_offload=True)
     if o.resume:
-        if not os.path.isfile(ckpt_path):
-            raise DistillError(f"--resume: no checkpoint at {ckpt_path}")
-        ck = torch.load(ckpt_path, map_location=o.device, weights_only=False)
-        if ck["model"] != os.path.abspath(o.model) or ck["sparsity"] != o.sparsity:
-            raise DistillError(f"{ckpt_path}: checkpoint is for {ck['model']} at sparsity {ck['sparsity']}, not this run")
-        student.load_state_dict(ck["student"])
-        opt.load_state_dict(ck["opt"])
-        sched.load_state_dict(ck["sched"])
-        step, history, order = ck["step"], ck["history"], ck["order"]
-        log(f"resumed from {ckpt_path} at step {step}")
+        meta = None
+        if par.main:
+            if not os.path.isfile(ckpt_path):
+                meta = {"error": f"--resume: no checkpoint at {ckpt_path}"}
+            else:
+                ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+                if ck.get("format") != CHECKPOINT_FORMAT:
+                    meta = {"error": f"{ckpt_path}: checkpoint format {ck.get('format', 1)} is not this tool's ({CHECKPOINT_FORMAT}); start again without --resume"}
+                elif ck["model"] != os.path.abspath(o.model) or ck["sparsity"] != o.sparsity:
+                    meta = {"error": f"{ckpt_path}: checkpoint is for {ck['model']} at sparsity {ck['sparsity']}, not this run"}
+                elif (ck["batch"], ck["options"]["seed"]) != (o.batch, o.seed):
+                    # Both fix which windows each step takes.
+                    meta = {"error": f"{ckpt_path}: checkpoint was trained with --batch {ck['batch']} --seed {ck['options']['seed']}, not --batch {o.batch} --seed {o.seed}"}
+                else:
+                    meta = {k: ck[k] for k in ("step", "history", "curve", "sched", "world")}
+        meta = P.broadcast(meta, par)
+        if "error" in meta:
+            raise DistillError(meta["error"], everywhere=True)
+        load = StateDictOptions(full_state_dict=True, broadcast_from_rank0=par.distributed)
+        set_model_state_dict(run, ck["student"] if par.main else {}, options=load)
+        set_optimizer_state_dict(run, opt, ck["opt"] if par.main else {}, options=load)
+        sched.load_state_dict(meta["sched"])
+        step, history, curve = meta["step"], meta["history"], meta["curve"]
+        log(f"resumed from {ckpt_path} at step {step} (written by {meta['world']} process{'es' if meta['world'] > 1 else ''})")
 
     def val_kl() -> float:
-        total = 0.0
+        # Every process runs the same number of forwards (FSDP gathers collectively); the
+        # padding past the last window counts zero.
+        total = torch.zeros((), dtype=torch.float64)
         with torch.no_grad():
-            for i in range(len(val)):
-                x = val[i : i + 1].to(o.device)
-                total += float(kl_teacher_student(teacher(x), student(x)))
-        return total / len(val)
+            for i in range(par.rank, n_val + (-n_val) % par.world, par.world):
+                x = val[i % n_val : i % n_val + 1].to(dev)
+                kl = float(kl_teacher_student(teacher(x), student(x)))
+                total += kl if i < n_val else 0.0
+        return float(P.sum_over_ranks(total, par)) / n_val
+
+    def curves() -> dict:
+        return {
+            "model": os.path.abspath(o.model), "sparsity": o.sparsity, "processes": par.world, "backend": par.backend,
+            "device": dev.type, "fsdp": o.fsdp, "batch": o.batch, "batch_per_process": o.batch // par.world, "accumulate": o.accumulate,
+            "seq_len": o.seq_len, "lr": o.lr, "warmup": o.warmup, "seed": o.seed, "steps": curve,
+            "val": [h for h in history if "val_kl" in h],
+        }
 
     def checkpoint() -> None:
-        _save(ckpt_path, {
-            "model": os.path.abspath(o.model), "sparsity": o.sparsity, "step": step, "history": history, "order": order,
-            "student": student.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "options": asdict(o),
-        })
+        # Collective under DDP/FSDP (the full state is gathered on process 0), written by 0 alone.
+        sd = get_model_state_dict(run, options=full)
+        osd = get_optimizer_state_dict(run, opt, options=full)
+        if not par.main:
+            return
+        _save_atomic(ckpt_path, lambda tmp: torch.save({
+            "format": CHECKPOINT_FORMAT, "model": os.path.abspath(o.model), "sparsity": o.sparsity, "batch": o.batch,
+            "world": par.world, "step": step, "history": history, "curve": curve, "student": sd, "opt": osd,
+            "sched": sched.state_dict(), "options": asdict(o),
+        }, tmp))
+        _save_atomic(curves_path(o.out), lambda tmp: _write_json(tmp, curves()))
 
     kl_before = val_kl() if not history else history[0]["val_kl"]
     if not history:
         history.append({"step": 0, "val_kl": kl_before})
-    log(f"distilling {os.path.basename(o.model)} ({cfg.arch}, {cfg.n_layer} layers, {qtype.name}) at sparsity {o.sparsity}: "
+    how = "" if not par.distributed else f" on {par.world} processes ({par.backend}, {'FSDP' if o.fsdp else 'DDP'}, {o.batch // par.world} window(s) each per step)"
+    log(f"distilling {os.path.basename(o.model)} ({cfg.arch}, {cfg.n_layer} layers, {qtype.name}) at sparsity {o.sparsity} on {dev}{how}: "
         f"{len(train)} training windows of {o.seq_len} tokens, {n_val} held out; val KL {kl_before:.4f}")
     bar = None
-    if o.progress:
+    if o.progress and par.main:
         try:
             from tqdm import tqdm
             bar = tqdm(total=o.steps, initial=step, desc="distill", unit="step", file=sys.stderr, dynamic_ncols=True)
@@ -146,21 +252,28 @@ def distill(o: Options, log=lambda s: print(s, file=sys.stderr, flush=True)) -> 
     losses: list[float] = []
     stopped = "steps"
     while step < o.steps:
-        if o.time_limit > 0 and time.time() - t0 > o.time_limit * 60:
+        if o.time_limit > 0 and P.any_rank(time.time() - t0 > o.time_limit * 60, par):
             stopped = "time limit"
             break
-        idx = [int(order[(step * o.batch + b) % len(train)]) for b in range(o.batch)]
-        x = train[idx].to(o.device)
-        with torch.no_grad():
-            t_logits = teacher(x)
-        loss = kl_teacher_student(t_logits, student(x))
+        idx = batches(step)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss = torch.zeros((), device=dev)
+        for k in range(o.accumulate):
+            x = train[idx[k * micro : (k + 1) * micro]].to(dev)
+            with torch.no_grad():
+                t_logits = teacher(x)
+            # Gradients are averaged over the processes after the last micro-batch only.
+            with P.gradient_sync(run, par, k == o.accumulate - 1):
+                part = kl_teacher_student(t_logits, run(x)) / o.accumulate
+                part.backward()
+            loss += part.detach()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
+        lr = sched.get_last_lr()[0]
         opt.step()
         sched.step()
         step += 1
-        losses.append(loss.item())
+        losses.append(float(P.mean_over_ranks(loss, par)))
+        curve.append({"step": step, "train_kl": losses[-1], "lr": lr})
         if not math.isfinite(losses[-1]):
             raise DistillError(f"loss became {losses[-1]} at step {step}; try a smaller --lr")
         if bar is not None:
@@ -174,12 +287,22 @@ def distill(o: Options, log=lambda s: print(s, file=sys.stderr, flush=True)) -> 
     kl_after = val_kl()
     history.append({"step": step, "val_kl": kl_after})
     checkpoint()
-    written = write_distilled(o.model, o.out, student.trained_linears())
+    trained = get_model_state_dict(run, options=full)
+    if not par.main:
+        return {}
+    written = write_distilled(o.model, o.out, {gguf_name: trained[key] for key, gguf_name in student.trained_names().items()})
     return {
         "model": os.path.abspath(o.model), "out": os.path.abspath(o.out), "checkpoint": os.path.abspath(ckpt_path),
-        "arch": cfg.arch, "weight_type": qtype.name, "sparsity": o.sparsity, "steps": step, "stopped_by": stopped,
-        "seq_len": o.seq_len, "batch": o.batch, "lr": o.lr, "train_windows": len(train), "val_windows": n_val,
+        "curves": os.path.abspath(curves_path(o.out)), "arch": cfg.arch, "weight_type": qtype.name, "sparsity": o.sparsity,
+        "steps": step, "stopped_by": stopped, "seq_len": o.seq_len, "batch": o.batch, "accumulate": o.accumulate, "processes": par.world,
+        "backend": par.backend, "device": str(dev), "fsdp": o.fsdp, "lr": o.lr, "train_windows": len(train), "val_windows": n_val,
         "val_kl_before": kl_before, "val_kl_after": kl_after, "train_seconds": time.time() - t0,
         "train_kl_first": losses[0] if losses else None, "train_kl_last10": float(np.mean(losses[-10:])) if losses else None,
         "history": history, **written,
     }
+
+
+def _write_json(path: str, obj: dict) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=1)
+        f.write("\n")

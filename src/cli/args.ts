@@ -103,12 +103,15 @@ export const OPTIONS = {
   shape: { long: "shape", kind: "string", value: "name", choices: Object.keys(SHAPES), help: `Model shape: ${Object.keys(SHAPES).join(", ")}.` },
   type: { long: "type", kind: "string", value: "type", choices: WEIGHT_TYPES, help: "Type of the linear weights, token_embd and output (norms and MoE routers stay f32). Defaults to q4_0." },
   mix: { long: "mix", kind: "string", value: "name", choices: ["q4_k_m"], help: "With --type q4_k: llama.cpp's Q4_K_M mix (output and some layers' attn_v / ffn_down in q6_k). Defaults to none." },
-  steps: { long: "steps", kind: "int", value: "n", min: 0, max: 10_000_000, help: "Training steps (one window of 256 tokens each). Defaults to 200." },
+  steps: { long: "steps", kind: "int", value: "n", min: 0, max: 10_000_000, help: "Training steps (of --batch windows of 256 tokens each). Defaults to 200." },
   out: { long: "out", short: "o", kind: "string", value: "file", help: "Output file." },
   lr: { long: "lr", kind: "number", value: "x", above: 0, max: 1, help: "Adam learning rate. Defaults to 5e-5." },
   timeLimit: { long: "time-limit", kind: "number", value: "min", above: 0, max: 1_000_000, help: "Stop training after this many minutes and write the model. Defaults to no limit." },
   resume: { long: "resume", kind: "flag", help: "Continue from the checkpoint (<out>.ckpt) of an interrupted run." },
-  device: { long: "device", kind: "string", value: "name", help: "PyTorch device: cpu, cuda, cuda:1, ... Defaults to cpu." },
+  device: { long: "device", kind: "string", value: "name", help: "PyTorch device: auto, cpu, cuda, cuda:1, ... (with --procs, cuda means each process's own GPU). Defaults to auto: cuda when torch sees a GPU, else cpu." },
+  procs: { long: "procs", kind: "int", value: "n", min: 1, max: 1024, help: "Training processes on this machine, started by torchrun from the Python environment: one model trained by all (DistributedDataParallel; gloo between CPU processes, NCCL between GPUs), each process taking --batch / n windows per step. Defaults to 1 (no torchrun)." },
+  batch: { long: "batch", kind: "int", value: "n", min: 1, max: 65_536, help: "Windows of 256 tokens per training step over all processes; a multiple of --procs. Defaults to --procs (one window per process)." },
+  fsdp: { long: "fsdp", kind: "flag", help: "With --procs 2 or more: shard the layers' weights, gradients and Adam state over the processes (FSDP) instead of a whole copy in each, for models that do not fit one device." },
   json: { long: "json", kind: "flag", help: "Print one JSON object (tokens, text, speeds, memory) as the last line of stdout instead of the streamed text." },
   verbose: { long: "verbose", kind: "flag", help: "Show stack traces on errors." },
   help: { long: "help", short: "h", kind: "flag", help: "Show this help." },
@@ -292,16 +295,20 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
       "Trains on the model's own continuations of the 16 calibration prompts (cached), or --text.",
       "The first run creates a Python environment in <cache>/distill-venv and installs torch, gguf",
       "and numpy from PyPI (over 1 GB). The output defaults to <model stem>.distilled-s<s>.gguf beside",
-      "the model; calibrate it before running it sparse.",
+      "the model; calibrate it before running it sparse. --procs n trains with n processes under",
+      "torchrun (same seed and --batch: the same loss curve as one process, within float rounding);",
+      "the training curve goes to <out>.curves.json, a checkpoint to <out>.ckpt (--resume continues",
+      "it with any --procs). Across machines, run the command it prints with torchrun's --nnodes and",
+      "--rdzv-endpoint on each (the model, its table and the token file at the same paths).",
     ],
     positionals: ["model"],
-    options: ["sparsity", "steps", "lr", "timeLimit", "text", "tokens", "out", "resume", "device", "threads", "seed", "json", "verbose", "help"],
+    options: ["sparsity", "steps", "lr", "timeLimit", "text", "tokens", "out", "resume", "device", "procs", "batch", "fsdp", "threads", "seed", "json", "verbose", "help"],
     optionHelp: {
       sparsity: "Sparsity to distil for (0 < s < 1), with the thresholds of the model's calibration table. Required.",
       text: "Train on this text file instead of self-generated text (never the evaluation text).",
       tokens: "Training tokens: self-generated (in windows of 256) or the first n of --text. Defaults to 36864.",
       out: "Distilled model to write. Defaults to <model stem>.distilled-s<s>.gguf beside the model.",
-      threads: "CPU threads for text generation and PyTorch. Defaults to the engine's measured default and torch's default for training.",
+      threads: "CPU threads for text generation, and per training process for PyTorch. Defaults to the engine's measured default, and for training to torch's default alone or the machine's cores / --procs under torchrun.",
       seed: "Training seed (window order). Defaults to 1.",
       json: "Print the training summary (KL before/after, steps, output path) as one JSON line on stdout.",
     },
@@ -503,6 +510,7 @@ export function parseArgs(argv: readonly string[]): Parsed {
   if (command === "distill" && values.sparsity === undefined) {
     throw new UsageError("distill needs the target sparsity: --sparsity <s>", command);
   }
+  if (command === "distill") checkDistillProcesses(values as OptionValues);
   if (command === "synth" && values.shape === undefined) {
     throw new UsageError(`synth needs a shape: --shape <${Object.keys(SHAPES).join("|")}>`, command);
   }
@@ -511,6 +519,17 @@ export function parseArgs(argv: readonly string[]): Parsed {
     throw new UsageError(`unknown model "${positionals[0]}" for fetch; the only fetchable model is smollm2`, command);
   }
   return { kind: "command", command, positionals, values: values as OptionValues };
+}
+
+function checkDistillProcesses(v: OptionValues): void {
+  const procs = v.procs ?? 1;
+  if (v.fsdp === true && procs < 2) throw new UsageError("--fsdp shards the model over processes: give --procs 2 or more", "distill");
+  if (procs > 1 && v.device !== undefined && /^cuda:/i.test(v.device)) {
+    throw new UsageError(`--device ${v.device} names one GPU; with --procs each process takes its own: give --device cuda or auto`, "distill");
+  }
+  if (v.batch !== undefined && v.batch % procs !== 0) {
+    throw new UsageError(`--batch ${v.batch} does not split over --procs ${procs}: give a multiple of ${procs}`, "distill");
+  }
 }
 
 const CACHE_ACTIONS = ["ls", "rm", "prune"];

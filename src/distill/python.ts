@@ -2,6 +2,7 @@
 // (python/requirements.txt), and `python -m activeflow_distill` run with PYTHONPATH=python.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ActiveflowError } from "../errors.js";
@@ -69,25 +70,46 @@ export interface PythonRun {
   stdout: string;
 }
 
-// Runs `python -m <module> ...args`; stderr (progress bar, messages) goes to `onStderr`.
+// How to start the tool: `python -m <module>` alone, or torchrun (the venv's, beside its python)
+// with `procs` processes on this machine; threads are per process.
+export interface Launch {
+  procs: number;
+  threads?: number;
+}
+
+// The command line runPythonModule runs, and the environment it adds.
+export function launchCommand(python: string, module: string, args: string[], launch: Launch = { procs: 1 }): { cmd: string; args: string[]; env: NodeJS.ProcessEnv } {
+  const env: NodeJS.ProcessEnv = { PYTHONPATH: pythonDir(), PYTHONUNBUFFERED: "1" };
+  if (launch.procs <= 1) return { cmd: python, args: ["-m", module, ...args], env };
+  const torchrun = join(dirname(python), "torchrun");
+  if (!existsSync(torchrun)) throw new ActiveflowError("DISTILL", `${torchrun} not found: the torch in ${dirname(dirname(python))} has no torchrun`);
+  // torchrun would set 1 thread per process (and say so); split this machine's cores instead.
+  env.OMP_NUM_THREADS = String(launch.threads ?? Math.max(1, Math.floor(availableParallelism() / launch.procs)));
+  return { cmd: torchrun, args: ["--standalone", `--nproc-per-node=${launch.procs}`, "-m", module, ...args], env };
+}
+
+// Runs the module (see launchCommand); stderr (progress bar, messages) goes to `onStderr`.
 export function runPythonModule(
   python: string,
   module: string,
   args: string[],
   onStderr: (s: string) => void,
   signal?: AbortSignal,
+  launch: Launch = { procs: 1 },
 ): Promise<PythonRun> {
   return new Promise((resolve, reject) => {
+    const c = launchCommand(python, module, args, launch);
     // ACTIVEFLOW_PARENT_PID: the tool stops itself if this process dies without signalling it
     // (python/activeflow_distill/parent.py).
-    const env = { ...process.env, PYTHONPATH: pythonDir(), PYTHONUNBUFFERED: "1", ACTIVEFLOW_PARENT_PID: String(process.pid) };
-    const p = spawn(python, ["-m", module, ...args], { stdio: ["ignore", "pipe", "pipe"], env });
+    const env = { ...process.env, ...c.env, ACTIVEFLOW_PARENT_PID: String(process.pid) };
+    const p = spawn(c.cmd, c.args, { stdio: ["ignore", "pipe", "pipe"], env });
     let stdout = "";
     p.stdout.on("data", (b: Buffer) => (stdout += b.toString()));
     p.stderr.on("data", (b: Buffer) => onStderr(b.toString()));
+    // torchrun passes SIGINT on to its processes.
     const onAbort = () => p.kill("SIGINT");
     signal?.addEventListener("abort", onAbort);
-    p.on("error", (e) => reject(new ActiveflowError("DISTILL", `cannot run ${python}: ${e.message}`)));
+    p.on("error", (e) => reject(new ActiveflowError("DISTILL", `cannot run ${c.cmd}: ${e.message}`)));
     p.on("close", (code) => {
       signal?.removeEventListener("abort", onAbort);
       resolve({ code: code ?? 1, stdout });

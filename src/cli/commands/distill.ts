@@ -1,6 +1,7 @@
 // `activeflow distill <model> --sparsity s`: sparsity-aware self-distillation. Prepares the
 // training tokens with the engine (the model's own continuations of the calibration prompts,
-// cached, or --text), sets up the Python environment once, then runs python -m activeflow_distill.
+// cached, or --text), sets up the Python environment once, then runs python -m activeflow_distill,
+// or torchrun with --procs processes.
 import { createHash } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
@@ -55,20 +56,29 @@ export async function distillCommand(ctx: CliContext, model: string, values: Opt
   if (values.timeLimit !== undefined) args.push("--time-limit", String(values.timeLimit));
   if (values.threads !== undefined) args.push("--threads", String(values.threads));
   if (values.device !== undefined) args.push("--device", values.device);
+  const procs = values.procs ?? 1;
+  args.push("--batch", String(values.batch ?? procs));
+  if (values.fsdp === true) args.push("--fsdp");
   if (values.seed !== undefined) args.push("--seed", String(values.seed));
   if (values.resume === true) args.push("--resume");
   if (ctx.stderr.isTTY !== true) args.push("--no-progress");
+  const launch = { procs, ...(values.threads !== undefined ? { threads: values.threads } : {}) };
+  if (procs > 1) {
+    // The same command with torchrun's --nnodes / --rdzv-endpoint runs across machines.
+    const c = py.launchCommand(python, "activeflow_distill", args, launch);
+    log(`running: ${Object.entries(c.env).map(([k, v]) => `${k}=${v}`).join(" ")} ${c.cmd} ${c.args.join(" ")}\n`);
+  }
   const controller = new AbortController();
   const off = ctx.onInterrupt(() => controller.abort());
   let r;
   try {
-    r = await py.runPythonModule(python, "activeflow_distill", args, log, controller.signal);
+    r = await py.runPythonModule(python, "activeflow_distill", args, log, controller.signal, launch);
   } finally {
     off();
   }
   if (r.code !== 0) {
     // The tool has printed its one-line error on stderr already.
-    throw new ActiveflowError("DISTILL", `python -m activeflow_distill exited with code ${r.code}`);
+    throw new ActiveflowError("DISTILL", `${procs > 1 ? "torchrun" : "python"} -m activeflow_distill exited with code ${r.code}`);
   }
   const last = r.stdout.trim().split("\n").pop() ?? "";
   let summary: Record<string, unknown>;
@@ -86,6 +96,7 @@ export async function distillCommand(ctx: CliContext, model: string, values: Opt
   ctx.stdout.write(
     `held-out KL(dense || sparse ${sparsity}): ${f(summary.val_kl_before)} -> ${f(summary.val_kl_after)} after ${String(summary.steps)} steps (${String(summary.stopped_by)})\n`,
   );
+  ctx.stdout.write(`training curve: ${String(summary.curves)}\n`);
   ctx.stdout.write(`wrote ${String(summary.out)}\nnext: activeflow calibrate ${String(summary.out)} (its own thresholds), then eval or run it with --sparsity ${sparsity}\n`);
   return 0;
 }
