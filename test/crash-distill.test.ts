@@ -2,7 +2,8 @@
 // process group, the node process alone, or the Python trainer alone) never leaves a torn model
 // or checkpoint: the output is absent or a GGUF with the source's layout, the checkpoint absent
 // or loadable, the next run resumes from it and finishes, the killed runs' temporary files are
-// swept, and a trainer whose parent was killed stops by itself instead of writing the output later.
+// swept, and a trainer whose parent was killed stops by itself instead of writing the output later;
+// two distills of one model at once both finish with a whole output.
 // Needs the distillation venv, as test/distill.test.ts.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -150,32 +151,57 @@ test(`kill -9 at ${TRIALS} random points of distill: output and checkpoint absen
   assert.equal(await last.exited, 0, last.stderr());
   await assertOutputWhole("after the kills");
   assert.ok(existsSync(out));
-  assert.deepEqual(readdirSync(join(dir, "out")).sort(), ["tiny.distilled.gguf", "tiny.distilled.gguf.ckpt"], "the killed runs' temporary files are swept");
+  assert.deepEqual(readdirSync(join(dir, "out")).sort(), ["tiny.distilled.gguf", "tiny.distilled.gguf.ckpt", "tiny.distilled.gguf.curves.json"], "the killed runs' temporary files are swept");
   assert.deepEqual(readdirSync(join(dir, "cache", "distill")).filter((n) => !/\.(tokens\.i32|text\.txt)$/.test(n)), []);
 });
 
-test("a trainer whose parent is killed stops by itself (ACTIVEFLOW_PARENT_PID)", { skip: spawnSync("python3", ["-c", ""]).status === 0 ? false : "python3 is not installed" }, async () => {
-  // parent: a node process that starts the watcher as runPythonModule does, then waits.
-  const py = "from activeflow_distill.parent import watch_parent\nimport time\nwatch_parent()\nprint('ready', flush=True)\ntime.sleep(60)";
-  const parent = "const { spawn } = await import('node:child_process');" +
-    "const c = spawn('python3', ['-c', process.argv[1]], { env: { ...process.env, ACTIVEFLOW_PARENT_PID: String(process.pid) }, stdio: ['ignore', 'inherit', 'ignore'] });" +
-    "process.stderr.write(c.pid + '\\n'); setInterval(() => {}, 1000);";
-  const p = spawn(process.execPath, ["--input-type=module", "-e", parent, py], { env: { ...process.env, PYTHONPATH: join(REPO_ROOT, "python") }, stdio: ["ignore", "pipe", "pipe"] });
-  let out = "", err = "";
-  p.stdout!.on("data", (b: Buffer) => (out += b.toString()));
-  p.stderr!.on("data", (b: Buffer) => (err += b.toString()));
-  while (!out.includes("ready")) await sleep(20);
-  const child = Number(err.trim());
-  p.kill("SIGKILL");
-  const t0 = performance.now();
-  // A zombie nobody reaps yet (a container's pid 1 may not) has exited too.
-  const alive = () => {
-    try {
-      return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${child}/stat`, "utf8"));
-    } catch {
-      return false;
-    }
-  };
-  while (alive() && performance.now() - t0 < 10_000) await sleep(20);
-  assert.ok(!alive(), `python ${child} outlived its killed parent by 10 s`);
+test("two distills of one model at once (one output, one token cache) both finish: the output is whole, nothing left over", { skip: SKIP }, async () => {
+  await rm(out, { force: true });
+  await rm(`${out}.ckpt`, { force: true });
+  await rm(join(dir, "cache", "distill"), { recursive: true, force: true }); // both write the token cache
+  const a = distillChild(false), b = distillChild(false);
+  const codes = await Promise.all([a.exited, b.exited]);
+  assert.deepEqual(codes, [0, 0], `${a.stderr()}\n${b.stderr()}`);
+  await assertOutputWhole("two at once");
+  assert.ok(existsSync(out));
+  assert.deepEqual(readdirSync(join(dir, "out")).sort(), ["tiny.distilled.gguf", "tiny.distilled.gguf.ckpt", "tiny.distilled.gguf.curves.json"], "no temporary files left beside the output");
+  const cache = readdirSync(join(dir, "cache", "distill"));
+  assert.ok(cache.length > 0 && cache.every((n) => /\.(tokens\.i32|text\.txt)$/.test(n)), `the token cache holds only whole files: ${cache.join(", ")}`);
+});
+
+// A zombie nobody reaps yet (a container's pid 1 may not) has exited too.
+function running(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
+test("a trainer whose activeflow process is killed stops by itself (ACTIVEFLOW_PARENT_PID), started directly or under torchrun", { skip: spawnSync("python3", ["-c", ""]).status === 0 ? false : "python3 is not installed" }, async () => {
+  const py = "from activeflow_distill.parent import watch_parent\nimport os, time\nwatch_parent()\nprint('ready', os.getpid(), flush=True)\ntime.sleep(60)";
+  // Under torchrun the trainer's parent is torchrun, not activeflow: a shell stands in for it
+  // (the command after python keeps the shell from exec'ing it).
+  for (const [how, cmd, args] of [["directly", "python3", "['-c', process.argv[1]]"], ["under a launcher", "sh", "['-c', 'python3 -c \"$1\"; exit $?', 'sh', process.argv[1]]"]] as const) {
+    // parent: a node process that starts the trainer as runPythonModule does, then waits.
+    const parent = "const { spawn } = await import('node:child_process');" +
+      `spawn('${cmd}', ${args}, { env: { ...process.env, ACTIVEFLOW_PARENT_PID: String(process.pid) }, stdio: ['ignore', 'inherit', 'ignore'] });` +
+      "setInterval(() => {}, 1000);";
+    const p = spawn(process.execPath, ["--input-type=module", "-e", parent, py], { env: { ...process.env, PYTHONPATH: join(REPO_ROOT, "python") }, stdio: ["ignore", "pipe", "ignore"] });
+    let out = "";
+    p.stdout!.on("data", (b: Buffer) => (out += b.toString()));
+    const t1 = performance.now();
+    while (!/ready \d+\n/.test(out) && performance.now() - t1 < 10_000) await sleep(20);
+    if (!/ready \d+\n/.test(out)) p.kill("SIGKILL");
+    assert.match(out, /ready \d+\n/, `${how}: python stopped before it was ready, its activeflow process running`);
+    const child = Number(/ready (\d+)/.exec(out)![1]);
+    // It keeps running while the activeflow process lives (several polls)...
+    await sleep(1000);
+    assert.ok(running(child), `${how}: python ${child} stopped while its activeflow process runs`);
+    // ...and stops once that is killed.
+    p.kill("SIGKILL");
+    const t0 = performance.now();
+    while (running(child) && performance.now() - t0 < 10_000) await sleep(20);
+    assert.ok(!running(child), `${how}: python ${child} outlived its killed activeflow process by 10 s`);
+  }
 });
