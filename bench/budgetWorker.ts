@@ -11,6 +11,7 @@ import {
   type PrepareResult,
   type RunRequest,
 } from "./lib/budgetTypes.js";
+import { defaultBackend } from "../src/backends/default.js";
 
 function emit(e: BudgetEvent): void {
   process.stdout.write(EVENT_MARKER + JSON.stringify(e) + "\n");
@@ -24,13 +25,13 @@ async function prepare(req: PrepareRequest): Promise<PrepareResult> {
   const log = (s: string) => process.stderr.write(s + "\n");
   // Random weights: speed only, so keep their Q4_0 columns (the same bytes llama.cpp reads).
   const synthetic = /synth-/.test(req.modelPath);
-  const convertedPath = await ensureConverted(req.modelPath, { log, ...(synthetic ? { keepSourceType: true } : {}) });
+  const convertedPath = await ensureConverted(defaultBackend(), req.modelPath, { log, ...(synthetic ? { keepSourceType: true } : {}) });
   const weightBytes = weightBytesOf(await openFlashModel(convertedPath));
   let calibration: string;
   if (await loadCalibration(convertedPath)) calibration = `existing ${calibrationPath(convertedPath)}`;
   else if (await loadCalibration(req.modelPath)) calibration = `existing ${calibrationPath(req.modelPath)}`;
   else {
-    const { Engine } = await import("../src/engine/Engine.js");
+    const { Engine } = await import("../src/index.js");
     const { calibrate } = await import("../src/sparsity/calibrate.js");
     log(`calibrating ${req.modelPath} (dense, ${req.tokensPerPrompt} self-generated tokens per prompt) ...`);
     const engine = await Engine.load(req.modelPath, { threads: 1 });
@@ -42,7 +43,7 @@ async function prepare(req: PrepareRequest): Promise<PrepareResult> {
 }
 
 async function runOurs(req: RunRequest): Promise<void> {
-  const { Engine } = await import("../src/engine/Engine.js");
+  const { Engine } = await import("../src/index.js");
   const t0 = performance.now();
   const engine = await Engine.load(req.modelPath, {
     threads: req.threads,

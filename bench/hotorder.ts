@@ -16,7 +16,7 @@ import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { SITES } from "../src/backend/Backend.js";
-import { Engine } from "../src/engine/Engine.js";
+import { Engine } from "../src/index.js";
 import type { CachePolicy } from "../src/engine/types.js";
 import type { GenerationStats } from "../src/engine/types.js";
 import { machineInfo } from "./lib/machine.js";

@@ -15,7 +15,7 @@ import { execFileSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
-import { Engine } from "../src/engine/Engine.js";
+import { Engine } from "../src/index.js";
 import { evaluateQuality } from "../src/eval/quality.js";
 import { convertToFlash, type ConvertReport } from "../src/flash/convert.js";
 import { openFlashModel } from "../src/flash/open.js";
@@ -25,6 +25,7 @@ import { thresholdsFor } from "../src/sparsity/thresholds.js";
 import { machineInfo } from "./lib/machine.js";
 import { repoRoot } from "./lib/paths.js";
 import { median } from "./lib/stats.js";
+import { defaultBackend } from "../src/backends/default.js";
 
 const { values } = parseArgs({
   options: {
@@ -75,7 +76,7 @@ for (const layout of layouts) {
   if (!existsSync(file)) {
     console.error(`converting ${model} -> ${file}`);
     const t = GgmlType[layout.toUpperCase() as keyof typeof GgmlType];
-    const r = await convertToFlash(model, file, { groupSize, ...(layout === "split" ? {} : { columnType: t }) });
+    const r = await convertToFlash(defaultBackend(), model, file, { groupSize, ...(layout === "split" ? {} : { columnType: t }) });
     const { inPath: _i, outPath: _o, ...rest } = r;
     convert = rest;
   }

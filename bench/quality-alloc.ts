@@ -13,7 +13,7 @@ import { cpus, loadavg } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { Engine } from "../src/engine/Engine.js";
+import { Engine } from "../src/index.js";
 import { argmax, logSoftmax } from "../src/eval/quality.js";
 import { modelsDir } from "../src/fetch/cache.js";
 import { allocateGreedy, meanSparsity, probeSensitivity, siteWeightBytes, type Sensitivity } from "../src/sparsity/allocate.js";

@@ -24,7 +24,7 @@ import { cpus, loadavg } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { Engine } from "../src/engine/Engine.js";
+import { Engine } from "../src/index.js";
 import { ensureConverted } from "../src/flash/cache.js";
 import { cacheRoot, modelsDir } from "../src/fetch/cache.js";
 import { readGguf } from "../src/gguf/reader.js";
@@ -32,6 +32,7 @@ import { calibrate } from "../src/sparsity/calibrate.js";
 import { loadCalibration, saveCalibration } from "../src/sparsity/store.js";
 import { selectionOf, tableFromJson, thresholdsFor, type ThresholdTable } from "../src/sparsity/thresholds.js";
 import { argmax, logSoftmax } from "../src/eval/quality.js";
+import { defaultBackend } from "../src/backends/default.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, here.includes("/dist/") ? "../.." : "..");
@@ -230,7 +231,7 @@ async function main() {
     if (missing.length > 0) console.error(`no distilled model for sparsity ${missing.join(", ")} (activeflow distill ${model} --sparsity s)`);
   }
   if (!values["no-flash"]) {
-    const flashPath = await ensureConverted(model, { groupSize: 1, log: (l) => console.error(l) });
+    const flashPath = await ensureConverted(defaultBackend(), model, { groupSize: 1, log: (l) => console.error(l) });
     if (!(await loadCalibration(flashPath))) await saveCalibration(flashPath, table);
     // No budget: every column cached, so this measures the layout's arithmetic, not I/O.
     const flash = await Engine.load(flashPath, { threads, contextLength: window });

@@ -18,6 +18,7 @@ import { inGroup, limitHits, peakOf, resetPeak, setLimit, usageOf } from "./lib/
 import { machineInfo } from "./lib/machine.js";
 import { repoRoot } from "./lib/paths.js";
 import { lines } from "./lib/lines.js";
+import { defaultBackend } from "../src/backends/default.js";
 
 const MiB = 1 << 20;
 const PARENT = "activeflow-schedule";
@@ -128,7 +129,7 @@ async function main(): Promise<void> {
   if (typeof kind === "string") throw new Error(kind);
   const schedule = parseDramSchedule(a.schedule);
   // The converted file and its weight bytes (what "60%" is a percentage of), outside any limit.
-  const converted = await ensureConverted(a.model, { log: (s) => process.stderr.write(`${s}\n`) });
+  const converted = await ensureConverted(defaultBackend(), a.model, { log: (s) => process.stderr.write(`${s}\n`) });
   const weightBytes = weightBytesOf(await openFlashModel(converted));
   const allowance = a.allowanceMiB * MiB;
   const budgetAt = (token: number) => {

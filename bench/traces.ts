@@ -19,7 +19,7 @@ import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { Engine } from "../src/engine/Engine.js";
+import { Engine } from "../src/index.js";
 import { modelsDir } from "../src/fetch/cache.js";
 import { calibrationText } from "../src/sparsity/calibrate.js";
 import { loadCalibration } from "../src/sparsity/store.js";

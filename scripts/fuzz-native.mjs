@@ -106,13 +106,14 @@ async function seed(corpusDir) {
   if (!existsSync(join(dist, "synth", "synth.js"))) throw new Error("dist/ is not built: run npm run build:ts first");
   const { synthesizeModel } = await import(join(dist, "synth", "synth.js"));
   const { convertToFlash } = await import(join(dist, "flash", "convert.js"));
+  const { defaultBackend } = await import(join(dist, "backends", "default.js"));
   const { GgmlType } = await import(join(dist, "gguf", "types.js"));
   const tmp = join(out, "seed-models");
   mkdirSync(tmp, { recursive: true });
   const gguf = join(tmp, "tiny.gguf");
   if (!existsSync(gguf)) await synthesizeModel("tiny", GgmlType.Q4_0, gguf, { seed: 1 });
   const flash = join(tmp, "tiny.af.gguf");
-  if (!existsSync(flash)) await convertToFlash(gguf, flash, { groupSize: 1 });
+  if (!existsSync(flash)) await convertToFlash(defaultBackend(), gguf, flash, { groupSize: 1 });
   const headerLen = 64; // the structured prefix each target consumes first
   for (const [i, file] of [gguf, flash].entries()) {
     const b = readFileSync(file);

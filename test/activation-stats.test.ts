@@ -9,7 +9,7 @@ import { mkdtemp, open, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SITES, type ActivationTrace, type BackendModel } from "../src/backend/Backend.js";
-import { Engine } from "../src/engine/Engine.js";
+import { Engine } from "../src/index.js";
 import { isActiveflowError } from "../src/errors.js";
 import { readGguf } from "../src/gguf/reader.js";
 import { GgmlType } from "../src/gguf/types.js";

@@ -13,7 +13,7 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Engine } from "../src/engine/Engine.js";
+import { Engine } from "../src/index.js";
 import { isActiveflowError } from "../src/errors.js";
 import type { LoadOptions } from "../src/engine/types.js";
 import { convertToFlash } from "../src/flash/convert.js";
@@ -25,6 +25,7 @@ import { greedy, maxAbsDiff, withEngine as loadFor } from "./helpers/engine.js";
 import { LlamaCppRef } from "./helpers/llamacpp.js";
 import { rng } from "./helpers/random.js";
 import { rewriteF32, rewriteGguf } from "./helpers/rewrite.js";
+import { defaultBackend } from "../src/backends/default.js";
 
 const PROMPTS = 16;
 const AGREE = 15;
@@ -145,7 +146,7 @@ function phi3Files(): Promise<{ twin: string; flash: string; min: number }> {
     const twin = join(dir, "phi3-twin.gguf");
     await rewriteF32(m.path, twin, () => true);
     const flash = join(dir, "phi3-q4_0.af.gguf");
-    const report = await convertToFlash(m.path, flash, { groupSize: 1 });
+    const report = await convertToFlash(defaultBackend(), m.path, flash, { groupSize: 1 });
     for (const s of report.sites) assert.equal(s.layout, "split", `${s.site} is split`);
     assert.deepEqual(report.sites.find((s) => s.site === "attn_in")!.tensors, ["attn_q", "attn_k", "attn_v"]);
     assert.deepEqual(report.sites.find((s) => s.site === "ffn_in")!.nOut, [1536, 1536]);
@@ -188,7 +189,7 @@ test("phi3: a fused tensor or LongRoPE factors of the wrong size and a qkv bias 
     t.name === "blk.1.attn_qkv.weight" ? { ...t, dims: [64, 120], data: t.data.subarray(0, 64 * 120 * 4) } : t);
   const qkvMsg = /tensor blk\.1\.attn_qkv\.weight has dims \[64, 120\], expected \[64, 128\] \(attn_q 64 \+ attn_k 32 \+ attn_v 32 rows\)/;
   await assert.rejects(Engine.load(badQkv), (e: unknown) => oneLine(e, "MODEL_BAD_SHAPE", qkvMsg));
-  await assert.rejects(convertToFlash(badQkv, join(dir, "phi3-bad-qkv.af.gguf")), (e: unknown) => oneLine(e, "MODEL_BAD_SHAPE", qkvMsg));
+  await assert.rejects(convertToFlash(defaultBackend(), badQkv, join(dir, "phi3-bad-qkv.af.gguf")), (e: unknown) => oneLine(e, "MODEL_BAD_SHAPE", qkvMsg));
 
   const badUp = join(dir, "phi3-bad-up.gguf");
   await rewriteGguf(m.path, badUp, (t) => (t.name === "blk.0.ffn_up.weight" ? { ...t, dims: [64, 128], data: t.data.subarray(0, 64 * 128 * 4) } : t));

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SITES } from "../src/backend/Backend.js";
 import { loadAddon } from "../src/backends/native/binding.js";
-import { Engine } from "../src/engine/Engine.js";
+import { Engine } from "../src/index.js";
 import { convertToFlash } from "../src/flash/convert.js";
 import { GgmlType } from "../src/gguf/types.js";
 import { thresholdsAt } from "../src/sparsity/thresholds.js";
@@ -18,6 +18,7 @@ import { Arc, DecayLfu, EngineLfu, Lru, StaticSet, type ExtentPolicy } from "../
 import { simulate, type PolicySpec } from "../bench/lib/cacheReplay.js";
 import { planReads } from "../bench/lib/layouts.js";
 import { TRACE_VERSION, TraceBuilder, type Trace } from "../bench/lib/traceFile.js";
+import { defaultBackend } from "../src/backends/default.js";
 
 let dir = "";
 let flashPath = "";
@@ -27,7 +28,7 @@ before(async () => {
   const src = join(dir, "small.gguf");
   await synthesizeModel("small", GgmlType.Q8_0, src, { seed: 11 });
   flashPath = join(dir, "small.af.gguf");
-  await convertToFlash(src, flashPath, { groupSize: 1 });
+  await convertToFlash(defaultBackend(), src, flashPath, { groupSize: 1 });
 });
 
 after(async () => {

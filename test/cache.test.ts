@@ -17,6 +17,7 @@ import { processAlive, sweepTemps, tempOwner } from "../src/tempFiles.js";
 import { runCli, useTempCache } from "./helpers/cli.js";
 import { rng } from "./helpers/random.js";
 import { BIN } from "./helpers/repo.js";
+import { defaultBackend } from "../src/backends/default.js";
 
 let dir = "";
 useTempCache("af-cache-", (d) => {
@@ -226,12 +227,12 @@ test("cache ls, prune and rm: stale conversions (source gone, changed, older cop
   const a = join(dir, "pa.gguf"), b = join(dir, "pb.gguf");
   await synthesizeModel("tiny", GgmlType.Q8_0, a, { seed: 1 });
   await copyFile(a, b);
-  const aOld = await ensureConverted(a);
-  await ensureConverted(b);
+  const aOld = await ensureConverted(defaultBackend(), a);
+  await ensureConverted(defaultBackend(), b);
   // a changes (new mtime: a new key), b is deleted; a's new conversion is current.
   const later = new Date(Date.now() + 5000);
   await utimes(a, later, later);
-  const aNew = await ensureConverted(a);
+  const aNew = await ensureConverted(defaultBackend(), a);
   assert.notEqual(aNew, aOld);
   await rm(b);
   // Two conversions from a version without sidecars: an older copy of a newer one (stale), and
@@ -297,7 +298,7 @@ test("--dram below the model's minimum is refused before converting, with the mi
   assert.ok(!(await listCache()).entries.some((e) => e.sourcePath === m || e.name.startsWith("budget-")), "nothing was converted");
   assert.deepEqual(temps(flashCacheDir()), []);
   // The same minimum as the converted file gives.
-  const converted = await ensureConverted(m);
+  const converted = await ensureConverted(defaultBackend(), m);
   const post = await cli(["run", converted, "--dram", "1KB", "-p", "hello", "-n", "1"]);
   assert.equal(post.code, 1);
   const minimum = (s: string) => /minimum of ([^(]+) \(/.exec(s)?.[1];

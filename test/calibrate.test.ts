@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { SITES, type SiteHistograms } from "../src/backend/Backend.js";
 import { main } from "../src/cli/main.js";
 import { refuseEvaluationText } from "../src/cli/commands/calibrate.js";
-import { Engine } from "../src/engine/Engine.js";
+import { Engine } from "../src/index.js";
 import { isActiveflowError } from "../src/errors.js";
 import { GgmlType } from "../src/gguf/types.js";
 import { convertToFlash } from "../src/flash/convert.js";
@@ -29,6 +29,7 @@ import { MIN_CALIBRATION_TOKENS, SPARSITY_LEVELS, tableFromJson, tableToJson, th
 import { synthesizeModel } from "../src/synth/synth.js";
 import { rng } from "./helpers/random.js";
 import { captureContext } from "./helpers/cli.js";
+import { defaultBackend } from "../src/backends/default.js";
 
 // The native histogram's binning (native/model/activation_stats.h): log2-spaced from 2^-24, 32 per octave.
 const PER_OCTAVE = 32, MIN_LOG2 = -24, BINS = 32 * 40;
@@ -299,7 +300,7 @@ let flash = "";
 async function flashFile(): Promise<string> {
   if (flash === "") {
     flash = join(dir, "small.af.gguf");
-    await convertToFlash(model, flash, { groupSize: 1 });
+    await convertToFlash(defaultBackend(), model, flash, { groupSize: 1 });
   }
   return flash;
 }

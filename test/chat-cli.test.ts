@@ -10,7 +10,7 @@ import { main } from "../src/cli/main.js";
 import { helpText, parseArgs } from "../src/cli/args.js";
 import type { CliContext, EngineLike } from "../src/cli/commands/context.js";
 import { LineJoiner, PASTE_JOIN_MS, type Timers } from "../src/cli/commands/chatInput.js";
-import { Engine } from "../src/engine/Engine.js";
+import { Engine } from "../src/index.js";
 import { StopMatcher } from "../src/engine/stopStrings.js";
 import { fitConversation } from "../src/engine/contextShift.js";
 import type { GeneratedToken, GenerateOptions, GenerationStats } from "../src/engine/types.js";

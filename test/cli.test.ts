@@ -365,7 +365,11 @@ test("main: run --dram passes the flash options and sizes the context to prompt 
   const model = await tinyGguf();
   const { readGguf } = await import("../src/gguf/reader.js");
   const { createTokenizer } = await import("../src/tokenizer/index.js");
-  const tok = createTokenizer(await readGguf(model));
+  const file = await readGguf(model);
+  const tok = createTokenizer(file);
+  const trained = Number(file.metadata.get("llama.context_length"));
+  // The CLI passes a sizer the engine calls with the tokenizer it builds (one header parse).
+  const ctxOf = (o: LoadOptions) => (typeof o.contextLength === "function" ? o.contextLength(tok, trained) : o.contextLength);
   const prompt = "hello world, the world is here. ".repeat(4);
   const promptTokens = tok.encode(prompt, { addSpecial: true }).length;
   const h = harness();
@@ -375,23 +379,23 @@ test("main: run --dram passes the flash options and sizes the context to prompt 
   assert.equal(o.sparsity, 0.5);
   assert.equal(o.groupSize, 2);
   assert.equal(o.verifyReads, true);
-  assert.equal(o.contextLength, Math.ceil((promptTokens + 40) / 64) * 64);
-  assert.ok(o.contextLength! % 64 === 0 && o.contextLength! >= promptTokens + 40);
+  assert.equal(ctxOf(o), Math.ceil((promptTokens + 40) / 64) * 64);
+  assert.ok(ctxOf(o)! % 64 === 0 && ctxOf(o)! >= promptTokens + 40);
   // --ctx wins; without --dram the context is left to the engine.
   const c = harness();
   assert.equal(await main(["run", model, "-p", prompt, "--dram", "1GB", "--ctx", "300"], c.ctx), 0, c.err());
-  assert.equal((c.loads[0]!.options as LoadOptions).contextLength, 300);
+  assert.equal(ctxOf(c.loads[0]!.options as LoadOptions), 300);
   const d = harness();
   assert.equal(await main(["run", model, "-p", prompt], d.ctx), 0, d.err());
-  assert.equal((d.loads[0]!.options as LoadOptions).contextLength, undefined);
+  assert.equal(ctxOf(d.loads[0]!.options as LoadOptions), undefined);
   // chat -p: the rendered template's tokens count; an interactive chat gets a fixed 512.
   const t = harness();
   assert.equal(await main(["chat", model, "-p", "hi", "-n", "10", "--dram", "1GB"], t.ctx), 0, t.err());
   const chatTokens = tok.encode(tok.applyChatTemplate([{ role: "user", content: "hi" }], { addGenerationPrompt: true }), { addSpecial: false, parseSpecial: true }).length;
-  assert.equal((t.loads[0]!.options as LoadOptions).contextLength, Math.ceil((chatTokens + 10) / 64) * 64);
+  assert.equal(ctxOf(t.loads[0]!.options as LoadOptions), Math.ceil((chatTokens + 10) / 64) * 64);
   const r = harness({ stdin: "/exit\n" });
   assert.equal(await main(["chat", model, "--dram", "1GB"], r.ctx), 0, r.err());
-  assert.equal((r.loads[0]!.options as LoadOptions).contextLength, 512);
+  assert.equal(ctxOf(r.loads[0]!.options as LoadOptions), 512);
 });
 
 test("main: --ctx above the model's trained context runs with a warning (as llama.cpp); at or below it, silently", async () => {
@@ -428,6 +432,13 @@ test("main: run --json in flash mode adds the budget, I/O and sparsity fields; s
   assert.deepEqual(j.cache_hit_rate_by_site, { attn_in: 0.5, attn_out: 1, ffn_in: 0.25, ffn_out: null });
   assert.deepEqual(j.planner, { merge: "cost", read_gap_bytes: null, cache_policy: "lfu", cache_split: "read-cost", predicted_tokens_per_s: 3.5 });
   assert.match(h.err(), /\nflash: budget 7\.6 MiB \(weights peak 4\.8, cache 2\.9, KV 0\.06, head resident\) \| sparsity 0\.5 \| read 1\.2 MiB in 12 reads/);
+  assert.equal(j.scratch_bytes, 40_000);
+  assert.ok(!("engine_bytes" in j), "stats without the engine's share have no engine_bytes");
+  // The engine's own memory the plan charged: engine_bytes and `engine` in the budget's parts.
+  const e = harness({ flash: { ...FLASH_STATS, engineBytes: 3_145_728 } });
+  assert.equal(await main(["run", ANY_FILE, "-p", "x", "-n", "2", "--greedy", "--json", "--dram", "8MB", "--ctx", "64"], e.ctx), 0, e.err());
+  assert.equal((JSON.parse(e.out().trim()) as Record<string, unknown>).engine_bytes, 3_145_728);
+  assert.match(e.err(), /\nflash: budget 7\.6 MiB \(weights peak 4\.8, cache 2\.9, KV 0\.06, engine 3\.0, head resident\) \| /);
   // Dense runs keep the old record.
   const d = harness();
   assert.equal(await main(["run", ANY_FILE, "-p", "x", "--greedy", "--json"], d.ctx), 0);

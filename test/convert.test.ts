@@ -15,6 +15,7 @@ import { convertToFlash } from "../src/flash/convert.js";
 import { updateFlashMetadata } from "../src/flash/metadata.js";
 import { FLASH_ALIGNMENT, KEY, SITES } from "../src/flash/format.js";
 import { checkExtentPages, flashExtent, openFlashModel, readExtentRecords, verifyFlashFile } from "../src/flash/open.js";
+import { defaultBackend } from "../src/backends/default.js";
 
 const addon = loadAddon();
 
@@ -103,7 +104,7 @@ test("columns read back equal the source columns (llama, qwen2, qwen3 x Q4_0, Q4
         const groupSize = [1, 2, 4][k++ % 3]!;
         const m = await buildTinyModel(join(dir, `${arch}-${typeName(type)}.gguf`), { arch, type, embdType: GgmlType.Q8_0, tied: arch === "llama" });
         const out = join(dir, `${arch}-${typeName(type)}.flash.gguf`);
-        const report = await convertToFlash(m.path, out, { groupSize, keepSourceType: true });
+        const report = await convertToFlash(defaultBackend(), m.path, out, { groupSize, keepSourceType: true });
         assert.equal(report.groups, Math.ceil(2 / groupSize));
         for (const s of report.sites) {
           assert.equal(s.columnType, typeName(type), `${arch} ${s.site}: source type kept`);
@@ -160,12 +161,12 @@ test("K-quant source: columns keep Q4_K where n_out fits 256, else the fallback;
     const srcPath = join(dir, "k.gguf");
     await buildModel(srcPath, { layers: 5, dim: 256, kvDim: 64, ffn: 512, type: GgmlType.Q4_K });
     const out = join(dir, "k.flash.gguf");
-    const report = await convertToFlash(srcPath, out, { groupSize: 3, keepSourceType: true });
+    const report = await convertToFlash(defaultBackend(), srcPath, out, { groupSize: 3, keepSourceType: true });
     assert.deepEqual(report.sites.map((s) => [s.site, s.columnType]),
       [["attn_in", "Q8_0"], ["attn_out", "Q4_K"], ["ffn_in", "Q4_K"], ["ffn_out", "Q4_K"]]);
     // By default a low-bit source gets Q8_0 columns: requantising 4 bits into 4 bits compounds error.
     const outDefault = join(dir, "kd.flash.gguf");
-    const rd = await convertToFlash(srcPath, outDefault, { groupSize: 3 });
+    const rd = await convertToFlash(defaultBackend(), srcPath, outDefault, { groupSize: 3 });
     assert.deepEqual(rd.sites.map((s) => s.columnType), ["Q8_0", "Q8_0", "Q8_0", "Q8_0"]);
     assert.ok(rd.sites.every((s) => s.quantError < 0.02), `Q8_0 columns add little error: ${rd.sites.map((s) => s.quantError).join(", ")}`);
     assert.equal(report.groups, 2);
@@ -174,7 +175,7 @@ test("K-quant source: columns keep Q4_K where n_out fits 256, else the fallback;
     await checkConversion(srcPath, out);
 
     const out4 = join(dir, "k4.flash.gguf");
-    const r4 = await convertToFlash(srcPath, out4, { groupSize: 4, fallbackType: GgmlType.Q4_0 });
+    const r4 = await convertToFlash(defaultBackend(), srcPath, out4, { groupSize: 4, fallbackType: GgmlType.Q4_0 });
     assert.equal(r4.sites[0]!.columnType, "Q4_0");
     await checkConversion(srcPath, out4);
   } finally {
@@ -187,16 +188,16 @@ test("--column-type forces one type; a type that does not fit the columns is ref
   try {
     const m = await buildTinyModel(join(dir, "t.gguf"), { type: GgmlType.Q4_1 });
     const out = join(dir, "t.flash.gguf");
-    const report = await convertToFlash(m.path, out, { columnType: GgmlType.Q8_0, groupSize: 2 });
+    const report = await convertToFlash(defaultBackend(), m.path, out, { columnType: GgmlType.Q8_0, groupSize: 2 });
     assert.ok(report.sites.every((s) => s.columnType === "Q8_0"));
     await checkConversion(m.path, out);
-    await assert.rejects(convertToFlash(m.path, join(dir, "x.gguf"), { columnType: GgmlType.Q4_K }),
+    await assert.rejects(convertToFlash(defaultBackend(), m.path, join(dir, "x.gguf"), { columnType: GgmlType.Q4_K }),
       (e) => isActiveflowError(e) && e.code === "BAD_ARGUMENT" && /Q4_K needs column lengths that are multiples of 256, but site attn_in has 64, 32, 32/.test(e.message));
-    await assert.rejects(convertToFlash(out, join(dir, "y.gguf")),
+    await assert.rejects(convertToFlash(defaultBackend(), out, join(dir, "y.gguf")),
       (e) => isActiveflowError(e) && e.code === "BAD_ARGUMENT" && /already in the flash layout/.test(e.message));
     await assert.rejects(openFlashModel(m.path),
       (e) => isActiveflowError(e) && e.code === "GGUF_BAD_VALUE" && /not a flash-layout model/.test(e.message));
-    await assert.rejects(convertToFlash(m.path, m.path), /output .* is the input model/);
+    await assert.rejects(convertToFlash(defaultBackend(), m.path, m.path), /output .* is the input model/);
     assert.ok(!existsSync(join(dir, "x.gguf")) && !existsSync(join(dir, "y.gguf")));
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -210,7 +211,7 @@ test("a flipped byte in an extent is caught, naming the extent and the page's fi
     const out = join(dir, "t.flash.gguf");
     // Requantised Q8_0 columns: their extents end inside a page (the padding check below needs
     // that; split extents of this model are whole pages).
-    await convertToFlash(m.path, out, { groupSize: 1, columnType: GgmlType.Q8_0 });
+    await convertToFlash(defaultBackend(), m.path, out, { groupSize: 1, columnType: GgmlType.Q8_0 });
     const fm = await openFlashModel(out);
     const e = flashExtent(fm, 1, "ffn_in");
     assert.ok(e.pages >= 3);
@@ -271,7 +272,7 @@ test("an aborted conversion leaves nothing at the target", async () => {
     const ac = new AbortController();
     const seen: number[] = [];
     await assert.rejects(
-      convertToFlash(m.path, out, { groupSize: 1, signal: ac.signal, onProgress: (f) => {
+      convertToFlash(defaultBackend(), m.path, out, { groupSize: 1, signal: ac.signal, onProgress: (f) => {
         seen.push(f);
         if (f > 0.5) ac.abort();
       } }),
@@ -280,7 +281,7 @@ test("an aborted conversion leaves nothing at the target", async () => {
     assert.deepEqual((await readdir(dir)).sort(), ["keep", "t.gguf"]);
     // Progress rises to 1 on a full run.
     const fractions: number[] = [];
-    await convertToFlash(m.path, out, { groupSize: 1, onProgress: (f) => fractions.push(f) });
+    await convertToFlash(defaultBackend(), m.path, out, { groupSize: 1, onProgress: (f) => fractions.push(f) });
     assert.equal(fractions.at(-1), 1);
     assert.ok(fractions.every((f, i) => i === 0 || f >= fractions[i - 1]!));
   } finally {
@@ -293,7 +294,7 @@ test("calibration keys go into the header room in place; tensor data does not mo
   try {
     const m = await buildTinyModel(join(dir, "t.gguf"), { type: GgmlType.Q4_0 });
     const out = join(dir, "t.flash.gguf");
-    await convertToFlash(m.path, out, { groupSize: 1 });
+    await convertToFlash(defaultBackend(), m.path, out, { groupSize: 1 });
     const before = await openFlashModel(out);
     const size = (await stat(out)).size;
     const data = (await readFile(out)).subarray(before.gguf.dataOffset);

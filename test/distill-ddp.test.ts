@@ -14,7 +14,7 @@ import { main } from "../src/cli/main.js";
 import type { CliContext } from "../src/cli/commands/context.js";
 import { loadRealEngine } from "../src/cli/commands/model.js";
 import { launchCommand, venvDir, venvPython, venvReady } from "../src/distill/python.js";
-import { Engine } from "../src/engine/Engine.js";
+import { Engine } from "../src/index.js";
 import { GgmlType } from "../src/gguf/types.js";
 import { calibrate } from "../src/sparsity/calibrate.js";
 import { saveCalibration } from "../src/sparsity/store.js";

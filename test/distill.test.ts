@@ -17,7 +17,7 @@ import { distilledPath } from "../src/cli/commands/distill.js";
 import type { CliContext } from "../src/cli/commands/context.js";
 import { loadRealEngine } from "../src/cli/commands/model.js";
 import { runPythonModule, venvDir, venvPython, venvReady } from "../src/distill/python.js";
-import { Engine } from "../src/engine/Engine.js";
+import { Engine } from "../src/index.js";
 import { readGguf } from "../src/gguf/reader.js";
 import { GgmlType } from "../src/gguf/types.js";
 import { calibrate, CALIBRATION_PROMPTS } from "../src/sparsity/calibrate.js";

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Engine } from "../src/engine/Engine.js";
+import { Engine } from "../src/index.js";
 import { isActiveflowError } from "../src/errors.js";
 import type { LoadOptions } from "../src/engine/types.js";
 import { SWAP_THREADS_DEFAULT } from "../src/engine/types.js";
@@ -25,6 +25,7 @@ import { saveCalibration } from "../src/sparsity/store.js";
 import { buildTinyModel } from "../src/synth/tinyModel.js";
 import { rng } from "./helpers/random.js";
 import { greedy, maxAbsDiff, withEngine as loadFor } from "./helpers/engine.js";
+import { defaultBackend } from "../src/backends/default.js";
 
 const CTX = 64;
 const WINDOW = 4;
@@ -71,7 +72,7 @@ for (const arch of ["gemma2", "gemma3"] as const) {
     const src = join(dir, `${arch}.gguf`);
     const flash = join(dir, `${arch}.af.gguf`);
     await buildTinyModel(src, { arch, type: GgmlType.F32, seed: 5, slidingWindow: WINDOW, contextLength: 256 });
-    await convertToFlash(src, flash, { groupSize: 2 });
+    await convertToFlash(defaultBackend(), src, flash, { groupSize: 2 });
 
     // Conversion: norms stay resident under their names, the linear sites do not, and the
     // config read from the flash file is the source's.

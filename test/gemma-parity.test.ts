@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Engine } from "../src/engine/Engine.js";
+import { Engine } from "../src/index.js";
 import { GgmlType } from "../src/gguf/types.js";
 import { buildTinyModel, type TinyArch } from "../src/synth/tinyModel.js";
 import { greedy } from "./helpers/engine.js";

@@ -150,6 +150,40 @@ test("writer -> reader round trip: every value type and several tensor types", a
   }
 });
 
+test("reader: omitted array keys are skipped (past the 1 MiB read window) and the rest reads as without omit", async () => {
+  const dir = await tempDir();
+  try {
+    const path = join(dir, "omit.gguf");
+    const w = new GgufWriter(path);
+    // ~2.6 MB of strings: the skip crosses several read windows.
+    const words = Array.from({ length: 200_000 }, (_, i) => `tok${i}`);
+    w.set("before", u32(7)).set("big.strings", strArr(words)).set("big.f32", f32Arr(words.map((_, i) => i)))
+      .set("small.u8", arr(GgufValueType.UINT8, [1, 2, 3])).set("nested", arr(GgufValueType.ARRAY, [strArr(["a"]), i32Arr([1])]))
+      .set("kept.strings", strArr(["x", "y"])).set("after", str("end"));
+    w.addTensor({ name: "t", dims: [32], type: GgmlType.F32 });
+    await w.write(() => pattern(128, 1));
+    const all = await readGguf(path);
+    const some = await readGguf(path, { omit: new Set(["big.strings", "big.f32", "small.u8", "nested", "before"]) });
+    // Only arrays are omitted: a scalar named in omit stays.
+    assert.deepEqual([...some.metadata.keys()], ["before", "kept.strings", "after"]);
+    for (const k of some.metadata.keys()) assert.deepEqual(some.metadata.get(k), all.metadata.get(k), k);
+    assert.deepEqual(some.tensors, all.tensors);
+    assert.equal(some.dataOffset, all.dataOffset);
+    // A file cut inside an omitted array is still refused as truncated.
+    const cut = join(dir, "cut.gguf");
+    const fh = await open(path, "r");
+    const head = Buffer.alloc(2_000_000); // the count fits; the strings run out while being skipped
+    await fh.read(head, 0, head.length, 0);
+    await fh.close();
+    const out = await open(cut, "w");
+    await out.write(head);
+    await out.close();
+    await assert.rejects(readGguf(cut, { omit: new Set(["big.strings"]) }), { code: "GGUF_TRUNCATED", message: /big\.strings\[\d+\]/ });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test("writer: custom alignment is recorded and honoured; progress reaches the total", async () => {
   const dir = await tempDir();
   try {

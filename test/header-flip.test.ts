@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Engine } from "../src/engine/Engine.js";
 import { ActiveflowError } from "../src/errors.js";
+import { defaultBackend } from "../src/backends/default.js";
 import { convertToFlash } from "../src/flash/convert.js";
 import { KEY } from "../src/flash/format.js";
 import { openFlashModel } from "../src/flash/open.js";
@@ -36,7 +37,7 @@ before(async () => {
   const src = join(dir, "tiny.gguf");
   flash = join(dir, "tiny.af.gguf");
   await synthesizeModel("tiny", GgmlType.Q4_0, src, { seed: 8 });
-  await convertToFlash(src, flash, { groupSize: 1 });
+  await convertToFlash(defaultBackend(), src, flash, { groupSize: 1 });
   const e = await Engine.load(flash, { contextLength: 64 });
   try {
     await storeCalibration(flash, await calibrate(e, { tokensPerPrompt: 16 }));

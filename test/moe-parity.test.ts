@@ -24,7 +24,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Engine } from "../src/engine/Engine.js";
+import { Engine } from "../src/index.js";
 import { GgmlType, typeName } from "../src/gguf/types.js";
 import { buildTinyModel, type TinyArch, type TinyExperts } from "../src/synth/tinyModel.js";
 import { LlamaCppRef, compareDistributions } from "./helpers/llamacpp.js";

@@ -1,6 +1,6 @@
 // Mixture-of-experts models, dense: the router against a float reference, prefill (tokens
 // grouped by expert) against decode, threads, the synth shapes, bad files, and the modes
-// that refuse MoE models for now (flash layout, calibration, sparsity).
+// that refuse MoE models for now (calibration, sparsity). Experts on flash: moe-flash.test.ts.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -8,9 +8,8 @@ import { readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadAddon } from "../src/backends/native/binding.js";
-import { Engine } from "../src/engine/Engine.js";
+import { Engine } from "../src/index.js";
 import { isActiveflowError } from "../src/errors.js";
-import { convertToFlash } from "../src/flash/convert.js";
 import { GgmlType } from "../src/gguf/types.js";
 import { getShape, paramCount } from "../src/synth/shapes.js";
 import { synthesizeModel } from "../src/synth/synth.js";
@@ -149,24 +148,20 @@ test("bad MoE files: zero experts, more used than there are, missing or misshape
   await expectLoadError(b, "missing.gguf", "MODEL_MISSING_TENSOR", /model has no tensor blk\.1\.ffn_up_exps\.weight/);
 });
 
-test("MoE models run dense only: --dram, convert, calibrate and sparsity fail at once, saying so", async () => {
+test("MoE models refuse calibration and sparsity at once, saying so", async () => {
   const path = await tinyMoe("refuse.gguf", "llama", GgmlType.Q4_0);
   const unsupported = (what: RegExp) => (e: unknown) => {
     assert.ok(isActiveflowError(e), String(e));
     assert.equal(e.code, "MODEL_UNSUPPORTED", e.message);
     assert.match(e.message, what);
-    assert.match(e.message, /not supported for mixture-of-experts models yet \(llama, 8 experts\); they run dense only/);
+    assert.match(e.message, /not supported for mixture-of-experts models yet \(llama, 8 experts\); they run without contextual sparsity/);
     return true;
   };
-  await assert.rejects(Engine.load(path, { dram: "50%" }), unsupported(/DRAM budget/));
   await assert.rejects(Engine.load(path, { sparsity: 0.5 }), unsupported(/contextual sparsity/));
-  await assert.rejects(convertToFlash(path, join(dir, "refuse.af.gguf")), unsupported(/the flash layout/));
+  await assert.rejects(Engine.load(path, { sparsity: 0.5, dram: "50%" }), unsupported(/contextual sparsity/));
   const cal = await runCli(["calibrate", path]);
   assert.equal(cal.code, 1, cal.err);
   assert.match(cal.err, /calibration is not supported for mixture-of-experts models yet/);
-  const run = await runCli(["run", path, "--dram", "50%", "-p", "hi", "-n", "2"]);
-  assert.notEqual(run.code, 0);
-  assert.match(run.err, /DRAM budget .* is not supported for mixture-of-experts models yet/);
   // Dense run, chat and eval work, from the CLI too.
   const ok = await runCli(["run", path, "-p", "Hello world", "-n", "4", "--greedy"]);
   assert.equal(ok.code, 0, ok.err);

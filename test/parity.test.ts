@@ -12,7 +12,7 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { Engine } from "../src/engine/Engine.js";
+import { Engine } from "../src/index.js";
 import { findSmolLM2 } from "./helpers/smollm2.js";
 import { REPO_ROOT } from "./helpers/repo.js";
 import { LlamaCppRef, compareDistributions } from "./helpers/llamacpp.js";

@@ -6,13 +6,14 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Engine } from "../src/engine/Engine.js";
+import { Engine } from "../src/index.js";
 import type { GenerationStats, LoadOptions } from "../src/engine/types.js";
 import { convertToFlash } from "../src/flash/convert.js";
 import { GgmlType } from "../src/gguf/types.js";
 import { calibrate } from "../src/sparsity/calibrate.js";
 import { saveCalibration } from "../src/sparsity/store.js";
 import { synthesizeModel } from "../src/synth/synth.js";
+import { defaultBackend } from "../src/backends/default.js";
 
 const CTX = 64;
 const SPARSITY = 0.5;
@@ -26,7 +27,7 @@ before(async () => {
   await synthesizeModel("small", GgmlType.F32, gguf, { seed: 5 });
   for (const g of [1, 2]) {
     flash[g] = join(dir, `small.g${g}.af.gguf`);
-    await convertToFlash(gguf, flash[g]!, { groupSize: g });
+    await convertToFlash(defaultBackend(), gguf, flash[g]!, { groupSize: g });
     const e = await Engine.load(flash[g]!, { contextLength: CTX });
     try {
       await saveCalibration(flash[g]!, await calibrate(e, { text: "A small model reads its columns from flash. ".repeat(12) }));

@@ -10,7 +10,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { SITES } from "../src/backend/Backend.js";
 import { parseArgs, UsageError } from "../src/cli/args.js";
-import { Engine } from "../src/engine/Engine.js";
+import { Engine } from "../src/index.js";
 import { isActiveflowError } from "../src/errors.js";
 import { evaluateQuality } from "../src/eval/quality.js";
 import { convertToFlash } from "../src/flash/convert.js";
@@ -24,6 +24,7 @@ import { calibrationPath, loadCalibration, saveCalibration, storeCalibration } f
 import { SPARSITY_LEVELS, tableFromJson, tableToJson, type ThresholdTable } from "../src/sparsity/thresholds.js";
 import { synthesizeModel } from "../src/synth/synth.js";
 import { runCli, useTempCache } from "./helpers/cli.js";
+import { defaultBackend } from "../src/backends/default.js";
 
 const MB = 1 << 20;
 const LEVELS = [...SPARSITY_LEVELS];
@@ -120,7 +121,7 @@ useTempCache("af-quality-floor-", async (d) => {
   model = join(dir, "small.gguf");
   await synthesizeModel("small", GgmlType.F32, model, { seed: 4 });
   flash = join(dir, "small.af.gguf");
-  await convertToFlash(model, flash, { groupSize: 1 });
+  await convertToFlash(defaultBackend(), model, flash, { groupSize: 1 });
   const e = await Engine.load(model, { contextLength: 256, threads: 1 });
   try {
     table = await calibrate(e, { text: TEXT, maxTokens: 400, method: "matched" });
@@ -253,7 +254,7 @@ test("a table made before the numbers loads, but a floor on it fails in one line
   await e.dispose();
   const recalibrate = /holds no measured quality per level \(made before quality floors\); run `activeflow calibrate .*old\.gguf` again to use --max-kl \/ --min-top1$/;
   const oldFlash = join(dir, "old.af.gguf");
-  await convertToFlash(plain, oldFlash, { groupSize: 1 });
+  await convertToFlash(defaultBackend(), plain, oldFlash, { groupSize: 1 });
   await saveCalibration(oldFlash, old);
   await assert.rejects(Engine.load(oldFlash, { contextLength: 64, dram: "90%", sparsity: "auto", minTop1: 0.8 }), /old\.af\.gguf: its calibration table holds no measured quality per level/);
   const text = join(dir, "old.txt");

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { loadAddon } from "../src/backends/native/binding.js";
 import { helpText } from "../src/cli/args.js";
 import { main } from "../src/cli/main.js";
-import { Engine } from "../src/engine/Engine.js";
+import { Engine } from "../src/index.js";
 import { CACHE_POLICIES, type CachePolicy } from "../src/engine/types.js";
 import { isActiveflowError } from "../src/errors.js";
 import { convertToFlash } from "../src/flash/convert.js";
@@ -27,6 +27,7 @@ import { calibrate } from "../src/sparsity/calibrate.js";
 import { storeCalibration } from "../src/sparsity/store.js";
 import { synthesizeModel } from "../src/synth/synth.js";
 import { captureContext } from "./helpers/cli.js";
+import { defaultBackend } from "../src/backends/default.js";
 
 let dir = "";
 // Channel-order files (split Q4_0 records, groups of 1; requantised Q8_0 columns, groups of 2),
@@ -41,7 +42,7 @@ before(async () => {
   await synthesizeModel("small", GgmlType.Q4_0, src, { seed: 5 });
   for (const [name, opts] of [["split-g1", { groupSize: 1 }], ["q8cols-g2", { groupSize: 2, columnType: GgmlType.Q8_0 }]] as const) {
     const plain = join(dir, `${name}.af.gguf`);
-    await convertToFlash(src, plain, opts);
+    await convertToFlash(defaultBackend(), src, plain, opts);
     const e = await Engine.load(plain, { contextLength: 128, threads: 1 });
     try {
       await storeCalibration(plain, await calibrate(e, { tokensPerPrompt: 4, method: "uniform" }));

@@ -11,7 +11,7 @@ import { copyFile, mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadAddon } from "../src/backends/native/binding.js";
-import { Engine } from "../src/engine/Engine.js";
+import { Engine } from "../src/index.js";
 import { isActiveflowError } from "../src/errors.js";
 import type { LoadOptions } from "../src/engine/types.js";
 import { convertToFlash } from "../src/flash/convert.js";
@@ -28,6 +28,7 @@ import { synthesizeModel } from "../src/synth/synth.js";
 import { smollm2Path } from "./helpers/smollm2.js";
 import { greedy, maxAbsDiff, withEngine as loadFor } from "./helpers/engine.js";
 import { rewriteF32 } from "./helpers/rewrite.js";
+import { defaultBackend } from "../src/backends/default.js";
 
 const addon = loadAddon();
 const CTX = 64;
@@ -113,7 +114,7 @@ async function smallModel(type: number): Promise<{ src: string; flash: string; r
   const flash = join(dir, `small-${typeName(type)}.af.gguf`);
   if (existsSync(flash)) return { src, flash };
   await synthesizeModel("small", type, src, { seed: 5 });
-  return { src, flash, report: await convertToFlash(src, flash, { groupSize: 2 }) };
+  return { src, flash, report: await convertToFlash(defaultBackend(), src, flash, { groupSize: 2 }) };
 }
 
 for (const type of SPLIT) {
@@ -142,7 +143,7 @@ for (const type of SPLIT) {
   test(`${typeName(type)} split, sparsity 0: the dense engine's tokens and logits on the same values`, async () => {
     const { source, twin } = await twins((await smallModel(type)).src, `small-${typeName(type)}`);
     const out = join(dir, `small-${typeName(type)}.f32head.af.gguf`);
-    await convertToFlash(source, out, { groupSize: 1 });
+    await convertToFlash(defaultBackend(), source, out, { groupSize: 1 });
     const both = async (e: Engine) => {
       const gens: number[][] = [];
       for (const p of PROMPTS) gens.push((await greedy(e, p, 12)).ids);
@@ -166,7 +167,7 @@ test("split Q4_1 at sparsity 0.5: identical tokens and logits at the minimum bud
   const cal = join(dir, "wide-Q4_1.af.gguf");
   await synthesizeModel({ name: "wide", dim: 512, layers: 4, ffn: 2048, heads: 8, kvHeads: 4, vocab: 512, contextLength: 256, ropeTheta: 10000, normEps: 1e-5 },
     GgmlType.Q4_1, src, { seed: 8 });
-  await convertToFlash(src, cal, { groupSize: 1 });
+  await convertToFlash(defaultBackend(), src, cal, { groupSize: 1 });
   await withEngine(cal, {}, async (e) => saveCalibration(cal, await calibrate(e, { text: "The quick brown fox jumps over the lazy dog. ".repeat(12) })));
   const min = await withEngine(cal, {}, async (e) => e.plan!.minimumBytes);
   const run = (dram: number) =>
@@ -193,7 +194,7 @@ test("split Q4_1 at sparsity 0.5: identical tokens and logits at the minimum bud
 test("versions: forced columns write version 1, split version 2; other versions and bad split keys are refused", async () => {
   const { src: srcPath, flash: split } = await smallModel(GgmlType.Q4_0);
   const v1 = join(dir, "v1.af.gguf");
-  const r1 = await convertToFlash(srcPath, v1, { columnType: GgmlType.Q8_0 });
+  const r1 = await convertToFlash(defaultBackend(), srcPath, v1, { columnType: GgmlType.Q8_0 });
   assert.equal(r1.version, FLASH_VERSION_COLUMNS);
   const f1 = await openFlashModel(v1);
   assert.ok(f1.version === 1 && f1.scales.length === 0 && f1.extents.every((e) => e.layout === "columns"));
@@ -237,7 +238,7 @@ test("SmolLM2 Q4_1 split: flash at sparsity 0 gives the dense engine's greedy to
   // (KL 0.003 over wiki text, less than Q8_0 columns' 0.007). The twin isolates the weights.
   const { source, twin } = await twins(model, "smollm2");
   const out = join(dir, "smollm2.af.gguf");
-  const report = await convertToFlash(source, out, { groupSize: 1 });
+  const report = await convertToFlash(defaultBackend(), source, out, { groupSize: 1 });
   assert.ok(report.sites.every((s) => s.layout === "split" && s.quantError === 0));
   const prompt = "The capital of France is";
   const run = async (path: string, options: LoadOptions) =>

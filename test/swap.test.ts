@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { copyFile, mkdtemp, open, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Engine } from "../src/engine/Engine.js";
+import { Engine } from "../src/index.js";
 import { isActiveflowError } from "../src/errors.js";
 import type { LoadOptions } from "../src/engine/types.js";
 import { SWAP_THREADS_DEFAULT } from "../src/engine/types.js";
@@ -20,6 +20,7 @@ import { saveCalibration } from "../src/sparsity/store.js";
 import { synthesizeModel } from "../src/synth/synth.js";
 import { rng } from "./helpers/random.js";
 import { greedy, maxAbsDiff, withEngine as loadFor } from "./helpers/engine.js";
+import { defaultBackend } from "../src/backends/default.js";
 
 // Small context: the KV cache is part of the budget, and small budgets are the point here.
 const CTX = 64;
@@ -36,7 +37,7 @@ before(async () => {
   f32Gguf = join(dir, "small-f32.gguf");
   f32Flash = join(dir, "small-f32.af.gguf");
   await synthesizeModel("small", GgmlType.F32, f32Gguf, { seed: 3 });
-  await convertToFlash(f32Gguf, f32Flash, { groupSize: 1 });
+  await convertToFlash(defaultBackend(), f32Gguf, f32Flash, { groupSize: 1 });
   // Thresholds for the sparse runs, measured on the flash model itself (no budget).
   const e = await Engine.load(f32Flash, { contextLength: CTX });
   try {
@@ -149,7 +150,7 @@ test("(b) sparsity 0 from flash matches the dense engine on the source GGUF (F32
 test("(b) Q8_0 source: requantised columns stay within the measured tolerance of dense", async () => {
   const src = join(dir, "small-q8.gguf"), out = join(dir, "small-q8.af.gguf");
   await synthesizeModel("small", GgmlType.Q8_0, src, { seed: 3 });
-  const report = await convertToFlash(src, out, { groupSize: 2, columnType: GgmlType.Q8_0 });
+  const report = await convertToFlash(defaultBackend(), src, out, { groupSize: 2, columnType: GgmlType.Q8_0 });
   for (const s of report.sites) assert.ok(s.quantError < 0.01, `${s.site} quant error ${s.quantError}`);
   const ids = randomIds(rng(5), 48, 512);
   const dense = await withEngine(src, {}, async (e) => (await e.evaluateLogits(ids)).map((l) => Float32Array.from(l)));
@@ -215,7 +216,7 @@ test("(e) a flipped byte in an extent: verify names the extent and page offset; 
   // Requantised columns (forced): split extents of this model are whole pages.
   const src = join(dir, "tiny-q8.gguf"), good = join(dir, "tiny-q8.af.gguf");
   await synthesizeModel("tiny", GgmlType.Q8_0, src, { seed: 9 });
-  await convertToFlash(src, good, { groupSize: 1, columnType: GgmlType.Q8_0 });
+  await convertToFlash(defaultBackend(), src, good, { groupSize: 1, columnType: GgmlType.Q8_0 });
   const fm = await openFlashModel(good);
   const e = fm.extents.find((x) => x.bytes % CRC_PAGE_BYTES !== 0 && x.pages >= 2);
   assert.ok(e !== undefined, "an extent with a short last page");

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadAddon } from "../src/backends/native/binding.js";
 import { defaultThreads, pickThreads } from "../src/engine/threads.js";
+import { defaultBackend } from "../src/backends/default.js";
 
 const s = (threads: number, decode: number, prefill: number) => ({ threads, decodeBytesPerSecond: decode, prefillMacsPerSecond: prefill });
 
@@ -40,7 +41,7 @@ test("defaultThreads measures once and then reads the machine profile", async ()
   const saved = process.env.ACTIVEFLOW_CACHE;
   process.env.ACTIVEFLOW_CACHE = dir;
   try {
-    const t = await defaultThreads();
+    const t = await defaultThreads(defaultBackend());
     assert.ok(Number.isInteger(t) && t >= 1);
     const file = join(dir, "machine-profile.json");
     const first = await readFile(file, "utf8");
@@ -48,7 +49,7 @@ test("defaultThreads measures once and then reads the machine profile", async ()
     assert.ok(entry, first);
     assert.equal(entry[1].threads, t);
     assert.ok(entry[1].scaling.length >= 1);
-    assert.equal(await defaultThreads(), t);
+    assert.equal(await defaultThreads(defaultBackend()), t);
     assert.equal(await readFile(file, "utf8"), first, "the second call measured again");
   } finally {
     if (saved === undefined) delete process.env.ACTIVEFLOW_CACHE;
@@ -59,7 +60,7 @@ test("defaultThreads measures once and then reads the machine profile", async ()
 
 test("logits are identical at 1, 2, 3 and 5 threads (more threads than cores), and with the packed and the file's layout on the scalar path", async () => {
   const { synthesizeModel } = await import("../src/synth/synth.js");
-  const { Engine } = await import("../src/engine/Engine.js");
+  const { Engine } = await import("../src/index.js");
   const { GgmlType } = await import("../src/gguf/types.js");
   const dir = await mkdtemp(join(tmpdir(), "af-threads-model-"));
   try {

@@ -69,7 +69,7 @@ test("the group grows while preload outlasts compute and larger reads pay; it st
   assert.equal(noOverlap.groupSize, 1);
 });
 
-test("CLI: --sparsity auto needs --dram on run and chat, applies to run, chat and eval only; --max-sparsity needs auto", () => {
+test("CLI: --sparsity auto needs --dram on run, chat and serve, applies to run, chat, serve and eval only; --max-sparsity needs auto", () => {
   const ok = parseArgs(["run", "m.gguf", "-p", "x", "--dram", "50%", "--sparsity", "auto", "--max-sparsity", "0.3"]);
   assert.equal(ok.kind, "command");
   if (ok.kind === "command") {
@@ -77,6 +77,8 @@ test("CLI: --sparsity auto needs --dram on run and chat, applies to run, chat an
     assert.equal(ok.values.maxSparsity, 0.3);
   }
   assert.throws(() => parseArgs(["run", "m.gguf", "-p", "x", "--sparsity", "auto"]), (e) => e instanceof UsageError && /needs a DRAM budget/.test(e.message));
-  assert.throws(() => parseArgs(["reorder", "m.gguf", "--sparsity", "auto"]), (e) => e instanceof UsageError && /applies to run, chat .* and eval/.test(e.message));
+  assert.throws(() => parseArgs(["reorder", "m.gguf", "--sparsity", "auto"]), (e) => e instanceof UsageError && /applies to run, chat, serve .* and eval/.test(e.message));
+  assert.equal(parseArgs(["serve", "m.gguf", "--dram", "50%", "--sparsity", "auto"]).kind, "command");
+  assert.throws(() => parseArgs(["serve", "m.gguf", "--sparsity", "auto"]), (e) => e instanceof UsageError && /needs a DRAM budget/.test(e.message));
   assert.throws(() => parseArgs(["run", "m.gguf", "-p", "x", "--dram", "1GB", "--max-sparsity", "0.3"]), (e) => e instanceof UsageError && /only with --sparsity auto/.test(e.message));
 });

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { SITES } from "../src/backend/Backend.js";
 import { loadAddon } from "../src/backends/native/binding.js";
 import { main } from "../src/cli/main.js";
-import { Engine } from "../src/engine/Engine.js";
+import { Engine } from "../src/index.js";
 import { isActiveflowError } from "../src/errors.js";
 import { SITE_TENSORS } from "../src/flash/format.js";
 import { convertToFlash } from "../src/flash/convert.js";
@@ -28,6 +28,7 @@ import { selectionOf, tableFromJson, tableToJson, thresholdsFor, type ThresholdT
 import { synthesizeModel } from "../src/synth/synth.js";
 import { captureContext } from "./helpers/cli.js";
 import { greedy } from "./helpers/engine.js";
+import { defaultBackend } from "../src/backends/default.js";
 
 const CTX = 128;
 const TEXT = "A small model reads the columns it needs from flash, and skips the rest of them. ".repeat(10);
@@ -42,7 +43,7 @@ before(async () => {
   gguf = join(dir, "small.gguf");
   await synthesizeModel("small", GgmlType.F32, gguf, { seed: 6 });
   flash = join(dir, "small.g1.af.gguf");
-  await convertToFlash(gguf, flash, { groupSize: 1 });
+  await convertToFlash(defaultBackend(), gguf, flash, { groupSize: 1 });
   const e = await Engine.load(gguf, { contextLength: CTX });
   try {
     weight = await calibrate(e, { text: TEXT, selection: "weight" });
@@ -99,7 +100,7 @@ test("column norms equal a direct float computation from the dequantised weights
   const q4 = join(dir, "tiny-q4_0.gguf");
   await synthesizeModel("tiny", GgmlType.Q4_0, q4, { seed: 3 });
   for (const path of [gguf, q4]) {
-    const got = await computeColumnNorms(path);
+    const got = await computeColumnNorms(defaultBackend(), path);
     const want = await directNorms(path);
     assert.equal(got.length, want.length);
     for (let i = 0; i < want.length; i++) {

@@ -17,6 +17,8 @@ export interface PipelineRequest {
   // Decode tokens measured after the first (prefill) token.
   decodeTokens: number;
   contextLength: number;
+  // Mixture-of-experts models: pre-gating (the engine's default when absent).
+  pregate?: boolean;
 }
 
 // Raw backend counters (cumulative since load) at the first generated token and at the last:

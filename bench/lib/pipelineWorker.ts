@@ -13,7 +13,7 @@ async function main(): Promise<void> {
   const arg = process.argv[2];
   if (!arg) throw new Error("usage: pipelineWorker.js '<PipelineRequest JSON>'");
   const req = JSON.parse(arg) as PipelineRequest;
-  const { Engine } = await import("../../src/engine/Engine.js");
+  const { Engine } = await import("../../src/index.js");
   const t0 = performance.now();
   const engine = await Engine.load(req.modelPath, {
     threads: req.threads,
@@ -25,6 +25,7 @@ async function main(): Promise<void> {
     ...(req.predictMargin !== undefined ? { predictMargin: req.predictMargin } : {}),
     ...(req.cachePolicy !== undefined ? { cachePolicy: req.cachePolicy } : {}),
     ...(req.readGap !== undefined ? { readGap: req.readGap } : {}),
+    ...(req.pregate !== undefined ? { pregate: req.pregate } : {}),
   });
   emit({ ev: "loaded", loadSeconds: (performance.now() - t0) / 1000 });
   // The engine keeps its backend model private; the raw counters (activeBytes, per-source
@@ -33,7 +34,10 @@ async function main(): Promise<void> {
   // A typed array would serialise as an object of indices: send per-layer counts as a plain array.
   const raw = (): BackendFlashStats => {
     const f = backend.flashStats(false) as BackendFlashStats & { predictionByLayer?: ArrayLike<number> };
-    return f.predictionByLayer ? ({ ...f, predictionByLayer: Array.from(f.predictionByLayer) } as unknown as BackendFlashStats) : f;
+    // MoE models: the expert store's counters ride along (bench/moe.ts takes their decode part).
+    const experts = backend.expertStats(false);
+    const g = experts ? { ...f, experts } : f;
+    return g.predictionByLayer ? ({ ...g, predictionByLayer: Array.from(g.predictionByLayer) } as unknown as BackendFlashStats) : g;
   };
   const it = engine.generate(req.promptIds, { greedy: true, stopAtEos: false, addSpecial: false, maxTokens: req.decodeTokens + 1 });
   const tStart = performance.now();

@@ -35,7 +35,7 @@ async function timeOurs(engine: Engine, ids: number[], n: number): Promise<Timed
 
 async function runOurs(req: WorkerRequest): Promise<WorkerResult> {
   // Imported here, not at the top, so a llama.cpp worker never loads our engine or addon.
-  const { Engine } = await import("../../src/engine/Engine.js");
+  const { Engine } = await import("../../src/index.js");
   const t0 = performance.now();
   const engine = await Engine.load(req.modelPath, { threads: req.threads, contextLength: req.contextLength });
   const loadSeconds = (performance.now() - t0) / 1000;

@@ -57,6 +57,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                            InstanceMethod("flashStats", &NativeModel::FlashStats),
                            InstanceMethod("setCacheBytes", &NativeModel::SetCacheBytes),
                            InstanceMethod("resetCacheCounts", &NativeModel::ResetCacheCounts),
+                           InstanceMethod("expertStats", &NativeModel::ExpertStats),
+                           InstanceMethod("setExpertPoolBytes", &NativeModel::SetExpertPoolBytes),
                        });
   }
 
@@ -394,6 +396,49 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     Model& m = Get(env);
     NotBusy(env, "reset counts");
     if (m.store()) m.store()->reset_counts();
+    if (m.experts()) m.experts()->reset_counts();
+    return env.Undefined();
+  }
+
+  // expertStats(reset?: boolean): the expert store's counters (model/expert_store.h), or
+  // undefined for a model without experts on flash.
+  Napi::Value ExpertStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Model& m = Get(env);
+    ExpertStore* x = m.experts();
+    if (!x) return env.Undefined();
+    const activeflow::ExpertStats& s = x->stats();
+    Napi::Object o = Napi::Object::New(env);
+    auto num = [&](const char* k, double v) { o.Set(k, Napi::Number::New(env, v)); };
+    num("lookups", static_cast<double>(s.lookups));
+    num("hits", static_cast<double>(s.hits));
+    num("prefetchHits", static_cast<double>(s.prefetch_hits));
+    num("reads", static_cast<double>(s.reads));
+    num("prefetches", static_cast<double>(s.prefetches));
+    num("bytesRead", static_cast<double>(s.bytes_read));
+    num("predTp", static_cast<double>(s.pred_tp));
+    num("predFp", static_cast<double>(s.pred_fp));
+    num("predFn", static_cast<double>(s.pred_fn));
+    num("waitSeconds", s.wait_s);
+    num("computeSeconds", s.compute_s);
+    num("slots", x->slots());
+    num("slotBytes", static_cast<double>(x->slot_bytes()));
+    num("cachedExperts", x->cached_experts());
+    if (info.Length() > 0 && info[0].ToBoolean().Value()) {
+      NotBusy(env, "reset stats");
+      x->reset_stats();
+    }
+    return o;
+  }
+
+  // setExpertPoolBytes(bytes): re-plans the expert slots between tokens.
+  Napi::Value SetExpertPoolBytes(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Model& m = Get(env);
+    NotBusy(env, "resize the expert pool");
+    if (!m.experts()) throw ToJsError(env, "BAD_ARGUMENT", "setExpertPoolBytes needs a mixture-of-experts model in the flash layout");
+    if (info.Length() < 1 || !info[0].IsNumber()) throw ToJsError(env, "BAD_ARGUMENT", "setExpertPoolBytes(bytes: number)");
+    m.experts()->set_pool_bytes(static_cast<size_t>(info[0].As<Napi::Number>().DoubleValue()));
     return env.Undefined();
   }
 
@@ -422,6 +467,51 @@ double Num(const Napi::Object& o, const char* key) {
   return v.As<Napi::Number>().DoubleValue();
 }
 
+// flash.experts: { perLayer, poolBytes, pregate, spans: [{ offset, bytes, outOffset, recIn,
+// recOut, nIn, nFf, parts: [gate, up, down] as { offset, bytes, nOut, type, scales (-1: none) } }] }.
+void ParseExperts(const Napi::Object& x, FlashSetup& s) {
+  s.experts_per_layer = static_cast<int>(Num(x, "perLayer"));
+  s.expert_pool_bytes = static_cast<size_t>(Num(x, "poolBytes"));
+  s.pregate = x.Get("pregate").ToBoolean().Value();
+  if (!x.Get("spans").IsArray()) throw ToJsError(x.Env(), "BAD_ARGUMENT", "flash spec field experts.spans must be an array");
+  Napi::Array spans = x.Get("spans").As<Napi::Array>();
+  for (uint32_t i = 0; i < spans.Length(); i++) {
+    Napi::Object o = spans.Get(i).As<Napi::Object>();
+    ExpertSpan e;
+    e.offset = static_cast<uint64_t>(Num(o, "offset"));
+    e.bytes = static_cast<uint64_t>(Num(o, "bytes"));
+    e.out_offset = static_cast<uint64_t>(Num(o, "outOffset"));
+    e.rec_in = static_cast<uint32_t>(Num(o, "recIn"));
+    e.rec_out = static_cast<uint32_t>(Num(o, "recOut"));
+    e.n_in = static_cast<int64_t>(Num(o, "nIn"));
+    e.n_ff = static_cast<int64_t>(Num(o, "nFf"));
+    if (e.offset % kIoAlign != 0 || e.bytes % kIoAlign != 0 || e.bytes == 0) {
+      throw ToJsError(x.Env(), "BAD_ARGUMENT", "expert span " + std::to_string(i) + " is not whole 4 KiB pages");
+    }
+    Napi::Array parts = o.Get("parts").As<Napi::Array>();
+    if (parts.Length() != 3) throw ToJsError(x.Env(), "BAD_ARGUMENT", "expert span " + std::to_string(i) + " needs 3 parts (gate, up, down)");
+    ExpertPart* dst[3] = {&e.gate, &e.up, &e.down};
+    for (uint32_t k = 0; k < 3; k++) {
+      Napi::Object p = parts.Get(k).As<Napi::Object>();
+      dst[k]->offset = static_cast<uint32_t>(Num(p, "offset"));
+      dst[k]->bytes = static_cast<uint32_t>(Num(p, "bytes"));
+      dst[k]->n_out = static_cast<int64_t>(Num(p, "nOut"));
+      dst[k]->type = static_cast<int>(Num(p, "type"));
+      dst[k]->scales = static_cast<int64_t>(Num(p, "scales"));
+      const bool split = dst[k]->scales >= 0;
+      if (split ? !af_colx_supported(dst[k]->type) : !af_col_supported(dst[k]->type)) {
+        throw ToJsError(x.Env(), "BAD_ARGUMENT", "expert span " + std::to_string(i) + " part " + std::to_string(k) + " has unsupported type " +
+                                                     std::to_string(dst[k]->type));
+      }
+    }
+    const uint64_t end = e.out_offset + static_cast<uint64_t>(e.rec_out) * e.n_ff;
+    if (static_cast<uint64_t>(e.rec_in) * e.n_in > e.out_offset || end > e.bytes) {
+      throw ToJsError(x.Env(), "BAD_ARGUMENT", "expert span " + std::to_string(i) + ": records run past its " + std::to_string(e.bytes) + " bytes");
+    }
+    s.experts.push_back(std::move(e));
+  }
+}
+
 // The flash half of loadModel's spec: extents, checksums and the budget split.
 std::shared_ptr<FlashSetup> ParseFlash(const Napi::Object& f) {
   auto s = std::make_shared<FlashSetup>();
@@ -443,6 +533,7 @@ std::shared_ptr<FlashSetup> ParseFlash(const Napi::Object& f) {
   if (f.Get("predict").IsBoolean()) s->predict = f.Get("predict").As<Napi::Boolean>().Value();
   if (f.Get("readAhead").IsBoolean()) s->read_ahead = f.Get("readAhead").As<Napi::Boolean>().Value();
   if (f.Get("predictMargin").IsNumber()) s->predict_margin = static_cast<float>(Num(f, "predictMargin"));
+  if (f.Get("experts").IsObject()) ParseExperts(f.Get("experts").As<Napi::Object>(), *s);
   if (f.Get("cachePolicy").IsString()) {
     try {
       s->cache_policy = ParseCachePolicy(f.Get("cachePolicy").As<Napi::String>().Utf8Value());

@@ -191,6 +191,7 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
   for (int t = 0; t < n; t++) embed(tokens[t], x + t * E);
   if (c.embd_scale != 1.0f) af_scale_f32(c.embd_scale, x, static_cast<int64_t>(n) * E);
   predictor_.begin_token();
+  if (experts_) experts_->release_all();  // an aborted pass may have left experts pinned
   const bool preload = store_ && store_->preloading() && flash_->predict && !store_->reading_ahead();
   const int G = store_ ? store_->group_size() : 1;
   const int n_groups = (c.n_layer + G - 1) / G;
@@ -216,7 +217,7 @@ void Model::eval_chunk(const int32_t* tokens, int n, int pos, float* logits, boo
     site_input(il, kAttnIn, xn, n, E, E);
     // While attn_in reads and attention computes, ffn_in of this layer is read as predicted
     // from the residual before attention (one sub-block ahead).
-    if (preload && G == 1) prefetch_site(il, kFfnIn, x, n);
+    if (preload && G == 1 && !moe_) prefetch_site(il, kFfnIn, x, n);
     {
       float* ys[] = {s_.q.data(), s_.k.data(), s_.v.data()};
       const int64_t ld[] = {q_dim, kv_dim, kv_dim};

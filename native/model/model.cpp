@@ -39,7 +39,30 @@ Model::Model(const std::string& path, const ModelConfig& cfg, const std::vector<
                                               std::to_string(mc.n_ff_exp) + ")");
   }
   if (mc.n_expert != 0 && flash_) {
-    throw ModelError("MODEL_UNSUPPORTED", path + ": mixture-of-experts models run dense only for now (no flash layout)");
+    const int per = mc.n_expert + (mc.n_ff_shexp > 0 ? 1 : 0);
+    if (flash_->experts_per_layer != per || flash_->experts.size() != static_cast<size_t>(cfg_.n_layer) * per) {
+      throw ModelError("MODEL_BAD_SHAPE", path + ": the flash file holds " + std::to_string(flash_->experts.size()) + " experts, the model needs " +
+                                              std::to_string(cfg_.n_layer) + " layers x " + std::to_string(per));
+    }
+    if (flash_->group_size != 1) throw ModelError("MODEL_UNSUPPORTED", path + ": mixture-of-experts flash files need layer groups of 1");
+    // The FFN sites have no extents (the experts replace them): empty ones keep the column
+    // store's [group][site] indexing; the forward pass never visits them.
+    std::vector<FlashExtent> padded;
+    for (auto& e : flash_->extents) {
+      padded.push_back(std::move(e));
+      if (padded.back().site == kAttnOut) {
+        for (int site : {kFfnIn, kFfnOut}) {
+          FlashExtent f;
+          f.group = padded.back().group;
+          f.site = site;
+          f.first_layer = padded.back().first_layer;
+          f.layers = padded.back().layers;
+          f.record_bytes = 1;  // n_in = 0: no records, no cache share
+          padded.push_back(std::move(f));
+        }
+      }
+    }
+    flash_->extents = std::move(padded);
   }
   if (flash_) {
     flash_file_ = std::make_shared<FlashFile>(path, flash_->direct);
@@ -78,6 +101,11 @@ Model::Model(const std::string& path, const ModelConfig& cfg, const std::vector<
     if (!w_.tok_embd.data) row_staging_ = AlignedBuffer(w_.tok_embd.row_bytes);
     store_->set_preload_bytes(flash_->preload_bytes);
     store_->set_read_ahead(flash_->read_ahead);
+    if (mc.n_expert > 0) {
+      experts_ = std::make_unique<ExpertStore>(std::move(flash_->experts), flash_->experts_per_layer,
+                                               mc.n_expert_used + (mc.n_ff_shexp > 0 ? 1 : 0), reader_,
+                                               flash_->verify && sums_.crcs ? &sums_ : nullptr, flash_->expert_pool_bytes);
+    }
   }
 
   const int kv_dim = cfg_.n_head_kv * cfg_.head_dim;
@@ -127,7 +155,10 @@ Model::Model(const std::string& path, const ModelConfig& cfg, const std::vector<
     dense_ = std::make_unique<DenseLinear>(w_.layers, s_.xq.data());
     linears_ = dense_.get();
   }
-  if (cfg_.moe.n_expert > 0) moe_ = std::make_unique<MoeFfn>(cfg_.moe, cfg_.n_embd, cfg_.n_batch, w_.layers);
+  if (cfg_.moe.n_expert > 0) {
+    moe_ = std::make_unique<MoeFfn>(cfg_.moe, cfg_.n_embd, cfg_.n_batch, w_.layers);
+    if (experts_) moe_->set_store(experts_.get(), cfg_.rms_eps, flash_->pregate);
+  }
   std::vector<const float*> attn_norm, ffn_norm;
   for (const auto& l : w_.layers) {
     attn_norm.push_back(reinterpret_cast<const float*>(l.attn_norm.data));
@@ -290,6 +321,11 @@ void Model::bind_weights(const std::vector<TensorSpec>& tensors) {
   auto bind_experts = [&](const std::string& p, ExpertWeights& m) {
     const int64_t E = cfg_.n_embd, FE = cfg_.moe.n_ff_exp, SH = cfg_.moe.n_ff_shexp;
     m.router = bind(p + "ffn_gate_inp.weight", {E, cfg_.moe.n_expert}, true);
+    if (flash) {
+      // The experts live in their own extents (model/expert_store.h); the routers stay.
+      if (SH > 0) m.shexp_gate_inp = bind_f32(p + "ffn_gate_inp_shexp.weight", E, true);
+      return;
+    }
     m.gate = bind_slices(p + "ffn_gate_exps.weight", E, FE);
     m.up = bind_slices(p + "ffn_up_exps.weight", E, FE);
     m.down = bind_slices(p + "ffn_down_exps.weight", FE, E);
@@ -413,7 +449,7 @@ void Model::bind_scale_planes(const std::vector<TensorSpec>& tensors) {
 size_t Model::weight_resident_bytes() const {
   if (!flash_) return file_bytes_;
   return resident_.size() + head_staging_.size() + row_staging_.size() + (store_ ? store_->resident_bytes() : 0) +
-         reader_->staging_bytes();
+         (experts_ ? experts_->resident_bytes() : 0) + reader_->staging_bytes();
 }
 
 size_t Model::scratch_bytes() const {

@@ -138,6 +138,12 @@ struct FlashSetup {
   bool read_ahead = false;
   // A channel is predicted active when its predicted |x| exceeds margin x threshold.
   float predict_margin = 1.0f;
+  // Mixture-of-experts models: extents holds attn_in and attn_out per group only (the FFN
+  // sites are the experts'); experts is [n_layer][experts_per_layer] (model/expert_store.h).
+  std::vector<ExpertSpan> experts;
+  int experts_per_layer = 0;
+  size_t expert_pool_bytes = 0;  // the expert slots' share of the budget
+  bool pregate = true;           // read the next layer's predicted experts ahead
 };
 
 // Per-pass scratch, sized for n_batch tokens.
@@ -167,6 +173,7 @@ class Model {
   size_t file_bytes() const { return file_bytes_; }
   bool is_flash() const { return store_ != nullptr; }
   ColumnStore* store() { return store_.get(); }
+  ExpertStore* experts() { return experts_.get(); }
   // DRAM held for weights now: mapped or copied resident tensors, cache, staging.
   size_t weight_resident_bytes() const;
   size_t scratch_bytes() const;
@@ -239,6 +246,7 @@ class Model {
   std::unique_ptr<DenseLinear> dense_;  // dense mode
   LinearSource* linears_ = nullptr;     // store_ or dense_: what the forward pass multiplies with
   std::unique_ptr<MoeFfn> moe_;         // MoE models: the FFN of every layer
+  std::unique_ptr<ExpertStore> experts_;  // MoE models in flash mode: the experts' slots
   uint64_t head_bytes_read_ = 0;
   Weights w_;
   std::unique_ptr<ThreadPool> pool_;

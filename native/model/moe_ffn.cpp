@@ -1,6 +1,7 @@
 #include "model/moe_ffn.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -62,7 +63,7 @@ void RouteTopK(float* logits, int n_expert, int k, bool norm, int32_t* experts, 
 }
 
 MoeFfn::MoeFfn(const MoeConfig& cfg, int n_embd, int n_batch, const std::vector<LayerWeights>& layers)
-    : cfg_(cfg), n_embd_(n_embd), layers_(layers) {
+    : cfg_(cfg), n_embd_(n_embd), layers_(layers), n_batch_(n_batch) {
   const size_t rows = static_cast<size_t>(n_batch) * cfg_.n_expert_used;
   logits_.resize(static_cast<size_t>(n_batch) * cfg_.n_expert);
   sel_.resize(rows);
@@ -101,14 +102,27 @@ size_t MoeFfn::scratch_bytes() const {
   const size_t floats = logits_.size() + weight_.size() + gate_.size() + up_.size() + down_.size() + acc_.size() +
                         sh_gate_.size() + sh_up_.size() + sh_out_.size();
   const size_t ints = sel_.size() + first_.size() + row_of_.size() + token_of_.size();
-  return floats * sizeof(float) + ints * sizeof(int32_t) + xq_a_.size() + xq_b_.size();
+  const size_t flash = (xg_.size() + pxn_.size() + plogits_.size() + pred_w_.size()) * sizeof(float) + pred_sel_.size() * sizeof(int32_t);
+  return floats * sizeof(float) + ints * sizeof(int32_t) + xq_a_.size() + xq_b_.size() + flash;
 }
 
-void MoeFfn::forward(int layer, const float* xn, int n, float* x, ThreadPool& pool) {
-  const ExpertWeights& m = layers_[static_cast<size_t>(layer)].moe;
-  const int E = n_embd_, F = cfg_.n_ff_exp, NE = cfg_.n_expert, K = cfg_.n_expert_used;
+void MoeFfn::set_store(ExpertStore* store, float eps, bool pregate) {
+  store_ = store;
+  eps_ = eps;
+  pregate_ = pregate;
+  const size_t B = static_cast<size_t>(n_batch_), K = static_cast<size_t>(cfg_.n_expert_used);
+  xg_.assign(store ? B * K * n_embd_ : 0, 0.0f);
+  pxn_.assign(store ? B * n_embd_ : 0, 0.0f);
+  plogits_.assign(store ? B * cfg_.n_expert : 0, 0.0f);
+  pred_sel_.assign(store ? B * K : 0, 0);
+  pred_w_.assign(store ? B * K : 0, 0.0f);
+  pred_layer_ = -1;
+}
 
-  // Route: logits, softmax over all experts, top-k, weights.
+// Route: logits, softmax over all experts, top-k, weights; then the (token, slot) pairs
+// grouped by expert, tokens ascending within an expert.
+void MoeFfn::route(const ExpertWeights& m, const float* xn, int n, ThreadPool& pool) {
+  const int E = n_embd_, NE = cfg_.n_expert, K = cfg_.n_expert_used;
   DenseMatmul(xn, n, E, {{&m.router, logits_.data(), NE}}, xq_a_.data(), pool);
   for (int t = 0; t < n; t++) {
     RouteTopK(logits_.data() + static_cast<size_t>(t) * NE, NE, K, cfg_.norm_weights, sel_.data() + t * K,
@@ -129,6 +143,16 @@ void MoeFfn::forward(int layer, const float* xn, int n, float* x, ThreadPool& po
       }
     }
   }
+}
+
+void MoeFfn::forward(int layer, const float* xn, int n, float* x, ThreadPool& pool) {
+  if (store_) {
+    forward_flash(layer, xn, n, x, pool);
+    return;
+  }
+  const ExpertWeights& m = layers_[static_cast<size_t>(layer)].moe;
+  const int E = n_embd_, F = cfg_.n_ff_exp, NE = cfg_.n_expert, K = cfg_.n_expert_used;
+  route(m, xn, n, pool);
   const int rows = n * K;
 
   // Gate and up of every chosen expert over its rows, in one pass over the pool.
@@ -181,9 +205,13 @@ void MoeFfn::forward(int layer, const float* xn, int n, float* x, ThreadPool& po
   RunJobs(jobs, pool);
 
   if (cfg_.n_ff_shexp > 0) shared_expert(m, xn, n, pool);
+  combine(n, x);
+}
 
-  // Weighted sum in slot order (descending probability), then the shared expert, then the
-  // residual: llama.cpp's order of additions.
+// Weighted sum in slot order (descending probability), then the shared expert, then the
+// residual: llama.cpp's order of additions.
+void MoeFfn::combine(int n, float* x) {
+  const int E = n_embd_, K = cfg_.n_expert_used;
   float* acc = acc_.data();
   for (int t = 0; t < n; t++) {
     for (int j = 0; j < K; j++) {
@@ -222,6 +250,121 @@ void MoeFfn::shared_expert(const ExpertWeights& m, const float* xn, int n, Threa
     float* o = sh_out_.data() + static_cast<size_t>(t) * E;
     for (int i = 0; i < E; i++) o[i] *= s;
   }
+}
+
+// Flash mode: the same routing and sums as forward, the experts' products from whole experts
+// in the store's slots (column kernels over every channel, so a product's bits depend only on
+// the expert's bytes). Experts are taken in waves of at most the pool's slots (a prefill may
+// route to more experts than fit); each wave's reads are all issued before the first expert
+// computes, so reading the next overlaps computing this one.
+void MoeFfn::forward_flash(int layer, const float* xn, int n, float* x, ThreadPool& pool) {
+  const ExpertWeights& m = layers_[static_cast<size_t>(layer)].moe;
+  const int E = n_embd_, F = cfg_.n_ff_exp, NE = cfg_.n_expert, S = cfg_.n_ff_shexp;
+  route(m, xn, n, pool);
+  score_prediction(layer, n);
+  std::vector<int32_t> need;
+  for (int e = 0; e < NE; e++) {
+    if (first_[e + 1] > first_[e]) need.push_back(e);
+  }
+  if (S > 0) need.push_back(NE);  // the shared expert: every token
+  const int rows = first_[NE];
+  for (int r = 0; r < rows; r++) std::memcpy(xg_.data() + static_cast<size_t>(r) * E, xn + static_cast<size_t>(token_of_[r]) * E, sizeof(float) * E);
+
+  std::vector<int32_t> slot;
+  for (size_t i = 0; i < need.size();) {
+    const size_t wave = std::min(need.size() - i, static_cast<size_t>(store_->slots()));
+    slot.assign(wave, -1);
+    // Resident experts are pinned first, so reading a missing one never evicts another this
+    // wave needs (a pre-gated one, say).
+    for (int pass = 0; pass < 2; pass++) {
+      for (size_t k = 0; k < wave; k++) {
+        if (slot[k] < 0 && (pass == 1 || store_->resident(layer, need[i + k]))) slot[k] = store_->acquire(layer, need[i + k], need[i + k] < NE);
+      }
+      if (pass == 0) store_->routed(layer);
+    }
+    if (i == 0 && pregate_) pregate(layer, x, n, pool);
+    for (size_t k = 0; k < wave; k++) {
+      const int e = need[i + k];
+      const ExpertSpan& sp = store_->span(layer, e);
+      const uint8_t* base = store_->wait(slot[k]);
+      const double t0 = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+      if (e == NE) {
+        float* gu[] = {sh_gate_.data(), sh_up_.data()};
+        ExpertLinear(sp, base, true, xn, n, gu, S, pool);
+        for (int t = 0; t < n; t++) {
+          float* h = sh_gate_.data() + static_cast<size_t>(t) * S;
+          af_silu_mul_f32(h, sh_up_.data() + static_cast<size_t>(t) * S, h, S);
+        }
+        float* d[] = {sh_out_.data()};
+        ExpertLinear(sp, base, false, sh_gate_.data(), n, d, E, pool);
+        const float* gw = reinterpret_cast<const float*>(m.shexp_gate_inp.data);
+        for (int t = 0; t < n; t++) {
+          const float g = af_dot_f32(gw, xn + static_cast<size_t>(t) * E, E);
+          const float sg = 1.0f / (1.0f + std::exp(-g));
+          float* o = sh_out_.data() + static_cast<size_t>(t) * E;
+          for (int j = 0; j < E; j++) o[j] *= sg;
+        }
+      } else {
+        const int r = first_[e], c = first_[e + 1] - first_[e];
+        float* gu[] = {gate_.data() + static_cast<size_t>(r) * F, up_.data() + static_cast<size_t>(r) * F};
+        ExpertLinear(sp, base, true, xg_.data() + static_cast<size_t>(r) * E, c, gu, F, pool);
+        for (int b = 0; b < c; b++) {
+          float* h = gu[0] + static_cast<size_t>(b) * F;
+          af_silu_mul_f32(h, gu[1] + static_cast<size_t>(b) * F, h, F);
+        }
+        float* d[] = {down_.data() + static_cast<size_t>(r) * E};
+        ExpertLinear(sp, base, false, gu[0], c, d, E, pool);
+      }
+      store_->stats().compute_s += std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count() - t0;
+    }
+    store_->release_all();
+    i += wave;
+  }
+  combine(n, x);
+}
+
+void MoeFfn::pregate(int layer, const float* x, int n, ThreadPool& pool) {
+  const int next = layer + 1;
+  if (next >= static_cast<int>(layers_.size())) return;
+  const LayerWeights& L = layers_[static_cast<size_t>(next)];
+  const int E = n_embd_, NE = cfg_.n_expert, K = cfg_.n_expert_used;
+  const float* norm = reinterpret_cast<const float*>(L.ffn_norm.data);
+  for (int t = 0; t < n; t++) af_rmsnorm_f32(x + static_cast<size_t>(t) * E, norm, pxn_.data() + static_cast<size_t>(t) * E, E, eps_);
+  DenseMatmul(pxn_.data(), n, E, {{&L.moe.router, plogits_.data(), NE}}, xq_a_.data(), pool);
+  // Experts predicted for more tokens first, so a pool too small for all keeps the likeliest.
+  std::vector<int32_t> votes(static_cast<size_t>(NE), 0);
+  for (int t = 0; t < n; t++) {
+    RouteTopK(plogits_.data() + static_cast<size_t>(t) * NE, NE, K, cfg_.norm_weights, pred_sel_.data() + t * K, pred_w_.data() + t * K);
+    for (int j = 0; j < K; j++) votes[pred_sel_[t * K + j]]++;
+  }
+  pred_layer_ = next;
+  pred_n_ = n;
+  std::vector<int32_t> order;
+  for (int e = 0; e < NE; e++) {
+    if (votes[e] > 0) order.push_back(e);
+  }
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return votes[a] > votes[b]; });
+  if (cfg_.n_ff_shexp > 0) order.insert(order.begin(), NE);  // taken by every token
+  for (int32_t e : order) store_->prefetch(next, e);
+}
+
+void MoeFfn::score_prediction(int layer, int n) {
+  if (pred_layer_ != layer || pred_n_ != n) {
+    pred_layer_ = -1;
+    return;
+  }
+  const int K = cfg_.n_expert_used;
+  ExpertStats& st = store_->stats();
+  for (int t = 0; t < n; t++) {
+    int tp = 0;
+    for (int j = 0; j < K; j++) {
+      for (int i = 0; i < K; i++) tp += pred_sel_[t * K + j] == sel_[t * K + i];
+    }
+    st.pred_tp += tp;
+    st.pred_fp += K - tp;
+    st.pred_fn += K - tp;
+  }
+  pred_layer_ = -1;
 }
 
 }  // namespace activeflow

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "model/expert_store.h"
 #include "model/threadpool.h"
 #include "model/weights.h"
 
@@ -34,12 +35,24 @@ class MoeFfn {
   // layers outlives this; n_batch is the most tokens one forward call passes. cfg is checked
   // by the caller (Model): 1 <= n_expert_used <= n_expert <= kMaxExperts.
   MoeFfn(const MoeConfig& cfg, int n_embd, int n_batch, const std::vector<LayerWeights>& layers);
-  // x[t] += MoE FFN of xn[t] for t in [0, n); xn and x are [n][n_embd].
+  // x[t] += MoE FFN of xn[t] for t in [0, n); xn and x are [n][n_embd]. x is the residual
+  // stream before this FFN: with a store, pre-gating predicts the next layer's experts from it.
   void forward(int layer, const float* xn, int n, float* x, ThreadPool& pool);
   size_t scratch_bytes() const;
+  // Flash mode: the experts come from `store` (whole experts, read on demand or ahead);
+  // pre-gating applies the next layer's router to the residual stream and reads its experts
+  // in the background while this layer computes. eps: the model's RMSNorm epsilon.
+  void set_store(ExpertStore* store, float eps, bool pregate);
 
  private:
   void shared_expert(const ExpertWeights& m, const float* xn, int n, ThreadPool& pool);
+  void route(const ExpertWeights& m, const float* xn, int n, ThreadPool& pool);
+  void combine(int n, float* x);
+  void forward_flash(int layer, const float* xn, int n, float* x, ThreadPool& pool);
+  // Predicts layer + 1's experts from the residual rows x and starts reading them.
+  void pregate(int layer, const float* x, int n, ThreadPool& pool);
+  // Counts the prediction made for `layer` against its routing (sel_).
+  void score_prediction(int layer, int n);
 
   MoeConfig cfg_;
   int n_embd_;
@@ -56,6 +69,18 @@ class MoeFfn {
   std::vector<float> sh_gate_, sh_up_;  // [n_batch][n_ff_shexp] shared expert hidden
   std::vector<float> sh_out_;     // [n_batch][n_embd] shared expert output
   std::vector<uint8_t> xq_a_, xq_b_;  // [n_batch * n_expert_used][widest act bytes] quantised inputs
+  // Flash mode.
+  ExpertStore* store_ = nullptr;
+  float eps_ = 1e-5f;
+  bool pregate_ = true;
+  int n_batch_ = 0;
+  std::vector<float> xg_;          // [n_batch * n_expert_used][n_embd] inputs grouped by expert
+  std::vector<float> pxn_;         // [n_batch][n_embd] residual normed with the next layer's ffn_norm
+  std::vector<float> plogits_;     // [n_batch][n_expert] the next layer's router on it
+  std::vector<int32_t> pred_sel_;  // [n_batch][n_expert_used] predicted experts of pred_layer_
+  std::vector<float> pred_w_;      // [n_batch][n_expert_used] (their weights, unused)
+  int pred_layer_ = -1;
+  int pred_n_ = 0;
 };
 
 }  // namespace activeflow

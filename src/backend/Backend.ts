@@ -2,6 +2,7 @@
 // WebAssembly later). The core decides; the backend computes and owns the weight bytes.
 import type { ModelConfig } from "../model/config.js";
 import type { FlashCounters } from "./flashCounters.js";
+import type { FlashHandle, OpenFlashFileOptions, ProbeOptions, ProbeResult, ThreadScaling } from "./probeTypes.js";
 
 export interface BackendTensor {
   name: string;
@@ -57,6 +58,47 @@ export interface BackendFlashSpec {
   // Read every uncached record of the next site while one computes (groups of one layer).
   readAhead?: boolean;
   predictMargin?: number;
+  // Mixture-of-experts models: the experts on flash (native/model/expert_store.h).
+  experts?: BackendExperts;
+}
+
+// One (layer, expert) span: ffn_in records from `offset`, ffn_out records at `outOffset` from
+// it, the whole expert `bytes` long (whole pages). parts: gate, up, down; scales: bytes from
+// the span start of a split part's scale plane, -1 for requantised columns.
+export interface BackendExpertSpan {
+  offset: number;
+  bytes: number;
+  outOffset: number;
+  recIn: number;
+  recOut: number;
+  nIn: number;
+  nFf: number;
+  parts: { offset: number; bytes: number; nOut: number; type: number; scales: number }[];
+}
+
+export interface BackendExperts {
+  perLayer: number; // routed experts + the shared one
+  poolBytes: number; // the expert slots' share of the budget
+  pregate: boolean; // read the next layer's predicted experts ahead
+  spans: BackendExpertSpan[]; // [n_layer][perLayer]
+}
+
+// The expert store's counters since the last reset.
+export interface BackendExpertStats {
+  lookups: number;
+  hits: number;
+  prefetchHits: number;
+  reads: number;
+  prefetches: number;
+  bytesRead: number;
+  predTp: number;
+  predFp: number;
+  predFn: number;
+  waitSeconds: number;
+  computeSeconds: number;
+  slots: number;
+  slotBytes: number;
+  cachedExperts: number;
 }
 
 export interface BackendModelSpec {
@@ -150,6 +192,9 @@ export interface BackendModel {
   // Re-plans the hot cache of a flash-layout model between tokens.
   setCacheBytes(bytes: number): void;
   resetCacheCounts(): void;
+  // Mixture-of-experts models in the flash layout: the expert store (undefined otherwise).
+  expertStats(reset?: boolean): BackendExpertStats | undefined;
+  setExpertPoolBytes(bytes: number): void;
   info(): BackendModelInfo;
   dispose(): void;
 }
@@ -164,8 +209,57 @@ export interface BackendIoDefaults {
   stagingSlots: number;
 }
 
-export interface Backend {
+// What the core takes from a backend besides running a model, in narrow groups: each module
+// asks for the group it uses (a Pick of Backend), so a second backend (WebAssembly) can see
+// what each path needs. Type ids are GGML's (GgmlType); bad arguments throw BAD_ARGUMENT.
+
+// The flash converter's arithmetic (src/flash/convert.ts): synchronous, one band at a time.
+export interface ConversionKernels {
+  // Dequantises n elements of one row.
+  dequantizeRow(type: number, bytes: Uint8Array, n: number): Float32Array;
+  // Reference (round-to-nearest) quantisation of one row; x.length a multiple of the block size.
+  quantizeRow(type: number, x: Float32Array): Uint8Array;
+  // The scale plane of a Q4_0 / Q4_1 / Q8_0 source matrix (nOut rows of nIn elements).
+  colxSplitScales(type: number, rows: Uint8Array, nOut: number, nIn: number): Uint8Array;
+  // Codes of channels j0 .. j0 + nj - 1 of the source matrix, channel j0 + k written at
+  // out[offset + k * stride ...].
+  colxSplitCodes(type: number, rows: Uint8Array, nOut: number, nIn: number, j0: number, nj: number,
+    out: Uint8Array, offset: number, stride: number): void;
+  // CRC-32C (Castagnoli) of the page checksums; seed chains: crc32c(b, crc32c(a)) === crc32c(a ++ b).
+  crc32c(bytes: Uint8Array, seed?: number): number;
+}
+
+// This machine's device and kernel speeds (src/pipeline/profile.ts, readBandwidth.ts).
+export interface DeviceProbe {
+  // The flash I/O path's defaults: the budget plan counts the reader's staging with them.
+  ioDefaults(): BackendIoDefaults;
+  // Random aligned reads of `path` at one size and depth for `seconds` (fio's randread), off
+  // the event loop.
+  probeDevice(path: string, options: ProbeOptions): Promise<ProbeResult>;
+  // The engine's flash reader on one file (benchmarks of batched reads).
+  openFlashFile(path: string, options?: OpenFlashFileOptions): FlashHandle;
+  // Zeroed memory aligned to 4 KiB, for reads that land without a copy.
+  allocAligned(bytes: number): Uint8Array;
+  // y[e] += sum_i a[i] * dequant(cols[i])[e] for e in [e0, e1): the sparse column kernel,
+  // timed for the tuner's compute term.
+  colAxpy(type: number, cols: Uint8Array[], a: Float32Array, y: Float32Array, e0: number, e1: number): void;
+}
+
+// Weight statistics (src/sparsity/columnNorms.ts).
+export interface WeightStatistics {
+  // Adds the squares of each column of `rows` dequantised rows of n elements to out [n].
+  columnSquares(type: number, bytes: Uint8Array, rows: number, n: number, out: Float64Array): void;
+}
+
+// The default thread count's measurement (src/engine/threads.ts).
+export interface ThreadProbe {
+  // The backend's thread pool at 1..maxThreads threads over about `bytes` of weights: decode
+  // bytes per second and prefill multiply-adds per second, about `seconds` in all, off the
+  // event loop.
+  threadScaling(maxThreads: number, bytes: number, seconds: number): Promise<ThreadScaling[]>;
+}
+
+export interface Backend extends ConversionKernels, DeviceProbe, WeightStatistics, ThreadProbe {
   readonly name: string;
   loadModel(spec: BackendModelSpec): Promise<BackendModel>;
-  ioDefaults(): BackendIoDefaults;
 }

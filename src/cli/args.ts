@@ -9,6 +9,8 @@ import { CACHE_POLICIES, CACHE_POLICY_DEFAULT } from "../engine/types.js";
 import { RECORD_ORDERS } from "../flash/format.js";
 import { MIN_CALIBRATION_TOKENS } from "../sparsity/thresholds.js";
 import { DEFAULT_SELECTION, SELECTIONS } from "../sparsity/selection.js";
+import { API_KEY_ENV, BODY_LIMIT_BYTES, DEFAULT_HOST, DEFAULT_MAX_QUEUE, DEFAULT_PORT, DRAIN_SECONDS } from "../server/defaults.js";
+import type { JsonSchema } from "../structured/schema.js";
 
 // A bad command line (exit code 2, with a hint to --help) as opposed to a failure while
 // running (exit code 1).
@@ -80,7 +82,7 @@ export const OPTIONS = {
   repeatPenalty: { long: "repeat-penalty", kind: "number", value: "x", above: 0, max: 100, help: "Penalise tokens seen in the last --repeat-last-n tokens; 1 disables. Defaults to 1." },
   repeatLastN: { long: "repeat-last-n", kind: "int", value: "n", min: 0, max: 1_000_000, help: "How many recent tokens --repeat-penalty looks at. Defaults to 64." },
   dram: { long: "dram", kind: "string", value: "size", check: checkBudget, help: "DRAM budget for the model (weights, KV cache, scratch): bytes, 512MB, 2GB or a percentage of the model file given (35%); KB, MB and GB are binary (KiB, MiB, GiB). Runs the model from the flash layout; a .gguf is converted once into the cache. Defaults to no budget (dense, all in DRAM)." },
-  sparsity: { long: "sparsity", kind: "number", value: "s", min: 0, below: 1, help: "Fraction of each linear layer's inputs skipped (contextual sparsity), using the model's calibration table; on run and chat with --dram also `auto`: the tuner picks it from the budget and this machine's measured flash and compute speeds, within --max-sparsity and the quality floor (--max-kl, --min-top1). Defaults to 0 (dense)." },
+  sparsity: { long: "sparsity", kind: "number", value: "s", min: 0, below: 1, help: "Fraction of each linear layer's inputs skipped (contextual sparsity), using the model's calibration table; on run, chat and serve with --dram also `auto`: the tuner picks it from the budget and this machine's measured flash and compute speeds, within --max-sparsity and the quality floor (--max-kl, --min-top1). Defaults to 0 (dense)." },
   maxSparsity: { long: "max-sparsity", kind: "number", value: "s", min: 0, below: 1, help: "With --sparsity auto: the highest sparsity the tuner may choose. Defaults to 0.5 without a quality floor, to no cap with --max-kl or --min-top1." },
   maxKl: { long: "max-kl", kind: "number", value: "x", min: 0, max: 100, help: "With --sparsity auto, a quality floor: choose no level whose mean KL(dense || sparse) per token, as `activeflow calibrate` measured it on its calibration text, is above x (nats). Needs a table made with those numbers (calibrate again if it is older). Defaults to none." },
   minTop1: { long: "min-top1", kind: "number", value: "x", min: 0, max: 1, help: "With --sparsity auto, a quality floor: choose no level whose top-1 agreement with the dense model, as `activeflow calibrate` measured it on its calibration text, is below x (0 to 1). The numbers predict quality on other text, they do not guarantee it. Needs a table made with those numbers (calibrate again if it is older). Defaults to none." },
@@ -112,6 +114,11 @@ export const OPTIONS = {
   procs: { long: "procs", kind: "int", value: "n", min: 1, max: 1024, help: "Training processes on this machine, started by torchrun from the Python environment: one model trained by all (DistributedDataParallel; gloo between CPU processes, NCCL between GPUs), each process taking --batch / n windows per step. Defaults to 1 (no torchrun)." },
   batch: { long: "batch", kind: "int", value: "n", min: 1, max: 65_536, help: "Windows of 256 tokens per training step over all processes; a multiple of --procs. Defaults to --procs (one window per process)." },
   fsdp: { long: "fsdp", kind: "flag", help: "With --procs 2 or more: shard the layers' weights, gradients and Adam state over the processes (FSDP) instead of a whole copy in each, for models that do not fit one device." },
+  jsonSchema: { long: "json-schema", kind: "string", value: "file", check: (raw) => (raw === "" ? "a JSON Schema file" : undefined), help: "Constrain the reply to one JSON value valid against the JSON Schema in this file (the supported keywords are in docs/STRUCTURED_OUTPUT.md); generation ends when the value is complete. Defaults to free text." },
+  host: { long: "host", kind: "string", value: "address", check: (raw) => (raw.trim() === "" ? "an address such as 127.0.0.1 or 0.0.0.0" : undefined), help: `Address to listen on; 0.0.0.0 listens on every interface (use --api-key then). Defaults to ${DEFAULT_HOST}.` },
+  port: { long: "port", kind: "int", value: "n", min: 0, max: 65535, help: `Port to listen on; 0 picks a free one (printed). Defaults to ${DEFAULT_PORT}.` },
+  apiKey: { long: "api-key", kind: "string", value: "key", check: (raw) => (raw === "" ? "a non-empty key" : undefined), help: `Require \`Authorization: Bearer <key>\` on every route but /health (401 otherwise). Defaults to $${API_KEY_ENV} if set, else no key.` },
+  maxQueue: { long: "max-queue", kind: "int", value: "n", min: 0, max: 100_000, help: `Requests that may wait while one generates (one model, one generation at a time); beyond it the answer is 429. Defaults to ${DEFAULT_MAX_QUEUE}.` },
   json: { long: "json", kind: "flag", help: "Print one JSON object (tokens, text, speeds, memory) as the last line of stdout instead of the streamed text." },
   verbose: { long: "verbose", kind: "flag", help: "Show stack traces on errors." },
   help: { long: "help", short: "h", kind: "flag", help: "Show this help." },
@@ -130,9 +137,11 @@ export type OptionValues = {
 } & {
   // `--sparsity auto` (run and chat): the tuner chooses.
   autoSparsity?: boolean;
+  // The --json-schema file's schema, read by the command.
+  schema?: JsonSchema;
 };
 
-export type CommandName = "run" | "chat" | "fetch" | "convert" | "calibrate" | "reorder" | "eval" | "distill" | "synth" | "verify" | "tokenize" | "inspect" | "cache";
+export type CommandName = "run" | "chat" | "serve" | "fetch" | "convert" | "calibrate" | "reorder" | "eval" | "distill" | "synth" | "verify" | "tokenize" | "inspect" | "cache";
 
 interface CommandSpec {
   usage: string;
@@ -161,7 +170,7 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
     summary: "Complete a prompt (raw text, no chat template) and stream the result.",
     positionals: ["model"],
     details: [MODEL_NOTE, "The prompt is -p text, a file (-f), or standard input (- or -f -).", ...FLASH_NOTE],
-    options: ["prompt", "file", "stop", "maxTokens", "threads", "ctx", ...FLASH, "dramSchedule", "watchMemory", ...SAMPLING, "json", "verbose", "help"],
+    options: ["prompt", "file", "stop", "maxTokens", "threads", "ctx", ...FLASH, "dramSchedule", "watchMemory", ...SAMPLING, "jsonSchema", "json", "verbose", "help"],
     optionHelp: {
       json: "Print one JSON object (tokens, text, speeds, memory: rss_peak_bytes, runtime_floor_bytes, model_memory_peak_bytes; flash I/O and budget with --dram; the schedule and per-phase speed and memory with --dram-schedule) as the last line of stdout instead of the streamed text.",
     },
@@ -184,11 +193,42 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
       "then defaults to the first message's tokens plus -n rounded up to 64 (with -p), or 512.",
     ],
     positionals: ["model"],
-    options: ["prompt", "system", "stop", "maxTokens", "threads", "ctx", ...FLASH, "watchMemory", ...SAMPLING, "json", "verbose", "help"],
+    options: ["prompt", "system", "stop", "maxTokens", "threads", "ctx", ...FLASH, "watchMemory", ...SAMPLING, "jsonSchema", "json", "verbose", "help"],
     optionHelp: {
       prompt: "Send this one message, print the reply and exit (no interactive session).",
       maxTokens: "Tokens per reply at most. Defaults to 128.",
       json: "Print one JSON object per reply (tokens, text, speeds, memory) on stdout instead of the streamed text.",
+    },
+  },
+  serve: {
+    usage: "activeflow serve <model> [--dram <size>] [--sparsity <s>] [--host <address>] [--port <n>] [--api-key <key>] [options]",
+    summary: "Serve the model over an OpenAI-compatible HTTP API (chat and text completions, streaming).",
+    details: [
+      MODEL_NOTE,
+      "Routes: POST /v1/chat/completions and /v1/completions (stream with server-sent events or",
+      "not; max_tokens, temperature, top_p, seed, stop, n=1, logprobs/top_logprobs, usage; top_k,",
+      "min_p, repeat_penalty and ignore_eos as llama.cpp's server; unset ones take the engine's",
+      "defaults: temperature 0.8, top_k 40, top_p 0.95, min_p 0.05), GET /v1/models[/<id>], GET /health",
+      "(503 while the model loads), GET /metrics (Prometheus text), GET and POST /v1/budget",
+      '(with --dram: {"dram": "40%"} changes the budget from the next token on).',
+      "response_format (on both): json_object constrains the reply to one JSON object, json_schema",
+      "{ schema } to one value valid against the schema (docs/STRUCTURED_OUTPUT.md); a schema with an",
+      "unsupported keyword is a 400 naming it, answered before the request queues.",
+      "One generation runs at a time; the others wait in order (see --max-queue). A client that",
+      `disconnects cancels its generation. Bodies over ${BODY_LIMIT_BYTES / (1 << 20)} MiB are refused (413). The request's`,
+      "`model` field is not checked: the server serves one model. Without max_tokens a reply may",
+      "run to the end of the context.",
+      `SIGTERM or Ctrl-C: stop listening, let running and queued generations finish (up to ${DRAIN_SECONDS} s,`,
+      "then they are cancelled; a second signal cancels them at once) and exit 0.",
+      "stdout gets the server's URL once it listens (with --json one JSON line: url, host, port,",
+      "model); stderr one line per generation.",
+      "With --dram the model runs from the flash layout under that DRAM budget; the context length",
+      "then defaults to 512 tokens (--ctx sets it).",
+    ],
+    positionals: ["model"],
+    options: ["host", "port", "apiKey", "maxQueue", "threads", "ctx", ...FLASH, "watchMemory", "json", "verbose", "help"],
+    optionHelp: {
+      json: "Print the address as one JSON line on stdout (url, host, port, model) instead of the URL.",
     },
   },
   fetch: {
@@ -298,8 +338,9 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
       "the model; calibrate it before running it sparse. --procs n trains with n processes under",
       "torchrun (same seed and --batch: the same loss curve as one process, within float rounding);",
       "the training curve goes to <out>.curves.json, a checkpoint to <out>.ckpt (--resume continues",
-      "it with any --procs). Across machines, run the command it prints with torchrun's --nnodes and",
-      "--rdzv-endpoint on each (the model, its table and the token file at the same paths).",
+      "it with any --procs). Across machines, run the command it prints under torchrun with its",
+      "node-count and rendezvous options on each (the model, its table and the token file at the",
+      "same paths).",
     ],
     positionals: ["model"],
     options: ["sparsity", "steps", "lr", "timeLimit", "text", "tokens", "out", "resume", "device", "procs", "batch", "fsdp", "threads", "seed", "json", "verbose", "help"],
@@ -317,7 +358,7 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
     usage: "activeflow synth --shape <name> [--type q4_0] <out.gguf> [options]",
     summary: "Write a random-weight llama-family GGUF of a real model's shape (for speed, I/O and memory tests only).",
     details: [
-      "tiny-moe, moe-2b, mixtral-8x7b and qwen3-30b-a3b are mixture-of-experts shapes (Mixtral's llama layout, or qwen3moe), which run dense only for now.",
+      "tiny-moe, moe-2b, mixtral-8x7b and qwen3-30b-a3b are mixture-of-experts shapes (Mixtral's llama layout, or qwen3moe), which run in DRAM, or under a DRAM budget with their experts on flash (without contextual sparsity yet).",
       "The file appears only when complete. The last line of stdout is its path.",
     ],
     positionals: ["out.gguf"],
@@ -457,7 +498,7 @@ export function parseArgs(argv: readonly string[]): Parsed {
       if (raw === undefined) throw new UsageError(`option ${name} needs a value <${o.value ?? "value"}>`, command);
     }
     if (key === "sparsity" && raw.trim().toLowerCase() === "auto") {
-      if (command !== "run" && command !== "chat" && command !== "eval") throw new UsageError(`--sparsity auto applies to run, chat (it tunes for a DRAM budget) and eval (with a quality floor)`, command);
+      if (command !== "run" && command !== "chat" && command !== "serve" && command !== "eval") throw new UsageError(`--sparsity auto applies to run, chat, serve (it tunes for a DRAM budget) and eval (with a quality floor)`, command);
       values.autoSparsity = true;
       continue;
     }
@@ -600,6 +641,7 @@ export function helpText(command?: CommandName): string {
       "  activeflow fetch smollm2",
       '  activeflow run smollm2 -p "The capital of France is" -n 32 --greedy',
       "  activeflow chat smollm2",
+      "  activeflow serve smollm2 --dram 50% --port 8080",
       "  activeflow calibrate smollm2",
       "  activeflow cache ls",
       '  activeflow run smollm2 --dram 35% --sparsity 0.5 -p "The capital of France is" --greedy',

@@ -1,5 +1,6 @@
 // Entry point of the `activeflow` command (bin/activeflow.js calls main and sets the exit code).
-// Exit codes: 0 ok, 1 failure while running, 2 bad command line, 130 stopped by Ctrl-C, 143 by SIGTERM.
+// Exit codes: 0 ok, 1 failure while running, 2 bad command line, 130 stopped by Ctrl-C, 143 by SIGTERM
+// (serve stops on either signal and exits 0).
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,6 +17,7 @@ import { fetchCommand } from "./commands/fetch.js";
 import { loadRealEngine } from "./commands/model.js";
 import { reorderCommand } from "./commands/reorder.js";
 import { runCommand } from "./commands/run.js";
+import { serveCommand } from "./commands/serve.js";
 import { synthCommand } from "./commands/synth.js";
 import { inspectCommand } from "./commands/inspect.js";
 import { tokenizeCommand } from "./commands/tokenize.js";
@@ -41,6 +43,8 @@ export async function main(argv: readonly string[], ctx: CliContext = processCon
         return await runCommand(ctx, model, parsed.values);
       case "chat":
         return await chatCommand(ctx, model, parsed.values);
+      case "serve":
+        return await serveCommand(ctx, model, parsed.values);
       case "fetch":
         return await fetchCommand(ctx, parsed.values);
       case "convert":
@@ -110,8 +114,13 @@ function processContext(): CliContext {
     if (e.code === "EPIPE") process.exit(0);
     throw e;
   });
-  // SIGTERM ends the process through exit, so the exit-time removal of temporary files runs.
-  process.once("SIGTERM", () => process.exit(143));
+  // SIGTERM ends the process through exit, so the exit-time removal of temporary files runs,
+  // unless a command (serve) takes it to stop in its own time.
+  const onTerm = new Set<() => void>();
+  process.on("SIGTERM", () => {
+    if (onTerm.size === 0) process.exit(143);
+    for (const f of [...onTerm]) f();
+  });
   return {
     stdin: process.stdin,
     stdout: process.stdout,
@@ -127,6 +136,12 @@ function processContext(): CliContext {
       process.on("SIGINT", listener);
       return () => {
         process.removeListener("SIGINT", listener);
+      };
+    },
+    onTerminate(handler) {
+      onTerm.add(handler);
+      return () => {
+        onTerm.delete(handler);
       };
     },
   };

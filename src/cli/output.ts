@@ -1,6 +1,6 @@
 // What the CLI prints after a generation: a human stats line (stderr) and the --json record
 // (stdout). Field names in the JSON are snake_case and stable: scripts and benchmarks read them.
-import type { FlashRunStats, GenerationStats, PreloadRunStats } from "../engine/types.js";
+import type { ExpertRunStats, FlashRunStats, GenerationStats, PreloadRunStats } from "../engine/types.js";
 
 export interface GenerationResult {
   tokens: number[]; // generated ids only
@@ -71,7 +71,8 @@ export function modelMemoryBytes(rssPeakBytes: number, runtimeFloorBytes: number
 export function flashLine(f: FlashRunStats): string {
   const a = f.activeFraction;
   const parts = [
-    `budget ${fixed(f.dramBudgetBytes / MiB, 1)} MiB (weights peak ${fixed(f.weightResidentBytesPeak / MiB, 1)}, cache ${fixed(f.cacheBytes / MiB, 1)}, KV ${fixed(f.kvBytes / MiB, 2)}, head ${f.headResident ? "resident" : "streamed"})`,
+    `budget ${fixed(f.dramBudgetBytes / MiB, 1)} MiB (weights peak ${fixed(f.weightResidentBytesPeak / MiB, 1)}, cache ${fixed(f.cacheBytes / MiB, 1)}, KV ${fixed(f.kvBytes / MiB, 2)}, ` +
+      `${f.engineBytes !== undefined ? `engine ${fixed(f.engineBytes / MiB, 1)}, ` : ""}head ${f.headResident ? "resident" : "streamed"})`,
     `sparsity ${f.sparsity}`,
     `read ${fixed(f.flashBytesRead / MiB, 1)} MiB in ${f.flashReads} reads (mean ${fixed(f.meanReadBytes / 1024, 1)} KiB)`,
     `cache hits ${fixed(f.cacheHitRate * 100, 1)}%`,
@@ -83,6 +84,13 @@ export function flashLine(f: FlashRunStats): string {
   if (p?.enabled) {
     parts.push(
       `preload ${fixed(p.bufferBytes / MiB, 1)} MiB: active bytes ${fixed(p.activeFromCache * 100, 0)}% cache / ${fixed(p.activeFromPreload * 100, 0)}% preload / ${fixed(p.activeOnDemand * 100, 0)}% on demand, overlap ${fixed(p.overlap * 100, 0)}%`,
+    );
+  }
+  const x = f.experts;
+  if (x) {
+    parts.push(
+      `experts: ${x.expertsRead} read + ${x.expertsPrefetched} pre-gated (${fixed(x.expertBytesRead / MiB, 1)} MiB), hits ${fixed(x.cacheHitRate * 100, 1)}% of ${x.lookups} in ${x.slots} slots, ` +
+        `pre-gating recall ${x.pregating.recall === null ? "-" : `${fixed(x.pregating.recall * 100, 1)}%`}`,
     );
   }
   return `flash: ${parts.join(" | ")}`;
@@ -107,10 +115,13 @@ export function flashRecord(f: FlashRunStats): Record<string, unknown> {
     compute_s: f.computeSeconds,
     sparsity: f.sparsity,
     kv_bytes: f.kvBytes,
+    scratch_bytes: f.scratchBytes,
     cache_bytes: f.cacheBytes,
+    ...(f.engineBytes !== undefined ? { engine_bytes: f.engineBytes } : {}),
     head_resident: f.headResident,
     ...(f.budgetHistory && f.budgetHistory.length > 1 ? { budget_history: f.budgetHistory.map((h) => ({ at_token: h.atToken, budget_bytes: h.budgetBytes, cache_bytes: h.cacheBytes, source: h.source, ...(h.reason !== undefined ? { reason: h.reason } : {}) })) } : {}),
     ...(f.preload ? { preload: preloadRecord(f.preload) } : {}),
+    ...(f.experts ? { experts: expertsRecord(f.experts) } : {}),
     ...(f.tuning
       ? {
           tuning: {
@@ -122,6 +133,24 @@ export function flashRecord(f: FlashRunStats): Record<string, unknown> {
           },
         }
       : {}),
+  };
+}
+
+function expertsRecord(x: ExpertRunStats): Record<string, unknown> {
+  const p = x.pregating;
+  return {
+    lookups: x.lookups,
+    experts_read: x.expertsRead,
+    experts_prefetched: x.expertsPrefetched,
+    expert_bytes_read: x.expertBytesRead,
+    expert_cache_hit_rate: x.cacheHitRate,
+    expert_prefetch_hit_rate: x.prefetchHitRate,
+    pregating: { distance: p.distance, tp: p.truePositives, fp: p.falsePositives, fn: p.falseNegatives, precision: p.precision, recall: p.recall },
+    slots: x.slots,
+    slot_bytes: x.slotBytes,
+    cached_experts: x.cachedExperts,
+    io_wait_s: x.ioWaitSeconds,
+    compute_s: x.computeSeconds,
   };
 }
 

@@ -1,26 +1,28 @@
 // The engine: loads a model, owns the KV position, runs the generation loop and sampling.
 import { stat } from "node:fs/promises";
 import type { ActivationCounts, ActivationTrace, Backend, BackendFlashStats, BackendModel, SiteHistograms } from "../backend/Backend.js";
-import { NativeBackend } from "../backends/native/NativeBackend.js";
+import { registeredBackend } from "../backend/registry.js";
 import { ActiveflowError, isActiveflowError } from "../errors.js";
 import { readGguf } from "../gguf/reader.js";
 import { readModelConfig, type ModelConfig } from "../model/config.js";
 import { splitFusedTensors } from "../model/fusedTensors.js";
 import { chooseRopeFactors } from "../model/longRope.js";
 import { refuseMoe } from "../model/moe.js";
-import { createTokenizer } from "../tokenizer/index.js";
+import { createTokenizer, VOCAB_ARRAY_KEYS } from "../tokenizer/index.js";
 import type { ChatMessage, Tokenizer } from "../tokenizer/types.js";
 import { Sampler } from "./sampler.js";
 import { TokenTextStream } from "./textStream.js";
 import { StopMatcher } from "./stopStrings.js";
 import { fitConversation } from "./contextShift.js";
+import { checkTopLogprobs, logSumExp, topLogprobs } from "./logprobs.js";
 import { CACHE_POLICIES, CACHE_POLICY_DEFAULT, SWAP_THREADS_DEFAULT, type FlashRunStats, type GeneratedToken, type GenerateOptions, type GenerationStats, type LoadOptions, type PlannerStats, type PreloadRunStats, type TuningStats } from "./types.js";
 import { defaultThreads } from "./threads.js";
 import { SITES } from "../backend/Backend.js";
 import { ensureConverted } from "../flash/cache.js";
 import { openFlashModel, recordOfOrder, type FlashModel } from "../flash/open.js";
 import { KEY } from "../flash/format.js";
-import { FLASH_BATCH, HEAD_STAGING_BYTES, parseBudget, planFlashMemory, type FlashMemoryPlan, type FlashShape } from "../memory/budget.js";
+import { engineBytes, FLASH_BATCH, HEAD_STAGING_BYTES, parseBudget, planFlashMemory, splitCache, type FlashMemoryPlan, type FlashShape } from "../memory/budget.js";
+import { expertSpec, expertRunStats } from "./experts.js";
 import { planFlashLayout } from "../flash/convert.js";
 import type { GgufFile } from "../gguf/types.js";
 import { loadCalibration } from "../sparsity/store.js";
@@ -31,6 +33,8 @@ import { thresholdsFor, type ThresholdTable } from "../sparsity/thresholds.js";
 import { checkQualityFloor, hasFloor, qualityOf, type QualityFloor } from "../sparsity/qualityFloor.js";
 import { machineProfile, readCostOf, type MachineProfile } from "../pipeline/profile.js";
 import { estimate, tune, type TuneInput } from "../pipeline/tuner.js";
+import { JsonConstraint } from "../structured/constraint.js";
+import { GrammarCache } from "../structured/grammars.js";
 
 // Tokens evaluated per prefill pass; larger batches amortise weight reads better but cost
 // scratch memory proportional to n_batch * n_ff.
@@ -61,17 +65,26 @@ function flashShapeOf(source: GgufFile, options: LoadOptions): FlashShape {
     ...(options.groupSize !== undefined ? { groupSize: options.groupSize } : {}),
     ...(options.keepSourceType ? { keepSourceType: true } : {}),
   });
-  return { groupSize: layout.groupSize, resident: [...layout.resident, ...layout.scales], extents: layout.extents };
+  return {
+    groupSize: layout.groupSize, resident: [...layout.resident, ...layout.scales], extents: layout.extents,
+    ...(layout.expertShape ? { experts: layout.experts, expertShape: layout.expertShape } : {}),
+  };
 }
 
 // Throws BUDGET_TOO_SMALL (with the minimum) when the budget cannot hold the converted model,
 // as planFlashMemory would after the conversion.
-function checkBudgetBeforeConversion(source: GgufFile, sourceBytes: number, options: LoadOptions, threads: number, io: { stagingSlots: number; maxRead: number }): void {
+function checkBudgetBeforeConversion(source: GgufFile, sourceBytes: number, contextLength: number, options: LoadOptions, threads: number, io: { stagingSlots: number; maxRead: number }): void {
   const shape = flashShapeOf(source, options);
   const { budget, floor } = budgetsOf(options, sourceBytes);
-  const config = readModelConfig(source);
-  const contextLength = options.contextLength ?? Math.min(2048, config.trainedContext);
-  planFlashMemory(shape, config, contextLength, threads, floor ?? budget, { io });
+  planFlashMemory(shape, readModelConfig(source), contextLength, threads, floor ?? budget, { io });
+}
+
+// The context length LoadOptions asks for (a number, or a function of the tokenizer).
+function contextLengthOf(options: LoadOptions, tokenizer: Tokenizer, trainedContext: number): number {
+  const c = options.contextLength;
+  const n = typeof c === "function" ? c(tokenizer, trainedContext) : c ?? Math.min(2048, trainedContext);
+  if (!Number.isInteger(n) || n < 1) throw new ActiveflowError("BAD_ARGUMENT", `context length must be a positive integer, got ${n}`);
+  return n;
 }
 
 export class Engine {
@@ -116,10 +129,15 @@ export class Engine {
   private watcher: MemoryPressureWatcher | undefined;
   // Generated tokens so far while a generation runs, else null (for the history).
   private tokenIndex: number | null = null;
+  // Schemas compiled for GenerateOptions.schema, with their cached token masks.
+  private readonly grammars: GrammarCache;
 
   private constructor(
     path: string, model: BackendModel, tokenizer: Tokenizer, config: ModelConfig, contextLength: number, threads: number,
-    private readonly io: { stagingSlots: number; maxRead: number }, flash?: FlashModel, plan?: FlashMemoryPlan,
+    private readonly io: { stagingSlots: number; maxRead: number },
+    // The backend the model runs on (calibration computes column norms with it).
+    readonly backend: Backend,
+    flash?: FlashModel, plan?: FlashMemoryPlan,
   ) {
     this.flash = flash;
     this.plan = plan;
@@ -131,6 +149,7 @@ export class Engine {
     this.threads = threads;
     this.modelBytes = model.info().fileBytes;
     this.logits = new Float32Array(config.nVocab);
+    this.grammars = new GrammarCache(tokenizer, config.nVocab);
     if (plan) {
       this.budgetBytes = plan.budgetBytes;
       this.budgetCacheBytes = this.appliedCacheBytes = plan.cacheBytes;
@@ -140,7 +159,7 @@ export class Engine {
 
   // Measures the runtime floor now, if it was not measured yet; a caller that reads model files
   // before loading (the CLI sizes the context from the tokenizer) calls it first.
-  static measureRuntimeFloor(backend: Backend = new NativeBackend()): number {
+  static measureRuntimeFloor(backend: Backend = registeredBackend()): number {
     if (runtimeFloor === undefined) {
       backend.ioDefaults(); // loads the addon: its code and static data belong to the floor
       runtimeFloor = process.memoryUsage.rss();
@@ -148,11 +167,12 @@ export class Engine {
     return runtimeFloor;
   }
 
-  static async load(path: string, options: LoadOptions = {}, backend: Backend = new NativeBackend()): Promise<Engine> {
+  // backend: defaults to the one the platform entry point set (the native addon: src/index.ts).
+  static async load(path: string, options: LoadOptions = {}, backend: Backend = registeredBackend()): Promise<Engine> {
     Engine.measureRuntimeFloor(backend);
     // Under a budget the loader thread and the device's own work need a core: one compute
     // thread measured faster there (bench/results/swap-*.json); in DRAM, the measured default.
-    const threads = options.threads ?? (options.dram !== undefined ? SWAP_THREADS_DEFAULT : await defaultThreads());
+    const threads = options.threads ?? (options.dram !== undefined ? SWAP_THREADS_DEFAULT : await defaultThreads(backend));
     if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
       throw new ActiveflowError("BAD_ARGUMENT", `threads must be an integer from 1 to 256, got ${threads}`);
     }
@@ -163,33 +183,35 @@ export class Engine {
     if (auto && options.dram === undefined) throw new ActiveflowError("BAD_ARGUMENT", 'sparsity "auto" tunes for a DRAM budget: give `dram` too');
     const quality = qualityFloorOf(options);
     if (quality && !auto) throw new ActiveflowError("BAD_ARGUMENT", `maxKl / minTop1 (a quality floor) apply only with sparsity "auto", got sparsity ${String(options.sparsity ?? 0)}`);
+    // Each header is parsed once: the vocabulary (the largest part of a small model's header)
+    // is read from the file given, and a conversion's header is read without it.
     let file = await readGguf(path);
     const source = path;
     const sourceBytes = (await stat(path)).size;
-    if (options.dram !== undefined) refuseMoe(file, "a DRAM budget (dram, --dram: the flash layout)");
     if (sparsity > 0 || auto) refuseMoe(file, "contextual sparsity (sparsity, --sparsity)");
+    const tokenizer = createTokenizer(file);
+    // A budget covers the engine's own memory too (the tokenizer's tables, the JS heap: budget.ts).
+    const ownBytes = engineBytes({ tokens: tokenizer.vocabSize, merges: tokenizer.vocab.mergeRanks.size });
+    const contextLength = contextLengthOf(options, tokenizer, readModelConfig(file).trainedContext);
+    let sourceFile: GgufFile | undefined;
     if (options.dram !== undefined && !file.metadata.has(KEY.version)) {
       // The minimum follows from the shapes alone: an impossible budget fails here, in
       // milliseconds, not after a conversion that takes minutes and gigabytes on a 7B.
-      checkBudgetBeforeConversion(file, sourceBytes, options, threads, backend.ioDefaults());
-      path = await ensureConverted(path, {
+      checkBudgetBeforeConversion(file, sourceBytes, contextLength, options, threads, backend.ioDefaults());
+      path = await ensureConverted(backend, path, {
         ...(options.groupSize !== undefined ? { groupSize: options.groupSize } : {}),
         ...(options.keepSourceType ? { keepSourceType: true } : {}),
         ...(options.signal ? { signal: options.signal } : {}),
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
         ...(options.log ? { log: options.log } : {}),
       });
-      file = await readGguf(path);
+      sourceFile = file;
+      file = await readGguf(path, { omit: VOCAB_ARRAY_KEYS });
     }
     const config = readModelConfig(file);
-    const tokenizer = createTokenizer(file);
-    const contextLength = options.contextLength ?? Math.min(2048, config.trainedContext);
-    if (!Number.isInteger(contextLength) || contextLength < 1) {
-      throw new ActiveflowError("BAD_ARGUMENT", `context length must be a positive integer, got ${contextLength}`);
-    }
     let table: ThresholdTable | undefined;
     if (sparsity > 0 || auto) {
-      table = (await loadCalibration(path, file)) ?? (source !== path ? await loadCalibration(source) : undefined);
+      table = (await loadCalibration(path, file)) ?? (sourceFile ? await loadCalibration(source, sourceFile) : undefined);
       if (!table) {
         throw new ActiveflowError(
           "BAD_ARGUMENT",
@@ -198,6 +220,7 @@ export class Engine {
       }
       if (quality) qualityOf(table, source);
     }
+    sourceFile = undefined; // its vocabulary lives on in the tokenizer; the rest is not needed
     let tuning: TuningStats | undefined;
     let flash: FlashModel | undefined;
     let plan: FlashMemoryPlan | undefined;
@@ -218,18 +241,18 @@ export class Engine {
       }
       const { budget, floor } = budgetsOf(options, sourceBytes);
       if (auto) {
-        tuning = await tuneFor(flash, table!, planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { io, preload: false }), options);
+        tuning = await tuneFor(backend, flash, table!, planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { io, preload: false, engineBytes: ownBytes }), options);
         sparsity = tuning.sparsity;
       }
-      plan = planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { io, sparsity, preload: options.preload ?? PRELOAD_DEFAULT, readAhead: options.readAhead ?? false, groupSize: flash.groupSize });
-      const profile = await machineProfile(path);
-      const noPreload = planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { io, sparsity, preload: false, groupSize: flash.groupSize });
+      plan = planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { io, sparsity, preload: options.preload ?? PRELOAD_DEFAULT, readAhead: options.readAhead ?? false, groupSize: flash.groupSize, engineBytes: ownBytes });
+      const profile = await machineProfile(backend, path);
+      const noPreload = planFlashMemory(flash, config, contextLength, threads, floor ?? budget, { io, sparsity, preload: false, groupSize: flash.groupSize, engineBytes: ownBytes });
       planner = {
         merge: options.readGap !== undefined ? "gap" : "cost", readGapBytes: options.readGap ?? null, cachePolicy, cacheSplit: "read-cost",
         predictedTokensPerSecond: estimate(tuneInputOf(flash, noPreload, [sparsity], options, profile), sparsity, flash.groupSize).tokensPerSecond,
       };
       if (tuning) Object.assign(tuning, { cacheBytes: plan.cacheBytes, preloadBytes: plan.preloadBytes });
-      if (options.dram === undefined) plan.budgetBytes = plan.weightBytes + plan.kvBytes + plan.scratchBytes;
+      if (options.dram === undefined) plan.budgetBytes = plan.weightBytes + plan.kvBytes + plan.scratchBytes + plan.engineBytes;
       else if (floor !== undefined) plan = planAboveFloor(plan, budget);
       model = await backend.loadModel({
         path,
@@ -256,7 +279,8 @@ export class Engine {
           crcBase: flash.extents[0]?.offset ?? 0,
           verify: options.verifyReads ?? false,
           direct: true,
-          cacheBytes: plan.cacheBytes,
+          cacheBytes: splitCache(flash, config, plan.cacheBytes).columnBytes,
+          ...(flash.experts.length > 0 ? { experts: expertSpec(flash, splitCache(flash, config, plan.cacheBytes).expertPoolBytes, options.pregate ?? true) } : {}),
           embdResident: plan.embdResident,
           headResident: plan.headResident,
           headStagingBytes: HEAD_STAGING_BYTES,
@@ -283,7 +307,7 @@ export class Engine {
       model.dispose();
       options.signal.throwIfAborted();
     }
-    const engine = new Engine(path, model, tokenizer, config, contextLength, threads, io, flash, plan);
+    const engine = new Engine(path, model, tokenizer, config, contextLength, threads, io, backend, flash, plan);
     engine.tuning = tuning;
     engine.sourceBytes = sourceBytes;
     engine.predicting = options.preload ?? PRELOAD_DEFAULT;
@@ -316,16 +340,18 @@ export class Engine {
     const counts = model.siteCounts(reset);
     this.residentPeak = Math.max(this.residentPeak, f.weightResidentBytes);
     const frac = (s: number) => (counts.seen[s]! > 0 ? counts.kept[s]! / counts.seen[s]! : 1);
+    const xs = this.flash.experts.length > 0 ? expertRunStats(model.expertStats(reset)!) : undefined;
     return {
       dramBudgetBytes: this.budgetBytes,
       weightResidentBytesPeak: this.residentPeak,
       weightResidentBytes: f.weightResidentBytes,
       kvBytes: f.kvBytes,
       scratchBytes: f.scratchBytes,
+      engineBytes: this.plan.engineBytes,
       cacheBytes: f.cacheBytes ?? 0,
       headResident: this.plan.headResident,
       sparsity: this.sparsityLevel,
-      flashBytesRead: (f.bytesRead ?? 0) + (f.headBytesRead ?? 0),
+      flashBytesRead: (f.bytesRead ?? 0) + (f.headBytesRead ?? 0) + (xs?.expertBytesRead ?? 0),
       flashReads: f.deviceReads ?? 0,
       meanReadBytes: f.deviceReads ? (f.bytesRead ?? 0) / f.deviceReads : 0,
       cacheHitRate: f.lookups ? (f.hits ?? 0) / f.lookups : 0,
@@ -339,6 +365,7 @@ export class Engine {
       computeSeconds: f.columnComputeSeconds ?? 0,
       budgetHistory: this.history.map((h) => ({ ...h })),
       preload: preloadStats(f, this.predicting || this.readingAhead ? this.plan.preloadBytes : 0, this.flash.groupSize, this.readingAhead),
+      ...(xs ? { experts: xs } : {}),
       ...(this.tuning ? { tuning: this.tuning } : {}),
     };
   }
@@ -500,6 +527,8 @@ export class Engine {
 
   private async *generateIds(ids: number[], options: GenerateOptions): AsyncGenerator<GeneratedToken, GenerationStats, void> {
     const stop = new StopMatcher(options.stop ?? []);
+    const nLogprobs = options.logprobs === undefined ? undefined : checkTopLogprobs(options.logprobs);
+    const constraint = options.schema === undefined ? undefined : new JsonConstraint(this.grammars.get(options.schema));
     this.enter();
     const maxTokens = options.maxTokens ?? 128;
     if (!Number.isInteger(maxTokens) || maxTokens < 0) {
@@ -551,24 +580,42 @@ export class Engine {
       const one = new Int32Array(1);
       let decodeStart = t1;
       for (let i = 0; i < maxTokens; i++) {
-        const id = sampler.sample(logits, history);
-        if (stopAtEos && this.tokenizer.stopIds.has(id)) {
+        // Before sampling: the sampler reads `logits` but does not change them, and a schema's
+        // mask works on a copy, so logprobs are the model's own distribution.
+        const lse = nLogprobs === undefined ? 0 : logSumExp(logits);
+        const top = nLogprobs === undefined ? undefined : topLogprobs(logits, nLogprobs, lse);
+        let id: number;
+        if (constraint) {
+          // Tokens that may follow this one: maxTokens and the context both bound them.
+          const left = Math.min(maxTokens - i, this.contextLength - this.cached.length + 1) - 1;
+          id = constraint.choose(sampler.sample(constraint.apply(logits, left), history), logits);
+        } else {
+          id = sampler.sample(logits, history);
+        }
+        const probs = top === undefined ? {} : { logprob: logits[id]! - lse, topLogprobs: top };
+        if ((stopAtEos || constraint) && this.tokenizer.stopIds.has(id)) {
           stats.stopReason = "eos";
           break;
         }
+        constraint?.accept(id);
         history.push(id);
         stats.generatedTokens++;
         this.tokenIndex = stats.generatedTokens; // a change made while this token is out applies to the next
         const piece = stop.push(text.push(id));
         if (piece.stopped) {
           stats.stopReason = "stop";
-          yield { id, text: piece.emit };
+          yield { id, text: piece.emit, ...probs };
           break;
         }
         // The last token of a length or context stop carries any text held for a stop string.
-        const full = i + 1 === maxTokens || this.cached.length >= this.contextLength;
-        yield { id, text: full ? piece.emit + stop.flush() : piece.emit };
+        const done = constraint?.done === true; // the JSON value is complete: nothing may follow
+        const full = i + 1 === maxTokens || this.cached.length >= this.contextLength || done;
+        yield { id, text: full ? piece.emit + stop.flush() : piece.emit, ...probs };
         if (i === 0) decodeStart = performance.now(); // decode speed excludes the first sample's wait on the consumer
+        if (done) {
+          stats.stopReason = "eos";
+          break;
+        }
         if (i + 1 === maxTokens) break;
         if (this.cached.length >= this.contextLength) {
           stats.stopReason = "context";
@@ -595,6 +642,7 @@ export class Engine {
       const decoded = Math.max(0, stats.generatedTokens - 1);
       stats.decodeSeconds = (t2 - decodeStart) / 1000;
       stats.decodeTokensPerSecond = stats.decodeSeconds > 0 && decoded > 0 ? decoded / stats.decodeSeconds : 0;
+      if (constraint) stats.structured = { maskSeconds: constraint.seconds, masksComputed: constraint.masksComputed };
       return stats;
     } finally {
       stats.peakRssBytes = peakRssBytes();
@@ -677,7 +725,10 @@ export class Engine {
     }
     const cache = Math.min(this.budgetCacheBytes, this.pressureCacheBytes ?? Infinity);
     if (cache !== this.appliedCacheBytes) {
-      this.live().setCacheBytes(cache);
+      // MoE models: the cache is the attention columns' and the expert slots' beyond the minimum.
+      const split = splitCache(this.flash!, this.config, cache);
+      this.live().setCacheBytes(split.columnBytes);
+      if (this.flash!.experts.length > 0) this.live().setExpertPoolBytes(split.expertPoolBytes);
       this.appliedCacheBytes = cache;
     }
     const reason = [b?.reason, p?.reason].filter((r) => r !== undefined).join("; ");
@@ -797,10 +848,10 @@ function qualityFloorOf(options: LoadOptions): QualityFloor | undefined {
 }
 
 // sparsity "auto": the tuner's choice for what the budget leaves beyond the fixed parts.
-async function tuneFor(flash: FlashModel, table: ThresholdTable, noPreload: FlashMemoryPlan, options: LoadOptions): Promise<TuningStats> {
+async function tuneFor(backend: Backend, flash: FlashModel, table: ThresholdTable, noPreload: FlashMemoryPlan, options: LoadOptions): Promise<TuningStats> {
   const floor = qualityFloorOf(options);
   const input: TuneInput = {
-    ...tuneInputOf(flash, noPreload, table.levels, options, await machineProfile(flash.path)),
+    ...tuneInputOf(flash, noPreload, table.levels, options, await machineProfile(backend, flash.path)),
     ...(table.quality ? { quality: table.quality } : {}),
     ...(floor ? { floor } : {}),
   };

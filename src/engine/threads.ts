@@ -3,8 +3,8 @@
 // machine profile. On a 2-vCPU machine the second thread may help (memory-bound decode of a
 // large model) or not (a pool fighting Node's threads), so it is measured, not assumed.
 import { availableParallelism, cpus } from "node:os";
-import { loadAddon } from "../backends/native/binding.js";
-import type { ThreadScaling } from "../backends/native/kernelTypes.js";
+import type { ThreadProbe } from "../backend/Backend.js";
+import type { ThreadScaling } from "../backend/probeTypes.js";
 import { cachedProfileEntry } from "../pipeline/profile.js";
 
 // Threads tried at most: past 8, memory bandwidth has long been the limit for decode.
@@ -32,14 +32,14 @@ export function pickThreads(scaling: readonly ThreadScaling[]): number {
   return best.threads;
 }
 
-export async function measureThreads(maxThreads = Math.min(availableParallelism(), MAX_PROBE_THREADS)): Promise<ThreadProfile> {
-  const scaling = await loadAddon().threadScaling(maxThreads, PROBE_BYTES, PROBE_SECONDS);
+export async function measureThreads(backend: ThreadProbe, maxThreads = Math.min(availableParallelism(), MAX_PROBE_THREADS)): Promise<ThreadProfile> {
+  const scaling = await backend.threadScaling(maxThreads, PROBE_BYTES, PROBE_SECONDS);
   return { measuredAt: new Date().toISOString(), threads: pickThreads(scaling), scaling };
 }
 
 // The default for LoadOptions.threads: cached per CPU model and count.
-export async function defaultThreads(options: { refresh?: boolean } = {}): Promise<number> {
+export async function defaultThreads(backend: ThreadProbe, options: { refresh?: boolean } = {}): Promise<number> {
   const key = `threads|${cpus()[0]?.model ?? "cpu"}|${availableParallelism()}`;
-  const p = await cachedProfileEntry<ThreadProfile>(key, () => measureThreads(), options.refresh ?? false);
+  const p = await cachedProfileEntry<ThreadProfile>(key, () => measureThreads(backend), options.refresh ?? false);
   return Number.isInteger(p.threads) && p.threads >= 1 ? p.threads : 1;
 }

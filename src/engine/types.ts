@@ -1,5 +1,6 @@
 import type { WatchMemoryOptions } from "../memory/pressure.js";
-import type { ChatMessage } from "../tokenizer/types.js";
+import type { JsonSchema } from "../structured/schema.js";
+import type { ChatMessage, Tokenizer } from "../tokenizer/types.js";
 
 export interface SamplingOptions {
   // 0 or greedy=true picks the argmax. Defaults to 0.8.
@@ -36,6 +37,18 @@ export interface GenerateOptions extends SamplingOptions {
   // not fit the context, drop the oldest whole turns after the system message(s) and prefill
   // the rest again; false throws CONTEXT_FULL instead. Defaults to true.
   contextShift?: boolean;
+  // Report each generated token's log-probability and the n most likely alternatives (0 to 20)
+  // under the model's raw distribution (temperature 1, before sampling options and before a schema's
+  // mask), as OpenAI's logprobs. Defaults to none.
+  logprobs?: number;
+  // Constrain the text to one JSON value: a JSON Schema (the supported subset is in
+  // docs/STRUCTURED_OUTPUT.md; anything else throws BAD_SCHEMA), or "json" for any JSON
+  // object (OpenAI's json_object). An end-of-generation token is allowed only once the value
+  // is complete, and the generation ends there (stopReason "eos", whatever stopAtEos says).
+  // As maxTokens or the context runs short, only tokens that still let the value close in time
+  // are allowed; a budget below the shortest valid value ends it unfinished ("length").
+  // Defaults to none.
+  schema?: JsonSchema | "json";
 }
 
 export interface GeneratedToken {
@@ -43,6 +56,9 @@ export interface GeneratedToken {
   // Text this token completes (may be "" while a UTF-8 sequence is incomplete or text is
   // held back for a possible stop string). id is -1 only on the item that flushes held text.
   text: string;
+  // With GenerateOptions.logprobs: ln p(id), and the most likely tokens, best first.
+  logprob?: number;
+  topLogprobs?: { id: number; logprob: number }[];
 }
 
 export interface GenerationStats {
@@ -67,6 +83,9 @@ export interface GenerationStats {
   // prefillTokensPerSecond counts prefillTokens (the evaluated ones) only.
   // "stop": a stop string (GenerateOptions.stop) appeared.
   stopReason: "eos" | "length" | "aborted" | "context" | "stop";
+  // With GenerateOptions.schema: time spent masking logits and following tokens, and the
+  // masks computed (the rest came from the grammar's cache).
+  structured?: { maskSeconds: number; masksComputed: number };
   // chat(): the oldest turns dropped to fit the context (context shift), when any were.
   contextShift?: { droppedMessages: number; droppedTokens: number };
   // Present when the model runs from the flash layout under a DRAM budget.
@@ -81,6 +100,9 @@ export interface FlashRunStats {
   kvBytes: number;
   scratchBytes: number;
   cacheBytes: number;
+  // The engine's own memory the budget charges besides the native buffers (tokenizer, headers,
+  // JS heap, the addon's bookkeeping: memory/budget.ts engineBytes); absent in older stats.
+  engineBytes?: number;
   headResident: boolean;
   sparsity: number;
   flashBytesRead: number;
@@ -101,6 +123,30 @@ export interface FlashRunStats {
   tuning?: TuningStats;
   // The budget in force when the generation started, then each change applied during it.
   budgetHistory?: BudgetChange[];
+  // Mixture-of-experts models: the experts' reads, cache and pre-gating.
+  experts?: ExpertRunStats;
+}
+
+export interface ExpertRunStats {
+  // (layer, expert) uses the routers asked for (the shared expert's included).
+  lookups: number;
+  // Whole experts read on demand, and read ahead by pre-gating; the bytes of both.
+  expertsRead: number;
+  expertsPrefetched: number;
+  expertBytesRead: number;
+  // Uses found resident (cached, or read or being read by pre-gating), and by pre-gating alone.
+  cacheHitRate: number;
+  prefetchHitRate: number;
+  // The next layer's router applied to the residual stream before this layer's FFN, against
+  // the experts that layer then routed to, per token (the shared expert not counted). Both
+  // sets hold top-k experts, so precision and recall are equal.
+  pregating: { distance: 1; truePositives: number; falsePositives: number; falseNegatives: number; precision: number | null; recall: number | null };
+  // Slots of whole experts (the budget's), each slotBytes; experts held in them now.
+  slots: number;
+  slotBytes: number;
+  cachedExperts: number;
+  ioWaitSeconds: number;
+  computeSeconds: number;
 }
 
 export interface PlannerStats {
@@ -174,12 +220,17 @@ export const CACHE_POLICY_DEFAULT: CachePolicy = "lfu";
 // need a core, and one compute thread measured faster than two there (bench/results/swap-*).
 export const SWAP_THREADS_DEFAULT = 1;
 
+// Chooses the context length once the model's header is read (LoadOptions.contextLength).
+export type ContextSizer = (tokenizer: Tokenizer, trainedContext: number) => number;
+
 export interface LoadOptions {
   // Compute threads. Defaults to the count measured fastest on this machine (src/engine/threads.ts,
   // once, cached in the machine profile).
   threads?: number;
-  // KV cache length in tokens. Defaults to min(2048, the model's trained context).
-  contextLength?: number;
+  // KV cache length in tokens, or a function of the model's tokenizer and trained context that
+  // returns it (sizing the context to a prompt without reading the vocabulary twice).
+  // Defaults to min(2048, the model's trained context).
+  contextLength?: number | ContextSizer;
   signal?: AbortSignal;
   onProgress?: (fraction: number) => void;
   // DRAM budget: bytes, "512MB", "2GB" or a percentage of the model file given to load ("35%").
@@ -214,6 +265,9 @@ export interface LoadOptions {
   // With groups of one layer: read every uncached record of the next site while this one
   // computes, without predicting which are active. Defaults to false.
   readAhead?: boolean;
+  // Mixture-of-experts models under a budget: apply the next layer's router to the residual
+  // stream and read its experts while this layer computes (pre-gating). Defaults to true.
+  pregate?: boolean;
   // A channel is predicted active when its predicted |x| exceeds margin x its threshold.
   // Below 1 trades bytes for recall. Defaults to 1.
   predictMargin?: number;

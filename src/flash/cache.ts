@@ -7,6 +7,7 @@ import { mkdir, rename, stat, unlink, utimes, writeFile } from "node:fs/promises
 import { diskFull } from "../errors.js";
 import { basename, join, resolve } from "node:path";
 import { cacheRoot } from "../fetch/cache.js";
+import type { ConversionKernels } from "../backend/Backend.js";
 import { sweepTemps, trackTemp } from "../tempFiles.js";
 import { convertToFlash, type ConvertOptions } from "./convert.js";
 import { DEFAULT_GROUP_SIZE } from "./format.js";
@@ -58,8 +59,10 @@ async function touch(entry: string, source: string): Promise<void> {
   }
 }
 
-// Returns the converted file for `source`, converting it first if the cache lacks it.
+// Returns the converted file for `source`, converting it first (with the backend's
+// kernels) if the cache lacks it.
 export async function ensureConverted(
+  kernels: ConversionKernels,
   source: string,
   options: ConvertOptions & { log?: (line: string) => void } = {},
 ): Promise<string> {
@@ -79,7 +82,7 @@ export async function ensureConverted(
   // Leftovers of conversions whose process was killed (convertToFlash sweeps its own target's).
   await sweepTemps(flashCacheDir());
   options.log?.(`converting ${source} to the flash layout (once) -> ${target}`);
-  await convertToFlash(source, target, { ...options, groupSize });
+  await convertToFlash(kernels, source, target, { ...options, groupSize });
   await writeSidecar(target, source);
   return target;
 }

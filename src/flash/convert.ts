@@ -6,23 +6,25 @@
 // memory stays near one group's weights of one site.
 import { open, rename, rm, stat, type FileHandle } from "node:fs/promises";
 import { basename, dirname, resolve } from "node:path";
-import { loadAddon, type NativeAddon } from "../backends/native/binding.js";
+import type { ConversionKernels } from "../backend/Backend.js";
 import { ActiveflowError, diskFull } from "../errors.js";
 import { patchFileHeaderChecksum } from "./headerChecksum.js";
 import { GgmlType, TYPE_LAYOUT, typeName, type GgufFile, type GgufTensorInfo } from "../gguf/types.js";
-import { findTensor, getNumber, getString, readGguf } from "../gguf/reader.js";
+import { findTensor, getNumber, getOptionalNumber, getString, readGguf } from "../gguf/reader.js";
 import { GgufWriter, arr, f32, str, strArr, u32, u32Arr, u64 } from "../gguf/writer.js";
 import { GgufValueType } from "../gguf/types.js";
 import type { Crc32cFn } from "./crc32c.js";
 import {
   CHECKSUM_NAME, CRC_PAGE_BYTES, DEFAULT_GROUP_SIZE, FLASH_ALIGNMENT, FLASH_VERSION_COLUMNS, FLASH_VERSION_SPLIT,
-  HEADER_RESERVE_BYTES, KEY, SITES, SITE_TENSORS, canSplit, computeFlashLayout, sourceTensorName,
+  HEADER_RESERVE_BYTES, KEY, MOE_SITES, SITES, SITE_TENSORS, canSplit, computeFlashLayout, sourceTensorName,
   type ColumnLayout, type ExtentLayout, type FlashLayout, type ScalePlane, type SiteName, type SiteShape,
 } from "./format.js";
 import { readTypedMetadata } from "./typedMetadata.js";
 import { splitFusedTensors } from "../model/fusedTensors.js";
 import { sweepTemps, trackTemp } from "../tempFiles.js";
-import { refuseMoe } from "../model/moe.js";
+import { readMoeConfig } from "../model/moe.js";
+import { expertShapeOf, expertTensorData, type ConvertHelpers } from "./convertExperts.js";
+import { EXPERT_KEY, EXPERT_TENSORS, SHARED_EXPERT_TENSORS, describeExpertLayout, expertTensors } from "./experts.js";
 
 export interface ConvertOptions {
   // Layers per group (read together). Defaults to DEFAULT_GROUP_SIZE (1).
@@ -71,6 +73,9 @@ export interface ConvertReport {
   residentBytes: number;
   scaleBytes: number;
   extentBytes: number;
+  // MoE models: the experts' extents (their scale planes included), their layout and the
+  // relative RMS error their requantisation adds (0 when split).
+  experts?: { bytes: number; layout: string; quantError: number };
   fileBytes: number;
   seconds: number;
   // Peak resident set of the process so far (includes whatever ran before).
@@ -99,10 +104,10 @@ function checkColumnType(type: number, what: string): void {
 }
 
 // Shapes of the four sites, checked to be the same in every layer, and their column types.
-function siteShapes(src: GgufFile, nLayer: number, opts: ConvertOptions): { shapes: SiteShape[]; sourceTypes: Map<SiteName, Set<number>> } {
+function siteShapes(src: GgufFile, nLayer: number, opts: ConvertOptions, sites: readonly SiteName[]): { shapes: SiteShape[]; sourceTypes: Map<SiteName, Set<number>> } {
   const shapes: SiteShape[] = [];
   const sourceTypes = new Map<SiteName, Set<number>>();
-  for (const site of SITES) {
+  for (const site of sites) {
     const tensors = SITE_TENSORS[site];
     const types = new Set<number>();
     const partTypes: number[] = []; // [layer][tensor]
@@ -187,7 +192,7 @@ class PageHasher {
   }
 }
 
-async function readAt(fh: FileHandle, buf: Uint8Array, position: number, path: string): Promise<void> {
+export async function readAt(fh: FileHandle, buf: Uint8Array, position: number, path: string): Promise<void> {
   let got = 0;
   while (got < buf.length) {
     const { bytesRead } = await fh.read(buf, got, buf.length - got, position + got);
@@ -220,8 +225,8 @@ interface ErrorSum { diff: number; ref: number }
 
 // Columns j0..j0+nb of one source tensor (nOut rows of type info.type in `bytes`) as floats,
 // column-major: the result's [jb * nOut + r] is W[r][j0 + jb]. Uses the scratch buffers.
-function bandColumns(
-  addon: NativeAddon, info: GgufTensorInfo, bytes: Uint8Array, nOut: number, j0: number, nb: number, gathered: Uint8Array, cols: Float32Array,
+export function bandColumns(
+  addon: ConversionKernels, info: GgufTensorInfo, bytes: Uint8Array, nOut: number, j0: number, nb: number, gathered: Uint8Array, cols: Float32Array,
 ): Float32Array {
   const [blk, bb] = TYPE_LAYOUT[info.type]!;
   const srcRow = (info.dims[0]! / blk) * bb;
@@ -253,7 +258,7 @@ function addError(err: ErrorSum, ref: Float32Array, got: Float32Array): void {
 
 // Records of one extent, BAND input channels per chunk (the chunk buffer is reused).
 async function* extentRecords(
-  addon: NativeAddon, fh: FileHandle, src: GgufFile, e: ExtentLayout, crcs: Uint32Array, err: ErrorSum, signal: AbortSignal | undefined,
+  addon: ConversionKernels, fh: FileHandle, src: GgufFile, e: ExtentLayout, crcs: Uint32Array, err: ErrorSum, signal: AbortSignal | undefined,
 ): AsyncGenerator<Uint8Array> {
   const what = `converting ${src.path}`;
   // The group's source tensors of this site, in record order; released when the extent ends.
@@ -294,7 +299,7 @@ async function* extentRecords(
 }
 
 // The scale plane of one split (layer, tensor): the block parameters of its source rows.
-async function scalePlane(addon: NativeAddon, fh: FileHandle, src: GgufFile, plane: ScalePlane, nIn: number, signal: AbortSignal | undefined): Promise<Uint8Array> {
+async function scalePlane(addon: ConversionKernels, fh: FileHandle, src: GgufFile, plane: ScalePlane, nIn: number, signal: AbortSignal | undefined): Promise<Uint8Array> {
   const info = findTensor(src, sourceTensorName(plane.layer, plane.tensor))!;
   const bytes = new Uint8Array(info.bytes);
   await readAt(fh, bytes, src.dataOffset + info.offset, src.path);
@@ -324,24 +329,30 @@ export function planFlashLayout(source: GgufFile, options: ConvertOptions = {}):
   if ([...source.metadata.keys()].some((k) => k.startsWith("activeflow."))) {
     throw new ActiveflowError("BAD_ARGUMENT", `${source.path} is already in the flash layout (it has activeflow.* keys)`);
   }
-  refuseMoe(source, "the flash layout (convert, --dram)");
   // Fused tensors (phi3) become their parts, so every site has its usual tensors.
   const src = splitFusedTensors(source);
   const arch = getString(src, "general.architecture");
   const nLayer = getNumber(src, `${arch}.block_count`);
-  const { shapes, sourceTypes } = siteShapes(src, nLayer, options);
-  const siteNames = new Set(SITES.flatMap((s) => SITE_TENSORS[s]));
+  // Mixture of experts: attention keeps its dense sites, the experts get their own extents
+  // (src/flash/experts.ts); the routers stay resident like norms.
+  const ff = getOptionalNumber(src, `${arch}.feed_forward_length`);
+  const moe = readMoeConfig(src, arch, ff);
+  const experts = moe ? expertShapeOf(src, nLayer, getNumber(src, `${arch}.embedding_length`), moe, options) : undefined;
+  const sites: readonly SiteName[] = moe ? MOE_SITES : SITES;
+  const { shapes, sourceTypes } = siteShapes(src, nLayer, options, sites);
+  const siteNames = new Set<string>([...sites.flatMap((s) => SITE_TENSORS[s]), ...(moe ? [...EXPERT_TENSORS, ...SHARED_EXPERT_TENSORS] : [])]);
   const isSiteWeight = (name: string): boolean => {
     const m = /^blk\.(\d+)\.(\w+)\.weight$/.exec(name);
     return m !== null && Number(m[1]) < nLayer && siteNames.has(m[2]!);
   };
   const resident = src.tensors.filter((t) => !isSiteWeight(t.name)).map((t) => ({ name: t.name, dims: t.dims, type: t.type }));
-  return { layout: computeFlashLayout({ nLayer, groupSize, sites: shapes, resident }), sourceTypes };
+  return { layout: computeFlashLayout({ nLayer, groupSize, sites: shapes, resident, ...(experts ? { experts } : {}) }), sourceTypes };
 }
 
 // Converts the GGUF at `inPath` into the flash layout at `outPath` (atomic: on error or
-// abort nothing is left at `outPath`).
-export async function convertToFlash(inPath: string, outPath: string, options: ConvertOptions = {}): Promise<ConvertReport> {
+// abort nothing is left at `outPath`), with a backend's conversion kernels (`addon`: the
+// native addon's from src/backends/default.ts, or another backend's).
+export async function convertToFlash(addon: ConversionKernels, inPath: string, outPath: string, options: ConvertOptions = {}): Promise<ConvertReport> {
   const started = performance.now();
   if (resolve(inPath) === resolve(outPath)) {
     throw new ActiveflowError("BAD_ARGUMENT", `convert: output ${outPath} is the input model; choose another path`);
@@ -349,7 +360,6 @@ export async function convertToFlash(inPath: string, outPath: string, options: C
   await checkOutputPath(outPath);
   // Partial files of an earlier conversion to the same target whose process was killed.
   await sweepTemps(dirname(resolve(outPath)), `${basename(outPath)}.partial-`);
-  const addon = loadAddon();
   const src = splitFusedTensors(await readGguf(inPath));
   const { layout, sourceTypes } = planFlashLayout(src, options);
   const meta = await readTypedMetadata(src);
@@ -383,15 +393,28 @@ export async function convertToFlash(inPath: string, outPath: string, options: C
     if (version === FLASH_VERSION_SPLIT) w.set(KEY.columnLayout(s.site), str(s.layout ?? "columns"));
     if (s.layout === "split") w.set(KEY.partTypes(s.site), u32Arr(s.partTypes!));
   }
+  const xs = layout.expertShape;
+  if (xs) {
+    w.set(EXPERT_KEY.count, u32(xs.nExpert))
+      .set(EXPERT_KEY.shared, u32(xs.shared ? 1 : 0))
+      .set(EXPERT_KEY.nFf, u32(xs.nFf))
+      .set(EXPERT_KEY.nFfShared, u32(xs.nFfShared))
+      .set(EXPERT_KEY.layout, str(xs.layout))
+      .set(EXPERT_KEY.columnType, u32(xs.columnType));
+    if (xs.layout === "split") w.set(EXPERT_KEY.partTypes, u32Arr(xs.partTypes!));
+  }
   // Quant errors are only known at the end, so they are patched into the header in place.
   w.set(KEY.reserved, arr(GgufValueType.UINT8, new Uint8Array(HEADER_RESERVE_BYTES)));
   for (const t of layout.resident) w.addTensor(t);
   for (const t of layout.scales) w.addTensor(t);
   for (const e of layout.extents) w.addTensor({ name: e.name, dims: e.dims, type: e.columnType });
+  const expertList = expertTensors(layout.experts);
+  for (const t of expertList) w.addTensor({ name: t.name, dims: t.dims, type: t.type });
   w.addTensor({ name: layout.crc.name, dims: [layout.crc.pages], type: GgmlType.I32 });
 
   const crcs = new Uint32Array(layout.crc.pages);
-  const errors = new Map<SiteName, ErrorSum>(SITES.map((s) => [s, { diff: 0, ref: 0 }]));
+  const errors = new Map<SiteName, ErrorSum>(layout.sites.map((s) => [s.site, { diff: 0, ref: 0 }]));
+  const expertError: ErrorSum = { diff: 0, ref: 0 };
   const quantError = new Map<SiteName, number>();
   const fh = await open(inPath, "r");
   try {
@@ -401,7 +424,13 @@ export async function convertToFlash(inPath: string, outPath: string, options: C
     // Progress per chunk produced (the writer itself reports only per 4 MB flush), over the
     // tensors' bytes without the alignment padding (small scale planes are mostly padding).
     let produced = 0;
-    const totalBytes = [...layout.resident, ...layout.scales, ...layout.extents].reduce((n, t) => n + t.bytes, 0) + layout.crc.bytes;
+    const totalBytes = [...layout.resident, ...layout.scales, ...layout.extents, ...expertList].reduce((n, t) => n + t.bytes, 0) + layout.crc.bytes;
+    const helpers: ConvertHelpers = {
+      readAt, bandColumns,
+      newHasher: (firstPage) => new PageHasher(crcs, firstPage, (b, seed) => addon.crc32c(b, seed)),
+      addError: (ref, got) => addError(expertError, ref, got),
+      throwIfAborted: () => throwIfAborted(options.signal, `converting ${inPath}`),
+    };
     const counted = async function* (chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
       for await (const c of chunks) {
         produced += c.length;
@@ -419,6 +448,8 @@ export async function convertToFlash(inPath: string, outPath: string, options: C
       }
       const e = layout.extents[i - nResident - nScales];
       if (e) return counted(extentRecords(addon, fh, src, e, crcs, errors.get(e.site)!, options.signal));
+      const x = i - nResident - nScales - layout.extents.length;
+      if (x < expertList.length) return counted(expertTensorData(addon, fh, src, helpers, layout.experts, xs!, x));
       return new Uint8Array(crcs.buffer);
     });
     for (const [site, e] of errors) quantError.set(site, e.ref > 0 ? Math.sqrt(e.diff / e.ref) : 0);
@@ -447,7 +478,9 @@ export async function convertToFlash(inPath: string, outPath: string, options: C
       extentBytes: layout.extents.filter((e) => e.site === s.site).reduce((n, e) => n + e.bytes, 0),
       scaleBytes: layout.scales.filter((p) => p.site === s.site).reduce((n, p) => n + p.bytes, 0),
     })),
-    residentBytes, scaleBytes, extentBytes, fileBytes: (await stat(outPath)).size,
+    residentBytes, scaleBytes, extentBytes,
+    ...(xs ? { experts: { bytes: expertList.reduce((n, t) => n + t.bytes, 0), layout: describeExpertLayout(xs), quantError: expertError.ref > 0 ? Math.sqrt(expertError.diff / expertError.ref) : 0 } } : {}),
+    fileBytes: (await stat(outPath)).size,
     seconds: (performance.now() - started) / 1000,
     peakRssBytes: process.resourceUsage().maxRSS * 1024,
   };

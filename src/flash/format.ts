@@ -4,6 +4,7 @@
 import { SITES } from "../backend/Backend.js";
 import { ActiveflowError } from "../errors.js";
 import { GgmlType, TYPE_LAYOUT, typeName } from "../gguf/types.js";
+import { layoutExperts, type ExpertLayout, type ExpertShape } from "./experts.js";
 
 // Version written: 2 when a site has split columns, else 1 (the v1 format unchanged, so older
 // readers keep reading such files). Readers accept both.
@@ -29,6 +30,10 @@ export const HEADER_RESERVE_BYTES = 64 * 1024;
 // The site list is the sparsity layer's (thresholds and histograms use the same order).
 export { SITES };
 export type SiteName = (typeof SITES)[number];
+
+// The dense sites of a mixture-of-experts model: attention only; its FFN is the experts'
+// (src/flash/experts.ts).
+export const MOE_SITES: readonly SiteName[] = ["attn_in", "attn_out"];
 
 // Source tensors of each site (blk.<l>.<tensor>.weight), in record order.
 export const SITE_TENSORS: Readonly<Record<SiteName, readonly string[]>> = {
@@ -216,6 +221,10 @@ export interface FlashLayout {
   scales: ScalePlane[];
   // Extents in file order: group 0's sites in SITES order, then group 1, ...
   extents: ExtentLayout[];
+  // Mixture-of-experts models: every (layer, expert)'s extents, after the dense extents
+  // (src/flash/experts.ts); empty for a dense model.
+  experts: ExpertLayout[];
+  expertShape?: ExpertShape;
   crc: { name: string; pages: number; bytes: number; dataOffset: number };
   // Bytes of the data section (up to the end of the last tensor).
   dataBytes: number;
@@ -226,6 +235,9 @@ export interface LayoutInput {
   groupSize: number;
   sites: SiteShape[];
   resident: readonly { name: string; dims: readonly number[]; type: number }[];
+  // MoE models: the experts' shape (their sites are not in `sites`, which then holds attn_in
+  // and attn_out only).
+  experts?: ExpertShape;
 }
 
 const alignUp = (n: number, a: number): number => Math.ceil(n / a) * a;
@@ -300,9 +312,17 @@ export function computeFlashLayout(input: LayoutInput): FlashLayout {
       pagesSoFar += pages;
     }
   }
+  let experts: ExpertLayout[] = [];
+  if (input.experts) {
+    // Checksummed like extents: their pages continue the run, so one table covers both.
+    const partBytes = (type: number, nOut: number, split: boolean): number => (split ? splitCodeBytes(type, nOut) : rowBytes(type, nOut));
+    const r = layoutExperts(input.experts, nLayer, place, pagesSoFar, partBytes, CRC_PAGE_BYTES);
+    experts = r.experts;
+    pagesSoFar += r.pages;
+  }
   const crcBytes = pagesSoFar * 4;
   const crc = { name: CRC_TENSOR, pages: pagesSoFar, bytes: crcBytes, dataOffset: place(crcBytes) };
-  return { nLayer, groupSize, groups, sites: input.sites, resident, scales, extents, crc, dataBytes: at };
+  return { nLayer, groupSize, groups, sites: input.sites, resident, scales, extents, experts, ...(input.experts ? { expertShape: input.experts } : {}), crc, dataBytes: at };
 }
 
 // A split site must give a splittable source type for every (layer, tensor), and an I8 extent.

@@ -7,12 +7,13 @@ import { GgmlType, typeName, type GgufFile } from "../gguf/types.js";
 import {
   findTensor, getNumber, getNumberArray, getOptionalNumber, getOptionalNumberArray, getString, getStringArray, readGguf,
 } from "../gguf/reader.js";
-import { loadAddon } from "../backends/native/binding.js";
-import { crc32c, type Crc32cFn } from "./crc32c.js";
+import type { ConversionKernels } from "../backend/Backend.js";
+import { crc32c } from "./crc32c.js";
+import { EXPERT_KEY, EXPERT_TYPES_PER_LAYER, expertTensors, type ExpertLayout, type ExpertShape } from "./experts.js";
 import { checkHeaderChecksum } from "./headerChecksum.js";
 import {
   CHECKSUM_NAME, COLUMN_LAYOUTS, CRC_PAGE_BYTES, CRC_TENSOR, FLASH_ALIGNMENT, FLASH_VERSIONS, FLASH_VERSION_COLUMNS, FLASH_VERSION_ORDERED, KEY,
-  SITES, SITE_TENSORS, computeFlashLayout, findExtent, recordPages,
+  MOE_SITES, SITES, SITE_TENSORS, computeFlashLayout, findExtent, recordPages,
   type ColumnLayout, type ExtentLayout, type FlashLayout, type ResidentTensor, type SiteName, type SiteShape,
 } from "./format.js";
 
@@ -47,6 +48,10 @@ export interface FlashModel {
   resident: FlashResident[];
   // The scale planes alone (split sites), as in layout.scales.
   scales: FlashResident[];
+  // Mixture-of-experts models: every (layer, expert)'s extents with the absolute file offset
+  // of its first tensor (the whole expert is `spanBytes` from there); empty for dense models.
+  experts: (ExpertLayout & { offset: number })[];
+  expertShape?: ExpertShape;
   // CRC-32C of each 4 KiB extent page; an extent's pages start at its firstPage.
   crc: Uint32Array;
   layout: FlashLayout;
@@ -61,10 +66,11 @@ function badTensor(path: string, msg: string): never {
 }
 
 // Site shapes as the file's activeflow.* keys describe them (version 1: requantised columns).
-function readSites(f: GgufFile, version: number, nLayer: number): SiteShape[] {
+function readSites(f: GgufFile, version: number, nLayer: number, moe: boolean): SiteShape[] {
   const sites = getStringArray(f, KEY.sites);
-  if (sites.join() !== SITES.join()) bad(f.path, `${KEY.sites} is [${sites.join(", ")}], expected [${SITES.join(", ")}]`);
-  return SITES.map((site) => {
+  const want = moe ? MOE_SITES : SITES;
+  if (sites.join() !== want.join()) bad(f.path, `${KEY.sites} is [${sites.join(", ")}], expected [${want.join(", ")}]${moe ? " (a mixture-of-experts file)" : ""}`);
+  return want.map((site) => {
     const tensors = getStringArray(f, KEY.tensors(site));
     if (tensors.join() !== SITE_TENSORS[site].join()) {
       bad(f.path, `${KEY.tensors(site)} is [${tensors.join(", ")}], expected [${SITE_TENSORS[site].join(", ")}]`);
@@ -112,17 +118,18 @@ export async function openFlashModel(path: string, header?: GgufFile): Promise<F
   const arch = getString(f, "general.architecture");
   const nLayer = getNumber(f, `${arch}.block_count`);
   const groupSize = getNumber(f, KEY.groupSize);
-  const sites = readSites(f, version, nLayer);
+  const experts = readExpertShape(f, nLayer);
+  const sites = readSites(f, version, nLayer, experts !== undefined);
   const resident = f.tensors.filter((t) => !t.name.startsWith("af.")).map((t) => ({ name: t.name, dims: t.dims, type: t.type }));
   let layout: FlashLayout;
   try {
-    layout = computeFlashLayout({ nLayer, groupSize, sites, resident });
+    layout = computeFlashLayout({ nLayer, groupSize, sites, resident, ...(experts ? { experts } : {}) });
   } catch (e) {
     bad(path, (e as Error).message);
   }
 
   // Every tensor must sit where the layout says, so offsets can be trusted without the GGUF.
-  const expected = [...layout.resident, ...layout.scales, ...layout.extents.map((e) => ({ ...e, type: e.columnType })),
+  const expected = [...layout.resident, ...layout.scales, ...layout.extents.map((e) => ({ ...e, type: e.columnType })), ...expertTensors(layout.experts),
     { name: CRC_TENSOR, dims: [layout.crc.pages], type: GgmlType.I32 as number, bytes: layout.crc.bytes, dataOffset: layout.crc.dataOffset }];
   if (f.tensors.length !== expected.length) {
     badTensor(path, `has ${f.tensors.length} tensors, the flash layout of ${layout.groups} groups x ${sites.length} sites expects ${expected.length}`);
@@ -142,7 +149,7 @@ export async function openFlashModel(path: string, header?: GgufFile): Promise<F
   } finally {
     await fh.close();
   }
-  const quantError = new Map<SiteName, number>(SITES.map((s) => [s, getNumber(f, KEY.quantError(s))]));
+  const quantError = new Map<SiteName, number>(sites.map((s) => [s.site, getNumber(f, KEY.quantError(s.site))]));
   const scales = layout.scales.map((t) => ({ name: t.name, dims: t.dims, type: t.type, bytes: t.bytes, dataOffset: t.dataOffset, offset: f.dataOffset + t.dataOffset }));
   const orders = readRecordKeys(f, sites, layout.groups, version);
   return {
@@ -156,7 +163,31 @@ export async function openFlashModel(path: string, header?: GgufFile): Promise<F
     }),
     resident: [...layout.resident.map((t) => ({ ...t, offset: f.dataOffset + t.dataOffset })), ...scales],
     scales,
+    experts: layout.experts.map((x) => ({ ...x, offset: f.dataOffset + x.in.dataOffset })),
+    ...(layout.expertShape ? { expertShape: layout.expertShape } : {}),
   };
+}
+
+// The experts' keys (src/flash/experts.ts), or undefined for a dense model.
+function readExpertShape(f: GgufFile, nLayer: number): ExpertShape | undefined {
+  const nExpert = getOptionalNumber(f, EXPERT_KEY.count);
+  if (nExpert === undefined) return undefined;
+  if (!Number.isInteger(nExpert) || nExpert < 1) bad(f.path, `${EXPERT_KEY.count} is ${nExpert}, expected a positive expert count`);
+  const shared = getNumber(f, EXPERT_KEY.shared) === 1;
+  const nFf = getNumber(f, EXPERT_KEY.nFf);
+  const nFfShared = getNumber(f, EXPERT_KEY.nFfShared);
+  if (!(nFf >= 1) || (shared && !(nFfShared >= 1))) bad(f.path, `${EXPERT_KEY.nFf} / ${EXPERT_KEY.nFfShared} are ${nFf} / ${nFfShared}, expected positive widths`);
+  const layout = getString(f, EXPERT_KEY.layout) as ColumnLayout;
+  if (!COLUMN_LAYOUTS.includes(layout)) bad(f.path, `${EXPERT_KEY.layout} is "${layout}", expected one of ${COLUMN_LAYOUTS.join(", ")}`);
+  const columnType = getNumber(f, EXPERT_KEY.columnType);
+  const arch = getString(f, "general.architecture");
+  const shape: ExpertShape = { nExpert, shared, nEmbd: getNumber(f, `${arch}.embedding_length`), nFf, nFfShared: shared ? nFfShared : 0, layout, columnType };
+  if (layout === "split") {
+    const types = [...getNumberArray(f, EXPERT_KEY.partTypes)];
+    if (types.length !== nLayer * EXPERT_TYPES_PER_LAYER) bad(f.path, `${EXPERT_KEY.partTypes} holds ${types.length} types, expected ${nLayer * EXPERT_TYPES_PER_LAYER} (layers x 6)`);
+    shape.partTypes = types;
+  }
+  return shape;
 }
 
 // [nIn] channel -> record, the inverse of a record order (record -> channel).
@@ -219,31 +250,22 @@ export function flashExtent(model: FlashModel, group: number, site: SiteName): F
   return model.extents[model.layout.extents.indexOf(e)]!;
 }
 
-// The addon's SSE4.2 CRC-32C (~20x the table code) when the addon is built, else the table.
-let pageCrc: Crc32cFn | undefined;
-function crcOf(bytes: Uint8Array): number {
-  if (!pageCrc) {
-    try {
-      const addon = loadAddon();
-      pageCrc = (b, seed) => addon.crc32c(b, seed);
-    } catch {
-      pageCrc = crc32c;
-    }
-  }
-  return pageCrc(bytes);
-}
+// Who computes the page checksums: the table code (src/flash/crc32c.ts) unless the caller
+// passes a backend's (the addon's SSE4.2 one is ~20x faster).
+export type PageChecksum = Pick<ConversionKernels, "crc32c">;
+const TABLE_CRC: PageChecksum = { crc32c };
 
 // Checks whole 4 KiB pages read from an extent: `bytes` holds extent pages firstPage,
 // firstPage + 1, ... (page k is file bytes [offset + k * 4096, offset + (k + 1) * 4096), the
 // zero padding after the extent included). Throws FLASH_CHECKSUM naming the extent and the
 // file offset of the first bad page.
-export function checkExtentPages(model: FlashModel, e: FlashExtent, firstPage: number, bytes: Uint8Array): void {
+export function checkExtentPages(model: FlashModel, e: Pick<FlashExtent, "name" | "pages" | "firstPage" | "offset">, firstPage: number, bytes: Uint8Array, checksum: PageChecksum = TABLE_CRC): void {
   if (bytes.length % CRC_PAGE_BYTES !== 0) {
     throw new ActiveflowError("BAD_ARGUMENT", `extent ${e.name}: ${bytes.length} bytes are not whole ${CRC_PAGE_BYTES}-byte pages`);
   }
   for (let o = 0, k = firstPage; o < bytes.length; o += CRC_PAGE_BYTES, k++) {
     if (k >= e.pages) throw new ActiveflowError("BAD_ARGUMENT", `extent ${e.name}: page ${k} is past its ${e.pages} pages`);
-    const got = crcOf(bytes.subarray(o, o + CRC_PAGE_BYTES));
+    const got = checksum.crc32c(bytes.subarray(o, o + CRC_PAGE_BYTES));
     const want = model.crc[e.firstPage + k]!;
     if (got !== want) {
       throw new ActiveflowError("FLASH_CHECKSUM",
@@ -257,24 +279,30 @@ export interface VerifyOptions {
   signal?: AbortSignal;
   // Fraction of extent bytes checked, 0..1.
   onProgress?: (fraction: number) => void;
+  // Defaults to the table code; pass a backend for its faster CRC-32C.
+  checksum?: PageChecksum;
 }
 
 // Reads every extent and checks every page against af.crc32c; throws on the first bad page.
 export async function verifyFlashFile(path: string, options: VerifyOptions = {}): Promise<{ pages: number; bytes: number }> {
   const model = await openFlashModel(path);
-  const total = model.extents.reduce((n, e) => n + e.bytes, 0);
+  // The experts' tensors are checksummed like extents (src/flash/experts.ts).
+  const expertParts = model.experts.flatMap((x) => [x.in, x.out, ...(x.scales ? [x.scales] : [])])
+    .map((t) => ({ name: t.name, pages: t.pages, firstPage: t.firstPage, bytes: t.bytes, offset: model.gguf.dataOffset + t.dataOffset }));
+  const all = [...model.extents, ...expertParts];
+  const total = all.reduce((n, e) => n + e.bytes, 0);
   const buf = new Uint8Array(1024 * CRC_PAGE_BYTES);
   let done = 0;
   const fh = await open(path, "r");
   try {
-    for (const e of model.extents) {
+    for (const e of all) {
       for (let o = 0; o < e.bytes; o += buf.length) {
         if (options.signal?.aborted) {
           throw new ActiveflowError("ABORTED", `verifying ${path} was aborted`, { cause: options.signal.reason });
         }
         const part = buf.subarray(0, Math.min(buf.length, e.pages * CRC_PAGE_BYTES - o));
         await readFully(fh, part, e.offset + o, path);
-        checkExtentPages(model, e, o / CRC_PAGE_BYTES, part);
+        checkExtentPages(model, e, o / CRC_PAGE_BYTES, part, options.checksum);
         done += part.length;
         options.onProgress?.(done / total);
       }
@@ -287,7 +315,9 @@ export async function verifyFlashFile(path: string, options: VerifyOptions = {})
 
 // Reads records [j0, j1) of an extent the way the flash store does: the whole 4 KiB pages
 // that cover them (offsets and lengths page-aligned), each checked against its CRC-32C. Returns the records' bytes, record j0 first.
-export async function readExtentRecords(model: FlashModel, fh: FileHandle, e: FlashExtent, j0: number, j1: number): Promise<Uint8Array> {
+export async function readExtentRecords(
+  model: FlashModel, fh: FileHandle, e: FlashExtent, j0: number, j1: number, checksum: PageChecksum = TABLE_CRC,
+): Promise<Uint8Array> {
   if (!(Number.isInteger(j0) && Number.isInteger(j1) && 0 <= j0 && j0 < j1 && j1 <= e.nIn)) {
     throw new ActiveflowError("BAD_ARGUMENT", `extent ${e.name}: records [${j0}, ${j1}) are not inside [0, ${e.nIn})`);
   }
@@ -295,6 +325,6 @@ export async function readExtentRecords(model: FlashModel, fh: FileHandle, e: Fl
   const start = first * CRC_PAGE_BYTES;
   const pages = new Uint8Array((last + 1) * CRC_PAGE_BYTES - start);
   await readFully(fh, pages, e.offset + start, model.path);
-  checkExtentPages(model, e, first, pages);
+  checkExtentPages(model, e, first, pages, checksum);
   return pages.subarray(j0 * e.recordBytes - start, j1 * e.recordBytes - start);
 }

@@ -47,7 +47,9 @@ function fail(code: ConstructorParameters<typeof ActiveflowError>[0], path: stri
 const CHUNK = 1 << 20;
 
 class ByteSource {
+  // The window: a prefix of `store`, holding the file from bufStart.
   private buf: Buffer = Buffer.alloc(0);
+  private store: Buffer = this.buf;
   // Absolute file offset of buf[0].
   private bufStart = 0;
   // Absolute file offset of the next unread byte.
@@ -78,9 +80,18 @@ class ByteSource {
       );
     }
     const want = Math.min(Math.max(n, CHUNK), this.remaining);
-    const next = Buffer.allocUnsafe(want);
-    const keep = this.bufStart + this.buf.length - this.pos;
-    if (keep > 0) this.buf.copy(next, 0, this.pos - this.bufStart);
+    // Nothing to keep once pos has been skipped past the window.
+    const keep = Math.max(0, this.bufStart + this.buf.length - this.pos);
+    // One window buffer for the whole header (values are copied out of it): a new megabyte per
+    // fill would be garbage outside the JS heap until a collection happens to free it.
+    let next = this.store;
+    if (next.length < want) {
+      next = Buffer.allocUnsafe(want);
+      if (keep > 0) this.buf.copy(next, 0, this.pos - this.bufStart);
+      this.store = next;
+    } else if (keep > 0) {
+      next.copyWithin(0, this.pos - this.bufStart, this.buf.length); // buf is store's prefix
+    }
     let got = keep;
     while (got < want) {
       const { bytesRead } = await this.fh.read(next, got, want - got, this.pos + got);
@@ -95,6 +106,17 @@ class ByteSource {
     }
     this.buf = next.subarray(0, got);
     this.bufStart = this.pos;
+  }
+
+  // Moves past n bytes without reading them (an omitted value); `field` names them for the error.
+  skip(n: number, field: string): void {
+    if (n > this.remaining) {
+      throw new ActiveflowError(
+        "GGUF_TRUNCATED",
+        `${this.path}: truncated GGUF header: ${field} needs ${n} bytes at offset ${this.pos} but the file is ${this.fileSize} bytes`,
+      );
+    }
+    this.pos += n;
   }
 
   // The synchronous readers below require a preceding has()/fill() for their size.
@@ -200,18 +222,19 @@ function readScalar(src: ByteSource, type: GgufValueType): GgufValue {
   }
 }
 
-async function readValue(src: ByteSource, type: number, key: string, depth: number): Promise<GgufValue> {
+async function readValue(src: ByteSource, type: number, key: string, depth: number, keep: boolean): Promise<GgufValue> {
   const size = SCALAR_SIZE[type as GgufValueType];
   if (size !== undefined) {
     await src.fill(size, `value of ${key}`);
     return readScalar(src, type);
   }
   if (type === GgufValueType.STRING) return readString(src, `string value of ${key}`);
-  if (type === GgufValueType.ARRAY) return readArray(src, key, depth);
+  if (type === GgufValueType.ARRAY) return readArray(src, key, depth, keep);
   return fail("GGUF_BAD_VALUE", src.path, `key ${key} has unknown value type ${type} (expected 0..12) before offset ${src.pos}`);
 }
 
-async function readArray(src: ByteSource, key: string, depth: number): Promise<GgufValue> {
+// With keep false the elements are checked and skipped, not built (the value is left out).
+async function readArray(src: ByteSource, key: string, depth: number, keep: boolean): Promise<GgufValue> {
   if (depth > 8) fail("GGUF_BAD_VALUE", src.path, `key ${key}: arrays nested more than 8 deep at offset ${src.pos}`);
   await src.fill(4, `array element type of ${key}`);
   const elemType = src.u32();
@@ -221,6 +244,10 @@ async function readArray(src: ByteSource, key: string, depth: number): Promise<G
     fail("GGUF_BAD_VALUE", src.path, `key ${key} is an array of unknown value type ${elemType} (expected 0..12)`);
   }
   const n = await readCount(src, `element count of array ${key}`, minEach);
+  if (elemSize !== undefined && !keep) {
+    src.skip(n * elemSize, `elements of array ${key}`);
+    return [];
+  }
   if (elemSize !== undefined) {
     await src.fill(n * elemSize, `elements of array ${key}`);
     if (n > TYPED_ARRAY_MIN) {
@@ -232,7 +259,7 @@ async function readArray(src: ByteSource, key: string, depth: number): Promise<G
     for (let i = 0; i < n; i++) out[i] = readScalar(src, elemType);
     return out;
   }
-  const out: GgufValue[] = new Array(n);
+  const out: GgufValue[] = keep ? new Array(n) : [];
   if (elemType === GgufValueType.STRING) {
     // Vocab arrays hold 100k+ strings: stay on the synchronous path while the window has them.
     for (let i = 0; i < n; i++) {
@@ -243,12 +270,18 @@ async function readArray(src: ByteSource, key: string, depth: number): Promise<G
         fail("GGUF_BAD_COUNT", src.path,
           `length of ${key}[${i}] is ${len} at offset ${at}, but only ${src.remaining} bytes remain in the ${src.fileSize}-byte file`);
       }
-      if (!src.has(len)) await src.fill(len, `${key}[${i}]`);
-      out[i] = src.utf8(len);
+      if (!keep) src.skip(len, `${key}[${i}]`);
+      else {
+        if (!src.has(len)) await src.fill(len, `${key}[${i}]`);
+        out[i] = src.utf8(len);
+      }
     }
     return out;
   }
-  for (let i = 0; i < n; i++) out[i] = await readArray(src, `${key}[${i}]`, depth + 1);
+  for (let i = 0; i < n; i++) {
+    const inner = await readArray(src, `${key}[${i}]`, depth + 1, keep);
+    if (keep) out[i] = inner;
+  }
   return out;
 }
 
@@ -345,8 +378,14 @@ async function openModel(path: string): Promise<{ fh: FileHandle; size: number }
   }
 }
 
+export interface ReadGgufOptions {
+  // Keys whose array values are checked and skipped, not built, and left out of `metadata`:
+  // a caller that has the vocabulary already need not hold a second copy of it. Defaults to none.
+  omit?: ReadonlySet<string>;
+}
+
 // Reads magic, version, metadata and tensor infos of the GGUF at `path`.
-export async function readGguf(path: string): Promise<GgufFile> {
+export async function readGguf(path: string, options: ReadGgufOptions = {}): Promise<GgufFile> {
   const { fh, size } = await openModel(path);
   try {
     const src = new ByteSource(fh, path, size);
@@ -371,13 +410,16 @@ export async function readGguf(path: string): Promise<GgufFile> {
     const kvCount = await readCount(src, "metadata key/value count", MIN_KV_BYTES);
 
     const metadata = new Map<string, GgufValue>();
+    const omitted = new Set<string>();
     for (let i = 0; i < kvCount; i++) {
       const key = await readString(src, `key of metadata entry #${i}`);
       await src.fill(4, `value type of ${key}`);
       const type = src.u32();
-      const value = await readValue(src, type, key, 0);
-      if (metadata.has(key)) fail("GGUF_BAD_VALUE", path, `metadata key ${key} appears twice`);
-      metadata.set(key, value);
+      const keep = type !== GgufValueType.ARRAY || options.omit?.has(key) !== true;
+      const value = await readValue(src, type, key, 0, keep);
+      if (metadata.has(key) || omitted.has(key)) fail("GGUF_BAD_VALUE", path, `metadata key ${key} appears twice`);
+      if (keep) metadata.set(key, value);
+      else omitted.add(key);
     }
 
     let alignment = DEFAULT_ALIGNMENT;

@@ -3,15 +3,16 @@
 // that will later shrink is made for its floor, and the cache then gets what each budget
 // leaves above the held parts.
 import { ActiveflowError } from "../errors.js";
-import { fmt, type FlashMemoryPlan } from "./budget.js";
+import { engineCharged, fmt, type FlashMemoryPlan } from "./budget.js";
 
-// Bytes the plan holds besides its cache: resident tensors, staging, preload buffers, KV, scratch.
+// Bytes the plan holds besides its cache: resident tensors, staging, preload buffers, KV,
+// scratch (not the engine's own memory, which is not part of a minimum: budget.ts engineCharged).
 export function heldBesidesCache(plan: FlashMemoryPlan): number {
   return plan.weightBytes - plan.cacheBytes + plan.kvBytes + plan.scratchBytes;
 }
 
-// The cache a budget leaves under `plan`'s held parts (with the planner's 2 % slack), or
-// BUDGET_TOO_SMALL naming the run-time minimum.
+// The cache a budget leaves under `plan`'s held parts and the engine's own memory (as
+// planFlashMemory charges it, with its 2 % slack), or BUDGET_TOO_SMALL naming the run-time minimum.
 export function cacheForBudget(plan: FlashMemoryPlan, budgetBytes: number): number {
   const held = heldBesidesCache(plan);
   if (budgetBytes < held) {
@@ -22,7 +23,7 @@ export function cacheForBudget(plan: FlashMemoryPlan, budgetBytes: number): numb
         `(load with a lower floor, e.g. the lowest --dram-schedule entry, to go lower)`,
     );
   }
-  return Math.max(0, Math.floor((budgetBytes - held) * 0.98));
+  return Math.max(0, Math.floor((budgetBytes - held - engineCharged(plan.engineBytes, budgetBytes - held)) * 0.98));
 }
 
 // `floorPlan` (planned for the lowest budget the run will see) with its cache grown to what

@@ -48,6 +48,9 @@ export interface FlashMemoryPlan {
   preloadBytes: number;
   // Weight bytes the plan keeps in DRAM at most (resident tensors + staging + preload + cache).
   weightBytes: number;
+  // The engine's own memory besides the native buffers above (engineBytes): charged before the
+  // head and the cache as far as the budget leaves room above the minimum.
+  engineBytes: number;
 }
 
 export interface FlashPlanOptions {
@@ -64,6 +67,32 @@ export interface FlashPlanOptions {
   // the two buffers hold a whole extent each. Defaults to false.
   readAhead?: boolean;
   groupSize?: number;
+  // The engine's own memory (engineBytes), charged before the head and the cache. Defaults to 0.
+  engineBytes?: number;
+}
+
+// What the process holds for a model above its runtime floor besides the buffers the plan sizes
+// (docs/MEMORY.md): what a loaded tokenizer keeps, per token and per BPE merge, with the room V8
+// leaves around a live heap of that size, and a base the same for every model (the engine's
+// objects, the headers, V8's young generation, the addon's allocator arenas, Node's code paged in
+// after the floor was taken). Measured by bench/engineMemory.ts (bench/results/engine-memory-*):
+// the base from `run --dram` of a tiny model less its weights, KV cache and scratch; tokens and
+// merges from SmolLM2's run, split between them as tokenizers loaded alone split (141 and 118 B;
+// a run holds 1.46 times that). Medians of 9 runs: bench/results/engine-memory-2026-12-03T19-50-40Z.json.
+export const ENGINE_BYTES_PER_TOKEN = 205;
+export const ENGINE_BYTES_PER_MERGE = 172;
+export const ENGINE_BASE_BYTES = 2_975_000;
+
+export function engineBytes(vocab: { tokens: number; merges: number }): number {
+  return alignPage(ENGINE_BASE_BYTES + vocab.tokens * ENGINE_BYTES_PER_TOKEN + vocab.merges * ENGINE_BYTES_PER_MERGE);
+}
+
+// The engine's memory is not part of the minimum: a budget the native buffers fit in is not
+// refused for it (the demo's and the examples' budgets stay valid), it takes what the budget
+// leaves above them first, and a run whose budget could not hold all of it goes over by the
+// rest, which the memory line reports. The part of `engine` that `roomBytes` holds:
+export function engineCharged(engine: number, roomBytes: number): number {
+  return Math.min(engine, Math.max(0, roomBytes));
 }
 
 // A preload buffer holds the predicted records that are not cached of one layer group, or with
@@ -84,7 +113,19 @@ export function scratchBytes(cfg: ModelConfig, nBatch: number, nCtx: number, thr
   const wide = Math.max(cfg.nEmbd, cfg.nFf, q);
   const floats = nBatch * (cfg.nEmbd + wide + q + 2 * kv + q + 2 * cfg.nFf) + threads * nCtx * 3 + cfg.nVocab; // scores + value-row pointers
   // Quantised activations: at most ~1.2 bytes per input element of the widest input.
-  return floats * 4 + nBatch * Math.ceil(wide * 1.2) + 64;
+  return floats * 4 + nBatch * Math.ceil(wide * 1.2) + 64 + moeScratchBytes(cfg, nBatch);
+}
+
+// Mirrors native MoeFfn's buffers in flash mode (model/moe_ffn.h), 4-byte elements; its
+// quantised inputs are counted at 4 bytes per element (F32 routers), an upper bound.
+function moeScratchBytes(cfg: ModelConfig, nBatch: number): number {
+  const m = cfg.moe;
+  if (!m) return 0;
+  const E = cfg.nEmbd, F = m.nFfExp, NE = m.nExpert, S = m.nFfShexp;
+  const rows = nBatch * m.nExpertUsed;
+  const elems = nBatch * NE + 4 * rows + NE + 1 + rows * (2 * F + E) + E + (S > 0 ? nBatch * (2 * S + E) : 0) +
+    rows * E + nBatch * (E + NE) + 2 * rows;
+  return elems * 4 + 2 * (rows * 4 * Math.max(E, S) + 64);
 }
 
 // What the plan needs of a flash-layout model: an opened file (FlashModel) or, before a
@@ -94,10 +135,22 @@ export interface FlashShape {
   // Copied tensors and scale planes (everything but the extents).
   resident: readonly { name: string; bytes: number }[];
   extents: readonly { bytes: number; site: string; group: number }[];
+  // Mixture-of-experts models: the experts' spans (src/flash/experts.ts).
+  experts?: readonly { spanBytes: number }[];
+  expertShape?: { nExpert: number; shared: boolean };
 }
 
 export function weightBytesOf(flash: FlashShape): number {
-  return flash.resident.reduce((s, t) => s + t.bytes, 0) + flash.extents.reduce((s, e) => s + e.bytes, 0);
+  return flash.resident.reduce((s, t) => s + t.bytes, 0) + flash.extents.reduce((s, e) => s + e.bytes, 0) +
+    (flash.experts ?? []).reduce((s, x) => s + x.spanBytes, 0);
+}
+
+// The expert slots a plan needs at least (a token's routed experts and the shared one) and
+// their size (the largest expert); none for a dense model.
+function expertNeeds(flash: FlashShape, cfg: ModelConfig): { slotBytes: number; minSlots: number; count: number } {
+  if (!cfg.moe || !flash.experts || flash.experts.length === 0) return { slotBytes: 0, minSlots: 0, count: 0 };
+  const slotBytes = Math.max(...flash.experts.map((x) => x.spanBytes));
+  return { slotBytes, minSlots: cfg.moe.nExpertUsed + (cfg.moe.nFfShexp > 0 ? 1 : 0), count: flash.experts.length };
 }
 
 export function planFlashMemory(
@@ -122,18 +175,23 @@ export function planFlashMemory(
   const ioStaging = options.io.stagingSlots * options.io.maxRead;
   const kv = kvBytes(cfg, nCtx);
   const scratch = scratchBytes(cfg, FLASH_BATCH, nCtx, threads);
-  const fixed = small + largestExtent + ioStaging + rowStaging + kv + scratch;
+  const experts = expertNeeds(flash, cfg);
+  const expertMin = experts.minSlots * experts.slotBytes;
+  const fixed = small + largestExtent + ioStaging + rowStaging + kv + scratch + expertMin;
   const minimum = fixed + HEAD_STAGING_BYTES;
   if (budgetBytes < minimum) {
     throw new ActiveflowError(
       "BUDGET_TOO_SMALL",
       `a DRAM budget of ${fmt(budgetBytes)} is below this model's minimum of ${fmt(minimum)} ` +
-        `(staging ${fmt(largestExtent + ioStaging)}, KV cache ${fmt(kv)} for ${nCtx} tokens, scratch ${fmt(scratch)}, norms and scale planes ${fmt(small)})`,
+        `(staging ${fmt(largestExtent + ioStaging)}, KV cache ${fmt(kv)} for ${nCtx} tokens, scratch ${fmt(scratch)}, norms and scale planes ${fmt(small)}` +
+        `${experts.minSlots > 0 ? `, ${experts.minSlots} expert slots ${fmt(expertMin)}` : ""})`,
     );
   }
-  // The head is read in full every token, the cache only helps for the share it hits, so
-  // the head gets DRAM first.
+  // The engine's own memory is held whatever the plan, so it is charged first. The head is read
+  // in full every token, the cache only helps for the share it hits, so the head comes next.
   let left = budgetBytes - fixed;
+  const engine = options.engineBytes ?? 0;
+  left -= engineCharged(engine, left - HEAD_STAGING_BYTES);
   const headResident = headBytes > 0 && align64(headBytes) <= left;
   if (headResident) left -= align64(headBytes);
   else left -= HEAD_STAGING_BYTES;
@@ -156,13 +214,28 @@ export function planFlashMemory(
     if (preloadBytes > left) preloadBytes = 0;
     left -= preloadBytes;
   }
+  // The hot cache: for MoE models the column cache and the expert slots beyond the minimum
+  // (splitCache; the minimum slots are held like staging).
   const cacheBytes = Math.max(0, Math.floor(left * 0.98)); // slack for per-extent rounding
-  const weightBytes = small + largestExtent + ioStaging + rowStaging + (headResident ? align64(headBytes) : HEAD_STAGING_BYTES) + preloadBytes + cacheBytes;
+  const weightBytes = small + largestExtent + ioStaging + rowStaging + (headResident ? align64(headBytes) : HEAD_STAGING_BYTES) + preloadBytes + cacheBytes + expertMin;
   return {
     budgetBytes, minimumBytes: minimum, smallResidentBytes: small, headResident, headBytes, embdResident: false,
     stagingBytes: largestExtent + ioStaging + rowStaging + (headResident ? 0 : HEAD_STAGING_BYTES),
-    kvBytes: kv, scratchBytes: scratch, cacheBytes, preloadBytes, weightBytes,
+    kvBytes: kv, scratchBytes: scratch, cacheBytes, preloadBytes, weightBytes, engineBytes: engine,
   };
+}
+
+// A hot cache of `cacheBytes` split between the column cache (attention extents) and whole
+// experts beyond the minimum slots: attention is read by every token, an expert by K of N
+// (random routing), so attention's columns are cached first and the rest buys expert slots.
+// Dense models: all columns.
+export function splitCache(flash: FlashShape, cfg: ModelConfig, cacheBytes: number): { columnBytes: number; expertPoolBytes: number; expertSlots: number } {
+  const x = expertNeeds(flash, cfg);
+  if (x.minSlots === 0) return { columnBytes: cacheBytes, expertPoolBytes: 0, expertSlots: 0 };
+  const attention = flash.extents.reduce((n, e) => n + alignPage(e.bytes), 0);
+  const extra = Math.min(x.count - x.minSlots, Math.floor(Math.max(0, cacheBytes - attention) / x.slotBytes));
+  const expertSlots = x.minSlots + extra;
+  return { columnBytes: cacheBytes - extra * x.slotBytes, expertPoolBytes: expertSlots * x.slotBytes, expertSlots };
 }
 
 export function fmt(bytes: number): string {

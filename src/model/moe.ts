@@ -1,6 +1,6 @@
 // Mixture-of-experts hyper-parameters, read as llama.cpp reads them (src/models/llama.cpp,
 // qwen3moe.cpp, qwen2moe.cpp of the llama.cpp node-llama-cpp ships), and the refusal of the
-// modes that do not handle experts yet.
+// modes that do not handle experts yet (calibration, sparsity).
 import { ActiveflowError } from "../errors.js";
 import type { GgufFile, GgufValue } from "../gguf/types.js";
 
@@ -59,12 +59,13 @@ export function readMoeConfig(file: GgufFile, arch: string, nFf: number | undefi
   return { nExpert: count, nExpertUsed: used, nFfExp: exp, normWeights: arch !== "qwen2moe", nFfShexp: shexp ?? 0 };
 }
 
-// The flash layout, calibration and contextual sparsity do not handle experts yet (issue 10,
-// items 2-4): an MoE model runs dense, and asking for more fails with this, before any work.
+// Calibration and contextual sparsity do not handle experts yet (issue 10, item 4): an MoE
+// model runs dense or from the flash layout without sparsity, and asking for more fails with
+// this, before any work.
 export function moeUnsupported(path: string, arch: string, nExpert: number | undefined, what: string): ActiveflowError {
   return new ActiveflowError(
     "MODEL_UNSUPPORTED",
-    `${path}: ${what} is not supported for mixture-of-experts models yet (${arch}${nExpert !== undefined ? `, ${nExpert} experts` : ""}); they run dense only, without --dram or --sparsity`,
+    `${path}: ${what} is not supported for mixture-of-experts models yet (${arch}${nExpert !== undefined ? `, ${nExpert} experts` : ""}); they run without contextual sparsity (--sparsity)`,
   );
 }
 

@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { readFile, rename, stat, unlink, writeFile, mkdir } from "node:fs/promises";
 import { cpus } from "node:os";
 import { join } from "node:path";
-import { loadAddon } from "../backends/native/binding.js";
+import type { DeviceProbe } from "../backend/Backend.js";
 import { cacheRoot } from "../fetch/cache.js";
 import { GgmlType } from "../gguf/types.js";
 
@@ -67,24 +67,22 @@ async function profileKey(file: string): Promise<string> {
 
 // Random aligned reads of the model file itself (its device is what we will read), at the
 // reader's queue depth, with the engine's I/O backend.
-async function measureReads(file: string, seconds: number): Promise<MachineProfile["readBandwidth"]> {
-  const addon = loadAddon();
+async function measureReads(probe: DeviceProbe, file: string, seconds: number): Promise<MachineProfile["readBandwidth"]> {
   const size = (await stat(file)).size;
-  const { queueDepth } = addon.ioDefaults();
+  const { queueDepth } = probe.ioDefaults();
   const sizes = PROFILE_READ_SIZES.filter((bytes) => bytes * 4 <= size);
   const out: MachineProfile["readBandwidth"] = [];
   for (const bytes of sizes) {
     const qd = Math.max(1, Math.min(queueDepth, Math.floor(PROFILE_BUFFER_BYTES / bytes)));
     const each = seconds / sizes.length;
-    const p = await addon.probeDevice(file, { blockBytes: bytes, queueDepth: qd, seconds: each * 0.75, warmupSeconds: each * 0.25 });
+    const p = await probe.probeDevice(file, { blockBytes: bytes, queueDepth: qd, seconds: each * 0.75, warmupSeconds: each * 0.25 });
     out.push({ bytes, bytesPerSecond: p.bytes / p.seconds, queueDepth: qd });
   }
   return out;
 }
 
 // One thread of af_col_axpy over Q4_0 columns of 4096 outputs, as decode uses it.
-function measureColumns(seconds: number): number {
-  const addon = loadAddon();
+function measureColumns(probe: DeviceProbe, seconds: number): number {
   const nOut = 4096, nCols = 256;
   const colBytes = (nOut / 32) * 18;
   const cols: Uint8Array[] = [];
@@ -97,13 +95,13 @@ function measureColumns(seconds: number): number {
   let bytes = 0;
   const t0 = performance.now();
   while (performance.now() - t0 < seconds * 1000) {
-    addon.colAxpy(GgmlType.Q4_0, cols, a, y, 0, nOut);
+    probe.colAxpy(GgmlType.Q4_0, cols, a, y, 0, nOut);
     bytes += colBytes * nCols;
   }
   return bytes / ((performance.now() - t0) / 1000);
 }
 
-export async function machineProfile(modelFile: string, options: { refresh?: boolean; seconds?: number } = {}): Promise<MachineProfile> {
+export async function machineProfile(probe: DeviceProbe, modelFile: string, options: { refresh?: boolean; seconds?: number } = {}): Promise<MachineProfile> {
   const key = await profileKey(modelFile);
   const path = join(cacheRoot(), "machine-profile.json");
   let all: Record<string, MachineProfile> = {};
@@ -117,8 +115,8 @@ export async function machineProfile(modelFile: string, options: { refresh?: boo
   const profile: MachineProfile = {
     key,
     measuredAt: new Date().toISOString(),
-    readBandwidth: await measureReads(modelFile, seconds),
-    columnBytesPerSecond: measureColumns(Math.min(0.5, seconds / 4)),
+    readBandwidth: await measureReads(probe, modelFile, seconds),
+    columnBytesPerSecond: measureColumns(probe, Math.min(0.5, seconds / 4)),
   };
   all[key] = profile;
   await writeProfileFile(path, all);

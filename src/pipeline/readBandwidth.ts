@@ -3,7 +3,7 @@
 // (the roofline's flash term) all measure it this way.
 import { statSync } from "node:fs";
 import { performance } from "node:perf_hooks";
-import type { NativeAddon } from "../backends/native/binding.js";
+import type { DeviceProbe } from "../backend/Backend.js";
 
 export interface ReaderPoint {
   engine: "io_uring" | "pread";
@@ -32,7 +32,7 @@ export interface MeasureOptions {
 // flight so the device queue stays full across batch boundaries, for `seconds`.
 // `blockBytes` must be a multiple of 4096 (O_DIRECT).
 export async function measureReader(
-  addon: NativeAddon,
+  io: Pick<DeviceProbe, "openFlashFile" | "allocAligned">,
   file: string,
   engine: "io_uring" | "pread",
   bs: number,
@@ -42,7 +42,7 @@ export async function measureReader(
 ): Promise<ReaderPoint> {
   const requireDirect = options.requireDirect ?? true;
   if (bs % 4096 !== 0) throw new Error(`reader block size ${bs} is not a multiple of 4096 (O_DIRECT)`);
-  const h = addon.openFlashFile(file, { direct: true, backend: engine, maxRead: Math.max(bs, 1 << 20) });
+  const h = io.openFlashFile(file, { direct: true, backend: engine, maxRead: Math.max(bs, 1 << 20) });
   if (requireDirect && h.mode() !== "direct") {
     h.close();
     throw new Error(`${file}: O_DIRECT refused; the numbers would measure the page cache`);
@@ -55,7 +55,7 @@ export async function measureReader(
   let deadline = 0;
   const makeLane = () => {
     // Aligned, pre-faulted memory: whole-block reads land in place, as fio's do.
-    const into = addon.allocAligned(perBatch * bs);
+    const into = io.allocAligned(perBatch * bs);
     const offsets = new Float64Array(perBatch), lengths = new Uint32Array(perBatch).fill(bs);
     return async () => {
       while (performance.now() < deadline) {

@@ -2,14 +2,14 @@
 // calibration text: the statistic a hot-first record order and the static cache set are made
 // from (src/flash/reorder.ts). Never measured on evaluation text.
 import { SITES } from "../backend/Backend.js";
-import type { Engine } from "../engine/Engine.js";
+import type { SparsityTarget } from "./target.js";
 import type { ChannelActivity } from "../flash/reorder.js";
 import { thresholdsFor, type ThresholdTable } from "./thresholds.js";
 
 // Per (layer group, site, channel): the layer visits per token in which the channel is active
 // (for groups of one layer, the fraction of tokens), over `windows` teacher-forced.
 export async function channelActivity(
-  engine: Engine,
+  engine: SparsityTarget,
   table: ThresholdTable,
   sparsity: number,
   windows: readonly number[][],

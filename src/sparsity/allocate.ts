@@ -8,7 +8,7 @@
 // sites' KLs are taken to add up.
 import type { SiteHistograms } from "../backend/Backend.js";
 import { SITES } from "../backend/Backend.js";
-import type { Engine } from "../engine/Engine.js";
+import type { SparsityTarget } from "./target.js";
 import { logSoftmax } from "../eval/quality.js";
 import { SITE_TENSORS } from "../flash/format.js";
 import { readGguf } from "../gguf/reader.js";
@@ -23,7 +23,7 @@ const STEP = 0.025;
 const MAX_SITE_SPARSITY = 0.95;
 
 // Bytes of linear weights each (layer, site) skips per unit of sparsity: [nLayer * 4].
-export async function siteWeightBytes(engine: Engine): Promise<Float64Array> {
+export async function siteWeightBytes(engine: SparsityTarget): Promise<Float64Array> {
   const n = engine.config.nLayer;
   const out = new Float64Array(n * SITES.length);
   if (engine.flash) {
@@ -52,7 +52,7 @@ export interface Sensitivity {
 
 // Scores each (layer, site) alone at the probe sparsity against the dense model.
 export async function probeSensitivity(
-  engine: Engine,
+  engine: SparsityTarget,
   windows: readonly number[][],
   dense: SiteHistograms,
   options: {

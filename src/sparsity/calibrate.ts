@@ -4,7 +4,7 @@
 // floor). The score is |x| (magnitude selection) or |x| x the weight column's norm
 // (weight-aware). Never calibrate on the evaluation text (wiki.test.raw).
 import type { SiteHistograms } from "../backend/Backend.js";
-import type { Engine } from "../engine/Engine.js";
+import type { SparsityTarget } from "./target.js";
 import { allocateGreedy, probeSensitivity, PROBE_TOKENS, siteWeightBytes } from "./allocate.js";
 import { CalibrationProgress, type OverallProgress, type StagePlan } from "./calibrationProgress.js";
 import { checkpointKey, histogramsFromJson, histogramsToJson, readCheckpoint, removeCheckpoint, writeCheckpoint, type CheckpointState } from "./checkpoint.js";
@@ -82,7 +82,7 @@ export interface CalibrationText {
 
 // The calibration text as token windows: the user's text cut into 512-token windows, or the
 // dense model's continuations of the fixed prompts (prompt and continuation together).
-export async function calibrationText(engine: Engine, options: CalibrateOptions = {}): Promise<CalibrationText> {
+export async function calibrationText(engine: SparsityTarget, options: CalibrateOptions = {}): Promise<CalibrationText> {
   engine.setThresholds(null); // the dense model writes the text
   const windows: number[][] = [];
   if (options.text !== undefined) {
@@ -118,7 +118,7 @@ export async function calibrationText(engine: Engine, options: CalibrateOptions 
 
 // |x| histograms of every site over `windows`, with `thresholds` in force (null: dense).
 export async function captureHistograms(
-  engine: Engine,
+  engine: SparsityTarget,
   windows: readonly number[][],
   thresholds: Float32Array | null,
   options: { signal?: AbortSignal; onProgress?: (fraction: number) => void } = {},
@@ -143,7 +143,7 @@ const MATCH_PASSES = 2;
 
 // Thresholds that drop `target[layer * 4 + site]` of each site's inputs with every site sparse.
 export async function matchedThresholds(
-  engine: Engine,
+  engine: SparsityTarget,
   windows: readonly number[][],
   dense: SiteHistograms,
   target: Float32Array,
@@ -164,7 +164,7 @@ const QUALITY_STAGE = "measuring quality";
 
 // The stages calibrate() will run and the tokens each evaluates, for the overall progress.
 // The text's length is estimated before it is generated (prompts plus their continuations).
-export function calibrationPlan(engine: Engine, options: CalibrateOptions, levels: readonly number[], method: CalibrationMethod, textTokens?: number): StagePlan[] {
+export function calibrationPlan(engine: SparsityTarget, options: CalibrateOptions, levels: readonly number[], method: CalibrationMethod, textTokens?: number): StagePlan[] {
   const per = options.tokensPerPrompt ?? 64;
   const generated = options.text === undefined ? CALIBRATION_PROMPTS.length * per : 0;
   const tokens = textTokens ?? (options.text !== undefined
@@ -180,7 +180,7 @@ export function calibrationPlan(engine: Engine, options: CalibrateOptions, level
   return plan;
 }
 
-export async function calibrate(engine: Engine, options: CalibrateOptions = {}): Promise<ThresholdTable> {
+export async function calibrate(engine: SparsityTarget, options: CalibrateOptions = {}): Promise<ThresholdTable> {
   if (engine.config.moe) throw moeUnsupported(engine.path, engine.config.arch, engine.config.moe.nExpert, "calibration");
   const levels = options.levels ?? SPARSITY_LEVELS;
   const method = options.method ?? "uniform";
@@ -188,7 +188,7 @@ export async function calibrate(engine: Engine, options: CalibrateOptions = {}):
   if (selection === "weight" && engine.flash) {
     throw new ActiveflowError("BAD_ARGUMENT", `${engine.path}: weight-aware calibration reads the column norms from the source GGUF; calibrate the GGUF the file was converted from (its conversions get the table), or use selection magnitude`);
   }
-  const columnNorms = selection === "weight" ? await computeColumnNorms(engine.path) : undefined;
+  const columnNorms = selection === "weight" ? await computeColumnNorms(engine.backend, engine.path) : undefined;
   engine.setColumnNorms(columnNorms ?? null);
   try {
     const table = await calibrateOn(engine, options, levels, method);
@@ -198,7 +198,7 @@ export async function calibrate(engine: Engine, options: CalibrateOptions = {}):
   }
 }
 
-async function calibrateOn(engine: Engine, options: CalibrateOptions, levels: readonly number[], method: CalibrationMethod): Promise<ThresholdTable> {
+async function calibrateOn(engine: SparsityTarget, options: CalibrateOptions, levels: readonly number[], method: CalibrationMethod): Promise<ThresholdTable> {
   const progress = new CalibrationProgress(calibrationPlan(engine, options, levels, method));
   const report = (f: number, stage: string) => options.onProgress?.(f, stage, progress.update(stage, f));
   const sig = options.signal ? { signal: options.signal } : {};

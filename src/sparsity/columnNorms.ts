@@ -6,8 +6,7 @@
 // n_ff), the order of the engine's per-channel arrays (ActivationCounts).
 import { open } from "node:fs/promises";
 import { ActiveflowError } from "../errors.js";
-import { SITES } from "../backend/Backend.js";
-import { loadAddon } from "../backends/native/binding.js";
+import { SITES, type WeightStatistics } from "../backend/Backend.js";
 import { SITE_TENSORS } from "../flash/format.js";
 import { readGguf } from "../gguf/reader.js";
 import { readModelConfig, type ModelConfig } from "../model/config.js";
@@ -22,14 +21,13 @@ export function siteWidths(c: Pick<ModelConfig, "nEmbd" | "nHead" | "headDim" | 
 const CHUNK_BYTES = 32 << 20;
 
 // Column norms of a plain GGUF's linear sites, from its dequantised weights.
-export async function computeColumnNorms(path: string): Promise<Float32Array> {
+export async function computeColumnNorms(backend: WeightStatistics, path: string): Promise<Float32Array> {
   const file = splitFusedTensors(await readGguf(path));
   const config = readModelConfig(file);
   const widths = siteWidths(config);
   const perLayer = widths.reduce((a, b) => a + b, 0);
   const out = new Float32Array(config.nLayer * perLayer);
   const tensors = new Map(file.tensors.map((t) => [t.name, t]));
-  const addon = loadAddon();
   const fh = await open(path, "r");
   try {
     for (let l = 0; l < config.nLayer; l++) {
@@ -52,7 +50,7 @@ export async function computeColumnNorms(path: string): Promise<Float32Array> {
             const want = r * rowBytes;
             const { bytesRead } = await fh.read(buf, 0, want, file.dataOffset + t.offset + r0 * rowBytes);
             if (bytesRead !== want) throw new ActiveflowError("MODEL_BAD_SHAPE", `${path}: tensor ${t.name} is cut short`);
-            addon.columnSquares(t.type, buf.subarray(0, want), r, n, sums);
+            backend.columnSquares(t.type, buf.subarray(0, want), r, n, sums);
           }
         }
         for (let j = 0; j < n; j++) out[at + j] = Math.sqrt(sums[j]!);

@@ -3,7 +3,7 @@
 // scored as `activeflow eval` scores them (every position of a window but its last). The tuner's
 // quality floor (qualityFloor.ts) reads these numbers; they predict, not guarantee, the quality
 // on other text.
-import type { Engine } from "../engine/Engine.js";
+import type { SparsityTarget } from "./target.js";
 import { argmax, logSoftmax } from "../eval/quality.js";
 
 // Per level of the table (same order): kl[i] and top1[i] at levels[i], over `tokens` positions.
@@ -25,7 +25,7 @@ export interface LevelQualitySums {
 // windows, each from a fresh context. The dense distributions of one window are held at a
 // time, as f32 log-probabilities and probabilities ([window][vocab] each).
 export async function measureLevelQuality(
-  engine: Engine,
+  engine: SparsityTarget,
   windows: readonly number[][],
   levels: readonly number[],
   thresholds: readonly Float32Array[],

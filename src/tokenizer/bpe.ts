@@ -1,7 +1,8 @@
 // Byte-level BPE (tokenizer.ggml.model = "gpt2"), as llama.cpp's llm_tokenizer_bpe_session:
 // each pre-token word is UTF-8 encoded, its bytes mapped to GPT-2's printable unicode chars,
 // then adjacent symbols are merged lowest merge rank first (ties: leftmost first).
-import { mergeKey, type Vocab } from "./vocab.js";
+import { mapLookup, type MergeLookup } from "./mergeRanks.js";
+import type { Vocab } from "./vocab.js";
 import { PreTokenizer } from "./pretokenize.js";
 
 // GPT-2's reversible byte <-> printable char table: printable Latin-1 bytes map to
@@ -95,8 +96,9 @@ interface Bigram {
 const bigramBefore = (a: Bigram, b: Bigram): boolean =>
   a.rank < b.rank || (a.rank === b.rank && a.left < b.left);
 
-// Merges one byte-mapped word into symbol strings by merge rank.
-export function bpeMerge(word: string, ranks: ReadonlyMap<string, number>): string[] {
+// Merges one byte-mapped word into symbol strings by merge rank (a Map is keyed by mergeKey).
+export function bpeMerge(word: string, merges: MergeLookup | ReadonlyMap<string, number>): string[] {
+  const ranks = merges instanceof Map ? mapLookup(merges) : (merges as MergeLookup);
   // Symbols: one per char of the mapped word (every mapped byte is one UTF-16 unit).
   const n = word.length;
   const start = new Int32Array(n);
@@ -113,7 +115,7 @@ export function bpeMerge(word: string, ranks: ReadonlyMap<string, number>): stri
   const queue = new MinHeap<Bigram>(bigramBefore);
   const tryAdd = (left: number, right: number) => {
     if (left < 0 || right < 0) return;
-    const rank = ranks.get(mergeKey(text(left), text(right)));
+    const rank = ranks.rank(text(left), text(right));
     if (rank === undefined) return;
     queue.push({ left, right, rank, size: (len[left] as number) + (len[right] as number) });
   };

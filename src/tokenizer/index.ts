@@ -12,7 +12,7 @@ import {
 } from "./vocab.js";
 
 export type { ChatMessage, EncodeOptions, Tokenizer } from "./types.js";
-export { readVocab, type Vocab } from "./vocab.js";
+export { readVocab, VOCAB_ARRAY_KEYS, type Vocab } from "./vocab.js";
 export { PreTokenizer, preTokenizerInfo } from "./pretokenize.js";
 export { BYTE_TO_CHAR, CHAR_TO_BYTE, bpeMerge, bytesToUnicode, unicodeToBytes } from "./bpe.js";
 export { partitionSpecial, type Fragment } from "./special.js";
@@ -194,6 +194,6 @@ function cleanSpaces(t: Uint8Array): Uint8Array {
   return Uint8Array.from(a.slice(0, total));
 }
 
-export function createTokenizer(gguf: GgufFile): Tokenizer {
+export function createTokenizer(gguf: GgufFile): GgufTokenizer {
   return new GgufTokenizer(gguf.metadata, gguf.path);
 }

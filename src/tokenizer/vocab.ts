@@ -2,6 +2,7 @@
 // texts, attributes, scores, BPE merge ranks, special ids and the add_* flags.
 import { ActiveflowError } from "../errors.js";
 import type { GgufValue } from "../gguf/types.js";
+import { MergeRanks } from "./mergeRanks.js";
 import { preTokenizerInfo, type PreTokenizerInfo } from "./pretokenize.js";
 
 // Token attribute bits (llama_token_attr); token_type values map onto them.
@@ -35,6 +36,12 @@ const EOT_TEXTS = new Set([
   "<EOT>", "_<EOT>", "[EOT]", "<｜end▁of▁sentence｜>", "<end_of_utterance>",
 ]);
 
+// The per-token and per-merge arrays readVocab reads: once a tokenizer is built, a second
+// header of the same model can be read without them (readGguf's omit).
+export const VOCAB_ARRAY_KEYS: ReadonlySet<string> = new Set([
+  "tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.scores", "tokenizer.ggml.merges",
+]);
+
 export type VocabModel = "gpt2" | "llama";
 
 export interface Vocab {
@@ -44,8 +51,8 @@ export interface Vocab {
   attrs: Uint16Array; // [n_vocab] ATTR_* bits
   scores: Float32Array; // [n_vocab] SentencePiece scores (0 when absent)
   tokenToId: Map<string, number>;
-  // BPE merge ranks keyed by mergeKey(left, right); empty for SentencePiece.
-  mergeRanks: Map<string, number>;
+  // BPE merge ranks by the pair of symbols a merge joins; empty for SentencePiece.
+  mergeRanks: MergeRanks;
   bos: number | undefined;
   eos: number | undefined;
   eot: number | undefined;
@@ -59,12 +66,7 @@ export interface Vocab {
   chatTemplate: string | undefined;
 }
 
-// Merge-rank key of a pair: the merge line itself ("left right"). Byte-level symbols never
-// hold a space (it is mapped to "Ġ"), so the first space after the first char splits it
-// back exactly as llama.cpp does, and loading needs no new strings.
-export function mergeKey(left: string, right: string): string {
-  return `${left} ${right}`;
-}
+export { mergeKey } from "./mergeRanks.js";
 
 type Meta = ReadonlyMap<string, GgufValue>;
 
@@ -197,7 +199,7 @@ export function readVocab(meta: Meta): Vocab {
     if (scoreArr !== undefined) scores[i] = scoreArr[i] as number;
   }
 
-  const mergeRanks = new Map<string, number>();
+  let mergeRanks = new MergeRanks([], tokenToId);
   let pre: PreTokenizerInfo;
   let addBos: boolean;
   let addSpacePrefix: boolean;
@@ -209,10 +211,7 @@ export function readVocab(meta: Meta): Vocab {
     if (merges === undefined) {
       throw new ActiveflowError("TOKENIZER", "GGUF metadata tokenizer.ggml.merges is missing; a gpt2 (BPE) tokenizer needs it");
     }
-    merges.forEach((m, rank) => {
-      // llama.cpp keeps the first rank of a repeated pair; a line without a space never matches.
-      if (m.indexOf(" ", 1) > 0 && !mergeRanks.has(m)) mergeRanks.set(m, rank);
-    });
+    mergeRanks = new MergeRanks(merges, tokenToId);
     pre = preTokenizerInfo(optString(meta, "tokenizer.ggml.pre") ?? "");
     addBos = pre.addBos;
     addSpacePrefix = false;

@@ -18,6 +18,7 @@ import { readModelConfig } from "../../src/model/config.js";
 import { buildTinyModel } from "../../src/synth/tinyModel.js";
 import { createTokenizer } from "../../src/tokenizer/index.js";
 import type { Tokenizer } from "../../src/tokenizer/types.js";
+import { defaultBackend } from "../../src/backends/default.js";
 
 // An input slower than this is a hang (issue 14: > 2 s per input).
 export const SLOW_MS = 2000;
@@ -83,7 +84,7 @@ export async function makeCorpus(): Promise<Corpus> {
     tokenizers.push(createTokenizer(parsed));
   }
   const flashPath = join(dir, "llama.af.gguf");
-  await convertToFlash(join(dir, "llama.gguf"), flashPath, { groupSize: 1 });
+  await convertToFlash(defaultBackend(), join(dir, "llama.gguf"), flashPath, { groupSize: 1 });
   const flash = { bytes: new Uint8Array(await readFile(flashPath)), header: (await readGguf(flashPath)).dataOffset };
   return { dir, gguf, flash, tokenizers, roundTrips, dispose: () => rm(dir, { recursive: true, force: true }) };
 }

@@ -1,7 +1,7 @@
 // Greedy generation through the public Engine API, for token-identity tests, a loaded engine
 // for the length of a callback, and the largest difference between two sets of logits.
 import assert from "node:assert/strict";
-import { Engine } from "../../src/engine/Engine.js";
+import { Engine } from "../../src/index.js";
 import type { GenerationStats, LoadOptions } from "../../src/engine/types.js";
 
 export async function withEngine<T>(path: string, options: LoadOptions, fn: (e: Engine) => Promise<T>): Promise<T> {

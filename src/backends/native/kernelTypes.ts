@@ -2,6 +2,10 @@
 // Used by kernel tests and tools; the engine itself goes through the model bindings.
 // `type` arguments are GGML type ids (GgmlType in src/gguf/types.ts); bad arguments throw
 // an Error with code "BAD_ARGUMENT". All calls are synchronous: small inputs only.
+import type { ThreadScaling } from "../../backend/probeTypes.js";
+
+export type { ThreadScaling } from "../../backend/probeTypes.js";
+
 export interface KernelBindings {
   // The instruction-set path in use ("scalar" | "avx2" | "avx512").
   isaName(): string;
@@ -63,10 +67,4 @@ export interface KernelBindings {
   // logits (probs), the k most probable experts in descending order, their probabilities
   // divided by their sum when norm.
   moeRoute(logits: Float32Array, k: number, norm: boolean): { experts: Int32Array; weights: Float32Array; probs: Float32Array };
-}
-
-export interface ThreadScaling {
-  threads: number;
-  decodeBytesPerSecond: number;
-  prefillMacsPerSecond: number;
 }

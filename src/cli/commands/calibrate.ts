@@ -45,11 +45,12 @@ export async function calibrateCommand(ctx: CliContext, model: string, values: O
   await sweepTemps(dirname(path), `${basename(path)}.`);
   const text = values.text !== undefined ? await readTextFile(values.text) : undefined;
   const { Engine } = await import("../../engine/Engine.js");
+  const { defaultBackend } = await import("../../backends/default.js");
   const { calibrate, CALIBRATION_PROMPTS, DEFAULT_METHOD } = await import("../../sparsity/calibrate.js");
   const { storeCalibration } = await import("../../sparsity/store.js");
   const method = (values.method ?? DEFAULT_METHOD) as CalibrationMethod;
   const selection = (values.selection ?? DEFAULT_SELECTION) as Selection;
-  const engine = await Engine.load(path, values.threads !== undefined ? { threads: values.threads } : {});
+  const engine = await Engine.load(path, values.threads !== undefined ? { threads: values.threads } : {}, defaultBackend());
   if (text !== undefined) {
     const tokens = engine.tokenizer.encode(text).length;
     if (tokens < MIN_CALIBRATION_TOKENS) {

@@ -12,8 +12,10 @@ import type { CliContext, EngineLike } from "./context.js";
 import { exitCodeFor, generateOptions, reportGeneration, streamGeneration } from "./generate.js";
 import { engineLoadOptions, resolveModelPath, warnAboveTrainedContext } from "./model.js";
 import { MiB } from "./table.js";
+import { readJsonSchema } from "./jsonSchema.js";
 
 export async function chatCommand(ctx: CliContext, model: string, values: OptionValues): Promise<number> {
+  if (values.jsonSchema !== undefined) values.schema = await readJsonSchema(values.jsonSchema);
   const path = await resolveModelPath(model, ctx);
   const messages: ChatMessage[] = values.system !== undefined ? [{ role: "system", content: values.system }] : [];
   const first = values.prompt !== undefined ? { messages: [...messages, { role: "user" as const, content: values.prompt }] } : undefined;

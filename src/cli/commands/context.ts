@@ -16,6 +16,9 @@ export interface EngineLike {
   // Flash mode only (--dram): run-time budget changes and counters (--dram-schedule).
   setDramBudget?(budget: string | number, reason?: string): number;
   flashStats?(): FlashRunStats | undefined;
+  readonly dramBudget?: number;
+  // serve: token bytes for logprobs.
+  readonly tokenizer?: { tokenBytes(id: number): Uint8Array };
 }
 
 export type LoadEngine = (path: string, options: LoadOptions) => Promise<EngineLike>;
@@ -33,4 +36,7 @@ export interface CliContext {
   loadEngine: LoadEngine;
   // Subscribes to Ctrl-C (SIGINT); returns the function that unsubscribes.
   onInterrupt(handler: () => void): () => void;
+  // Subscribes to SIGTERM (serve drains its requests); without subscribers SIGTERM exits 143.
+  // Returns the function that unsubscribes. Absent in contexts that never get signals.
+  onTerminate?(handler: () => void): () => void;
 }

@@ -14,12 +14,13 @@ export async function convertCommand(ctx: CliContext, input: string, output: str
   const inPath = await resolveModelPath(input, ctx);
   const outPath = resolve(output);
   const { convertToFlash } = await import("../../flash/convert.js");
+  const { defaultBackend } = await import("../../backends/default.js");
   const line = new ProgressLine(ctx.stderr);
   const controller = new AbortController();
   const off = ctx.onInterrupt(() => controller.abort());
   let report;
   try {
-    report = await convertToFlash(inPath, outPath, {
+    report = await convertToFlash(defaultBackend(), inPath, outPath, {
       ...(values.groupSize !== undefined ? { groupSize: values.groupSize } : {}),
       ...(values.columnType !== undefined ? { columnType: ggmlTypeOf(values.columnType) } : {}),
       signal: controller.signal,
@@ -58,7 +59,9 @@ function convertRecord(r: ConvertReport): Record<string, unknown> {
       site: s.site, n_in: s.nIn, tensors: s.tensors, n_out: s.nOut, source_types: s.sourceTypes, layout: s.layout,
       column_type: s.columnType, quant_error: s.quantError, extent_bytes: s.extentBytes, scale_bytes: s.scaleBytes,
     })),
-    resident_bytes: r.residentBytes, scale_bytes: r.scaleBytes, extent_bytes: r.extentBytes, file_bytes: r.fileBytes,
+    resident_bytes: r.residentBytes, scale_bytes: r.scaleBytes, extent_bytes: r.extentBytes,
+    ...(r.experts ? { experts: { bytes: r.experts.bytes, layout: r.experts.layout, quant_error: r.experts.quantError } } : {}),
+    file_bytes: r.fileBytes,
     seconds: r.seconds, rss_peak_bytes: r.peakRssBytes,
   };
 }

@@ -105,6 +105,7 @@ export async function distillCommand(ctx: CliContext, model: string, values: Opt
 async function trainingTokens(ctx: CliContext, path: string, values: OptionValues): Promise<string> {
   const t = await import("../../distill/text.js");
   const { Engine } = await import("../../engine/Engine.js");
+  const { defaultBackend } = await import("../../backends/default.js");
   const total = values.tokens ?? DEFAULT_TOKENS;
   const samples = Math.max(2, Math.ceil(total / SEQ_LEN));
   let userText: string | undefined;
@@ -122,7 +123,7 @@ async function trainingTokens(ctx: CliContext, path: string, values: OptionValue
     return files.ids;
   }
   await mkdir(t.distillCacheDir(ctx.env), { recursive: true });
-  const engine = await Engine.load(path, values.threads !== undefined ? { threads: values.threads } : {});
+  const engine = await Engine.load(path, values.threads !== undefined ? { threads: values.threads } : {}, defaultBackend());
   const line = new ProgressLine(ctx.stderr);
   const controller = new AbortController();
   const off = ctx.onInterrupt(() => controller.abort());

@@ -46,8 +46,9 @@ export async function evalCommand(ctx: CliContext, model: string, values: Option
     if (table.selection === "weight") norms = table.columnNorms!;
   }
   const { Engine } = await import("../../engine/Engine.js");
+  const { defaultBackend } = await import("../../backends/default.js");
   const { evaluateQuality } = await import("../../eval/quality.js");
-  const load = (p: string) => Engine.load(p, { contextLength: window, ...(values.threads !== undefined ? { threads: values.threads } : {}) });
+  const load = (p: string) => Engine.load(p, { contextLength: window, ...(values.threads !== undefined ? { threads: values.threads } : {}) }, defaultBackend());
   const refPath = values.reference !== undefined ? await resolveModelPath(values.reference, ctx) : undefined;
   const engine = await load(path);
   engine.setColumnNorms(norms);

@@ -23,6 +23,7 @@ export function generateOptions(values: OptionValues, seedOffset = 0): SamplingC
   if (values.repeatPenalty !== undefined) o.repeatPenalty = values.repeatPenalty;
   if (values.repeatLastN !== undefined) o.repeatLastN = values.repeatLastN;
   if (values.stop !== undefined) o.stop = values.stop;
+  if (values.schema !== undefined) o.schema = values.schema;
   const greedy = values.greedy === true || values.temperature === 0;
   if (greedy) {
     o.greedy = true;

@@ -2,7 +2,7 @@
 import { statSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import { ActiveflowError } from "../../errors.js";
-import type { CachePolicy, LoadOptions } from "../../engine/types.js";
+import type { CachePolicy, ContextSizer, LoadOptions } from "../../engine/types.js";
 import type { ChatMessage } from "../../tokenizer/types.js";
 import type { OptionValues } from "../args.js";
 import { ProgressLine } from "../progress.js";
@@ -52,20 +52,18 @@ export const CHAT_FLASH_CONTEXT = 512;
 
 // Under a DRAM budget the KV cache is part of the budget, so the context defaults to what the
 // first generation needs (its prompt tokens + maxTokens, rounded up to 64) instead of the
-// engine's 2048. Reads only the model's header and tokenizer.
-export async function budgetContextLength(path: string, first: FirstInput, maxTokens: number): Promise<number> {
+// engine's 2048. The engine calls the sizer with the tokenizer it builds anyway, so the
+// vocabulary is read once.
+export function budgetContextLength(first: FirstInput, maxTokens: number): number | ContextSizer {
   if (first === undefined) return CHAT_FLASH_CONTEXT;
-  const { readGguf } = await import("../../gguf/reader.js");
-  const { createTokenizer } = await import("../../tokenizer/index.js");
-  const { readModelConfig } = await import("../../model/config.js");
-  const file = await readGguf(path);
-  const tokenizer = createTokenizer(file);
-  const promptTokens =
-    "prompt" in first
-      ? tokenizer.encode(first.prompt, { addSpecial: true }).length
-      : tokenizer.encode(tokenizer.applyChatTemplate(first.messages, { addGenerationPrompt: true }), { addSpecial: false, parseSpecial: true }).length;
-  const wanted = Math.ceil((promptTokens + maxTokens) / CTX_ROUND) * CTX_ROUND;
-  return Math.min(wanted, Math.max(CTX_ROUND, readModelConfig(file).trainedContext));
+  return (tokenizer, trainedContext) => {
+    const promptTokens =
+      "prompt" in first
+        ? tokenizer.encode(first.prompt, { addSpecial: true }).length
+        : tokenizer.encode(tokenizer.applyChatTemplate(first.messages, { addGenerationPrompt: true }), { addSpecial: false, parseSpecial: true }).length;
+    const wanted = Math.ceil((promptTokens + maxTokens) / CTX_ROUND) * CTX_ROUND;
+    return Math.min(wanted, Math.max(CTX_ROUND, trainedContext));
+  };
 }
 
 // Load options for run/chat, plus a progress line for a first-time conversion (--dram on a
@@ -76,12 +74,12 @@ export async function engineLoadOptions(
   values: OptionValues,
   first: FirstInput,
 ): Promise<{ options: LoadOptions; done: () => void }> {
-  // Before anything of the model is read (the context default reads its tokenizer): the
-  // runtime floor the stats report apart from the model's memory.
+  // Before anything of the model is read: the runtime floor the stats report apart from the
+  // model's memory.
   await measureRuntimeFloor();
   const options = loadOptions(values);
   if (values.dram === undefined) return { options, done: () => {} };
-  if (options.contextLength === undefined) options.contextLength = await budgetContextLength(path, first, values.maxTokens ?? 128);
+  if (options.contextLength === undefined) options.contextLength = budgetContextLength(first, values.maxTokens ?? 128);
   const line = new ProgressLine(ctx.stderr);
   let label: string | undefined;
   // The converter's one message ("converting <source> ... -> <target>") is the progress label.
@@ -124,11 +122,13 @@ export function warnAboveTrainedContext(ctx: CliContext, engine: EngineLike, val
 // The process's RSS with the engine and its addon loaded and no model open (once per process).
 export async function measureRuntimeFloor(): Promise<void> {
   const { Engine } = await import("../../engine/Engine.js");
-  Engine.measureRuntimeFloor();
+  const { defaultBackend } = await import("../../backends/default.js");
+  Engine.measureRuntimeFloor(defaultBackend());
 }
 
 // The real engine is imported lazily: --help, argument errors and fetch never load the addon.
 export async function loadRealEngine(path: string, options: LoadOptions): Promise<EngineLike> {
   const { Engine } = await import("../../engine/Engine.js");
-  return Engine.load(path, options);
+  const { defaultBackend } = await import("../../backends/default.js");
+  return Engine.load(path, options, defaultBackend());
 }

@@ -25,11 +25,15 @@ export async function reorderCommand(ctx: CliContext, file: string, values: Opti
   const path = await resolveModelPath(file, ctx);
   const { openFlashModel } = await import("../../flash/open.js");
   const fm = await openFlashModel(path);
+  // Reordering needs a calibration table, which MoE models cannot have yet: say so at once
+  // instead of sending the user to calibrate, which refuses them.
+  (await import("../../model/moe.js")).refuseMoe(fm.gguf, "reordering");
   const { loadCalibration } = await import("../../sparsity/store.js");
   const table = await loadCalibration(path);
   if (!table) throw new ActiveflowError("BAD_ARGUMENT", `${path}: has no calibration table; run \`activeflow calibrate ${path}\` first`);
   const text = values.text !== undefined ? await readTextFile(values.text) : undefined;
   const { Engine } = await import("../../engine/Engine.js");
+  const { defaultBackend } = await import("../../backends/default.js");
   const { calibrationText, CALIBRATION_PROMPTS } = await import("../../sparsity/calibrate.js");
   const { channelActivity } = await import("../../sparsity/activity.js");
   const { reorderFlash } = await import("../../flash/reorder.js");
@@ -39,7 +43,7 @@ export async function reorderCommand(ctx: CliContext, file: string, values: Opti
   const off = ctx.onInterrupt(() => controller.abort());
   let report;
   try {
-    const engine = await Engine.load(path, values.threads !== undefined ? { threads: values.threads } : {});
+    const engine = await Engine.load(path, values.threads !== undefined ? { threads: values.threads } : {}, defaultBackend());
     let activity;
     let tokens = 0;
     try {

@@ -5,8 +5,10 @@ import { exitCodeFor, generateOptions, reportGeneration, streamGeneration } from
 import { engineLoadOptions, resolveModelPath, warnAboveTrainedContext } from "./model.js";
 import { ScheduledRun, scheduleLoadOptions, scheduleValues } from "./dramSchedule.js";
 import { readTextArg } from "./input.js";
+import { readJsonSchema } from "./jsonSchema.js";
 
 export async function runCommand(ctx: CliContext, model: string, given: OptionValues): Promise<number> {
+  if (given.jsonSchema !== undefined) given.schema = await readJsonSchema(given.jsonSchema);
   const path = await resolveModelPath(model, ctx);
   const prompt = given.file !== undefined ? await readTextArg(ctx, given.file, "prompt") : given.prompt ?? "";
   const { values, schedule } = scheduleValues(given);

@@ -11,11 +11,12 @@ import { mib } from "./table.js";
 export async function verifyCommand(ctx: CliContext, file: string, values: OptionValues = {}): Promise<number> {
   const path = await resolveModelPath(file, ctx);
   const { verifyFlashFile } = await import("../../flash/open.js");
+  const { defaultBackend } = await import("../../backends/default.js");
   const line = new ProgressLine(ctx.stderr);
   const controller = new AbortController();
   const off = ctx.onInterrupt(() => controller.abort());
   try {
-    const r = await verifyFlashFile(path, { signal: controller.signal, onProgress: (f) => line.update(`verifying ${basename(path)}`, f) });
+    const r = await verifyFlashFile(path, { checksum: defaultBackend(), signal: controller.signal, onProgress: (f) => line.update(`verifying ${basename(path)}`, f) });
     line.done();
     ctx.stdout.write(values.json === true
       ? `${jsonText({ path, ok: true, pages: r.pages, extent_bytes: r.bytes })}\n`
