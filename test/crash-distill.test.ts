@@ -13,7 +13,7 @@ import { copyFile, mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { venvDir, venvPython, venvReady } from "../src/distill/python.js";
-import { Engine } from "../src/engine/Engine.js";
+import { Engine } from "../src/index.js";
 import { readGguf } from "../src/gguf/reader.js";
 import { GgmlType } from "../src/gguf/types.js";
 import { calibrate } from "../src/sparsity/calibrate.js";

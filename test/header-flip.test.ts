@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { mkdtemp, open, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Engine } from "../src/engine/Engine.js";
+import { Engine } from "../src/index.js";
 import { ActiveflowError } from "../src/errors.js";
 import { defaultBackend } from "../src/backends/default.js";
 import { convertToFlash } from "../src/flash/convert.js";
