@@ -27,7 +27,8 @@ export type ErrorCode =
   | "FLASH_IO"
   | "FLASH_CHECKSUM"
   | "BUDGET_TOO_SMALL"
-  | "DISTILL";
+  | "DISTILL"
+  | "DISK_FULL";
 
 // Longest message an error carries: file-derived text (a key, a tensor name) can be anything.
 const MAX_MESSAGE_CHARS = 600;
@@ -51,4 +52,14 @@ export class ActiveflowError extends Error {
 
 export function isActiveflowError(e: unknown): e is ActiveflowError {
   return e instanceof ActiveflowError;
+}
+
+// A full disk (ENOSPC) or exhausted quota (EDQUOT) while writing `path` becomes DISK_FULL naming
+// it: Node's own message for a write to an open file names no file ("ENOSPC: no space left on
+// device, write"). Any other error is returned as it is. Callers remove their partial file.
+export function diskFull(e: unknown, path: string): unknown {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  if (code !== "ENOSPC" && code !== "EDQUOT") return e;
+  const why = code === "ENOSPC" ? "the disk is full (ENOSPC, no space left on the device)" : "the disk quota is used up (EDQUOT)";
+  return new ActiveflowError("DISK_FULL", `cannot write ${path}: ${why}; free some space and run again`, { cause: e });
 }

@@ -1,9 +1,10 @@
 // Temporary files our writers create while they work, each named with the writing process's
 // pid: <target>.tmp-<pid> (GgufWriter, the machine profile, calibration tables),
-// <target>.partial-<pid> (convert), <file>.meta-<pid>.tmp (flash header updates) and
-// .<name>.<pid>.<8 hex>.tmp (fetch). A process ended by a signal or kill -9 cannot remove its
-// own, so they are removed on exit where Node still runs exit handlers (trackTemp), and
-// otherwise swept by the next command whose process finds the owner gone (sweepTemps).
+// <target>.partial-<pid> (convert), <file>.meta-<pid>.tmp (flash header updates),
+// .<name>.<pid>.<8 hex>.tmp (fetch) and the directory .fetch-<pid>-<random> (fetch's download).
+// A process ended by a signal or kill -9 cannot remove its own, so they are removed on exit
+// where Node still runs exit handlers (trackTemp), and otherwise swept by the next command whose
+// process finds the owner gone (sweepTemps).
 import { unlinkSync } from "node:fs";
 import { open, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
@@ -13,6 +14,7 @@ const OWNER_PATTERNS: readonly RegExp[] = [
   /\.partial-(\d+)$/,
   /\.meta-(\d+)\.tmp$/,
   /^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$/,
+  /^\.fetch-(\d+)-[^/]+$/,
 ];
 
 // The pid in a temporary file's name, or undefined when the name is not one of ours.
@@ -53,7 +55,7 @@ export async function sweepTemps(dir: string, prefix = ""): Promise<string[]> {
     if (pid === undefined || processAlive(pid)) continue;
     const path = join(dir, name);
     try {
-      await rm(path, { force: true });
+      await rm(path, { recursive: true, force: true }); // fetch's download is a directory
       removed.push(path);
     } catch {
       // another sweeper got it first, or the directory is read-only: not ours to fail on

@@ -77,7 +77,7 @@ test("distill without a calibration table tells the user to calibrate, and refus
 });
 
 test("a tiny 2-layer Q4_0 model distils end to end: held-out KL falls, the GGUF keeps its layout, loads and generates", { skip: TORCH_SKIP }, async () => {
-  assert.ok(TORCH, `ACTIVEFLOW_REQUIRE_TORCH=1 but ${venvPython()} cannot import torch, gguf and numpy`);
+  assert.ok(TORCH, `ACTIVEFLOW_REQUIRE_TORCH=1 but ${venvPython()} does not find torch, gguf, numpy and tqdm`);
   const model = join(dir, "tiny.gguf");
   await synthesizeModel("tiny", GgmlType.Q4_0, model, { seed: 5 });
   const e = await Engine.load(model, { contextLength: 256 });

@@ -8,6 +8,10 @@
 #include <atomic>
 #include <vector>
 
+#if defined(AF_HAVE_X86)
+#include <cpuid.h>
+#endif
+
 #include "activeflow/kernels.h"
 #include "kernels/kernel_table.h"
 
@@ -21,9 +25,13 @@ struct IsaEntry {
 
 bool always() { return true; }
 #if defined(AF_HAVE_X86)
+// CPUID leaf 1, ECX: clang before 16 rejects "f16c" in __builtin_cpu_supports.
+bool has_f16c() {
+  unsigned a, b, c, d;
+  return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
+}
 bool has_avx2() {
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-         __builtin_cpu_supports("f16c");
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c();
 }
 // The avx512 objects are built with VNNI (256-bit dpbusd in the integer dots), so a CPU
 // with AVX-512 but no VNNI (Skylake-X) runs the avx2 path instead.

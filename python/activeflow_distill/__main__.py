@@ -9,6 +9,7 @@ import os
 import sys
 
 from .errors import DistillError
+from .parent import watch_parent
 from .train import Options, distill
 
 
@@ -65,6 +66,7 @@ def parse(argv) -> Options:
 
 def main(argv=None) -> int:
     o, as_json = parse(argv)
+    watch_parent()
     try:
         r = distill(o)
     except DistillError as e:
@@ -75,7 +77,10 @@ def main(argv=None) -> int:
         return 1
     except KeyboardInterrupt:
         if int(os.environ.get("RANK", "0")) == 0:
-            print("stopped; resume with --resume", file=sys.stderr)
+            try:
+                print("stopped; resume with --resume", file=sys.stderr)
+            except OSError:
+                pass  # the parent and its pipe are gone
         return 130
     if not r:
         return 0  # not process 0: it reports

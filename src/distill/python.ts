@@ -33,11 +33,13 @@ export function pythonDir(): string {
   throw new ActiveflowError("ENOENT_MODEL", "cannot find the python/activeflow_distill package beside the activeflow installation");
 }
 
-// True when the venv's python imports everything the tool needs.
+// True when the venv's python has everything the tool needs installed. find_spec locates a
+// package without importing it: importing torch only to check for it cost every run seconds.
 export function venvReady(env: NodeJS.ProcessEnv = process.env): boolean {
   const py = venvPython(env);
   if (!existsSync(py)) return false;
-  return spawnSync(py, ["-c", "import torch, gguf, numpy, tqdm"], { stdio: "ignore" }).status === 0;
+  const check = "import importlib.util as u, sys\nsys.exit(0 if all(u.find_spec(m) for m in ('torch', 'gguf', 'numpy', 'tqdm')) else 1)";
+  return spawnSync(py, ["-c", check], { stdio: "ignore" }).status === 0;
 }
 
 function run(cmd: string, args: string[], log: (s: string) => void): Promise<void> {
@@ -59,7 +61,7 @@ export async function ensureVenv(log: (s: string) => void, env: NodeJS.ProcessEn
   log(`setting up the distillation environment in ${dir}: pip downloads torch, gguf and numpy from PyPI (torch is over 1 GB)\n`);
   if (!existsSync(join(dir, "bin", "python"))) await run("python3", ["-m", "venv", dir], log);
   await run(join(dir, "bin", "pip"), ["install", "--disable-pip-version-check", "-r", join(pythonDir(), "requirements.txt")], log);
-  if (!venvReady(env)) throw new ActiveflowError("DISTILL", `${dir}: python still cannot import torch, gguf and numpy after pip install`);
+  if (!venvReady(env)) throw new ActiveflowError("DISTILL", `${dir}: python still does not find torch, gguf, numpy and tqdm after pip install`);
   return venvPython(env);
 }
 
@@ -97,7 +99,10 @@ export function runPythonModule(
 ): Promise<PythonRun> {
   return new Promise((resolve, reject) => {
     const c = launchCommand(python, module, args, launch);
-    const p = spawn(c.cmd, c.args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...c.env } });
+    // ACTIVEFLOW_PARENT_PID: the tool stops itself if this process dies without signalling it
+    // (python/activeflow_distill/parent.py).
+    const env = { ...process.env, ...c.env, ACTIVEFLOW_PARENT_PID: String(process.pid) };
+    const p = spawn(c.cmd, c.args, { stdio: ["ignore", "pipe", "pipe"], env });
     let stdout = "";
     p.stdout.on("data", (b: Buffer) => (stdout += b.toString()));
     p.stderr.on("data", (b: Buffer) => onStderr(b.toString()));

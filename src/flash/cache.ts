@@ -3,7 +3,8 @@
 // (<entry>.json) records the source's full path, so `activeflow cache ls` can tell whether
 // the source still exists and `cache prune` can remove conversions of changed or deleted
 // sources; its mtime is the entry's last use.
-import { mkdir, rename, stat, utimes, writeFile } from "node:fs/promises";
+import { mkdir, rename, stat, unlink, utimes, writeFile } from "node:fs/promises";
+import { diskFull } from "../errors.js";
 import { basename, join, resolve } from "node:path";
 import { cacheRoot } from "../fetch/cache.js";
 import type { ConversionKernels } from "../backend/Backend.js";
@@ -39,6 +40,9 @@ async function writeSidecar(entry: string, source: string): Promise<void> {
   try {
     await writeFile(tmp, `${JSON.stringify(body)}\n`);
     await rename(tmp, path);
+  } catch (e) {
+    await unlink(tmp).catch(() => {});
+    throw diskFull(e, path);
   } finally {
     untrack();
   }

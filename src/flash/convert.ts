@@ -7,7 +7,8 @@
 import { open, rename, rm, stat, type FileHandle } from "node:fs/promises";
 import { basename, dirname, resolve } from "node:path";
 import type { ConversionKernels } from "../backend/Backend.js";
-import { ActiveflowError } from "../errors.js";
+import { ActiveflowError, diskFull } from "../errors.js";
+import { patchFileHeaderChecksum } from "./headerChecksum.js";
 import { GgmlType, TYPE_LAYOUT, typeName, type GgufFile, type GgufTensorInfo } from "../gguf/types.js";
 import { findTensor, getNumber, getOptionalNumber, getString, readGguf } from "../gguf/reader.js";
 import { GgufWriter, arr, f32, str, strArr, u32, u32Arr, u64 } from "../gguf/writer.js";
@@ -380,6 +381,7 @@ export async function convertToFlash(addon: ConversionKernels, inPath: string, o
     .set(KEY.sourceBytes, u64(sourceBytes))
     .set(KEY.checksum, str(CHECKSUM_NAME))
     .set(KEY.pageSize, u32(CRC_PAGE_BYTES))
+    .set(KEY.headerChecksum, u32(0)) // placeholder, patched last (headerChecksum.ts)
     .set(KEY.sites, strArr(layout.sites.map((s) => s.site)));
   for (const s of layout.sites) {
     w.set(KEY.nIn(s.site), u32(s.nIn))
@@ -452,12 +454,13 @@ export async function convertToFlash(addon: ConversionKernels, inPath: string, o
     });
     for (const [site, e] of errors) quantError.set(site, e.ref > 0 ? Math.sqrt(e.diff / e.ref) : 0);
     await patchQuantErrors(partial, quantError);
+    await patchFileHeaderChecksum(partial);
     throwIfAborted(options.signal, `converting ${inPath}`);
     await rename(partial, outPath);
     options.onProgress?.(1);
   } catch (e) {
     await rm(partial, { force: true });
-    throw e;
+    throw diskFull(e, outPath);
   } finally {
     untrack();
     await fh.close();

@@ -50,6 +50,8 @@ export const KEY = {
   sourceBytes: "activeflow.source.bytes",
   checksum: "activeflow.checksum",
   pageSize: "activeflow.page_size",
+  // CRC-32C of the header bytes (section 6), optional: files converted before it have none.
+  headerChecksum: "activeflow.header_crc32c",
   sites: "activeflow.sites",
   reserved: "activeflow.reserved",
   columnType: (s: SiteName): string => `activeflow.column_type.${s}`,

@@ -12,6 +12,7 @@ import { readGguf } from "../gguf/reader.js";
 import { GgufValueType } from "../gguf/types.js";
 import { arr, encodeGgufScalar, type GgufWriteValue } from "../gguf/writer.js";
 import { KEY } from "./format.js";
+import { checkHeaderChecksum, headerChecksum, headerChecksumAt } from "./headerChecksum.js";
 import { metadataSpans } from "./typedMetadata.js";
 import { syncDir, trackTemp } from "../tempFiles.js";
 
@@ -67,6 +68,8 @@ export async function updateFlashMetadata(path: string, entries: ReadonlyMap<str
   try {
     const header = Buffer.allocUnsafe(file.dataOffset);
     const { bytesRead } = await fh.read(header, 0, header.length, 0);
+    // A damaged header must not be blessed with a fresh checksum.
+    checkHeaderChecksum(header.subarray(0, bytesRead), path, file.metadata.size);
     const { spans, end } = metadataSpans(header.subarray(0, bytesRead), path, file.metadata.size);
     const reserve = spans.find((s) => s.key === KEY.reserved);
     if (!reserve) {
@@ -88,6 +91,10 @@ export async function updateFlashMetadata(path: string, entries: ReadonlyMap<str
         `${path}: the new metadata needs ${-room} bytes more than the ${reserve.end - reserve.start - reserveFixed}-byte ${KEY.reserved} room; rewrite the file instead`);
     }
     kv = Buffer.concat([u64(kept.length + 1), ...kept, encodeEntry(KEY.reserved, arr(GgufValueType.UINT8, new Uint8Array(room)))]);
+    // The new header's checksum, over the header as it will be on disk.
+    const next = Buffer.concat([header.subarray(0, 16), kv, header.subarray(16 + kv.length, bytesRead)]);
+    const at = headerChecksumAt(next, path, kept.length + 1);
+    if (at !== undefined) kv.writeUInt32LE(headerChecksum(next, at), at - 16);
   } finally {
     await fh.close();
   }
@@ -109,7 +116,7 @@ export async function updateFlashMetadata(path: string, entries: ReadonlyMap<str
     if ((e as NodeJS.ErrnoException).code === "ENOSPC") {
       // Without reflinks (ext4) the clone is a full copy: the file's own size must be free.
       const { size } = await stat(path);
-      throw new ActiveflowError("FLASH_IO", `${path}: no space left for the temporary copy the header update writes (${(size / 2 ** 30).toFixed(2)} GiB free needed in ${dirname(path)}); the file is unchanged`, { cause: e });
+      throw new ActiveflowError("DISK_FULL", `${path}: the disk is full: the header update writes a temporary copy of the file (${(size / 2 ** 30).toFixed(2)} GiB free needed in ${dirname(path)}); the file is unchanged`, { cause: e });
     }
     throw e;
   } finally {

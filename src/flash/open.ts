@@ -10,6 +10,7 @@ import {
 import type { ConversionKernels } from "../backend/Backend.js";
 import { crc32c } from "./crc32c.js";
 import { EXPERT_KEY, EXPERT_TYPES_PER_LAYER, expertTensors, type ExpertLayout, type ExpertShape } from "./experts.js";
+import { checkHeaderChecksum } from "./headerChecksum.js";
 import {
   CHECKSUM_NAME, COLUMN_LAYOUTS, CRC_PAGE_BYTES, CRC_TENSOR, FLASH_ALIGNMENT, FLASH_VERSIONS, FLASH_VERSION_COLUMNS, FLASH_VERSION_ORDERED, KEY,
   MOE_SITES, SITES, SITE_TENSORS, computeFlashLayout, findExtent, recordPages,
@@ -99,6 +100,15 @@ export async function openFlashModel(path: string, header?: GgufFile): Promise<F
   const f = header ?? (await readGguf(path));
   const version = getOptionalNumber(f, KEY.version);
   if (version === undefined) bad(path, `not a flash-layout model (no ${KEY.version}); convert it with \`activeflow convert\``);
+  // Before any value of the header is believed: a damaged one is said to be damaged.
+  const headerBytes = Buffer.alloc(f.dataOffset);
+  const hf = await open(path, "r");
+  try {
+    await readFully(hf, headerBytes, 0, path);
+  } finally {
+    await hf.close();
+  }
+  checkHeaderChecksum(headerBytes, path, f.metadata.size);
   if (!FLASH_VERSIONS.includes(version)) bad(path, `${KEY.version} is ${version}, this build reads versions ${FLASH_VERSIONS.slice(0, -1).join(", ")} and ${FLASH_VERSIONS[FLASH_VERSIONS.length - 1]}`);
   if (f.alignment !== FLASH_ALIGNMENT) bad(path, `general.alignment is ${f.alignment}, expected ${FLASH_ALIGNMENT}`);
   const checksum = getString(f, KEY.checksum);

@@ -5,7 +5,8 @@
 // beside the old one and renamed over it only when complete.
 import { open, rename, rm, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
-import { ActiveflowError } from "../errors.js";
+import { ActiveflowError, diskFull } from "../errors.js";
+import { patchFileHeaderChecksum } from "./headerChecksum.js";
 import { GgufWriter, f32Arr, str, u32, u32Arr, type GgufWriteValue } from "../gguf/writer.js";
 import { crc32c } from "./crc32c.js";
 import {
@@ -87,6 +88,7 @@ export async function reorderFlash(path: string, activity: ChannelActivity, opti
     for (const s of fm.sites) if (!meta.has(KEY.columnLayout(s.site))) extra.set(KEY.columnLayout(s.site), str(s.layout ?? "columns"));
   }
 
+  if (!meta.has(KEY.headerChecksum)) extra.set(KEY.headerChecksum, u32(0)); // patched once written
   const target = `${path}.reorder-${process.pid}`;
   const w = new GgufWriter(target, { alignment: FLASH_ALIGNMENT, ...(options.signal ? { signal: options.signal } : {}) });
   // Old order and frequency keys are replaced; the new ones go before activeflow.reserved,
@@ -124,12 +126,13 @@ export async function reorderFlash(path: string, activity: ChannelActivity, opti
       });
     });
     abortIf(options.signal, path);
+    await patchFileHeaderChecksum(target);
     await syncFile(target);
     await rename(target, path);
     await syncDir(dirname(path));
   } catch (e) {
     await rm(target, { force: true });
-    throw e;
+    throw diskFull(e, path);
   } finally {
     await fh.close();
   }

@@ -4,6 +4,7 @@
 // `key`) starts after the last saved step.
 import { createHash } from "node:crypto";
 import { readFile, rename, unlink, writeFile } from "node:fs/promises";
+import { diskFull } from "../errors.js";
 import type { SiteHistograms } from "../backend/Backend.js";
 import type { LevelQualitySums } from "./levelQuality.js";
 
@@ -44,7 +45,7 @@ export async function writeCheckpoint(path: string, state: CheckpointState): Pro
     await rename(tmp, path);
   } catch (e) {
     await unlink(tmp).catch(() => {});
-    throw e;
+    throw diskFull(e, path);
   }
 }
 

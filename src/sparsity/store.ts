@@ -3,7 +3,7 @@
 // has it beside it as <file>.calibration.json. Both are written atomically. One table serves
 // every sparsity level.
 import { readFile, rename, unlink, writeFile } from "node:fs/promises";
-import { ActiveflowError } from "../errors.js";
+import { ActiveflowError, diskFull } from "../errors.js";
 import { KEY } from "../flash/format.js";
 import { updateFlashMetadata } from "../flash/metadata.js";
 import { readGguf } from "../gguf/reader.js";
@@ -64,7 +64,7 @@ export async function saveCalibration(model: string, table: ThresholdTable): Pro
     await rename(tmp, path);
   } catch (e) {
     await unlink(tmp).catch(() => {});
-    throw e;
+    throw diskFull(e, path);
   }
   return path;
 }

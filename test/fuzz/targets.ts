@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { parseArgs } from "../../src/cli/args.js";
 import { isActiveflowError } from "../../src/errors.js";
 import { convertToFlash } from "../../src/flash/convert.js";
+import { headerChecksum, headerChecksumAt } from "../../src/flash/headerChecksum.js";
 import { openFlashModel } from "../../src/flash/open.js";
 import { readGguf } from "../../src/gguf/reader.js";
 import { GgmlType } from "../../src/gguf/types.js";
@@ -103,10 +104,33 @@ export async function ggufTarget(corpus: Corpus, bytes: Uint8Array): Promise<Out
 }
 
 // A mutated flash-layout file through openFlashModel (header, extents, scale planes, order).
+// The header checksum rejects nearly every header mutation, so the file is then opened again
+// with the checksum recomputed, as a forger would: the layout checks behind it stay fuzzed.
 export async function flashTarget(corpus: Corpus, bytes: Uint8Array): Promise<Outcome> {
   const path = join(corpus.dir, `in-${process.pid}.af.gguf`);
   await writeFile(path, bytes);
-  return check("flash", bytes, () => openFlashModel(path));
+  const first = await check("flash", bytes, () => openFlashModel(path));
+  const fixed = await withHeaderChecksum(path, bytes);
+  if (fixed === undefined) return first;
+  await writeFile(path, fixed);
+  return check("flash", fixed, () => openFlashModel(path));
+}
+
+// `bytes` with its header checksum recomputed, or undefined when the header does not parse
+// that far or has no checksum.
+async function withHeaderChecksum(path: string, bytes: Uint8Array): Promise<Uint8Array | undefined> {
+  try {
+    const f = await readGguf(path);
+    if (f.dataOffset > bytes.length) return undefined;
+    const header = Buffer.from(bytes.subarray(0, f.dataOffset));
+    const at = headerChecksumAt(header, path, f.metadata.size);
+    if (at === undefined) return undefined;
+    const out = Buffer.from(bytes);
+    out.writeUInt32LE(headerChecksum(header, at), at);
+    return out;
+  } catch {
+    return undefined; // the first open said what it thought of it
+  }
 }
 
 // Any text through every tokenizer: encoding and decoding never throw, and well-formed text

@@ -18,6 +18,7 @@ import { formatEta } from "../../sparsity/calibrationProgress.js";
 import { MIN_CALIBRATION_TOKENS } from "../../sparsity/thresholds.js";
 import { readGguf } from "../../gguf/reader.js";
 import { refuseMoe } from "../../model/moe.js";
+import { sweepTemps } from "../../tempFiles.js";
 
 // The evaluation text (DESIGN.md, "Measuring"): calibrating on it would make eval meaningless.
 export const EVALUATION_TEXT_NAME = "wiki.test.raw";
@@ -38,6 +39,10 @@ export async function calibrateCommand(ctx: CliContext, model: string, values: O
   const path = await resolveModelPath(model, ctx);
   // An MoE model fails here, before loading it (src/model/moe.ts).
   refuseMoe(await readGguf(path), "calibration");
+  // A killed calibration's temporary files beside the model (its sidecar's and checkpoint's
+  // .tmp-<pid>, a flash header update's .meta-<pid>.tmp copy of the whole file) are only ever
+  // seen here: the cache sweep covers the cache alone.
+  await sweepTemps(dirname(path), `${basename(path)}.`);
   const text = values.text !== undefined ? await readTextFile(values.text) : undefined;
   const { Engine } = await import("../../engine/Engine.js");
   const { defaultBackend } = await import("../../backends/default.js");

@@ -4,7 +4,8 @@
 // or torchrun with --procs processes.
 import { createHash } from "node:crypto";
 import { mkdir } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
+import { sweepTemps } from "../../tempFiles.js";
 import { ActiveflowError } from "../../errors.js";
 import { readTextFile } from "./input.js";
 import type { OptionValues } from "../args.js";
@@ -39,6 +40,9 @@ export async function distillCommand(ctx: CliContext, model: string, values: Opt
     throw new ActiveflowError("BAD_ARGUMENT", `${path}: distillation uses the model's thresholds and it has none; run \`activeflow calibrate ${model}\` first`);
   }
   const out = values.out ?? distilledPath(path, sparsity);
+  // A distillation killed earlier (kill -9 reaches neither tool's cleanup) left
+  // <out>.tmp-<pid> or <out>.ckpt.tmp-<pid> beside the output: gone once their owner is.
+  await sweepTemps(dirname(resolve(out)), basename(out));
   const log = (s: string) => ctx.stderr.write(s);
   const py = await import("../../distill/python.js");
   const python = await py.ensureVenv(log, ctx.env);
