@@ -164,6 +164,10 @@ void ExpertStore::routed(int layer) {
 }
 
 bool ExpertStore::prefetch(int layer, int expert) {
+  // Only with a spare slot for every one the computing layer pins: the plan reserves them or
+  // none (splitCache), and run --json reports pre-gating off below this, so a pool that lost
+  // slots to setDramBudget does not read ahead into the few left either.
+  if (slots_.size() < 2 * static_cast<size_t>(min_slots_)) return false;
   const int key = layer * per_layer_ + expert;
   if (slot_of_[key] >= 0) return false;
   const int s = victim(true);

@@ -79,7 +79,8 @@ class ExpertStore {
   // ordinary cached experts (a demand read may replace them by the LFU order).
   void routed(int layer);
   // Pre-gating: starts reading (layer, expert) in the background into a slot nobody pinned,
-  // unless it is resident or no slot can be spared. Returns whether a read was issued.
+  // unless it is resident, no slot can be spared, or the pool has fewer than twice min_slots.
+  // Returns whether a read was issued.
   bool prefetch(int layer, int expert);
   // Waits for every read in flight (errors dropped); the pass is over or aborted.
   void drain();
