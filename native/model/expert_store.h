@@ -96,6 +96,7 @@ class ExpertStore {
     uint64_t ticket = 0;     // its read, while in flight (0: landed or empty)
     bool pinned = false;
     bool prefetched = false; // read by pre-gating and not used yet
+    bool ahead = false;      // one of pre-gating's own slots (ahead_ of them)
     uint64_t last_use = 0;
   };
   int victim(bool for_prefetch);
@@ -109,6 +110,7 @@ class ExpertStore {
   const PageChecksums* sums_;
   size_t slot_bytes_ = 0;
   std::vector<Slot> slots_;
+  int ahead_ = 0;  // slots pre-gating read into last (it reuses them once it holds min_slots_)
   std::vector<int32_t> slot_of_;   // [n_layer * per_layer] slot holding the expert, or -1
   std::vector<uint32_t> count_;    // [n_layer * per_layer] selections this sequence
   uint64_t clock_ = 0;
