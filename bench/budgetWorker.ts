@@ -110,7 +110,7 @@ async function runLlamaCpp(req: RunRequest): Promise<void> {
   const tStart = performance.now();
   let tFirst = tStart;
   let n = 0;
-  for await (const _ of seq.evaluate(req.promptIds as Token[], { temperature: 0 })) {
+  for await (const _ of seq.evaluate(req.promptIds as Token[], req.sample ? { temperature: req.sample.temperature, seed: req.sample.seed } : { temperature: 0 })) {
     n++;
     const now = performance.now();
     if (n === 1) {

@@ -9,7 +9,8 @@
 // round; medians over rounds. Decode-only counters (the first token, prefill, is excluded).
 // Usage (root): node dist/bench/moe.js --model <.af.gguf> --llama <q4_1 .gguf> --budget 11.15%
 //   [--roofline bench/results/roofline-disk-*.json] [--label disk] [--runs 3] [--tokens 8]
-//   [--threads 1] [--llama-threads 1,2] [--configs pregate,nopregate] [--note "..."]
+//   [--threads 1] [--llama-threads 1,2] [--configs pregate,nopregate] [--temperature 0]
+//   [--device-bps <bytes/s>] [--note "..."]
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadavg } from "node:os";
@@ -46,6 +47,14 @@ const { values: args } = parseArgs({
     "no-llama": { type: "boolean", default: false },
     cap: { type: "string", default: "900" },
     note: { type: "string", default: "" },
+    // Sample decode tokens at this temperature (fixed seed, the same for both engines) instead
+    // of greedy: greedy decoding of random weights repeats a few tokens, and so the same experts,
+    // which is locality a random router does not have. 0: greedy.
+    temperature: { type: "string", default: "0" },
+    // The device's large-read rate for the bound, measured apart (say how in --note), instead of
+    // the roofline's best point: the disk probe of 12:39 read 1.2 GB/s, less than this engine
+    // then reached (1.8 GB/s) on the same disk.
+    "device-bps": { type: "string" },
     out: { type: "string" },
     report: { type: "string" },
   },
@@ -130,21 +139,24 @@ async function measure(): Promise<[Record<string, unknown>, string]> {
   const threads = args.threads.split(",").map(Number), llamaThreads = args["llama-threads"].split(",").map(Number);
   const configs = args.configs.split(",");
   const decodeTokens = Number(args.tokens);
+  const temperature = Number(args.temperature);
+  const sample = temperature > 0 ? { sample: { temperature, seed: 4242 } } : {};
   const promptIds = [1, ...fixedIds(3, 4242, 20, 1000)];
   const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19) + "Z";
   const out = args.out ?? join(repoRoot(), "bench", "results", `moe-${args.label}-${stamp}.json`);
   const llama = args["no-llama"] ? null : (args.llama ?? null);
   const result: Record<string, unknown> & { runs: Run[] } = {
     bench: "moe", label: args.label, date: new Date().toISOString(), machine: machineInfo(), note: args.note, model: args.model, llama,
-    weightBytes, budget: args.budget, budgetBytes: budget, allowanceBytes: allowance, decodeTokens, configs, threads, llamaThreads,
+    weightBytes, budget: args.budget, budgetBytes: budget, temperature, allowanceBytes: allowance, decodeTokens, configs, threads, llamaThreads,
     experts: { ...flash.expertShape, layers: flash.nLayer, spanBytes: flash.experts[0]!.spanBytes },
-    expertsUsed: getNumber(flash.gguf, `${flash.arch}.expert_used_count`), roofline: args.roofline ?? null, runs: [],
+    expertsUsed: getNumber(flash.gguf, `${flash.arch}.expert_used_count`), roofline: args.roofline ?? null,
+    deviceBytesPerSecond: args["device-bps"] !== undefined ? Number(args["device-bps"]) : null, runs: [],
   };
   let n = 0;
   const ours = async (config: string, t: number, round: number): Promise<Run> => {
     const req: PipelineRequest = {
       modelPath: args.model!, dram: String(budget), sparsity: 0, threads: t, preload: false, promptIds, decodeTokens, contextLength: 64,
-      pregate: config !== "nopregate",
+      pregate: config !== "nopregate", ...sample,
     };
     const rec = await runWorkerInCgroup(req, { kind, parent: PARENT, name: `run-${n++}` }, limit, -5, Number(args.cap));
     const decode = decodeOf(rec);
@@ -155,7 +167,7 @@ async function measure(): Promise<[Record<string, unknown>, string]> {
   };
   const theirs = async (t: number, round: number): Promise<Run> => {
     const rec: RunRecord = await runInCgroup(
-      { op: "run", engine: "llamacpp", modelPath: llama!, threads: t, warmupIds: fixedIds(4, 99, 20, 1000), warmupTokens: 2, promptIds, decodeTokens: decodeTokens + 1, contextLength: 64 },
+      { op: "run", engine: "llamacpp", modelPath: llama!, threads: t, warmupIds: fixedIds(4, 99, 20, 1000), warmupTokens: 2, promptIds, decodeTokens: decodeTokens + 1, contextLength: 64, ...sample },
       { cgroup: { kind, parent: PARENT, name: `run-${n++}` }, limitBytes: limit, capSeconds: Number(args.cap), totalCapSeconds: Number(args.cap) * 2 },
     );
     return {
@@ -191,9 +203,12 @@ async function measure(): Promise<[Record<string, unknown>, string]> {
 interface Bound { deviceBytesPerSecond: number; bestHitRate: number; boundBytesPerToken: number; boundTokensPerSecond: number }
 
 function boundOf(result: Record<string, unknown>, slots: number, computeSeconds: number): Bound | null {
-  if (!result.roofline) return null;
-  const roof = JSON.parse(readFileSync(result.roofline as string, "utf8")) as { points: { bytes: number; bytesPerSecond: number }[] };
-  const best = Math.max(...roof.points.filter((p) => p.bytes >= 128 << 10).map((p) => p.bytesPerSecond));
+  let best = typeof result.deviceBytesPerSecond === "number" ? result.deviceBytesPerSecond : 0;
+  if (best === 0) {
+    if (!result.roofline) return null;
+    const roof = JSON.parse(readFileSync(result.roofline as string, "utf8")) as { points: { bytes: number; bytesPerSecond: number }[] };
+    best = Math.max(...roof.points.filter((p) => p.bytes >= 128 << 10).map((p) => p.bytesPerSecond));
+  }
   const x = result.experts as { nExpert: number; layers: number; spanBytes: number };
   const k = result.expertsUsed as number;
   const hit = Math.max(0, (slots - k) / (x.nExpert * x.layers));

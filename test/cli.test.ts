@@ -180,8 +180,8 @@ test("parser: bad command lines are UsageErrors naming the option and value", ()
     [["eval", "m"], /eval needs the evaluation text: --text <file>/],
     [["eval", "m", "--text", "t", "--sparsity", "0.95x"], /--sparsity: "0.95x"/],
     [["eval", "m", "--text", "t", "--window", "1"], /--window: "1" \(expected an integer >= 2/],
-    [["synth", "out.gguf"], /synth needs a shape: --shape <tiny\|small\|1b\|llama2-7b\|llama3-8b\|tiny-moe\|moe-2b\|mixtral-8x7b\|qwen3-30b-a3b>/],
-    [["synth", "out.gguf", "--shape", "huge"], /--shape: "huge" \(expected one of tiny, small, 1b, llama2-7b, llama3-8b, tiny-moe, moe-2b, mixtral-8x7b, qwen3-30b-a3b\)/],
+    [["synth", "out.gguf"], /synth needs a shape: --shape <tiny\|small\|1b\|llama2-7b\|llama3-8b\|tiny-moe\|moe-2b\|mixtral-8x7b\|qwen3-30b-a3b\|olmoe-1b-7b\|mixtral-8x7b-8l>/],
+    [["synth", "out.gguf", "--shape", "huge"], /--shape: "huge" \(expected one of tiny, small, 1b, llama2-7b, llama3-8b, tiny-moe, moe-2b, mixtral-8x7b, qwen3-30b-a3b, olmoe-1b-7b, mixtral-8x7b-8l\)/],
     [["synth", "out.gguf", "--shape", "tiny", "--type", "q5_x"], /--type: "q5_x"/],
     [["synth", "--shape", "tiny"], /missing <out.gguf>/],
     [["verify"], /missing <file>/],
@@ -223,7 +223,7 @@ test("help: the new commands' usage lines and what they say about flash mode", (
   assert.match(helpText("convert"), /--column-type <type> +Store every column in this type \(f32, f16, q4_0, q4_1, q8_0, q4_k, q5_k, q6_k, bf16\)/);
   assert.match(helpText("calibrate"), /wiki\.test\.raw\) is refused/);
   assert.match(helpText("eval"), /activeflow calibrate <model>/);
-  assert.match(helpText("synth"), /--shape <name> +Model shape: tiny, small, 1b, llama2-7b, llama3-8b, tiny-moe, moe-2b, mixtral-8x7b, qwen3-30b-a3b\./);
+  assert.match(helpText("synth"), /--shape <name> +Model shape: tiny, small, 1b, llama2-7b, llama3-8b, tiny-moe, moe-2b, mixtral-8x7b, qwen3-30b-a3b, olmoe-1b-7b, mixtral-8x7b-8l\./);
   assert.match(helpText("verify"), /^Usage: activeflow verify <converted file>\n/);
   assert.match(helpText("run"), /--dram <size> +DRAM budget/);
   assert.match(helpText("run"), /rounded up to 64/);

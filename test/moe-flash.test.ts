@@ -17,6 +17,7 @@ import { convertToFlash } from "../src/flash/convert.js";
 import { openFlashModel, verifyFlashFile } from "../src/flash/open.js";
 import { GgmlType } from "../src/gguf/types.js";
 import { buildTinyModel } from "../src/synth/tinyModel.js";
+import { splitCache } from "../src/memory/budget.js";
 import { greedy, maxAbsDiff, withEngine } from "./helpers/engine.js";
 import { runCli } from "./helpers/cli.js";
 import { rewriteF32 } from "./helpers/rewrite.js";
@@ -221,6 +222,51 @@ test("the budget, pre-gating and threads change what is read, never the tokens o
       assert.equal(noPregate.prefetched, 0);
     }
   }
+});
+
+test("pre-gating gets 2k expert slots when the budget allows and reads ahead into them; short of them, run --json says it is off for lack of slots", { timeout: 120_000 }, async () => {
+  // The plan's share: the spare top-k slots come out of the cache before the attention columns,
+  // and only whole (k slots or none).
+  const fm = await openFlashModel(files.get(key("llama", GgmlType.F32))!.flash);
+  const cfg = (await withEngine(fm.path, { contextLength: CTX, threads: 1, dram: 1 << 30 }, async (e) => e.config));
+  const slot = Math.max(...fm.experts.map((x) => x.spanBytes));
+  const exact = splitCache(fm, cfg, 2 * slot, true);
+  assert.deepEqual([exact.minSlots, exact.pregateSlots, exact.expertSlots, exact.columnBytes], [2, 2, 4, 0]);
+  assert.equal(splitCache(fm, cfg, 2 * slot - 1, true).pregateSlots, 0);
+  assert.equal(splitCache(fm, cfg, 2 * slot, false).pregateSlots, 0);
+
+  // Experts of 4096 (3 MiB in F32): the minimum budget's cache cannot hold 2 more.
+  const wide = join(dir, "wide.gguf"), wideFlash = join(dir, "wide.af.gguf");
+  await buildTinyModel(wide, { arch: "llama", type: GgmlType.F32, experts: { count: 4, used: 2, ffn: 4096 }, seed: 3 });
+  await convertToFlash(defaultBackend(), wide, wideFlash);
+  const wideSlot = Math.max(...(await openFlashModel(wideFlash)).experts.map((x) => x.spanBytes));
+  const min = await withEngine(wideFlash, { contextLength: CTX, threads: 1, dram: 1 << 30 }, async (e) => e.plan!.minimumBytes);
+  const r = await runCli(["run", wideFlash, "--dram", String(min), "--ctx", String(CTX), "--threads", "1", "-p", "Hello world", "-n", "4", "--greedy", "--json"]);
+  assert.equal(r.code, 0, r.err);
+  const short = (JSON.parse(r.out.trim().split("\n").at(-1)!) as { experts: { slots: number; experts_prefetched: number; pregating: { reads_ahead: boolean; off: string | null; recall: number | null } } }).experts;
+  assert.ok(short.slots < 4, `${short.slots} slots at the minimum`);
+  assert.equal(short.pregating.reads_ahead, false);
+  assert.match(short.pregating.off ?? "", new RegExp(`^lack of slots: the budget holds ${short.slots} expert slots, pre-gating needs 4 `));
+  assert.equal(short.experts_prefetched, 0);
+  assert.ok(short.pregating.recall !== null, "prediction is still scored");
+  assert.match(r.err, /pre-gating off \(lack of slots/);
+
+  // Two slots more: the plan reserves them, and pre-gating reads experts ahead that the next
+  // layer then uses; asked off, it reads none and says so.
+  const room = min + Math.ceil((2 * wideSlot) / 0.98) + 4096;
+  for (const [path, dram] of [[wideFlash, room], [fm.path, await minimum(fm.path)]] as const) {
+    await withEngine(path, { contextLength: CTX, threads: 1, dram }, async (e) => {
+      const g = await greedy(e, PROMPTS[0]!, 10);
+      const x = g.stats.flash!.experts!;
+      assert.ok(x.slots >= 4, `${path}: ${x.slots} slots`);
+      assert.deepEqual([x.pregating.readsAhead, x.pregating.off], [true, null], path);
+      assert.ok(x.expertsPrefetched > 0 && x.prefetchHitRate > 0, `${path}: pre-gated ${x.expertsPrefetched}, hit ${x.prefetchHitRate}`);
+    });
+  }
+  await withEngine(wideFlash, { contextLength: CTX, threads: 1, dram: room, pregate: false }, async (e) => {
+    const x = (await greedy(e, PROMPTS[0]!, 10)).stats.flash!.experts!;
+    assert.deepEqual([x.pregating.readsAhead, x.pregating.off, x.expertsPrefetched], [false, "not requested", 0]);
+  });
 });
 
 test("setDramBudget re-plans the expert slots; tokens stay the same, and the budget holds", { timeout: 120_000 }, async () => {

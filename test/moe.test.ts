@@ -96,6 +96,10 @@ test("synth MoE shapes: parameter counts of the real models, and tiny-moe runs i
   // Mixtral-8x7B: 46.7B parameters; Qwen3-30B-A3B: 30.5B.
   assert.ok(Math.abs(paramCount(getShape("mixtral-8x7b")) / 46.70e9 - 1) < 0.01, `mixtral ${paramCount(getShape("mixtral-8x7b"))}`);
   assert.ok(Math.abs(paramCount(getShape("qwen3-30b-a3b")) / 30.53e9 - 1) < 0.01, `qwen3 ${paramCount(getShape("qwen3-30b-a3b"))}`);
+  // OLMoE-1B-7B: 6.92B; Mixtral with 8 of 32 layers: its per-layer share plus the whole embedding and head.
+  assert.ok(Math.abs(paramCount(getShape("olmoe-1b-7b")) / 6.92e9 - 1) < 0.01, `olmoe ${paramCount(getShape("olmoe-1b-7b"))}`);
+  const embd = 2 * 32000 * 4096;
+  assert.ok(Math.abs((paramCount(getShape("mixtral-8x7b-8l")) - embd) / ((46.70e9 - embd) / 4) - 1) < 0.01, `mixtral-8l ${paramCount(getShape("mixtral-8x7b-8l"))}`);
   for (const type of [GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q8_0, GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.F16, GgmlType.BF16]) {
     const path = join(dir, `synth-${type}.gguf`);
     await synthesizeModel("tiny-moe", type, path, { seed: 2 });

@@ -34,6 +34,9 @@ export interface RunRequest {
   // Greedy tokens generated after the prompt; decode speed excludes the first one.
   decodeTokens: number;
   contextLength: number;
+  // Sample at this temperature with this seed instead of greedy (bench/moe.ts: greedy decoding
+  // of random weights repeats a few tokens, and with them the same experts).
+  sample?: { temperature: number; seed: number };
 }
 
 // Progress lines, one per event, so that a run the parent kills (wall-time cap, OOM) still

@@ -19,6 +19,8 @@ export interface PipelineRequest {
   contextLength: number;
   // Mixture-of-experts models: pre-gating (the engine's default when absent).
   pregate?: boolean;
+  // Sample at this temperature with this seed instead of greedy (budgetTypes.ts says why).
+  sample?: { temperature: number; seed: number };
 }
 
 // Raw backend counters (cumulative since load) at the first generated token and at the last:

@@ -39,7 +39,7 @@ async function main(): Promise<void> {
     const g = experts ? { ...f, experts } : f;
     return g.predictionByLayer ? ({ ...g, predictionByLayer: Array.from(g.predictionByLayer) } as unknown as BackendFlashStats) : g;
   };
-  const it = engine.generate(req.promptIds, { greedy: true, stopAtEos: false, addSpecial: false, maxTokens: req.decodeTokens + 1 });
+  const it = engine.generate(req.promptIds, { ...(req.sample ? { temperature: req.sample.temperature, seed: req.sample.seed } : { greedy: true }), stopAtEos: false, addSpecial: false, maxTokens: req.decodeTokens + 1 });
   const tStart = performance.now();
   let tFirst = tStart, tLast = tStart;
   let atFirst: BackendFlashStats | undefined, atLast: BackendFlashStats | undefined;

@@ -79,7 +79,8 @@ class ExpertStore {
   // ordinary cached experts (a demand read may replace them by the LFU order).
   void routed(int layer);
   // Pre-gating: starts reading (layer, expert) in the background into a slot nobody pinned,
-  // unless it is resident or no slot can be spared. Returns whether a read was issued.
+  // unless it is resident, no slot can be spared, or the pool has fewer than twice min_slots.
+  // Returns whether a read was issued.
   bool prefetch(int layer, int expert);
   // Waits for every read in flight (errors dropped); the pass is over or aborted.
   void drain();
@@ -95,6 +96,7 @@ class ExpertStore {
     uint64_t ticket = 0;     // its read, while in flight (0: landed or empty)
     bool pinned = false;
     bool prefetched = false; // read by pre-gating and not used yet
+    bool ahead = false;      // one of pre-gating's own slots (ahead_ of them)
     uint64_t last_use = 0;
   };
   int victim(bool for_prefetch);
@@ -108,6 +110,7 @@ class ExpertStore {
   const PageChecksums* sums_;
   size_t slot_bytes_ = 0;
   std::vector<Slot> slots_;
+  int ahead_ = 0;  // slots pre-gating read into last (it reuses them once it holds min_slots_)
   std::vector<int32_t> slot_of_;   // [n_layer * per_layer] slot holding the expert, or -1
   std::vector<uint32_t> count_;    // [n_layer * per_layer] selections this sequence
   uint64_t clock_ = 0;

@@ -362,7 +362,7 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
     usage: "activeflow synth --shape <name> [--type q4_0] <out.gguf> [options]",
     summary: "Write a random-weight llama-family GGUF of a real model's shape (for speed, I/O and memory tests only).",
     details: [
-      "tiny-moe, moe-2b, mixtral-8x7b and qwen3-30b-a3b are mixture-of-experts shapes (Mixtral's llama layout, or qwen3moe), which run in DRAM, or under a DRAM budget with their experts on flash (without contextual sparsity yet).",
+      "tiny-moe, moe-2b, mixtral-8x7b, qwen3-30b-a3b, olmoe-1b-7b and mixtral-8x7b-8l (its first 8 layers) are mixture-of-experts shapes (Mixtral's llama layout, or qwen3moe), which run in DRAM, or under a DRAM budget with their experts on flash (without contextual sparsity yet).",
       "The file appears only when complete. The last line of stdout is its path.",
     ],
     positionals: ["out.gguf"],

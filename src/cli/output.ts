@@ -90,7 +90,8 @@ export function flashLine(f: FlashRunStats): string {
   if (x) {
     parts.push(
       `experts: ${x.expertsRead} read + ${x.expertsPrefetched} pre-gated (${fixed(x.expertBytesRead / MiB, 1)} MiB), hits ${fixed(x.cacheHitRate * 100, 1)}% of ${x.lookups} in ${x.slots} slots, ` +
-        `pre-gating recall ${x.pregating.recall === null ? "-" : `${fixed(x.pregating.recall * 100, 1)}%`}`,
+        `pre-gating recall ${x.pregating.recall === null ? "-" : `${fixed(x.pregating.recall * 100, 1)}%`}` +
+        (x.pregating.off !== null ? `, pre-gating off (${x.pregating.off})` : ""),
     );
   }
   return `flash: ${parts.join(" | ")}`;
@@ -145,7 +146,7 @@ function expertsRecord(x: ExpertRunStats): Record<string, unknown> {
     expert_bytes_read: x.expertBytesRead,
     expert_cache_hit_rate: x.cacheHitRate,
     expert_prefetch_hit_rate: x.prefetchHitRate,
-    pregating: { distance: p.distance, tp: p.truePositives, fp: p.falsePositives, fn: p.falseNegatives, precision: p.precision, recall: p.recall },
+    pregating: { reads_ahead: p.readsAhead, off: p.off, distance: p.distance, tp: p.truePositives, fp: p.falsePositives, fn: p.falseNegatives, precision: p.precision, recall: p.recall },
     slots: x.slots,
     slot_bytes: x.slotBytes,
     cached_experts: x.cachedExperts,

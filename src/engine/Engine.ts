@@ -83,6 +83,8 @@ export class Engine {
   predicting = true;
   // Whether every uncached record of the next site is read while one computes.
   readingAhead = false;
+  // MoE models: pre-gating asked for (the plan reserves its slots when the budget allows).
+  private pregating = true;
   private sparsityLevel = 0;
   private residentPeak = 0;
   // Run-time budget (setDramBudget, the memory watcher).
@@ -115,7 +117,7 @@ export class Engine {
       tokenIndex: () => this.tokenIndex,
       resizeCache: (cache) => {
         // MoE models: the cache is the attention columns' and the expert slots' beyond the minimum.
-        const split = splitCache(this.flash!, this.config, cache);
+        const split = splitCache(this.flash!, this.config, cache, this.pregating);
         this.live().setCacheBytes(split.columnBytes);
         if (this.flash!.experts.length > 0) this.live().setExpertPoolBytes(split.expertPoolBytes);
       },
@@ -245,8 +247,8 @@ export class Engine {
           crcBase: flash.extents[0]?.offset ?? 0,
           verify: options.verifyReads ?? false,
           direct: true,
-          cacheBytes: splitCache(flash, config, plan.cacheBytes).columnBytes,
-          ...(flash.experts.length > 0 ? { experts: expertSpec(flash, splitCache(flash, config, plan.cacheBytes).expertPoolBytes, options.pregate ?? true) } : {}),
+          cacheBytes: splitCache(flash, config, plan.cacheBytes, options.pregate ?? true).columnBytes,
+          ...(flash.experts.length > 0 ? { experts: expertSpec(flash, splitCache(flash, config, plan.cacheBytes, options.pregate ?? true).expertPoolBytes, options.pregate ?? true) } : {}),
           embdResident: plan.embdResident,
           headResident: plan.headResident,
           headStagingBytes: HEAD_STAGING_BYTES,
@@ -277,6 +279,7 @@ export class Engine {
     engine.tuning = tuning;
     engine.sourceBytes = sourceBytes;
     engine.predicting = options.preload ?? PRELOAD_DEFAULT;
+    engine.pregating = options.pregate ?? true;
     engine.readingAhead = (options.readAhead ?? false) && plan !== undefined && plan.preloadBytes > 0 && flash!.groupSize === 1;
     engine.planner = planner;
     if (table) {
@@ -306,7 +309,7 @@ export class Engine {
     const counts = model.siteCounts(reset);
     this.residentPeak = Math.max(this.residentPeak, f.weightResidentBytes);
     const frac = (s: number) => (counts.seen[s]! > 0 ? counts.kept[s]! / counts.seen[s]! : 1);
-    const xs = this.flash.experts.length > 0 ? expertRunStats(model.expertStats(reset)!) : undefined;
+    const xs = this.flash.experts.length > 0 ? expertRunStats(model.expertStats(reset)!, this.pregating, splitCache(this.flash, this.config, this.budget.appliedCacheBytes, this.pregating).minSlots) : undefined;
     return {
       dramBudgetBytes: this.budget.budgetBytes,
       weightResidentBytesPeak: this.residentPeak,

@@ -28,8 +28,22 @@ export function expertSpec(flash: FlashModel, poolBytes: number, pregate: boolea
   };
 }
 
-export function expertRunStats(s: BackendExpertStats): ExpertRunStats {
+// Pre-gating reads ahead only with a spare slot for every one the computing layer pins
+// (ExpertStore::prefetch; splitCache reserves them when the budget allows): requested is
+// whether it was asked for, minSlots the slots a layer pins (top-k and the shared expert).
+export function pregateState(requested: boolean, slots: number, minSlots: number, slotBytes: number): { readsAhead: boolean; off: string | null } {
+  if (!requested) return { readsAhead: false, off: "not requested" };
+  if (slots >= 2 * minSlots) return { readsAhead: true, off: null };
+  return {
+    readsAhead: false,
+    off: `lack of slots: the budget holds ${slots} expert slots, pre-gating needs ${2 * minSlots} (${minSlots} for the layer computing and ${minSlots} for the next layer's predicted experts), ` +
+      `about ${((2 * minSlots - slots) * slotBytes / (1 << 20)).toFixed(1)} MiB more`,
+  };
+}
+
+export function expertRunStats(s: BackendExpertStats, pregateRequested: boolean, minSlots: number): ExpertRunStats {
   const predicted = s.predTp + s.predFp, actual = s.predTp + s.predFn;
+  const state = pregateState(pregateRequested, s.slots, minSlots, s.slotBytes);
   return {
     lookups: s.lookups,
     expertsRead: s.reads,
@@ -38,6 +52,7 @@ export function expertRunStats(s: BackendExpertStats): ExpertRunStats {
     cacheHitRate: s.lookups > 0 ? s.hits / s.lookups : 0,
     prefetchHitRate: s.lookups > 0 ? s.prefetchHits / s.lookups : 0,
     pregating: {
+      ...state,
       distance: 1,
       truePositives: s.predTp, falsePositives: s.predFp, falseNegatives: s.predFn,
       precision: predicted > 0 ? s.predTp / predicted : null,

@@ -141,7 +141,10 @@ export interface ExpertRunStats {
   // The next layer's router applied to the residual stream before this layer's FFN, against
   // the experts that layer then routed to, per token (the shared expert not counted). Both
   // sets hold top-k experts, so precision and recall are equal.
-  pregating: { distance: 1; truePositives: number; falsePositives: number; falseNegatives: number; precision: number | null; recall: number | null };
+  // readsAhead: whether pre-gating reads experts ahead; when not, off says why ("not
+  // requested", or "lack of slots: ..." when the budget holds fewer than twice the slots a layer
+  // pins). Prediction is scored whenever it was requested.
+  pregating: { readsAhead: boolean; off: string | null; distance: 1; truePositives: number; falsePositives: number; falseNegatives: number; precision: number | null; recall: number | null };
   // Slots of whole experts (the budget's), each slotBytes; experts held in them now.
   slots: number;
   slotBytes: number;

@@ -49,6 +49,19 @@ export const SHAPES = {
     name: "qwen3-30b-a3b", arch: "qwen3moe", dim: 2048, layers: 48, ffn: 6144, heads: 32, kvHeads: 4, headDim: 128, vocab: 151936,
     contextLength: 40960, ropeTheta: 1000000, normEps: 1e-6, experts: { count: 128, used: 8, ffn: 768 },
   },
+  // OLMoE-1B-7B's size in the Qwen3-MoE layout (16 layers, 64 experts of 1024, top-8; ~4 GB at
+  // Q4_0): issue 10's flash-emu benchmark, whose RAM-backed device must hold the file.
+  "olmoe-1b-7b": {
+    name: "olmoe-1b-7b", arch: "qwen3moe", dim: 2048, layers: 16, ffn: 1024, heads: 16, kvHeads: 16, headDim: 128, vocab: 50304,
+    contextLength: 4096, ropeTheta: 10000, normEps: 1e-5, experts: { count: 64, used: 8, ffn: 1024 },
+  },
+  // Mixtral-8x7B with 8 of its 32 layers (6.7 GB at Q4_0): the disk benchmark's stand-in, since the
+  // full model and its Q4_1 twin (26 + 29 GB) take longer to write and convert than a run allows;
+  // per layer it reads and holds exactly what the full model does.
+  "mixtral-8x7b-8l": {
+    name: "mixtral-8x7b-8l", dim: 4096, layers: 8, ffn: 14336, heads: 32, kvHeads: 8, vocab: 32000, contextLength: 32768,
+    ropeTheta: 1000000, normEps: 1e-5, experts: { count: 8, used: 2, ffn: 14336 },
+  },
 } as const satisfies Record<string, LlamaShape>;
 
 export type ShapeName = keyof typeof SHAPES;
