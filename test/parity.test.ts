@@ -97,8 +97,11 @@ test("teacher-forced next-token distributions match llama.cpp on wikitext-2", { 
 
 // Where a greedy completion parts from llama.cpp's, llama.cpp's own log-prob gap between its
 // token and ours must be this small: a real defect (rope, norm, attention) shows as a
-// confident disagreement, rounding as a near tie.
-const NEAR_TIE_NATS = 0.5;
+// confident disagreement, rounding as a near tie. On an Intel Xeon host (2026-12-03) "The
+// capital of France is" parts at token 5 with a 0.525-nat gap, at the token where our own AVX2
+// and AVX-512 kernels part from each other too (the same on the commit before that session's
+// merges): accumulation order alone moves this logit pair that far, so 0.5 was too tight.
+const NEAR_TIE_NATS = 0.6;
 
 test("greedy 64-token raw completions match llama.cpp up to near ties", { timeout: 300_000 }, async (t) => {
   const s = await setup();
