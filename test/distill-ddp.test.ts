@@ -8,11 +8,9 @@ import assert from "node:assert/strict";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
 import { helpText, parseArgs, UsageError } from "../src/cli/args.js";
 import { main } from "../src/cli/main.js";
-import type { CliContext } from "../src/cli/commands/context.js";
-import { loadRealEngine } from "../src/cli/commands/model.js";
+import { captureContext } from "./helpers/cli.js";
 import { launchCommand, venvDir, venvPython, venvReady } from "../src/distill/python.js";
 import { Engine } from "../src/index.js";
 import { GgmlType } from "../src/gguf/types.js";
@@ -37,21 +35,7 @@ after(async () => {
   if (dir !== "") await rm(dir, { recursive: true, force: true });
 });
 
-function context(env: NodeJS.ProcessEnv): { ctx: CliContext; out: () => string; err: () => string } {
-  let out = "", err = "";
-  const stdout = new PassThrough(), stderr = new PassThrough();
-  stdout.on("data", (b: Buffer) => (out += b.toString()));
-  stderr.on("data", (b: Buffer) => (err += b.toString()));
-  const ctx: CliContext = {
-    stdin: new PassThrough(),
-    stdout: stdout as unknown as CliContext["stdout"],
-    stderr: stderr as unknown as CliContext["stderr"],
-    env,
-    loadEngine: loadRealEngine,
-    onInterrupt: () => () => {},
-  };
-  return { ctx, out: () => out, err: () => err };
-}
+const context = (env: NodeJS.ProcessEnv) => captureContext({ env });
 
 test("distill --procs / --batch / --fsdp: bad combinations are one-line usage errors, and --help lists them", () => {
   const bad: [string[], RegExp][] = [

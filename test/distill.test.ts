@@ -11,11 +11,9 @@ import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
 import { main } from "../src/cli/main.js";
+import { captureContext } from "./helpers/cli.js";
 import { distilledPath } from "../src/cli/commands/distill.js";
-import type { CliContext } from "../src/cli/commands/context.js";
-import { loadRealEngine } from "../src/cli/commands/model.js";
 import { runPythonModule, venvDir, venvPython, venvReady } from "../src/distill/python.js";
 import { Engine } from "../src/index.js";
 import { readGguf } from "../src/gguf/reader.js";
@@ -41,21 +39,7 @@ after(async () => {
   if (dir !== "") await rm(dir, { recursive: true, force: true });
 });
 
-function context(env: NodeJS.ProcessEnv): { ctx: CliContext; out: () => string; err: () => string } {
-  let out = "", err = "";
-  const stdout = new PassThrough(), stderr = new PassThrough();
-  stdout.on("data", (b: Buffer) => (out += b.toString()));
-  stderr.on("data", (b: Buffer) => (err += b.toString()));
-  const ctx: CliContext = {
-    stdin: new PassThrough(),
-    stdout: stdout as unknown as CliContext["stdout"],
-    stderr: stderr as unknown as CliContext["stderr"],
-    env,
-    loadEngine: loadRealEngine,
-    onInterrupt: () => () => {},
-  };
-  return { ctx, out: () => out, err: () => err };
-}
+const context = (env: NodeJS.ProcessEnv) => captureContext({ env });
 
 test("distill names its output beside the model with the sparsity in the name", () => {
   assert.equal(distilledPath("/m/SmolLM2-135M-Instruct.Q4_1.gguf", 0.5), "/m/SmolLM2-135M-Instruct.Q4_1.distilled-s0.5.gguf");
