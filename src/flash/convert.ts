@@ -23,6 +23,7 @@ import { readTypedMetadata } from "./typedMetadata.js";
 import { splitFusedTensors } from "../model/fusedTensors.js";
 import { sweepTemps, trackTemp } from "../tempFiles.js";
 import { readMoeConfig } from "../model/moe.js";
+import { bandRecords } from "./bandRecords.js";
 import { expertShapeOf, expertTensorData, type ConvertHelpers } from "./convertExperts.js";
 import { EXPERT_KEY, EXPERT_TENSORS, SHARED_EXPERT_TENSORS, describeExpertLayout, expertTensors } from "./experts.js";
 
@@ -87,9 +88,6 @@ const COLUMN_TYPES: ReadonlySet<number> = new Set([
   GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q8_0,
   GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K,
 ]);
-// Input channels per band: a multiple of every block size (32, 256); ~10 MB of floats
-// per tensor at n_out = 11008.
-const BAND = 256;
 const RESIDENT_CHUNK = 4 << 20;
 
 const blockOf = (type: number): number => TYPE_LAYOUT[type]![0];
@@ -205,42 +203,8 @@ function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
   if (signal?.aborted) throw new ActiveflowError("ABORTED", `${what} was aborted`, { cause: signal.reason });
 }
 
-// dst[jb * rows + r] = src[r * cols + jb]: rows x cols to cols x rows, in tiles for the cache.
-function transpose(src: Float32Array, dst: Float32Array, rows: number, cols: number): void {
-  const T = 32;
-  for (let r0 = 0; r0 < rows; r0 += T) {
-    const r1 = Math.min(r0 + T, rows);
-    for (let c0 = 0; c0 < cols; c0 += T) {
-      const c1 = Math.min(c0 + T, cols);
-      for (let r = r0; r < r1; r++) {
-        const s = r * cols;
-        for (let c = c0; c < c1; c++) dst[c * rows + r] = src[s + c]!;
-      }
-    }
-  }
-}
-
 // Squared-error sums of one site, for its relative RMS requantisation error.
 interface ErrorSum { diff: number; ref: number }
-
-// Columns j0..j0+nb of one source tensor (nOut rows of type info.type in `bytes`) as floats,
-// column-major: the result's [jb * nOut + r] is W[r][j0 + jb]. Uses the scratch buffers.
-export function bandColumns(
-  addon: ConversionKernels, info: GgufTensorInfo, bytes: Uint8Array, nOut: number, j0: number, nb: number, gathered: Uint8Array, cols: Float32Array,
-): Float32Array {
-  const [blk, bb] = TYPE_LAYOUT[info.type]!;
-  const srcRow = (info.dims[0]! / blk) * bb;
-  const slice = (nb / blk) * bb;
-  const sliceAt = (j0 / blk) * bb;
-  // The band's slice of every source row, side by side: an nOut x nb matrix of source blocks.
-  for (let r = 0; r < nOut; r++) {
-    gathered.set(bytes.subarray(r * srcRow + sliceAt, r * srcRow + sliceAt + slice), r * slice);
-  }
-  const rowsMajor = addon.dequantizeRow(info.type, gathered.subarray(0, nOut * slice), nOut * nb);
-  const colsMajor = cols.subarray(0, nb * nOut);
-  transpose(rowsMajor, colsMajor, nOut, nb);
-  return colsMajor;
-}
 
 function addError(err: ErrorSum, ref: Float32Array, got: Float32Array): void {
   let diff = 0;
@@ -256,7 +220,7 @@ function addError(err: ErrorSum, ref: Float32Array, got: Float32Array): void {
 }
 
 
-// Records of one extent, BAND input channels per chunk (the chunk buffer is reused).
+// Records of one extent, in bands of input channels (bandRecords).
 async function* extentRecords(
   addon: ConversionKernels, fh: FileHandle, src: GgufFile, e: ExtentLayout, crcs: Uint32Array, err: ErrorSum, signal: AbortSignal | undefined,
 ): AsyncGenerator<Uint8Array> {
@@ -270,32 +234,11 @@ async function* extentRecords(
     sources.push({ info, bytes });
     throwIfAborted(signal, what);
   }
-  const maxOut = Math.max(...e.parts.map((p) => p.nOut));
-  const chunk = new Uint8Array(Math.min(BAND, e.nIn) * e.recordBytes);
-  const split = e.layout === "split";
-  const gathered = new Uint8Array(split ? 0 : maxOut * BAND * 4);
-  const cols = new Float32Array(split ? 0 : maxOut * BAND);
-  const hasher = new PageHasher(crcs, e.firstPage, (b, seed) => addon.crc32c(b, seed));
-  for (let j0 = 0; j0 < e.nIn; j0 += BAND) {
-    const nb = Math.min(BAND, e.nIn - j0);
-    const out = chunk.subarray(0, nb * e.recordBytes);
-    e.parts.forEach((p, k) => {
-      const { info, bytes } = sources[k]!;
-      if (split) {
-        // The source's codes of channels j0 .. j0 + nb - 1, straight into their records.
-        addon.colxSplitCodes(p.type, bytes, p.nOut, e.nIn, j0, nb, out, p.offset, e.recordBytes);
-        return;
-      }
-      const colsMajor = bandColumns(addon, info, bytes, p.nOut, j0, nb, gathered, cols);
-      const q = addon.quantizeRow(e.columnType, colsMajor);
-      for (let jb = 0; jb < nb; jb++) out.set(q.subarray(jb * p.bytes, (jb + 1) * p.bytes), jb * e.recordBytes + p.offset);
-      addError(err, colsMajor, addon.dequantizeRow(e.columnType, q, colsMajor.length));
-    });
-    hasher.update(out);
-    throwIfAborted(signal, what);
-    yield out;
-  }
-  hasher.finish();
+  yield* bandRecords(addon, sources, e, e.columnType, e.layout === "split", {
+    hasher: new PageHasher(crcs, e.firstPage, (b, seed) => addon.crc32c(b, seed)),
+    addError: (ref, got) => addError(err, ref, got),
+    throwIfAborted: () => throwIfAborted(signal, what),
+  });
 }
 
 // The scale plane of one split (layer, tensor): the block parameters of its source rows.
@@ -426,7 +369,7 @@ export async function convertToFlash(addon: ConversionKernels, inPath: string, o
     let produced = 0;
     const totalBytes = [...layout.resident, ...layout.scales, ...layout.extents, ...expertList].reduce((n, t) => n + t.bytes, 0) + layout.crc.bytes;
     const helpers: ConvertHelpers = {
-      readAt, bandColumns,
+      readAt,
       newHasher: (firstPage) => new PageHasher(crcs, firstPage, (b, seed) => addon.crc32c(b, seed)),
       addError: (ref, got) => addError(expertError, ref, got),
       throwIfAborted: () => throwIfAborted(options.signal, `converting ${inPath}`),

@@ -8,6 +8,7 @@ import { findTensor } from "../gguf/reader.js";
 import { GgmlType, TYPE_LAYOUT, typeName, type GgufFile, type GgufTensorInfo } from "../gguf/types.js";
 import type { MoeConfig } from "../model/moe.js";
 import { EXPERT_TENSORS, EXPERT_TYPES_PER_LAYER, SHARED_EXPERT_TENSORS, type ExpertExtentPart, type ExpertLayout, type ExpertShape } from "./experts.js";
+import { bandRecords } from "./bandRecords.js";
 import { canSplit } from "./format.js";
 
 export interface ExpertConvertOptions {
@@ -19,7 +20,6 @@ export interface ExpertConvertOptions {
 // Helpers the dense converter owns, passed in so this module does not import it back.
 export interface ConvertHelpers {
   readAt(fh: FileHandle, buf: Uint8Array, position: number, path: string): Promise<void>;
-  bandColumns(addon: ConversionKernels, info: GgufTensorInfo, bytes: Uint8Array, nOut: number, j0: number, nb: number, gathered: Uint8Array, cols: Float32Array): Float32Array;
   newHasher(firstPage: number): { update(b: Uint8Array): void; finish(): void };
   addError(ref: Float32Array, got: Float32Array): void;
   throwIfAborted(): void;
@@ -27,8 +27,6 @@ export interface ConvertHelpers {
 
 const blockOf = (type: number): number => TYPE_LAYOUT[type]![0];
 const bytesPerElem = (type: number): number => TYPE_LAYOUT[type]![1] / TYPE_LAYOUT[type]![0];
-// Input channels per band of requantised columns (a multiple of every block size).
-const BAND = 256;
 
 // The expert tensor of `layer` named `name` (3-D: [n_in, n_out, n_expert], or 2-D for the
 // shared expert), checked against the shape the config gives.
@@ -106,31 +104,7 @@ async function* expertRecords(
   const e: ExpertExtentPart = x[which];
   const sources: { info: GgufTensorInfo; bytes: Uint8Array }[] = [];
   for (const k of which === "in" ? [0, 1] : [2]) sources.push(await readPart(fh, src, h, x, shape, k));
-  const split = shape.layout === "split";
-  const maxOut = Math.max(...e.parts.map((p) => p.nOut));
-  const chunk = new Uint8Array(Math.min(BAND, e.nIn) * e.recordBytes);
-  const gathered = new Uint8Array(split ? 0 : maxOut * BAND * 4);
-  const cols = new Float32Array(split ? 0 : maxOut * BAND);
-  const hasher = h.newHasher(e.firstPage);
-  for (let j0 = 0; j0 < e.nIn; j0 += BAND) {
-    const nb = Math.min(BAND, e.nIn - j0);
-    const out = chunk.subarray(0, nb * e.recordBytes);
-    e.parts.forEach((p, k) => {
-      const { info, bytes } = sources[k]!;
-      if (split) {
-        addon.colxSplitCodes(p.type, bytes, p.nOut, e.nIn, j0, nb, out, p.offset, e.recordBytes);
-        return;
-      }
-      const colsMajor = h.bandColumns(addon, info, bytes, p.nOut, j0, nb, gathered, cols);
-      const q = addon.quantizeRow(shape.columnType, colsMajor);
-      for (let jb = 0; jb < nb; jb++) out.set(q.subarray(jb * p.bytes, (jb + 1) * p.bytes), jb * e.recordBytes + p.offset);
-      h.addError(colsMajor, addon.dequantizeRow(shape.columnType, q, colsMajor.length));
-    });
-    hasher.update(out);
-    h.throwIfAborted();
-    yield out;
-  }
-  hasher.finish();
+  yield* bandRecords(addon, sources, e, shape.columnType, shape.layout === "split", { hasher: h.newHasher(e.firstPage), addError: h.addError, throwIfAborted: h.throwIfAborted });
 }
 
 // The split scale planes of one expert (gate, up, down) in one buffer.
